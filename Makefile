@@ -1,0 +1,36 @@
+# Two commands for a new user: `make demo` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test test-browser demo bench-quick bench lint clean
+
+setup: $(STAMP)
+
+# Idempotent: re-runs only when the project's dependencies change.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The CPU build of torch lies on this machine's disk; the exact pin keeps pip on it.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q -m "not browser"
+
+test-browser: setup
+	$(PY) -m pytest -q -m browser
+
+demo: setup
+	$(PY) -m grasp_guard demo
+
+bench-quick: setup
+	$(PY) -m grasp_guard bench quality --quick
+
+bench: setup
+	$(PY) -m grasp_guard bench quality
+
+clean:
+	rm -rf $(VENV) .pytest_cache
