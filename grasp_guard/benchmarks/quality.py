@@ -1,0 +1,269 @@
+"""`grasp-guard bench quality`: defense methods compared at matched PSNR (GRASP.md protocol).
+
+Every level row tunes one budget knob of its method (ε for PGD, ε and the PSNR floor for the
+GRASP family) by a secant search in log-budget on a calibration subset, then runs on the
+whole eval set; the row reports the PSNR it actually reached after 8-bit quantisation.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from grasp_guard.benchmarks.eval_set import eval_crops
+from grasp_guard.benchmarks.report import Row
+from grasp_guard.defense.baselines import pgd, weighted_sum
+from grasp_guard.defense.config import GraspConfig, config_for
+from grasp_guard.defense.grasp import DefenseResult, grasp
+from grasp_guard.defense.metrics import evaluate_defense
+from grasp_guard.models.editor import Editor
+
+logger = logging.getLogger(__name__)
+
+LEVELS = {"psnr36": 36.0, "psnr38": 38.0, "psnr40": 40.0, "psnr42": 42.0}
+TOLERANCE_DB = 0.5
+
+
+@dataclass(frozen=True)
+class Method:
+    """A defense method whose strength is one positive budget ``b`` (larger b, lower PSNR)."""
+
+    name: str
+    run: Callable[[torch.Tensor, Sequence[Editor], float], DefenseResult]
+    initial_budget: float
+    note: str = ""
+
+
+def pgd_method(steps: int = 10) -> Method:
+    """Joint PGD (one perturbation per image, all edits), budget ε on the [-1, 1] scale."""
+    return Method(
+        "pgd",
+        # b is ε on the [0, 1] scale; pgd takes the editor's [-1, 1] scale.
+        lambda x, eds, b: pgd(x, eds, eps=2 * b, alpha=2 * b / 5, steps=steps, per_edit=False),
+        initial_budget=0.01,
+        note=f"one perturbation per image for all edits, a=eps/5, {steps} steps",
+    )
+
+
+def grasp_family(name: str, base: GraspConfig, *, projection: bool = True) -> Method:
+    """GRASP (or its weighted-sum twin) with budget ε; the PSNR floor follows the level."""
+    runner = grasp if projection else weighted_sum
+    return Method(name, lambda x, eds, b: runner(x, eds, base.with_budget(b)),
+                  initial_budget=base.eps)
+
+
+@dataclass
+class Calibration:
+    budget: float
+    psnr: float
+    trials: list[tuple[float, float]] = field(default_factory=list)
+
+
+def calibrate(method: Method, x: torch.Tensor, editors: Sequence[Editor], target: float,
+              max_trials: int = 5) -> Calibration:
+    """Secant search in log-budget so the mean quantised PSNR lands within ±0.25 dB of target.
+
+    PSNR falls about 20 dB per decade of an L∞ budget, which seeds the first step.
+    """
+    trials: list[tuple[float, float]] = []
+    b = method.initial_budget
+    for _ in range(max_trials):
+        psnr = float(method.run(x, editors, b).psnr.double().mean())
+        trials.append((b, psnr))
+        if abs(psnr - target) <= TOLERANCE_DB / 2:
+            break
+        if len(trials) >= 2 and abs(trials[-1][1] - trials[-2][1]) > 1e-3:
+            (b0, p0), (b1, p1) = trials[-2], trials[-1]
+            slope = (p1 - p0) / (math.log(b1) - math.log(b0))
+            slope = min(slope, -2.0)  # keep the step sane if PSNR barely moved
+        else:
+            slope = -20.0 / math.log(10.0)
+        b = math.exp(math.log(b) + (target - psnr) / slope)
+        b = min(max(b, 1e-4), 0.5)
+    best = min(trials, key=lambda t: abs(t[1] - target))
+    return Calibration(best[0], best[1], trials)
+
+
+def evaluate(result: DefenseResult, x: torch.Tensor, editors: Sequence[Editor]) -> dict[str, float]:
+    """Mean PSNR/SSIM/iterations and DSRs over every editor and edit of a run."""
+    metrics = [evaluate_defense(e, x, result.images) for e in editors]
+    return {
+        "psnr": float(result.psnr.double().mean()),
+        "ssim": float(result.ssim.double().mean()),
+        "dsr_cmua": float(np.mean([m.dsr_cmua for m in metrics])),
+        "dsr_ruiz": float(np.mean([m.dsr_ruiz for m in metrics])),
+        "distortion": float(np.mean([m.mean_distortion for m in metrics])),
+        "iterations": float(result.iterations.double().mean()),
+    }
+
+
+def _row(method: str, model: str, level: str, x: torch.Tensor, result: DefenseResult,
+         editors: Sequence[Editor], seconds: float, eps: float | None, note: str) -> Row:
+    return Row(method=method, model=model, level=level, n=len(x), sec_per_face=seconds / len(x),
+               eps=eps, note=note, **evaluate(result, x, editors))
+
+
+def standard_pgd_row(model: str, editor: Editor, x: torch.Tensor) -> Row:
+    """The published protocol: per-(image, edit) PGD, ε 0.05, a 0.01, 10 steps, [-1, 1] space."""
+    start = time.perf_counter()
+    result = pgd(x, [editor], eps=0.05, alpha=0.01, steps=10, per_edit=True)
+    seconds = time.perf_counter() - start
+    # Each pair (n, e) has its own image: edit e is evaluated on image (n, e) only.
+    metrics = evaluate_defense(editor, x, result.images)
+    return Row(
+        method="pgd", model=model, level="standard", n=len(x),
+        psnr=float(result.psnr.double().mean()), ssim=float(result.ssim.double().mean()),
+        dsr_cmua=metrics.dsr_cmua, dsr_ruiz=metrics.dsr_ruiz,
+        distortion=metrics.mean_distortion, iterations=10.0,
+        sec_per_face=seconds / len(x), eps=0.025,
+        note="one attack per (image, edit), Ruiz et al. protocol",
+    )
+
+
+def level_row(method: Method, model: str, editors: Sequence[Editor], x: torch.Tensor,
+              level: str, calib_n: int) -> tuple[Row, Calibration]:
+    """``method`` tuned to ``level`` on the first ``calib_n`` crops, then run on all of them."""
+    target = LEVELS[level]
+    cal = calibrate(method, x[:calib_n], editors, target)
+    start = time.perf_counter()
+    result = method.run(x, editors, cal.budget)
+    seconds = time.perf_counter() - start
+    psnr = float(result.psnr.double().mean())
+    budget = cal.budget
+    if abs(psnr - target) > TOLERANCE_DB:  # the subset misjudged the set: one correction
+        budget = math.exp(math.log(budget) - (target - psnr) * math.log(10.0) / 20.0)
+        start = time.perf_counter()
+        result = method.run(x, editors, budget)
+        seconds = time.perf_counter() - start
+    trials = ", ".join(f"{b * 255:.2f}/255:{p:.1f}dB" for b, p in cal.trials)
+    note = "; ".join(s for s in (method.note, f"calibration {trials}") if s)
+    return _row(method.name, model, level, x, result, editors, seconds, budget, note), cal
+
+
+def methods(steps: int | None = None) -> dict[str, Method]:
+    """The compared methods and GRASP's ablations, each one knob away from ``grasp``."""
+    base = config_for("balanced") if steps is None else config_for("balanced", steps=steps)
+    table = {
+        "pgd": pgd_method(),
+        "weighted_sum": grasp_family("weighted_sum", base, projection=False),
+        "grasp": grasp_family("grasp", base),
+    }
+    ablations: dict[str, dict[str, Any]] = {
+        "grasp-no-cross": {"cross_projection": False},
+        "grasp-no-smoothing": {"smoothing": "none"},
+        "grasp-smooth-after": {"smoothing": "after"},
+        "grasp-lf-dwt": {"lf_operator": "dwt"},
+        "grasp-lf-dct": {"lf_operator": "dct"},
+        "grasp-step-sign": {"step_rule": "sign"},
+        "grasp-step-l2": {"step_rule": "l2"},
+        "grasp-step-adam": {"step_rule": "adam"},
+        "grasp-20-iters": {"steps": 20},
+        "grasp-no-lf": {"lambda_lf": 0.0},
+        "grasp-no-ssim": {"lambda_ssim": 0.0},
+    }
+    for name, changes in ablations.items():
+        config = base.replace(**changes)
+        if config != base:  # an ablation equal to the default is not a row
+            table[name] = grasp_family(name, config)
+    return table
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which rows a run holds: standard-PGD crop counts per model, and level rows."""
+
+    standard: dict[str, int]
+    levels: tuple[tuple[str, str, str, int], ...]  # (method, model, level, n)
+    calib_n: int
+
+
+_COMPARED = ("pgd", "weighted_sum", "grasp")
+QUICK = Plan(
+    standard={"stargan-celeba-128": 2, "reference": 8},
+    levels=tuple((m, "reference", "psnr40", 8) for m in _COMPARED),
+    calib_n=4,
+)
+FULL = Plan(
+    standard={"reference": 20, "stargan-celeba-128": 8, "attgan-celeba-128": 8},
+    levels=(
+        *((m, "reference", lv, 20) for lv in LEVELS for m in _COMPARED),
+        *((m, "reference", "psnr40", 20) for m in methods() if m not in _COMPARED),
+        *((m, "stargan-celeba-128", "psnr40", 6) for m in _COMPARED),
+        *((m, "attgan-celeba-128", "psnr40", 4) for m in _COMPARED),
+    ),
+    calib_n=6,
+)
+
+
+def load_bench_editor(model: str) -> Editor:
+    """The trained reference; the official architectures with seeded weights (mechanics)."""
+    from grasp_guard.models.zoo import load_editor
+
+    return load_editor(model, seeded=model != "reference")
+
+
+def run_plan(plan: Plan, progress: Callable[[str], None] = logger.info) -> list[Row]:
+    editors: dict[str, Editor] = {}
+    rows: list[Row] = []
+    table = methods()
+
+    def editor_for(model: str) -> Editor:
+        if model not in editors:
+            editors[model] = load_bench_editor(model)
+        return editors[model]
+
+    for model, n in plan.standard.items():
+        editor = editor_for(model)
+        rows.append(standard_pgd_row(model, editor, eval_crops(n, editor.info.resolution)))
+        progress(_describe(rows[-1]))
+    for method, model, level, n in plan.levels:
+        editor = editor_for(model)
+        x = eval_crops(n, editor.info.resolution)
+        row, _ = level_row(table[method], model, [editor], x, level, min(plan.calib_n, n))
+        rows.append(row)
+        progress(_describe(row))
+    return rows
+
+
+def _describe(row: Row) -> str:
+    return (f"{row.method:>20} {row.model:>20} {row.level:>8}  n={row.n:<3} PSNR {row.psnr:6.2f}  "
+            f"SSIM {row.ssim:.4f}  DSR {row.dsr_cmua:.2f}/{row.dsr_ruiz:.2f}  "
+            f"{row.sec_per_face:.2f} s/face")
+
+
+def plot_dsr_vs_psnr(rows: Sequence[Row], path: Any) -> None:
+    """DSR (CMUA) against PSNR, one line per (method, model) over the levels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        if r.level in LEVELS:
+            series.setdefault((r.method, r.model), []).append(r)
+    for (method, model), pts in sorted(series.items()):
+        if len(pts) < 2 and method not in _COMPARED:
+            continue
+        pts.sort(key=lambda r: r.psnr)
+        ax.plot([r.psnr for r in pts], [r.dsr_cmua for r in pts], marker="o",
+                label=f"{method} / {model}")
+    for r in rows:
+        if r.level == "standard":
+            ax.scatter([r.psnr], [r.dsr_cmua], marker="x", label=f"PGD standard / {r.model}")
+    ax.set_xlabel("PSNR after 8-bit quantisation (dB)")
+    ax.set_ylabel("DSR (CMUA)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,87 @@
+"""Benchmark provenance and output: markdown table, JSON file, one JSON line on stdout."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS_DIR = Path("bench") / "results"
+
+
+@dataclass
+class Row:
+    """One benchmark row; DSR values are fractions in [0, 1]."""
+
+    method: str
+    model: str
+    level: str
+    n: int
+    psnr: float
+    ssim: float
+    dsr_cmua: float
+    dsr_ruiz: float
+    distortion: float
+    iterations: float
+    sec_per_face: float
+    eps: float | None = None
+    note: str = ""
+
+
+def meta(argv: Sequence[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """Command line, machine and git revision, for the top of every result file."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout
+        rev += "+dirty" if dirty.strip() else ""
+    except (OSError, subprocess.CalledProcessError):
+        rev = "unknown"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return {
+        "command": " ".join(["grasp-guard", *(argv if argv is not None else sys.argv[1:])]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git": rev,
+        "machine": f"{platform.machine()} {platform.processor() or ''} ".strip()
+        + f", {torch.get_num_threads()} torch threads, device {device}",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        **extra,
+    }
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    head = ("method", "model", "level", "n", "PSNR", "SSIM", "DSR CMUA", "DSR Ruiz",
+            "distortion", "iters", "s/face", "eps", "note")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        eps = f"{r.eps * 255:.2f}/255" if r.eps is not None else ""
+        lines.append(
+            f"| {r.method} | {r.model} | {r.level} | {r.n} | {r.psnr:.2f} | {r.ssim:.4f} | "
+            f"{r.dsr_cmua:.2f} | {r.dsr_ruiz:.2f} | {r.distortion:.4f} | {r.iterations:.1f} | "
+            f"{r.sec_per_face:.2f} | {eps} | {r.note} |"
+        )
+    return "\n".join(lines)
+
+
+def write_results(name: str, title: str, rows: Sequence[Row], info: dict[str, Any],
+                  notes: str = "", out_dir: Path = RESULTS_DIR) -> dict[str, Any]:
+    """Write ``name.md`` and ``name.json``; return the JSON document."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc = {"rows": [asdict(r) for r in rows], "meta": info}
+    (out_dir / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
+    header = "\n".join(f"- {k}: `{v}`" for k, v in info.items() if not isinstance(v, (dict, list)))
+    md = f"# {title}\n\n{header}\n\n{markdown_table(rows)}\n"
+    if notes:
+        md += f"\n{notes}\n"
+    (out_dir / f"{name}.md").write_text(md)
+    return doc
