@@ -1,0 +1,51 @@
+"""Find faces and cut them into bucket-sized crops; paste protected crops back."""
+
+from grasp_guard.faces.detect import (
+    DETECTORS,
+    DetectionSettings,
+    FaceBox,
+    FaceDetector,
+    HaarDetector,
+    YuNetDetector,
+    detector_from_spec,
+    merge_overlapping,
+)
+from grasp_guard.faces.regions import (
+    BUCKETS,
+    CELEBA_CONTEXT,
+    CELEBA_SHIFT_UP,
+    FaceRegion,
+    Square,
+    extract_crops,
+    feather_mask,
+    from_tensor,
+    paste,
+    plan_regions,
+    snap_to_bucket,
+    to_tensor,
+    whole_image_region,
+)
+
+__all__ = [
+    "BUCKETS",
+    "CELEBA_CONTEXT",
+    "CELEBA_SHIFT_UP",
+    "DETECTORS",
+    "DetectionSettings",
+    "FaceBox",
+    "FaceDetector",
+    "FaceRegion",
+    "HaarDetector",
+    "Square",
+    "YuNetDetector",
+    "detector_from_spec",
+    "extract_crops",
+    "feather_mask",
+    "from_tensor",
+    "merge_overlapping",
+    "paste",
+    "plan_regions",
+    "snap_to_bucket",
+    "to_tensor",
+    "whole_image_region",
+]
