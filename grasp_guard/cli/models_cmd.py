@@ -1,0 +1,120 @@
+"""`grasp-guard models list | fetch NAME [--url URL] | add NAME PATH`: the surrogate weights."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from grasp_guard.models.reference import REFERENCE_WEIGHTS
+from grasp_guard.models.weights import DEFAULT_TIMEOUT_S, CacheRecord, WeightsCache, sha256_file
+from grasp_guard.models.zoo import ModelEntry, add_weights, fetch_weights, load_zoo
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``models`` command and its actions."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="Weights cache folder (default: $GRASP_GUARD_CACHE, else "
+        "~/.cache/grasp-guard/models).",
+    )
+    common.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="Model zoo file (default: the repository's config/models.yaml).",
+    )
+    parser = subparsers.add_parser(
+        "models",
+        help="List, download and register surrogate editor weights.",
+        description="List the surrogate editors, download official weights, "
+        "or register a local copy.",
+    )
+    actions = parser.add_subparsers(dest="models_action", required=True, metavar="ACTION")
+
+    listing = actions.add_parser(
+        "list", parents=[common], help="Show every editor and whether its weights are cached."
+    )
+    listing.set_defaults(func=_list)
+
+    fetch = actions.add_parser(
+        "fetch", parents=[common], help="Download, verify and cache an editor's weights."
+    )
+    fetch.add_argument("name", help="The editor's name (see `models list`).")
+    fetch.add_argument("--url", help="Download from this URL instead of the zoo's (a mirror).")
+    fetch.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="Seconds allowed for connecting and for each read.",
+    )
+    fetch.set_defaults(func=_fetch)
+
+    add = actions.add_parser(
+        "add", parents=[common], help="Register a local weights file after checking it loads."
+    )
+    add.add_argument("name", help="The editor's name (see `models list`).")
+    add.add_argument(
+        "path", type=Path, help="The checkpoint file (AttGAN: its setting.txt is copied along)."
+    )
+    add.set_defaults(func=_add)
+
+
+def _source(entry: ModelEntry) -> str:
+    if entry.embedded:
+        return "embedded"
+    return entry.url or "local file (models add)"
+
+
+def _row(entry: ModelEntry, record: CacheRecord | None) -> tuple[str, ...]:
+    if entry.embedded:
+        cached, digest = (
+            "yes",
+            sha256_file(REFERENCE_WEIGHTS) if REFERENCE_WEIGHTS.is_file() else "-",
+        )
+    elif record is not None:
+        cached, digest = "yes", record.sha256
+    else:
+        cached, digest = "no", entry.sha256 or "-"
+    return (entry.name, f"{entry.resolution}px", str(entry.n_edits), cached, digest, _source(entry))
+
+
+def _list(args: argparse.Namespace) -> int:
+    zoo = load_zoo(args.config)
+    records = WeightsCache(args.cache).records()
+    rows: list[tuple[str, ...]] = [("NAME", "SIZE", "EDITS", "CACHED", "SHA256", "SOURCE")]
+    rows += [_row(entry, records.get(name)) for name, entry in zoo.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    widths[-1] = 0  # the last column is not padded
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return 0
+
+
+def _report(record: CacheRecord, pinned: str | None) -> None:
+    print(f"{record.name}: {record.path}")
+    if record.pinned:
+        print(f"sha256 {record.sha256} (matches the pinned value)")
+    elif pinned is None:
+        print(
+            f"sha256 {record.sha256} (not pinned: set `sha256: {record.sha256}` for "
+            f"{record.name} in the model zoo to pin it)"
+        )
+    else:
+        print(f"sha256 {record.sha256} (differs from the pinned {pinned}: not the official file)")
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    zoo = load_zoo(args.config)
+    record = fetch_weights(args.name, cache=args.cache, url=args.url, timeout=args.timeout, zoo=zoo)
+    _report(record, zoo[args.name].sha256)
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    zoo = load_zoo(args.config)
+    record = add_weights(args.name, args.path, cache=args.cache, zoo=zoo)
+    _report(record, zoo[args.name].sha256)
+    return 0
