@@ -25,6 +25,7 @@ class ProtectOptions:
         site: a policy site name whose ``site_pipeline`` the defense should survive.
         site_jpeg_quality: ad-hoc JPEG quality the site re-encodes with (1-100).
         site_max_side: ad-hoc longest side the site resizes to (pixels).
+        site_blur_sigma: ad-hoc Gaussian blur sigma the site applies (pixels, > 0).
     """
 
     preset: str = "balanced"
@@ -33,6 +34,7 @@ class ProtectOptions:
     site: str | None = None
     site_jpeg_quality: int | None = None
     site_max_side: int | None = None
+    site_blur_sigma: float | None = None
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -45,6 +47,8 @@ class ProtectOptions:
             raise ValueError(f"site_jpeg_quality must be in 1..100, got {self.site_jpeg_quality}")
         if self.site_max_side is not None and self.site_max_side < 16:
             raise ValueError(f"site_max_side must be at least 16, got {self.site_max_side}")
+        if self.site_blur_sigma is not None and not 0 < self.site_blur_sigma <= 10:
+            raise ValueError(f"site_blur_sigma must be in (0, 10], got {self.site_blur_sigma}")
 
     def to_params(self) -> dict[str, str]:
         """Query-string form: only the options that differ from the defaults."""
@@ -68,6 +72,11 @@ class ProtectOptions:
                     kwargs[name] = int(value)
                 except (TypeError, ValueError):
                     raise ValueError(f"{name} must be an integer, got {value!r}") from None
+            elif name == "site_blur_sigma":
+                try:
+                    kwargs[name] = float(value)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{name} must be a number, got {value!r}") from None
             else:
                 kwargs[name] = str(value)
         return cls(**kwargs)

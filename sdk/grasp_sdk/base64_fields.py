@@ -1,0 +1,254 @@
+"""Images carried as base64 text: JSON string values (at any depth) and urlencoded forms.
+
+Plain base64 and ``data:image/...;base64,`` URIs are both recognised, in standard or
+URL-safe alphabets, padded or not, on one line or wrapped. A replacement is written in
+the same style, and put back minimally: in JSON only the string token changes (key order,
+whitespace, escaping of ``/`` as the client wrote them); in a form only the value changes,
+percent-encoded the way the client encoded it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from grasp_sdk.patterns import name_matches
+from grasp_sdk.sniff import image_type
+from grasp_sdk.splice import Edit, ImageSlot, MalformedBody
+
+_DATA_URI = re.compile(r"data:[\w.+-]+/[\w.+-]+(?:;[^;,]*)*?;base64,", re.IGNORECASE)
+_B64_TEXT = re.compile(r"[A-Za-z0-9+/_=\r\n-]+")
+_MIN_TEXT = 24  # 18 bytes: enough for every magic number image_type knows
+_WS = re.compile(r"[ \t\n\r]*")
+_SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null")
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]")
+_DECODER = json.JSONDecoder()
+
+
+@dataclass(frozen=True)
+class Base64Text:
+    """How one image was written as text, to write its replacement the same way.
+
+    Attributes:
+        prefix: the ``data:...;base64,`` prefix, or ``""``.
+        urlsafe: ``-_`` instead of ``+/``.
+        padded: ``=`` padding kept.
+        line_length: characters per line when wrapped, 0 when on one line.
+        line_sep: the line separator when wrapped.
+        trailing_sep: whether the text ends with a line separator.
+    """
+
+    prefix: str
+    urlsafe: bool
+    padded: bool
+    line_length: int = 0
+    line_sep: str = "\n"
+    trailing_sep: bool = False
+
+    def encode(self, data: bytes) -> str:
+        """``data`` as base64 text in this style."""
+        text = (base64.urlsafe_b64encode if self.urlsafe else base64.b64encode)(data).decode()
+        if not self.padded:
+            text = text.rstrip("=")
+        if self.line_length:
+            lines = [text[i:i + self.line_length] for i in range(0, len(text), self.line_length)]
+            text = self.line_sep.join(lines) + (self.line_sep if self.trailing_sep else "")
+        return self.prefix + text
+
+
+def decode_image_text(text: str) -> tuple[Base64Text, bytes] | None:
+    """Decode ``text`` if it is base64 (or a base64 data URI) of an image, else None."""
+    match = _DATA_URI.match(text)
+    prefix = match.group(0) if match else ""
+    payload = text[len(prefix):]
+    if len(payload) < _MIN_TEXT or not _B64_TEXT.fullmatch(payload):
+        return None
+    line_length, line_sep, trailing_sep = 0, "\n", False
+    if "\n" in payload:
+        line_sep = "\r\n" if "\r\n" in payload else "\n"
+        lines = payload.split(line_sep)
+        line_length, trailing_sep = len(lines[0]), lines[-1] == ""
+        payload = "".join(lines)
+    urlsafe = "-" in payload or "_" in payload
+    if urlsafe and ("+" in payload or "/" in payload):
+        return None
+    altchars = b"-_" if urlsafe else None
+    try:
+        head = base64.b64decode(payload[:_MIN_TEXT], altchars, validate=True)
+        if image_type(head) is None:
+            return None
+        data = base64.b64decode(payload + "=" * (-len(payload) % 4), altchars, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    padded = len(payload) % 4 == 0
+    return Base64Text(prefix, urlsafe, padded, line_length, line_sep, trailing_sep), data
+
+
+def find_json_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]:
+    """Images in the string values of a JSON body; raises MalformedBody.
+
+    Args:
+        body: the UTF-8 JSON body.
+        fields: keys to consider, at any depth (``*`` wildcards; array items count under
+            the nearest key); empty considers every string value.
+    """
+    fields = tuple(fields)
+    try:
+        text = body.decode("utf-8")
+        strings: list[tuple[tuple[str | int, ...], int, int, str]] = []
+        end = _skip_ws(text, _scan(text, 0, (), strings))
+    except (ValueError, RecursionError) as exc:
+        raise MalformedBody(f"not JSON: {exc}") from None
+    if end != len(text):
+        raise MalformedBody(f"not JSON: extra data at character {end}")
+    slots = []
+    for path, start, stop, value in strings:
+        key = next((p for p in reversed(path) if isinstance(p, str)), "")
+        if fields and not name_matches(key, fields):
+            continue
+        decoded = decode_image_text(value)
+        if decoded is None:
+            continue
+        style, data = decoded
+        byte_start = len(text[:start].encode("utf-8"))
+        byte_stop = byte_start + len(text[start:stop].encode("utf-8"))
+        slash_escaped = "\\/" in text[start:stop]
+        slots.append(ImageSlot(
+            location="json $" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path),
+            data=data,
+            media_type=image_type(data) or "application/octet-stream",
+            edits=_json_edits(byte_start, byte_stop, style, slash_escaped),
+        ))
+    return slots
+
+
+def _json_edits(start: int, stop: int, style: Base64Text,
+                slash_escaped: bool) -> Callable[[bytes], list[Edit]]:
+    def edits(new: bytes) -> list[Edit]:
+        token = json.dumps(style.encode(new))
+        if slash_escaped:
+            token = token.replace("/", "\\/")
+        return [Edit(start, stop, token.encode("ascii"))]
+    return edits
+
+
+def _scan(text: str, i: int, path: tuple[str | int, ...],
+          out: list[tuple[tuple[str | int, ...], int, int, str]]) -> int:
+    """Scan one JSON value at ``i``, recording string values with their spans; its end."""
+    i = _skip_ws(text, i)
+    c = text[i:i + 1]
+    if c == '"':
+        value, end = _DECODER.raw_decode(text, i)
+        out.append((path, i, end, value))
+        return int(end)
+    if c in ("{", "["):
+        close = "}" if c == "{" else "]"
+        i = _skip_ws(text, i + 1)
+        if text[i:i + 1] == close:
+            return i + 1
+        index = 0
+        while True:
+            if c == "{":
+                i = _skip_ws(text, i)
+                if text[i:i + 1] != '"':
+                    raise ValueError(f"expected a key at character {i}")
+                key, i = _DECODER.raw_decode(text, i)
+                i = _skip_ws(text, i)
+                if text[i:i + 1] != ":":
+                    raise ValueError(f"expected ':' at character {i}")
+                i = _scan(text, i + 1, (*path, key), out)
+            else:
+                i = _scan(text, i, (*path, index), out)
+                index += 1
+            i = _skip_ws(text, i)
+            sep = text[i:i + 1]
+            if sep == close:
+                return i + 1
+            if sep != ",":
+                raise ValueError(f"expected ',' or {close!r} at character {i}")
+            i += 1
+    match = _SCALAR.match(text, i)
+    if not match:
+        raise ValueError(f"unexpected {c!r} at character {i}")
+    return match.end()
+
+
+def _skip_ws(text: str, i: int) -> int:
+    match = _WS.match(text, i)
+    return match.end() if match else i
+
+
+def find_form_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]:
+    """Images in the values of an ``application/x-www-form-urlencoded`` body.
+
+    Args:
+        body: the form body.
+        fields: field names to consider (``*`` wildcards); empty considers every field.
+    """
+    fields = tuple(fields)
+    slots = []
+    pos = 0
+    for pair in body.split(b"&"):
+        start, pos = pos, pos + len(pair) + 1
+        raw_name, eq, raw_value = pair.partition(b"=")
+        if not eq:
+            continue
+        try:
+            name = unquote_plus(raw_name.decode("ascii"), errors="strict")
+            value_text = raw_value.decode("ascii")
+            value = unquote_plus(value_text, errors="strict")
+        except UnicodeDecodeError:
+            continue
+        if fields and not name_matches(name, fields):
+            continue
+        decoded = decode_image_text(value)
+        if decoded is None:
+            continue
+        style, data = decoded
+        value_start = start + len(raw_name) + 1
+        slots.append(ImageSlot(
+            location=f"form field {name!r}",
+            data=data,
+            media_type=image_type(data) or "application/octet-stream",
+            edits=_form_edits(value_start, value_start + len(raw_value), style, value_text),
+        ))
+    return slots
+
+
+def _form_edits(start: int, stop: int, style: Base64Text,
+                original: str) -> Callable[[bytes], list[Edit]]:
+    def edits(new: bytes) -> list[Edit]:
+        return [Edit(start, stop, requote(original, style.encode(new)).encode("ascii"))]
+    return edits
+
+
+def requote(original: str, text: str) -> str:
+    """Percent-encode ``text`` the way ``original`` (a raw form value) was encoded.
+
+    A character the original escaped is escaped the same way (hex case included), one it
+    left literal stays literal; characters it did not contain are escaped unless
+    unreserved.
+    """
+    seen: dict[str, str] = {}
+    lower_hex = False
+    for match in re.finditer(r"%([0-9A-Fa-f]{2})|(.)", original, re.DOTALL):
+        if match.group(1):
+            lower_hex = lower_hex or match.group(1) != match.group(1).upper()
+            seen.setdefault(chr(int(match.group(1), 16)), match.group(0))
+        elif match.group(2) != "+":
+            seen.setdefault(match.group(2), match.group(2))
+    out = []
+    for ch in text:
+        if ch in seen:
+            out.append(seen[ch])
+        elif _UNRESERVED.fullmatch(ch):
+            out.append(ch)
+        else:
+            code = f"%{ord(ch):02X}"
+            out.append(code.lower() if lower_hex else code)
+    return "".join(out)

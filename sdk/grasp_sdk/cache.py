@@ -1,0 +1,86 @@
+"""A bounded in-memory LRU of protected images, so a retried upload is not protected twice.
+
+Keyed by the SHA-256 of the original image and the options. Concurrent requests for the
+same key share one call to the service (a client that retries while the first attempt is
+still in flight does not start a second optimisation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import OrderedDict
+
+from grasp_sdk.options import ProtectOptions
+from grasp_sdk.result import ProtectFn, ProtectResult
+
+logger = logging.getLogger(__name__)
+
+_Key = tuple[bytes, ProtectOptions]
+
+
+class ProtectCache:
+    """LRU of :class:`ProtectResult` bounded by entry count and total bytes.
+
+    Args:
+        max_entries: the most results kept.
+        max_bytes: the most bytes of original plus protected images kept.
+    """
+
+    def __init__(self, max_entries: int = 256, max_bytes: int = 256 * 2**20) -> None:
+        if max_entries < 1 or max_bytes < 1:
+            raise ValueError(f"cache bounds must be positive, got {max_entries}, {max_bytes}")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[_Key, tuple[ProtectResult, int]] = OrderedDict()
+        self._bytes = 0
+        self._inflight: dict[_Key, asyncio.Future[ProtectResult]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def protect(self, data: bytes, options: ProtectOptions,
+                      protect: ProtectFn) -> tuple[ProtectResult, bool]:
+        """The cached result for ``(data, options)``, or ``await protect(data, options)``.
+
+        Returns:
+            The result and whether it came from the cache (or a call already in flight).
+        """
+        key = (hashlib.sha256(data).digest(), options)
+        while key not in self._entries and key in self._inflight:
+            pending = self._inflight[key]
+            try:
+                return await asyncio.shield(pending), True
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise
+                # The caller that owned the call was cancelled: take over.
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key][0], True
+        future: asyncio.Future[ProtectResult] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await protect(data, options)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: there may be no other waiter
+            raise
+        finally:
+            del self._inflight[key]
+        future.set_result(result)
+        self._store(key, result, len(data) + len(result.data))
+        return result, False
+
+    def _store(self, key: _Key, result: ProtectResult, size: int) -> None:
+        if size > self.max_bytes:
+            return
+        self._entries[key] = (result, size)
+        self._bytes += size
+        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self._bytes -= evicted

@@ -1,0 +1,163 @@
+"""Request headers of an upload: read them, decide whether the body may change, fix them up.
+
+Headers travel as an ordered list of ``(name, value)`` string pairs (duplicates and the
+original spelling kept); bytes pairs are decoded as latin-1, which round-trips any byte.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
+
+from grasp_sdk.checksums import DIGESTS
+
+Fields = tuple[tuple[str, str], ...]
+HeaderInput = Mapping[str, str] | Iterable[tuple[bytes, bytes]] | Iterable[tuple[str, str]]
+
+# Headers that say where in the file this body starts (Instagram rupload, Facebook Graph
+# resumable upload, tus): a body that does not start at 0 is a piece of a file.
+_OFFSET_HEADERS = ("offset", "file_offset", "upload-offset")
+_AMZ_CHECKSUM = "x-amz-checksum-"
+_AMZ_CHECKSUM_NOT_DIGESTS = {"x-amz-checksum-algorithm", "x-amz-checksum-type",
+                             "x-amz-checksum-mode"}
+# Digest headers whose format we do not rewrite: their presence leaves the upload alone.
+_UNSUPPORTED_DIGESTS = ("digest", "content-digest", "repr-digest")
+# A signature over any of these covers the body's bytes (or its digest).
+_PAYLOAD_SIGNED = {"content-md5", "x-goog-hash", "digest", "content-digest"}
+_SIGNED_HEADERS = re.compile(r"SignedHeaders=([^,\s]+)", re.IGNORECASE)
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+_HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_GOOG_HASH_ITEM = re.compile(r"([\w-]+)=([A-Za-z0-9+/]*=*)")
+
+
+def normalise(headers: HeaderInput) -> Fields:
+    """Headers as ordered ``(name, value)`` string pairs.
+
+    Accepts a mapping (a multidict's ``items()`` keeps duplicates) or an iterable of str or
+    bytes pairs (mitmproxy's ``headers.fields``).
+    """
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return tuple(
+        (k.decode("latin-1") if isinstance(k, bytes) else k,
+         v.decode("latin-1") if isinstance(v, bytes) else v)
+        for k, v in items
+    )
+
+
+def get(fields: Fields, name: str) -> str | None:
+    """The first value of header ``name`` (case-insensitive), or None."""
+    lname = name.lower()
+    return next((v for k, v in fields if k.lower() == lname), None)
+
+
+@dataclass(frozen=True)
+class BodyConstraints:
+    """What the headers allow done to the body.
+
+    Attributes:
+        reason: why the body must be left untouched, or None if it may change.
+        length_locked: a signature covers ``Content-Length``: the body may change only if
+            its length does not.
+    """
+
+    reason: str | None
+    length_locked: bool = False
+
+
+def constraints(fields: Fields, url: str) -> BodyConstraints:
+    """Decide from the headers (and a presigned URL's query) whether the body may change."""
+    encoding = (get(fields, "content-encoding") or "identity").strip().lower()
+    if encoding != "identity":
+        return BodyConstraints(f"body is content-encoded ({encoding})")
+    for name in _OFFSET_HEADERS:
+        offset = get(fields, name)
+        if offset is not None and offset.strip() != "0":
+            return BodyConstraints(f"resumed upload ({name}: {offset.strip()})")
+    content_range = get(fields, "content-range")
+    if content_range is not None and _full_range_length(content_range) is None:
+        return BodyConstraints(f"partial upload (Content-Range: {content_range})")
+    for name, value in fields:
+        lname = name.lower()
+        if lname in _UNSUPPORTED_DIGESTS:
+            return BodyConstraints(f"{name} header cannot be recomputed")
+        if (lname.startswith(_AMZ_CHECKSUM) and lname not in _AMZ_CHECKSUM_NOT_DIGESTS
+                and lname[len(_AMZ_CHECKSUM):] not in DIGESTS):
+            return BodyConstraints(f"{name} header cannot be recomputed")
+        if lname == "x-goog-hash" and any(
+                alg.lower() not in DIGESTS for alg, _ in _GOOG_HASH_ITEM.findall(value)):
+            return BodyConstraints(f"x-goog-hash {value!r} cannot be recomputed")
+    return _signature_constraints(fields, url)
+
+
+def _signature_constraints(fields: Fields, url: str) -> BodyConstraints:
+    for name in ("x-amz-content-sha256", "x-goog-content-sha256"):
+        value = (get(fields, name) or "").strip()
+        if _HEX_SHA256.fullmatch(value) or value.upper().startswith("STREAMING-"):
+            return BodyConstraints(f"a signature covers the body ({name}: {value[:16]}…)")
+    signed: set[str] = set()
+    authorization = get(fields, "authorization") or ""
+    if authorization.upper().startswith(("AWS4-", "GOOG4-")):
+        match = _SIGNED_HEADERS.search(authorization)
+        if match:
+            signed.update(match.group(1).lower().split(";"))
+    elif authorization.upper().startswith("AWS ") and get(fields, "content-md5") is not None:
+        return BodyConstraints("an AWS V2 signature covers Content-MD5")
+    for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        if key.lower() in ("x-amz-signedheaders", "x-goog-signedheaders"):
+            signed.update(value.lower().split(";"))
+    covered = sorted(h for h in signed if h in _PAYLOAD_SIGNED or h.startswith(_AMZ_CHECKSUM))
+    if covered:
+        return BodyConstraints(f"a signature covers {', '.join(covered)}")
+    signature_input = (get(fields, "signature-input") or "").lower()
+    if "content-digest" in signature_input or "content-length" in signature_input:
+        return BodyConstraints("an HTTP message signature covers the body's digest or length")
+    return BodyConstraints(None, length_locked="content-length" in signed)
+
+
+def _full_range_length(content_range: str) -> int | None:
+    """The total length if ``Content-Range`` spans the whole file, else None."""
+    match = _CONTENT_RANGE.match(content_range.strip())
+    if not match or match.group(3) == "*":
+        return None
+    first, last, total = int(match.group(1)), int(match.group(2)), int(match.group(3))
+    return total if first == 0 and last == total - 1 else None
+
+
+def fix_up(fields: Fields, body: bytes, length_headers: Iterable[str] = ()) -> Fields:
+    """Headers for the rewritten ``body``: lengths and checksums recomputed, the rest as is.
+
+    Only the values of headers already present change; none is added or removed. Call
+    :func:`constraints` first: it rules out headers that cannot be recomputed.
+
+    Args:
+        fields: the original headers.
+        body: the new body.
+        length_headers: site headers that declare the body length (e.g. ``X-Entity-Length``).
+    """
+    lengths = {"content-length", *(h.lower() for h in length_headers)}
+    size = str(len(body))
+    digests: dict[str, str] = {}
+
+    def digest(alg: str) -> str:
+        if alg not in digests:
+            digests[alg] = DIGESTS[alg](body)
+        return digests[alg]
+
+    fixed = []
+    for name, value in fields:
+        lname = name.lower()
+        if lname in lengths:
+            value = size
+        elif lname == "content-md5":
+            value = digest("md5")
+        elif lname.startswith(_AMZ_CHECKSUM) and lname not in _AMZ_CHECKSUM_NOT_DIGESTS:
+            value = digest(lname[len(_AMZ_CHECKSUM):])
+        elif lname == "x-goog-hash":
+            value = _GOOG_HASH_ITEM.sub(
+                lambda m: f"{m.group(1)}={digest(m.group(1).lower())}", value)
+        elif lname == "content-range":
+            value = f"bytes 0-{len(body) - 1}/{len(body)}"
+        fixed.append((name, value))
+    return tuple(fixed)

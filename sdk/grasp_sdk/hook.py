@@ -1,0 +1,234 @@
+"""The upload hook: protect the images inside one HTTP request, or leave it untouched.
+
+``rewrite_upload`` returns either the rewritten request (every image protected, headers
+fixed up) or the original one with the reason it was left alone; when an image that should
+be protected cannot be, it raises :class:`RewriteError` and the caller applies the site's
+``on_failure``. A request is never half-rewritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from grasp_sdk import headers as hdrs
+from grasp_sdk import multipart
+from grasp_sdk.base64_fields import find_form_images, find_json_images
+from grasp_sdk.cache import ProtectCache
+from grasp_sdk.errors import RewriteError
+from grasp_sdk.options import ProtectOptions
+from grasp_sdk.policy import Policy, SiteRule
+from grasp_sdk.result import ProtectFn, ProtectResult
+from grasp_sdk.sniff import image_type, is_complete
+from grasp_sdk.splice import Edit, ImageSlot, MalformedBody, apply_edits
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageReport:
+    """What happened to one image of an upload.
+
+    Attributes:
+        location: where it was in the body (``multipart part 'media'``, ``body``, ...).
+        media_type: its sniffed type.
+        original_bytes: its size before.
+        protected_bytes: its size after.
+        cached: whether the result came from the cache rather than a new service call.
+        report: the service's report for it.
+    """
+
+    location: str
+    media_type: str
+    original_bytes: int
+    protected_bytes: int
+    cached: bool
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UploadRewrite:
+    """The outcome of :func:`rewrite_upload`.
+
+    A proxy applies a changed one with, e.g. in mitmproxy,
+    ``flow.request.headers = Headers([(k.encode("latin-1"), v.encode("latin-1")) for k, v
+    in rw.headers])`` and ``flow.request.raw_content = rw.body``.
+
+    Attributes:
+        headers: the request headers, ``(name, value)`` str pairs (latin-1 for bytes) in
+            their original order; only the values of length and checksum headers change.
+        body: the request body.
+        changed: whether ``headers``/``body`` differ from the original.
+        images: one report per image protected (empty when untouched before protecting).
+        reason: what was done, or why the request was left untouched.
+        site: the name of the matching policy site, if any.
+    """
+
+    headers: hdrs.Fields
+    body: bytes
+    changed: bool
+    images: tuple[ImageReport, ...]
+    reason: str
+    site: str | None = None
+
+
+class _LeaveAlone(Exception):
+    """Internal: the request is left untouched for the reason in ``args[0]``."""
+
+
+async def rewrite_upload(
+    method: str,
+    url: str,
+    headers: hdrs.HeaderInput,
+    body: bytes,
+    policy: Policy,
+    protect: ProtectFn,
+    *,
+    cache: ProtectCache | None = None,
+) -> UploadRewrite:
+    """Protect the images of one request per ``policy``.
+
+    Args:
+        method: the HTTP method.
+        url: the full request URL (the host and path select the policy site).
+        headers: the request headers: a (multi)mapping or ``(name, value)`` pairs, str or
+            bytes (pass mitmproxy's ``headers.fields`` to keep duplicates).
+        body: the whole request body.
+        policy: the site policy.
+        protect: protects one image (``GraspClient.protect`` or a stand-in).
+        cache: an LRU that saves a retried upload from being protected twice.
+
+    Returns:
+        The rewritten request, or the original one with the reason it was left alone.
+
+    Raises:
+        RewriteError: an image that should be protected could not be (a service error, a
+            timeout, a result that breaks the size or format contract).
+    """
+    fields = hdrs.normalise(headers)
+    rule = policy.match(method, url)
+    if rule is None:
+        return UploadRewrite(fields, body, False, (), "no policy site matches")
+    try:
+        return await _rewrite(rule, url, fields, body, protect, cache)
+    except _LeaveAlone as untouched:
+        logger.debug("%s %s left untouched: %s", method, url, untouched.args[0])
+        return UploadRewrite(fields, body, False, (), untouched.args[0], rule.name)
+
+
+async def _rewrite(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes,
+                   protect: ProtectFn, cache: ProtectCache | None) -> UploadRewrite:
+    if rule.signed:
+        raise _LeaveAlone("the policy marks this site's uploads as signed")
+    if not body:
+        raise _LeaveAlone("empty body")
+    if len(body) > rule.max_bytes:
+        raise _LeaveAlone(f"body of {len(body)} bytes exceeds max_bytes {rule.max_bytes}")
+    limits = hdrs.constraints(fields, url)
+    if limits.reason:
+        raise _LeaveAlone(limits.reason)
+    try:
+        slots = _find_slots(rule, hdrs.get(fields, "content-type") or "", body)
+    except MalformedBody as exc:
+        raise _LeaveAlone(f"malformed body: {exc}") from None
+    if not slots:
+        raise _LeaveAlone("no image in the body")
+    for slot in slots:
+        if not is_complete(slot.data, slot.media_type):
+            raise _LeaveAlone(f"{slot.location} holds an incomplete {slot.media_type} "
+                              "(a piece of a chunked upload?)")
+
+    options = rule.options(exact_size=limits.length_locked)
+    outcomes = await asyncio.gather(
+        *(_protect_one(slot, options, protect, cache) for slot in slots),
+        return_exceptions=True,
+    )
+    results: list[tuple[ProtectResult, bool]] = []
+    for slot, outcome in zip(slots, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            if not isinstance(outcome, Exception):
+                raise outcome
+            raise RewriteError(f"{slot.location}: {type(outcome).__name__}: {outcome}",
+                               site=rule.name, on_failure=rule.on_failure) from outcome
+        _check(rule, slot, outcome[0], options)
+        results.append(outcome)
+
+    reports = tuple(
+        ImageReport(slot.location, slot.media_type, len(slot.data), len(result.data), cached,
+                    result.report)
+        for slot, (result, cached) in zip(slots, results, strict=True)
+    )
+    edits: list[Edit] = []
+    try:
+        for slot, (result, _) in zip(slots, results, strict=True):
+            if result.data != slot.data:
+                edits.extend(slot.edits(result.data))
+        new_body = apply_edits(body, edits)
+    except ValueError as exc:
+        raise RewriteError(f"cannot put the protected image back: {exc}", site=rule.name,
+                           on_failure=rule.on_failure) from exc
+    if not edits:
+        return UploadRewrite(fields, body, False, reports,
+                             "no image needed protection (no face found)", rule.name)
+    if limits.length_locked and len(new_body) != len(body):
+        raise RewriteError("a signature covers Content-Length and the protected body "
+                           f"changed length ({len(body)} → {len(new_body)})",
+                           site=rule.name, on_failure=rule.on_failure)
+    # Checksums of a large body take a while in pure Python (CRC-32C): off the event loop.
+    new_fields = await asyncio.to_thread(hdrs.fix_up, fields, new_body, rule.length_headers)
+    changed = sum(1 for slot, (r, _) in zip(slots, results, strict=True) if r.data != slot.data)
+    reason = f"protected {changed} of {len(slots)} image(s)"
+    logger.info("site %s: %s", rule.name, reason)
+    return UploadRewrite(new_fields, new_body, True, reports, reason, rule.name)
+
+
+def _find_slots(rule: SiteRule, content_type: str, body: bytes) -> list[ImageSlot]:
+    """The images of the body, by declared format first, then by sniffing the bytes."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media.startswith("multipart/"):
+        _require(rule, "multipart")
+        return multipart.find_images(body, content_type, rule.fields)
+    if media == "application/x-www-form-urlencoded":
+        _require(rule, "form_base64")
+        return find_form_images(body, rule.fields)
+    if media == "application/json" or media.endswith("+json"):
+        _require(rule, "json_base64")
+        return find_json_images(body, rule.fields)
+    media_type = image_type(body)
+    if media_type is not None:
+        _require(rule, "raw")
+        return [ImageSlot("body", body, media_type, lambda new: [Edit(0, len(body), new)])]
+    # Some clients post JSON as text/plain to avoid a CORS preflight.
+    if body.lstrip()[:1] in (b"{", b"[") and "json_base64" in rule.formats:
+        return find_json_images(body, rule.fields)
+    return []
+
+
+def _require(rule: SiteRule, fmt: str) -> None:
+    if fmt not in rule.formats:
+        raise _LeaveAlone(f"format {fmt} is not enabled for site {rule.name!r}")
+
+
+async def _protect_one(slot: ImageSlot, options: ProtectOptions, protect: ProtectFn,
+                       cache: ProtectCache | None) -> tuple[ProtectResult, bool]:
+    if cache is None:
+        return await protect(slot.data, options), False
+    return await cache.protect(slot.data, options, protect)
+
+
+def _check(rule: SiteRule, slot: ImageSlot, result: ProtectResult,
+           options: ProtectOptions) -> None:
+    """The service's answer must keep the format and the size contract, or nothing goes."""
+    problem = None
+    returned = image_type(result.data)
+    if returned != slot.media_type:
+        problem = f"the service returned {returned or 'a non-image'} for a {slot.media_type}"
+    elif options.size_mode == "exact" and len(result.data) != len(slot.data):
+        problem = f"size_mode=exact but {len(slot.data)} → {len(result.data)} bytes"
+    elif options.size_mode == "max" and len(result.data) > len(slot.data):
+        problem = f"size_mode=max but {len(slot.data)} → {len(result.data)} bytes"
+    if problem:
+        raise RewriteError(f"{slot.location}: {problem}", site=rule.name,
+                           on_failure=rule.on_failure)

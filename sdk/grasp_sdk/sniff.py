@@ -1,0 +1,125 @@
+"""Recognise image bytes by their magic numbers, and tell a whole image from a piece of one.
+
+Uploads often label images ``application/octet-stream`` (or lie), so the bytes decide.
+A chunked upload (X's APPEND segments, resumable PUTs) can carry the first piece of an
+image, which starts with the right magic but is not an image the service may rewrite:
+:func:`is_complete` walks the container structure to tell.
+"""
+
+from __future__ import annotations
+
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs"}
+_JPEG_STANDALONE = {0x01, 0xD8, *range(0xD0, 0xD8)}
+
+
+def image_type(data: bytes) -> str | None:
+    """The image media type of ``data`` from its magic bytes, or None if it is not one.
+
+    Recognises JPEG, PNG, GIF, WebP, HEIC/HEIF and AVIF.
+    """
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:8] == b"ftyp" and len(data) >= 12:
+        size = int.from_bytes(data[:4], "big")
+        box = data[8:min(max(size, 12), 256)]
+        brands = {box[i:i + 4] for i in range(0, len(box) - 3, 4)}
+        if brands & {b"avif", b"avis"}:
+            return "image/avif"
+        if brands & _HEIF_BRANDS:
+            return "image/heic"
+        if brands & {b"mif1", b"msf1"}:
+            return "image/heif"
+    return None
+
+
+def is_complete(data: bytes, media_type: str) -> bool:
+    """Whether ``data`` holds a whole image of ``media_type`` rather than a truncated piece.
+
+    Formats without a structural check are assumed complete.
+    """
+    if media_type == "image/jpeg":
+        return _jpeg_complete(data)
+    if media_type == "image/png":
+        return _png_complete(data)
+    if media_type == "image/gif":
+        return data.rstrip(b"\x00").endswith(b";")
+    if media_type == "image/webp":
+        return int.from_bytes(data[4:8], "little") + 8 <= len(data)
+    if media_type in ("image/heic", "image/heif", "image/avif"):
+        return _bmff_complete(data)
+    return True
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """Walk the marker segments (skipping APPn, so an EXIF thumbnail's EOI does not count)."""
+    n = len(data)
+    i = 2
+    while i + 1 < n:
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+        elif marker == 0xD9:
+            return True
+        elif marker in _JPEG_STANDALONE:
+            i += 2
+        elif marker == 0xDA:
+            if i + 4 > n:
+                return False
+            i = _next_jpeg_marker(data, i + 2 + int.from_bytes(data[i + 2:i + 4], "big"))
+            if i < 0:
+                return False
+        else:
+            if i + 4 > n:
+                return False
+            i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return False
+
+
+def _next_jpeg_marker(data: bytes, start: int) -> int:
+    """Offset of the next marker after entropy-coded data (skips FF00 stuffing and RSTn)."""
+    j = start
+    while True:
+        j = data.find(b"\xff", j)
+        if j < 0 or j + 1 >= len(data):
+            return -1
+        following = data[j + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
+            j += 1
+            continue
+        return j
+
+
+def _png_complete(data: bytes) -> bool:
+    i = 8
+    while i + 8 <= len(data):
+        length = int.from_bytes(data[i:i + 4], "big")
+        kind = data[i + 4:i + 8]
+        i += 12 + length
+        if kind == b"IEND":
+            return i <= len(data)
+    return False
+
+
+def _bmff_complete(data: bytes) -> bool:
+    i = 0
+    n = len(data)
+    while i + 8 <= n:
+        size = int.from_bytes(data[i:i + 4], "big")
+        if size == 0:
+            return True
+        if size == 1:
+            if i + 16 > n:
+                return False
+            size = int.from_bytes(data[i + 8:i + 16], "big")
+        if size < 8:
+            return False
+        i += size
+    return i == n

@@ -1,0 +1,111 @@
+"""Images as base64 text in JSON and urlencoded forms: found, and put back minimally."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode
+
+import pytest
+from grasp_sdk.base64_fields import (
+    decode_image_text,
+    find_form_images,
+    find_json_images,
+    requote,
+)
+from grasp_sdk.splice import MalformedBody, apply_edits
+
+NEW = b"\xff\xd8\xff\xe0NEW/+?" * 7  # base64 of it holds '/' and '+'
+
+
+def replace_all(body: bytes, slots: list, new: bytes = NEW) -> bytes:
+    return apply_edits(body, [e for s in slots for e in s.edits(new)])
+
+
+@pytest.mark.parametrize("encode", [
+    lambda d: base64.b64encode(d).decode(),
+    lambda d: base64.urlsafe_b64encode(d).decode().rstrip("="),
+    lambda d: "data:image/jpeg;base64," + base64.b64encode(d).decode(),
+    lambda d: "data:image/png;name=a.png;base64," + base64.b64encode(d).decode(),
+    lambda d: base64.encodebytes(d).decode(),  # MIME: 76-character lines, trailing newline
+    lambda d: base64.encodebytes(d).decode().replace("\n", "\r\n").rstrip(),
+])
+def test_styles_round_trip(jpeg: bytes, encode: Callable[[bytes], str]) -> None:
+    text = encode(jpeg)
+    style, data = decode_image_text(text)
+    assert data == jpeg
+    assert style.encode(jpeg) == text  # written back exactly as the client wrote it
+    assert decode_image_text(style.encode(NEW))[1] == NEW
+
+
+@pytest.mark.parametrize("text", [
+    "hello world, not base64 at all",
+    base64.b64encode(b"plain text that is long enough to check").decode(),
+    "data:text/plain;base64," + base64.b64encode(b"x" * 40).decode(),
+    "ab+-" * 10,
+])
+def test_non_images_are_ignored(text: str) -> None:
+    assert decode_image_text(text) is None
+
+
+def test_json_minimal_rewrite(jpeg: bytes, png: bytes) -> None:
+    b64 = base64.b64encode(jpeg).decode()
+    body = ('{"z": 1,  "nested": {"list": [true, null, "data:image\\/png;base64,'
+            + base64.b64encode(png).decode().replace("/", "\\/")
+            + '"], "caption": "caf\\u00e9 ☕"},\n "avatar": "' + b64 + '", "n": -1.5e3}').encode()
+    slots = find_json_images(body)
+    assert [s.location for s in slots] == ["json $.nested.list[2]", "json $.avatar"]
+    assert [s.data for s in slots] == [png, jpeg]
+    new_body = replace_all(body, slots)
+    new_b64 = base64.b64encode(NEW).decode()
+    expected = body.replace(b64.encode(), new_b64.encode()).replace(
+        base64.b64encode(png).replace(b"/", b"\\/"), new_b64.replace("/", "\\/").encode())
+    assert new_body == expected  # keys, order, spacing, escapes, non-ASCII untouched
+    parsed = json.loads(new_body)
+    assert parsed["avatar"] == new_b64
+    assert parsed["nested"]["list"][2] == "data:image/png;base64," + new_b64
+
+
+def test_json_fields_filter(jpeg: bytes) -> None:
+    b64 = base64.b64encode(jpeg).decode()
+    body = json.dumps({"banner": b64, "meta": {"avatar": b64}, "images": [b64]}).encode()
+    assert [s.location for s in find_json_images(body, ["avatar", "images"])] == [
+        "json $.meta.avatar", "json $.images[0]"]
+
+
+@pytest.mark.parametrize("body", [b'{"a": 1', b'{"a": 1} x', b"{'a': 1}", b"\xff\xfe{}",
+                                  b'{"a": tru}', b"[" * 5000])
+def test_json_malformed(body: bytes) -> None:
+    with pytest.raises(MalformedBody):
+        find_json_images(body)
+
+
+def test_form_rewrite_keeps_quoting(jpeg: bytes) -> None:
+    b64 = base64.b64encode(jpeg).decode()
+    body = urlencode({"command": "APPEND", "media_id": "1", "media_data": b64,
+                      "segment_index": "0"}).encode()
+    (slot,) = find_form_images(body)
+    assert slot.location == "form field 'media_data'" and slot.data == jpeg
+    new_body = replace_all(body, [slot])
+    fields = dict(parse_qsl(new_body.decode()))
+    assert fields["media_data"] == base64.b64encode(NEW).decode()
+    assert new_body.startswith(b"command=APPEND&media_id=1&media_data=")
+    assert new_body.endswith(b"&segment_index=0")
+
+
+def test_form_fields_filter(jpeg: bytes) -> None:
+    b64 = quote_plus(base64.b64encode(jpeg).decode())
+    body = f"a={b64}&media_data={b64}".encode()
+    assert [s.location for s in find_form_images(body, ["media_data"])] == [
+        "form field 'media_data'"]
+
+
+@pytest.mark.parametrize(("original", "text", "expected"), [
+    (quote_plus("ab+/=="), "x+y/z=", "x%2By%2Fz%3D"),
+    (quote("ab+/==", safe="/"), "x+y/z=", "x%2By/z%3D"),  # '/' left literal, as the client did
+    ("ab%2b%2f%3d", "x+/=", "x%2b%2f%3d"),  # lower-case hex kept
+    ("abc", "a+b", "a%2Bb"),  # unseen: escaped unless unreserved
+])
+def test_requote(original: str, text: str, expected: str) -> None:
+    assert requote(original, text) == expected

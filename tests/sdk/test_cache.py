@@ -1,0 +1,86 @@
+"""The LRU of protected images: bounds, recency, and one call for concurrent duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from grasp_sdk import ProtectCache, ProtectOptions, ProtectResult
+
+OPTIONS = ProtectOptions()
+
+
+class Counting:
+    def __init__(self, gate: asyncio.Event | None = None, fail: bool = False) -> None:
+        self.calls = 0
+        self.gate = gate
+        self.fail = fail
+
+    async def __call__(self, data: bytes, options: ProtectOptions) -> ProtectResult:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail:
+            raise ConnectionError("down")
+        return ProtectResult(data + b"+", "image/jpeg", {"protected": True})
+
+
+async def test_hit_miss_and_options_in_the_key() -> None:
+    cache, protect = ProtectCache(), Counting()
+    assert (await cache.protect(b"a", OPTIONS, protect))[1] is False
+    result, hit = await cache.protect(b"a", OPTIONS, protect)
+    assert hit and result.data == b"a+" and protect.calls == 1
+    await cache.protect(b"a", ProtectOptions(preset="strong"), protect)
+    assert protect.calls == 2
+
+
+async def test_lru_eviction_by_count_and_bytes() -> None:
+    cache, protect = ProtectCache(max_entries=2, max_bytes=1000), Counting()
+    for key in (b"a", b"b", b"a", b"c"):  # "a" used again, so "b" is the oldest
+        await cache.protect(key, OPTIONS, protect)
+    assert len(cache) == 2
+    assert (await cache.protect(b"a", OPTIONS, protect))[1]
+    assert not (await cache.protect(b"b", OPTIONS, protect))[1]
+    small = ProtectCache(max_bytes=10)
+    await small.protect(b"x" * 20, OPTIONS, protect)  # larger than the whole cache
+    assert len(small) == 0
+
+
+async def test_concurrent_duplicates_share_one_call() -> None:
+    cache, gate = ProtectCache(), asyncio.Event()
+    protect = Counting(gate)
+    tasks = [asyncio.create_task(cache.protect(b"img", OPTIONS, protect)) for _ in range(3)]
+    await asyncio.sleep(0)
+    gate.set()
+    outcomes = await asyncio.gather(*tasks)
+    assert protect.calls == 1
+    assert [hit for _, hit in outcomes] == [False, True, True]
+
+
+async def test_failures_are_not_cached() -> None:
+    cache, protect = ProtectCache(), Counting(fail=True)
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            await cache.protect(b"img", OPTIONS, protect)
+    assert protect.calls == 2 and len(cache) == 0
+
+
+async def test_a_cancelled_owner_hands_over() -> None:
+    cache, gate = ProtectCache(), asyncio.Event()
+    protect = Counting(gate)
+    owner = asyncio.create_task(cache.protect(b"img", OPTIONS, protect))
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(cache.protect(b"img", OPTIONS, protect))
+    await asyncio.sleep(0)
+    owner.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    result, hit = await waiter
+    assert result.data == b"img+" and not hit and protect.calls == 2
+    with pytest.raises(asyncio.CancelledError):
+        await owner
+
+
+def test_bounds_validated() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        ProtectCache(max_entries=0)

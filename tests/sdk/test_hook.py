@@ -1,0 +1,222 @@
+"""The upload hook, per body format, with a fake protection call."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from urllib.parse import parse_qsl, urlencode
+
+import aiohttp
+import pytest
+from grasp_sdk import Policy, ProtectCache, ProtectResult, RewriteError, rewrite_upload
+from grasp_sdk.options import ProtectOptions
+
+SIGV4 = ("AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/s3/aws4_request, "
+         "SignedHeaders={}, Signature=abc")
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+async def multipart_body(*parts: tuple[str, bytes | str]) -> tuple[str, bytes]:
+    form = aiohttp.FormData()
+    for name, value in parts:
+        if isinstance(value, bytes):
+            form.add_field(name, value, filename=f"{name}.jpg", content_type="image/jpeg")
+        else:
+            form.add_field(name, value)
+    payload = form()
+    return payload.content_type, await payload.as_bytes()
+
+
+async def test_raw_body_rewritten_with_headers_fixed(
+        policy: Policy, fake_protect, jpeg: bytes,
+) -> None:
+    headers = [(b"Content-Type", b"image/jpeg"), (b"Content-Length", str(len(jpeg)).encode()),
+               (b"X-Entity-Length", str(len(jpeg)).encode()), (b"Offset", b"0"),
+               (b"Content-MD5", b"stale"), (b"x-amz-checksum-sha256", b"stale")]
+    out = await rewrite_upload("POST", "https://raw.test/rupload/fb_uploader_1", headers,
+                               jpeg, policy, fake_protect)
+    new = fake_protect.transform(jpeg)
+    assert out.changed and out.body == new and out.site == "raw-site"
+    assert dict(out.headers) == {
+        "Content-Type": "image/jpeg", "Content-Length": str(len(new)),
+        "X-Entity-Length": str(len(new)), "Offset": "0",
+        "Content-MD5": b64(hashlib.md5(new).digest()),
+        "x-amz-checksum-sha256": b64(hashlib.sha256(new).digest()),
+    }
+    (image,) = out.images
+    assert (image.location, image.media_type, image.original_bytes, image.protected_bytes,
+            image.cached) == ("body", "image/jpeg", len(jpeg), len(new), False)
+    assert image.report["protected"] is True
+    (_, options), = fake_protect.calls
+    assert options.site == "raw-site"
+
+
+async def test_raw_body_is_sniffed_not_trusted(policy: Policy, fake_protect, jpeg: bytes) -> None:
+    out = await rewrite_upload("PUT", "https://anything.test/u", {"Content-Type": "text/plain"},
+                               jpeg, policy, fake_protect)
+    assert out.changed and out.body == fake_protect.transform(jpeg)
+
+
+async def test_resumed_upload_left_alone(policy: Policy, fake_protect, jpeg: bytes) -> None:
+    headers = {"X-Entity-Length": "99999", "Offset": "4096"}
+    out = await rewrite_upload("POST", "https://raw.test/rupload/x", headers, jpeg, policy,
+                               fake_protect)
+    assert not out.changed and out.body is jpeg and "resumed upload" in out.reason
+    assert dict(out.headers) == headers and not fake_protect.calls
+
+
+async def test_multipart_only_image_parts_change(policy: Policy, fake_protect, jpeg: bytes) -> None:
+    content_type, body = await multipart_body(("caption", "hi\r\n--there"), ("media", jpeg),
+                                              ("alt", "a face"))
+    headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
+    out = await rewrite_upload("POST", "https://site.test/api/upload", headers, body, policy,
+                               fake_protect)
+    new = fake_protect.transform(jpeg)
+    assert out.changed and out.body == body.replace(jpeg, new)
+    assert dict(out.headers)["Content-Length"] == str(len(out.body))
+    assert [i.location for i in out.images] == ["multipart part 'media'"]
+
+
+async def test_json_base64_and_data_uri(policy: Policy, fake_protect, jpeg: bytes) -> None:
+    body = json.dumps({"username": "x", "avatar": "data:image/jpeg;base64," + b64(jpeg),
+                       "banner": b64(jpeg)}, indent=1).encode()
+    # fields.test only considers media, media_data and avatar; text/plain JSON is sniffed.
+    out = await rewrite_upload("PATCH", "https://fields.test/api/v9/users/@me",
+                               {"Content-Type": "text/plain;charset=UTF-8"}, body, policy,
+                               fake_protect)
+    new = fake_protect.transform(jpeg)
+    assert out.changed and [i.location for i in out.images] == ["json $.avatar"]
+    parsed = json.loads(out.body)
+    assert parsed == {"username": "x", "avatar": "data:image/jpeg;base64," + b64(new),
+                      "banner": b64(jpeg)}
+    assert out.body.startswith(b'{\n "username": "x",\n "avatar": "data:image/jpeg;base64,')
+
+
+async def test_form_base64(policy: Policy, fake_protect, jpeg: bytes) -> None:
+    body = urlencode({"command": "APPEND", "media_id": "7", "segment_index": "0",
+                      "media_data": b64(jpeg)}).encode()
+    out = await rewrite_upload(
+        "POST", "https://fields.test/i/media/upload.json",
+        {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": str(len(body))},
+        body, policy, fake_protect)
+    assert out.changed
+    assert dict(parse_qsl(out.body.decode()))["media_data"] == b64(fake_protect.transform(jpeg))
+    assert dict(out.headers)["Content-Length"] == str(len(out.body))
+
+
+@pytest.mark.parametrize(("url", "headers", "reason"), [
+    ("https://signed.test/u", {}, "signed"),
+    ("https://site.test/u", {"x-amz-content-sha256": hashlib.sha256(b"x").hexdigest()},
+     "signature covers the body"),
+    ("https://site.test/u", {"Content-MD5": "x", "Authorization": SIGV4.format("content-md5;host")},
+     "content-md5"),
+    ("https://site.test/u", {"Content-Encoding": "gzip"}, "content-encoded"),
+    ("https://nomatch.test.example/u", {}, None),
+])
+async def test_untouched_without_protecting(policy: Policy, fake_protect, jpeg: bytes,
+                                            url: str, headers: dict, reason: str | None) -> None:
+    if reason is None:
+        policy = Policy(tuple(s for s in policy.sites if s.name != "any"))
+        reason = "no policy site matches"
+    out = await rewrite_upload("PUT", url, headers, jpeg, policy, fake_protect)
+    assert not out.changed and out.body is jpeg and reason in out.reason
+    assert not fake_protect.calls
+
+
+async def test_signed_content_length_forces_exact_size(
+        policy: Policy, fake_protect, jpeg: bytes,
+) -> None:
+    headers = {"Authorization": SIGV4.format("content-length;host"),
+               "Content-Length": str(len(jpeg))}
+    fake_protect.mode = "flip"
+    out = await rewrite_upload("PUT", "https://site.test/u", headers, jpeg, policy, fake_protect)
+    assert out.changed and len(out.body) == len(jpeg)
+    assert fake_protect.calls[0][1].size_mode == "exact"
+    fake_protect.mode = "append"  # a service that ignores size_mode=exact
+    with pytest.raises(RewriteError, match="size_mode=exact"):
+        await rewrite_upload("PUT", "https://site.test/u", headers, jpeg, policy, fake_protect)
+
+
+async def test_cache_prevents_a_second_protection(
+        policy: Policy, fake_protect, jpeg: bytes,
+) -> None:
+    cache = ProtectCache()
+    first = await rewrite_upload("PUT", "https://site.test/u", {}, jpeg, policy, fake_protect,
+                                 cache=cache)
+    retry = await rewrite_upload("PUT", "https://site.test/u", {}, jpeg, policy, fake_protect,
+                                 cache=cache)
+    assert len(fake_protect.calls) == 1
+    assert retry.body == first.body and retry.images[0].cached and not first.images[0].cached
+
+
+async def test_failure_raises_with_the_sites_on_failure(
+        policy: Policy, fake_protect, jpeg: bytes,
+) -> None:
+    fake_protect.mode = "fail"
+    with pytest.raises(RewriteError, match="service down") as info:
+        await rewrite_upload("PUT", "https://block.test/u", {}, jpeg, policy, fake_protect)
+    assert (info.value.site, info.value.on_failure) == ("blocking-site", "block")
+
+
+async def test_never_half_rewritten(policy: Policy, jpeg: bytes, png: bytes) -> None:
+    """One of two images fails: the hook raises rather than return one protected."""
+    async def protect(data: bytes, options: ProtectOptions) -> ProtectResult:
+        if data == png:
+            raise TimeoutError("too slow")
+        return ProtectResult(data + b"!", "image/jpeg", {"protected": True})
+
+    content_type, body = await multipart_body(("a", jpeg), ("b", png))
+    with pytest.raises(RewriteError, match=r"part 'b'.*too slow"):
+        await rewrite_upload("POST", "https://site.test/u", {"Content-Type": content_type},
+                             body, policy, protect)
+
+
+async def test_no_face_leaves_body_identical(policy: Policy, fake_protect, jpeg: bytes) -> None:
+    fake_protect.mode = "same"
+    out = await rewrite_upload("PUT", "https://site.test/u", {"Content-Length": "1"}, jpeg,
+                               policy, fake_protect)
+    assert not out.changed and out.body is jpeg and "no face" in out.reason
+    assert dict(out.headers) == {"Content-Length": "1"} and out.images[0].report["faces"] == 0
+
+
+async def test_service_breaking_the_contract_is_a_failure(
+        policy: Policy, jpeg: bytes, png: bytes,
+) -> None:
+    async def wrong_format(data: bytes, options: ProtectOptions) -> ProtectResult:
+        return ProtectResult(png, "image/png", {"protected": True})
+
+    with pytest.raises(RewriteError, match="returned image/png for a image/jpeg"):
+        await rewrite_upload("PUT", "https://site.test/u", {}, jpeg, policy, wrong_format)
+
+
+@pytest.mark.parametrize(("url", "content_type", "body_kind", "reason"), [
+    ("https://site.test/u", "multipart/form-data; boundary=zz", "jpeg", "malformed body"),
+    ("https://site.test/u", "application/json", "broken-json", "malformed body"),
+    ("https://site.test/u", "image/jpeg", "truncated", "incomplete image/jpeg"),
+    ("https://site.test/u", "application/octet-stream", "text", "no image"),
+    ("https://site.test/u", "image/jpeg", "empty", "empty body"),
+    ("https://raw.test/rupload/1", "multipart/form-data; boundary=zz", "jpeg",
+     "format multipart is not enabled"),
+])
+async def test_left_alone_with_a_reason(policy: Policy, fake_protect, make_image,
+                                        url: str, content_type: str, body_kind: str,
+                                        reason: str) -> None:
+    big = make_image("JPEG", size=(64, 64), noise=True)
+    body = {"jpeg": big, "broken-json": b'{"a": ', "truncated": big[: len(big) // 2],
+            "text": b"hello", "empty": b""}[body_kind]
+    out = await rewrite_upload("POST", url, {"Content-Type": content_type}, body, policy,
+                               fake_protect)
+    assert not out.changed and out.body is body and reason in out.reason
+    assert not fake_protect.calls
+
+
+async def test_max_bytes(fake_protect, jpeg: bytes) -> None:
+    from grasp_sdk import parse_policy
+
+    small = parse_policy("sites:\n  - {name: s, hosts: ['*'], max_bytes: 10}\n")
+    out = await rewrite_upload("PUT", "https://h/u", {}, jpeg, small, fake_protect)
+    assert not out.changed and "exceeds max_bytes 10" in out.reason

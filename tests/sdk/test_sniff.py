@@ -1,0 +1,63 @@
+"""Magic-byte recognition and whole-image checks."""
+
+from __future__ import annotations
+
+import pytest
+from grasp_sdk.sniff import image_type, is_complete
+
+
+def _bmff(*boxes: tuple[bytes, bytes]) -> bytes:
+    return b"".join((8 + len(payload)).to_bytes(4, "big") + kind + payload
+                    for kind, payload in boxes)
+
+
+HEIC = _bmff((b"ftyp", b"heic\x00\x00\x00\x00mif1heic"), (b"meta", b"\x00" * 20))
+AVIF = _bmff((b"ftyp", b"avif\x00\x00\x00\x00avifmif1"), (b"mdat", b"\x01" * 9))
+HEIF_AVIF_COMPAT = _bmff((b"ftyp", b"mif1\x00\x00\x00\x00mif1avif"))
+
+
+@pytest.mark.parametrize(("fmt", "expected"), [
+    ("JPEG", "image/jpeg"), ("PNG", "image/png"), ("GIF", "image/gif"), ("WEBP", "image/webp"),
+])
+def test_image_type_of_real_images(make_image, fmt: str, expected: str) -> None:
+    assert image_type(make_image(fmt)) == expected
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (HEIC, "image/heic"),
+    (AVIF, "image/avif"),
+    (HEIF_AVIF_COMPAT, "image/avif"),
+    (_bmff((b"ftyp", b"mif1\x00\x00\x00\x00mif1")), "image/heif"),
+    (_bmff((b"ftyp", b"isom\x00\x00\x00\x00mp41")), None),  # an MP4 video
+    (b"RIFF\x00\x00\x00\x00WAVEfmt ", None),
+    (b"\xff\xd8", None),
+    (b"", None),
+    (b'{"a": 1}', None),
+])
+def test_image_type(data: bytes, expected: str | None) -> None:
+    assert image_type(data) == expected
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP"])
+def test_whole_images_are_complete_and_pieces_are_not(make_image, fmt: str) -> None:
+    data = make_image(fmt, size=(64, 48), noise=True)
+    kind = image_type(data)
+    assert kind is not None and is_complete(data, kind)
+    assert not is_complete(data[: len(data) * 2 // 3], kind)
+
+
+def test_bmff_pieces() -> None:
+    assert is_complete(HEIC, "image/heic")
+    assert not is_complete(HEIC[:-5], "image/heic")
+
+
+def test_jpeg_thumbnail_eoi_does_not_count(make_image) -> None:
+    """An EXIF thumbnail ends with FFD9 early on; a truncated main image is still a piece."""
+    thumb = make_image("JPEG", size=(8, 8))
+    data = make_image("JPEG", size=(128, 128), noise=True)
+    # Splice a thumbnail-bearing APP1 segment after SOI.
+    app = b"Exif\x00\x00" + thumb
+    data = data[:2] + b"\xff\xe1" + (len(app) + 2).to_bytes(2, "big") + app + data[2:]
+    assert data.index(b"\xff\xd9") < len(data) // 2
+    assert is_complete(data, "image/jpeg")
+    assert not is_complete(data[: len(data) - 200], "image/jpeg")
