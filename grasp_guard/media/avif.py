@@ -1,0 +1,178 @@
+"""AVIF through Pillow's libavif binding (decode with dav1d/aom, encode with aom).
+
+libavif rebuilds the whole container, so this is the least faithful format: the chroma
+subsampling is read back from the ``av1C`` box and kept, ICC and XMP are passed through,
+EXIF is passed through but Pillow moves its orientation into ``irot``/``imir`` boxes
+(and reads it back from them), and the source's quality is not recorded anywhere, so a
+fixed default is used. Thumbnails and auxiliary items (depth, gain maps) are not carried.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from ..errors import UnsupportedFormatError
+from . import exif, xmp
+from .budget import Padding, SizeMode, fit
+from .exif import ExifLayout
+from .image import DecodedImage, Stored
+
+DEFAULT_QUALITY = 80
+_QUALITY_STEP = 5  # quality levels tried under a byte budget (AVIF encodes are slow)
+_FREE_BOX_MIN = 8  # size + type of an empty top-level "free" box
+_CONTAINERS = {b"meta": 4, b"iprp": 0, b"ipco": 0}  # box types to descend into: header extra bytes
+
+
+@dataclass(frozen=True)
+class AvifParams:
+    """What is passed back to libavif.
+
+    Attributes:
+        subsampling: ``4:2:0``, ``4:2:2``, ``4:4:4`` or ``4:0:0`` (monochrome).
+        exif: the EXIF block Pillow read (orientation merged from irot/imir), or None.
+        exif_layout: its layout.
+        icc_profile: ICC bytes, or None.
+        xmp: the sanitised XMP packet, or None.
+    """
+
+    subsampling: str
+    exif: bytes | None
+    exif_layout: ExifLayout | None
+    icc_profile: bytes | None
+    xmp: bytes | None
+
+
+def _boxes(data: bytes, start: int, end: int):
+    """Yield (type, payload start, payload end) of the ISO-BMFF boxes in data[start:end]."""
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            size, header = struct.unpack_from(">Q", data, pos + 8)[0], 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            return
+        yield kind, pos + header, pos + size
+        pos += size
+
+
+def _av1_configs(data: bytes, start: int = 0, end: int | None = None) -> list[bytes]:
+    """Every ``av1C`` payload under meta/iprp/ipco."""
+    found = []
+    for kind, lo, hi in _boxes(data, start, len(data) if end is None else end):
+        if kind == b"av1C":
+            found.append(data[lo:hi])
+        elif kind in _CONTAINERS:
+            found.extend(_av1_configs(data, lo + _CONTAINERS[kind], hi))
+    return found
+
+
+def _coding(data: bytes) -> tuple[str, int]:
+    """(chroma subsampling, bit depth) of the colour item, from its ``av1C`` box."""
+    configs = [c for c in _av1_configs(data) if len(c) >= 3]
+    colour = [c for c in configs if not c[2] & 0x10] or configs
+    if not colour:
+        return "4:2:0", 8
+    flags = colour[0][2]
+    depth = 12 if flags & 0x20 else 10 if flags & 0x40 else 8
+    if flags & 0x10:
+        return "4:0:0", depth
+    subsampling = {(1, 1): "4:2:0", (1, 0): "4:2:2", (0, 0): "4:4:4"}.get(
+        ((flags >> 3) & 1, (flags >> 2) & 1), "4:2:0"
+    )
+    return subsampling, depth
+
+
+def decode(data: bytes, img: Image.Image) -> Stored:
+    """Read an AVIF (UnsupportedFormatError: an image sequence)."""
+    if getattr(img, "n_frames", 1) > 1:
+        raise UnsupportedFormatError("animated AVIF (image sequence) is not supported")
+    subsampling, depth = _coding(data)
+    notes = [
+        (
+            f"AVIF re-encoded by libavif at quality {DEFAULT_QUALITY} (the source's is not "
+            "recorded); thumbnails and auxiliary items are not carried"
+        )
+    ]
+    if depth > 8:
+        notes.append(f"{depth}-bit AVIF written as 8-bit")
+    layout = None
+    raw_exif = img.info.get("exif")
+    if raw_exif:
+        try:
+            layout = exif.parse(exif.split_prefix(raw_exif)[1])
+            notes.extend(layout.notes())
+        except exif.ExifError as e:
+            notes.append(f"unreadable EXIF dropped ({e})")
+            raw_exif = None
+    packet = img.info.get("xmp")
+    if packet:
+        packet, removed = xmp.sanitize(packet)
+        notes.extend(xmp.notes(removed))
+    img.load()
+    pixels = np.asarray(img.convert("RGBA" if "A" in img.mode else "RGB"))
+    params = AvifParams(
+        subsampling=subsampling,
+        exif=raw_exif if layout is not None else None,
+        exif_layout=layout,
+        icc_profile=img.info.get("icc_profile"),
+        xmp=packet or None,
+    )
+    return Stored(
+        rgb=np.ascontiguousarray(pixels[:, :, :3]),
+        alpha=pixels[:, :, 3].copy() if pixels.shape[2] == 4 else None,
+        orientation=layout.orientation if layout else 1,
+        params=params,
+        notes=notes,
+    )
+
+
+def encode(
+    image: DecodedImage, stored: np.ndarray, alpha: np.ndarray | None, size_mode: SizeMode
+) -> bytes:
+    """Re-encode protected stored-orientation pixels; quality lowered under a byte budget."""
+    params: AvifParams = image.params
+    if alpha is not None:
+        pixels = Image.fromarray(np.ascontiguousarray(np.dstack([stored, alpha])), "RGBA")
+    else:
+        pixels = Image.fromarray(np.ascontiguousarray(stored), "RGB")
+    subsampling = params.subsampling
+    if subsampling == "4:0:0":
+        if alpha is None:
+            pixels = pixels.convert("L")
+        else:
+            subsampling = "4:4:4"  # libavif has no grey + alpha input through Pillow
+    settings: dict[str, object] = {"subsampling": subsampling}
+    if params.exif is not None and params.exif_layout is not None:
+        prefix, tiff = exif.split_prefix(params.exif)
+        settings["exif"] = prefix + exif.protect(tiff, params.exif_layout, stored)
+    if params.icc_profile:
+        settings["icc_profile"] = params.icc_profile
+    if params.xmp:
+        settings["xmp"] = params.xmp
+    qualities = list(range(DEFAULT_QUALITY, -1, -_QUALITY_STEP))
+
+    def render(level: int) -> bytes:
+        out = io.BytesIO()
+        pixels.save(out, "AVIF", quality=qualities[level], **settings)
+        return out.getvalue()
+
+    def pad(data: bytes, n: int) -> bytes:
+        return data + struct.pack(">I4s", n, b"free") + bytes(n - _FREE_BOX_MIN)
+
+    return fit(
+        render,
+        len(qualities),
+        size_mode=size_mode,
+        target=len(image.source),
+        padding=Padding(minimum=lambda _: _FREE_BOX_MIN, pad=pad),
+        lossless=False,
+        what="AVIF",
+    )

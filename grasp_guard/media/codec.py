@@ -1,0 +1,132 @@
+"""Decode an upload for protection, and re-encode the protected pixels the way it came."""
+
+from __future__ import annotations
+
+import io
+import logging
+from types import ModuleType
+
+import numpy as np
+from PIL import Image, features
+
+from ..errors import GraspGuardError, ImageTooLargeError, InvalidImageError, UnsupportedFormatError
+from . import avif, jpeg, png, webp
+from .budget import SizeMode
+from .image import DecodedImage
+from .orientation import to_stored, to_upright
+from .sniff import sniff_format
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_PIXELS = 50_000_000
+_PILLOW_FORMATS = {"JPEG": ("JPEG", "MPO"), "PNG": ("PNG",), "WEBP": ("WEBP",), "AVIF": ("AVIF",)}
+_HANDLERS: dict[str, ModuleType] = {
+    "JPEG": jpeg,
+    "MPO": jpeg,
+    "PNG": png,
+    "WEBP": webp,
+    "AVIF": avif,
+}
+
+
+def _check_supported(sniffed: str | None) -> str:
+    if sniffed is None:
+        raise InvalidImageError("not an image: no known format signature (magic bytes)")
+    if sniffed == "HEIF":
+        raise UnsupportedFormatError(
+            "HEIC/HEIF cannot be decoded: it needs pillow-heif, which is not installed"
+        )
+    if sniffed not in _PILLOW_FORMATS:
+        raise UnsupportedFormatError(f"{sniffed} is not supported: JPEG, PNG, WebP and AVIF are")
+    if sniffed == "AVIF" and not features.check("avif"):
+        raise UnsupportedFormatError("AVIF cannot be decoded: this Pillow has no AVIF support")
+    return sniffed
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array)
+    array.flags.writeable = False
+    return array
+
+
+def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Decode image bytes into upright RGB pixels plus everything needed to re-encode them.
+
+    Args:
+        data: the whole file, in memory.
+        max_pixels: the largest width × height accepted (decompression-bomb guard),
+            checked from the header before any pixel is decoded.
+
+    Returns:
+        The decoded image; ``upright`` and ``alpha`` are read-only.
+
+    Raises:
+        InvalidImageError: empty, truncated, corrupt, or not an image.
+        UnsupportedFormatError: an image we cannot re-encode faithfully (HEIC, GIF, TIFF,
+            animations, CMYK JPEG).
+        ImageTooLargeError: more than ``max_pixels`` pixels.
+    """
+    data = bytes(data)
+    if not data:
+        raise InvalidImageError("empty input: zero bytes")
+    sniffed = _check_supported(sniff_format(data))
+    try:
+        with Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS[sniffed]) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageTooLargeError(
+                    f"{width}×{height} = {width * height} pixels exceeds the limit of {max_pixels}"
+                )
+            fmt = img.format or sniffed
+            stored = _HANDLERS[fmt].decode(data, img)
+    except GraspGuardError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        # Pillow's own guard (MAX_IMAGE_PIXELS) fires in open(); its warning is raised only
+        # where warnings are errors. Our limit is checked right after, either way.
+        raise ImageTooLargeError(f"decompression bomb: {e}") from e
+    except MemoryError as e:
+        raise ImageTooLargeError(f"{sniffed} image too large to decode in memory") from e
+    except Exception as e:  # Pillow and its C decoders raise many types for bad bytes
+        raise InvalidImageError(f"corrupt or truncated {sniffed}: {e}") from e
+    for note in stored.notes:
+        logger.info("%s: %s", fmt, note)
+    return DecodedImage(
+        format=fmt,
+        upright=_read_only(to_upright(stored.rgb, stored.orientation)),
+        alpha=None
+        if stored.alpha is None
+        else _read_only(to_upright(stored.alpha, stored.orientation)),
+        orientation=stored.orientation,
+        source=data,
+        params=stored.params,
+        notes=tuple(stored.notes),
+    )
+
+
+def encode(image: DecodedImage, upright: np.ndarray, *, size_mode: SizeMode = "any") -> bytes:
+    """Re-encode protected upright pixels in the source's format, coding and metadata.
+
+    The pixels are written back in their stored orientation under the original tag.
+
+    Args:
+        image: the :func:`decode` result the pixels were derived from.
+        upright: (H, W, 3) uint8 RGB, the same shape as ``image.upright``.
+        size_mode: ``any``; ``max``: no longer than the source; ``exact``: exactly the
+            source's length (padded with a comment, chunk or box).
+
+    Raises:
+        SizeBudgetError: ``max`` or ``exact`` cannot be met.
+        ValueError: ``upright`` has the wrong shape or dtype, or ``size_mode`` is unknown.
+    """
+    if upright.shape != image.upright.shape or upright.dtype != np.uint8:
+        raise ValueError(
+            f"protected pixels must be uint8 {image.upright.shape}, got {upright.dtype} {upright.shape}"
+        )
+    stored = np.ascontiguousarray(to_stored(upright, image.orientation))
+    alpha = (
+        None
+        if image.alpha is None
+        else np.ascontiguousarray(to_stored(image.alpha, image.orientation))
+    )
+    return _HANDLERS[image.format].encode(image, stored, alpha, size_mode)

@@ -1,0 +1,271 @@
+"""EXIF blocks edited in place: orientation, thumbnail regeneration, embedded previews.
+
+Only the bytes that must change are touched, so every tag, the maker notes and their
+internal offsets stay byte-identical. piexif would re-serialise the whole block instead
+(moving maker notes whose offsets are absolute, dropping what it does not know, and failing
+outright on some camera files), so it is not used to write.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from .jpeg_segments import find_embedded_jpegs
+from .orientation import normalise
+from .thumbnail import jpeg_thumbnail
+
+logger = logging.getLogger(__name__)
+
+PREFIX = b"Exif\x00\x00"
+MAX_JPEG_EXIF = 65533 - len(PREFIX)  # one APP1 segment
+
+_ORIENTATION = 0x0112
+_THUMB_OFFSET = 0x0201
+_THUMB_LENGTH = 0x0202
+_STRIP_OFFSETS = 0x0111
+_STRIP_COUNTS = 0x0117
+_SHORT, _LONG = 3, 4
+_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+_THUMB_SCALES = (1.0, 2.0, 4.0)  # coarser tables when the block would overflow its segment
+
+
+class ExifError(ValueError):
+    """The block is not a readable TIFF structure."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    tag: int
+    type: int
+    count: int
+    field: int  # offset of the entry's 4-byte value-or-offset field
+
+
+@dataclass(frozen=True)
+class ExifLayout:
+    """Where the parts of a TIFF block that matter here live.
+
+    Attributes:
+        byte_order: ``"<"`` (II) or ``">"`` (MM).
+        orientation: the IFD0 orientation tag, 1 when absent or out of range.
+        next_ifd_field: offset of IFD0's pointer to IFD1 (None when the pointer is missing).
+        has_ifd1: whether IFD0 links to an IFD1 (the thumbnail directory).
+        thumbnail: (start, end) of the JPEG thumbnail, None when there is none in bounds.
+        thumbnail_entries: the IFD1 offset and length entries of that thumbnail.
+        strips: (start, end) of uncompressed thumbnail strips.
+        previews: (start, end) of other JPEG images inside the block (maker-note previews).
+    """
+
+    byte_order: str
+    orientation: int
+    next_ifd_field: int | None
+    has_ifd1: bool
+    thumbnail: tuple[int, int] | None
+    thumbnail_entries: tuple[_Entry, _Entry] | None
+    strips: tuple[tuple[int, int], ...]
+    previews: tuple[tuple[int, int], ...]
+
+    def notes(self) -> list[str]:
+        """What :func:`protect` will change, in words for the report."""
+        notes = []
+        if self.thumbnail is not None:
+            notes.append("EXIF thumbnail regenerated from the protected pixels")
+        elif self.has_ifd1:
+            notes.append(
+                "EXIF thumbnail directory (IFD1) unlinked: no JPEG thumbnail to regenerate"
+            )
+        if self.strips:
+            notes.append("uncompressed EXIF thumbnail removed")
+        if self.previews:
+            notes.append(f"{len(self.previews)} preview image(s) inside EXIF (maker notes) blanked")
+        return notes
+
+
+def split_prefix(blob: bytes) -> tuple[bytes, bytes]:
+    """(``b"Exif\\0\\0"`` or ``b""``, TIFF block): JPEG APP1 and some PNG/WebP writers prefix it."""
+    if blob.startswith(PREFIX):
+        return PREFIX, blob[len(PREFIX) :]
+    return b"", blob
+
+
+def _unpack(blob: bytes, fmt: str, pos: int) -> int:
+    try:
+        return struct.unpack_from(fmt, blob, pos)[0]
+    except struct.error as e:
+        raise ExifError(f"EXIF block truncated at offset {pos}") from e
+
+
+def _read_ifd(blob: bytes, offset: int, order: str) -> tuple[list[_Entry], int | None]:
+    count = _unpack(blob, order + "H", offset)
+    entries = [
+        _Entry(
+            tag=_unpack(blob, order + "H", pos),
+            type=_unpack(blob, order + "H", pos + 2),
+            count=_unpack(blob, order + "I", pos + 4),
+            field=pos + 8,
+        )
+        for pos in range(offset + 2, offset + 2 + 12 * count, 12)
+    ]
+    if entries and entries[-1].field + 4 > len(blob):
+        raise ExifError(f"IFD at offset {offset} runs past the end of the block")
+    next_field = offset + 2 + 12 * count
+    return entries, next_field if next_field + 4 <= len(blob) else None
+
+
+def _integers(blob: bytes, entry: _Entry, order: str) -> list[int]:
+    """The values of a SHORT or LONG entry (inline or at its offset)."""
+    if entry.type not in (_SHORT, _LONG):
+        raise ExifError(f"tag 0x{entry.tag:04X} has type {entry.type}, expected SHORT or LONG")
+    code = "H" if entry.type == _SHORT else "I"
+    size = _TYPE_SIZES[entry.type] * entry.count
+    start = entry.field if size <= 4 else _unpack(blob, order + "I", entry.field)
+    if start + size > len(blob):
+        raise ExifError(f"tag 0x{entry.tag:04X} points past the end of the block")
+    return list(struct.unpack_from(f"{order}{entry.count}{code}", blob, start))
+
+
+def _ranges(starts: list[int], lengths: list[int], size: int) -> tuple[tuple[int, int], ...]:
+    return tuple(
+        (s, min(s + n, size))
+        for s, n in zip(starts, lengths, strict=False)
+        if 0 < s < size and n > 0
+    )
+
+
+def parse(tiff: bytes) -> ExifLayout:
+    """Locate orientation, thumbnail and embedded previews in a TIFF block (no ``Exif`` prefix).
+
+    Raises:
+        ExifError: the header or IFD0 cannot be read.
+    """
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        raise ExifError("EXIF block does not start with a TIFF header")
+    order = "<" if tiff[:2] == b"II" else ">"
+    if _unpack(tiff, order + "H", 2) != 42:
+        raise ExifError("EXIF block has a bad TIFF magic number")
+    entries, next_field = _read_ifd(tiff, _unpack(tiff, order + "I", 4), order)
+    orientation = 1
+    for e in entries:
+        if e.tag == _ORIENTATION and e.type == _SHORT and e.count >= 1:
+            orientation = normalise(_unpack(tiff, order + "H", e.field))
+    ifd1 = _unpack(tiff, order + "I", next_field) if next_field is not None else 0
+    has_ifd1 = 0 < ifd1 < len(tiff)
+    thumbnail = thumbnail_entries = None
+    strips: tuple[tuple[int, int], ...] = ()
+    if has_ifd1:
+        try:
+            tags = {e.tag: e for e in _read_ifd(tiff, ifd1, order)[0]}
+            if _THUMB_OFFSET in tags and _THUMB_LENGTH in tags:
+                start = _integers(tiff, tags[_THUMB_OFFSET], order)[0]
+                length = _integers(tiff, tags[_THUMB_LENGTH], order)[0]
+                if 0 < start and 0 < length and start + length <= len(tiff):
+                    thumbnail = (start, start + length)
+                    thumbnail_entries = (tags[_THUMB_OFFSET], tags[_THUMB_LENGTH])
+            if _STRIP_OFFSETS in tags and _STRIP_COUNTS in tags:
+                strips = _ranges(
+                    _integers(tiff, tags[_STRIP_OFFSETS], order),
+                    _integers(tiff, tags[_STRIP_COUNTS], order),
+                    len(tiff),
+                )
+        except ExifError as e:
+            logger.debug("unreadable IFD1 (%s): it will be unlinked", e)
+    return ExifLayout(
+        byte_order=order,
+        orientation=orientation,
+        next_ifd_field=next_field,
+        has_ifd1=has_ifd1,
+        thumbnail=thumbnail,
+        thumbnail_entries=thumbnail_entries,
+        strips=strips,
+        previews=tuple(find_embedded_jpegs(tiff, skip=thumbnail)),
+    )
+
+
+def read_orientation(blob: bytes | None) -> int:
+    """The orientation tag of an EXIF block (with or without prefix); 1 when unreadable."""
+    if not blob:
+        return 1
+    try:
+        return parse(split_prefix(blob)[1]).orientation
+    except ExifError:
+        return 1
+
+
+def _write_int(buf: bytearray, entry: _Entry, value: int, order: str) -> None:
+    if entry.count != 1 or entry.type not in (_SHORT, _LONG):
+        raise ExifError(f"tag 0x{entry.tag:04X} cannot be rewritten in place")
+    if entry.type == _SHORT:
+        if value > 0xFFFF:
+            raise ExifError(f"value {value} does not fit tag 0x{entry.tag:04X} (SHORT)")
+        struct.pack_into(order + "H", buf, entry.field, value)
+    else:
+        struct.pack_into(order + "I", buf, entry.field, value)
+
+
+def _place_thumbnail(buf: bytearray, layout: ExifLayout, new: bytes) -> bytes:
+    """Put ``new`` in the old thumbnail's slot (or after the block) and fix IFD1's entries."""
+    assert layout.thumbnail is not None and layout.thumbnail_entries is not None
+    start, end = layout.thumbnail
+    out = bytearray(buf)
+    if end == len(out):
+        del out[start:]
+        out += new
+        offset = start
+    elif len(new) <= end - start:
+        out[start : start + len(new)] = new
+        offset = start
+    else:
+        offset = len(out) + (len(out) & 1)  # TIFF offsets are word-aligned
+        out += bytes(offset - len(out)) + new
+    offset_entry, length_entry = layout.thumbnail_entries
+    _write_int(out, offset_entry, offset, layout.byte_order)
+    _write_int(out, length_entry, len(new), layout.byte_order)
+    return bytes(out)
+
+
+def protect(
+    tiff: bytes, layout: ExifLayout, stored: np.ndarray, *, max_len: int | None = None
+) -> bytes:
+    """The block with no unprotected copy of the image left in it.
+
+    The JPEG thumbnail is regenerated from ``stored`` (same box, tables and subsampling) and
+    written over the old one; when it cannot be (it would not fit ``max_len``, or its IFD1
+    entries cannot be rewritten) IFD1 is unlinked. Uncompressed thumbnails and preview
+    JPEGs elsewhere in the block (maker notes) are overwritten with zeros. Everything else,
+    the orientation tag included, is left byte-identical.
+
+    Args:
+        tiff: the TIFF block, without the ``Exif`` prefix.
+        layout: :func:`parse` of ``tiff``.
+        stored: (H, W, 3) uint8 RGB protected pixels in stored orientation.
+        max_len: the longest block the container can hold (JPEG: one APP1 segment).
+    """
+    buf = bytearray(tiff)
+    old_thumbnail = tiff[slice(*layout.thumbnail)] if layout.thumbnail else None
+    copies = [*layout.previews, *layout.strips, *([layout.thumbnail] if layout.thumbnail else [])]
+    for start, end in copies:
+        buf[start:end] = bytes(end - start)
+    if not layout.has_ifd1:
+        return bytes(buf)
+    if layout.thumbnail is not None:
+        for scale in _THUMB_SCALES:
+            try:
+                placed = _place_thumbnail(
+                    buf, layout, jpeg_thumbnail(stored, like=old_thumbnail, scale=scale)
+                )
+            except ExifError as e:
+                logger.info("EXIF thumbnail cannot be rewritten in place (%s): unlinking IFD1", e)
+                break
+            if max_len is None or len(placed) <= max_len:
+                return placed
+        else:
+            logger.info("regenerated EXIF thumbnail does not fit the EXIF segment: unlinking IFD1")
+    assert layout.next_ifd_field is not None
+    struct.pack_into(layout.byte_order + "I", buf, layout.next_ifd_field, 0)
+    if layout.thumbnail is not None and layout.thumbnail[1] == len(buf):
+        del buf[layout.thumbnail[0] :]
+    return bytes(buf)

@@ -1,0 +1,266 @@
+"""JPEG and MPO: same quantisation tables, subsampling and progression; metadata spliced back.
+
+The pixels are re-encoded by Pillow (libjpeg) with the source's tables; the new stream's
+coding segments then follow the source's own APPn/COM segments, carried in their order,
+so JFIF/Adobe markers, ICC chunks, XMP, comments and DPI stay byte-identical. Only what
+holds an unprotected copy of the image changes: the EXIF thumbnail (regenerated), JFIF
+thumbnails, Photoshop thumbnails, extended XMP, FlashPix previews, JUMBF/C2PA boxes, any
+other segment with a JPEG inside it, MPO secondary frames and data after the image.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, JpegImagePlugin
+
+from ..errors import UnsupportedFormatError
+from . import exif, xmp
+from .budget import Padding, SizeMode, fit
+from .image import DecodedImage, Stored
+from .jpeg_segments import (
+    APP0,
+    COM,
+    MIN_PADDING,
+    Segment,
+    comment_padding,
+    find_embedded_jpegs,
+    is_padding,
+    split_header,
+    strip_metadata,
+)
+from .thumbnail import scale_qtables
+
+logger = logging.getLogger(__name__)
+
+APP1, APP2, APP11, APP13 = 0xE1, 0xE2, 0xEB, 0xED
+XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\x00"
+XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\x00"
+PHOTOSHOP = b"Photoshop 3.0\x00"
+_PHOTOSHOP_THUMBNAILS = frozenset({0x0409, 0x040C})
+_SCALE_LEVELS = 24  # quantisation multipliers from 1 up to all-255 tables, geometric
+_IRB_SIGNATURES = frozenset({b"8BIM", b"MeSa", b"PHUT", b"AgHg", b"DCSR"})
+
+
+@dataclass(frozen=True)
+class JpegParams:
+    """How the source was coded, and the metadata segments to carry.
+
+    Attributes:
+        mode: ``L`` or ``RGB``.
+        qtables: the quantisation tables, in Pillow's order and layout.
+        subsampling: Pillow's code: 0 (4:4:4), 1 (4:2:2), 2 (4:2:0); -1 for greyscale.
+        progressive: whether the source is progressive.
+        keep_rgb: an Adobe-marked RGB (untransformed) JPEG, re-encoded without YCbCr.
+        segments: the APPn/COM segments to write, in source order, already sanitised
+            except for EXIF, whose thumbnail is regenerated at encode time.
+        exif_layouts: for each of ``segments``, the EXIF layout when it is an EXIF APP1.
+    """
+
+    mode: str
+    qtables: tuple[tuple[int, ...], ...]
+    subsampling: int
+    progressive: bool
+    keep_rgb: bool
+    segments: tuple[Segment, ...]
+    exif_layouts: tuple[exif.ExifLayout | None, ...]
+
+
+def _photoshop_without_thumbnails(payload: bytes) -> tuple[bytes, int] | None:
+    """The APP13 payload without thumbnail resources (0x0409, 0x040C), and how many went.
+
+    None when the resource block cannot be walked (e.g. it continues in another segment).
+    """
+    out = bytearray(PHOTOSHOP)
+    pos, removed = len(PHOTOSHOP), 0
+    try:
+        while pos + 12 <= len(payload):
+            if payload[pos : pos + 4] not in _IRB_SIGNATURES:
+                return None
+            name_len = payload[pos + 6]
+            size_pos = pos + 6 + name_len + 1 + ((name_len + 1) & 1)
+            (size,) = struct.unpack_from(">I", payload, size_pos)
+            end = size_pos + 4 + size + (size & 1)
+            if end > len(payload) + (size & 1):
+                return None
+            resource = struct.unpack_from(">H", payload, pos + 4)[0]
+            if resource in _PHOTOSHOP_THUMBNAILS:
+                removed += 1
+            else:
+                out += payload[pos:end]
+            pos = end
+    except (struct.error, IndexError):
+        return None
+    return bytes(out + payload[pos:]), removed
+
+
+def _carry(segment: Segment, notes: list[str]) -> Segment | None:
+    """The segment as it will be written (EXIF aside), or None to drop it; notes say why."""
+    m, p = segment.marker, segment.payload
+    name = "COM" if m == COM else f"APP{m - APP0}"
+    if m == COM:
+        return None if is_padding(p) else segment
+    if m == APP0 and p.startswith(b"JFIF\x00") and len(p) >= 14:
+        if p[12] * p[13]:
+            notes.append("JFIF thumbnail removed")
+            return Segment(m, p[:12] + b"\x00\x00")
+        return segment
+    if m == APP0 and p.startswith(b"JFXX\x00"):
+        notes.append("JFXX thumbnail segment dropped")
+        return None
+    if m == APP1 and p.startswith(XMP_NAMESPACE):
+        packet, removed = xmp.sanitize(p[len(XMP_NAMESPACE) :])
+        notes.extend(xmp.notes(removed))
+        return Segment(m, XMP_NAMESPACE + packet)
+    if m == APP1 and p.startswith(XMP_EXTENSION):
+        notes.append("extended XMP dropped (it carries depth maps and unprocessed photos)")
+        return None
+    if m == APP2 and p.startswith(b"MPF\x00"):
+        return None  # the MPO note covers it
+    if m == APP2 and p.startswith(b"FPXR\x00"):
+        notes.append("FlashPix (FPXR) segment dropped: it may hold a preview")
+        return None
+    if m == APP11:
+        notes.append("APP11 (JUMBF/C2PA) dropped: its thumbnail and signature no longer match")
+        return None
+    if m == APP13 and p.startswith(PHOTOSHOP):
+        stripped = _photoshop_without_thumbnails(p)
+        if stripped is not None:
+            if stripped[1]:
+                notes.append("Photoshop thumbnail resource removed")
+            return Segment(m, stripped[0])
+    if find_embedded_jpegs(p):
+        notes.append(f"{name} segment with an embedded image dropped")
+        return None
+    return segment
+
+
+def _metadata(data: bytes, notes: list[str]) -> tuple[list[Segment], list[exif.ExifLayout | None]]:
+    header, _ = split_header(data)
+    segments: list[Segment] = []
+    layouts: list[exif.ExifLayout | None] = []
+    for segment in header:
+        if not segment.is_metadata:
+            continue
+        if segment.marker == APP1 and segment.payload.startswith(exif.PREFIX):
+            try:
+                layout = exif.parse(segment.payload[len(exif.PREFIX) :])
+            except exif.ExifError as e:
+                notes.append(f"unreadable EXIF dropped ({e})")
+                continue
+            notes.extend(layout.notes())
+            segments.append(segment)
+            layouts.append(layout)
+            continue
+        carried = _carry(segment, notes)
+        if carried is not None:
+            segments.append(carried)
+            layouts.append(None)
+    return segments, layouts
+
+
+def decode(data: bytes, img: Image.Image) -> Stored:
+    """Read a loaded Pillow JPEG/MPO image and its source bytes (ValueError: bad header)."""
+    assert isinstance(img, JpegImagePlugin.JpegImageFile)  # MPO files are a subclass
+    if img.mode not in ("L", "RGB"):
+        raise UnsupportedFormatError(
+            f"a {img.mode} JPEG (print CMYK/YCCK) cannot be re-encoded faithfully from RGB"
+        )
+    notes: list[str] = []
+    segments, layouts = _metadata(data, notes)
+    if img.format == "MPO":
+        frames = getattr(img, "n_frames", 1)
+        notes.append(
+            f"MPO: {frames - 1} secondary frame(s) (depth, gain map or preview) dropped, "
+            "written as a plain JPEG"
+        )
+    elif not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        notes.append("data after the JPEG image (appended video or maker data) dropped")
+    orientation = next((lay.orientation for lay in layouts if lay is not None), 1)
+    sampling = JpegImagePlugin.get_sampling(img) if img.mode == "RGB" else -1
+    if img.mode == "RGB" and sampling < 0:
+        notes.append(
+            "unusual chroma subsampling written as 4:4:4 (Pillow writes 4:4:4, 4:2:2, 4:2:0)"
+        )
+        sampling = 0
+    keep_rgb = img.mode == "RGB" and img.info.get("adobe_transform") == 0
+    params = JpegParams(
+        mode=img.mode,
+        qtables=tuple(tuple(img.quantization[k]) for k in sorted(img.quantization)),
+        subsampling=sampling,
+        progressive=bool(img.info.get("progressive") or img.info.get("progression")),
+        keep_rgb=keep_rgb,
+        segments=tuple(segments),
+        exif_layouts=tuple(layouts),
+    )
+    rgb = np.asarray(img.convert("RGB"))
+    return Stored(rgb=rgb, alpha=None, orientation=orientation, params=params, notes=notes)
+
+
+def _protected_metadata(params: JpegParams, stored: np.ndarray) -> tuple[bytes, int]:
+    """The metadata segments with EXIF protected, and where padding goes: before the first
+    comment (readers that show one comment show the last), else after the metadata."""
+    out = bytearray()
+    padding_at = None
+    for segment, layout in zip(params.segments, params.exif_layouts, strict=True):
+        if layout is not None:
+            tiff = exif.protect(
+                segment.payload[len(exif.PREFIX) :], layout, stored, max_len=exif.MAX_JPEG_EXIF
+            )
+            segment = Segment(segment.marker, exif.PREFIX + tiff)
+        if segment.marker == COM and padding_at is None:
+            padding_at = len(out)
+        out += segment.to_bytes()
+    return bytes(out), len(out) if padding_at is None else padding_at
+
+
+def encode(
+    image: DecodedImage, stored: np.ndarray, alpha: np.ndarray | None, size_mode: SizeMode
+) -> bytes:
+    """Re-encode protected stored-orientation pixels as the source was coded.
+
+    Under a byte budget the quantisation tables are scaled up (coarser) by the smallest
+    factor that fits; tables, subsampling and progression otherwise stay the source's.
+    """
+    params: JpegParams = image.params
+    pixels = Image.fromarray(np.ascontiguousarray(stored), "RGB")
+    if params.mode == "L":
+        pixels = pixels.convert("L")
+    metadata, padding_at = _protected_metadata(params, stored)
+    head = b"\xff\xd8" + metadata
+    padding_at += 2
+    tables = [list(t) for t in params.qtables]
+    smallest = min(min(t) for t in tables)
+    top = max(1.0, 255 / smallest)
+    levels = _SCALE_LEVELS if top > 1.0 else 1
+
+    def render(level: int) -> bytes:
+        scale = top ** (level / (levels - 1)) if level else 1.0
+        settings: dict[str, object] = {
+            "qtables": scale_qtables(tables, scale) if level else tables,
+            "progressive": params.progressive,
+            "optimize": True,
+            "keep_rgb": params.keep_rgb,
+        }
+        if params.subsampling >= 0:
+            settings["subsampling"] = params.subsampling
+        out = io.BytesIO()
+        pixels.save(out, "JPEG", **settings)
+        return head + strip_metadata(out.getvalue())
+
+    def pad(data: bytes, n: int) -> bytes:
+        return data[:padding_at] + comment_padding(n) + data[padding_at:]
+
+    return fit(
+        render,
+        levels,
+        size_mode=size_mode,
+        target=len(image.source),
+        padding=Padding(minimum=lambda _: MIN_PADDING, pad=pad),
+        lossless=False,
+        what="JPEG",
+    )

@@ -1,0 +1,46 @@
+"""Recognise an image format from its first bytes (magic numbers), without decoding it."""
+
+from __future__ import annotations
+
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_ISOBMFF_IMAGE_BRANDS = frozenset({b"mif1", b"msf1", b"miaf"})
+
+
+def _isobmff_format(data: bytes) -> str | None:
+    """AVIF or HEIF from an ISO-BMFF ``ftyp`` box, or None for other ISO-BMFF files (video)."""
+    box_size = int.from_bytes(data[0:4], "big")
+    major = data[8:12]
+    end = min(box_size, len(data), 4096) if box_size >= 16 else 16
+    compatible = {data[i : i + 4] for i in range(16, end - 3, 4)}
+    if major in _HEIF_BRANDS:
+        return "HEIF"
+    if major in _AVIF_BRANDS or (major in _ISOBMFF_IMAGE_BRANDS and compatible & _AVIF_BRANDS):
+        return "AVIF"
+    if major in _ISOBMFF_IMAGE_BRANDS or compatible & _HEIF_BRANDS:
+        return "HEIF"
+    return None
+
+
+def sniff_format(data: bytes) -> str | None:
+    """Name the image format of ``data`` from its magic bytes.
+
+    Returns:
+        ``"JPEG"`` (MPO files too: they start as a JPEG), ``"PNG"``, ``"WEBP"``, ``"AVIF"``,
+        ``"HEIF"``, ``"GIF"``, ``"TIFF"`` or ``"JXL"``; None when no known signature matches.
+    """
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[0:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[4:8] == b"ftyp" and len(data) >= 16:
+        return _isobmff_format(data)
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if data.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")):
+        return "JXL"
+    return None

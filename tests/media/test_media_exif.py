@@ -1,0 +1,141 @@
+import io
+
+import numpy as np
+import piexif
+import pytest
+from _media_builders import exif_bytes, gradient, thumbnail_jpeg, tiff_block
+from PIL import Image
+
+from grasp_guard.media import exif
+
+
+def _tiff(blob: bytes) -> bytes:
+    return exif.split_prefix(blob)[1]
+
+
+def _thumb_of(tiff: bytes) -> bytes:
+    return piexif.load(exif.PREFIX + tiff)["thumbnail"]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_parse_reads_orientation_and_thumbnail(orientation: int) -> None:
+    blob = exif_bytes(orientation, thumbnail_jpeg())
+    thumb = piexif.load(blob)["thumbnail"]  # piexif stores it without its APP0
+    tiff = _tiff(blob)
+    layout = exif.parse(tiff)
+    assert layout.orientation == orientation
+    assert layout.thumbnail is not None and tiff[slice(*layout.thumbnail)] == thumb
+    assert layout.previews == () and layout.strips == ()
+
+
+@pytest.mark.parametrize(
+    ("blob", "orientation"),
+    [
+        (b"", 1),
+        (None, 1),
+        (b"garbage", 1),
+        (exif_bytes(3), 3),
+        (_tiff(exif_bytes(8)), 8),
+        (tiff_block(5, thumbnail_jpeg(), ">"), 5),
+    ],
+)
+def test_read_orientation(blob: bytes | None, orientation: int) -> None:
+    assert exif.read_orientation(blob) == orientation
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"",
+        b"II",
+        b"XX*\x00\x08\x00\x00\x00",
+        b"II\x2b\x00\x08\x00\x00\x00",
+        b"II*\x00\xff\x00\x00\x00",
+    ],
+)
+def test_parse_rejects_what_is_not_tiff(bad: bytes) -> None:
+    with pytest.raises(exif.ExifError):
+        exif.parse(bad)
+
+
+def test_protect_regenerates_the_thumbnail_and_keeps_every_tag() -> None:
+    tiff = _tiff(exif_bytes(6, thumbnail_jpeg((0, 200, 0))))
+    original = _thumb_of(tiff)
+    stored = np.zeros((48, 64, 3), np.uint8)
+    stored[:] = (200, 0, 0)
+    out = exif.protect(tiff, exif.parse(tiff), stored)
+    before, after = piexif.load(exif.PREFIX + tiff), piexif.load(exif.PREFIX + out)
+    for ifd in ("0th", "Exif", "GPS", "Interop"):
+        assert after[ifd] == before[ifd], ifd
+    assert {k: v for k, v in after["1st"].items() if k not in (513, 514)} == {
+        k: v for k, v in before["1st"].items() if k not in (513, 514)
+    }
+    assert after["thumbnail"] != original and original not in out
+    new = (
+        np.asarray(Image.open(io.BytesIO(after["thumbnail"])).convert("RGB"))
+        .reshape(-1, 3)
+        .mean(axis=0)
+    )
+    assert new[0] > 150 and new[1] < 50  # red like the protected pixels, not green
+
+
+def test_protect_leaves_bytes_before_the_thumbnail_identical() -> None:
+    tiff = _tiff(exif_bytes(1, thumbnail_jpeg()))
+    original = _thumb_of(tiff)
+    start = tiff.index(original)
+    out = exif.protect(tiff, exif.parse(tiff), gradient())
+    layout = exif.parse(out)
+    assert layout.thumbnail is not None and layout.thumbnail_entries is not None
+    length_field = layout.thumbnail_entries[1].field
+    changed = [i for i in range(start) if out[i] != tiff[i]]
+    assert changed and all(length_field <= i < length_field + 4 for i in changed)
+
+
+def test_protect_works_on_blocks_piexif_cannot_load() -> None:
+    original = thumbnail_jpeg()
+    tiff = tiff_block(8, original)
+    with pytest.raises(ValueError):
+        piexif.load(exif.PREFIX + tiff)
+    out = exif.protect(tiff, exif.parse(tiff), gradient())
+    assert original not in out
+    layout = exif.parse(out)
+    assert layout.orientation == 8
+    assert layout.thumbnail is not None
+    assert Image.open(io.BytesIO(out[slice(*layout.thumbnail)])).size == (16, 12)
+    pillow_before, pillow_after = Image.Exif(), Image.Exif()
+    pillow_before.load(exif.PREFIX + tiff)
+    pillow_after.load(exif.PREFIX + out)
+    assert dict(pillow_after) == dict(pillow_before)
+
+
+def test_thumbnail_that_cannot_fit_is_unlinked() -> None:
+    tiff = _tiff(exif_bytes(1, thumbnail_jpeg()))
+    original = _thumb_of(tiff)
+    max_len = len(tiff) - len(original) + 10  # no JPEG fits in 10 bytes
+    out = exif.protect(tiff, exif.parse(tiff), gradient(), max_len=max_len)
+    assert len(out) <= max_len
+    assert original not in out
+    layout = exif.parse(out)
+    assert not layout.has_ifd1 and layout.thumbnail is None
+    assert piexif.load(exif.PREFIX + out)["Exif"] == piexif.load(exif.PREFIX + tiff)["Exif"]
+
+
+def test_maker_note_previews_are_blanked_in_place() -> None:
+    preview = thumbnail_jpeg((10, 20, 30), size=(24, 16))
+    note = b"Maker\x00\x01\x02" + preview + b"\x00end"
+    tiff = _tiff(exif_bytes(1, None, maker_note=note))
+    layout = exif.parse(tiff)
+    assert len(layout.previews) == 1 and "preview" in " ".join(layout.notes())
+    out = exif.protect(tiff, layout, gradient())
+    assert len(out) == len(tiff) and preview not in out
+    new_note = piexif.load(exif.PREFIX + out)["Exif"][piexif.ExifIFD.MakerNote]
+    assert (
+        new_note.startswith(b"Maker\x00\x01\x02")
+        and new_note.endswith(b"\x00end")
+        and len(new_note) == len(note)
+    )
+
+
+def test_block_without_thumbnail_is_returned_unchanged() -> None:
+    tiff = _tiff(exif_bytes(3))
+    assert exif.protect(tiff, exif.parse(tiff), gradient()) == tiff

@@ -1,0 +1,36 @@
+import pytest
+from _media_builders import xmp_packet
+
+from grasp_guard.media import xmp
+
+
+@pytest.mark.parametrize(
+    ("extra", "removed"),
+    [
+        (b' GImage:Data="QUJD" GImage:Mime="image/jpeg"', ["GImage:Data"]),
+        (b" GDepth:Data='REVQ' GDepth:Format=\"RangeInverse\"", ["GDepth:Data"]),
+        (
+            b' xmpNote:HasExtendedXMP="0123ABCD" GCamera:MicroVideo="1" GCamera:MicroVideoOffset="4242"',
+            ["xmpNote:HasExtendedXMP", "GCamera:MicroVideo", "GCamera:MicroVideoOffset"],
+        ),
+        (
+            b'><xmp:Thumbnails><rdf:Alt><rdf:li><xmpGImg:image>/9j/4AAQ\n/9k=</xmpGImg:image></rdf:li></rdf:Alt></xmp:Thumbnails></rdf:Description><rdf:Description rdf:about=""',
+            ["xmpGImg:image"],
+        ),
+    ],
+)
+def test_sanitize_removes_image_carrying_properties(extra: bytes, removed: list[str]) -> None:
+    packet = xmp_packet(extra)
+    clean, names = xmp.sanitize(packet)
+    assert names == removed
+    for name in removed:
+        assert name.encode() not in clean
+    assert b'dc:format="image/jpeg"' in clean and clean.endswith(b'<?xpacket end="w"?>')
+    assert b"GImage:Mime" in clean or b"GImage:Mime" not in packet
+    assert xmp.notes(names) and all(n in xmp.notes(names)[0] for n in removed)
+
+
+def test_clean_packet_is_returned_byte_identical() -> None:
+    packet = xmp_packet(b' xmp:Rating="5"')
+    assert xmp.sanitize(packet) == (packet, [])
+    assert xmp.notes([]) == []
