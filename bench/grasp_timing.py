@@ -1,0 +1,86 @@
+"""Seconds per GRASP iteration against a seeded full-size StarGAN-128 (5 edits).
+
+A mechanics measurement: seeded random weights, default GRASP settings, early stop off so
+every sample runs every step. The fixed cost of a run (clean edits, final statistics) is
+removed by differencing a run of ``--steps`` iterations with a run of one.
+
+    .venv/bin/python bench/grasp_timing.py [--batches 1 8] [--steps 3] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage import data
+
+from grasp_guard.defense.config import GraspConfig
+from grasp_guard.defense.grasp import grasp
+from grasp_guard.models.editor import EditorInfo
+from grasp_guard.models.stargan import CELEBA_ATTRIBUTES, Generator, StarGANEditor
+
+RESOLUTION = 128
+
+
+def seeded_stargan(device: torch.device) -> StarGANEditor:
+    torch.manual_seed(0)
+    info = EditorInfo("stargan-128", RESOLUTION, CELEBA_ATTRIBUTES, seeded=True)
+    return StarGANEditor(Generator(), info).eval().freeze().to(device)
+
+
+def faces(n: int, device: torch.device) -> torch.Tensor:
+    """``n`` seeded 128×128 crops of scikit-image's colour photographs, 8-bit quantised."""
+    rng = np.random.default_rng(0)
+    sources = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
+    out = []
+    for i in range(n):
+        img = sources[i % len(sources)]
+        side = int(rng.integers(160, min(img.shape[:2]) + 1))
+        top = int(rng.integers(0, img.shape[0] - side + 1))
+        left = int(rng.integers(0, img.shape[1] - side + 1))
+        crop = torch.from_numpy(np.ascontiguousarray(img[top:top + side, left:left + side]))
+        crop = crop.permute(2, 0, 1)[None].float() / 255
+        out.append(F.interpolate(crop, size=(RESOLUTION, RESOLUTION), mode="area"))
+    return (torch.round(torch.cat(out) * 255) / 255).to(device)
+
+
+def timed(x: torch.Tensor, editor: StarGANEditor, config: GraspConfig) -> float:
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+    start = time.perf_counter()
+    grasp(x, [editor], config)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--steps", type=int, default=3, help="timed iterations per run (≥ 2)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    editor = seeded_stargan(device)
+    config = GraspConfig(early_stop=False)
+    print(f"# GRASP timing: seeded StarGAN-128, 5 edits, device {device}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()} × {os.cpu_count()} CPUs")
+    print("| batch | s / iteration | s / iteration / face | fixed s / run |")
+    print("|---:|---:|---:|---:|")
+    timed(faces(1, device), editor, config.replace(steps=1))  # warm-up
+    for n in args.batches:
+        x = faces(n, device)
+        one = timed(x, editor, config.replace(steps=1))
+        many = timed(x, editor, config.replace(steps=args.steps))
+        per_iter = (many - one) / (args.steps - 1)
+        print(f"| {n} | {per_iter:.3f} | {per_iter / n:.3f} | {one - per_iter:.3f} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

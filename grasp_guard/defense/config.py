@@ -1,0 +1,186 @@
+"""Every knob of the GRASP loop in one frozen, validated dataclass, and the named presets.
+
+The loop is our reconstruction of GRASP (Li et al., arXiv 2510.01699; see
+shared/design/GRASP.md): the paper's hyperparameters are not public, so each open choice is a
+field here and the ablation benchmark decides its value. The presets are starting points
+chosen before that benchmark ran, not tuned results. A first look (the reference surrogate,
+four 64-px crops, 20 steps, compared at matched PSNR) found cross projection and gradient
+smoothing to lower the distortion reached at a given PSNR, so both default to off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from grasp_guard.errors import ConfigError
+
+LfOperator = Literal["gaussian", "dwt", "dct"]
+Smoothing = Literal["none", "before", "after"]
+StepRule = Literal["sign", "l2", "adam"]
+Init = Literal["zero", "uniform"]
+SuccessMetric = Literal["cmua", "ruiz", "both"]
+
+LF_OPERATORS = ("gaussian", "dwt", "dct")
+SMOOTHINGS = ("none", "before", "after")
+STEP_RULES = ("sign", "l2", "adam")
+INITS = ("zero", "uniform")
+SUCCESS_METRICS = ("cmua", "ruiz", "both")
+
+
+def _check(ok: bool, name: str, expected: str, actual: Any) -> None:
+    if not ok:
+        raise ConfigError(f"GraspConfig.{name} must be {expected}, got {actual!r}")
+
+
+@dataclass(frozen=True)
+class GraspConfig:
+    """Settings of one GRASP run. Pixel quantities are on the [0, 1] scale.
+
+    Attributes:
+        eps: L∞ budget of the perturbation, in (0, 1].
+        alpha: step size per iteration (per-pixel size of a sign step), in (0, eps].
+        steps: maximum number of iterations, ≥ 1.
+        lambda_ssim: weight of the structural-similarity gradient, ≥ 0.
+        lambda_lf: weight of the low-frequency gradient, ≥ 0.
+        lf_operator: low-pass operator of L_LF: ``gaussian`` blur, Haar ``dwt`` LL band or
+            ``dct`` low band.
+        lf_sigma: σ in pixels of the ``gaussian`` low-pass.
+        lf_levels: number of Haar levels of the ``dwt`` low-pass.
+        lf_band: share of DCT coefficients kept along each axis by the ``dct`` low-pass.
+        masked_loss: use the CMUA-masked MSE as the defense distance instead of plain MSE.
+        normalize: rescale each gradient to unit RMS per sample before combining them, so the
+            λ weights are relative to the defense direction whatever the editor's scale.
+        smoothing: Gaussian smoothing of the gradients: ``none``, ``before`` or ``after``
+            the conflict projection.
+        smooth_kernel: odd kernel size of the gradient smoothing, 3..21.
+        smooth_sigma: σ in pixels of the gradient smoothing.
+        projection: project a visual gradient off the defense gradient when they conflict.
+        cross_projection: also project the defense gradient off a conflicting visual one.
+        step_rule: ``sign`` (PGD), ``l2`` (gradient scaled to RMS α) or ``adam``.
+        init: start from ``uniform`` noise U(−init_scale·eps, init_scale·eps), one draw shared
+            by every sample, or from ``zero``. Every loss has a zero gradient at δ = 0 (the
+            defense distance is minimal there), so ``zero`` only moves under a transform.
+        init_scale: scale of the uniform start relative to eps, in (0, 1].
+        early_stop: let each sample stop once it succeeds and its quality floor holds.
+        check_every: iterations between early-stop checks (each check costs a forward).
+        success_threshold: distortion above which an edit counts as disrupted (0.05, CMUA).
+        success_metric: which distortion the early stop requires: ``cmua``, ``ruiz`` or
+            ``both``.
+        margin: multiplier ≥ 1 on the threshold that the early stop asks for.
+        psnr_floor: lowest PSNR (dB, 8-bit) a sample may stop at; below it, the sample's
+            steps follow the visual gradients only. ``None``: no floor.
+        ssim_floor: the same for SSIM, in (0, 1]. ``None``: no floor.
+        seed: seed of every random draw in the run (uniform start, random transforms).
+    """
+
+    eps: float = 6 / 255
+    alpha: float = 0.5 / 255
+    steps: int = 60
+    lambda_ssim: float = 0.5
+    lambda_lf: float = 0.5
+    lf_operator: LfOperator = "gaussian"
+    lf_sigma: float = 2.0
+    lf_levels: int = 2
+    lf_band: float = 0.25
+    masked_loss: bool = False
+    normalize: bool = True
+    smoothing: Smoothing = "none"
+    smooth_kernel: int = 3
+    smooth_sigma: float = 0.8
+    projection: bool = True
+    cross_projection: bool = False
+    step_rule: StepRule = "sign"
+    init: Init = "uniform"
+    init_scale: float = 0.5
+    early_stop: bool = True
+    check_every: int = 5
+    success_threshold: float = 0.05
+    success_metric: SuccessMetric = "both"
+    margin: float = 1.2
+    psnr_floor: float | None = 40.0
+    ssim_floor: float | None = 0.99
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _finite = {
+            name: getattr(self, name)
+            for name in ("eps", "alpha", "lambda_ssim", "lambda_lf", "lf_sigma", "lf_band",
+                         "smooth_sigma", "init_scale", "success_threshold", "margin")
+        }
+        for name, value in _finite.items():
+            _check(isinstance(value, (int, float)) and not isinstance(value, bool)
+                   and math.isfinite(value), name, "a finite number", value)
+        for name in ("steps", "lf_levels", "smooth_kernel", "check_every", "seed"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and not isinstance(value, bool), name, "an int", value)
+        for name in ("masked_loss", "normalize", "projection", "cross_projection", "early_stop"):
+            _check(isinstance(getattr(self, name), bool), name, "a bool", getattr(self, name))
+        _check(0 < self.eps <= 1, "eps", "in (0, 1]", self.eps)
+        _check(0 < self.alpha <= self.eps, "alpha", f"in (0, eps={self.eps}]", self.alpha)
+        _check(self.steps >= 1, "steps", "≥ 1", self.steps)
+        _check(self.lambda_ssim >= 0, "lambda_ssim", "≥ 0", self.lambda_ssim)
+        _check(self.lambda_lf >= 0, "lambda_lf", "≥ 0", self.lambda_lf)
+        _check(self.lf_operator in LF_OPERATORS, "lf_operator", f"one of {LF_OPERATORS}",
+               self.lf_operator)
+        _check(0 < self.lf_sigma <= 16, "lf_sigma", "in (0, 16]", self.lf_sigma)
+        _check(1 <= self.lf_levels <= 5, "lf_levels", "in 1..5", self.lf_levels)
+        _check(0 < self.lf_band <= 1, "lf_band", "in (0, 1]", self.lf_band)
+        _check(self.smoothing in SMOOTHINGS, "smoothing", f"one of {SMOOTHINGS}", self.smoothing)
+        _check(3 <= self.smooth_kernel <= 21 and self.smooth_kernel % 2 == 1, "smooth_kernel",
+               "an odd int in 3..21", self.smooth_kernel)
+        _check(self.smooth_sigma > 0, "smooth_sigma", "> 0", self.smooth_sigma)
+        _check(self.step_rule in STEP_RULES, "step_rule", f"one of {STEP_RULES}", self.step_rule)
+        _check(self.init in INITS, "init", f"one of {INITS}", self.init)
+        _check(0 < self.init_scale <= 1, "init_scale", "in (0, 1]", self.init_scale)
+        _check(self.check_every >= 1, "check_every", "≥ 1", self.check_every)
+        _check(self.success_threshold > 0, "success_threshold", "> 0", self.success_threshold)
+        _check(self.success_metric in SUCCESS_METRICS, "success_metric",
+               f"one of {SUCCESS_METRICS}", self.success_metric)
+        _check(self.margin >= 1, "margin", "≥ 1", self.margin)
+        if self.psnr_floor is not None:
+            _check(isinstance(self.psnr_floor, (int, float)) and 0 < self.psnr_floor < 100,
+                   "psnr_floor", "None or in (0, 100) dB", self.psnr_floor)
+        if self.ssim_floor is not None:
+            _check(isinstance(self.ssim_floor, (int, float)) and 0 < self.ssim_floor <= 1,
+                   "ssim_floor", "None or in (0, 1]", self.ssim_floor)
+        if self.psnr_floor is not None or self.ssim_floor is not None:
+            _check(self.lambda_ssim > 0 or self.lambda_lf > 0, "lambda_ssim",
+                   "> 0 (or lambda_lf > 0) when a quality floor is set, to restore quality",
+                   self.lambda_ssim)
+        _check(self.seed >= 0, "seed", "≥ 0", self.seed)
+
+    def with_budget(self, eps: float) -> GraspConfig:
+        """The same run at L∞ budget ``eps``, the step size scaled in proportion.
+
+        Keeping α/ε fixed keeps the number of steps needed to cross the budget fixed, so a
+        bisection on ε (matched-PSNR levels) changes one thing only.
+        """
+        return self.replace(eps=eps, alpha=self.alpha * eps / self.eps)
+
+    def replace(self, **changes: Any) -> GraspConfig:
+        """A validated copy with ``changes``; unknown names raise :class:`ConfigError`."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown GraspConfig field(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, GraspConfig] = {
+    "fast": GraspConfig(steps=30, check_every=5),
+    "balanced": GraspConfig(steps=60, check_every=5),
+    "strong": GraspConfig(eps=8 / 255, steps=150, check_every=10, margin=1.5),
+}
+
+
+def config_for(preset: str, **overrides: Any) -> GraspConfig:
+    """The named preset (``fast``, ``balanced``, ``strong``) with ``overrides`` applied.
+
+    Raises:
+        ConfigError: unknown preset or field, or an invalid value.
+    """
+    if preset not in PRESETS:
+        raise ConfigError(f"preset must be one of {tuple(PRESETS)}, got {preset!r}")
+    return PRESETS[preset].replace(**overrides)

@@ -1,0 +1,341 @@
+"""The batched GRASP optimiser: defense, SSIM and low-frequency gradients, conflict projection.
+
+Our reconstruction of GRASP (Li et al., "Towards Imperceptible Adversarial Defense: A
+Gradient-Driven Shield against Facial Manipulations", arXiv 2510.01699), following the loop
+of shared/design/GRASP.md. N face crops of one size are optimised together; every loss is
+per sample, so each face's gradient is its own, and each face stops on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from grasp_guard.defense import losses
+from grasp_guard.defense.config import GraspConfig
+from grasp_guard.defense.metrics import (
+    batch_psnr,
+    batch_ssim,
+    clean_edits,
+    expand_conditions,
+    pair_distortions,
+    quantise,
+    run_edits,
+)
+from grasp_guard.defense.projection import resolve_conflicts, smooth
+from grasp_guard.models.editor import Editor
+
+logger = logging.getLogger(__name__)
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+_ADAM_BETAS = (0.9, 0.999)
+_ADAM_EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class DefenseResult:
+    """What a defense run returns; per-sample fields are (N,) (see :func:`pgd` for per-edit).
+
+    Attributes:
+        images: (N, 3, H, W) protected images, quantised to the 8-bit grid, in [0, 1].
+        iterations: iterations each sample ran.
+        stopped: whether each sample met the stop criterion at a check (every pair past
+            threshold × margin on the quantised image, quality floors held) and stopped.
+        psnr: PSNR in dB against the input, on 8-bit pixels.
+        ssim: SSIM against the input, on 8-bit pixels.
+        distortion: mean over (editor, edit) of MSE(G(x_adv, c), G(x, c)) on [-1, 1].
+        dsr: share of (editor, edit) pairs past the success threshold (no margin, by
+            ``config.success_metric``), on the returned image without transform.
+        seconds: wall time of the run.
+    """
+
+    images: torch.Tensor
+    iterations: torch.Tensor
+    stopped: torch.Tensor
+    psnr: torch.Tensor
+    ssim: torch.Tensor
+    distortion: torch.Tensor
+    dsr: torch.Tensor
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One editor's side of the problem: conditions (N, E, C), clean edits and CMUA masks."""
+
+    editor: Editor
+    conditions: torch.Tensor
+    clean: torch.Tensor
+    mask: torch.Tensor
+
+
+@contextlib.contextmanager
+def _frozen(editors: Sequence[Editor]) -> Iterator[None]:
+    """Eval mode and no parameter gradients for the run; both restored afterwards."""
+    saved = [(e.training, [p.requires_grad for p in e.parameters()]) for e in editors]
+    try:
+        for e in editors:
+            e.eval().requires_grad_(False)
+        yield
+    finally:
+        for e, (training, flags) in zip(editors, saved):
+            e.train(training)
+            for p, flag in zip(e.parameters(), flags):
+                p.requires_grad_(flag)
+
+
+def _validate(x: torch.Tensor, editors: Sequence[Editor],
+              conditions: Sequence[torch.Tensor | None] | None) -> None:
+    if x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point() or x.shape[0] < 1:
+        raise ValueError(f"x must be a float (N, 3, H, W) tensor, got {x.dtype} {tuple(x.shape)}")
+    if min(x.shape[-2:]) < losses.SSIM_WINDOW:
+        raise ValueError(f"crops must be at least {losses.SSIM_WINDOW} px a side, "
+                         f"got {tuple(x.shape[-2:])}")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(f"x must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]")
+    if not editors:
+        raise ValueError("at least one editor is needed")
+    if conditions is not None and len(conditions) != len(editors):
+        raise ValueError(f"conditions must hold one entry per editor ({len(editors)}), "
+                         f"got {len(conditions)}")
+
+
+def _rms_normalise(g: torch.Tensor) -> torch.Tensor:
+    rms = g.flatten(1).square().mean(dim=1).sqrt().view(-1, 1, 1, 1)
+    return g / rms.clamp_min(torch.finfo(g.dtype).tiny)
+
+
+def _success(mse: torch.Tensor, cmua: torch.Tensor, threshold: float,
+             metric: str) -> torch.Tensor:
+    """Per-pair success by ``metric`` (an empty CMUA mask has distance 0: a failure)."""
+    if metric == "cmua":
+        return cmua > threshold
+    if metric == "ruiz":
+        return mse > threshold
+    return (cmua > threshold) & (mse > threshold)
+
+
+class _Run:
+    """State of one batched GRASP run; :meth:`solve` is the loop of GRASP.md."""
+
+    def __init__(self, x: torch.Tensor, targets: list[_Target], config: GraspConfig,
+                 transform: Transform | None) -> None:
+        self.x = x
+        self.targets = targets
+        self.cfg = config
+        self.transform = transform
+        n = x.shape[0]
+        if config.init == "uniform":
+            # one seeded draw shared by every sample: a face's result does not depend on
+            # which batch it ran in
+            gen = torch.Generator(device=x.device).manual_seed(config.seed)
+            r = config.init_scale * config.eps
+            noise = torch.empty((1, *x.shape[1:]), dtype=x.dtype, device=x.device)
+            noise.uniform_(-r, r, generator=gen)
+            self.delta = (x + noise).clamp(0.0, 1.0) - x
+        else:
+            self.delta = torch.zeros_like(x)
+        self.adam: tuple[torch.Tensor, torch.Tensor] | None = None
+        if config.step_rule == "adam":
+            self.adam = (torch.zeros_like(x), torch.zeros_like(x))
+        self.iterations = torch.full((n,), config.steps, dtype=torch.long)
+        self.stopped = torch.zeros(n, dtype=torch.bool)
+
+    def _pair_losses(self, x_in: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """D(G_m(R_m(x'), c), y[m, c]) for every pair of the active samples: (n_a, P)."""
+        parts = []
+        for t in self.targets:
+            out = run_edits(t.editor, x_in, t.conditions[idx])
+            mask = t.mask[idx].flatten(0, 1) if self.cfg.masked_loss else None
+            d = losses.defense_loss(out.flatten(0, 1), t.clean[idx].flatten(0, 1), mask)
+            parts.append(d.view(len(idx), -1))
+        return torch.cat(parts, dim=1)
+
+    def _pair_stats(self, x_in: torch.Tensor,
+                    idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-pair MSE and CMUA distance of (quantised) images, without gradients: (n_a, P)."""
+        mse, cmua = [], []
+        with torch.no_grad():
+            for t in self.targets:
+                out = run_edits(t.editor, x_in, t.conditions[idx])
+                m, c = pair_distortions(out, t.clean[idx], t.mask[idx])
+                mse.append(m)
+                cmua.append(c)
+        return torch.cat(mse, dim=1), torch.cat(cmua, dim=1)
+
+    def _succeeds(self, x_in: torch.Tensor, idx: torch.Tensor, threshold: float) -> torch.Tensor:
+        """Whether every pair of each sample clears ``threshold``: (n_a,)."""
+        mse, cmua = self._pair_stats(x_in, idx)
+        return _success(mse, cmua, threshold, self.cfg.success_metric).all(dim=1)
+
+    def _quality_holds(self, psnr: torch.Tensor, ssim: torch.Tensor) -> torch.Tensor:
+        ok = torch.ones(psnr.shape, dtype=torch.bool, device=psnr.device)
+        if self.cfg.psnr_floor is not None:
+            ok &= psnr >= self.cfg.psnr_floor
+        if self.cfg.ssim_floor is not None:
+            ok &= ssim >= self.cfg.ssim_floor
+        return ok
+
+    def _gradient(self, idx: torch.Tensor) -> torch.Tensor:
+        """The combined ascent direction g of the active samples: (n_a, 3, H, W)."""
+        cfg = self.cfg
+        xa = self.x[idx]
+        d = self.delta[idx].requires_grad_(True)
+        xp = (xa + d).clamp(0.0, 1.0)
+        x_in = self.transform(xp) if self.transform is not None else xp
+        l_def = self._pair_losses(x_in, idx).mean(dim=1)
+        s = losses.ssim(xp, xa)
+        visuals: list[tuple[float, torch.Tensor]] = []
+        if cfg.lambda_ssim > 0:
+            (g,) = torch.autograd.grad((1.0 - s).sum(), d, retain_graph=True)
+            visuals.append((cfg.lambda_ssim, -g))
+        if cfg.lambda_lf > 0:
+            l_lf = losses.low_frequency_loss(xp, xa, cfg.lf_operator, cfg.lf_sigma,
+                                             cfg.lf_levels, cfg.lf_band)
+            (g,) = torch.autograd.grad(l_lf.sum(), d, retain_graph=True)
+            visuals.append((cfg.lambda_lf, -g))
+        (g_d,) = torch.autograd.grad(l_def.sum(), d)
+        weights = [w for w, _ in visuals]
+        grads = [g_d] + [g for _, g in visuals]
+        if cfg.normalize:
+            grads = [_rms_normalise(g) for g in grads]
+        if cfg.smoothing == "before":
+            grads = [smooth(g, cfg.smooth_kernel, cfg.smooth_sigma) for g in grads]
+        g_d, g_vs = resolve_conflicts(grads[0], grads[1:], cfg.projection, cfg.cross_projection)
+        g_visual = sum((w * g for w, g in zip(weights, g_vs)), torch.zeros_like(g_d))
+        g = g_d + g_visual
+        if cfg.psnr_floor is not None or cfg.ssim_floor is not None:
+            with torch.no_grad():
+                mse = (xp - xa).flatten(1).square().mean(dim=1).double()
+                psnr = 10.0 * torch.log10(1.0 / mse)
+                below = ~self._quality_holds(psnr, s.detach().double())
+            # under the floor, step on quality alone: the projected visual gradients do not
+            # undo defense to first order
+            g = torch.where(below.view(-1, 1, 1, 1), g_visual, g)
+        if cfg.smoothing == "after":
+            g = smooth(g, cfg.smooth_kernel, cfg.smooth_sigma)
+        return g
+
+    def _step(self, g: torch.Tensor, idx: torch.Tensor, t: int) -> torch.Tensor:
+        rule = self.cfg.step_rule
+        if rule == "sign":
+            return g.sign()
+        if rule == "l2":
+            return _rms_normalise(g)
+        assert self.adam is not None
+        m, v = self.adam
+        b1, b2 = _ADAM_BETAS
+        m[idx] = b1 * m[idx] + (1 - b1) * g
+        v[idx] = b2 * v[idx] + (1 - b2) * g.square()
+        m_hat = m[idx] / (1 - b1**t)
+        v_hat = v[idx] / (1 - b2**t)
+        return m_hat / (v_hat.sqrt() + _ADAM_EPS)
+
+    def _done(self, idx: torch.Tensor) -> torch.Tensor:
+        """Which active samples clear threshold × margin on the quantised image, floors held."""
+        cfg = self.cfg
+        xa = self.x[idx]
+        xq = quantise(xa + self.delta[idx])
+        threshold = cfg.success_threshold * cfg.margin
+        ok = self._succeeds(xq, idx, threshold)
+        if self.transform is not None:
+            with torch.no_grad():
+                xt = self.transform(xq)
+            ok &= self._succeeds(xt, idx, threshold)
+        return ok & self._quality_holds(batch_psnr(xq, xa), batch_ssim(xq, xa))
+
+    def solve(self) -> None:
+        cfg = self.cfg
+        n = self.x.shape[0]
+        active = torch.arange(n, device=self.x.device)
+        for t in range(1, cfg.steps + 1):
+            g = self._gradient(active)
+            with torch.no_grad():
+                xa = self.x[active]
+                new = (self.delta[active] + cfg.alpha * self._step(g, active, t))
+                new = new.clamp(-cfg.eps, cfg.eps)
+                self.delta[active] = (xa + new).clamp(0.0, 1.0) - xa
+            if cfg.early_stop and t % cfg.check_every == 0:
+                done = self._done(active)
+                finished = active[done].cpu()
+                self.iterations[finished] = t
+                self.stopped[finished] = True
+                active = active[~done]
+                logger.debug("step %d: %d of %d samples still running", t, len(active), n)
+                if len(active) == 0:
+                    break
+
+    def result(self, seconds: float) -> DefenseResult:
+        images = quantise(self.x + self.delta)
+        idx = torch.arange(self.x.shape[0], device=self.x.device)
+        mse, cmua = self._pair_stats(images, idx)
+        success = _success(mse, cmua, self.cfg.success_threshold, self.cfg.success_metric)
+        return DefenseResult(
+            images=images,
+            iterations=self.iterations,
+            stopped=self.stopped,
+            psnr=batch_psnr(images, self.x).cpu(),
+            ssim=batch_ssim(images, self.x).cpu(),
+            distortion=mse.mean(dim=1).cpu(),
+            dsr=success.double().mean(dim=1).cpu(),
+            seconds=seconds,
+        )
+
+
+def grasp(
+    x: torch.Tensor,
+    editors: Sequence[Editor],
+    config: GraspConfig,
+    transform: Transform | None = None,
+    conditions: Sequence[torch.Tensor | None] | None = None,
+) -> DefenseResult:
+    """Protect a batch of face crops against every editor and edit at once.
+
+    Args:
+        x: (N, 3, H, W) crops in [0, 1] at their own resolution (H, W ≥ 11); each editor sees
+            them through a differentiable antialiased resize to its resolution.
+        editors: surrogate editors, frozen for the run (mode and flags restored after).
+        config: the loop's settings.
+        transform: an optional differentiable (B, 3, H, W) → same map in [0, 1] (JPEG,
+            resize, blur; may be random per call for EOT), applied to x' before the resize;
+            the early stop then asks for success both with and without it.
+        conditions: per editor, (E, C) edits for every image or (N, E, C) per image; the
+            editor's standard edits for an entry (or the whole argument) left ``None``.
+    Returns:
+        The quantised protected images with per-sample iterations and final statistics.
+    Raises:
+        ValueError: bad shapes or values.
+    """
+    _validate(x, editors, conditions)
+    start = time.perf_counter()
+    x = x.detach()
+    n = x.shape[0]
+    devices = [x.device.index or 0] if x.device.type == "cuda" else []
+    with _frozen(editors), torch.random.fork_rng(devices=devices):
+        torch.manual_seed(config.seed)
+        targets = []
+        for i, editor in enumerate(editors):
+            given = conditions[i] if conditions is not None else None
+            cond = editor.conditions() if given is None else given
+            cond = expand_conditions(cond.to(x.device, x.dtype), n)
+            clean, mask = clean_edits(editor, x, cond)
+            targets.append(_Target(editor, cond, clean, mask))
+        run = _Run(x, targets, config, transform)
+        run.solve()
+        result = run.result(time.perf_counter() - start)
+    logger.info("grasp: %d samples, %.2f s, mean iterations %.1f, mean PSNR %.2f dB, "
+                "mean DSR %.3f", n, result.seconds, result.iterations.double().mean(),
+                _finite_mean(result.psnr), result.dsr.mean())
+    return result
+
+
+def _finite_mean(v: torch.Tensor) -> float:
+    finite = v[torch.isfinite(v)]
+    return float(finite.mean()) if len(finite) else math.inf

@@ -1,0 +1,186 @@
+"""The batched GRASP loop on tiny seeded editors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage import data
+
+from grasp_guard.defense.config import GraspConfig
+from grasp_guard.defense.grasp import grasp
+from grasp_guard.defense.metrics import evaluate_defense
+from grasp_guard.models.editor import Editor, EditorInfo
+from grasp_guard.models.stargan import CELEBA_ATTRIBUTES, Generator, StarGANEditor
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+EPS = 6 / 255
+PLAIN = GraspConfig(eps=EPS, alpha=1 / 255, steps=6, early_stop=False, psnr_floor=None,
+                    ssim_floor=None)
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> torch.device:
+    return torch.device(request.param)
+
+
+def tiny_stargan(resolution: int = 32, seed: int = 0, c_dim: int = 5) -> StarGANEditor:
+    torch.manual_seed(seed)
+    attributes = CELEBA_ATTRIBUTES if c_dim == 5 else tuple(f"a{i}" for i in range(c_dim))
+    gen = Generator(conv_dim=8, c_dim=c_dim, repeat_num=1)
+    info = EditorInfo("tiny", resolution, attributes, seeded=True)
+    return StarGANEditor(gen, info).eval().freeze()
+
+
+def crops(n: int = 2, size: tuple[int, int] = (24, 28)) -> torch.Tensor:
+    """Quantised crops of real images, at a size no editor uses (the resize path)."""
+    images = [data.astronaut(), data.chelsea(), data.coffee()][:n]
+    x = torch.cat([F.interpolate(torch.from_numpy(np.ascontiguousarray(i)).permute(2, 0, 1)[None]
+                                 .float() / 255, size=size, mode="area") for i in images])
+    return torch.round(x * 255) / 255
+
+
+class GainEditor(Editor):
+    """G(x, c) = c·(2x − 1) + 1: condition c is a gain; gain 0 can never be disrupted."""
+
+    def __init__(self, resolution: int = 16) -> None:
+        super().__init__()
+        self.info = EditorInfo("gain", resolution, ("gain",))
+        self.batch_sizes: list[int] = []
+
+    def conditions(self, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.tensor([[1.0]])
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        self.batch_sizes.append(x.shape[0])
+        return c.view(-1, 1, 1, 1) * self.to_model_space(x) + 1.0
+
+
+def test_grasp_disrupts_within_budget_and_quantises(device: torch.device) -> None:
+    editor = tiny_stargan().to(device)
+    x = crops().to(device)
+    r = grasp(x, [editor], PLAIN)
+    assert r.images.shape == x.shape
+    assert (r.images - x).abs().max().item() <= EPS + 1e-6
+    scaled = r.images * 255
+    torch.testing.assert_close(scaled, scaled.round(), rtol=0, atol=1e-4)
+    assert r.iterations.tolist() == [6, 6] and not r.stopped.any()
+    m = evaluate_defense(editor, x, r.images)
+    torch.testing.assert_close(m.distortion.mean(dim=1).cpu(), r.distortion)
+    one_step = grasp(x, [editor], PLAIN.replace(steps=1))
+    assert (r.distortion > 1.5 * one_step.distortion).all()
+    assert (r.psnr > 30).all() and (r.ssim > 0.9).all()
+
+
+def test_grasp_is_deterministic_with_a_seed() -> None:
+    editor, x = tiny_stargan(), crops()
+    a, b = grasp(x, [editor], PLAIN), grasp(x, [editor], PLAIN)
+    assert torch.equal(a.images, b.images)
+    c = grasp(x, [editor], PLAIN.replace(seed=1))
+    assert not torch.equal(a.images, c.images)
+
+
+def test_early_stop_stops_samples_independently() -> None:
+    editor = GainEditor()
+    x = torch.full((2, 3, 16, 16), 0.5)
+    x[1] = crops(1, (16, 16))[0]
+    cond = torch.tensor([[[50.0]], [[0.0]]])  # sample 0 is easy, sample 1 impossible
+    cfg = GraspConfig(eps=4 / 255, alpha=1 / 255, steps=12, check_every=3, psnr_floor=None,
+                      ssim_floor=None)
+    r = grasp(x, [editor], cfg, conditions=[cond])
+    assert r.iterations.tolist() == [3, 12]
+    assert r.stopped.tolist() == [True, False]
+    assert r.dsr.tolist() == [1.0, 0.0]
+    # once sample 0 stops it leaves the forward batch (the rest are clean, check and final passes)
+    assert editor.batch_sizes[1:4] == [2, 2, 2] and editor.batch_sizes[5:7] == [1, 1]
+    for i in range(2):
+        alone = grasp(x[i:i + 1], [editor], cfg, conditions=[cond[i:i + 1]])
+        assert torch.equal(alone.images[0], r.images[i])
+        assert alone.iterations.item() == r.iterations[i].item()
+
+
+def test_quality_floor_blocks_the_stop_and_steers_towards_quality() -> None:
+    editor, x = tiny_stargan(), crops()
+    cfg = GraspConfig(eps=8 / 255, alpha=1 / 255, steps=6, check_every=2, success_threshold=1e-9,
+                      psnr_floor=None, ssim_floor=None)
+    assert grasp(x, [editor], cfg).iterations.tolist() == [2, 2]
+    floored = grasp(x, [editor], cfg.replace(psnr_floor=99.0))
+    assert floored.iterations.tolist() == [6, 6] and not floored.stopped.any()
+    free = grasp(x, [editor], cfg.replace(early_stop=False))
+    assert (floored.psnr > free.psnr + 1.0).all()
+
+
+def test_transform_is_applied_before_the_resize() -> None:
+    editor, x = tiny_stargan(), crops()
+    seen: list[tuple[int, ...]] = []
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(t.shape))
+        return F.avg_pool2d(t, 3, stride=1, padding=1, count_include_pad=False)
+
+    r = grasp(x, [editor], PLAIN, transform=blur)
+    assert seen == [tuple(x.shape)] * PLAIN.steps
+    assert not torch.equal(r.images, grasp(x, [editor], PLAIN).images)
+    seen.clear()
+    grasp(x, [editor], PLAIN.replace(early_stop=True, check_every=3), transform=blur)
+    assert len(seen) == PLAIN.steps + 2  # plus one transformed forward per check
+
+
+def test_several_editors_and_per_image_conditions() -> None:
+    a, b = tiny_stargan(32, seed=0), tiny_stargan(16, seed=1, c_dim=3)
+    x = crops()
+    cond_b = torch.eye(3)[:2]  # two of b's edits for every image
+    r = grasp(x, [a, b], PLAIN, conditions=[None, cond_b])
+    ma, mb = evaluate_defense(a, x, r.images), evaluate_defense(b, x, r.images, cond_b)
+    expected = torch.cat([ma.distortion, mb.distortion], dim=1).mean(dim=1)
+    torch.testing.assert_close(r.distortion, expected)
+
+
+def test_editor_mode_and_flags_are_restored() -> None:
+    editor = tiny_stargan()
+    editor.train().requires_grad_(True)
+    grasp(crops(1), [editor], PLAIN.replace(steps=1))
+    assert editor.training
+    assert all(p.requires_grad for p in editor.parameters())
+    assert all(p.grad is None for p in editor.parameters())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"step_rule": "l2"},
+        {"step_rule": "adam"},
+        {"init": "zero", "lf_operator": "dwt"},
+        {"lf_operator": "dct", "masked_loss": True},
+        {"smoothing": "after", "smooth_kernel": 5},
+        {"smoothing": "before", "cross_projection": True, "normalize": False},
+    ],
+)
+def test_every_variant_runs_within_budget(overrides: dict[str, object]) -> None:
+    editor, x = tiny_stargan(), crops(1)
+    r = grasp(x, [editor], PLAIN.replace(steps=3, **overrides))
+    assert (r.images - x).abs().max().item() <= EPS + 1e-6
+    assert torch.isfinite(r.distortion).all()
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (torch.full((1, 3, 16, 16), 1.5), r"\[0, 1\]"),
+        (torch.rand(1, 3, 8, 16), "at least 11"),
+        (torch.rand(1, 1, 16, 16), r"\(N, 3, H, W\)"),
+        (torch.rand(3, 16, 16), r"\(N, 3, H, W\)"),
+    ],
+)
+def test_bad_inputs_are_refused(x: torch.Tensor, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        grasp(x, [tiny_stargan()], PLAIN)
+
+
+def test_bad_editor_lists_are_refused() -> None:
+    x = crops(1)
+    with pytest.raises(ValueError, match="editor"):
+        grasp(x, [], PLAIN)
+    with pytest.raises(ValueError, match="one entry per editor"):
+        grasp(x, [tiny_stargan()], PLAIN, conditions=[None, None])
