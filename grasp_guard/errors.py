@@ -31,3 +31,23 @@ class WeightsUnavailableError(GraspGuardError, RuntimeError):
 
 class ConfigError(GraspGuardError, ValueError):
     """A configuration file or option is invalid."""
+
+
+class QueueFullError(GraspGuardError, RuntimeError):
+    """The service's request queue is full; the client should retry later (HTTP 429)."""
+
+
+class ServiceUnavailableError(GraspGuardError, RuntimeError):
+    """The service cannot take requests now: models still loading, or shutting down (503)."""
+
+
+class DeadlineExceededError(GraspGuardError, TimeoutError):
+    """A request did not finish within the service's per-request deadline; its work is dropped.
+
+    Attributes:
+        started: whether its optimisation had begun (504) or it was still queued (503).
+    """
+
+    def __init__(self, message: str, *, started: bool) -> None:
+        super().__init__(message)
+        self.started = started

@@ -183,10 +183,11 @@ class GraspClient:
     async def ready(self) -> bool:
         """Whether any endpoint answers ``GET /readyz`` with 200."""
         timeout = aiohttp.ClientTimeout(total=self.connect_timeout)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         for endpoint in self.endpoints:
             try:
                 async with self._get_session().get(endpoint.rstrip("/") + "/readyz",
-                                                   timeout=timeout) as resp:
+                                                   timeout=timeout, headers=headers) as resp:
                     if resp.status == 200:
                         return True
             except (aiohttp.ClientError, TimeoutError) as exc:

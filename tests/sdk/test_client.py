@@ -39,6 +39,7 @@ class Service:
     def __init__(self, *script: Callable[[], web.Response] | None) -> None:
         self.script = list(script)  # one entry per request; None = answer normally
         self.requests: list[tuple[dict[str, str], dict[str, str], bytes]] = []
+        self.readiness_headers: list[dict[str, str]] = []
 
     async def protect(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -49,6 +50,7 @@ class Service:
         return protected(body, request.content_type)
 
     async def readyz(self, request: web.Request) -> web.Response:
+        self.readiness_headers.append(dict(request.headers))
         return web.Response(text="ready")
 
     def app(self) -> web.Application:
@@ -208,3 +210,10 @@ async def test_sync_client_inside_a_running_loop(threaded_service: tuple[str, Se
     url, _ = threaded_service
     with SyncGraspClient(url) as client:
         assert client.protect(jpeg).data == jpeg[::-1]
+
+
+async def test_ready_sends_the_token(serve) -> None:
+    service = Service()
+    async with GraspClient(await serve(service), token="s3cret") as client:
+        assert await client.ready()
+    assert service.readiness_headers[-1]["Authorization"] == "Bearer s3cret"

@@ -1,0 +1,62 @@
+"""`grasp-guard serve`: run the protection service (``POST /v1/protect``) until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from grasp_guard.service.settings import TOKEN_ENV, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+def _models(value: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more model names, comma-separated")
+    return names
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``serve`` command."""
+    parser = subparsers.add_parser(
+        "serve", help="Run the protection service.",
+        description="Serve POST /v1/protect, /healthz, /readyz and /metrics. Without "
+                    "arguments: the embedded defaults (the reference surrogate on the GPU "
+                    "when there is one, else the CPU, on 127.0.0.1:8765).",
+    )
+    parser.add_argument("--host", help="Address to bind (default 127.0.0.1). Any address but "
+                                       "loopback requires a token.")
+    parser.add_argument("--port", type=int, help="TCP port (default 8765; 0: any free port).")
+    parser.add_argument("--config", type=Path,
+                        help="Settings file (default: the repository's config/service.yaml "
+                             "when present, else the embedded defaults).")
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto).")
+    parser.add_argument("--models", type=_models,
+                        help="Surrogate editors, comma-separated (default: reference).")
+    parser.add_argument("--max-batch", type=int, help="Most face crops optimised together.")
+    parser.add_argument("--queue-size", type=int,
+                        help="Requests admitted at once; beyond, 429 with Retry-After.")
+    parser.add_argument("--max-bytes", type=int, help="Largest request body in bytes (413).")
+    parser.add_argument("--max-pixels", type=int, help="Largest decoded image in pixels (413).")
+    parser.add_argument("--token",
+                        help=f"Bearer token required on every request but /healthz. Prefer "
+                             f"${TOKEN_ENV}: a flag is visible to other local users.")
+    parser.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from grasp_guard.service import create_app
+
+    settings = load_settings(
+        args.config, host=args.host, port=args.port, device=args.device, models=args.models,
+        max_batch=args.max_batch, queue_size=args.queue_size, max_bytes=args.max_bytes,
+        max_pixels=args.max_pixels, token=args.token,
+    )
+    logger.info("serving with %r", settings)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port,
+                shutdown_timeout=settings.shutdown_timeout_s)
+    return 0

@@ -1,0 +1,85 @@
+"""``create_app(settings)``: the protection service as an aiohttp application.
+
+Cleanup contexts own what the app runs with: the CPU thread pool, and the runtime (the
+engine on its device thread, the batching worker). On shutdown the app stops admitting,
+lets the admitted requests finish, then cancels and awaits the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from grasp_guard.service.auth import bearer_auth
+from grasp_guard.service.cpu import CpuStage
+from grasp_guard.service.keys import CPU, METRICS, RUNTIME, SETTINGS
+from grasp_guard.service.metrics import ServiceMetrics
+from grasp_guard.service.middleware import error_middleware
+from grasp_guard.service.routes import setup_routes
+from grasp_guard.service.runtime import EngineFactory, Runtime, load_engine
+from grasp_guard.service.settings import Settings
+
+
+@contextlib.asynccontextmanager
+async def cpu_context(app: web.Application) -> AsyncIterator[None]:
+    """The thread pool that decodes, detects and encodes off the event loop."""
+    settings = app[SETTINGS]
+    cpu = CpuStage(settings.cpu_threads, settings.max_pixels)
+    app[CPU] = cpu
+    try:
+        yield
+    finally:
+        await cpu.close()
+
+
+def runtime_context(
+    engine_factory: EngineFactory,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    """The cleanup context owning the engine and the worker, built by ``engine_factory``."""
+
+    @contextlib.asynccontextmanager
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        runtime = Runtime(app[SETTINGS], app[METRICS], engine_factory)
+        app[RUNTIME] = runtime
+        loading = asyncio.create_task(runtime.start(), name="grasp-load-models")
+        try:
+            yield
+        finally:
+            loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loading
+            await runtime.close()
+
+    return context
+
+
+async def _drain(app: web.Application) -> None:
+    """on_shutdown: stop admitting and let the admitted requests finish."""
+    await app[RUNTIME].drain(app[SETTINGS].shutdown_timeout_s)
+
+
+def create_app(settings: Settings | None = None, *,
+               engine_factory: EngineFactory = load_engine) -> web.Application:
+    """The protection service.
+
+    Args:
+        settings: how it runs (default: the embedded defaults).
+        engine_factory: builds the engine from the settings (blocking; it runs on the
+            device thread while the app already answers ``/healthz``).
+    """
+    settings = settings or Settings()
+    middlewares: list[Middleware] = [error_middleware]
+    if settings.token is not None:
+        middlewares.append(bearer_auth(settings.token))
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_bytes)
+    app[SETTINGS] = settings
+    app[METRICS] = ServiceMetrics()
+    app.cleanup_ctx.append(cpu_context)
+    app.cleanup_ctx.append(runtime_context(engine_factory))
+    app.on_shutdown.append(_drain)
+    setup_routes(app)
+    return app

@@ -1,0 +1,59 @@
+"""Prometheus metrics of one service app, in the app's own registry (never the global one)."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class ServiceMetrics:
+    """The service's counters, gauges and histograms, registered in a private registry.
+
+    Attributes:
+        queue_depth: requests admitted and not yet answered.
+        crops_pending: face crops waiting for the device.
+        batch_size: crops per optimisation batch.
+        queue_wait: seconds a crop waited between its request's submission and its batch.
+        optimise_seconds: wall seconds of each batched optimisation.
+        request_seconds: wall seconds of each ``POST /v1/protect``, answered or failed.
+        images: images answered, by outcome (``protected``, ``unchanged``).
+        faces: face crops protected.
+        errors: error answers, by kind (the ``kind`` of the JSON error body).
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.queue_depth = Gauge("grasp_queue_depth", "Requests admitted and not yet answered.",
+                                 registry=r)
+        self.crops_pending = Gauge("grasp_crops_pending", "Face crops waiting for the device.",
+                                   registry=r)
+        self.batch_size = Histogram("grasp_batch_size", "Face crops per optimisation batch.",
+                                    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256),
+                                    registry=r)
+        self.queue_wait = Histogram("grasp_queue_wait_seconds",
+                                    "Seconds a face crop waited for its optimisation batch.",
+                                    buckets=_SECONDS, registry=r)
+        self.optimise_seconds = Histogram("grasp_optimise_seconds",
+                                          "Wall seconds of each batched optimisation.",
+                                          buckets=_SECONDS, registry=r)
+        self.request_seconds = Histogram("grasp_request_seconds",
+                                         "Wall seconds of each protect request.",
+                                         buckets=_SECONDS, registry=r)
+        self.images = Counter("grasp_images", "Images answered, by outcome.", ["outcome"],
+                              registry=r)
+        self.faces = Counter("grasp_faces", "Face crops protected.", registry=r)
+        self.errors = Counter("grasp_errors", "Error answers, by kind.", ["kind"], registry=r)
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text exposition format."""
+        return generate_latest(self.registry)

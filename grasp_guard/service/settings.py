@@ -1,0 +1,182 @@
+"""The service's settings: one frozen, validated dataclass, read from YAML, flags and env.
+
+Precedence, lowest first: the dataclass defaults (the embedded defaults), the YAML file
+(``config/service.yaml`` documents every key), the environment (``GRASP_GUARD_TOKEN``), the
+command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from grasp_guard.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "service.yaml"
+TOKEN_ENV = "GRASP_GUARD_TOKEN"
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) only accepts connections from this machine."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check(ok: bool, name: str, expected: str, actual: Any) -> None:
+    if not ok:
+        raise ConfigError(f"service setting {name} must be {expected}, got {actual!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the protection service runs. See ``config/service.yaml`` for each key in words.
+
+    Attributes:
+        host: the address to bind; anything but loopback requires ``token``.
+        port: the TCP port.
+        token: the bearer token every request but ``/healthz`` must carry; None: none asked.
+        device: ``auto`` (the GPU when there is one, else the CPU), ``cpu``, ``cuda``, ``cuda:N``.
+        models: the surrogate editors (zoo names) the defense optimises against.
+        max_batch: the most face crops optimised together in one batch.
+        gather_ms: how long the oldest waiting crop waits for others to fill its batch.
+        queue_size: requests admitted at once (decoding, queued or optimising); beyond: 429.
+        max_bytes: the largest request body, in bytes; beyond: 413.
+        max_pixels: the largest decoded image, in pixels; beyond: 413.
+        deadline_s: seconds a request may take once admitted; beyond: 503 (still queued)
+            or 504 (optimising), and its work is dropped.
+        retry_after_s: the ``Retry-After`` sent with 429 and 503 answers, in seconds.
+        cpu_threads: threads that decode, detect and encode off the event loop.
+        shutdown_timeout_s: how long a shutdown waits for in-flight requests to finish.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = None
+    device: str = "auto"
+    models: tuple[str, ...] = ("reference",)
+    max_batch: int = 8
+    gather_ms: float = 20.0
+    queue_size: int = 32
+    max_bytes: int = 25 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    deadline_s: float = 120.0
+    retry_after_s: int = 2
+    cpu_threads: int = 2
+    shutdown_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.host, str) and bool(self.host), "host", "a host name or address",
+               self.host)
+        _check(_is_int(self.port) and 0 <= self.port <= 65535, "port", "an int in 0..65535",
+               self.port)
+        if self.token is not None:
+            _check(isinstance(self.token, str) and bool(self.token) and self.token.isascii()
+                   and self.token.isprintable() and " " not in self.token, "token",
+                   "non-empty printable ASCII without spaces", "<hidden>")
+        elif not is_loopback(self.host):
+            raise ConfigError(
+                f"binding {self.host!r} (not loopback) requires a bearer token: set "
+                f"{TOKEN_ENV}, --token or `token:` in the settings file")
+        _check(isinstance(self.device, str) and bool(self.device), "device",
+               "auto, cpu, cuda or cuda:N", self.device)
+        _check(isinstance(self.models, tuple) and bool(self.models)
+               and all(isinstance(m, str) and m for m in self.models), "models",
+               "a non-empty list of model names", self.models)
+        _check(_is_int(self.max_batch) and 1 <= self.max_batch <= 256, "max_batch",
+               "an int in 1..256", self.max_batch)
+        _check(_is_number(self.gather_ms) and 0 <= self.gather_ms <= 1000, "gather_ms",
+               "a number in 0..1000", self.gather_ms)
+        _check(_is_int(self.queue_size) and self.queue_size >= 1, "queue_size", "an int ≥ 1",
+               self.queue_size)
+        _check(_is_int(self.max_bytes) and self.max_bytes >= 1024, "max_bytes", "an int ≥ 1024",
+               self.max_bytes)
+        _check(_is_int(self.max_pixels) and self.max_pixels >= 64 * 64, "max_pixels",
+               "an int ≥ 4096", self.max_pixels)
+        _check(_is_number(self.deadline_s) and self.deadline_s > 0, "deadline_s", "> 0",
+               self.deadline_s)
+        _check(_is_int(self.retry_after_s) and self.retry_after_s >= 0, "retry_after_s",
+               "an int ≥ 0", self.retry_after_s)
+        _check(_is_int(self.cpu_threads) and 1 <= self.cpu_threads <= 64, "cpu_threads",
+               "an int in 1..64", self.cpu_threads)
+        _check(_is_number(self.shutdown_timeout_s) and self.shutdown_timeout_s >= 0,
+               "shutdown_timeout_s", "≥ 0", self.shutdown_timeout_s)
+
+    @property
+    def gather_s(self) -> float:
+        return self.gather_ms / 1000.0
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.token is not None:
+            shown["token"] = "<hidden>"
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """The settings from a YAML file, then the environment, then ``overrides`` (flags).
+
+    Args:
+        path: the YAML file; None reads ``config/service.yaml`` when it exists (a source
+            checkout) and uses the embedded defaults otherwise (an installed package).
+        env: the environment (default ``os.environ``); ``GRASP_GUARD_TOKEN`` sets the token.
+        overrides: settings fields; None means "not given".
+
+    Raises:
+        ConfigError: an unreadable file, unknown keys, or invalid values.
+    """
+    file_values: dict[str, Any] = {}
+    if path is not None or DEFAULT_CONFIG_PATH.is_file():
+        file_values = _read_yaml(Path(path) if path is not None else DEFAULT_CONFIG_PATH)
+    env = os.environ if env is None else env
+    token = env.get(TOKEN_ENV) or None
+    merged = dict(file_values)
+    if token is not None:
+        merged["token"] = token
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(merged) - {f.name for f in dataclasses.fields(Settings)}
+    if unknown:
+        raise ConfigError(f"unknown service setting(s): {', '.join(sorted(unknown))}")
+    if isinstance(merged.get("models"), list):
+        merged["models"] = tuple(merged["models"])
+    # Validated once, on the final values: a flag's token may be what makes the file's host
+    # valid.
+    return Settings(**merged)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the service settings {path}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the service settings must be a mapping of keys to values")
+    return data

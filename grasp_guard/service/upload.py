@@ -1,0 +1,93 @@
+"""Read the image and the options of a protect request, in memory only.
+
+The image is the raw body, or the multipart field ``image``; options come from the query
+string and, in a multipart body, from its other fields. aiohttp's ``request.post()`` spools
+file fields to a temporary file, so multipart bodies are read part by part here instead:
+uploads never touch the disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import BodyPartReader, web
+
+from grasp_guard.errors import ImageTooLargeError, InvalidImageError
+
+IMAGE_FIELD = "image"
+MAX_OPTION_BYTES = 1024
+_CHUNK = 64 * 1024
+
+
+def _unique(pairs: Iterable[tuple[str, str]], where: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise ValueError(f"option {name!r} is given twice in the {where}")
+        params[name] = value
+    return params
+
+
+async def _read_part(part: BodyPartReader, limit: int) -> bytes | None:
+    """The part's bytes, or None when it is longer than ``limit``."""
+    data = bytearray()
+    while chunk := await part.read_chunk(_CHUNK):
+        data += chunk
+        if len(data) > limit:
+            return None
+    return bytes(data)
+
+
+async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[bytes, dict[str, str]]:
+    reader = await request.multipart()
+    image: bytes | None = None
+    fields: list[tuple[str, str]] = []
+    total = 0
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise InvalidImageError("nested multipart bodies are not supported")
+        name = part.name or ""
+        if name == IMAGE_FIELD:
+            if image is not None:
+                raise ValueError(f"the form has more than one {IMAGE_FIELD!r} field")
+            image = await _read_part(part, max_bytes - total)
+            if image is None:
+                raise ImageTooLargeError(f"the request body exceeds {max_bytes} bytes")
+            total += len(image)
+            continue
+        value = await _read_part(part, MAX_OPTION_BYTES)
+        if value is None:
+            raise ValueError(f"form field {name!r} is longer than {MAX_OPTION_BYTES} bytes")
+        try:
+            fields.append((name, value.decode("utf-8")))
+        except UnicodeDecodeError:
+            raise ValueError(f"form field {name!r} is not UTF-8 text") from None
+    if image is None:
+        raise InvalidImageError(f"the multipart body has no {IMAGE_FIELD!r} field")
+    return image, _unique(fields, "form")
+
+
+async def read_upload(request: web.Request, max_bytes: int) -> tuple[bytes, dict[str, str]]:
+    """The image bytes and the option parameters of a protect request.
+
+    Raises:
+        InvalidImageError: no image (an empty body, a form without ``image``).
+        ImageTooLargeError: the body is longer than ``max_bytes``.
+        ValueError: options given twice, too long or not text.
+    """
+    params = _unique(request.query.items(), "query string")
+    if request.content_type.startswith("multipart/"):
+        data, fields = await _read_multipart(request, max_bytes)
+        both = set(params) & set(fields)
+        if both:
+            raise ValueError(f"option(s) {', '.join(sorted(both))} given in both the query "
+                             "string and the form")
+        params.update(fields)
+    else:
+        try:
+            data = await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise ImageTooLargeError(f"the request body exceeds {max_bytes} bytes") from exc
+    if not data:
+        raise InvalidImageError("the request carries no image (empty body)")
+    return data, params

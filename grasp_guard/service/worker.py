@@ -1,0 +1,207 @@
+"""The batching worker: the one owner of the device, optimising face crops across requests.
+
+Requests submit their crops; the worker groups waiting crops by ``CropTask.group_key``
+(crop size, preset, site transform), waits at most ``gather_s`` after the oldest crop
+arrived for others of its group, and optimises up to ``max_batch`` of them in one
+``Engine.optimise`` call on its own thread (torch releases the GIL, the event loop goes on).
+Crops whose request gave up (deadline, disconnect) are dropped before they reach the device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from grasp_guard.errors import ServiceUnavailableError
+from grasp_guard.pipeline import CropOutcome, CropTask, Engine
+from grasp_guard.service.metrics import ServiceMetrics
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class DeviceThread:
+    """The single thread that runs everything touching the device (load, warm-up, batches)."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grasp-device")
+
+    async def call(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(*args)`` on the device thread and wait for it without blocking the loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def close(self) -> None:
+        """Wait for the running call, if any, then stop the thread."""
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+
+
+@dataclass(eq=False)
+class Ticket:
+    """One request's crops in the worker: await :attr:`future` for their outcomes, in order.
+
+    Attributes:
+        started: whether any of its crops has entered an optimisation batch.
+        queue_wait: the longest a crop of it waited for its batch, in seconds.
+    """
+
+    future: asyncio.Future[list[CropOutcome]]
+    size: int
+    started: bool = False
+    queue_wait: float = 0.0
+    _outcomes: dict[int, CropOutcome] = field(default_factory=dict)
+
+    def deliver(self, index: int, outcome: CropOutcome) -> None:
+        self._outcomes[index] = outcome
+        if len(self._outcomes) == self.size and not self.future.done():
+            self.future.set_result([self._outcomes[i] for i in range(self.size)])
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+
+@dataclass(eq=False)
+class _Item:
+    ticket: Ticket
+    index: int
+    task: CropTask
+    enqueued: float
+
+
+class BatchWorker:
+    """Optimises waiting face crops in batches, across requests, on the device thread.
+
+    Args:
+        engine: the loaded engine.
+        device: the thread that owns the engine's device.
+        metrics: where batch sizes, waits and times are recorded.
+        max_batch: the most crops per batch.
+        gather_s: how long the oldest waiting crop waits for others to fill its batch.
+    """
+
+    def __init__(self, engine: Engine, device: DeviceThread, metrics: ServiceMetrics, *,
+                 max_batch: int, gather_s: float) -> None:
+        self._engine = engine
+        self._device = device
+        self._metrics = metrics
+        self._max_batch = max_batch
+        self._gather_s = gather_s
+        self._pending: dict[Hashable, list[_Item]] = {}
+        self._running: list[_Item] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the worker's loop is running."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start the worker's loop (once)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="grasp-batch-worker")
+
+    def submit(self, tasks: Sequence[CropTask]) -> Ticket:
+        """Queue one request's crops; cancelling the ticket's future drops those not started.
+
+        Raises:
+            ServiceUnavailableError: the worker is not running.
+        """
+        if not self.running:
+            raise ServiceUnavailableError("the optimisation worker is not running")
+        loop = asyncio.get_running_loop()
+        ticket = Ticket(loop.create_future(), len(tasks))
+        now = loop.time()
+        for index, task in enumerate(tasks):
+            self._pending.setdefault(task.group_key, []).append(_Item(ticket, index, task, now))
+        self._update_pending()
+        self._wakeup.set()
+        return ticket
+
+    async def stop(self) -> None:
+        """Cancel the loop and await it; requests still waiting fail as unavailable."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        error = ServiceUnavailableError("the service is shutting down")
+        for item in [*self._running, *(i for items in self._pending.values() for i in items)]:
+            item.ticket.fail(error)
+        self._running = []
+        self._pending.clear()
+        self._update_pending()
+
+    async def _run(self) -> None:
+        while True:
+            self._running = await self._next_batch()
+            self._update_pending()
+            await self._optimise(self._running)
+            self._running = []
+
+    def _prune(self) -> None:
+        """Drop crops whose request gave up."""
+        for key in list(self._pending):
+            live = [item for item in self._pending[key] if not item.ticket.future.done()]
+            if live:
+                self._pending[key] = live
+            else:
+                del self._pending[key]
+        self._update_pending()
+
+    def _update_pending(self) -> None:
+        self._metrics.crops_pending.set(sum(map(len, self._pending.values())))
+
+    async def _next_batch(self) -> list[_Item]:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._prune()
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            key = min(self._pending, key=lambda k: self._pending[k][0].enqueued)
+            items = self._pending[key]
+            remaining = items[0].enqueued + self._gather_s - loop.time()
+            if len(items) >= self._max_batch or remaining <= 0:
+                batch, rest = items[:self._max_batch], items[self._max_batch:]
+                if rest:
+                    self._pending[key] = rest
+                else:
+                    del self._pending[key]
+                return batch
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._wakeup.wait()
+
+    async def _optimise(self, batch: list[_Item]) -> None:
+        now = asyncio.get_running_loop().time()
+        for item in batch:
+            wait = now - item.enqueued
+            item.ticket.started = True
+            item.ticket.queue_wait = max(item.ticket.queue_wait, wait)
+            self._metrics.queue_wait.observe(wait)
+        self._metrics.batch_size.observe(len(batch))
+        start = time.perf_counter()
+        try:
+            outcomes = await self._device.call(self._engine.optimise, [i.task for i in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"{len(batch)} crops but {len(outcomes)} outcomes")
+        except Exception as exc:  # one failed batch fails its requests, never the worker
+            logger.exception("optimising a batch of %d crops failed", len(batch))
+            error = RuntimeError(f"the optimisation failed: {type(exc).__name__}: {exc}")
+            for item in batch:
+                item.ticket.fail(error)
+            return
+        finally:
+            self._metrics.optimise_seconds.observe(time.perf_counter() - start)
+        logger.debug("optimised %d crops in %.3f s", len(batch), time.perf_counter() - start)
+        for item, outcome in zip(batch, outcomes):
+            item.ticket.deliver(item.index, outcome)

@@ -1,0 +1,169 @@
+"""The batching worker on a fake engine: grouping, windows, drops, failures, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import numpy as np
+import pytest
+
+from grasp_guard.defense.transforms import SiteSpec
+from grasp_guard.errors import ServiceUnavailableError
+from grasp_guard.pipeline import CropOutcome, CropTask
+from grasp_guard.service.metrics import ServiceMetrics
+from grasp_guard.service.worker import BatchWorker, DeviceThread
+
+
+def task(side: int = 64, preset: str = "fast", value: int = 0) -> CropTask:
+    return CropTask(np.full((side, side, 3), value, np.uint8), preset, SiteSpec(), 256)
+
+
+class FakeEngine:
+    """Records each batch's crop values; returns each crop + 1; can be held or made to fail."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.fail: Exception | None = None
+        self.short = False
+
+    def optimise(self, tasks: Sequence[CropTask]) -> list[CropOutcome]:
+        self.batches.append([int(t.crop[0, 0, 0]) for t in tasks])
+        self.entered.set()
+        assert self.gate.wait(10)
+        if self.fail is not None:
+            raise self.fail
+        outcomes = [CropOutcome(t.crop + 1, 1, 0.0, len(tasks)) for t in tasks]
+        return outcomes[:-1] if self.short else outcomes
+
+
+WorkerFactory = Callable[..., BatchWorker]
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+def metrics() -> ServiceMetrics:
+    return ServiceMetrics()
+
+
+@pytest.fixture
+async def make_worker(engine: FakeEngine,
+                      metrics: ServiceMetrics) -> AsyncIterator[WorkerFactory]:
+    devices: list[DeviceThread] = []
+    workers: list[BatchWorker] = []
+
+    def make(max_batch: int = 8, gather_s: float = 0.0) -> BatchWorker:
+        device = DeviceThread()
+        worker = BatchWorker(engine, device, metrics,  # type: ignore[arg-type]
+                             max_batch=max_batch, gather_s=gather_s)
+        worker.start()
+        devices.append(device)
+        workers.append(worker)
+        return worker
+
+    yield make
+    engine.gate.set()
+    for worker in workers:
+        await worker.stop()
+    for device in devices:
+        await device.close()
+
+
+async def _hold(engine: FakeEngine, worker: BatchWorker) -> asyncio.Future[list[CropOutcome]]:
+    """Occupy the device with a crop of value 99 until ``engine.gate`` is set."""
+    engine.gate.clear()
+    held = worker.submit([task(side=32, value=99)]).future
+    assert await asyncio.to_thread(engine.entered.wait, 5)
+    return held
+
+
+async def test_outcomes_come_back_in_order(make_worker: WorkerFactory, engine: FakeEngine) -> None:
+    worker = make_worker()
+    outcomes = await worker.submit([task(value=1), task(value=2), task(value=3)]).future
+    assert [int(o.protected[0, 0, 0]) for o in outcomes] == [2, 3, 4]
+    assert engine.batches == [[1, 2, 3]]
+
+
+async def test_groups_never_mix_and_oldest_goes_first(make_worker: WorkerFactory, engine: FakeEngine) -> None:
+    worker = make_worker()
+    held = await _hold(engine, worker)
+    a = worker.submit([task(64, value=1), task(96, value=2)])
+    b = worker.submit([task(96, value=3), task(64, "balanced", value=4), task(64, value=5)])
+    engine.gate.set()
+    await asyncio.gather(held, a.future, b.future)
+    assert engine.batches == [[99], [1, 5], [2, 3], [4]]
+
+
+async def test_max_batch_splits_a_group(make_worker: WorkerFactory, engine: FakeEngine) -> None:
+    worker = make_worker(max_batch=2)
+    held = await _hold(engine, worker)
+    t = worker.submit([task(value=v) for v in range(5)])
+    engine.gate.set()
+    await asyncio.gather(held, t.future)
+    assert engine.batches == [[99], [0, 1], [2, 3], [4]]
+
+
+async def test_gather_window_waits_for_a_second_request(make_worker: WorkerFactory, engine: FakeEngine) -> None:
+    worker = make_worker(gather_s=0.3)
+    first = worker.submit([task(value=1)])
+    await asyncio.sleep(0.05)
+    second = worker.submit([task(value=2)])
+    await asyncio.gather(first.future, second.future)
+    assert engine.batches == [[1, 2]]
+    assert first.queue_wait >= 0.25 and first.started
+
+
+async def test_full_batch_does_not_wait_for_the_window(make_worker: WorkerFactory, engine: FakeEngine) -> None:
+    worker = make_worker(max_batch=2, gather_s=5.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await worker.submit([task(value=1), task(value=2)]).future
+    assert loop.time() - start < 2.0
+
+
+async def test_cancelled_requests_are_dropped(make_worker: WorkerFactory, engine: FakeEngine,
+                                              metrics: ServiceMetrics) -> None:
+    worker = make_worker()
+    held = await _hold(engine, worker)
+    gone = worker.submit([task(value=1), task(value=2)])
+    kept = worker.submit([task(value=3)])
+    assert metrics.registry.get_sample_value("grasp_crops_pending") == 3
+    gone.future.cancel()
+    engine.gate.set()
+    await asyncio.gather(held, kept.future)
+    assert engine.batches == [[99], [3]] and not gone.started
+
+
+async def test_a_failed_batch_fails_its_requests_only(make_worker: WorkerFactory, engine: FakeEngine) -> None:
+    worker = make_worker()
+    engine.fail = RuntimeError("device fell over")
+    with pytest.raises(RuntimeError, match="device fell over"):
+        await worker.submit([task(value=1)]).future
+    engine.short = True
+    engine.fail = None
+    with pytest.raises(RuntimeError, match="2 crops but 1 outcomes"):
+        await worker.submit([task(value=1), task(value=2)]).future
+    engine.short = False
+    assert worker.running
+    assert len(await worker.submit([task(value=3)]).future) == 1
+
+
+async def test_stop_fails_waiting_and_running_requests(make_worker: WorkerFactory, engine: FakeEngine) -> None:
+    worker = make_worker()
+    held = await _hold(engine, worker)
+    waiting = worker.submit([task(value=1)])
+    await worker.stop()
+    for future in (held, waiting.future):
+        with pytest.raises(ServiceUnavailableError, match="shutting down"):
+            await future
+    assert not worker.running
+    with pytest.raises(ServiceUnavailableError):
+        worker.submit([task()])
