@@ -257,19 +257,24 @@ def protect(
     detector: FaceDetector | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[bytes, dict[str, Any]]:
-    """Protect one image: all faces in one batch per crop group; see the module docstring."""
+    """Protect one image: all its faces batched per crop group; see the module docstring."""
     start = time.perf_counter()
     prepared = prepare(data, options, detector=detector, max_pixels=max_pixels)
+    out, report = protect_prepared(prepared, engine)
+    report.setdefault("seconds", {})["total"] = round(time.perf_counter() - start, 3)
+    return out, report
+
+
+def protect_prepared(prepared: PreparedImage, engine: Engine) -> tuple[bytes, dict[str, Any]]:
+    """Optimise a prepared image's crops (one batch per group) and finish it."""
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, task in enumerate(prepared.tasks):
         groups.setdefault(task.group_key, []).append(i)
-    outcomes: list[CropOutcome | None] = [None] * len(prepared.tasks)
+    outcomes: dict[int, CropOutcome] = {}
     for indices in groups.values():
         for i, outcome in zip(indices, engine.optimise([prepared.tasks[i] for i in indices])):
             outcomes[i] = outcome
-    out, report = finish(prepared, [o for o in outcomes if o is not None], engine)
-    report.setdefault("seconds", {})["total"] = round(time.perf_counter() - start, 3)
-    return out, report
+    return finish(prepared, [outcomes[i] for i in range(len(prepared.tasks))], engine)
 
 
 def _passthrough_report(prepared: PreparedImage) -> dict[str, Any]:

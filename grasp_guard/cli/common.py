@@ -1,0 +1,54 @@
+"""Options shared by the engine-driving subcommands: presets, site pipeline, models, device."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from grasp_guard.errors import ConfigError
+from grasp_guard.pipeline import Engine
+from grasp_sdk.options import ON_NO_FACE, PRESETS, SIZE_MODES, ProtectOptions
+from grasp_sdk.policy import load_policy
+
+DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "config" / "policy.yaml"
+
+
+def add_site_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=PRESETS, default="balanced", help="Optimisation budget.")
+    parser.add_argument("--size-mode", choices=SIZE_MODES, default="any",
+                        help="any size; max: never larger than the input; exact: the input's length.")
+    parser.add_argument("--on-no-face", choices=ON_NO_FACE, default="skip",
+                        help="skip: leave a photo with no face byte-identical; whole: protect it all.")
+    parser.add_argument("--site", help="A policy site whose re-encoding the protection must survive.")
+    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="Policy file for --site.")
+    parser.add_argument("--site-jpeg-quality", type=int, help="Ad-hoc: the site's JPEG quality.")
+    parser.add_argument("--site-max-side", type=int, help="Ad-hoc: the site's longest side.")
+
+
+def add_engine_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", default="reference",
+                        help="Comma-separated surrogate editors (see `grasp-guard models list`).")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N.")
+
+
+def options_from_args(args: argparse.Namespace) -> ProtectOptions:
+    """ProtectOptions from the flags; ``--site`` fills what the flags leave open."""
+    quality, max_side, blur = args.site_jpeg_quality, args.site_max_side, None
+    if args.site:
+        rule = load_policy(args.policy).get(args.site)
+        if rule is None:
+            raise ConfigError(f"site {args.site!r} is not in {args.policy}")
+        pipeline = rule.site_pipeline
+        if pipeline is not None:
+            # Survive the harshest re-encode the site applies.
+            quality = quality or (pipeline.jpeg_quality[0] if pipeline.jpeg_quality else None)
+            max_side = max_side or pipeline.max_side
+            blur = pipeline.blur_sigma
+    return ProtectOptions(
+        preset=args.preset, size_mode=args.size_mode, on_no_face=args.on_no_face,
+        site=args.site, site_jpeg_quality=quality, site_max_side=max_side, site_blur_sigma=blur,
+    )
+
+
+def engine_from_args(args: argparse.Namespace) -> Engine:
+    return Engine.create(tuple(m.strip() for m in args.models.split(",") if m.strip()), args.device)

@@ -1,0 +1,61 @@
+"""The demo photo and a picture of what protection does to an editor's output."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import piexif
+from PIL import Image
+
+from grasp_guard.defense.metrics import editor_input
+from grasp_guard.faces.regions import FaceRegion, extract_crops, to_tensor
+from grasp_guard.media import decode
+from grasp_guard.pipeline import Engine
+
+
+def sample_photo(quality: int = 92) -> bytes:
+    """scikit-image's astronaut (public domain, NASA) as a camera-like JPEG with EXIF."""
+    from skimage import data
+
+    rgb = data.astronaut()
+    thumb = io.BytesIO()
+    Image.fromarray(rgb).resize((160, 160)).save(thumb, "JPEG", quality=80)
+    exif = piexif.dump({
+        "0th": {piexif.ImageIFD.Make: b"GRASP Guard demo", piexif.ImageIFD.Model: b"astronaut",
+                piexif.ImageIFD.Orientation: 1},
+        "Exif": {piexif.ExifIFD.DateTimeOriginal: b"1994:01:01 12:00:00"},
+        "1st": {piexif.ImageIFD.JPEGInterchangeFormat: 0, piexif.ImageIFD.JPEGInterchangeFormatLength: 0},
+        "thumbnail": thumb.getvalue(),
+    })
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "JPEG", quality=quality, exif=exif)
+    return out.getvalue()
+
+
+def comparison(original: bytes, protected: bytes, regions: list[FaceRegion], engine: Engine) -> np.ndarray:
+    """Rows per face: the crop, protected crop, ×20 difference, then each edit clean | protected.
+
+    Returns:
+        (H, W, 3) uint8 RGB picture.
+    """
+    before = decode(original).upright
+    after = decode(protected).upright
+    rows = []
+    size = 128
+    for cb, ca in zip(extract_crops(before, regions), extract_crops(after, regions)):
+        diff = np.clip(128 + 20 * (ca.astype(np.int16) - cb.astype(np.int16)), 0, 255).astype(np.uint8)
+        tiles = [cb, ca, diff]
+        for editor in engine.editors:
+            res = editor.info.resolution
+            x = editor_input(to_tensor([cb, ca]).to(engine.device), res)
+            cond = editor.conditions().to(engine.device)
+            for c in cond:
+                out = editor(x, c.expand(2, -1)).detach().cpu()
+                pics = ((out.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+                tiles += [pics[0], pics[1]]
+        rows.append(np.concatenate(
+            [cv2.resize(t, (size, size), interpolation=cv2.INTER_AREA) for t in tiles], axis=1))
+    return np.concatenate(rows, axis=0)
+

@@ -1,0 +1,73 @@
+"""Check a copy downloaded back from a site: does the protection still disrupt the editors?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from grasp_guard.defense.metrics import psnr, ssim
+from grasp_guard.faces.detect import FaceDetector, HaarDetector
+from grasp_guard.faces.regions import extract_crops, plan_regions
+from grasp_guard.media import decode
+from grasp_guard.pipeline import Engine
+
+# Mean DSR (CMUA) over a face's edits at which it counts as protected.
+PROTECTED_AT = 0.8
+
+
+def align(original: np.ndarray, received: np.ndarray) -> np.ndarray:
+    """The received pixels on the original's grid (sites shrink uploads; area or linear resize)."""
+    h, w = original.shape[:2]
+    if received.shape[:2] == (h, w):
+        return received
+    shrink = received.shape[0] > h
+    return cv2.resize(received, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def verdict(dsr: float) -> str:
+    if dsr >= PROTECTED_AT:
+        return "protected"
+    return "partially protected" if dsr > 0 else "unprotected"
+
+
+def verify(original: bytes, received: bytes, engine: Engine,
+           detector: FaceDetector | None = None) -> dict[str, Any]:
+    """Per face and surrogate edit: is the received copy still disrupting the editors?
+
+    Faces are found on the original; the received copy is resized onto the original's grid,
+    and both are cut into the same crops the protection used.
+    """
+    before = decode(original).upright
+    after_raw = decode(received).upright
+    after = align(before, after_raw)
+    boxes = (detector or HaarDetector()).detect(before)
+    regions = plan_regions(before.shape, boxes)
+    faces: list[dict[str, Any]] = []
+    if regions:
+        crops_before = extract_crops(before, regions)
+        crops_after = extract_crops(after, regions)
+        for region, cb, ca, dsr in zip(regions, crops_before, crops_after,
+                                       engine.evaluate(crops_before, crops_after)):
+            mean = float(np.mean([s["dsr_cmua"] for s in dsr.values()]))
+            faces.append({
+                "box": [region.face.x, region.face.y, region.face.w, region.face.h],
+                "psnr": round(psnr(cb, ca), 2),
+                "dsr_cmua": round(mean, 4),
+                "verdict": verdict(mean),
+                "surrogates": dsr,
+            })
+    overall = float(np.mean([f["dsr_cmua"] for f in faces])) if faces else 0.0
+    return {
+        "verdict": verdict(overall) if faces else "no face found",
+        "dsr_cmua": round(overall, 4),
+        "dsr_ruiz": round(float(np.mean([s["dsr_ruiz"] for f in faces for s in f["surrogates"].values()])), 4)
+        if faces else 0.0,
+        "psnr": round(psnr(before, after), 2),
+        "ssim": round(ssim(before, after), 4),
+        "received_size": [int(after_raw.shape[1]), int(after_raw.shape[0])],
+        "original_size": [int(before.shape[1]), int(before.shape[0])],
+        "faces": faces,
+        "surrogates": engine.labels,
+    }

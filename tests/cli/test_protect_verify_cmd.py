@@ -1,0 +1,81 @@
+"""`grasp-guard protect`, `verify` and `demo` run in-process through `main`."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from grasp_guard.cli import main
+from grasp_guard.demo import sample_photo
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    (folder / "face.jpg").write_bytes(sample_photo())
+    (folder / "broken.jpg").write_bytes(sample_photo()[:300])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def protected_run(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path, list]:
+    out = tmp_path_factory.mktemp("out")
+    report = out / "report.json"
+    status = main(["protect", str(photos), "-o", str(out / "protected"), "--preset", "fast",
+                   "--report", str(report), "--device", "cpu"])
+    return status, out, json.loads(report.read_text())
+
+
+def test_folder_run_protects_what_it_can_and_fails_loudly(protected_run: tuple[int, Path, list]) -> None:
+    status, out, reports = protected_run
+    assert status == 1  # one image failed
+    by_name = {Path(r["input"]).name: r for r in reports}
+    assert "error" in by_name["broken.jpg"]
+    assert not (out / "protected" / "broken.jpg").exists()
+    face = by_name["face.jpg"]
+    assert face["protected"] and len(face["faces"]) == 1
+    Image.open(out / "protected" / "face.jpg").verify()
+
+
+def test_never_overwrites_without_permission(photos: Path) -> None:
+    src = photos / "face.jpg"
+    before = src.read_bytes()
+    assert main(["protect", str(src), "-o", str(src), "--preset", "fast"]) == 1
+    assert src.read_bytes() == before
+
+
+def test_unknown_site_is_an_error(photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["protect", str(photos / "face.jpg"), "-o", str(tmp_path / "x.jpg"),
+                 "--site", "no-such-site"]) == 1
+    assert "no-such-site" in capsys.readouterr().err
+
+
+def test_verify_reports_protection_and_its_absence(
+    protected_run: tuple[int, Path, list], photos: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, out, reports = protected_run
+    original = photos / "face.jpg"
+    received = tmp_path / "received.jpg"
+    Image.open(out / "protected" / "face.jpg").save(received, "JPEG", quality=95)
+    capsys.readouterr()
+    assert main(["verify", str(original), str(received), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(result["faces"]) == 1 and 0 <= result["dsr_cmua"] <= 1
+    assert result["psnr"] < 60
+
+    # On the file exactly as protect wrote it, verify measures what protect reported.
+    assert main(["verify", str(original), str(out / "protected" / "face.jpg"), "--json"]) == 0
+    exact = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    face = next(r for r in reports if r["input"].endswith("face.jpg"))["faces"][0]
+    assert exact["faces"][0]["surrogates"] == face["surrogates"]
+
+    same = tmp_path / "same.png"
+    Image.open(io.BytesIO(original.read_bytes())).save(same, "PNG")
+    assert main(["verify", str(original), str(same), "--json"]) == 0
+    clean = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert clean["verdict"] == "unprotected" and clean["dsr_cmua"] == 0.0

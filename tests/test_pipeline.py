@@ -1,0 +1,87 @@
+"""The one protect path end to end, on the real reference surrogate."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import piexif
+import pytest
+from PIL import Image
+from skimage import data
+
+from grasp_guard.demo import sample_photo
+from grasp_guard.errors import InvalidImageError
+from grasp_guard.media import decode
+from grasp_guard.pipeline import Engine, prepare, protect
+from grasp_sdk.options import ProtectOptions
+
+FAST = ProtectOptions(preset="fast")
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine.create(("reference",), "cpu")
+
+
+@pytest.fixture(scope="module")
+def photo() -> bytes:
+    return sample_photo()
+
+
+@pytest.fixture(scope="module")
+def protected(engine: Engine, photo: bytes) -> tuple[bytes, dict]:
+    return protect(photo, FAST, engine)
+
+
+def test_protects_the_face_and_keeps_metadata(photo: bytes, protected: tuple[bytes, dict]) -> None:
+    out, report = protected
+    assert report["protected"] and len(report["faces"]) == 1
+    before, after = decode(photo).upright, decode(out).upright
+    assert before.shape == after.shape
+    x, y, w, h = report["faces"][0]["box"]
+    face_diff = np.abs(after[y:y + h, x:x + w].astype(int) - before[y:y + h, x:x + w]).mean()
+    assert face_diff > 0.5
+    assert piexif.load(out)["0th"][piexif.ImageIFD.Make] == b"GRASP Guard demo"
+    assert piexif.load(out)["thumbnail"] != piexif.load(photo)["thumbnail"]
+    assert Image.open(io.BytesIO(out)).quantization == Image.open(io.BytesIO(photo)).quantization
+
+
+def test_report_measures_the_output(protected: tuple[bytes, dict]) -> None:
+    _, report = protected
+    face = report["faces"][0]
+    assert 30 < report["psnr"] < 80 and 0.9 < report["ssim"] <= 1
+    assert set(face["surrogates"]) == {"reference"}
+    assert 0 <= face["surrogates"]["reference"]["dsr_cmua"] <= 1
+    assert "not a real deepfake model" in report["surrogates"][0]
+    assert report["bytes_out"] > 0 and report["seconds"]["total"] > 0
+
+
+def test_no_face_is_byte_identical_with_skip(engine: Engine) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(data.coffee()).save(buf, "PNG")
+    out, report = protect(buf.getvalue(), FAST, engine)
+    assert out == buf.getvalue() and not report["protected"]
+
+
+def test_no_face_whole_protects_everything(engine: Engine) -> None:
+    rgb = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    out, report = protect(buf.getvalue(), ProtectOptions(preset="fast", on_no_face="whole"), engine)
+    assert report["protected"] and report["whole_image"]
+    assert decode(out).upright.shape == rgb.shape and out != buf.getvalue()
+
+
+def test_crops_share_a_group_per_bucket(photo: bytes) -> None:
+    prepared = prepare(photo, FAST)
+    assert len(prepared.tasks) == 1 and prepared.tasks[0].crop.shape[0] in (128, 160, 192, 256)
+    site = prepare(photo, ProtectOptions(preset="fast", site_jpeg_quality=80, site_max_side=256))
+    assert site.tasks[0].group_key != prepared.tasks[0].group_key
+
+
+def test_bad_input_is_a_typed_error(engine: Engine) -> None:
+    with pytest.raises(InvalidImageError):
+        protect(b"", FAST, engine)
+    with pytest.raises(InvalidImageError):
+        protect(sample_photo()[:500], FAST, engine)
