@@ -54,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                               "repeat it for endpoints tried in turn.")
     service.add_argument("--with-service", action="store_true",
                          help="Also run `grasp-guard serve` on a free loopback port, and use it.")
+    parser.add_argument("--service-config", type=Path,
+                        help="With --with-service: the service's settings file (see "
+                             "config/service.yaml).")
     parser.add_argument("--token",
                         help=f"The service's bearer token. Prefer ${TOKEN_ENV}: a flag is "
                              "visible to other local users.")
@@ -78,6 +81,11 @@ def _proxy(args: argparse.Namespace) -> int:
     hosts = allow_hosts(policy_path)  # a broken policy stops here, naming file, site, field
     if args.timeout <= 0 or args.max_buffer < 1024:
         raise ValueError("--timeout must be positive and --max-buffer at least 1024")
+    if args.service_config and not args.with_service:
+        raise ValueError("--service-config applies to --with-service only")
+    if _connect_host(args.host) not in ("127.0.0.1", "::1", "localhost"):
+        print(f"grasp-guard proxy: listening on {args.host}: anyone who reaches that address "
+              "can use this proxy", file=sys.stderr)
     env = dict(os.environ)
     if args.token:
         env[TOKEN_ENV] = args.token
@@ -90,7 +98,8 @@ def _proxy(args: argparse.Namespace) -> int:
                 port = free_port()
                 services = (f"http://127.0.0.1:{port}",)
                 serve = stack.enter_context(
-                    child(service_command("127.0.0.1", port, verbose=args.verbose), env=env))
+                    child(service_command("127.0.0.1", port, config=args.service_config,
+                                          verbose=args.verbose), env=env))
                 children.append(serve)
                 print(f"grasp-guard proxy: starting the protection service on {services[0]} "
                       "(loading the models)...", file=sys.stderr, flush=True)

@@ -1,0 +1,206 @@
+"""The GRASP Guard mitmproxy addon: protect the face photos of matched uploads in flight.
+
+``requestheaders`` streams every request that cannot be a candidate image upload and
+buffers candidates; the async ``request`` hook has the protection service rewrite a
+candidate through :func:`grasp_sdk.rewrite_upload` and applies the result in one step.
+Whatever fails, the site's ``on_failure`` decides: ``pass`` forwards the original bytes,
+``block`` answers the client with a JSON refusal. What was done is recorded in
+``flow.metadata["grasp_guard"]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from typing import Any
+
+from grasp_sdk import (
+    GraspClient,
+    Policy,
+    ProtectCache,
+    ProtectFn,
+    RewriteError,
+    UploadRewrite,
+    rewrite_upload,
+)
+from mitmproxy import ctx, exceptions, http
+
+from proxy_addon import settings as opts
+from proxy_addon.decide import CachedMatcher, decide
+from proxy_addon.failure import block_response, describe
+
+logger = logging.getLogger(__name__)
+
+METADATA_KEY = "grasp_guard"
+#: Called with the flow and its record when an upload went out unprotected or was refused.
+Notify = Callable[[http.HTTPFlow, dict[str, Any]], None]
+
+_ACTIONS = {"buffer": "buffered", "stream": "streamed", "ignore": "ignored"}
+# option name -> (GuardSettings field, parser raising ValueError)
+_PARSERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "grasp_policy": ("policy", opts.parse_policy_path),
+    "grasp_service": ("endpoints", opts.parse_endpoints),
+    "grasp_token": ("token", opts.parse_token),
+    "grasp_timeout": ("timeout_s", opts.parse_timeout),
+    "grasp_max_buffer": ("max_buffer", opts.parse_max_buffer),
+}
+
+
+class GraspGuard:
+    """Protect the images of uploads the policy matches; stream everything else.
+
+    Args:
+        notify: told about every upload that went out unprotected or was refused (a
+            desktop notification, a counter); its errors are logged, never raised.
+        protect: protects one image instead of the service named by ``grasp_service``
+            (an in-process engine, or a stand-in in tests).
+    """
+
+    def __init__(self, notify: Notify | None = None, protect: ProtectFn | None = None) -> None:
+        self.settings = opts.GuardSettings()
+        self._matcher: CachedMatcher | None = None
+        self._notify = notify
+        self._protect = protect
+        self._cache = ProtectCache()
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "grasp_policy", str, "",
+            "The upload policy file (YAML) that says which requests carry photos to protect "
+            "and how. Empty: GRASP Guard leaves every request alone.")
+        loader.add_option(
+            "grasp_service", Sequence[str], [opts.DEFAULT_SERVICE],
+            "The base URL of the protection service (grasp-guard serve); give it several "
+            "times to have further endpoints tried in turn.")
+        loader.add_option(
+            "grasp_token", str, "",
+            f"The bearer token the protection service asks for. Empty: the {opts.TOKEN_ENV} "
+            "environment variable, if set, which other local users cannot read.")
+        loader.add_option(
+            "grasp_timeout", str, opts.DEFAULT_TIMEOUT_S,
+            "The seconds one upload may take to protect, retries included; past them the "
+            "site's on_failure applies.")
+        loader.add_option(
+            "grasp_max_buffer", int, opts.DEFAULT_MAX_BUFFER,
+            "The largest request body in bytes held back for protection; a larger declared "
+            "Content-Length streams through untouched. Set stream_large_bodies to the same "
+            "value to bound bodies of undeclared length too.")
+
+    def configure(self, updated: set[str]) -> None:
+        changes = {}
+        for option, (field, parse) in _PARSERS.items():
+            if option in updated:
+                try:
+                    changes[field] = parse(getattr(ctx.options, option))
+                except ValueError as e:
+                    raise exceptions.OptionsError(f"{option}: {e}") from e
+        if changes:
+            self.settings = replace(self.settings, **changes)
+        if "grasp_policy" in updated:
+            policy = self.settings.policy
+            self._matcher = None if policy is None else CachedMatcher(policy)
+            if policy is None:
+                logger.warning("grasp_policy is not set: GRASP Guard protects nothing")
+            else:
+                logger.info("GRASP Guard policy %s: %d site(s) enabled", policy.source,
+                            sum(s.enabled for s in policy.sites))
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        matcher = self._matcher
+        if matcher is None:
+            return
+        if flow.request.stream:
+            _record(flow, "streamed", "mitmproxy streams this body (stream_large_bodies)")
+            return
+        decision = decide(flow.request.method, flow.request.pretty_url, flow.request.headers,
+                          matcher, self.settings.max_buffer)
+        if decision.action == "stream":
+            flow.request.stream = True
+        _record(flow, _ACTIONS[decision.action], decision.reason, decision.site)
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        record = flow.metadata.get(METADATA_KEY)
+        policy = self.settings.policy
+        if not record or record["action"] != "buffered" or policy is None:
+            return
+        site = record["site"]
+        if flow.request.stream or flow.request.raw_content is None:
+            _record(flow, "streamed", "the body outgrew stream_large_bodies", site)
+            return
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.settings.timeout_s):
+                rewrite = await self._rewrite(flow, policy)
+            headers = _headers(rewrite) if rewrite.changed else None
+        except Exception as exc:  # noqa: BLE001 - failure is a policy: pass or block
+            self._fail(flow, exc, policy, site, started)
+            return
+        if headers is not None:
+            # Headers first, then the raw body: set_content would recompute Content-Length,
+            # and the hook's headers are already exactly right.
+            flow.request.headers = headers
+            flow.request.raw_content = rewrite.body
+        images = [asdict(image) for image in rewrite.images]
+        _record(flow, "protected" if rewrite.changed else "untouched", rewrite.reason,
+                rewrite.site or site, seconds=time.monotonic() - started, images=images)
+
+    async def _rewrite(self, flow: http.HTTPFlow, policy: Policy) -> UploadRewrite:
+        request = flow.request
+        assert request.raw_content is not None
+        args = (request.method, request.pretty_url, request.headers.fields,
+                request.raw_content, policy)
+        if self._protect is not None:
+            return await rewrite_upload(*args, self._protect, cache=self._cache)
+        s = self.settings
+        async with GraspClient(s.endpoints, token=s.token, total_timeout=s.timeout_s) as client:
+            return await rewrite_upload(*args, client.protect, cache=self._cache)
+
+    def _fail(self, flow: http.HTTPFlow, exc: Exception, policy: Policy, site: str,
+              started: float) -> None:
+        rule = policy.get(site)
+        if isinstance(exc, RewriteError):
+            on_failure = exc.on_failure
+        else:
+            on_failure = rule.on_failure if rule is not None else "pass"
+        reason = describe(exc)
+        if on_failure == "block":
+            flow.response = block_response(exc, site)
+            logger.warning("refused an upload to %s (site %s): %s", flow.request.pretty_url,
+                           site, reason)
+        else:
+            logger.warning("forwarded an upload to %s unprotected (site %s): %s",
+                           flow.request.pretty_url, site, reason)
+        record = _record(flow, "blocked" if on_failure == "block" else "passed", reason, site,
+                         seconds=time.monotonic() - started, error=type(exc).__name__)
+        if self._notify is not None:
+            try:
+                self._notify(flow, record)
+            except Exception:
+                logger.exception("the GRASP Guard notify hook failed")
+
+
+def _headers(rewrite: UploadRewrite) -> http.Headers:
+    """The hook's ``(name, value)`` str pairs as mitmproxy headers, order and case kept."""
+    return http.Headers([(k.encode("latin-1"), v.encode("latin-1")) for k, v in rewrite.headers])
+
+
+def _record(flow: http.HTTPFlow, action: str, reason: str, site: str | None = None,
+            **details: Any) -> dict[str, Any]:
+    """Store what the addon did to ``flow`` in its metadata, and return the record.
+
+    ``action`` is one of ``ignored`` (no body, or a small one not to protect: left to
+    mitmproxy), ``streamed``, ``buffered``, ``protected``, ``untouched``, ``passed``
+    (forwarded unprotected after a failure) or ``blocked``.
+    """
+    # No per-flow log line: mitmdump's root logger is at DEBUG, so even a debug call would
+    # cost every request a log record.
+    record = {"action": action, "reason": reason, "site": site, **details}
+    flow.metadata[METADATA_KEY] = record
+    return record

@@ -1,0 +1,351 @@
+"""The GraspGuard addon's hooks, called directly through taddons and tflow."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _proxy_helpers import FakeProtect, flip, grow
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from mitmproxy import exceptions, http
+from mitmproxy.test import taddons, tflow
+
+from proxy_addon.addon import METADATA_KEY, GraspGuard
+
+UPLOAD = "https://upload.example.com/upload"
+STRICT = "https://strict.example.com/put"
+BOUNDARY = "XyZ"
+
+
+def make_flow(url: str, body: bytes, headers: list[tuple[str, str]],
+              method: str = "POST") -> http.HTTPFlow:
+    request = http.Request.make(method, url)
+    request.headers = http.Headers([(k.encode(), v.encode()) for k, v in headers])
+    request.raw_content = body  # exactly these headers: no Content-Length fix-up
+    return tflow.tflow(req=request)
+
+
+def raw_upload(jpeg: bytes, url: str = UPLOAD) -> http.HTTPFlow:
+    return make_flow(url, jpeg, [("Content-Type", "image/jpeg"), ("X-Entity-Length", str(len(jpeg))),
+                                 ("Content-Length", str(len(jpeg))), ("X-Other", "kept")])
+
+
+def multipart(jpeg: bytes) -> bytes:
+    return (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"caption\"\r\n\r\nhi\r\n"
+            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"me.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").encode() + jpeg + (
+            f"\r\n--{BOUNDARY}--\r\n").encode()
+
+
+async def run(addon: GraspGuard, flow: http.HTTPFlow) -> dict[str, Any]:
+    addon.requestheaders(flow)
+    await addon.request(flow)
+    return flow.metadata[METADATA_KEY]
+
+
+def guard(policy_file: Path, mode: str = "flip", **options: Any) -> tuple[GraspGuard, Any]:
+    addon = GraspGuard(protect=FakeProtect(mode), notify=lambda f, r: notices.append(r))
+    tctx = taddons.context(addon)
+    tctx.configure(addon, grasp_policy=str(policy_file), **options)
+    return addon, tctx
+
+
+notices: list[dict[str, Any]] = []
+# Every test is async: taddons.context() outside a running loop opens one it never closes.
+
+
+@pytest.fixture(autouse=True)
+def _clear_notices() -> None:
+    notices.clear()
+
+
+# --- options ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("grasp_policy", "/nonexistent/policy.yaml", "cannot read policy"),
+        ("grasp_service", ["ftp://host"], "http(s)://host"),
+        ("grasp_service", [], "at least one service URL"),
+        ("grasp_service", ["http://127.0.0.1:1/?x=1"], "no query"),
+        ("grasp_timeout", "0", "positive"),
+        ("grasp_timeout", "soon", "number of seconds"),
+        ("grasp_timeout", "inf", "positive"),
+        ("grasp_max_buffer", 10, "at least 1024"),
+        ("grasp_token", "two words", "without spaces"),
+    ],
+)
+async def test_invalid_options_raise_options_error(option: str, value: Any, message: str) -> None:
+    addon = GraspGuard()
+    with taddons.context(addon) as tctx, pytest.raises(exceptions.OptionsError) as info:
+        tctx.configure(addon, **{option: value})
+    assert option in str(info.value) and message in str(info.value)
+
+
+async def test_invalid_policy_names_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("sites:\n  - name: a\n    hosts: [x.com]\n    on_failure: maybe\n")
+    addon = GraspGuard()
+    with taddons.context(addon) as tctx, pytest.raises(exceptions.OptionsError,
+                                                       match="on_failure"):
+        tctx.configure(addon, grasp_policy=str(path))
+
+
+async def test_valid_options_are_parsed(policy_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRASP_GUARD_TOKEN", "from-env")
+    addon = GraspGuard()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, grasp_policy=str(policy_file), grasp_timeout="2.5",
+                       grasp_service=["http://a:1", "https://b"], grasp_max_buffer=4096)
+        tctx.configure(addon, grasp_token="")
+    s = addon.settings
+    assert s.policy is not None and s.policy.get("pics") is not None
+    assert (s.timeout_s, s.endpoints, s.max_buffer, s.token) == (
+        2.5, ("http://a:1", "https://b"), 4096, "from-env")
+
+
+# --- requestheaders: stream or buffer -------------------------------------------------------
+
+async def test_without_a_policy_the_addon_does_nothing(jpeg: bytes) -> None:
+    addon = GraspGuard(protect=FakeProtect())
+    with taddons.context(addon):
+        flow = raw_upload(jpeg)
+        addon.requestheaders(flow)
+    assert not flow.request.stream and METADATA_KEY not in flow.metadata
+
+
+@pytest.mark.parametrize(
+    ("url", "method", "headers", "action"),
+    [
+        (UPLOAD, "POST", [("Content-Type", "image/jpeg"), ("Content-Length", "900")],
+         "buffered"),
+        (UPLOAD, "GET", [], "ignored"),
+        ("https://elsewhere.example.com/upload", "POST", [("Content-Length", "900")],
+         "ignored"),
+        ("https://elsewhere.example.com/upload", "POST", [("Transfer-Encoding", "chunked")],
+         "streamed"),
+        (UPLOAD, "POST", [("Content-Type", "video/webm"), ("Content-Length", "90000")],
+         "streamed"),
+        (UPLOAD, "POST", [("Content-Length", "90000")], "streamed"),  # over grasp_max_buffer
+    ],
+)
+async def test_requestheaders_streams_only_large_or_unbounded_non_candidates(
+        policy_file: Path, url: str, method: str, headers: list[tuple[str, str]],
+        action: str) -> None:
+    addon, tctx = guard(policy_file, grasp_max_buffer=4096)
+    with tctx:
+        flow = make_flow(url, b"", headers, method)
+        addon.requestheaders(flow)
+    assert bool(flow.request.stream) is (action == "streamed")
+    assert flow.metadata[METADATA_KEY]["action"] == action
+
+
+async def test_a_body_mitmproxy_already_streams_is_left_alone(policy_file: Path, jpeg: bytes) -> None:
+    addon, tctx = guard(policy_file)
+    with tctx:
+        flow = raw_upload(jpeg)
+        flow.request.stream = True
+        addon.requestheaders(flow)
+    assert flow.metadata[METADATA_KEY]["action"] == "streamed"
+
+
+async def test_a_body_that_outgrew_stream_large_bodies_is_not_touched(policy_file: Path,
+                                                                      jpeg: bytes) -> None:
+    addon, tctx = guard(policy_file)
+    with tctx:
+        flow = raw_upload(jpeg)
+        addon.requestheaders(flow)
+        flow.request.stream = True  # mitmproxy switched to streaming mid-body
+        flow.request.data.content = None
+        await addon.request(flow)
+    assert flow.metadata[METADATA_KEY]["action"] == "streamed"
+    assert addon._protect.calls == []  # type: ignore[union-attr]
+
+
+# --- request: the rewrite -----------------------------------------------------------------
+
+async def test_same_length_rewrite_applies_body_and_hook_headers(policy_file: Path,
+                                                                 jpeg: bytes) -> None:
+    addon, tctx = guard(policy_file, "flip")
+    with tctx:
+        flow = raw_upload(jpeg)
+        before = list(flow.request.headers.fields)
+        record = await run(addon, flow)
+    assert flow.request.raw_content == flip(jpeg)
+    assert list(flow.request.headers.fields) == before
+    assert record["action"] == "protected" and record["site"] == "pics"
+    assert record["images"][0]["location"] == "body"
+    assert record["images"][0]["original_bytes"] == len(jpeg)
+    assert flow.response is None and notices == []
+
+
+async def test_longer_rewrite_fixes_every_length_header_in_place(policy_file: Path,
+                                                                 jpeg: bytes) -> None:
+    addon, tctx = guard(policy_file, "grow")
+    with tctx:
+        flow = raw_upload(jpeg)
+        await run(addon, flow)
+    new = grow(jpeg)
+    assert flow.request.raw_content == new
+    assert [k for k, _ in flow.request.headers.fields] == [
+        b"Content-Type", b"X-Entity-Length", b"Content-Length", b"X-Other"]
+    assert flow.request.headers["Content-Length"] == str(len(new))
+    assert flow.request.headers["X-Entity-Length"] == str(len(new))
+    assert flow.request.headers["X-Other"] == "kept"
+
+
+async def test_multipart_rewrite_changes_only_the_image_bytes(policy_file: Path,
+                                                              jpeg: bytes) -> None:
+    addon, tctx = guard(policy_file, "grow")
+    body = multipart(jpeg)
+    with tctx:
+        flow = make_flow(UPLOAD, body, [
+            ("Content-Type", f"multipart/form-data; boundary={BOUNDARY}"),
+            ("Content-Length", str(len(body)))])
+        record = await run(addon, flow)
+    assert flow.request.raw_content == body.replace(jpeg, grow(jpeg))
+    assert flow.request.headers["Content-Length"] == str(len(body) + 9)
+    assert record["images"][0]["location"] == "multipart part 'file'"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "reason"),
+    [
+        (b"--XyZ\r\nbroken", [("Content-Type", "multipart/form-data; boundary=XyZ")],
+         "malformed body"),
+        (b"just text", [("Content-Type", "text/plain")], "no image"),
+    ],
+)
+async def test_requests_without_a_usable_image_go_out_byte_identical(
+        policy_file: Path, body: bytes, headers: list[tuple[str, str]], reason: str) -> None:
+    addon, tctx = guard(policy_file)
+    with tctx:
+        flow = make_flow(UPLOAD, body, headers)
+        record = await run(addon, flow)
+    assert flow.request.raw_content == body
+    assert record["action"] == "untouched" and reason in record["reason"]
+
+
+async def test_an_image_without_a_face_goes_out_byte_identical(policy_file: Path,
+                                                               jpeg: bytes) -> None:
+    addon, tctx = guard(policy_file, "same")
+    with tctx:
+        flow = raw_upload(jpeg)
+        record = await run(addon, flow)
+    assert flow.request.raw_content == jpeg
+    assert record["action"] == "untouched" and "no face" in record["reason"]
+
+
+# --- failures: pass or block ---------------------------------------------------------------
+
+FAILURES = [("down", 503, "ServiceUnavailable"), ("crash", 502, "KeyError"),
+            ("slow", 504, "did not answer in time"), ("not_image", 502, "non-image")]
+
+
+@pytest.mark.parametrize(("mode", "status", "why"), FAILURES)
+async def test_pass_site_forwards_the_original_byte_identical(policy_file: Path, jpeg: bytes,
+                                                              mode: str, status: int,
+                                                              why: str) -> None:
+    addon, tctx = guard(policy_file, mode, grasp_timeout="0.2")
+    with tctx:
+        flow = raw_upload(jpeg)
+        before = (flow.request.raw_content, list(flow.request.headers.fields))
+        record = await run(addon, flow)
+    assert (flow.request.raw_content, list(flow.request.headers.fields)) == before
+    assert flow.response is None
+    assert record["action"] == "passed" and why in record["reason"]
+    assert notices == [record]
+
+
+@pytest.mark.parametrize(("mode", "status", "why"), FAILURES)
+async def test_block_site_refuses_with_the_reason(policy_file: Path, jpeg: bytes, mode: str,
+                                                  status: int, why: str) -> None:
+    addon, tctx = guard(policy_file, mode, grasp_timeout="0.2")
+    with tctx:
+        flow = raw_upload(jpeg, STRICT)
+        record = await run(addon, flow)
+    assert flow.response is not None and flow.response.status_code == status
+    error = json.loads(flow.response.content or b"")["error"]
+    assert error["site"] == "strict" and why in error["reason"]
+    assert "blocks unprotected uploads" in error["message"]
+    assert flow.response.headers["X-Grasp-Guard"] == "blocked"
+    assert record["action"] == "blocked" and notices == [record]
+
+
+async def test_a_failing_notify_hook_is_logged_not_raised(policy_file: Path, jpeg: bytes,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    def broken(flow: http.HTTPFlow, record: dict[str, Any]) -> None:
+        raise RuntimeError("notifier down")
+
+    addon = GraspGuard(protect=FakeProtect("down"), notify=broken)
+    with taddons.context(addon) as tctx, caplog.at_level(logging.ERROR):
+        tctx.configure(addon, grasp_policy=str(policy_file))
+        flow = raw_upload(jpeg)
+        record = await run(addon, flow)
+    assert record["action"] == "passed"
+    assert "notify hook failed" in caplog.text
+
+
+@pytest.mark.parametrize("state", ["response", "error", "dead"])
+async def test_hooks_leave_finished_flows_alone(policy_file: Path, jpeg: bytes,
+                                                state: str) -> None:
+    addon, tctx = guard(policy_file)
+    with tctx:
+        flow = raw_upload(jpeg)
+        addon.requestheaders(flow)
+        if state == "response":
+            flow.response = http.Response.make(204)
+        elif state == "error":
+            flow.error = tflow.terr()
+        else:
+            flow.live = False
+        await addon.request(flow)
+    assert flow.request.raw_content == jpeg
+    assert flow.metadata[METADATA_KEY]["action"] == "buffered"
+
+
+# --- the real service client ---------------------------------------------------------------
+
+async def test_the_service_client_is_used_with_its_token(policy_file: Path, jpeg: bytes) -> None:
+    seen: list[str] = []
+
+    async def protect(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        if request.query.get("site") == "strict":
+            return web.json_response({"error": {"kind": "invalid_image", "message": "no"}},
+                                     status=422)
+        return web.Response(body=flip(await request.read()), content_type="image/jpeg",
+                            headers={"X-Grasp-Report": '{"faces": 1, "protected": true}'})
+
+    app = web.Application()
+    app.router.add_post("/v1/protect", protect)
+    async with TestServer(app, host="127.0.0.1") as server:
+        addon = GraspGuard()
+        with taddons.context(addon) as tctx:
+            tctx.configure(addon, grasp_policy=str(policy_file), grasp_token="s3cret",
+                           grasp_service=[str(server.make_url(""))])
+            ok, refused = raw_upload(jpeg), raw_upload(jpeg, STRICT)
+            await run(addon, ok)
+            await run(addon, refused)
+    assert ok.request.raw_content == flip(jpeg)
+    assert refused.response is not None and refused.response.status_code == 502
+    assert "invalid_image" in json.loads(refused.response.content or b"")["error"]["reason"]
+    assert seen == ["Bearer s3cret"] * 2
+
+
+async def test_an_unreachable_service_is_a_failure_not_an_escape(policy_file: Path,
+                                                                 jpeg: bytes) -> None:
+    from proxy_addon.launch import free_port
+
+    addon = GraspGuard()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, grasp_policy=str(policy_file), grasp_timeout="1",
+                       grasp_service=[f"http://127.0.0.1:{free_port()}"])
+        flow = raw_upload(jpeg, STRICT)
+        record = await run(addon, flow)
+    assert record["action"] == "blocked"
+    assert flow.response is not None and flow.response.status_code in (503, 504)
