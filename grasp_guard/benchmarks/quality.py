@@ -41,22 +41,23 @@ class Method:
     note: str = ""
 
 
-def pgd_method(steps: int = 10) -> Method:
-    """Joint PGD (one perturbation per image, all edits), budget ε on the [-1, 1] scale."""
+def pgd_method(steps: int = 60) -> Method:
+    """Joint PGD (one perturbation per image, all edits), with GRASP's iteration budget."""
     return Method(
         "pgd",
         # b is ε on the [0, 1] scale; pgd takes the editor's [-1, 1] scale.
-        lambda x, eds, b: pgd(x, eds, eps=2 * b, alpha=2 * b / 5, steps=steps, per_edit=False),
+        lambda x, eds, b: pgd(x, eds, eps=2 * b, alpha=2 * b / 4, steps=steps, per_edit=False),
         initial_budget=0.01,
-        note=f"one perturbation per image for all edits, a=eps/5, {steps} steps",
+        note=f"one perturbation per image for all edits, a=eps/4, {steps} steps, budget Linf",
     )
 
 
 def grasp_family(name: str, base: GraspConfig, *, projection: bool = True) -> Method:
-    """GRASP (or its weighted-sum twin) with budget ε; the PSNR floor follows the level."""
+    """GRASP (or its weighted-sum twin); the budget is ``GraspConfig.budget`` (RMS or L∞)."""
     runner = grasp if projection else weighted_sum
+    kind = "RMS" if base.psnr_budget is not None else "Linf"
     return Method(name, lambda x, eds, b: runner(x, eds, base.with_budget(b)),
-                  initial_budget=base.eps)
+                  initial_budget=base.budget, note=f"budget {kind}")
 
 
 @dataclass
@@ -105,9 +106,9 @@ def evaluate(result: DefenseResult, x: torch.Tensor, editors: Sequence[Editor]) 
 
 
 def _row(method: str, model: str, level: str, x: torch.Tensor, result: DefenseResult,
-         editors: Sequence[Editor], seconds: float, eps: float | None, note: str) -> Row:
+         editors: Sequence[Editor], seconds: float, budget: float | None, note: str) -> Row:
     return Row(method=method, model=model, level=level, n=len(x), sec_per_face=seconds / len(x),
-               eps=eps, note=note, **evaluate(result, x, editors))
+               budget=budget, note=note, **evaluate(result, x, editors))
 
 
 def standard_pgd_row(model: str, editor: Editor, x: torch.Tensor) -> Row:
@@ -122,7 +123,7 @@ def standard_pgd_row(model: str, editor: Editor, x: torch.Tensor) -> Row:
         psnr=float(result.psnr.double().mean()), ssim=float(result.ssim.double().mean()),
         dsr_cmua=metrics.dsr_cmua, dsr_ruiz=metrics.dsr_ruiz,
         distortion=metrics.mean_distortion, iterations=10.0,
-        sec_per_face=seconds / len(x), eps=0.025,
+        sec_per_face=seconds / len(x), budget=0.025,
         note="one attack per (image, edit), Ruiz et al. protocol",
     )
 
@@ -151,22 +152,26 @@ def methods(steps: int | None = None) -> dict[str, Method]:
     """The compared methods and GRASP's ablations, each one knob away from ``grasp``."""
     base = config_for("balanced") if steps is None else config_for("balanced", steps=steps)
     table = {
-        "pgd": pgd_method(),
+        "pgd": pgd_method(base.steps),
         "weighted_sum": grasp_family("weighted_sum", base, projection=False),
         "grasp": grasp_family("grasp", base),
     }
     ablations: dict[str, dict[str, Any]] = {
-        "grasp-no-cross": {"cross_projection": False},
-        "grasp-no-smoothing": {"smoothing": "none"},
-        "grasp-smooth-after": {"smoothing": "after"},
+        "grasp+cross": {"cross_projection": True},
+        "grasp+smooth-before": {"smoothing": "before"},
+        "grasp+smooth-after": {"smoothing": "after"},
         "grasp-lf-dwt": {"lf_operator": "dwt"},
         "grasp-lf-dct": {"lf_operator": "dct"},
-        "grasp-step-sign": {"step_rule": "sign"},
-        "grasp-step-l2": {"step_rule": "l2"},
+        "grasp-step-sign": {"step_rule": "sign", "alpha": 0.25 / 255},
         "grasp-step-adam": {"step_rule": "adam"},
+        "grasp-objective-mean": {"objective": "mean"},
+        "grasp-unmasked-loss": {"masked_loss": False},
+        "grasp-linf-budget": {"psnr_budget": None, "eps": 2.5 / 255, "alpha": 0.25 / 255,
+                              "step_rule": "sign"},
         "grasp-20-iters": {"steps": 20},
         "grasp-no-lf": {"lambda_lf": 0.0},
         "grasp-no-ssim": {"lambda_ssim": 0.0},
+        "grasp-ssim-x3": {"lambda_ssim": 3.0},
     }
     for name, changes in ablations.items():
         config = base.replace(**changes)
@@ -182,6 +187,7 @@ class Plan:
     standard: dict[str, int]
     levels: tuple[tuple[str, str, str, int], ...]  # (method, model, level, n)
     calib_n: int
+    steps: int | None = None  # iterations of the level rows (None: the balanced preset's)
 
 
 _COMPARED = ("pgd", "weighted_sum", "grasp")
@@ -189,16 +195,17 @@ QUICK = Plan(
     standard={"stargan-celeba-128": 2, "reference": 8},
     levels=tuple((m, "reference", "psnr40", 8) for m in _COMPARED),
     calib_n=4,
+    steps=30,
 )
 FULL = Plan(
-    standard={"reference": 20, "stargan-celeba-128": 8, "attgan-celeba-128": 8},
+    standard={"reference": 20, "stargan-celeba-128": 8, "attgan-celeba-128": 4},
     levels=(
         *((m, "reference", lv, 20) for lv in LEVELS for m in _COMPARED),
-        *((m, "reference", "psnr40", 20) for m in methods() if m not in _COMPARED),
-        *((m, "stargan-celeba-128", "psnr40", 6) for m in _COMPARED),
-        *((m, "attgan-celeba-128", "psnr40", 4) for m in _COMPARED),
+        *((m, "reference", "psnr40", 12) for m in methods() if m not in _COMPARED),
+        *((m, "stargan-celeba-128", "psnr40", 4) for m in _COMPARED),
+        *((m, "attgan-celeba-128", "psnr40", 3) for m in _COMPARED),
     ),
-    calib_n=6,
+    calib_n=4,
 )
 
 
@@ -212,7 +219,7 @@ def load_bench_editor(model: str) -> Editor:
 def run_plan(plan: Plan, progress: Callable[[str], None] = logger.info) -> list[Row]:
     editors: dict[str, Editor] = {}
     rows: list[Row] = []
-    table = methods()
+    table = methods(plan.steps)
 
     def editor_for(model: str) -> Editor:
         if model not in editors:

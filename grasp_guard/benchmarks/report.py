@@ -32,7 +32,7 @@ class Row:
     distortion: float
     iterations: float
     sec_per_face: float
-    eps: float | None = None
+    budget: float | None = None  # on the [0, 1] scale: L∞ ε (PGD) or RMS of δ (PSNR budget)
     note: str = ""
 
 
@@ -61,14 +61,14 @@ def meta(argv: Sequence[str] | None = None, **extra: Any) -> dict[str, Any]:
 
 def markdown_table(rows: Sequence[Row]) -> str:
     head = ("method", "model", "level", "n", "PSNR", "SSIM", "DSR CMUA", "DSR Ruiz",
-            "distortion", "iters", "s/face", "eps", "note")
+            "distortion", "iters", "s/face", "budget", "note")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        eps = f"{r.eps * 255:.2f}/255" if r.eps is not None else ""
+        budget = f"{r.budget * 255:.2f}/255" if r.budget is not None else ""
         lines.append(
             f"| {r.method} | {r.model} | {r.level} | {r.n} | {r.psnr:.2f} | {r.ssim:.4f} | "
             f"{r.dsr_cmua:.2f} | {r.dsr_ruiz:.2f} | {r.distortion:.4f} | {r.iterations:.1f} | "
-            f"{r.sec_per_face:.2f} | {eps} | {r.note} |"
+            f"{r.sec_per_face:.2f} | {budget} | {r.note} |"
         )
     return "\n".join(lines)
 

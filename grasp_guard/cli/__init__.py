@@ -7,21 +7,20 @@ parser and sets ``func(args) -> int``. Errors map to exit statuses in one place.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
-from enum import IntEnum
 
+from grasp_guard.cli import (
+    bench_cmd,
+    demo_cmd,
+    models_cmd,
+    protect_cmd,
+    proxy_cmd,
+    serve_cmd,
+    verify_cmd,
+)
+from grasp_guard.cli.status import ExitStatus
 from grasp_guard.errors import GraspGuardError
-
-SUBCOMMANDS = ("protect", "serve", "proxy", "models", "bench", "verify", "demo")
-
-
-class ExitStatus(IntEnum):
-    OK = 0
-    ERROR = 1  # an operation failed (e.g. some images could not be protected)
-    USAGE = 2  # bad command line (argparse's own status)
-    INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,13 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--traceback", action="store_true", help="Show the full traceback on errors.")
     parser.add_argument("-v", "--verbose", action="store_true", help="Log progress details.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"grasp_guard.cli.{name}_cmd")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"grasp_guard.cli.{name}_cmd":
-                raise
-            continue
+    for module in (protect_cmd, verify_cmd, serve_cmd, proxy_cmd, models_cmd, bench_cmd, demo_cmd):
         module.register(sub)
     return parser
 

@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="Print the results as one JSON object on the last line of stdout.")
     quality.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results folder.")
     quality.set_defaults(func=run_quality)
+    register_robustness(bench)
 
 
 def run_quality(args: argparse.Namespace) -> int:
@@ -44,4 +45,34 @@ def run_quality(args: argparse.Namespace) -> int:
         plot_dsr_vs_psnr(rows, args.out / "dsr_vs_psnr.png")
     if args.json:
         print(json.dumps(doc))
+    return 0
+
+
+def register_robustness(bench: argparse._SubParsersAction) -> None:
+    parser = bench.add_parser("robustness", help="DSR after real JPEG / resize, with and without the site loop.")
+    parser.add_argument("--n", type=int, default=20, help="Eval crops.")
+    parser.add_argument("--levels", default="psnr38,psnr40", help="Comma-separated PSNR levels.")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results folder.")
+    parser.set_defaults(func=run_robustness)
+
+
+def run_robustness(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from grasp_guard.benchmarks.quality import load_bench_editor
+    from grasp_guard.benchmarks.robustness import markdown, robustness_rows
+
+    start = time.perf_counter()
+    editor = load_bench_editor("reference")
+    rows = robustness_rows(editor, args.n, args.levels.split(","), calib_n=min(6, args.n))
+    info = meta(seconds=round(time.perf_counter() - start, 1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "robustness.json").write_text(
+        json.dumps({"rows": [asdict(r) for r in rows], "meta": info}, indent=2) + "\n")
+    header = "\n".join(f"- {k}: `{v}`" for k, v in info.items())
+    (args.out / "robustness.md").write_text(
+        f"# Robustness to the site's processing (reference surrogate)\n\n{header}\n\n{markdown(rows)}\n\n"
+        "DSR (CMUA) of the processed protected crop against the processed clean crop, after "
+        "real Pillow processing. `kept after jpeg80` = DSR after JPEG q80 / DSR before.\n")
+    print(markdown(rows))
     return 0

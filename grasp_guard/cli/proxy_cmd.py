@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from grasp_guard.cli import ExitStatus
+from grasp_guard.cli.status import ExitStatus
 from proxy_addon.hosts import allow_hosts
 from proxy_addon.launch import (
     CA_CERT,

@@ -28,6 +28,7 @@ def pgd_config(eps: float = 0.05, alpha: float = 0.01, steps: int = 10, seed: in
         eps=eps / 2, alpha=alpha / 2, steps=steps, lambda_ssim=0.0, lambda_lf=0.0,
         normalize=False, smoothing="none", projection=False, cross_projection=False,
         step_rule="sign", init="uniform", init_scale=1.0, early_stop=False,
+        objective="mean", masked_loss=False, psnr_budget=None,
         success_threshold=threshold, success_metric="both", psnr_floor=None, ssim_floor=None,
         seed=seed,
     )

@@ -112,6 +112,14 @@ def _rms_normalise(g: torch.Tensor) -> torch.Tensor:
     return g / rms.clamp_min(torch.finfo(g.dtype).tiny)
 
 
+def _onto_psnr_ball(delta: torch.Tensor, psnr: float) -> torch.Tensor:
+    """Scale each sample's δ down so its MSE is at most that of ``psnr`` dB (8-bit peak)."""
+    max_mse = 10.0 ** (-psnr / 10.0)
+    mse = delta.flatten(1).square().mean(dim=1).clamp_min(1e-20)
+    scale = (max_mse / mse).sqrt().clamp(max=1.0)
+    return delta * scale.view(-1, 1, 1, 1)
+
+
 def _success(mse: torch.Tensor, cmua: torch.Tensor, threshold: float,
              metric: str) -> torch.Tensor:
     """Per-pair success by ``metric`` (an empty CMUA mask has distance 0: a failure)."""
@@ -156,7 +164,10 @@ class _Run:
             mask = t.mask[idx].flatten(0, 1) if self.cfg.masked_loss else None
             d = losses.defense_loss(out.flatten(0, 1), t.clean[idx].flatten(0, 1), mask)
             parts.append(d.view(len(idx), -1))
-        return torch.cat(parts, dim=1)
+        pairs = torch.cat(parts, dim=1)
+        if self.cfg.objective == "hinge":
+            pairs = pairs.clamp(max=self.cfg.success_threshold * self.cfg.margin)
+        return pairs
 
     def _pair_stats(self, x_in: torch.Tensor,
                     idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -261,6 +272,8 @@ class _Run:
                 xa = self.x[active]
                 new = (self.delta[active] + cfg.alpha * self._step(g, active, t))
                 new = new.clamp(-cfg.eps, cfg.eps)
+                if cfg.psnr_budget is not None:
+                    new = _onto_psnr_ball(new, cfg.psnr_budget)
                 self.delta[active] = (xa + new).clamp(0.0, 1.0) - xa
             if cfg.early_stop and t % cfg.check_every == 0:
                 done = self._done(active)

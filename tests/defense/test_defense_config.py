@@ -63,8 +63,16 @@ def test_invalid_values_name_the_field_expected_and_actual(field: str, value: An
 
 def test_a_quality_floor_needs_a_visual_loss() -> None:
     with pytest.raises(ConfigError, match="quality floor"):
-        GraspConfig(lambda_ssim=0.0, lambda_lf=0.0)
+        GraspConfig(lambda_ssim=0.0, lambda_lf=0.0, psnr_floor=40.0)
     GraspConfig(lambda_ssim=0.0, lambda_lf=0.0, psnr_floor=None, ssim_floor=None)
+
+
+def test_budget_is_the_psnr_when_set() -> None:
+    config = GraspConfig(psnr_budget=40.0)
+    assert config.budget == pytest.approx(0.01)
+    assert config.with_budget(0.005).psnr_budget == pytest.approx(46.0206, abs=1e-3)
+    linf = GraspConfig(psnr_budget=None, eps=8 / 255, alpha=1 / 255)
+    assert linf.with_budget(4 / 255).alpha == pytest.approx(0.5 / 255)
 
 
 def test_config_is_frozen() -> None:
@@ -85,7 +93,7 @@ def test_config_for_applies_overrides_and_validates() -> None:
 
 
 def test_with_budget_scales_the_step_with_the_budget() -> None:
-    cfg = GraspConfig(eps=8 / 255, alpha=1 / 255)
+    cfg = GraspConfig(eps=8 / 255, alpha=1 / 255, psnr_budget=None)
     scaled = cfg.with_budget(4 / 255)
     assert scaled.eps == pytest.approx(4 / 255)
     assert scaled.alpha == pytest.approx(0.5 / 255)

@@ -17,7 +17,8 @@ from grasp_guard.models.stargan import CELEBA_ATTRIBUTES, Generator, StarGANEdit
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 EPS = 6 / 255
 PLAIN = GraspConfig(eps=EPS, alpha=1 / 255, steps=6, early_stop=False, psnr_floor=None,
-                    ssim_floor=None)
+                    ssim_floor=None, psnr_budget=None, step_rule="sign",
+                    objective="mean", masked_loss=False)
 
 
 @pytest.fixture(params=DEVICES)
@@ -103,7 +104,8 @@ def test_early_stop_stops_samples_independently() -> None:
 def test_quality_floor_blocks_the_stop_and_steers_towards_quality() -> None:
     editor, x = tiny_stargan(), crops()
     cfg = GraspConfig(eps=8 / 255, alpha=1 / 255, steps=6, check_every=2, success_threshold=1e-9,
-                      psnr_floor=None, ssim_floor=None)
+                      psnr_floor=None, ssim_floor=None, psnr_budget=None, step_rule="sign",
+                      objective="mean", masked_loss=False)
     assert grasp(x, [editor], cfg).iterations.tolist() == [2, 2]
     floored = grasp(x, [editor], cfg.replace(psnr_floor=99.0))
     assert floored.iterations.tolist() == [6, 6] and not floored.stopped.any()
@@ -184,3 +186,23 @@ def test_bad_editor_lists_are_refused() -> None:
         grasp(x, [], PLAIN)
     with pytest.raises(ValueError, match="one entry per editor"):
         grasp(x, [tiny_stargan()], PLAIN, conditions=[None, None])
+
+
+def test_psnr_budget_bounds_every_sample() -> None:
+    editor, x = tiny_stargan(), crops()
+    cfg = PLAIN.replace(step_rule="l2", eps=16 / 255, alpha=2 / 255, psnr_budget=38.0)
+    result = grasp(x, [editor], cfg)
+    # the ball holds before rounding; 8-bit rounding may cost a few tenths of a dB
+    assert (result.psnr > 37.5).all() and (result.psnr < 39.0).all()
+    looser = grasp(x, [editor], cfg.with_budget(cfg.budget * 2))
+    assert (looser.psnr < result.psnr - 4).all()
+
+
+def test_hinge_objective_stops_pushing_disrupted_pairs() -> None:
+    editor, x = tiny_stargan(), crops()
+    reached = PLAIN.replace(objective="hinge", success_threshold=1e-9, margin=1.0, init="uniform")
+    result = grasp(x, [editor], reached)
+    pushed = grasp(x, [editor], reached.replace(objective="mean"))
+    # every pair is past a 1e-9 threshold from the random start: the hinge has no gradient
+    # left (the sign step of a zero gradient is zero), the mean keeps pushing
+    assert (result.distortion < pushed.distortion).all()

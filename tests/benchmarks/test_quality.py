@@ -1,0 +1,56 @@
+"""The matched-PSNR benchmark's mechanics on a tiny seeded editor."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from grasp_guard.benchmarks import quality
+from grasp_guard.benchmarks.eval_set import eval_crops
+from grasp_guard.cli import main
+from grasp_guard.models.editor import EditorInfo
+from grasp_guard.models.stargan import CELEBA_ATTRIBUTES, Generator, StarGANEditor
+
+
+def tiny_editor() -> StarGANEditor:
+    torch.manual_seed(0)
+    gen = Generator(conv_dim=8, c_dim=5, repeat_num=1)
+    return StarGANEditor(gen, EditorInfo("tiny", 32, CELEBA_ATTRIBUTES, seeded=True)).eval().freeze()
+
+
+def test_eval_crops_are_fixed_and_quantised() -> None:
+    a, b = eval_crops(4, 32), eval_crops(4, 32)
+    assert a.shape == (4, 3, 32, 32) and torch.equal(a, b)
+    assert torch.equal(a, (a * 255).round() / 255)
+
+
+@pytest.mark.parametrize("name", ["pgd", "grasp"])
+def test_calibration_lands_on_the_level(name: str) -> None:
+    method = quality.methods(steps=6)[name]
+    x = eval_crops(3, 32)
+    cal = quality.calibrate(method, x, [tiny_editor()], 38.0, max_trials=6)
+    assert abs(cal.psnr - 38.0) <= quality.TOLERANCE_DB
+
+
+def test_quick_json_has_the_documented_schema(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(quality, "load_bench_editor", lambda model: tiny_editor())
+    few_steps = quality.methods(steps=6)
+    monkeypatch.setattr(quality, "methods", lambda steps=None: few_steps)
+    tiny = quality.Plan(standard={"reference": 2}, levels=(("grasp", "reference", "psnr40", 2),
+                                                           ("pgd", "reference", "psnr40", 2)), calib_n=2)
+    monkeypatch.setattr(quality, "QUICK", tiny)
+    assert main(["bench", "quality", "--quick", "--json", "--out", str(tmp_path)]) == 0
+    doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    keys = {"method", "model", "level", "n", "psnr", "ssim", "dsr_cmua", "dsr_ruiz", "distortion",
+            "iterations", "sec_per_face"}
+    assert [r["level"] for r in doc["rows"]] == ["standard", "psnr40", "psnr40"]
+    for row in doc["rows"]:
+        assert keys <= set(row) and 0 <= row["dsr_cmua"] <= 1 and row["n"] == 2
+    for row in doc["rows"][1:]:
+        assert abs(row["psnr"] - 40.0) <= quality.TOLERANCE_DB
+    assert (tmp_path / "quality-quick.md").read_text().count("| reference |") == 3
+    assert "git" in doc["meta"]
