@@ -1,8 +1,9 @@
-"""The demo photo and a picture of what protection does to an editor's output."""
+"""The demo photo, a picture of what protection does to an editor's output, the EXIF it kept."""
 
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import cv2
 import numpy as np
@@ -10,9 +11,17 @@ import piexif
 from PIL import Image
 
 from grasp_guard.defense.metrics import editor_input
-from grasp_guard.faces.regions import FaceRegion, extract_crops, to_tensor
+from grasp_guard.faces.detect import HaarDetector
+from grasp_guard.faces.regions import FaceRegion, extract_crops, plan_regions, to_tensor
 from grasp_guard.media import decode
 from grasp_guard.pipeline import Engine
+
+# The EXIF tags the demo reports on: where each lives in piexif's dictionary.
+EXIF_TAGS = {
+    "Make": ("0th", piexif.ImageIFD.Make),
+    "Model": ("0th", piexif.ImageIFD.Model),
+    "DateTimeOriginal": ("Exif", piexif.ExifIFD.DateTimeOriginal),
+}
 
 
 def sample_photo(quality: int = 92) -> bytes:
@@ -26,7 +35,8 @@ def sample_photo(quality: int = 92) -> bytes:
         "0th": {piexif.ImageIFD.Make: b"GRASP Guard demo", piexif.ImageIFD.Model: b"astronaut",
                 piexif.ImageIFD.Orientation: 1},
         "Exif": {piexif.ExifIFD.DateTimeOriginal: b"1994:01:01 12:00:00"},
-        "1st": {piexif.ImageIFD.JPEGInterchangeFormat: 0, piexif.ImageIFD.JPEGInterchangeFormatLength: 0},
+        "1st": {piexif.ImageIFD.JPEGInterchangeFormat: 0,
+                piexif.ImageIFD.JPEGInterchangeFormatLength: 0},
         "thumbnail": thumb.getvalue(),
     })
     out = io.BytesIO()
@@ -34,7 +44,8 @@ def sample_photo(quality: int = 92) -> bytes:
     return out.getvalue()
 
 
-def comparison(original: bytes, protected: bytes, regions: list[FaceRegion], engine: Engine) -> np.ndarray:
+def comparison(original: bytes, protected: bytes, regions: list[FaceRegion],
+               engine: Engine) -> np.ndarray:
     """Rows per face: the crop, protected crop, ×20 difference, then each edit clean | protected.
 
     Returns:
@@ -45,7 +56,8 @@ def comparison(original: bytes, protected: bytes, regions: list[FaceRegion], eng
     rows = []
     size = 128
     for cb, ca in zip(extract_crops(before, regions), extract_crops(after, regions)):
-        diff = np.clip(128 + 20 * (ca.astype(np.int16) - cb.astype(np.int16)), 0, 255).astype(np.uint8)
+        delta = ca.astype(np.int16) - cb.astype(np.int16)
+        diff = np.clip(128 + 20 * delta, 0, 255).astype(np.uint8)
         tiles = [cb, ca, diff]
         for editor in engine.editors:
             res = editor.info.resolution
@@ -59,3 +71,44 @@ def comparison(original: bytes, protected: bytes, regions: list[FaceRegion], eng
             [cv2.resize(t, (size, size), interpolation=cv2.INTER_AREA) for t in tiles], axis=1))
     return np.concatenate(rows, axis=0)
 
+
+def face_regions(photo: bytes) -> list[FaceRegion]:
+    """The crops protection cuts from ``photo``: faces found by the embedded Haar detector."""
+    upright = decode(photo).upright
+    return plan_regions(upright.shape, HaarDetector().detect(upright))
+
+
+def metadata_report(original: bytes, received: bytes) -> dict[str, Any]:
+    """What became of the original's EXIF on the way: the :data:`EXIF_TAGS` kept or lost,
+    and its thumbnail.
+
+    Returns:
+        ``{"kept": {tag: value}, "lost": [tag], "thumbnail": state}``; the thumbnail is
+        ``regenerated`` (from the protected pixels, as it must be), ``unchanged`` (an
+        unprotected copy of the face went out), ``removed``, or ``absent`` from the original.
+    """
+    before, after = _exif(original), _exif(received)
+    tags_before, tags_after = _tags(before), _tags(after)
+    thumb_before, thumb_after = before.get("thumbnail"), after.get("thumbnail")
+    if not thumb_before:
+        thumbnail = "absent"
+    elif not thumb_after:
+        thumbnail = "removed"
+    else:
+        thumbnail = "unchanged" if thumb_after == thumb_before else "regenerated"
+    return {"kept": {k: v for k, v in tags_before.items() if tags_after.get(k) == v},
+            "lost": [k for k, v in tags_before.items() if tags_after.get(k) != v],
+            "thumbnail": thumbnail}
+
+
+def _exif(photo: bytes) -> dict[str, Any]:
+    try:
+        return piexif.load(photo)
+    except ValueError:  # piexif's InvalidImageDataError: not a JPEG, WebP or TIFF
+        return {}
+
+
+def _tags(exif: dict[str, Any]) -> dict[str, str]:
+    found = {name: exif.get(ifd, {}).get(tag) for name, (ifd, tag) in EXIF_TAGS.items()}
+    return {name: value.decode("ascii", "replace").rstrip("\0")
+            for name, value in found.items() if isinstance(value, bytes)}

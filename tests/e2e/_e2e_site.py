@@ -1,4 +1,4 @@
-"""A local HTTPS "site" that records what it receives, and the certificates it serves.
+"""A local HTTPS "site" that records what it receives (its certificates: the demo site's).
 
 It runs in a thread with its own event loop, so that sync and async tests alike can read
 what it recorded. Every request is recorded under its ``X-Test-Id`` header.
@@ -7,72 +7,20 @@ what it recorded. Every request is recorded under its ``X-Test-Id`` header.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import hashlib
-import ipaddress
-import ssl
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Self
 
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from grasp_guard.demo_site import Certs, make_certs, server_context
+
+__all__ = ["Certs", "Received", "Site", "make_certs"]
 
 KEEP_BODY = 25 * 2**20  # larger bodies are recorded by length and hash only
 PAGE = """<!doctype html><html><head><title>upload</title></head>
 <body><form><input type="file" name="farr" accept="image/*"></form></body></html>"""
-
-
-@dataclass(frozen=True)
-class Certs:
-    """The site's certificate authority and its server certificate (localhost, 127.0.0.1)."""
-
-    ca: Path
-    cert: Path
-    key: Path
-
-
-def make_certs(folder: Path) -> Certs:
-    """A fresh CA and a server certificate it signed, for ``localhost`` and ``127.0.0.1``."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "GRASP e2e site CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(days=1))
-          .not_valid_after(now + datetime.timedelta(days=7))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
-                                       False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                         critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=7))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    certs = Certs(folder / "site-ca.pem", folder / "site-cert.pem", folder / "site-key.pem")
-    certs.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    certs.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    certs.key.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                            serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()))
-    return certs
 
 
 @dataclass(frozen=True)
@@ -106,8 +54,7 @@ class Site:
     """The recording HTTPS site, on 127.0.0.1 and a free port."""
 
     def __init__(self, certs: Certs) -> None:
-        self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._ssl.load_cert_chain(certs.cert, certs.key)
+        self._ssl = server_context(certs)
         self._received: dict[str, Received] = {}
         self._arrived = threading.Condition()
         self._started = threading.Event()
