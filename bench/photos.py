@@ -19,12 +19,12 @@ import cv2
 import numpy as np
 import piexif
 import torch
+from grasp_sdk.options import ProtectOptions
 from PIL import Image
 from skimage import data
 
 from grasp_guard.benchmarks.report import meta
 from grasp_guard.pipeline import Engine, protect
-from grasp_sdk.options import ProtectOptions
 
 
 def _jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
@@ -65,7 +65,7 @@ def main() -> None:
     rows = []
     for name, src in photos().items():
         start = time.perf_counter()
-        out, report = protect(src, options, engine)
+        _, report = protect(src, options, engine)
         seconds = time.perf_counter() - start
         faces = report["faces"]
         rows.append({
@@ -81,8 +81,8 @@ def main() -> None:
     lines = [
         "# Photos: the whole pipeline on full-size photos", "",
         *(f"- {k}: `{v}`" for k, v in info.items()), "",
-        f"Surrogate: {engine.labels[0]}. Preset `{args.preset}`. PSNR/SSIM after re-encoding in "
-        "the source format; DSR (CMUA) on the re-encoded output, mean over faces and edits.", "",
+        (f"Surrogate: {engine.labels[0]}. Preset `{args.preset}`. PSNR/SSIM after re-encoding in "
+         "the source format; DSR (CMUA) on the re-encoded output, mean over faces and edits."), "",
         "| photo | faces (crop px) | PSNR image | SSIM image | PSNR face | SSIM face | DSR CMUA | s/photo | size ratio |",
         "|---|---|---|---|---|---|---|---|---|",
     ]

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from grasp_sdk.options import ProtectOptions
 
 from grasp_guard.defense.config import config_for
 from grasp_guard.defense.grasp import grasp
@@ -34,7 +35,7 @@ from grasp_guard.faces.regions import (
 from grasp_guard.media import DecodedImage, decode, encode
 from grasp_guard.models.editor import Editor
 from grasp_guard.models.zoo import load_editor
-from grasp_sdk.options import ProtectOptions
+from grasp_guard.sites import resolve_site
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ def prepare(
         InvalidImageError, UnsupportedFormatError, ImageTooLargeError: the input.
     """
     t0 = time.perf_counter()
+    options = resolve_site(options, strict=False)
     image = decode(data, max_pixels=max_pixels)
     t1 = time.perf_counter()
     rgb = image.upright

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import piexif
 import pytest
+from grasp_sdk.options import ProtectOptions
 from PIL import Image
 from skimage import data
 
@@ -14,7 +15,6 @@ from grasp_guard.demo import sample_photo
 from grasp_guard.errors import InvalidImageError
 from grasp_guard.media import decode
 from grasp_guard.pipeline import Engine, prepare, protect
-from grasp_sdk.options import ProtectOptions
 
 FAST = ProtectOptions(preset="fast")
 
@@ -85,3 +85,15 @@ def test_bad_input_is_a_typed_error(engine: Engine) -> None:
         protect(b"", FAST, engine)
     with pytest.raises(InvalidImageError):
         protect(sample_photo()[:500], FAST, engine)
+
+
+def test_a_site_name_brings_its_pipeline(photo: bytes) -> None:
+    prepared = prepare(photo, ProtectOptions(preset="fast", site="instagram"))
+    assert prepared.options.site_jpeg_quality is not None
+    assert prepared.tasks[0].site.jpeg_quality is not None
+
+
+def test_an_unknown_site_has_no_pipeline(photo: bytes) -> None:
+    # the proxy and the SDK resolve sites from their own policy; the engine does not refuse
+    prepared = prepare(photo, ProtectOptions(preset="fast", site="nowhere"))
+    assert prepared.tasks[0].site.jpeg_quality is None

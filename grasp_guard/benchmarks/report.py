@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +42,15 @@ def meta(argv: Sequence[str] | None = None, **extra: Any) -> dict[str, Any]:
         rev = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
+                               check=False).stdout
         rev += "+dirty" if dirty.strip() else ""
     except (OSError, subprocess.CalledProcessError):
         rev = "unknown"
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     return {
         "command": " ".join(["grasp-guard", *(argv if argv is not None else sys.argv[1:])]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "git": rev,
         "machine": f"{platform.machine()} {platform.processor() or ''} ".strip()
         + f", {torch.get_num_threads()} torch threads, device {device}",

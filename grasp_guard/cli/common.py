@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from grasp_guard.errors import ConfigError
-from grasp_guard.pipeline import Engine
 from grasp_sdk.options import ON_NO_FACE, PRESETS, SIZE_MODES, ProtectOptions
-from grasp_sdk.policy import load_policy
 
-DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "config" / "policy.yaml"
+from grasp_guard.pipeline import Engine
+from grasp_guard.sites import DEFAULT_POLICY, resolve_site
 
 
 def add_site_args(parser: argparse.ArgumentParser) -> None:
@@ -33,21 +31,11 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> ProtectOptions:
     """ProtectOptions from the flags; ``--site`` fills what the flags leave open."""
-    quality, max_side, blur = args.site_jpeg_quality, args.site_max_side, None
-    if args.site:
-        rule = load_policy(args.policy).get(args.site)
-        if rule is None:
-            raise ConfigError(f"site {args.site!r} is not in {args.policy}")
-        pipeline = rule.site_pipeline
-        if pipeline is not None:
-            # Survive the harshest re-encode the site applies.
-            quality = quality or (pipeline.jpeg_quality[0] if pipeline.jpeg_quality else None)
-            max_side = max_side or pipeline.max_side
-            blur = pipeline.blur_sigma
-    return ProtectOptions(
+    options = ProtectOptions(
         preset=args.preset, size_mode=args.size_mode, on_no_face=args.on_no_face,
-        site=args.site, site_jpeg_quality=quality, site_max_side=max_side, site_blur_sigma=blur,
+        site=args.site, site_jpeg_quality=args.site_jpeg_quality, site_max_side=args.site_max_side,
     )
+    return resolve_site(options, args.policy)
 
 
 def engine_from_args(args: argparse.Namespace) -> Engine:

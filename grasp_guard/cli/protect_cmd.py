@@ -10,7 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from grasp_guard.cli.common import add_engine_args, add_site_args, engine_from_args, options_from_args
+from grasp_guard.cli.common import (
+    add_engine_args,
+    add_site_args,
+    engine_from_args,
+    options_from_args,
+)
 from grasp_guard.errors import GraspGuardError
 from grasp_guard.pipeline import protect
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from grasp_guard.cli.status import ExitStatus
+from grasp_guard.sites import DEFAULT_POLICY
 from proxy_addon.hosts import allow_hosts
 from proxy_addon.launch import (
     CA_CERT,
@@ -33,7 +34,6 @@ from proxy_addon.settings import DEFAULT_MAX_BUFFER, DEFAULT_SERVICE, TOKEN_ENV
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "config" / "policy.yaml"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -46,7 +46,7 @@ class Editor(nn.Module):
         """The standard test edits for one image with source ``labels``: (E, C)."""
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     @staticmethod

@@ -15,7 +15,7 @@ import logging
 import random
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 
@@ -82,7 +82,7 @@ class GraspClient:
         self._session = session
         self._owns_session = session is None
 
-    async def __aenter__(self) -> GraspClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,

@@ -14,7 +14,7 @@ import asyncio
 import threading
 from collections.abc import Coroutine, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from grasp_sdk.client import GraspClient
 from grasp_sdk.options import ProtectOptions
@@ -39,7 +39,7 @@ class SyncGraspClient:
         self._thread.start()
         self._closed = False
 
-    def __enter__(self) -> SyncGraspClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None,
