@@ -26,12 +26,17 @@ def test_eval_crops_are_fixed_and_quantised() -> None:
     assert torch.equal(a, (a * 255).round() / 255)
 
 
-@pytest.mark.parametrize("name", ["pgd", "grasp"])
-def test_calibration_lands_on_the_level(name: str) -> None:
+@pytest.mark.parametrize(("name", "tolerance"), [
+    ("grasp", quality.TOLERANCE_DB),
+    # six sign steps saturate at ±ε, which 8-bit rounding turns into whole levels: PSNR
+    # moves in jumps of up to ~1 dB there (long runs are not saturated and land closer)
+    ("pgd", 1.0),
+])
+def test_calibration_lands_on_the_level(name: str, tolerance: float) -> None:
     method = quality.methods(steps=6)[name]
     x = eval_crops(3, 32)
     cal = quality.calibrate(method, x, [tiny_editor()], 38.0, max_trials=6)
-    assert abs(cal.psnr - 38.0) <= quality.TOLERANCE_DB
+    assert abs(cal.psnr - 38.0) <= tolerance
 
 
 def test_quick_json_has_the_documented_schema(

@@ -237,7 +237,7 @@ def test_a_host_outside_the_policy_is_not_even_decrypted(site: Site, guarded: Pr
         cert = conn.sock.getpeercert()
     finally:
         conn.close()
-    assert cert and "('commonName', 'GRASP e2e site CA')" in str(cert["issuer"])
+    assert cert and "('commonName', 'GRASP Guard demo site CA')" in str(cert["issuer"])
     assert site.received("passthrough").body == face
 
 
