@@ -150,18 +150,25 @@ class Engine:
         ]
 
     def evaluate(self, original: Sequence[np.ndarray], protected: Sequence[np.ndarray]) -> list[dict[str, Any]]:
-        """Per crop and surrogate: DSR (CMUA, Ruiz) and mean distortion over its edits."""
-        x = to_tensor(list(original)).to(self.device)
-        y = to_tensor(list(protected)).to(self.device)
+        """Per crop and surrogate: DSR (CMUA, Ruiz) and mean distortion over its edits.
+
+        Crops of one size are evaluated together; sizes may differ between faces.
+        """
         per_crop: list[dict[str, Any]] = [{} for _ in original]
-        for editor in self.editors:
-            m = evaluate_defense(editor, x, y)
-            for i, row in enumerate(per_crop):
-                row[editor.info.name] = {
-                    "dsr_cmua": float(m.cmua_success[i].double().mean()),
-                    "dsr_ruiz": float(m.ruiz_success[i].double().mean()),
-                    "distortion": float(m.distortion[i].double().mean()),
-                }
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, crop in enumerate(original):
+            by_size.setdefault(crop.shape, []).append(i)
+        for indices in by_size.values():
+            x = to_tensor([original[i] for i in indices]).to(self.device)
+            y = to_tensor([protected[i] for i in indices]).to(self.device)
+            for editor in self.editors:
+                m = evaluate_defense(editor, x, y)
+                for row, i in enumerate(indices):
+                    per_crop[i][editor.info.name] = {
+                        "dsr_cmua": float(m.cmua_success[row].double().mean()),
+                        "dsr_ruiz": float(m.ruiz_success[row].double().mean()),
+                        "distortion": float(m.distortion[row].double().mean()),
+                    }
         return per_crop
 
 

@@ -97,3 +97,16 @@ def test_an_unknown_site_has_no_pipeline(photo: bytes) -> None:
     # the proxy and the SDK resolve sites from their own policy; the engine does not refuse
     prepared = prepare(photo, ProtectOptions(preset="fast", site="nowhere"))
     assert prepared.tasks[0].site.jpeg_quality is None
+
+
+def test_faces_of_different_sizes_in_one_photo(engine: Engine) -> None:
+    face = data.astronaut()
+    canvas = np.zeros((900, 1200, 3), np.uint8) + 90
+    canvas[20:532, 20:532] = face
+    canvas[600:856, 800:1056] = np.asarray(Image.fromarray(face).resize((256, 256)))
+    buf = io.BytesIO()
+    Image.fromarray(canvas).save(buf, "PNG")
+    out, report = protect(buf.getvalue(), FAST, engine)
+    assert len(report["faces"]) == 2
+    assert len({f["crop"] for f in report["faces"]}) == 2  # two buckets, two batches
+    assert decode(out).upright.shape == canvas.shape
