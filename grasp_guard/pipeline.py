@@ -21,11 +21,12 @@ from grasp_sdk.options import ProtectOptions
 from grasp_guard.defense.config import config_for
 from grasp_guard.defense.grasp import grasp
 from grasp_guard.defense.metrics import evaluate_defense, psnr, ssim
-from grasp_guard.defense.transforms import SiteSpec, build_site_pipeline
+from grasp_guard.defense.transforms import SiteSpec, build_site_pipeline, estimate_jpeg_quality
 from grasp_guard.faces.detect import FaceBox, FaceDetector, HaarDetector
 from grasp_guard.faces.regions import (
     FaceRegion,
     extract_crops,
+    feather_mask,
     from_tensor,
     paste,
     plan_regions,
@@ -33,6 +34,7 @@ from grasp_guard.faces.regions import (
     whole_image_region,
 )
 from grasp_guard.media import DecodedImage, decode, encode
+from grasp_guard.media.jpeg import JpegParams
 from grasp_guard.models.editor import Editor
 from grasp_guard.models.zoo import load_editor
 from grasp_guard.sites import resolve_site
@@ -42,22 +44,37 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_PIXELS = 50_000_000
 
 
-def site_spec(options: ProtectOptions) -> SiteSpec:
-    """What the destination site does to the image, from the options (policy resolved)."""
+_SUBSAMPLING = {0: "4:4:4", 1: "4:2:0", 2: "4:2:0", -1: "4:4:4"}  # 4:2:2 modelled as 4:2:0
+
+
+def site_spec(options: ProtectOptions, image: DecodedImage | None = None) -> SiteSpec:
+    """What happens to the image after protection: the site's pipeline from the options
+    (policy resolved), and without one, a JPEG source's own re-encode at its quality."""
     q = options.site_jpeg_quality
     sigma = options.site_blur_sigma
+    subsampling = "4:2:0"
+    if q is None and image is not None and isinstance(image.params, JpegParams):
+        q = estimate_jpeg_quality(image.params.qtables[0])
+        subsampling = _SUBSAMPLING.get(image.params.subsampling, "4:2:0")
     return SiteSpec(
         jpeg_quality=(q, q) if q is not None else None,
         max_side=options.site_max_side,
         blur_sigma=(sigma, sigma) if sigma is not None else None,
+        subsampling=subsampling,  # type: ignore[arg-type]
     )
 
 
 @dataclass(frozen=True, eq=False)
 class CropTask:
-    """One face crop waiting for the defense; tasks with equal ``group_key`` batch together."""
+    """One face crop waiting for the defense; tasks with equal ``group_key`` batch together.
+
+    ``site`` is what happens to the image after protection: the site's pipeline, or at
+    least the re-encode of a lossy source at its own quality, which the perturbation must
+    survive.
+    """
 
     crop: np.ndarray  # (S, S, 3) uint8
+    weight: np.ndarray  # (S, S) float32 in [0, 1]: the feathered paste mask
     preset: str
     site: SiteSpec
     image_long_side: int
@@ -67,7 +84,8 @@ class CropTask:
         scale = 1.0
         if self.site.max_side is not None and self.image_long_side > self.site.max_side:
             scale = round(self.site.max_side / self.image_long_side, 2)
-        return (self.crop.shape[0], self.preset, self.site.jpeg_quality, self.site.blur_sigma, scale)
+        site = (self.site.jpeg_quality, self.site.subsampling, self.site.blur_sigma, scale)
+        return (self.crop.shape[0], self.preset, *site)
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,7 +140,8 @@ class Engine:
     def warm_up(self) -> None:
         """One tiny run so the first request does not pay for lazy initialisation."""
         crop = np.zeros((64, 64, 3), np.uint8)
-        self.optimise([CropTask(crop, "fast", SiteSpec(), 64)], max_steps=1)
+        self.optimise([CropTask(crop, np.ones((64, 64), np.float32), "fast", SiteSpec(), 64)],
+                      max_steps=1)
 
     def optimise(self, tasks: Sequence[CropTask], max_steps: int | None = None) -> list[CropOutcome]:
         """Protect crops of one group in one batched GRASP run (blocking).
@@ -142,7 +161,8 @@ class Engine:
             transform = build_site_pipeline(first.site, first.image_long_side, seed=config.seed)
             transform = transform.to(self.device)
         x = to_tensor([t.crop for t in tasks]).to(self.device)
-        result = grasp(x, self.editors, config, transform=transform)
+        weight = torch.from_numpy(np.stack([t.weight for t in tasks]))[:, None].to(self.device)
+        result = grasp(x, self.editors, config, transform=transform, weight=weight)
         share = result.seconds / len(tasks)
         return [
             CropOutcome(crop, int(it), share, len(tasks))
@@ -197,9 +217,10 @@ def prepare(
         regions = [whole_image_region(rgb.shape)]
     else:
         regions = []
-    spec = site_spec(options)
+    spec = site_spec(options, image)
     long_side = max(rgb.shape[:2])
-    tasks = [CropTask(c, options.preset, spec, long_side) for c in extract_crops(rgb, regions)]
+    tasks = [CropTask(c, feather_mask(r), options.preset, spec, long_side)
+             for c, r in zip(extract_crops(rgb, regions), regions)]
     timings = {"decode": t1 - t0, "detect": t2 - t1, "crop": time.perf_counter() - t2}
     return PreparedImage(data, options, image, boxes, regions, tasks, timings)
 
@@ -217,7 +238,8 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
         raise ValueError(f"{len(prepared.tasks)} crops but {len(outcomes)} outcomes")
     image = prepared.image
     t0 = time.perf_counter()
-    upright = paste(image.upright, prepared.regions, [o.protected for o in outcomes])
+    # The crops already carry the feathered mask (optimised through it): paste them whole.
+    upright = paste(image.upright, prepared.regions, [o.protected for o in outcomes], feather=0.0)
     out = encode(image, upright, size_mode=options.size_mode)
     t1 = time.perf_counter()
     # Measure what actually leaves: decode the output, re-cut the same regions.

@@ -96,7 +96,12 @@ def test_a_site_name_brings_its_pipeline(photo: bytes) -> None:
 def test_an_unknown_site_has_no_pipeline(photo: bytes) -> None:
     # the proxy and the SDK resolve sites from their own policy; the engine does not refuse
     prepared = prepare(photo, ProtectOptions(preset="fast", site="nowhere"))
-    assert prepared.tasks[0].site.jpeg_quality is None
+    assert prepared.tasks[0].site.max_side is None
+
+
+def test_a_jpeg_source_survives_its_own_reencode(photo: bytes) -> None:
+    # the output is re-encoded at the source's quality: the defense optimises through it
+    assert prepare(photo, FAST).tasks[0].site.jpeg_quality == (92, 92)
 
 
 def test_faces_of_different_sizes_in_one_photo(engine: Engine) -> None:

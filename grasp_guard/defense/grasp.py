@@ -134,11 +134,14 @@ class _Run:
     """State of one batched GRASP run; :meth:`solve` is the loop of GRASP.md."""
 
     def __init__(self, x: torch.Tensor, targets: list[_Target], config: GraspConfig,
-                 transform: Transform | None) -> None:
+                 transform: Transform | None, weight: torch.Tensor | None = None) -> None:
         self.x = x
         self.targets = targets
         self.cfg = config
         self.transform = transform
+        # Where each sample may change, in [0, 1]: every step is scaled by it, so δ is
+        # exactly the perturbation that will be pasted (feathered face regions).
+        self.weight = torch.ones_like(x[:, :1]) if weight is None else weight
         n = x.shape[0]
         if config.init == "uniform":
             # one seeded draw shared by every sample: a face's result does not depend on
@@ -147,7 +150,7 @@ class _Run:
             r = config.init_scale * config.eps
             noise = torch.empty((1, *x.shape[1:]), dtype=x.dtype, device=x.device)
             noise.uniform_(-r, r, generator=gen)
-            self.delta = (x + noise).clamp(0.0, 1.0) - x
+            self.delta = (x + noise * self.weight).clamp(0.0, 1.0) - x
         else:
             self.delta = torch.zeros_like(x)
         self.adam: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -270,7 +273,8 @@ class _Run:
             g = self._gradient(active)
             with torch.no_grad():
                 xa = self.x[active]
-                new = (self.delta[active] + cfg.alpha * self._step(g, active, t))
+                step = self.weight[active] * self._step(g, active, t)
+                new = self.delta[active] + cfg.alpha * step
                 new = new.clamp(-cfg.eps, cfg.eps)
                 if cfg.psnr_budget is not None:
                     new = _onto_psnr_ball(new, cfg.psnr_budget)
@@ -308,6 +312,7 @@ def grasp(
     config: GraspConfig,
     transform: Transform | None = None,
     conditions: Sequence[torch.Tensor | None] | None = None,
+    weight: torch.Tensor | None = None,
 ) -> DefenseResult:
     """Protect a batch of face crops against every editor and edit at once.
 
@@ -321,6 +326,8 @@ def grasp(
             the early stop then asks for success both with and without it.
         conditions: per editor, (E, C) edits for every image or (N, E, C) per image; the
             editor's standard edits for an entry (or the whole argument) left ``None``.
+        weight: (N, 1, H, W) in [0, 1], how much each pixel may change (the paste's
+            feathered face mask); every pixel fully when ``None``.
     Returns:
         The quantised protected images with per-sample iterations and final statistics.
     Raises:
@@ -340,7 +347,9 @@ def grasp(
             cond = expand_conditions(cond.to(x.device, x.dtype), n)
             clean, mask = clean_edits(editor, x, cond)
             targets.append(_Target(editor, cond, clean, mask))
-        run = _Run(x, targets, config, transform)
+        if weight is not None and tuple(weight.shape) != (n, 1, *x.shape[2:]):
+            raise ValueError(f"weight must be {(n, 1, *x.shape[2:])}, got {tuple(weight.shape)}")
+        run = _Run(x, targets, config, transform, weight)
         run.solve()
         result = run.result(time.perf_counter() - start)
     logger.info("grasp: %d samples, %.2f s, mean iterations %.1f, mean PSNR %.2f dB, "

@@ -92,6 +92,16 @@ def jpeg_quantization_tables(quality: int) -> Tensor:
     return ((base * scale + 50) // 100).clamp(1, 255)
 
 
+def estimate_jpeg_quality(luma_table: Sequence[int]) -> int:
+    """The libjpeg quality whose luminance table is closest to ``luma_table`` (natural order).
+
+    Cameras and apps with tables of their own get the quality of similar strength.
+    """
+    table = torch.tensor(list(luma_table), dtype=torch.float64).view(8, 8)
+    errors = [float((jpeg_quantization_tables(q)[0] - table).abs().sum()) for q in range(1, 101)]
+    return 1 + min(range(100), key=errors.__getitem__)
+
+
 def _dct_matrix(n: int = 8) -> Tensor:
     """Orthonormal DCT-II matrix; ``D @ X @ D.T`` is the JPEG FDCT of an n×n block."""
     k = torch.arange(n, dtype=torch.float64).unsqueeze(1)

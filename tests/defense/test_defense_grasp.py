@@ -206,3 +206,14 @@ def test_hinge_objective_stops_pushing_disrupted_pairs() -> None:
     # every pair is past a 1e-9 threshold from the random start: the hinge has no gradient
     # left (the sign step of a zero gradient is zero), the mean keeps pushing
     assert (result.distortion < pushed.distortion).all()
+
+
+def test_weight_confines_the_perturbation() -> None:
+    editor, x = tiny_stargan(), crops()
+    weight = torch.zeros(x.shape[0], 1, *x.shape[2:])
+    weight[..., 8:-8, 8:-8] = 1.0
+    result = grasp(x, [editor], PLAIN, weight=weight)
+    changed = (result.images - x).abs().sum(dim=1, keepdim=True) > 1e-6
+    assert changed[weight == 0].sum() == 0 and changed[weight == 1].any()
+    with pytest.raises(ValueError, match="weight"):
+        grasp(x, [editor], PLAIN, weight=weight[:, :, 1:])

@@ -375,3 +375,12 @@ def test_pipeline_from_options(
 def test_pipeline_from_options_errors(kwargs: dict[str, int], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         site_pipeline_from_options(**kwargs)
+
+
+@pytest.mark.parametrize("quality", [30, 75, 85, 92, 100])
+def test_estimated_quality_of_a_pillow_jpeg(quality: int) -> None:
+    from grasp_guard.defense.transforms import estimate_jpeg_quality
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(buf, "JPEG", quality=quality)
+    assert estimate_jpeg_quality(Image.open(buf).quantization[0]) == quality

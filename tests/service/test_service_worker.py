@@ -17,7 +17,8 @@ from grasp_guard.service.worker import BatchWorker, DeviceThread
 
 
 def task(side: int = 64, preset: str = "fast", value: int = 0) -> CropTask:
-    return CropTask(np.full((side, side, 3), value, np.uint8), preset, SiteSpec(), 256)
+    return CropTask(np.full((side, side, 3), value, np.uint8), np.ones((side, side), np.float32),
+                    preset, SiteSpec(), 256)
 
 
 class FakeEngine:
