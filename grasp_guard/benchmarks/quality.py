@@ -197,16 +197,29 @@ QUICK = Plan(
     calib_n=4,
     steps=30,
 )
-FULL = Plan(
-    standard={"reference": 20, "stargan-celeba-128": 8, "attgan-celeba-128": 4},
-    levels=(
-        *((m, "reference", lv, 20) for lv in LEVELS for m in _COMPARED),
-        *((m, "reference", "psnr40", 12) for m in methods() if m not in _COMPARED),
-        *((m, "stargan-celeba-128", "psnr40", 4) for m in _COMPARED),
-        *((m, "attgan-celeba-128", "psnr40", 3) for m in _COMPARED),
+_ABLATIONS = ("grasp+cross", "grasp+smooth-before", "grasp-lf-dwt", "grasp-lf-dct",
+              "grasp-step-sign", "grasp-step-adam", "grasp-objective-mean", "grasp-unmasked-loss",
+              "grasp-linf-budget", "grasp-20-iters", "grasp-no-ssim")
+# The full run in two parts that fit two cores side by side; `--part all` runs both.
+PARTS = {
+    "reference": Plan(
+        standard={"reference": 20},
+        levels=(
+            *((m, "reference", lv, 16) for lv in LEVELS for m in _COMPARED),
+            *((m, "reference", "psnr40", 8) for m in _ABLATIONS),
+        ),
+        calib_n=4,
     ),
-    calib_n=4,
-)
+    "models": Plan(
+        standard={"stargan-celeba-128": 8, "attgan-celeba-128": 4},
+        levels=(
+            *((m, "stargan-celeba-128", "psnr40", 3) for m in _COMPARED),
+            *((m, "attgan-celeba-128", "psnr40", 3) for m in _COMPARED),
+        ),
+        calib_n=2,
+        steps=30,
+    ),
+}
 
 
 def load_bench_editor(model: str) -> Editor:
@@ -216,7 +229,8 @@ def load_bench_editor(model: str) -> Editor:
     return load_editor(model, seeded=model != "reference")
 
 
-def run_plan(plan: Plan, progress: Callable[[str], None] = logger.info) -> list[Row]:
+def run_plan(plan: Plan, progress: Callable[[Row, list[Row]], None] | None = None) -> list[Row]:
+    """Run every row of ``plan``; ``progress(row, rows_so_far)`` after each (incremental saves)."""
     editors: dict[str, Editor] = {}
     rows: list[Row] = []
     table = methods(plan.steps)
@@ -229,17 +243,19 @@ def run_plan(plan: Plan, progress: Callable[[str], None] = logger.info) -> list[
     for model, n in plan.standard.items():
         editor = editor_for(model)
         rows.append(standard_pgd_row(model, editor, eval_crops(n, editor.info.resolution)))
-        progress(_describe(rows[-1]))
+        if progress:
+            progress(rows[-1], rows)
     for method, model, level, n in plan.levels:
         editor = editor_for(model)
         x = eval_crops(n, editor.info.resolution)
         row, _ = level_row(table[method], model, [editor], x, level, min(plan.calib_n, n))
         rows.append(row)
-        progress(_describe(row))
+        if progress:
+            progress(row, rows)
     return rows
 
 
-def _describe(row: Row) -> str:
+def describe(row: Row) -> str:
     return (f"{row.method:>20} {row.model:>20} {row.level:>8}  n={row.n:<3} PSNR {row.psnr:6.2f}  "
             f"SSIM {row.ssim:.4f}  DSR {row.dsr_cmua:.2f}/{row.dsr_ruiz:.2f}  "
             f"{row.sec_per_face:.2f} s/face")

@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench = parser.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     quality = bench.add_parser("quality", help="Defense methods compared at matched PSNR.")
     quality.add_argument("--quick", action="store_true", help="The small plan (≤ 5 min on 2 cores).")
+    quality.add_argument("--part", choices=("all", "reference", "models"), default="all",
+                         help="Run one part of the full plan (two parts fit two cores side by side).")
+    quality.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                         help="Merge the JSON files of parts into the full table and plot.")
     quality.add_argument("--json", action="store_true",
                          help="Print the results as one JSON object on the last line of stdout.")
     quality.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results folder.")
@@ -33,15 +37,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_quality(args: argparse.Namespace) -> int:
-    from grasp_guard.benchmarks.quality import FULL, QUICK, plot_dsr_vs_psnr, run_plan
+    from grasp_guard.benchmarks.quality import PARTS, QUICK, describe, plot_dsr_vs_psnr, run_plan
+    from grasp_guard.benchmarks.report import Row
 
-    plan = QUICK if args.quick else FULL
     start = time.perf_counter()
-    rows = run_plan(plan, progress=lambda line: print(line, file=sys.stderr, flush=True))
-    name = "quality-quick" if args.quick else "quality"
-    info = meta(plan="quick" if args.quick else "full", seconds=round(time.perf_counter() - start, 1))
+    if args.merge:
+        docs = [json.loads(p.read_text()) for p in args.merge]
+        rows = [Row(**r) for d in docs for r in d["rows"]]
+        info = meta(parts=[d["meta"] for d in docs])
+        name = "quality"
+    else:
+        name = "quality-quick" if args.quick else (
+            "quality" if args.part == "all" else f"quality-{args.part}")
+        plans = [QUICK] if args.quick else (
+            list(PARTS.values()) if args.part == "all" else [PARTS[args.part]])
+        rows = []
+
+        def save(row: Row, done: list[Row]) -> None:
+            print(describe(row), file=sys.stderr, flush=True)
+            info = meta(plan=name, seconds=round(time.perf_counter() - start, 1))
+            write_results(name, "Quality at matched PSNR", [*rows, *done], info, NOTES, args.out)
+
+        for plan in plans:
+            rows += run_plan(plan, progress=save)
+        info = meta(plan=name, seconds=round(time.perf_counter() - start, 1))
     doc = write_results(name, "Quality at matched PSNR", rows, info, NOTES, args.out)
-    if not args.quick:
+    if name == "quality":
         plot_dsr_vs_psnr(rows, args.out / "dsr_vs_psnr.png")
     if args.json:
         print(json.dumps(doc))
