@@ -14,6 +14,11 @@ NOTES = """\
 Levels: each method's budget is tuned (secant search on a calibration subset) so that its mean
 PSNR after 8-bit quantisation lands within ±0.5 dB of the level. `standard` is the published
 PGD protocol (ε 0.05, a 0.01, 10 steps on [-1, 1], one attack per image and edit).
+PGD's saturated ±ε sign perturbation rounds to whole 8-bit levels, so its PSNR moves in jumps
+(±2/255 → 42.1 dB, ±3/255 → 38.6 dB): its level rows land at the reachable PSNR nearest the
+level, which can be outside ±0.5 dB (the PSNR column is what it reached). GRASP's budget is the
+PSNR itself (an L2 ball), so its rows land on the level; `budget` is L∞ ε for PGD and the RMS
+of δ for the GRASP family, both on the [0, 1] scale.
 `reference` is the surrogate trained in this repo (a stand-in, not a real deepfake model);
 `stargan-celeba-128` and `attgan-celeba-128` run their full-size official architectures with
 seeded random weights: a mechanics check, not a protection claim.
