@@ -207,6 +207,7 @@ PARTS = {
         levels=(
             *((m, "reference", lv, 16) for lv in LEVELS for m in _COMPARED),
             *((m, "reference", "psnr40", 8) for m in _ABLATIONS),
+            ("grasp", "reference", "psnr40", 8),  # the ablations' baseline, on their 8 crops
         ),
         calib_n=4,
     ),
@@ -269,10 +270,14 @@ def plot_dsr_vs_psnr(rows: Sequence[Row], path: Any) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    series: dict[tuple[str, str], list[Row]] = {}
+    largest: dict[tuple[str, str, str], Row] = {}  # one point per level: the largest n
     for r in rows:
-        if r.level in LEVELS:
-            series.setdefault((r.method, r.model), []).append(r)
+        key = (r.method, r.model, r.level)
+        if r.level in LEVELS and (key not in largest or r.n > largest[key].n):
+            largest[key] = r
+    series: dict[tuple[str, str], list[Row]] = {}
+    for r in largest.values():
+        series.setdefault((r.method, r.model), []).append(r)
     for (method, model), pts in sorted(series.items()):
         if len(pts) < 2 and method not in _COMPARED:
             continue
