@@ -32,5 +32,9 @@ bench-quick: setup
 bench: setup
 	$(PY) -m grasp_guard bench quality
 
+lint: setup
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m ruff check grasp_guard sdk proxy_addon tests bench
+
 clean:
 	rm -rf $(VENV) .pytest_cache
