@@ -104,7 +104,7 @@ class PreparedImage:
 
     data: bytes
     options: ProtectOptions
-    image: DecodedImage | None
+    image: DecodedImage
     boxes: list[FaceBox]
     regions: list[FaceRegion]
     tasks: list[CropTask]
@@ -232,7 +232,7 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
         SizeBudgetError: the output cannot meet ``size_mode``.
     """
     options = prepared.options
-    if prepared.passthrough or prepared.image is None:
+    if prepared.passthrough:
         return prepared.data, _passthrough_report(prepared)
     if len(outcomes) != len(prepared.tasks):
         raise ValueError(f"{len(prepared.tasks)} crops but {len(outcomes)} outcomes")
@@ -311,7 +311,7 @@ def protect_prepared(prepared: PreparedImage, engine: Engine) -> tuple[bytes, di
 def _passthrough_report(prepared: PreparedImage) -> dict[str, Any]:
     return {
         "protected": False,
-        "reason": "no face found" if prepared.image is not None else "not decoded",
+        "reason": "no face found",
         "faces": [],
         "bytes_in": len(prepared.data),
         "bytes_out": len(prepared.data),

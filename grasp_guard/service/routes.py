@@ -46,7 +46,7 @@ async def _protect_admitted(request: web.Request, engine: Engine, worker: BatchW
     seconds = {"total": loop.time() - start}
     if ticket is not None:
         seconds["queue"] = ticket.queue_wait
-    mime = prepared.image.mime if prepared.image is not None else "application/octet-stream"
+    mime = prepared.image.mime
     return out, mime, compact_report(report, seconds)
 
 
