@@ -384,6 +384,32 @@ class AttGANEditor(Editor):
         return self.generator(self.to_model_space(x), c)
 
 
+def calibrate_batchnorm(editor: AttGANEditor, x: torch.Tensor) -> None:
+    """Set every BatchNorm's running statistics to those of ``x`` under every test edit.
+
+    Seeded random weights come with running stats of 0 and 1; in eval mode the net then
+    shrinks its activations layer after layer and outputs a constant, which no perturbation
+    can move. Estimating the statistics on real images, as training would, makes the seeded
+    net a working mechanics check.
+
+    Args:
+        x: (N, 3, H, W) images in [0, 1] at the editor's resolution.
+    """
+    norms = [m for m in editor.generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    cond = editor.conditions()
+    batch = x.repeat_interleave(len(cond), dim=0)
+    labels = cond.repeat(len(x), 1)
+    with torch.no_grad():
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average: one pass gives the batch's own stats
+        editor.generator.train()
+        editor(batch, labels)
+        editor.generator.eval()
+        for m in norms:
+            m.momentum = 0.1
+
+
 def attgan_info(name: str, config: AttGANConfig, *, seeded: bool = False) -> EditorInfo:
     return EditorInfo(name, config.img_size, config.attributes, seeded=seeded)
 

@@ -96,7 +96,8 @@ def heldout_l1(g: nn.Module, src: torch.Tensor, edits: torch.Tensor) -> tuple[fl
 
 
 def train(steps: int, seed: int, out: Path, batch: int = 16, l1_weight: float = 10.0,
-          dataset_size: int = 6000, log_every: int = 200) -> dict[str, float]:
+          dataset_size: int = 6000, log_every: int = 200,
+          snapshot_every: int = 0) -> dict[str, float]:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     cfg = REFERENCE_CONFIG
@@ -131,6 +132,8 @@ def train(steps: int, seed: int, out: Path, batch: int = 16, l1_weight: float = 
             logger.info("step %d  d %.3f  adv %.3f  l1 %.3f  held-out l1 %.4f (identity %.4f)  %.0fs",
                         step, d_loss.item(), adv.item(), l1.item(), val, ident, time.monotonic() - start)
             save(g, out)
+        if snapshot_every and step % snapshot_every == 0:
+            save(g, out, f"reference-step{step}.pt")
     val, ident = heldout_l1(g, val_src, val_edits)
     stats = {"steps": steps, "seed": seed, "heldout_l1": val, "identity_l1": ident,
              "train_seconds": time.monotonic() - start, "torch_threads": torch.get_num_threads()}
@@ -138,12 +141,12 @@ def train(steps: int, seed: int, out: Path, batch: int = 16, l1_weight: float = 
     return stats
 
 
-def save(g: nn.Module, out: Path) -> None:
-    """Atomic write of the generator's state_dict."""
+def save(g: nn.Module, out: Path, name: str = "reference.pt") -> None:
+    """Atomic write of the generator's state_dict to ``out / name``."""
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "reference.pt.tmp"
+    tmp = out / f"{name}.tmp"
     torch.save(g.state_dict(), tmp)
-    tmp.replace(out / "reference.pt")
+    tmp.replace(out / name)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -152,10 +155,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "weights")
+    parser.add_argument("--snapshot-every", type=int, default=0,
+                        help="also keep reference-step<N>.pt every N steps (to follow fragility)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    print(json.dumps(train(args.steps, args.seed, args.out)))
+    print(json.dumps(train(args.steps, args.seed, args.out, snapshot_every=args.snapshot_every)))
 
 
 if __name__ == "__main__":

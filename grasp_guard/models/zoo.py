@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 import yaml
 
 from grasp_guard.errors import ConfigError, WeightsUnavailableError
@@ -22,11 +23,13 @@ from grasp_guard.models.attgan import (
     AttGANEditor,
     attgan_info,
     build_generator,
+    calibrate_batchnorm,
     find_settings,
     load_attgan,
 )
 from grasp_guard.models.editor import Editor, EditorInfo
 from grasp_guard.models.reference import load_reference, reference_info
+from grasp_guard.models.reference_edits import TRAIN_IMAGES, load_sample
 from grasp_guard.models.stargan import CELEBA_ATTRIBUTES, Generator, StarGANEditor
 from grasp_guard.models.weights import (
     DEFAULT_TIMEOUT_S,
@@ -256,9 +259,26 @@ def _seeded_editor(entry: ModelEntry, seed: int) -> Editor:
             )
             return StarGANEditor(generator, info)
         config = attgan_config(entry)
-        return AttGANEditor(
+        editor = AttGANEditor(
             build_generator(config), attgan_info(entry.name, config, seeded=True), config
         )
+        calibrate_batchnorm(editor, calibration_images(config.img_size))
+        return editor
+
+
+def calibration_images(resolution: int, count: int = 6) -> torch.Tensor:
+    """Centre squares of the first ``count`` training samples: (count, 3, res, res) in [0, 1]."""
+    squares = []
+    for name in TRAIN_IMAGES[:count]:
+        img = torch.from_numpy(load_sample(name)).permute(2, 0, 1).float() / 255.0
+        side = min(img.shape[1:])
+        top, left = (img.shape[1] - side) // 2, (img.shape[2] - side) // 2
+        squares.append(img[:, top : top + side, left : left + side])
+    return torch.cat([
+        F.interpolate(sq[None], size=(resolution, resolution), mode="bilinear",
+                      align_corners=False, antialias=True)
+        for sq in squares
+    ])
 
 
 def _cache(cache: WeightsCache | str | Path | None) -> WeightsCache:

@@ -59,6 +59,32 @@ def test_pgd_per_edit_shape_budget_and_pairing() -> None:
     torch.testing.assert_close(r.images[:, e], single.images)
 
 
+def ruiz_linf_pgd(model, x_nat, c, start, eps=0.05, a=0.01, k=10):  # type: ignore[no-untyped-def]
+    """LinfPGDAttack.perturb of Disrupting Deepfakes, transcribed on its own [-1, 1] scale."""
+    with torch.no_grad():
+        y = model(x_nat, c)
+    x = x_nat + start
+    for _ in range(k):
+        x.requires_grad_(True)
+        loss = F.mse_loss(model(x, c), y)
+        (grad,) = torch.autograd.grad(loss, x)
+        eta = torch.clamp(x + a * grad.sign() - x_nat, min=-eps, max=eps)
+        x = torch.clamp(x_nat + eta, min=-1, max=1).detach()
+    return x
+
+
+def test_pgd_per_edit_is_the_published_attack_step_for_step() -> None:
+    editor = tiny_stargan()
+    x = torch.round((0.1 + 0.8 * crops(1, (32, 32))) * 255) / 255  # no clamp at the start
+    e = 3
+    c = editor.conditions()[e : e + 1]
+    ours = pgd(x, [editor], steps=10, per_edit=False, conditions=[c]).images
+    noise = torch.empty_like(x).uniform_(-0.025, 0.025, generator=torch.Generator().manual_seed(0))
+    theirs = ruiz_linf_pgd(editor.generator, x * 2 - 1, c, start=2 * noise)
+    agree = (torch.round((theirs + 1) / 2 * 255) / 255 == ours).float().mean().item()
+    assert agree > 0.999  # (exactly 1.0 here; a float32 sign tie may flip a pixel elsewhere)
+
+
 def test_pgd_disrupts_more_per_edit_than_jointly() -> None:
     editor, x = tiny_stargan(), crops(1)
     own = pgd(x, [editor], steps=4)

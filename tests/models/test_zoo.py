@@ -129,6 +129,18 @@ def test_seeded_attgan_is_full_size_inject1() -> None:
     assert editor.conditions().shape == (14, 13) and not editor.training
 
 
+def test_seeded_attgan_has_calibrated_batchnorm_and_responds_to_its_input() -> None:
+    editor = load_editor("attgan-celeba-128", seeded=True)
+    norm = editor.generator.enc_layers[0].layers[1]
+    assert isinstance(norm, torch.nn.BatchNorm2d) and not norm.training
+    assert norm.momentum == 0.1 and float(norm.running_var.mean()) != pytest.approx(1.0)
+    x = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = editor(x, editor.conditions()[:1].expand(2, -1))
+    # Uncalibrated (running stats 0 and 1) the net is constant: its outputs would be equal.
+    assert float((out[0] - out[1]).abs().mean()) > 0.05
+
+
 def test_the_reference_is_never_seeded_nor_fetched() -> None:
     with pytest.raises(ConfigError, match="embedded"):
         load_editor("reference", seeded=True)
