@@ -86,3 +86,18 @@ def write_results(name: str, title: str, rows: Sequence[Row], info: dict[str, An
         md += f"\n{notes}\n"
     (out_dir / f"{name}.md").write_text(md)
     return doc
+
+
+def attach_robustness(out_dir: Path = RESULTS_DIR) -> dict[str, Any] | None:
+    """Copy ``robustness.json`` into ``quality.json`` under ``"robustness"``; the updated doc.
+
+    The quality JSON is the one file that holds every benchmark row; either benchmark may run
+    first, so each attaches after writing. ``None`` when either file is missing.
+    """
+    quality, robustness = out_dir / "quality.json", out_dir / "robustness.json"
+    if not (quality.exists() and robustness.exists()):
+        return None
+    doc = json.loads(quality.read_text())
+    doc["robustness"] = json.loads(robustness.read_text())
+    quality.write_text(json.dumps(doc, indent=2) + "\n")
+    return doc

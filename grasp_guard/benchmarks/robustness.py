@@ -63,6 +63,7 @@ PROCESSING: dict[str, RealTransform] = {
 class RobustnessRow:
     method: str
     level: str
+    crop_side: int  # the crop's side in pixels as protected and processed
     n: int
     psnr: float
     ssim: float
@@ -88,9 +89,16 @@ def site_method(name: str, spec: SiteSpec | None, long_side: int) -> Method:
     return Method(name, run, initial_budget=base.budget)
 
 
-def robustness_rows(editor: Editor, n: int, levels: Sequence[str], calib_n: int) -> list[RobustnessRow]:
-    x = eval_crops(n, editor.info.resolution)
-    side = editor.info.resolution
+def robustness_rows(editor: Editor, n: int, levels: Sequence[str], calib_n: int,
+                    crop_scale: int = 1) -> list[RobustnessRow]:
+    """Every variant at every level on ``n`` crops of ``crop_scale`` × the editor's resolution.
+
+    At scale 1 the face is already as small as the editor's input, so a 0.5 resize halves the
+    detail the editor sees (the worst case); at scale 2 the site's resize brings the face to
+    the editor's own resolution, as it does for a face of an ordinary upload.
+    """
+    side = editor.info.resolution * crop_scale
+    x = eval_crops(n, side)
     variants = {
         "grasp": None,
         "grasp+site-jpeg80": SiteSpec(jpeg_quality=(80, 80)),
@@ -105,19 +113,19 @@ def robustness_rows(editor: Editor, n: int, levels: Sequence[str], calib_n: int)
             result = method.run(x, [editor], cal.budget)
             seconds = time.perf_counter() - start
             dsr = {p: dsr_after(editor, x, result.images, fn) for p, fn in PROCESSING.items()}
-            rows.append(RobustnessRow(name, level, n, float(result.psnr.mean()),
+            rows.append(RobustnessRow(name, level, side, n, float(result.psnr.mean()),
                                       float(result.ssim.mean()), dsr, seconds / n))
     return rows
 
 
 def markdown(rows: Sequence[RobustnessRow]) -> str:
     procs = list(PROCESSING)
-    head = ["method", "level", "n", "PSNR", "SSIM", *[f"DSR {p}" for p in procs],
+    head = ["method", "level", "crop", "n", "PSNR", "SSIM", *[f"DSR {p}" for p in procs],
             "kept after jpeg80", "s/face"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         kept = r.dsr["jpeg80"] / r.dsr["none"] if r.dsr["none"] > 0 else float("nan")
-        lines.append(f"| {r.method} | {r.level} | {r.n} | {r.psnr:.2f} | {r.ssim:.4f} | "
+        lines.append(f"| {r.method} | {r.level} | {r.crop_side} px | {r.n} | {r.psnr:.2f} | {r.ssim:.4f} | "
                      + " | ".join(f"{r.dsr[p]:.2f}" for p in procs)
                      + f" | {kept:.0%} | {r.sec_per_face:.2f} |")
     return "\n".join(lines)

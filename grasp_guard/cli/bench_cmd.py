@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from grasp_guard.benchmarks.report import RESULTS_DIR, meta, write_results
+from grasp_guard.benchmarks.report import RESULTS_DIR, attach_robustness, meta, write_results
 
 NOTES = """\
 Levels: each method's budget is tuned (secant search on a calibration subset) so that its mean
@@ -68,6 +68,7 @@ def run_quality(args: argparse.Namespace) -> int:
         info = meta(plan=name, seconds=round(time.perf_counter() - start, 1))
     doc = write_results(name, "Quality at matched PSNR", rows, info, NOTES, args.out)
     if name == "quality":
+        doc = attach_robustness(args.out) or doc
         plot_dsr_vs_psnr(rows, args.out / "dsr_vs_psnr.png")
     if args.json:
         print(json.dumps(doc))
@@ -78,6 +79,8 @@ def register_robustness(bench: argparse._SubParsersAction) -> None:
     parser = bench.add_parser("robustness", help="DSR after real JPEG / resize, with and without the site loop.")
     parser.add_argument("--n", type=int, default=20, help="Eval crops.")
     parser.add_argument("--levels", default="psnr38,psnr40", help="Comma-separated PSNR levels.")
+    parser.add_argument("--crop-scales", default="1,2",
+                        help="Comma-separated crop sides, in multiples of the editor's resolution.")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results folder.")
     parser.set_defaults(func=run_robustness)
 
@@ -90,7 +93,12 @@ def run_robustness(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     editor = load_bench_editor("reference")
-    rows = robustness_rows(editor, args.n, args.levels.split(","), calib_n=min(6, args.n))
+    rows = [
+        row
+        for scale in args.crop_scales.split(",")
+        for row in robustness_rows(editor, args.n, args.levels.split(","),
+                                   calib_n=min(6, args.n), crop_scale=int(scale))
+    ]
     info = meta(seconds=round(time.perf_counter() - start, 1))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "robustness.json").write_text(
@@ -99,6 +107,9 @@ def run_robustness(args: argparse.Namespace) -> int:
     (args.out / "robustness.md").write_text(
         f"# Robustness to the site's processing (reference surrogate)\n\n{header}\n\n{markdown(rows)}\n\n"
         "DSR (CMUA) of the processed protected crop against the processed clean crop, after "
-        "real Pillow processing. `kept after jpeg80` = DSR after JPEG q80 / DSR before.\n")
+        "real Pillow processing. `kept after jpeg80` = DSR after JPEG q80 / DSR before. "
+        "`crop` is the side at which the face is protected and processed: the editor's own "
+        "resolution (worst case for a resize) or twice it (a resize to the editor's size).\n")
+    attach_robustness(args.out)
     print(markdown(rows))
     return 0
