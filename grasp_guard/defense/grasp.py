@@ -159,34 +159,56 @@ class _Run:
         self.iterations = torch.full((n,), config.steps, dtype=torch.long)
         self.stopped = torch.zeros(n, dtype=torch.bool)
 
-    def _pair_losses(self, x_in: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    def _stored_refs(self, idx: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each target's clean edits and CMUA masks of the active samples."""
+        return [(t.clean[idx], t.mask[idx]) for t in self.targets]
+
+    def _through_transform(
+        self, xp: torch.Tensor, idx: torch.Tensor
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """x' and the clean crops through ONE draw of the transform, and the clean side's edits.
+
+        What a site's copy is measured against is the clean image through the same processing,
+        so the loss must not credit the processing's own damage to the perturbation.
+        """
+        assert self.transform is not None
+        n_a = len(idx)
+        both = self.transform(torch.cat([xp, self.x[idx]]))
+        x_t, clean_t = both[:n_a], both[n_a:].detach()
+        refs = [clean_edits(t.editor, clean_t, t.conditions[idx]) for t in self.targets]
+        return x_t, refs
+
+    def _pair_losses(self, x_in: torch.Tensor, idx: torch.Tensor,
+                     refs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """D(G_m(R_m(x'), c), y[m, c]) for every pair of the active samples: (n_a, P)."""
         parts = []
-        for t in self.targets:
+        for t, (clean, mask) in zip(self.targets, refs):
             out = run_edits(t.editor, x_in, t.conditions[idx])
-            mask = t.mask[idx].flatten(0, 1) if self.cfg.masked_loss else None
-            d = losses.defense_loss(out.flatten(0, 1), t.clean[idx].flatten(0, 1), mask)
+            flat_mask = mask.flatten(0, 1) if self.cfg.masked_loss else None
+            d = losses.defense_loss(out.flatten(0, 1), clean.flatten(0, 1), flat_mask)
             parts.append(d.view(len(idx), -1))
         pairs = torch.cat(parts, dim=1)
         if self.cfg.objective == "hinge":
             pairs = pairs.clamp(max=self.cfg.success_threshold * self.cfg.margin)
         return pairs
 
-    def _pair_stats(self, x_in: torch.Tensor,
-                    idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pair_stats(self, x_in: torch.Tensor, idx: torch.Tensor,
+                    refs: list[tuple[torch.Tensor, torch.Tensor]]
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-pair MSE and CMUA distance of (quantised) images, without gradients: (n_a, P)."""
         mse, cmua = [], []
         with torch.no_grad():
-            for t in self.targets:
+            for t, (clean, mask) in zip(self.targets, refs):
                 out = run_edits(t.editor, x_in, t.conditions[idx])
-                m, c = pair_distortions(out, t.clean[idx], t.mask[idx])
+                m, c = pair_distortions(out, clean, mask)
                 mse.append(m)
                 cmua.append(c)
         return torch.cat(mse, dim=1), torch.cat(cmua, dim=1)
 
-    def _succeeds(self, x_in: torch.Tensor, idx: torch.Tensor, threshold: float) -> torch.Tensor:
+    def _succeeds(self, x_in: torch.Tensor, idx: torch.Tensor, threshold: float,
+                  refs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """Whether every pair of each sample clears ``threshold``: (n_a,)."""
-        mse, cmua = self._pair_stats(x_in, idx)
+        mse, cmua = self._pair_stats(x_in, idx, refs)
         return _success(mse, cmua, threshold, self.cfg.success_metric).all(dim=1)
 
     def _quality_holds(self, psnr: torch.Tensor, ssim: torch.Tensor) -> torch.Tensor:
@@ -203,8 +225,11 @@ class _Run:
         xa = self.x[idx]
         d = self.delta[idx].requires_grad_(True)
         xp = (xa + d).clamp(0.0, 1.0)
-        x_in = self.transform(xp) if self.transform is not None else xp
-        l_def = self._pair_losses(x_in, idx).mean(dim=1)
+        if self.transform is not None:
+            x_in, refs = self._through_transform(xp, idx)
+        else:
+            x_in, refs = xp, self._stored_refs(idx)
+        l_def = self._pair_losses(x_in, idx, refs).mean(dim=1)
         s = losses.ssim(xp, xa)
         visuals: list[tuple[float, torch.Tensor]] = []
         if cfg.lambda_ssim > 0:
@@ -258,11 +283,11 @@ class _Run:
         xa = self.x[idx]
         xq = quantise(xa + self.delta[idx])
         threshold = cfg.success_threshold * cfg.margin
-        ok = self._succeeds(xq, idx, threshold)
+        ok = self._succeeds(xq, idx, threshold, self._stored_refs(idx))
         if self.transform is not None:
             with torch.no_grad():
-                xt = self.transform(xq)
-            ok &= self._succeeds(xt, idx, threshold)
+                xt, refs = self._through_transform(xq, idx)
+            ok &= self._succeeds(xt, idx, threshold, refs)
         return ok & self._quality_holds(batch_psnr(xq, xa), batch_ssim(xq, xa))
 
     def solve(self) -> None:
@@ -292,7 +317,7 @@ class _Run:
     def result(self, seconds: float) -> DefenseResult:
         images = quantise(self.x + self.delta)
         idx = torch.arange(self.x.shape[0], device=self.x.device)
-        mse, cmua = self._pair_stats(images, idx)
+        mse, cmua = self._pair_stats(images, idx, self._stored_refs(idx))
         success = _success(mse, cmua, self.cfg.success_threshold, self.cfg.success_metric)
         return DefenseResult(
             images=images,
@@ -322,8 +347,10 @@ def grasp(
         editors: surrogate editors, frozen for the run (mode and flags restored after).
         config: the loop's settings.
         transform: an optional differentiable (B, 3, H, W) → same map in [0, 1] (JPEG,
-            resize, blur; may be random per call for EOT), applied to x' before the resize;
-            the early stop then asks for success both with and without it.
+            resize, blur; may be random per call for EOT), applied to x' before the resize.
+            The loss then compares G(T(x')) with G(T(x)) under the same draw (not with G(x):
+            the processing's own damage is no protection), and the early stop asks for
+            success both with and without it.
         conditions: per editor, (E, C) edits for every image or (N, E, C) per image; the
             editor's standard edits for an entry (or the whole argument) left ``None``.
         weight: (N, 1, H, W) in [0, 1], how much each pixel may change (the paste's

@@ -111,7 +111,7 @@ def test_pgd_passes_the_transform_on() -> None:
         return t
 
     pgd(x, [editor], steps=2, transform=transform)
-    assert calls == [5, 5]
+    assert calls == [10, 10]  # the 5 (image, edit) attacks and their clean sides, one draw
 
 
 def test_weighted_sum_is_grasp_without_projection_and_smoothing() -> None:

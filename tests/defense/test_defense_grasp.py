@@ -122,11 +122,23 @@ def test_transform_is_applied_before_the_resize() -> None:
         return F.avg_pool2d(t, 3, stride=1, padding=1, count_include_pad=False)
 
     r = grasp(x, [editor], PLAIN, transform=blur)
-    assert seen == [tuple(x.shape)] * PLAIN.steps
+    # x' and the clean crops go through one draw together
+    assert seen == [(2 * x.shape[0], *x.shape[1:])] * PLAIN.steps
     assert not torch.equal(r.images, grasp(x, [editor], PLAIN).images)
     seen.clear()
     grasp(x, [editor], PLAIN.replace(early_stop=True, check_every=3), transform=blur)
     assert len(seen) == PLAIN.steps + 2  # plus one transformed forward per check
+
+
+def test_the_transformed_loss_is_measured_against_the_transformed_clean_image() -> None:
+    # Inverting the image changes every edit far past the threshold. Measured against G(x)
+    # the hinge would be saturated from the start and δ would never move; measured against
+    # G(T(x)), as a site's copy is, there is everything still to do.
+    editor, x = tiny_stargan(), crops()
+    cfg = PLAIN.replace(objective="hinge", lambda_ssim=0.0, lambda_lf=0.0)
+    once = grasp(x, [editor], cfg.replace(steps=1), transform=lambda t: 1.0 - t)
+    more = grasp(x, [editor], cfg, transform=lambda t: 1.0 - t)
+    assert not torch.equal(once.images, more.images)
 
 
 def test_several_editors_and_per_image_conditions() -> None:
