@@ -169,6 +169,8 @@ def methods(steps: int | None = None) -> dict[str, Method]:
         "grasp-linf-budget": {"psnr_budget": None, "eps": 2.5 / 255, "alpha": 0.25 / 255,
                               "step_rule": "sign"},
         "grasp-20-iters": {"steps": 20},
+        "grasp-150-iters": {"steps": 150},
+        "grasp-cosine-steps": {"step_schedule": "cosine"},
         "grasp-no-lf": {"lambda_lf": 0.0},
         "grasp-no-ssim": {"lambda_ssim": 0.0},
         "grasp-ssim-x3": {"lambda_ssim": 3.0},
@@ -199,7 +201,8 @@ QUICK = Plan(
 )
 _ABLATIONS = ("grasp+cross", "grasp+smooth-before", "grasp-lf-dwt", "grasp-lf-dct",
               "grasp-step-sign", "grasp-step-adam", "grasp-objective-mean", "grasp-unmasked-loss",
-              "grasp-linf-budget", "grasp-20-iters", "grasp-no-ssim")
+              "grasp-linf-budget", "grasp-20-iters", "grasp-150-iters", "grasp-cosine-steps",
+              "grasp-no-ssim")
 # The full run in two parts that fit two cores side by side; `--part all` runs both.
 PARTS = {
     "reference": Plan(

@@ -23,6 +23,7 @@ StepRule = Literal["sign", "l2", "adam"]
 Init = Literal["zero", "uniform"]
 SuccessMetric = Literal["cmua", "ruiz", "both"]
 Objective = Literal["mean", "hinge"]
+StepSchedule = Literal["constant", "cosine"]
 
 LF_OPERATORS = ("gaussian", "dwt", "dct")
 SMOOTHINGS = ("none", "before", "after")
@@ -30,6 +31,7 @@ STEP_RULES = ("sign", "l2", "adam")
 INITS = ("zero", "uniform")
 SUCCESS_METRICS = ("cmua", "ruiz", "both")
 OBJECTIVES = ("mean", "hinge")
+STEP_SCHEDULES = ("constant", "cosine")
 
 
 def _check(ok: bool, name: str, expected: str, actual: Any) -> None:
@@ -69,6 +71,8 @@ class GraspConfig:
         projection: project a visual gradient off the defense gradient when they conflict.
         cross_projection: also project the defense gradient off a conflicting visual one.
         step_rule: ``sign`` (PGD), ``l2`` (gradient scaled to RMS α) or ``adam``.
+        step_schedule: α at every iteration (``constant``), or ``cosine`` from α down to
+            α/10 over ``steps``: large steps to find the direction, small ones to settle.
         init: start from ``uniform`` noise U(−init_scale·eps, init_scale·eps), one draw shared
             by every sample, or from ``zero``. Every loss has a zero gradient at δ = 0 (the
             defense distance is minimal there), so ``zero`` only moves under a transform.
@@ -104,6 +108,7 @@ class GraspConfig:
     projection: bool = True
     cross_projection: bool = False
     step_rule: StepRule = "l2"
+    step_schedule: StepSchedule = "constant"
     init: Init = "uniform"
     init_scale: float = 0.5
     early_stop: bool = True
@@ -144,6 +149,8 @@ class GraspConfig:
                "an odd int in 3..21", self.smooth_kernel)
         _check(self.smooth_sigma > 0, "smooth_sigma", "> 0", self.smooth_sigma)
         _check(self.step_rule in STEP_RULES, "step_rule", f"one of {STEP_RULES}", self.step_rule)
+        _check(self.step_schedule in STEP_SCHEDULES, "step_schedule", f"one of {STEP_SCHEDULES}",
+               self.step_schedule)
         _check(self.init in INITS, "init", f"one of {INITS}", self.init)
         _check(0 < self.init_scale <= 1, "init_scale", "in (0, 1]", self.init_scale)
         _check(self.check_every >= 1, "check_every", "≥ 1", self.check_every)
@@ -166,6 +173,14 @@ class GraspConfig:
                    "> 0 (or lambda_lf > 0) when a quality floor is set, to restore quality",
                    self.lambda_ssim)
         _check(self.seed >= 0, "seed", "≥ 0", self.seed)
+
+    def step_size(self, t: int) -> float:
+        """α at iteration ``t`` (1-based) under :attr:`step_schedule`."""
+        if self.step_schedule == "constant":
+            return self.alpha
+        floor = self.alpha / 10.0
+        progress = (t - 1) / max(1, self.steps - 1)
+        return floor + 0.5 * (self.alpha - floor) * (1.0 + math.cos(math.pi * progress))
 
     @property
     def budget(self) -> float:

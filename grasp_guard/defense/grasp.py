@@ -299,7 +299,7 @@ class _Run:
             with torch.no_grad():
                 xa = self.x[active]
                 step = self.weight[active] * self._step(g, active, t)
-                new = self.delta[active] + cfg.alpha * step
+                new = self.delta[active] + cfg.step_size(t) * step
                 new = new.clamp(-cfg.eps, cfg.eps)
                 if cfg.psnr_budget is not None:
                     new = _onto_psnr_ball(new, cfg.psnr_budget)

@@ -100,3 +100,14 @@ def test_with_budget_scales_the_step_with_the_budget() -> None:
     assert dataclasses.replace(scaled, eps=cfg.eps, alpha=cfg.alpha) == cfg
     with pytest.raises(ConfigError, match="eps"):
         cfg.with_budget(0.0)
+
+
+def test_step_schedules() -> None:
+    constant = GraspConfig(alpha=0.01, steps=11)
+    assert [constant.step_size(t) for t in (1, 6, 11)] == [0.01] * 3
+    cosine = constant.replace(step_schedule="cosine")
+    sizes = [cosine.step_size(t) for t in range(1, 12)]
+    assert sizes[0] == pytest.approx(0.01) and sizes[-1] == pytest.approx(0.001)
+    assert sizes[5] == pytest.approx(0.0055) and sizes == sorted(sizes, reverse=True)
+    with pytest.raises(ConfigError, match="step_schedule"):
+        constant.replace(step_schedule="linear")
