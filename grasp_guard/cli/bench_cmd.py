@@ -21,7 +21,9 @@ PSNR itself (an L2 ball), so its rows land on the level; `budget` is L∞ ε for
 of δ for the GRASP family, both on the [0, 1] scale.
 `reference` is the surrogate trained in this repo (a stand-in, not a real deepfake model);
 `stargan-celeba-128` and `attgan-celeba-128` run their full-size official architectures with
-seeded random weights: a mechanics check, not a protection claim.
+seeded random weights (AttGAN's BatchNorm statistics estimated on six scikit-image samples:
+with the default 0/1 statistics its eval-mode net is constant): a mechanics check, not a
+protection claim.
 """
 
 
