@@ -33,13 +33,13 @@ def main() -> None:
     for i in range(args.n):
         start = time.perf_counter()
         xi = x[i : i + 1]
-        images = pgd(xi, [editor], per_edit=True).images[0]
+        result = pgd(xi, [editor], per_edit=True)
+        images = result.images[0]
         clean, mask = clean_edits(editor, xi.expand(len(images), -1, -1, -1), cond)
         with torch.no_grad():
             _, cmua = pair_distortions(run_edits(editor, images, cond), clean, mask)
-        psnr = -10 * torch.log10((images - xi).square().flatten(1).mean(1)).mean()
         print(f"| {i} | {float(xi.std()):.3f} | {' '.join(f'{v:.3f}' for v in cmua.flatten())} "
-              f"| {float(psnr):.1f} | {time.perf_counter() - start:.0f} |", flush=True)
+              f"| {float(result.psnr.mean()):.1f} | {time.perf_counter() - start:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

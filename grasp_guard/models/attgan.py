@@ -399,6 +399,7 @@ def calibrate_batchnorm(editor: AttGANEditor, x: torch.Tensor) -> None:
     cond = editor.conditions()
     batch = x.repeat_interleave(len(cond), dim=0)
     labels = cond.repeat(len(x), 1)
+    momenta = [m.momentum for m in norms]
     with torch.no_grad():
         for m in norms:
             m.reset_running_stats()
@@ -406,8 +407,8 @@ def calibrate_batchnorm(editor: AttGANEditor, x: torch.Tensor) -> None:
         editor.generator.train()
         editor(batch, labels)
         editor.generator.eval()
-        for m in norms:
-            m.momentum = 0.1
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
 
 
 def attgan_info(name: str, config: AttGANConfig, *, seeded: bool = False) -> EditorInfo:
