@@ -215,9 +215,9 @@ PARTS = {
         calib_n=4,
     ),
     "models": Plan(
-        standard={"stargan-celeba-128": 8, "attgan-celeba-128": 4},
+        standard={"stargan-celeba-128": 20, "attgan-celeba-128": 8},
         levels=(
-            *((m, "stargan-celeba-128", "psnr40", 3) for m in _COMPARED),
+            *((m, "stargan-celeba-128", "psnr40", 6) for m in _COMPARED),
             *((m, "attgan-celeba-128", "psnr40", 3) for m in _COMPARED),
         ),
         calib_n=2,

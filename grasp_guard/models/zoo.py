@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 import yaml
 
 from grasp_guard.errors import ConfigError, WeightsUnavailableError
@@ -29,7 +28,7 @@ from grasp_guard.models.attgan import (
 )
 from grasp_guard.models.editor import Editor, EditorInfo
 from grasp_guard.models.reference import load_reference, reference_info
-from grasp_guard.models.reference_edits import TRAIN_IMAGES, load_sample
+from grasp_guard.models.seeded import calibration_images, match_output_contrast
 from grasp_guard.models.stargan import CELEBA_ATTRIBUTES, Generator, StarGANEditor
 from grasp_guard.models.weights import (
     DEFAULT_TIMEOUT_S,
@@ -257,28 +256,17 @@ def _seeded_editor(entry: ModelEntry, seed: int) -> Editor:
                 c_dim=len(entry.attributes),
                 repeat_num=options["repeat_num"],
             )
-            return StarGANEditor(generator, info)
+            star = StarGANEditor(generator, info)
+            match_output_contrast(star, generator.main[-2], calibration_images(entry.resolution))
+            return star
         config = attgan_config(entry)
         editor = AttGANEditor(
             build_generator(config), attgan_info(entry.name, config, seeded=True), config
         )
-        calibrate_batchnorm(editor, calibration_images(config.img_size))
+        photos = calibration_images(config.img_size)
+        calibrate_batchnorm(editor, photos)
+        match_output_contrast(editor, editor.generator.dec_layers[-1].layers[0], photos)
         return editor
-
-
-def calibration_images(resolution: int, count: int = 6) -> torch.Tensor:
-    """Centre squares of the first ``count`` training samples: (count, 3, res, res) in [0, 1]."""
-    squares = []
-    for name in TRAIN_IMAGES[:count]:
-        img = torch.from_numpy(load_sample(name)).permute(2, 0, 1).float() / 255.0
-        side = min(img.shape[1:])
-        top, left = (img.shape[1] - side) // 2, (img.shape[2] - side) // 2
-        squares.append(img[:, top : top + side, left : left + side])
-    return torch.cat([
-        F.interpolate(sq[None], size=(resolution, resolution), mode="bilinear",
-                      align_corners=False, antialias=True)
-        for sq in squares
-    ])
 
 
 def _cache(cache: WeightsCache | str | Path | None) -> WeightsCache:
@@ -315,7 +303,8 @@ def load_editor(
         cache: the weights cache or its folder (default: ``$GRASP_GUARD_CACHE`` or
             ``~/.cache/grasp-guard/models``).
         seeded: build the full-size architecture with ``torch.manual_seed(seed)`` default
-            initialisation instead of loading weights; ``info.seeded`` marks it.
+            initialisation instead of loading weights, calibrated on held-in samples
+            (:mod:`grasp_guard.models.seeded`); ``info.seeded`` marks it.
         zoo: the entries (default: ``config/models.yaml``).
     Raises:
         ConfigError: unknown name, or ``seeded`` for the embedded reference.

@@ -1,0 +1,65 @@
+"""Calibration of seeded editors: held-in photos, and edits with the contrast of a photo."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from grasp_guard.models.editor import EditorInfo
+from grasp_guard.models.seeded import calibration_images, image_contrast, match_output_contrast
+from grasp_guard.models.stargan import Generator, StarGANEditor
+from grasp_guard.models.zoo import load_editor
+
+
+def _small_editor(output_gain: float) -> StarGANEditor:
+    torch.manual_seed(0)
+    generator = Generator(conv_dim=8, c_dim=5, repeat_num=1)
+    with torch.no_grad():
+        generator.main[-2].weight.mul_(output_gain)
+    return StarGANEditor(generator, EditorInfo("small", 32, tuple("abcde"), seeded=True)).eval()
+
+
+def _edit_contrast(editor: StarGANEditor, x: torch.Tensor) -> float:
+    cond = editor.conditions()
+    with torch.no_grad():
+        out = editor(x.repeat_interleave(len(cond), 0), cond.repeat(len(x), 1))
+    return float(image_contrast(out))
+
+
+@pytest.mark.parametrize("gain", [0.1, 10.0])
+def test_match_output_contrast_brings_faint_and_harsh_edits_to_the_photos_contrast(
+    gain: float,
+) -> None:
+    editor = _small_editor(gain)
+    photos = calibration_images(32, count=3)
+    target = float(image_contrast(photos * 2 - 1))
+    assert abs(_edit_contrast(editor, photos) - target) > 0.05
+    scale = match_output_contrast(editor, editor.generator.main[-2], photos)
+    assert (scale > 1.0) == (gain < 1.0)
+    assert _edit_contrast(editor, photos) == pytest.approx(target, rel=1e-3)
+
+
+def test_match_output_contrast_scales_the_bias_with_the_weight() -> None:
+    editor = _small_editor(1.0)
+    last = editor.generator.main[-2]
+    last.bias = torch.nn.Parameter(torch.full((3,), 0.2))
+    weight, bias = last.weight.detach().clone(), last.bias.detach().clone()
+    scale = match_output_contrast(editor, last, calibration_images(32, count=2))
+    assert torch.allclose(last.weight, weight * scale) and torch.allclose(last.bias, bias * scale)
+
+
+def test_calibration_images_are_held_in_squares_in_unit_range() -> None:
+    x = calibration_images(48, count=4)
+    assert x.shape == (4, 3, 48, 48) and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert len({float(img.mean()) for img in x}) == 4
+
+
+@pytest.mark.parametrize("name", ["stargan-celeba-128", "attgan-celeba-128"])
+def test_seeded_full_size_editors_edit_with_a_photos_contrast(name: str) -> None:
+    editor = load_editor(name, seeded=True)
+    photos = calibration_images(128, count=2)
+    cond = editor.conditions()[:2]
+    with torch.no_grad():
+        out = editor(photos.repeat_interleave(len(cond), 0), cond.repeat(len(photos), 1))
+    # Six photos set the scale; two of them under two edits land near the same contrast.
+    assert float(image_contrast(out)) == pytest.approx(0.41, abs=0.08)
