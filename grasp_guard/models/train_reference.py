@@ -154,13 +154,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--l1-weight", type=float, default=10.0,
+                        help="weight of the L1 term against the adversarial one")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "weights")
     parser.add_argument("--snapshot-every", type=int, default=0,
                         help="also keep reference-step<N>.pt every N steps (to follow fragility)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    print(json.dumps(train(args.steps, args.seed, args.out, snapshot_every=args.snapshot_every)))
+    print(json.dumps(train(args.steps, args.seed, args.out, l1_weight=args.l1_weight,
+                           snapshot_every=args.snapshot_every)))
 
 
 if __name__ == "__main__":
