@@ -21,9 +21,10 @@ PSNR itself (an L2 ball), so its rows land on the level; `budget` is L∞ ε for
 of δ for the GRASP family, both on the [0, 1] scale.
 `reference` is the surrogate trained in this repo (a stand-in, not a real deepfake model);
 `stargan-celeba-128` and `attgan-celeba-128` run their full-size official architectures with
-seeded random weights (AttGAN's BatchNorm statistics estimated on six scikit-image samples:
-with the default 0/1 statistics its eval-mode net is constant): a mechanics check, not a
-protection claim.
+seeded random weights, calibrated on six held-in scikit-image samples (AttGAN's BatchNorm
+statistics: with the default 0/1 its eval-mode net is constant; and each net's last conv
+scaled so its edits have the samples' contrast, which alone sets a random net's fragility):
+a mechanics check, not a protection claim.
 """
 
 
