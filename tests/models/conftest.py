@@ -13,7 +13,9 @@ import yaml
 from _zoo_helpers import TINY_ATTGAN, TINY_STARGAN, Server, ZooFactory
 
 from grasp_guard.models.attgan import ATTGAN_ATTRIBUTES
+from grasp_guard.models.editor import Editor
 from grasp_guard.models.stargan import CELEBA_ATTRIBUTES
+from grasp_guard.models.zoo import load_editor
 
 
 @pytest.fixture
@@ -73,3 +75,15 @@ def http_server(tmp_path: Path) -> Iterator[Server]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture(scope="session")
+def seeded_stargan() -> Editor:
+    """The full-size seeded StarGAN-128 (seed 0), built once: calibrating it takes seconds."""
+    return load_editor("stargan-celeba-128", seeded=True)
+
+
+@pytest.fixture(scope="session")
+def seeded_attgan() -> Editor:
+    """The full-size seeded AttGAN-128 (seed 0), built once."""
+    return load_editor("attgan-celeba-128", seeded=True)

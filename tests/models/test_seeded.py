@@ -8,7 +8,6 @@ import torch
 from grasp_guard.models.editor import EditorInfo
 from grasp_guard.models.seeded import calibration_images, image_contrast, match_output_contrast
 from grasp_guard.models.stargan import Generator, StarGANEditor
-from grasp_guard.models.zoo import load_editor
 
 
 def _small_editor(output_gain: float) -> StarGANEditor:
@@ -54,9 +53,11 @@ def test_calibration_images_are_held_in_squares_in_unit_range() -> None:
     assert len({float(img.mean()) for img in x}) == 4
 
 
-@pytest.mark.parametrize("name", ["stargan-celeba-128", "attgan-celeba-128"])
-def test_seeded_full_size_editors_edit_with_a_photos_contrast(name: str) -> None:
-    editor = load_editor(name, seeded=True)
+@pytest.mark.parametrize("name", ["seeded_stargan", "seeded_attgan"])
+def test_seeded_full_size_editors_edit_with_a_photos_contrast(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    editor = request.getfixturevalue(name)
     photos = calibration_images(128, count=2)
     cond = editor.conditions()[:2]
     with torch.no_grad():
