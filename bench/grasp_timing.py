@@ -21,16 +21,10 @@ from skimage import data
 
 from grasp_guard.defense.config import GraspConfig
 from grasp_guard.defense.grasp import grasp
-from grasp_guard.models.editor import EditorInfo
-from grasp_guard.models.stargan import CELEBA_ATTRIBUTES, Generator, StarGANEditor
+from grasp_guard.models.editor import Editor
+from grasp_guard.models.zoo import load_editor
 
 RESOLUTION = 128
-
-
-def seeded_stargan(device: torch.device) -> StarGANEditor:
-    torch.manual_seed(0)
-    info = EditorInfo("stargan-128", RESOLUTION, CELEBA_ATTRIBUTES, seeded=True)
-    return StarGANEditor(Generator(), info).eval().freeze().to(device)
 
 
 def faces(n: int, device: torch.device) -> torch.Tensor:
@@ -49,7 +43,7 @@ def faces(n: int, device: torch.device) -> torch.Tensor:
     return (torch.round(torch.cat(out) * 255) / 255).to(device)
 
 
-def timed(x: torch.Tensor, editor: StarGANEditor, config: GraspConfig) -> float:
+def timed(x: torch.Tensor, editor: Editor, config: GraspConfig) -> float:
     if x.device.type == "cuda":
         torch.cuda.synchronize(x.device)
     start = time.perf_counter()
@@ -66,7 +60,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    editor = seeded_stargan(device)
+    editor = load_editor("stargan-celeba-128", seeded=True, device=device)
     config = GraspConfig(early_stop=False)
     print(f"# GRASP timing: seeded StarGAN-128, 5 edits, device {device}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()} × {os.cpu_count()} CPUs")
