@@ -63,7 +63,7 @@ def main() -> None:
         for weights in ("raw", "calibrated"):
             scale = 1.0
             if weights == "calibrated":
-                scale = match_output_contrast(editor, editor.generator.main[-2],
+                scale = match_output_contrast(editor, editor.generator.output_conv,
                                               calibration_images(128))
             start = time.perf_counter()
             d = first_edit_distortions(editor, x)

@@ -282,6 +282,13 @@ class Generator(nn.Module):
     def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x), a)
 
+    @property
+    def output_conv(self) -> nn.Module:
+        """The last transposed conv: only ``tanh`` follows it."""
+        last = self.dec_layers[-1]
+        assert isinstance(last, _Block)
+        return last.layers[0]
+
 
 def _tile(a: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return a.view(a.size(0), -1, 1, 1).expand(-1, -1, like.size(2), like.size(3))

@@ -9,6 +9,7 @@ real deepfake models.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, TypedDict
 
 import torch
 
@@ -16,7 +17,17 @@ from grasp_guard.models.editor import EditorInfo
 from grasp_guard.models.reference_edits import EDIT_NAMES
 from grasp_guard.models.stargan import Generator, StarGANEditor
 
-REFERENCE_CONFIG = {"conv_dim": 16, "repeat_num": 6, "resolution": 64, "upsampler": "resize"}
+
+class ReferenceConfig(TypedDict):
+    conv_dim: int
+    repeat_num: int
+    resolution: int
+    upsampler: Literal["transpose", "resize"]
+
+
+REFERENCE_CONFIG: ReferenceConfig = {
+    "conv_dim": 16, "repeat_num": 6, "resolution": 64, "upsampler": "resize",
+}
 REFERENCE_WEIGHTS = Path(__file__).parent / "weights" / "reference.pt"
 
 
@@ -37,4 +48,6 @@ def load_reference(path: Path = REFERENCE_WEIGHTS) -> StarGANEditor:
     """The trained reference surrogate, frozen, ready for the defense."""
     generator = build_reference_generator()
     generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
-    return StarGANEditor(generator, reference_info()).eval().freeze()
+    editor = StarGANEditor(generator, reference_info())
+    editor.eval().freeze()
+    return editor

@@ -103,6 +103,11 @@ class Generator(nn.Module):
         c = c.view(c.size(0), c.size(1), 1, 1).expand(-1, -1, x.size(2), x.size(3))
         return self.main(torch.cat([x, c], dim=1))
 
+    @property
+    def output_conv(self) -> nn.Module:
+        """The last conv: only ``tanh`` follows it."""
+        return self.main[-2]
+
 
 def stargan_conditions(labels: torch.Tensor, attributes: tuple[str, ...]) -> torch.Tensor:
     """The official test targets: each hair colour set exclusively, every other label flipped.

@@ -257,7 +257,8 @@ def _seeded_editor(entry: ModelEntry, seed: int) -> Editor:
                 repeat_num=options["repeat_num"],
             )
             star = StarGANEditor(generator, info)
-            match_output_contrast(star, generator.main[-2], calibration_images(entry.resolution))
+            match_output_contrast(star, generator.output_conv,
+                                  calibration_images(entry.resolution))
             return star
         config = attgan_config(entry)
         editor = AttGANEditor(
@@ -265,7 +266,7 @@ def _seeded_editor(entry: ModelEntry, seed: int) -> Editor:
         )
         photos = calibration_images(config.img_size)
         calibrate_batchnorm(editor, photos)
-        match_output_contrast(editor, editor.generator.dec_layers[-1].layers[0], photos)
+        match_output_contrast(editor, editor.generator.output_conv, photos)
         return editor
 
 

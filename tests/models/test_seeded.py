@@ -33,14 +33,14 @@ def test_match_output_contrast_brings_faint_and_harsh_edits_to_the_photos_contra
     photos = calibration_images(32, count=3)
     target = float(image_contrast(photos * 2 - 1))
     assert abs(_edit_contrast(editor, photos) - target) > 0.05
-    scale = match_output_contrast(editor, editor.generator.main[-2], photos)
+    scale = match_output_contrast(editor, editor.generator.output_conv, photos)
     assert (scale > 1.0) == (gain < 1.0)
     assert _edit_contrast(editor, photos) == pytest.approx(target, rel=1e-3)
 
 
 def test_match_output_contrast_scales_the_bias_with_the_weight() -> None:
     editor = _small_editor(1.0)
-    last = editor.generator.main[-2]
+    last = editor.generator.output_conv
     last.bias = torch.nn.Parameter(torch.full((3,), 0.2))
     weight, bias = last.weight.detach().clone(), last.bias.detach().clone()
     scale = match_output_contrast(editor, last, calibration_images(32, count=2))
