@@ -21,18 +21,10 @@ import torch
 from grasp_guard.benchmarks.eval_set import eval_crops
 from grasp_guard.defense.baselines import pgd
 from grasp_guard.defense.metrics import SUCCESS_THRESHOLD, clean_edits, pair_distortions, run_edits
-from grasp_guard.models.editor import Editor, EditorInfo
+from grasp_guard.models.editor import Editor
 from grasp_guard.models.seeded import calibration_images, match_output_contrast
-from grasp_guard.models.stargan import CELEBA_ATTRIBUTES, Generator, StarGANEditor
-
-
-def raw_stargan(seed: int) -> StarGANEditor:
-    """The official full-size generator at PyTorch's default initialisation."""
-    torch.manual_seed(seed)
-    info = EditorInfo("stargan-celeba-128", 128, CELEBA_ATTRIBUTES, seeded=True)
-    editor = StarGANEditor(Generator(), info)
-    editor.eval().freeze()
-    return editor
+from grasp_guard.models.stargan import StarGANEditor
+from grasp_guard.models.zoo import load_editor
 
 
 def first_edit_distortions(editor: Editor, x: torch.Tensor) -> list[float]:
@@ -59,7 +51,8 @@ def main() -> None:
     print("| seed | weights | output scale | CMUA distortion per crop | DSR | s |")
     print("|---|---|---|---|---|---|")
     for seed in args.seeds:
-        editor = raw_stargan(seed)
+        editor = load_editor("stargan-celeba-128", seeded=True, seed=seed, match_contrast=False)
+        assert isinstance(editor, StarGANEditor)
         for weights in ("raw", "calibrated"):
             scale = 1.0
             if weights == "calibrated":

@@ -240,13 +240,14 @@ def _checkpoint_loader(entry: ModelEntry) -> Callable[[Path], Editor]:
     )
 
 
-def _seeded_editor(entry: ModelEntry, seed: int) -> Editor:
+def _seeded_editor(entry: ModelEntry, seed: int, match_contrast: bool) -> Editor:
     if entry.embedded:
         raise ConfigError(
             f"{entry.name} is a trained embedded model: seeded weights apply to the "
             "official architectures"
         )
-    info = EditorInfo(entry.name, entry.resolution, entry.attributes, seeded=True)
+    photos = calibration_images(entry.resolution)
+    editor: StarGANEditor | AttGANEditor
     with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left untouched
         torch.manual_seed(seed)
         if entry.architecture == "stargan":
@@ -256,18 +257,17 @@ def _seeded_editor(entry: ModelEntry, seed: int) -> Editor:
                 c_dim=len(entry.attributes),
                 repeat_num=options["repeat_num"],
             )
-            star = StarGANEditor(generator, info)
-            match_output_contrast(star, generator.output_conv,
-                                  calibration_images(entry.resolution))
-            return star
-        config = attgan_config(entry)
-        editor = AttGANEditor(
-            build_generator(config), attgan_info(entry.name, config, seeded=True), config
-        )
-        photos = calibration_images(config.img_size)
-        calibrate_batchnorm(editor, photos)
+            info = EditorInfo(entry.name, entry.resolution, entry.attributes, seeded=True)
+            editor = StarGANEditor(generator, info)
+        else:
+            config = attgan_config(entry)
+            editor = AttGANEditor(
+                build_generator(config), attgan_info(entry.name, config, seeded=True), config
+            )
+            calibrate_batchnorm(editor, photos)
+    if match_contrast:
         match_output_contrast(editor, editor.generator.output_conv, photos)
-        return editor
+    return editor
 
 
 def _cache(cache: WeightsCache | str | Path | None) -> WeightsCache:
@@ -295,6 +295,7 @@ def load_editor(
     cache: WeightsCache | str | Path | None = None,
     seeded: bool = False,
     seed: int = 0,
+    match_contrast: bool = True,
     device: str | torch.device = "cpu",
     zoo: Mapping[str, ModelEntry] | None = None,
 ) -> Editor:
@@ -306,6 +307,8 @@ def load_editor(
         seeded: build the full-size architecture with ``torch.manual_seed(seed)`` default
             initialisation instead of loading weights, calibrated on held-in samples
             (:mod:`grasp_guard.models.seeded`); ``info.seeded`` marks it.
+        match_contrast: with ``seeded``, scale the last conv so the edits have a photo's
+            contrast; ``False`` keeps PyTorch's default initialisation there.
         zoo: the entries (default: ``config/models.yaml``).
     Raises:
         ConfigError: unknown name, or ``seeded`` for the embedded reference.
@@ -316,7 +319,7 @@ def load_editor(
     entry = get_entry(name, zoo)
     editor: Editor
     if seeded:
-        editor = _seeded_editor(entry, seed)
+        editor = _seeded_editor(entry, seed, match_contrast)
     elif entry.embedded:
         editor = load_reference()
     else:
