@@ -212,6 +212,25 @@ async def test_multipart_rewrite_changes_only_the_image_bytes(policy_file: Path,
     assert record["images"][0]["location"] == "multipart part 'file'"
 
 
+async def test_binary_sibling_parts_keep_every_byte(policy_file: Path, jpeg: bytes) -> None:
+    # mitmproxy's multipart_form drops CR/LF bytes inside binary parts (UPLOADS.md): the
+    # splice must leave a sibling full of them, and its part headers, exactly as sent.
+    # (No CRLF--XyZ inside: RFC 2046 forbids the delimiter in a part, and the splicer
+    # refuses such a body, forwarding it untouched.)
+    blob = b"\r\n\r\n--XyQ\r\nContent-Type: y\r\n\x00\xff\r--\n\r"
+    sibling = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"blob\"; "
+               f"filename=\"b.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+               ).encode() + blob + b"\r\n"
+    body = sibling + multipart(jpeg)
+    addon, tctx = guard(policy_file, "grow")
+    with tctx:
+        flow = make_flow(UPLOAD, body, [
+            ("Content-Type", f"multipart/form-data; boundary={BOUNDARY}")])
+        record = await run(addon, flow)
+    assert record["action"] == "protected"
+    assert flow.request.raw_content == sibling + multipart(grow(jpeg))
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "reason"),
     [
