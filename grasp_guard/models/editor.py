@@ -14,7 +14,8 @@ class EditorInfo:
 
     ``reference`` marks the small editor trained in this repository: a stand-in for real
     deepfake models, never a claim about them. ``seeded`` marks random weights at full size
-    (a mechanics check only).
+    (a mechanics check only). ``scales`` lists the resolutions a fully convolutional editor
+    may also be run at (an attacker runs it at their own size); empty for fixed-size editors.
     """
 
     name: str
@@ -22,6 +23,12 @@ class EditorInfo:
     attributes: tuple[str, ...]
     reference: bool = False
     seeded: bool = False
+    scales: tuple[int, ...] = ()
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        """Every size the editor runs at, ascending: its own and its ``scales``."""
+        return tuple(sorted({self.resolution, *self.scales}))
 
     @property
     def label(self) -> str:
