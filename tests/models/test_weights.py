@@ -167,7 +167,7 @@ def test_a_truncated_download_is_rejected(cache: WeightsCache, truncating_url: s
 
 def test_a_web_page_instead_of_the_archive(cache: WeightsCache, http_server: Server) -> None:
     (http_server.root / "page.zip").write_text("<html>preview</html>")
-    with pytest.raises(WeightsUnavailableError, match="did not return a zip archive"):
+    with pytest.raises(WeightsUnavailableError, match="not a zip archive"):
         cache.fetch("stargan", f"{http_server.url}/page.zip", member=MEMBER)
 
 
