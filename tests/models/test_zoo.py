@@ -47,6 +47,7 @@ def test_the_shipped_zoo() -> None:
         "stargan-celeba-128",
         "attgan-celeba-128",
         "attgan-celeba-128-inject1",
+        "cyclegan-vintage",
     ]
     stargan = zoo["stargan-celeba-128"]
     assert stargan.url == "https://www.dropbox.com/s/7e966qq0nlxwte4/celeba-128x128-5attrs.zip?dl=1"
@@ -55,8 +56,13 @@ def test_the_shipped_zoo() -> None:
         "conv_dim": 64,
         "repeat_num": 6,
     }
-    assert [e.n_edits for e in zoo.values()] == [5, 5, 14, 14]
-    assert [e.resolution for e in zoo.values()] == [64, 128, 128, 128]
+    assert [e.n_edits for e in zoo.values()] == [5, 5, 14, 14, 1]
+    assert [e.resolution for e in zoo.values()] == [64, 128, 128, 128, 256]
+    cyclegan = zoo["cyclegan-vintage"]
+    assert cyclegan.wheel == "vintagify==0.1.2" and cyclegan.url is None
+    assert cyclegan.archive_member == "vintagify/resources/G_A2B_epoch33.pth"
+    assert cyclegan.sha256 == "c502cd44ca720d004f89775f593fc403acc6b36d27d65390cbe2f476f771e560"
+    assert cyclegan.scales == (128, 256, 512) and cyclegan.attributes == ("translate",)
     assert (
         zoo["attgan-celeba-128"].url is None
         and zoo["attgan-celeba-128-inject1"].options["inject_layers"] == 1
