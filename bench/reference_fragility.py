@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    x = eval_crops(args.n, REFERENCE_CONFIG["resolution"], seed=args.crop_seed)
+    x = eval_crops(args.n, REFERENCE_CONFIG["resolution"], offset=args.crop_seed)
     print(f"crop seed {args.crop_seed}, n {args.n}")
     print("| checkpoint | step | PGD standard DSR | PGD distortion | GRASP@40 DSR | GRASP distortion | s |")
     print("|---|---|---|---|---|---|---|")

@@ -37,7 +37,7 @@ def main() -> None:
     row = table_row(args.method)
     method = methods(steps=PARTS["models"].steps)[args.method]
     editor = load_editor(MODEL, seeded=True)
-    x = eval_crops(args.n + 1, editor.info.resolution, seed=args.crop_seed)[1:]
+    x = eval_crops(args.n, editor.info.resolution, offset=args.crop_seed)
     start = time.perf_counter()
     result = method.run(x, [editor], row["budget"])
     m = evaluate(result, x, [editor])

@@ -20,7 +20,13 @@ from grasp_sdk.options import ProtectOptions
 
 from grasp_guard.defense.config import config_for
 from grasp_guard.defense.grasp import grasp
-from grasp_guard.defense.metrics import evaluate_defense, psnr, ssim
+from grasp_guard.defense.metrics import (
+    EditMetrics,
+    editing_resolutions,
+    evaluate_defense,
+    psnr,
+    ssim,
+)
 from grasp_guard.defense.transforms import SiteSpec, build_site_pipeline, estimate_jpeg_quality
 from grasp_guard.faces.detect import FaceBox, FaceDetector, HaarDetector
 from grasp_guard.faces.regions import (
@@ -170,7 +176,8 @@ class Engine:
         ]
 
     def evaluate(self, original: Sequence[np.ndarray], protected: Sequence[np.ndarray]) -> list[dict[str, Any]]:
-        """Per crop and surrogate: DSR (CMUA, Ruiz) and mean distortion over its edits.
+        """Per crop and surrogate: DSR (CMUA, Ruiz) and mean distortion over its edits and
+        editing resolutions; ``by_resolution`` splits them for an editor run at several sizes.
 
         Crops of one size are evaluated together; sizes may differ between faces.
         """
@@ -178,18 +185,28 @@ class Engine:
         by_size: dict[tuple[int, ...], list[int]] = {}
         for i, crop in enumerate(original):
             by_size.setdefault(crop.shape, []).append(i)
-        for indices in by_size.values():
+        for shape, indices in by_size.items():
             x = to_tensor([original[i] for i in indices]).to(self.device)
             y = to_tensor([protected[i] for i in indices]).to(self.device)
             for editor in self.editors:
-                m = evaluate_defense(editor, x, y)
+                sizes = editing_resolutions(editor, shape[0])
+                metrics = {res: evaluate_defense(editor, x, y, resolution=res) for res in sizes}
                 for row, i in enumerate(indices):
-                    per_crop[i][editor.info.name] = {
-                        "dsr_cmua": float(m.cmua_success[row].double().mean()),
-                        "dsr_ruiz": float(m.ruiz_success[row].double().mean()),
-                        "distortion": float(m.distortion[row].double().mean()),
-                    }
+                    per_res = {str(res): _face_metrics(m, row) for res, m in metrics.items()}
+                    summary = {k: float(np.mean([v[k] for v in per_res.values()]))
+                               for k in ("dsr_cmua", "dsr_ruiz", "distortion")}
+                    if len(per_res) > 1:
+                        summary["by_resolution"] = per_res
+                    per_crop[i][editor.info.name] = summary
         return per_crop
+
+
+def _face_metrics(m: EditMetrics, row: int) -> dict[str, float]:
+    return {
+        "dsr_cmua": float(m.cmua_success[row].double().mean()),
+        "dsr_ruiz": float(m.ruiz_success[row].double().mean()),
+        "distortion": float(m.distortion[row].double().mean()),
+    }
 
 
 def prepare(

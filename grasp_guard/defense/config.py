@@ -24,6 +24,7 @@ Init = Literal["zero", "uniform"]
 SuccessMetric = Literal["cmua", "ruiz", "both"]
 Objective = Literal["mean", "hinge"]
 StepSchedule = Literal["constant", "cosine"]
+ScaleSampling = Literal["all", "random"]
 
 LF_OPERATORS = ("gaussian", "dwt", "dct")
 SMOOTHINGS = ("none", "before", "after")
@@ -32,6 +33,7 @@ INITS = ("zero", "uniform")
 SUCCESS_METRICS = ("cmua", "ruiz", "both")
 OBJECTIVES = ("mean", "hinge")
 STEP_SCHEDULES = ("constant", "cosine")
+SCALE_SAMPLINGS = ("all", "random")
 
 
 def _check(ok: bool, name: str, expected: str, actual: Any) -> None:
@@ -62,6 +64,14 @@ class GraspConfig:
         psnr_budget: a hard per-sample quality budget (dB): after every step δ is scaled
             back onto the L2 ball of that PSNR, so the budget is the PSNR itself rather than
             an L∞ ε. ``None``: only ε bounds δ.
+        spend_budget: with ``psnr_budget``, put δ back onto the sphere of that PSNR after
+            every step (scaled up as well as down), so a face not yet disrupted always uses
+            the perturbation it is allowed, and the visual gradients decide its shape, not
+            its size. ``False``: the ball (δ only ever scaled down).
+        scale_sampling: an editor that may run at several sizes (its editing resolutions)
+            is optimised at ``all`` of them every step, or at one drawn at ``random`` per
+            step (expectation over rescales: the cost of one size per step). The early stop
+            and the result always check every size.
         normalize: rescale each gradient to unit RMS per sample before combining them, so the
             λ weights are relative to the defense direction whatever the editor's scale.
         smoothing: Gaussian smoothing of the gradients: ``none``, ``before`` or ``after``
@@ -101,6 +111,8 @@ class GraspConfig:
     masked_loss: bool = True
     objective: Objective = "hinge"
     psnr_budget: float | None = 40.3
+    spend_budget: bool = True
+    scale_sampling: ScaleSampling = "random"
     normalize: bool = True
     smoothing: Smoothing = "none"
     smooth_kernel: int = 3
@@ -132,7 +144,7 @@ class GraspConfig:
         for name in ("steps", "lf_levels", "smooth_kernel", "check_every", "seed"):
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool), name, "an int", value)
-        for name in ("masked_loss", "normalize", "projection", "cross_projection", "early_stop"):
+        for name in ("masked_loss", "spend_budget", "normalize", "projection", "cross_projection", "early_stop"):
             _check(isinstance(getattr(self, name), bool), name, "a bool", getattr(self, name))
         _check(0 < self.eps <= 1, "eps", "in (0, 1]", self.eps)
         _check(0 < self.alpha <= self.eps, "alpha", f"in (0, eps={self.eps}]", self.alpha)
@@ -151,6 +163,8 @@ class GraspConfig:
         _check(self.step_rule in STEP_RULES, "step_rule", f"one of {STEP_RULES}", self.step_rule)
         _check(self.step_schedule in STEP_SCHEDULES, "step_schedule", f"one of {STEP_SCHEDULES}",
                self.step_schedule)
+        _check(self.scale_sampling in SCALE_SAMPLINGS, "scale_sampling",
+               f"one of {SCALE_SAMPLINGS}", self.scale_sampling)
         _check(self.init in INITS, "init", f"one of {INITS}", self.init)
         _check(0 < self.init_scale <= 1, "init_scale", "in (0, 1]", self.init_scale)
         _check(self.check_every >= 1, "check_every", "≥ 1", self.check_every)

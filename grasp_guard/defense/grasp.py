@@ -23,6 +23,7 @@ from grasp_guard.defense.metrics import (
     batch_psnr,
     batch_ssim,
     clean_edits,
+    editing_resolutions,
     expand_conditions,
     pair_distortions,
     quantise,
@@ -67,9 +68,10 @@ class DefenseResult:
 
 @dataclass(frozen=True)
 class _Target:
-    """One editor's side of the problem: conditions (N, E, C), clean edits and CMUA masks."""
+    """One editor at one editing resolution: conditions (N, E, C), clean edits, CMUA masks."""
 
     editor: Editor
+    resolution: int
     conditions: torch.Tensor
     clean: torch.Tensor
     mask: torch.Tensor
@@ -112,11 +114,13 @@ def _rms_normalise(g: torch.Tensor) -> torch.Tensor:
     return g / rms.clamp_min(torch.finfo(g.dtype).tiny)
 
 
-def _onto_psnr_ball(delta: torch.Tensor, psnr: float) -> torch.Tensor:
-    """Scale each sample's δ down so its MSE is at most that of ``psnr`` dB (8-bit peak)."""
+def _onto_psnr_ball(delta: torch.Tensor, psnr: float, sphere: bool = False) -> torch.Tensor:
+    """Scale each sample's δ so its MSE is at most (``sphere``: exactly) that of ``psnr`` dB."""
     max_mse = 10.0 ** (-psnr / 10.0)
     mse = delta.flatten(1).square().mean(dim=1).clamp_min(1e-20)
-    scale = (max_mse / mse).sqrt().clamp(max=1.0)
+    scale = (max_mse / mse).sqrt()
+    if not sphere:
+        scale = scale.clamp(max=1.0)
     return delta * scale.view(-1, 1, 1, 1)
 
 
@@ -158,13 +162,30 @@ class _Run:
             self.adam = (torch.zeros_like(x), torch.zeros_like(x))
         self.iterations = torch.full((n,), config.steps, dtype=torch.long)
         self.stopped = torch.zeros(n, dtype=torch.bool)
+        # the targets of each editor, one per editing resolution
+        self.by_editor: dict[int, list[int]] = {}
+        for i, t in enumerate(targets):
+            self.by_editor.setdefault(id(t.editor), []).append(i)
+        self.scale_rng = torch.Generator().manual_seed(config.seed)
 
-    def _stored_refs(self, idx: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Each target's clean edits and CMUA masks of the active samples."""
-        return [(t.clean[idx], t.mask[idx]) for t in self.targets]
+    def _step_targets(self) -> list[int]:
+        """The targets one step optimises: every one, or one resolution per editor drawn at
+        random (expectation over the sizes an attacker may edit at)."""
+        if self.cfg.scale_sampling == "all":
+            return list(range(len(self.targets)))
+        picks = []
+        for group in self.by_editor.values():
+            k = int(torch.randint(len(group), (1,), generator=self.scale_rng))
+            picks.append(group[k])
+        return picks
+
+    def _stored_refs(self, idx: torch.Tensor,
+                     chosen: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The ``chosen`` targets' clean edits and CMUA masks of the active samples."""
+        return [(self.targets[k].clean[idx], self.targets[k].mask[idx]) for k in chosen]
 
     def _through_transform(
-        self, xp: torch.Tensor, idx: torch.Tensor
+        self, xp: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int]
     ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         """x' and the clean crops through ONE draw of the transform, and the clean side's edits.
 
@@ -175,15 +196,17 @@ class _Run:
         n_a = len(idx)
         both = self.transform(torch.cat([xp, self.x[idx]]))
         x_t, clean_t = both[:n_a], both[n_a:].detach()
-        refs = [clean_edits(t.editor, clean_t, t.conditions[idx]) for t in self.targets]
+        refs = [clean_edits(self.targets[k].editor, clean_t, self.targets[k].conditions[idx],
+                            self.targets[k].resolution) for k in chosen]
         return x_t, refs
 
-    def _pair_losses(self, x_in: torch.Tensor, idx: torch.Tensor,
+    def _pair_losses(self, x_in: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int],
                      refs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """D(G_m(R_m(x'), c), y[m, c]) for every pair of the active samples: (n_a, P)."""
         parts = []
-        for t, (clean, mask) in zip(self.targets, refs):
-            out = run_edits(t.editor, x_in, t.conditions[idx])
+        for k, (clean, mask) in zip(chosen, refs):
+            t = self.targets[k]
+            out = run_edits(t.editor, x_in, t.conditions[idx], t.resolution)
             flat_mask = mask.flatten(0, 1) if self.cfg.masked_loss else None
             d = losses.defense_loss(out.flatten(0, 1), clean.flatten(0, 1), flat_mask)
             parts.append(d.view(len(idx), -1))
@@ -195,11 +218,12 @@ class _Run:
     def _pair_stats(self, x_in: torch.Tensor, idx: torch.Tensor,
                     refs: list[tuple[torch.Tensor, torch.Tensor]]
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-pair MSE and CMUA distance of (quantised) images, without gradients: (n_a, P)."""
+        """Per-pair MSE and CMUA distance of (quantised) images against every target, without
+        gradients: (n_a, P)."""
         mse, cmua = [], []
         with torch.no_grad():
             for t, (clean, mask) in zip(self.targets, refs):
-                out = run_edits(t.editor, x_in, t.conditions[idx])
+                out = run_edits(t.editor, x_in, t.conditions[idx], t.resolution)
                 m, c = pair_distortions(out, clean, mask)
                 mse.append(m)
                 cmua.append(c)
@@ -225,11 +249,12 @@ class _Run:
         xa = self.x[idx]
         d = self.delta[idx].requires_grad_(True)
         xp = (xa + d).clamp(0.0, 1.0)
+        chosen = self._step_targets()
         if self.transform is not None:
-            x_in, refs = self._through_transform(xp, idx)
+            x_in, refs = self._through_transform(xp, idx, chosen)
         else:
-            x_in, refs = xp, self._stored_refs(idx)
-        l_def = self._pair_losses(x_in, idx, refs).mean(dim=1)
+            x_in, refs = xp, self._stored_refs(idx, chosen)
+        l_def = self._pair_losses(x_in, idx, chosen, refs).mean(dim=1)
         s = losses.ssim(xp, xa)
         visuals: list[tuple[float, torch.Tensor]] = []
         if cfg.lambda_ssim > 0:
@@ -283,10 +308,11 @@ class _Run:
         xa = self.x[idx]
         xq = quantise(xa + self.delta[idx])
         threshold = cfg.success_threshold * cfg.margin
-        ok = self._succeeds(xq, idx, threshold, self._stored_refs(idx))
+        every = range(len(self.targets))
+        ok = self._succeeds(xq, idx, threshold, self._stored_refs(idx, every))
         if self.transform is not None:
             with torch.no_grad():
-                xt, refs = self._through_transform(xq, idx)
+                xt, refs = self._through_transform(xq, idx, every)
             ok &= self._succeeds(xt, idx, threshold, refs)
         return ok & self._quality_holds(batch_psnr(xq, xa), batch_ssim(xq, xa))
 
@@ -300,9 +326,9 @@ class _Run:
                 xa = self.x[active]
                 step = self.weight[active] * self._step(g, active, t)
                 new = self.delta[active] + cfg.step_size(t) * step
-                new = new.clamp(-cfg.eps, cfg.eps)
                 if cfg.psnr_budget is not None:
-                    new = _onto_psnr_ball(new, cfg.psnr_budget)
+                    new = _onto_psnr_ball(new, cfg.psnr_budget, cfg.spend_budget)
+                new = new.clamp(-cfg.eps, cfg.eps)
                 self.delta[active] = (xa + new).clamp(0.0, 1.0) - xa
             if cfg.early_stop and t % cfg.check_every == 0:
                 done = self._done(active)
@@ -317,7 +343,7 @@ class _Run:
     def result(self, seconds: float) -> DefenseResult:
         images = quantise(self.x + self.delta)
         idx = torch.arange(self.x.shape[0], device=self.x.device)
-        mse, cmua = self._pair_stats(images, idx, self._stored_refs(idx))
+        mse, cmua = self._pair_stats(images, idx, self._stored_refs(idx, range(len(self.targets))))
         success = _success(mse, cmua, self.cfg.success_threshold, self.cfg.success_metric)
         return DefenseResult(
             images=images,
@@ -344,7 +370,9 @@ def grasp(
     Args:
         x: (N, 3, H, W) crops in [0, 1] at their own resolution (H, W ≥ 11); each editor sees
             them through a differentiable antialiased resize to its resolution.
-        editors: surrogate editors, frozen for the run (mode and flags restored after).
+        editors: surrogate editors, frozen for the run (mode and flags restored after). A
+            fully convolutional editor is attacked at every size it may edit the crop at
+            (:func:`~grasp_guard.defense.metrics.editing_resolutions`), each a target.
         config: the loop's settings.
         transform: an optional differentiable (B, 3, H, W) → same map in [0, 1] (JPEG,
             resize, blur; may be random per call for EOT), applied to x' before the resize.
@@ -372,8 +400,9 @@ def grasp(
             given = conditions[i] if conditions is not None else None
             cond = editor.conditions() if given is None else given
             cond = expand_conditions(cond.to(x.device, x.dtype), n)
-            clean, mask = clean_edits(editor, x, cond)
-            targets.append(_Target(editor, cond, clean, mask))
+            for res in editing_resolutions(editor, x.shape[-1]):
+                clean, mask = clean_edits(editor, x, cond, res)
+                targets.append(_Target(editor, res, cond, clean, mask))
         if weight is not None and tuple(weight.shape) != (n, 1, *x.shape[2:]):
             raise ValueError(f"weight must be {(n, 1, *x.shape[2:])}, got {tuple(weight.shape)}")
         run = _Run(x, targets, config, transform, weight)

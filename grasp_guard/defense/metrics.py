@@ -39,6 +39,19 @@ def editor_input(x: torch.Tensor, resolution: int) -> torch.Tensor:
                          align_corners=False, antialias=True)
 
 
+def editing_resolutions(editor: Editor, side: int) -> tuple[int, ...]:
+    """The sizes an attacker may run ``editor`` at on a ``side``-px face, ascending.
+
+    A fixed-size editor runs at its own resolution. A fully convolutional one runs at each
+    of its listed resolutions up to the first that holds the whole face (an attacker does
+    not edit a face above the next size up from its own).
+    """
+    sizes = editor.info.resolutions
+    chosen = [r for r in sizes if r < side]
+    chosen += [r for r in sizes if r >= side][:1]
+    return tuple(chosen) or (editor.info.resolution,)
+
+
 def expand_conditions(conditions: torch.Tensor, n: int) -> torch.Tensor:
     """Shared (E, C) conditions broadcast to every image, or per-image (N, E, C): (N, E, C).
 
@@ -52,32 +65,35 @@ def expand_conditions(conditions: torch.Tensor, n: int) -> torch.Tensor:
     raise ValueError(f"conditions must be (E, C) or ({n}, E, C), got {tuple(conditions.shape)}")
 
 
-def run_edits(editor: Editor, x: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+def run_edits(editor: Editor, x: torch.Tensor, conditions: torch.Tensor,
+              resolution: int | None = None) -> torch.Tensor:
     """Every condition of every image in one batched forward.
 
     Args:
         x: (N, 3, H, W) in [0, 1] at any resolution.
         conditions: (N, E, C) per-image conditions.
+        resolution: the size the editor runs at (default: its own ``info.resolution``).
     Returns:
         (N, E, 3, R, R) edits on the editor's [-1, 1] scale.
     """
     n, e, c = conditions.shape
-    xin = editor_input(x, editor.info.resolution).repeat_interleave(e, dim=0)
+    res = resolution or editor.info.resolution
+    xin = editor_input(x, res).repeat_interleave(e, dim=0)
     out = editor(xin, conditions.reshape(n * e, c).to(dtype=x.dtype))
     return out.view(n, e, *out.shape[1:])
 
 
-def clean_edits(editor: Editor, x: torch.Tensor,
-                conditions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clean edits G(R(x), c) and their CMUA masks, without gradients.
+def clean_edits(editor: Editor, x: torch.Tensor, conditions: torch.Tensor,
+                resolution: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clean edits G(R(x), c) at ``resolution`` and their CMUA masks, without gradients.
 
     Returns:
         (N, E, 3, R, R) edits and (N, E, 1, R, R) masks.
     """
     with torch.no_grad():
-        out = run_edits(editor, x, conditions)
+        out = run_edits(editor, x, conditions, resolution)
         n, e = out.shape[:2]
-        source = Editor.to_model_space(editor_input(x, editor.info.resolution))
+        source = Editor.to_model_space(editor_input(x, resolution or editor.info.resolution))
         mask = losses.cmua_mask(out.flatten(0, 1), source.repeat_interleave(e, dim=0))
     return out, mask.view(n, e, *mask.shape[1:])
 
@@ -155,6 +171,7 @@ def evaluate_defense(
     conditions: torch.Tensor | None = None,
     threshold: float = SUCCESS_THRESHOLD,
     batch_size: int = 16,
+    resolution: int | None = None,
 ) -> EditMetrics:
     """Distortion and both DSRs of protected images against one editor.
 
@@ -166,6 +183,7 @@ def evaluate_defense(
         conditions: (E, C) or (N, E, C); the editor's standard edits when ``None``.
         threshold: the success threshold of both DSRs.
         batch_size: images per forward.
+        resolution: the size the editor runs at (default: its own ``info.resolution``).
     Returns:
         The per-pair metrics.
     Raises:
@@ -184,13 +202,13 @@ def evaluate_defense(
     with torch.no_grad():
         for s in range(0, n, batch_size):
             xc, cc = x_clean[s:s + batch_size], cond[s:s + batch_size]
-            clean, mask = clean_edits(editor, xc, cc)
+            clean, mask = clean_edits(editor, xc, cc, resolution)
             if per_edit:
                 b = xc.shape[0]
                 adv = run_edits(editor, x_adv[s:s + b].flatten(0, 1),
-                                cc.reshape(b * e, 1, -1)).view(clean.shape)
+                                cc.reshape(b * e, 1, -1), resolution).view(clean.shape)
             else:
-                adv = run_edits(editor, x_adv[s:s + batch_size], cc)
+                adv = run_edits(editor, x_adv[s:s + batch_size], cc, resolution)
             d, c = pair_distortions(adv, clean, mask)
             dist.append(d)
             cmua.append(c)
