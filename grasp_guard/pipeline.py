@@ -42,7 +42,7 @@ from grasp_guard.faces.regions import (
 from grasp_guard.media import DecodedImage, decode, encode
 from grasp_guard.media.jpeg import JpegParams
 from grasp_guard.models.editor import Editor
-from grasp_guard.models.zoo import load_editor
+from grasp_guard.models.zoo import DEFAULT_SET, load_editor, resolve_models
 from grasp_guard.sites import resolve_site
 
 logger = logging.getLogger(__name__)
@@ -125,19 +125,29 @@ class PreparedImage:
 class Engine:
     """The surrogate editors on one device, optimising batches of same-group crops."""
 
-    def __init__(self, editors: Sequence[Editor], device: torch.device) -> None:
+    def __init__(self, editors: Sequence[Editor], device: torch.device,
+                 missing: Sequence[str] = ()) -> None:
         if not editors:
             raise ValueError("the engine needs at least one surrogate editor")
         self.editors = [e.to(device) for e in editors]
         self.device = device
+        self.missing = list(missing)
 
     @classmethod
-    def create(cls, models: Sequence[str] = ("reference",), device: str = "auto") -> Engine:
-        """Load ``models`` from the zoo onto ``device`` (``auto``: the GPU when there is one)."""
+    def create(cls, models: Sequence[str] = (DEFAULT_SET,), device: str = "auto") -> Engine:
+        """Load ``models`` from the zoo onto ``device`` (``auto``: the GPU when there is one).
+
+        ``default`` stands for the zoo's default set; a default surrogate whose weights are
+        not cached is left out with a warning (``missing``) and named in every report.
+        """
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         dev = torch.device(device)
-        return cls([load_editor(name, device=dev) for name in models], dev)
+        names, missing = resolve_models(models)
+        if missing:
+            logger.warning("default surrogate(s) %s left out: their weights are not cached "
+                           "(run `grasp-guard models fetch NAME`)", ", ".join(missing))
+        return cls([load_editor(name, device=dev) for name in names], dev, missing)
 
     @property
     def labels(self) -> list[str]:
@@ -291,6 +301,7 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
         "size_ratio": round(len(out) / len(prepared.data), 4),
         "options": options.to_params(),
         "surrogates": engine.labels,
+        "surrogates_missing": engine.missing,
         "notes": list(image.notes),
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }

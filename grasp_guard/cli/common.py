@@ -24,8 +24,9 @@ def add_site_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", default="reference",
-                        help="Comma-separated surrogate editors (see `grasp-guard models list`).")
+    parser.add_argument("--models", default="default",
+                        help="Comma-separated surrogate editors (see `grasp-guard models list`); "
+                             "`default`: the zoo's default set, those whose weights are cached.")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N.")
 
 

@@ -1,6 +1,6 @@
 """`grasp-guard demo`: the whole story on this machine — service, proxy, a photo site, an upload.
 
-By default it starts the protection service (the reference surrogate), the proxy and a
+By default it starts the protection service (the default surrogates), the proxy and a
 local HTTPS photo site, all on loopback; uploads the sample photo through the proxy as a
 browser would; and shows what the site received beside the original. ``--serve`` keeps the
 three running for a real browser until Ctrl-C. ``--offline`` protects the sample in-process
@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``demo`` command."""
     parser = sub.add_parser(
         "demo", help="Upload a sample photo through the proxy to a local site, show what arrived.",
-        description="Start the protection service (the reference surrogate), the proxy and a "
+        description="Start the protection service (the default surrogates), the proxy and a "
                     "local demo photo site on 127.0.0.1; upload a sample face photo through the "
                     "proxy as a browser would; write what the site received beside the original.")
     parser.add_argument("--out", type=Path, default=Path("demo-output"),
@@ -192,7 +192,7 @@ async def _stack(folder: Path, confdir: Path, logs: Path, preset: str,
             stdout=service_log, stderr=subprocess.STDOUT))
         proxying = stack.enter_context(child(mitmdump, stdout=proxy_log,
                                              stderr=subprocess.STDOUT))
-        print(f"starting the protection service (reference surrogate) on {service}, the proxy "
+        print(f"starting the protection service (default surrogates) on {service}, the proxy "
               f"on http://127.0.0.1:{proxy_port} and the demo site ...", flush=True)
         async with serve(create_app(), certs) as site_port:
             await asyncio.gather(
@@ -266,8 +266,8 @@ def _show(out: Path, original: bytes, upload: Upload) -> int:
     received = upload.received
     assert received is not None
     print(f"the site answered {upload.status} after {upload.seconds:.1f} s; measuring what it "
-          "received against the original with the reference surrogate ...", flush=True)
-    engine = Engine.create(("reference",))
+          "received against the original with the default surrogates ...", flush=True)
+    engine = Engine.create()
     report = verify(original, received, engine)
     report["metadata"] = metadata_report(original, received)
     report["upload"] = {"status": upload.status, "seconds": round(upload.seconds, 2),
@@ -342,7 +342,7 @@ def _serve_banner(stack: Stack, preset: str, logs: Path) -> str:
 GRASP Guard demo, running until Ctrl-C (everything on this machine):
   demo site:  {page}   pick a face photo there
   proxy:      {stack.proxy}   protects uploads to {stack.site}{UPLOAD_PATH} only
-  service:    {stack.service}   reference surrogate, preset {preset}
+  service:    {stack.service}   default surrogates, preset {preset}
   CA:         {stack.ca}
   policy:     {stack.policy}
   logs:       {logs / 'service.log'}, {logs / 'proxy.log'}
@@ -381,8 +381,8 @@ def _offline(args: argparse.Namespace) -> int:
     from grasp_guard.pipeline import Engine, prepare, protect_prepared
 
     options = ProtectOptions(preset=args.preset or "balanced")
-    engine = Engine.create(("reference",))
-    print("surrogate:", "; ".join(engine.labels))
+    engine = Engine.create()
+    print("surrogates:", "; ".join(engine.labels))
     original = sample_photo()
     print(f"protecting the sample photo ({len(original)} bytes, scikit-image's astronaut) ...")
     prepared = prepare(original, options)

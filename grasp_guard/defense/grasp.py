@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 Transform = Callable[[torch.Tensor], torch.Tensor]
 _ADAM_BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8
+_SSIM_GAP_PER_DOUBLING = 0.005
+_LAMBDA_MIN, _LAMBDA_MAX = 1e-3, 100.0
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,16 @@ class _Run:
         for i, t in enumerate(targets):
             self.by_editor.setdefault(id(t.editor), []).append(i)
         self.scale_rng = torch.Generator().manual_seed(config.seed)
+        self.lambda_ssim = torch.full((n,), config.lambda_ssim, dtype=x.dtype, device=x.device)
+
+    def _adapt_lambda_ssim(self, idx: torch.Tensor, ssim: torch.Tensor) -> None:
+        """Dual ascent on the SSIM target: each sample's λ_ssim doubles per 0.005 of SSIM it
+        lacks and halves per 0.005 it has to spare, so the perturbation is made as structured
+        as the target allows and no more (the PSNR sphere fixes its size)."""
+        assert self.cfg.ssim_target is not None
+        gap = (self.cfg.ssim_target - ssim.to(self.lambda_ssim.dtype)) / _SSIM_GAP_PER_DOUBLING
+        lam = self.lambda_ssim[idx] * torch.exp2(gap.clamp(-1.0, 1.0))
+        self.lambda_ssim[idx] = lam.clamp(_LAMBDA_MIN, _LAMBDA_MAX)
 
     def _step_targets(self) -> list[int]:
         """The targets one step optimises: every one, or one resolution per editor drawn at
@@ -256,10 +268,12 @@ class _Run:
             x_in, refs = xp, self._stored_refs(idx, chosen)
         l_def = self._pair_losses(x_in, idx, chosen, refs).mean(dim=1)
         s = losses.ssim(xp, xa)
-        visuals: list[tuple[float, torch.Tensor]] = []
+        visuals: list[tuple[torch.Tensor | float, torch.Tensor]] = []
         if cfg.lambda_ssim > 0:
             (g,) = torch.autograd.grad((1.0 - s).sum(), d, retain_graph=True)
-            visuals.append((cfg.lambda_ssim, -g))
+            visuals.append((self.lambda_ssim[idx].view(-1, 1, 1, 1), -g))
+            if cfg.ssim_target is not None:
+                self._adapt_lambda_ssim(idx, s.detach())
         if cfg.lambda_lf > 0:
             l_lf = losses.low_frequency_loss(xp, xa, cfg.lf_operator, cfg.lf_sigma,
                                              cfg.lf_levels, cfg.lf_band)

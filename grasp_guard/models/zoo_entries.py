@@ -34,6 +34,7 @@ _KEYS = {
     "wheel",
     "archive_member",
     "sha256",
+    "default",
 }
 
 
@@ -52,6 +53,7 @@ class ModelEntry:
     sha256: str | None = None
     scales: tuple[int, ...] = ()
     wheel: str | None = None
+    default: bool = False
 
     @property
     def embedded(self) -> bool:
@@ -90,11 +92,15 @@ def parse_entry(name: str, raw: object) -> ModelEntry:
             f"model {name!r}: architecture must be one of {ARCHITECTURES}, got {architecture!r}"
         )
     description = str(raw.get("description", ""))
+    default = raw.get("default", False)
+    if not isinstance(default, bool):
+        raise ConfigError(f"model {name!r}: default must be true or false, got {default!r}")
     if architecture == "reference":
-        if extra := set(raw) - {"architecture", "description"}:
+        if extra := set(raw) - {"architecture", "description", "default"}:
             raise ConfigError(f"model {name!r}: the embedded reference takes no {sorted(extra)}")
         info = reference_info()
-        return ModelEntry(name, architecture, description, info.resolution, info.attributes)
+        return ModelEntry(name, architecture, description, info.resolution, info.attributes,
+                          default=default)
     resolution = raw.get("resolution")
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
         raise ConfigError(
@@ -159,6 +165,7 @@ def parse_entry(name: str, raw: object) -> ModelEntry:
         sha256.lower() if sha256 else None,
         scales,
         wheel,
+        default,
     )
     if architecture == "stargan":
         stargan_options(entry)

@@ -75,7 +75,7 @@ class Settings:
     port: int = 8765
     token: str | None = None
     device: str = "auto"
-    models: tuple[str, ...] = ("reference",)
+    models: tuple[str, ...] = ("default",)
     max_batch: int = 8
     gather_ms: float = 20.0
     queue_size: int = 32
