@@ -1,97 +1,103 @@
-"""Protect full-size photos end to end and record `bench/results/photos.md`.
+"""Protect the shared real photos end to end with the defaults; record `bench/results/photos.md`.
 
-    python bench/photos.py [--preset balanced] [--out bench/results]
+    .venv/bin/python bench/photos.py [--preset balanced] [--limit N] [--faces DIR]
 
-The photos are built from scikit-image's public-domain samples (the astronaut's face on
-camera-sized canvases, one and two faces, JPEG/PNG/WebP), since no face photo dataset can
-be downloaded here.
+Each photo goes through `protect()` exactly as `grasp-guard protect` sends it, with the
+default surrogate set (`Engine.create()`: the reference and, when cached, the real CycleGAN).
+Per face, DSR (CMUA) is measured on the re-encoded output against every surrogate at each
+size it may edit the face at (CycleGAN: 128 and 256 px, and 512 where the crop is that
+large), plus face PSNR/SSIM and seconds per face on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
-import piexif
 import torch
 from grasp_sdk.options import ProtectOptions
-from PIL import Image
-from skimage import data
 
 from grasp_guard.benchmarks.report import meta
 from grasp_guard.pipeline import Engine, protect
 
-
-def _jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
-    exif = piexif.dump({"0th": {piexif.ImageIFD.Make: b"bench", piexif.ImageIFD.Orientation: 1}})
-    out = io.BytesIO()
-    Image.fromarray(rgb).save(out, "JPEG", quality=quality, exif=exif)
-    return out.getvalue()
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
-def _encode(rgb: np.ndarray, fmt: str) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(rgb).save(out, fmt, **({"quality": 90} if fmt == "WEBP" else {}))
-    return out.getvalue()
-
-
-def photos() -> dict[str, bytes]:
-    face = data.astronaut()
-    big = cv2.resize(face, (2048, 2048), interpolation=cv2.INTER_CUBIC)
-    canvas = cv2.resize(data.coffee(), (3000, 2000), interpolation=cv2.INTER_CUBIC)
-    canvas[200:1224, 300:1324] = cv2.resize(face, (1024, 1024), interpolation=cv2.INTER_CUBIC)
-    canvas[900:1412, 1900:2412] = face
-    return {
-        "astronaut 512x512 JPEG": _jpeg(face),
-        "astronaut 2048x2048 JPEG (4x upscale)": _jpeg(big),
-        "two faces 3000x2000 JPEG": _jpeg(canvas),
-        "astronaut 512x512 PNG": _encode(face, "PNG"),
-        "astronaut 512x512 WebP q90": _encode(face, "WEBP"),
-    }
+def _by_resolution(face: dict, name: str) -> dict[str, float]:
+    s = face["surrogates"][name]
+    return {r: v["dsr_cmua"] for r, v in s.get("by_resolution", {}).items()} or {"own": s["dsr_cmua"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="balanced")
+    parser.add_argument("--faces", type=Path,
+                        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "faces")
+    parser.add_argument("--limit", type=int, help="The first N photos (by name) only.")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
-    engine = Engine.create(("reference",), "auto")
+    engine = Engine.create()
     options = ProtectOptions(preset=args.preset)
-    rows = []
-    for name, src in photos().items():
+    paths = sorted(p for p in args.faces.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    paths = paths[:args.limit] if args.limit else paths
+    rows, faces_all = [], []
+    for path in paths:
         start = time.perf_counter()
-        _, report = protect(src, options, engine)
+        _, report = protect(path.read_bytes(), options, engine)
         seconds = time.perf_counter() - start
         faces = report["faces"]
+        per_face = [{
+            "crop": f["crop"], "psnr": f["psnr"], "ssim": f["ssim"], "iterations": f["iterations"],
+            "dsr": {e.info.name: _by_resolution(f, e.info.name) for e in engine.editors},
+        } for f in faces]
+        faces_all += per_face
         rows.append({
-            "photo": name, "faces": len(faces), "psnr_image": report["psnr"],
-            "ssim_image": report["ssim"],
-            "psnr_face": float(np.mean([f["psnr"] for f in faces])) if faces else None,
-            "ssim_face": float(np.mean([f["ssim"] for f in faces])) if faces else None,
-            "dsr_cmua": report.get("dsr_cmua"), "seconds": seconds,
-            "size_ratio": report["size_ratio"], "crops": [f["crop"] for f in faces],
+            "photo": path.name, "format": report.get("format"), "faces": per_face,
+            "psnr_image": report.get("psnr"), "ssim_image": report.get("ssim"),
+            "seconds": seconds, "seconds_per_face": seconds / max(1, len(faces)),
+            "size_ratio": report["size_ratio"],
         })
         print(json.dumps(rows[-1]), flush=True)
-    info = meta(["bench/photos.py", "--preset", args.preset], torch_threads=torch.get_num_threads())
+    info = meta(["bench/photos.py", "--preset", args.preset,
+                 *(["--limit", str(args.limit)] if args.limit else [])],
+                torch_threads=torch.get_num_threads())
+    summary = []
+    for editor in engine.editors:
+        name = editor.info.name
+        sizes = sorted({r for f in faces_all for r in f["dsr"][name]}, key=lambda r: (len(r), r))
+        for r in sizes:
+            vals = [f["dsr"][name][r] for f in faces_all if r in f["dsr"][name]]
+            summary.append(f"| {name} | {r} | {len(vals)} | {np.mean(vals):.3f} | "
+                           f"{np.mean([v >= 0.999 for v in vals]):.3f} |")
+    n_faces = len(faces_all)
+    total = sum(r["seconds"] for r in rows)
     lines = [
-        "# Photos: the whole pipeline on full-size photos", "",
+        "# Photos: the whole pipeline on the shared real photos, with the defaults", "",
         *(f"- {k}: `{v}`" for k, v in info.items()), "",
-        (f"Surrogate: {engine.labels[0]}. Preset `{args.preset}`. PSNR/SSIM after re-encoding in "
-         "the source format; DSR (CMUA) on the re-encoded output, mean over faces and edits."), "",
-        "| photo | faces (crop px) | PSNR image | SSIM image | PSNR face | SSIM face | DSR CMUA | s/photo | size ratio |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"Surrogates: {'; '.join(engine.labels)}. Missing defaults: "
+        f"{', '.join(engine.missing) or 'none'}. Preset `{args.preset}`. {len(rows)} photos, "
+        f"{n_faces} faces; face PSNR mean {np.mean([f['psnr'] for f in faces_all]):.2f} dB "
+        f"(min {min(f['psnr'] for f in faces_all):.2f}), face SSIM mean "
+        f"{np.mean([f['ssim'] for f in faces_all]):.4f}; {total / max(1, n_faces):.1f} s per "
+        "face on this machine.", "",
+        "DSR (CMUA) of each face on the re-encoded output, per surrogate and editing size "
+        "(`own`: the editor's one size). `all edits` = share of faces with every edit disrupted.",
+        "", "| surrogate | edited at (px) | faces | mean DSR | all edits |", "|---|---|---|---|---|",
+        *summary, "",
+        "| photo | faces (crop px) | PSNR face | SSIM face | DSR per surrogate@size | s/face | size ratio |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        face = (f"{r['psnr_face']:.2f} | {r['ssim_face']:.4f}" if r["faces"] else "- | -")
-        lines.append(f"| {r['photo']} | {r['faces']} ({', '.join(map(str, r['crops']))}) | "
-                     f"{r['psnr_image']:.2f} | {r['ssim_image']:.4f} | {face} | "
-                     f"{r['dsr_cmua'] if r['dsr_cmua'] is not None else '-'} | "
-                     f"{r['seconds']:.1f} | {r['size_ratio']:.3f} |")
+        fs = r["faces"]
+        dsr = "; ".join(", ".join(f"{n}@{k} {v:.2f}" for n, d in f["dsr"].items()
+                                  for k, v in d.items()) for f in fs) or "-"
+        face = (f"{np.mean([f['psnr'] for f in fs]):.2f} | {np.mean([f['ssim'] for f in fs]):.4f}"
+                if fs else "- | -")
+        lines.append(f"| {r['photo']} | {len(fs)} ({', '.join(str(f['crop']) for f in fs)}) | "
+                     f"{face} | {dsr} | {r['seconds_per_face']:.1f} | {r['size_ratio']:.3f} |")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "photos.md").write_text("\n".join(lines) + "\n")
     (args.out / "photos.json").write_text(json.dumps({"rows": rows, "meta": info}, indent=2) + "\n")

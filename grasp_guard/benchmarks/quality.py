@@ -19,7 +19,7 @@ import torch
 
 from grasp_guard.benchmarks.eval_set import eval_crops
 from grasp_guard.benchmarks.report import Row
-from grasp_guard.defense.baselines import pgd, weighted_sum
+from grasp_guard.defense.baselines import pgd, pgd_l2_config, weighted_sum
 from grasp_guard.defense.config import GraspConfig, config_for
 from grasp_guard.defense.grasp import DefenseResult, grasp
 from grasp_guard.defense.metrics import evaluate_defense
@@ -49,6 +49,17 @@ def pgd_method(steps: int = 60) -> Method:
         lambda x, eds, b: pgd(x, eds, eps=2 * b, alpha=2 * b / 4, steps=steps, per_edit=False),
         initial_budget=0.01,
         note=f"one perturbation per image for all edits, a=eps/4, {steps} steps, budget Linf",
+    )
+
+
+def pgd_l2_method(steps: int = 60) -> Method:
+    """Joint L2 PGD on the PSNR ball: the baseline that can land on any PSNR level."""
+    return Method(
+        "pgd-l2",
+        lambda x, eds, b: grasp(x, eds, pgd_l2_config(-20.0 * math.log10(b), steps)),
+        initial_budget=10.0 ** (-40.0 / 20.0),
+        note=f"one perturbation per image for all edits, RMS step budget/4, {steps} steps, "
+             "budget RMS (L2 ball)",
     )
 
 
@@ -153,6 +164,7 @@ def methods(steps: int | None = None) -> dict[str, Method]:
     base = config_for("balanced") if steps is None else config_for("balanced", steps=steps)
     table = {
         "pgd": pgd_method(base.steps),
+        "pgd-l2": pgd_l2_method(base.steps),
         "weighted_sum": grasp_family("weighted_sum", base, projection=False),
         "grasp": grasp_family("grasp", base),
     }
@@ -174,6 +186,8 @@ def methods(steps: int | None = None) -> dict[str, Method]:
         "grasp-no-lf": {"lambda_lf": 0.0},
         "grasp-no-ssim": {"lambda_ssim": 0.0},
         "grasp-ssim-x3": {"lambda_ssim": 3.0},
+        "grasp-ball-budget": {"spend_budget": False},
+        "grasp-fixed-lambda": {"ssim_target": None},
     }
     for name, changes in ablations.items():
         config = base.replace(**changes)
@@ -184,15 +198,22 @@ def methods(steps: int | None = None) -> dict[str, Method]:
 
 @dataclass(frozen=True)
 class Plan:
-    """Which rows a run holds: standard-PGD crop counts per model, and level rows."""
+    """Which rows a run holds: standard-PGD crop counts per model, level rows, and transfer
+    rows (protected against one model, judged by another). ``seeded``: the official
+    architectures run with seeded weights; otherwise every model needs its real weights."""
 
     standard: dict[str, int]
     levels: tuple[tuple[str, str, str, int], ...]  # (method, model, level, n)
     calib_n: int
     steps: int | None = None  # iterations of the level rows (None: the balanced preset's)
+    seeded: bool = True
+    transfer: tuple[tuple[str, str, str, int], ...] = ()  # (protected with, judge, level, n)
 
 
 _COMPARED = ("pgd", "weighted_sum", "grasp")
+_REAL_COMPARED = ("grasp", "pgd", "pgd-l2", "weighted_sum")
+_REAL_ABLATIONS = ("grasp", "grasp-ball-budget", "grasp-fixed-lambda", "grasp-no-lf",
+                   "grasp-no-ssim", "grasp+cross", "grasp-lf-dct")
 QUICK = Plan(
     standard={"stargan-celeba-128": 2, "reference": 8},
     levels=tuple((m, "reference", "psnr40", 8) for m in _COMPARED),
@@ -223,14 +244,64 @@ PARTS = {
         calib_n=2,
         steps=30,
     ),
+    # Real faces against the real trained CycleGAN (issue 11's table), the methods compared
+    # at each level on the same 32 crops; the most telling rows (40 dB) first.
+    "real-cyclegan": Plan(
+        standard={"cyclegan-vintage": 32},
+        levels=tuple((m, "cyclegan-vintage", lv, 32)
+                     for lv in ("psnr40", "psnr38", "psnr42") for m in _REAL_COMPARED),
+        calib_n=4,
+        steps=40,
+        seeded=False,
+    ),
+    "real-reference": Plan(
+        standard={"reference": 32},
+        levels=tuple((m, "reference", lv, 32)
+                     for lv in ("psnr40", "psnr38", "psnr42") for m in _REAL_COMPARED),
+        calib_n=4,
+        steps=40,
+        seeded=False,
+        transfer=(("reference", "cyclegan-vintage", "psnr40", 32),
+                  ("cyclegan-vintage", "reference", "psnr40", 32)),
+    ),
+    # Which of GRASP's knobs earn their place against the real GAN (16 crops, 40 dB).
+    "real-ablations": Plan(
+        standard={},
+        levels=tuple((m, "cyclegan-vintage", "psnr40", 16) for m in _REAL_ABLATIONS),
+        calib_n=4,
+        steps=40,
+        seeded=False,
+    ),
 }
 
 
-def load_bench_editor(model: str) -> Editor:
-    """The trained reference; the official architectures with seeded weights (mechanics)."""
+def load_bench_editor(model: str, seeded: bool = True) -> Editor:
+    """The trained reference; the other models with seeded weights (a mechanics check) or,
+    with ``seeded=False``, with their real weights from the cache (an error if missing)."""
     from grasp_guard.models.zoo import load_editor
 
-    return load_editor(model, seeded=model != "reference")
+    return load_editor(model, seeded=seeded and model != "reference")
+
+
+def bench_side(editor: Editor) -> int:
+    """The crop side a model is benchmarked at: the smallest size it edits at, so a fully
+    convolutional editor is measured at one editing resolution, as a fixed-size one is."""
+    return editor.info.resolutions[0]
+
+
+def transfer_row(source: Editor, judge: Editor, level: str, n: int, calib_n: int,
+                 steps: int | None) -> Row:
+    """GRASP tuned to ``level`` against ``source`` alone, judged by ``judge`` (on crops at
+    the judge's benchmark side; the source sees them through its own resize)."""
+    method = methods(steps)["grasp"]
+    x = eval_crops(n, max(bench_side(source), bench_side(judge)))
+    cal = calibrate(method, x[:calib_n], [source], LEVELS[level])
+    start = time.perf_counter()
+    result = method.run(x, [source], cal.budget)
+    seconds = time.perf_counter() - start
+    return _row("grasp", f"{source.info.name} -> {judge.info.name}", level, x, result,
+                [judge], seconds, cal.budget,
+                f"protected against {source.info.name} alone, DSR on {judge.info.name}")
 
 
 def run_plan(plan: Plan, progress: Callable[[Row, list[Row]], None] | None = None) -> list[Row]:
@@ -241,21 +312,26 @@ def run_plan(plan: Plan, progress: Callable[[Row, list[Row]], None] | None = Non
 
     def editor_for(model: str) -> Editor:
         if model not in editors:
-            editors[model] = load_bench_editor(model)
+            editors[model] = load_bench_editor(model, plan.seeded)
         return editors[model]
 
     for model, n in plan.standard.items():
         editor = editor_for(model)
-        rows.append(standard_pgd_row(model, editor, eval_crops(n, editor.info.resolution)))
+        rows.append(standard_pgd_row(model, editor, eval_crops(n, bench_side(editor))))
         if progress:
             progress(rows[-1], rows)
     for method, model, level, n in plan.levels:
         editor = editor_for(model)
-        x = eval_crops(n, editor.info.resolution)
+        x = eval_crops(n, bench_side(editor))
         row, _ = level_row(table[method], model, [editor], x, level, min(plan.calib_n, n))
         rows.append(row)
         if progress:
             progress(row, rows)
+    for source, judge, level, n in plan.transfer:
+        rows.append(transfer_row(editor_for(source), editor_for(judge), level, n,
+                                 plan.calib_n, plan.steps))
+        if progress:
+            progress(rows[-1], rows)
     return rows
 
 

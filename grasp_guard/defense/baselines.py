@@ -5,6 +5,8 @@
   the editor's [-1, 1] space, start at x + U(−ε, ε), then k steps of a·sign(∇) on
   MSE(G(x_adv, c), G(x, c)), clipped to ±ε around x and to [-1, 1]. On the [0, 1] scale of
   the loop this is ε/2 and a/2 (the map x ↦ 2x − 1 scales every difference by 2).
+- :func:`pgd_l2_config`: the same attack on an L2 ball, the ball of a PSNR: the baseline at
+  matched PSNR where L∞ PGD's whole 8-bit steps cannot land on the level.
 - :func:`weighted_sum`: GRASP's three losses summed with their weights, with no projection
   and no smoothing: the ablation that isolates the projection.
 """
@@ -29,6 +31,21 @@ def pgd_config(eps: float = 0.05, alpha: float = 0.01, steps: int = 10, seed: in
         normalize=False, smoothing="none", projection=False, cross_projection=False,
         step_rule="sign", init="uniform", init_scale=1.0, early_stop=False,
         objective="mean", masked_loss=False, psnr_budget=None,
+        success_threshold=threshold, success_metric="both", psnr_floor=None, ssim_floor=None,
+        seed=seed,
+    )
+
+
+def pgd_l2_config(psnr: float, steps: int, seed: int = 0,
+                  threshold: float = SUCCESS_THRESHOLD) -> GraspConfig:
+    """L2 PGD on the ball of ``psnr`` dB: PGD's mean MSE loss and uniform start, steps of RMS
+    budget/4 along the gradient, δ scaled back into the ball after each (never up onto it)."""
+    budget = 10.0 ** (-psnr / 20.0)
+    return GraspConfig(
+        eps=1.0, alpha=budget / 4, steps=steps, lambda_ssim=0.0, lambda_lf=0.0,
+        normalize=False, smoothing="none", projection=False, cross_projection=False,
+        step_rule="l2", init="uniform", init_scale=min(1.0, 2 * budget), early_stop=False,
+        objective="mean", masked_loss=False, psnr_budget=psnr, spend_budget=False,
         success_threshold=threshold, success_metric="both", psnr_floor=None, ssim_floor=None,
         seed=seed,
     )

@@ -54,7 +54,8 @@ class GraspConfig:
         ssim_target: SSIM each sample should hold (in (0, 1)): its λ_ssim, starting at
             ``lambda_ssim``, then rises while the sample's SSIM is below the target and falls
             while above (dual ascent), so the structure term costs defense only where the
-            target needs it. ``None``: λ_ssim stays fixed.
+            target needs it; the early stop also waits for it. ``None``: λ_ssim stays fixed.
+            Ignored when ``lambda_ssim`` is 0.
         lf_operator: low-pass operator of L_LF: ``gaussian`` blur, Haar ``dwt`` LL band or
             ``dct`` low band.
         lf_sigma: σ in pixels of the ``gaussian`` low-pass.
@@ -106,9 +107,9 @@ class GraspConfig:
     eps: float = 16 / 255
     alpha: float = 0.6 / 255
     steps: int = 60
-    lambda_ssim: float = 1.0
-    lambda_lf: float = 0.5
-    ssim_target: float | None = None
+    lambda_ssim: float = 0.1
+    lambda_lf: float = 0.1
+    ssim_target: float | None = 0.99
     lf_operator: LfOperator = "gaussian"
     lf_sigma: float = 2.0
     lf_levels: int = 2
@@ -184,8 +185,6 @@ class GraspConfig:
         if self.ssim_target is not None:
             _check(isinstance(self.ssim_target, (int, float)) and 0 < self.ssim_target < 1,
                    "ssim_target", "None or in (0, 1)", self.ssim_target)
-            _check(self.lambda_ssim > 0, "lambda_ssim", "> 0 when ssim_target is set",
-                   self.lambda_ssim)
         if self.psnr_floor is not None:
             _check(isinstance(self.psnr_floor, (int, float)) and 0 < self.psnr_floor < 100,
                    "psnr_floor", "None or in (0, 100) dB", self.psnr_floor)

@@ -255,6 +255,12 @@ class _Run:
             ok &= ssim >= self.cfg.ssim_floor
         return ok
 
+    def _targets_hold(self, ssim: torch.Tensor) -> torch.Tensor:
+        """Whether each sample meets the SSIM target (always, when there is none)."""
+        if self.cfg.ssim_target is None or self.cfg.lambda_ssim == 0:
+            return torch.ones(ssim.shape, dtype=torch.bool, device=ssim.device)
+        return ssim >= self.cfg.ssim_target
+
     def _gradient(self, idx: torch.Tensor) -> torch.Tensor:
         """The combined ascent direction g of the active samples: (n_a, 3, H, W)."""
         cfg = self.cfg
@@ -328,7 +334,8 @@ class _Run:
             with torch.no_grad():
                 xt, refs = self._through_transform(xq, idx, every)
             ok &= self._succeeds(xt, idx, threshold, refs)
-        return ok & self._quality_holds(batch_psnr(xq, xa), batch_ssim(xq, xa))
+        ssim = batch_ssim(xq, xa)
+        return ok & self._quality_holds(batch_psnr(xq, xa), ssim) & self._targets_hold(ssim)
 
     def solve(self) -> None:
         cfg = self.cfg

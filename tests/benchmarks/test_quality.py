@@ -42,7 +42,7 @@ def test_calibration_lands_on_the_level(name: str, tolerance: float) -> None:
 def test_quick_json_has_the_documented_schema(
     monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(quality, "load_bench_editor", lambda model: tiny_editor())
+    monkeypatch.setattr(quality, "load_bench_editor", lambda model, seeded=True: tiny_editor())
     few_steps = quality.methods(steps=6)
     monkeypatch.setattr(quality, "methods", lambda steps=None: few_steps)
     tiny = quality.Plan(standard={"reference": 2}, levels=(("grasp", "reference", "psnr40", 2),

@@ -56,7 +56,7 @@ def test_cli_writes_its_files_and_attaches_to_the_quality_json(
 ) -> None:
     from grasp_guard.benchmarks import quality
 
-    monkeypatch.setattr(quality, "load_bench_editor", lambda model: tiny_editor())
+    monkeypatch.setattr(quality, "load_bench_editor", lambda model, seeded=True: tiny_editor())
     (tmp_path / "quality.json").write_text(json.dumps({"rows": [], "meta": {}}))
     assert main(["bench", "robustness", "--n", "2", "--levels", "psnr40", "--crop-scales", "1",
                  "--out", str(tmp_path)]) == 0
