@@ -7,6 +7,7 @@ import io
 import numpy as np
 import piexif
 import pytest
+import torch
 from grasp_sdk.options import ProtectOptions
 from PIL import Image
 from skimage import data
@@ -115,3 +116,21 @@ def test_faces_of_different_sizes_in_one_photo(engine: Engine) -> None:
     assert len(report["faces"]) == 2
     assert len({f["crop"] for f in report["faces"]}) == 2  # two buckets, two batches
     assert decode(out).upright.shape == canvas.shape
+
+
+def test_a_fully_convolutional_surrogate_is_judged_at_every_editing_size() -> None:
+    from grasp_guard.models.cyclegan import CycleGANEditor, ResnetGenerator, CycleGANConfig, cyclegan_info
+
+    torch.manual_seed(0)
+    editor = CycleGANEditor(ResnetGenerator(CycleGANConfig(ngf=8, n_blocks=1)),
+                            cyclegan_info("tiny-cyclegan", 64, (32, 128))).eval().freeze()
+    engine = Engine([editor], torch.device("cpu"))
+    rgb = np.asarray(Image.fromarray(data.astronaut()[:256, 128:384]).resize((64, 64)))
+    noisy = np.clip(rgb.astype(int) + np.random.default_rng(0).integers(-40, 41, rgb.shape),
+                    0, 255).astype(np.uint8)
+    (face,) = engine.evaluate([rgb], [noisy])
+    per_size = face["tiny-cyclegan"]["by_resolution"]
+    assert set(per_size) == {"32", "64"}  # 128 is above the first size that holds the face
+    mean = np.mean([v["distortion"] for v in per_size.values()])
+    assert face["tiny-cyclegan"]["distortion"] == pytest.approx(mean)
+    assert all(v["distortion"] > 0 for v in per_size.values())

@@ -59,3 +59,15 @@ def test_quick_json_has_the_documented_schema(
         assert abs(row["psnr"] - 40.0) <= quality.TOLERANCE_DB
     assert (tmp_path / "quality-quick.md").read_text().count("| reference |") == 3
     assert "git" in doc["meta"]
+
+
+def test_the_eval_set_is_real_faces_with_their_provenance() -> None:
+    from grasp_guard.benchmarks.eval_set import FACE_SET_DIR, face_names
+
+    names = face_names()
+    assert len(names) >= 32 and len(set(names)) == len(names)
+    assert sorted(names) == sorted(p.name for p in FACE_SET_DIR.glob("*.jpg"))
+    assert "serengil/deepface" in (FACE_SET_DIR / "PROVENANCE.md").read_text()
+    assert eval_crops(2, 32, offset=len(names) - 2).shape == (2, 3, 32, 32)
+    with pytest.raises(ValueError, match="holds"):
+        eval_crops(2, 32, offset=len(names) - 1)

@@ -19,7 +19,7 @@ from grasp_guard.models.cyclegan import (
     load_cyclegan,
 )
 from grasp_guard.models.weights import WeightsCache
-from grasp_guard.models.zoo import load_editor, load_zoo, parse_entry
+from grasp_guard.models.zoo import load_editor, load_zoo, parse_entry, resolve_models
 
 INFO = cyclegan_info("cyclegan-tiny", 32, (16, 32, 64))
 
@@ -199,3 +199,34 @@ def test_seeded_cyclegan_is_full_size_and_contrast_matched(tmp_path: Path) -> No
     w, w_raw = editor.generator.output_conv.weight, raw.generator.output_conv.weight
     assert torch.equal(editor.generator.model[1].weight, raw.generator.model[1].weight)
     assert not torch.allclose(w, w_raw)  # only the output conv is rescaled
+
+
+def test_the_default_set_takes_what_is_cached_and_names_what_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "models.yaml"
+    tiny = {**BASE, "resolution": 32, "default": True}
+    path.write_text(yaml.safe_dump({"models": {
+        "reference": {"architecture": "reference", "default": True},
+        "cyclegan-tiny": tiny,
+        "cyclegan-other": {**BASE, "resolution": 32},
+    }}, sort_keys=False))
+    zoo = load_zoo(path)
+    cache = WeightsCache(tmp_path / "cache")
+    assert resolve_models(["default"], cache=cache, zoo=zoo) == (["reference"], ["cyclegan-tiny"])
+    cache.add("cyclegan-tiny", _save(tmp_path, tiny_cyclegan().state_dict()))
+    assert resolve_models(["default"], cache=cache, zoo=zoo) == (
+        ["reference", "cyclegan-tiny"], [])
+    # explicit names are kept as given (a missing one then fails loudly on load), once each
+    assert resolve_models(["cyclegan-other", "default", "reference"], cache=cache, zoo=zoo) == (
+        ["cyclegan-other", "reference", "cyclegan-tiny"], [])
+
+
+def test_the_shipped_defaults_are_the_reference_and_the_real_cyclegan() -> None:
+    zoo = load_zoo()
+    assert [name for name, entry in zoo.items() if entry.default] == [
+        "reference", "cyclegan-vintage"]
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, None])
+def test_default_must_be_a_boolean(bad: object) -> None:
+    with pytest.raises(ConfigError, match="default must be true or false"):
+        parse_entry("m", {**BASE, "default": bad})

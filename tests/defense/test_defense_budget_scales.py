@@ -1,0 +1,100 @@
+"""The loop spends its PSNR budget, attacks every editing size, and steers SSIM to a target."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_defense_grasp import crops, tiny_stargan
+
+from grasp_guard.defense.baselines import pgd_l2_config
+from grasp_guard.defense.config import GraspConfig
+from grasp_guard.defense.grasp import grasp
+from grasp_guard.defense.metrics import editing_resolutions
+from grasp_guard.models.editor import Editor, EditorInfo
+
+# a threshold no edit reaches: every sample keeps running, as an undisrupted face does
+UNREACHED = dict(success_threshold=1e6, steps=12, alpha=1.0 / 255)
+
+
+class ConvEditor(Editor):
+    """A small fully convolutional editor that records the sizes it is run at."""
+
+    def __init__(self, resolution: int, scales: tuple[int, ...]) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.info = EditorInfo("conv", resolution, ("translate",), scales=scales)
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Tanh(),
+                                       torch.nn.Conv2d(8, 3, 3, padding=1), torch.nn.Tanh())
+        self.sizes: list[int] = []
+
+    def conditions(self, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.zeros(1, 0)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(x.shape[-1])
+        return self.net(self.to_model_space(x) * 4)
+
+
+@pytest.mark.parametrize("level", [38.0, 40.3, 42.0])
+def test_an_undisrupted_face_reaches_the_psnr_it_is_allowed(level: float) -> None:
+    cfg = GraspConfig(psnr_budget=level, **UNREACHED)
+    result = grasp(crops(), [tiny_stargan()], cfg)
+    # 8-bit rounding moves the PSNR by a few hundredths of a dB either way
+    assert (result.psnr - level).abs().max() <= 0.3
+
+
+class BlindEditor(ConvEditor):
+    """An editor whose output ignores its input: no defense gradient, only the visual ones."""
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return super().forward(x, c) * 0.0
+
+
+def test_the_visual_terms_shape_the_perturbation_but_do_not_shrink_it() -> None:
+    heavy = GraspConfig(psnr_budget=40.3, lambda_ssim=1.0, lambda_lf=0.5, ssim_target=None,
+                        **UNREACHED)
+    spent = grasp(crops(), [BlindEditor(16, ())], heavy)
+    ball = grasp(crops(), [BlindEditor(16, ())], heavy.replace(spend_budget=False))
+    assert (spent.psnr - 40.3).abs().max() <= 0.3
+    assert (ball.psnr > spent.psnr + 3.0).all()  # on the ball they pull δ back towards 0
+
+
+@pytest.mark.parametrize(("side", "expected"), [
+    (12, (16,)), (16, (16,)), (20, (16, 32)), (32, (16, 32)), (40, (16, 32, 64)), (999, (16, 32, 64)),
+])
+def test_editing_sizes_stop_at_the_first_that_holds_the_face(side: int,
+                                                             expected: tuple[int, ...]) -> None:
+    assert editing_resolutions(ConvEditor(32, (16, 64)), side) == expected
+
+
+def test_a_fixed_size_editor_runs_at_its_own_size() -> None:
+    assert editing_resolutions(tiny_stargan(resolution=32), 200) == (32,)
+
+
+@pytest.mark.parametrize(("sampling", "per_step"), [("all", 2), ("random", 1)])
+def test_every_editing_size_is_attacked(sampling: str, per_step: int) -> None:
+    editor = ConvEditor(16, (32, 64))
+    cfg = GraspConfig(psnr_budget=40.0, scale_sampling=sampling, early_stop=False, steps=8,
+                      lambda_ssim=0.0, lambda_lf=0.0)
+    result = grasp(crops(size=(32, 32)), [editor], cfg)
+    # clean edits at both sizes, one gradient forward per size per step, the result at both
+    assert set(editor.sizes) == {16, 32}
+    assert len(editor.sizes) == 2 + 8 * per_step + 2
+    if sampling == "random":
+        steps = editor.sizes[2:-2]
+        assert set(steps) == {16, 32}  # the draw visits both sizes in 8 steps
+    assert result.dsr.shape == (2,)
+
+
+def test_the_ssim_target_buys_structure_at_the_same_psnr() -> None:
+    base = GraspConfig(psnr_budget=36.0, lambda_ssim=0.01, lambda_lf=0.0, steps=20,
+                       success_threshold=1e6, alpha=1.0 / 255, ssim_target=None)
+    fixed = grasp(crops(), [tiny_stargan()], base)
+    steered = grasp(crops(), [tiny_stargan()], base.replace(ssim_target=0.999))
+    assert (steered.psnr - fixed.psnr).abs().max() <= 0.3
+    assert (steered.ssim > fixed.ssim + 0.005).all()
+
+
+def test_l2_pgd_stays_in_its_psnr_ball() -> None:
+    result = grasp(crops(), [tiny_stargan()], pgd_l2_config(38.0, steps=6))
+    assert (result.psnr >= 37.7).all()
