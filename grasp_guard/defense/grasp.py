@@ -212,20 +212,22 @@ class _Run:
                             self.targets[k].resolution) for k in chosen]
         return x_t, refs
 
-    def _pair_losses(self, x_in: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int],
-                     refs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """D(G_m(R_m(x'), c), y[m, c]) for every pair of the active samples: (n_a, P)."""
-        parts = []
+    def _defense_loss(self, x_in: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int],
+                      refs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """L_def of the active samples, (n_a,): D(G_m(R_m(x'), c), y[m, c]) averaged over each
+        editor's edits and sizes, then over editors, so every editor weighs the same however
+        many edits it makes (five StarGAN edits do not outvote one CycleGAN translation)."""
+        per_editor: dict[int, list[torch.Tensor]] = {}
         for k, (clean, mask) in zip(chosen, refs):
             t = self.targets[k]
             out = run_edits(t.editor, x_in, t.conditions[idx], t.resolution)
             flat_mask = mask.flatten(0, 1) if self.cfg.masked_loss else None
             d = losses.defense_loss(out.flatten(0, 1), clean.flatten(0, 1), flat_mask)
-            parts.append(d.view(len(idx), -1))
-        pairs = torch.cat(parts, dim=1)
-        if self.cfg.objective == "hinge":
-            pairs = pairs.clamp(max=self.cfg.success_threshold * self.cfg.margin)
-        return pairs
+            pairs = d.view(len(idx), -1)
+            if self.cfg.objective == "hinge":
+                pairs = pairs.clamp(max=self.cfg.success_threshold * self.cfg.margin)
+            per_editor.setdefault(id(t.editor), []).append(pairs.mean(dim=1))
+        return torch.stack([torch.stack(v).mean(dim=0) for v in per_editor.values()]).mean(dim=0)
 
     def _pair_stats(self, x_in: torch.Tensor, idx: torch.Tensor,
                     refs: list[tuple[torch.Tensor, torch.Tensor]]
@@ -272,7 +274,7 @@ class _Run:
             x_in, refs = self._through_transform(xp, idx, chosen)
         else:
             x_in, refs = xp, self._stored_refs(idx, chosen)
-        l_def = self._pair_losses(x_in, idx, chosen, refs).mean(dim=1)
+        l_def = self._defense_loss(x_in, idx, chosen, refs)
         s = losses.ssim(xp, xa)
         visuals: list[tuple[torch.Tensor | float, torch.Tensor]] = []
         if cfg.lambda_ssim > 0:

@@ -8,7 +8,7 @@ from test_defense_grasp import crops, tiny_stargan
 
 from grasp_guard.defense.baselines import pgd_l2_config
 from grasp_guard.defense.config import GraspConfig
-from grasp_guard.defense.grasp import grasp
+from grasp_guard.defense.grasp import _Run, grasp
 from grasp_guard.defense.metrics import editing_resolutions
 from grasp_guard.models.editor import Editor, EditorInfo
 
@@ -98,3 +98,32 @@ def test_the_ssim_target_buys_structure_at_the_same_psnr() -> None:
 def test_l2_pgd_stays_in_its_psnr_ball() -> None:
     result = grasp(crops(), [tiny_stargan()], pgd_l2_config(38.0, steps=6))
     assert (result.psnr >= 37.7).all()
+
+
+def test_the_ssim_target_holds_back_the_early_stop() -> None:
+    cfg = GraspConfig(psnr_budget=30.0, success_threshold=1e-9, steps=6, check_every=2,
+                      ssim_target=0.9999)
+    held = grasp(crops(), [tiny_stargan()], cfg)
+    assert held.iterations.tolist() == [6, 6] and not held.stopped.any()
+    free = grasp(crops(), [tiny_stargan()], cfg.replace(ssim_target=None))
+    assert free.iterations.tolist() == [2, 2]
+
+
+def test_every_editor_weighs_the_same_in_the_defense_loss(monkeypatch: pytest.MonkeyPatch) -> None:
+    few, many = ConvEditor(16, ()), tiny_stargan(resolution=16)  # one edit against five
+    cfg = GraspConfig(psnr_budget=40.0, steps=1, early_stop=False, lambda_ssim=0.0,
+                      lambda_lf=0.0, objective="mean", normalize=False, init="uniform")
+    captured: list[torch.Tensor] = []
+    original = _Run._defense_loss
+
+    def spy(self: _Run, *args: object) -> torch.Tensor:
+        loss = original(self, *args)  # type: ignore[arg-type]
+        captured.append(loss.detach())
+        return loss
+
+    monkeypatch.setattr(_Run, "_defense_loss", spy)
+    grasp(crops(), [few, many], cfg)
+    grasp(crops(), [few], cfg)
+    grasp(crops(), [many], cfg)
+    both, alone_few, alone_many = captured
+    assert torch.allclose(both, (alone_few + alone_many) / 2)

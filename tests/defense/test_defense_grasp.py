@@ -87,8 +87,9 @@ def test_early_stop_stops_samples_independently() -> None:
     x = torch.full((2, 3, 16, 16), 0.5)
     x[1] = crops(1, (16, 16))[0]
     cond = torch.tensor([[[50.0]], [[0.0]]])  # sample 0 is easy, sample 1 impossible
+    # a flat grey sample can never hold an SSIM target at this PSNR: none here
     cfg = GraspConfig(eps=4 / 255, alpha=1 / 255, steps=12, check_every=3, psnr_floor=None,
-                      ssim_floor=None)
+                      ssim_floor=None, ssim_target=None)
     r = grasp(x, [editor], cfg, conditions=[cond])
     assert r.iterations.tolist() == [3, 12]
     assert r.stopped.tolist() == [True, False]
@@ -105,7 +106,7 @@ def test_quality_floor_blocks_the_stop_and_steers_towards_quality() -> None:
     editor, x = tiny_stargan(), crops()
     cfg = GraspConfig(eps=8 / 255, alpha=1 / 255, steps=6, check_every=2, success_threshold=1e-9,
                       psnr_floor=None, ssim_floor=None, psnr_budget=None, step_rule="sign",
-                      objective="mean", masked_loss=False)
+                      objective="mean", masked_loss=False, ssim_target=None)
     assert grasp(x, [editor], cfg).iterations.tolist() == [2, 2]
     floored = grasp(x, [editor], cfg.replace(psnr_floor=99.0))
     assert floored.iterations.tolist() == [6, 6] and not floored.stopped.any()
