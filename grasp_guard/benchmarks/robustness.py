@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from grasp_guard.benchmarks.eval_set import eval_crops
-from grasp_guard.benchmarks.quality import LEVELS, Method, calibrate
+from grasp_guard.benchmarks.quality import LEVELS, Method, bench_side, calibrate
 from grasp_guard.defense.config import config_for
 from grasp_guard.defense.grasp import grasp
 from grasp_guard.defense.metrics import evaluate_defense
@@ -89,24 +89,29 @@ def site_method(name: str, spec: SiteSpec | None, long_side: int) -> Method:
     return Method(name, run, initial_budget=base.budget)
 
 
+VARIANTS = ("grasp", "grasp+site-jpeg80", "grasp+site-jpeg75-85+resize0.5")
+
+
 def robustness_rows(editor: Editor, n: int, levels: Sequence[str], calib_n: int,
-                    crop_scale: int = 1) -> list[RobustnessRow]:
-    """Every variant at every level on ``n`` crops of ``crop_scale`` × the editor's resolution.
+                    crop_scale: int = 1, variants: Sequence[str] = VARIANTS) -> list[RobustnessRow]:
+    """``variants`` at every level on ``n`` crops of ``crop_scale`` × the editor's benchmark
+    side (its smallest editing size).
 
     At scale 1 the face is already as small as the editor's input, so a 0.5 resize halves the
     detail the editor sees (the worst case); at scale 2 the site's resize brings the face to
     the editor's own resolution, as it does for a face of an ordinary upload.
     """
-    side = editor.info.resolution * crop_scale
+    side = bench_side(editor) * crop_scale
     x = eval_crops(n, side)
-    variants = {
+    specs = {
         "grasp": None,
         "grasp+site-jpeg80": SiteSpec(jpeg_quality=(80, 80)),
         "grasp+site-jpeg75-85+resize0.5": SiteSpec(jpeg_quality=(75, 85), max_side=side // 2),
     }
     rows = []
     for level in levels:
-        for name, spec in variants.items():
+        for name in variants:
+            spec = specs[name]
             method = site_method(name, spec, side)
             cal = calibrate(method, x[:calib_n], [editor], LEVELS[level])
             start = time.perf_counter()

@@ -86,6 +86,10 @@ def register_robustness(bench: argparse._SubParsersAction) -> None:
     parser.add_argument("--levels", default="psnr38,psnr40", help="Comma-separated PSNR levels.")
     parser.add_argument("--crop-scales", default="1,2",
                         help="Comma-separated crop sides, in multiples of the editor's resolution.")
+    parser.add_argument("--model", default="reference",
+                        help="The editor (trained reference, or a zoo model with real weights).")
+    parser.add_argument("--variants", default="grasp,grasp+site-jpeg80,grasp+site-jpeg75-85+resize0.5",
+                        help="Comma-separated variants (GRASP without / with a site loop).")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results folder.")
     parser.set_defaults(func=run_robustness)
 
@@ -97,20 +101,22 @@ def run_robustness(args: argparse.Namespace) -> int:
     from grasp_guard.benchmarks.robustness import markdown, robustness_rows
 
     start = time.perf_counter()
-    editor = load_bench_editor("reference")
+    editor = load_bench_editor(args.model, seeded=False)
     rows = [
         row
         for scale in args.crop_scales.split(",")
         for row in robustness_rows(editor, args.n, args.levels.split(","),
-                                   calib_n=min(6, args.n), crop_scale=int(scale))
+                                   calib_n=min(6, args.n), crop_scale=int(scale),
+                                   variants=args.variants.split(","))
     ]
     info = meta(seconds=round(time.perf_counter() - start, 1))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "robustness.json").write_text(
+    stem = "robustness" if args.model == "reference" else f"robustness-{args.model}"
+    (args.out / f"{stem}.json").write_text(
         json.dumps({"rows": [asdict(r) for r in rows], "meta": info}, indent=2) + "\n")
     header = "\n".join(f"- {k}: `{v}`" for k, v in info.items())
-    (args.out / "robustness.md").write_text(
-        f"# Robustness to the site's processing (reference surrogate)\n\n{header}\n\n{markdown(rows)}\n\n"
+    (args.out / f"{stem}.md").write_text(
+        f"# Robustness to the site's processing ({editor.info.label})\n\n{header}\n\n{markdown(rows)}\n\n"
         "DSR (CMUA) of the processed protected crop against the processed clean crop, after "
         "real Pillow processing. `kept after jpeg80` = DSR after JPEG q80 / DSR before. "
         "`crop` is the side at which the face is protected and processed: the editor's own "

@@ -314,6 +314,7 @@ def add_weights(
 
 
 DEFAULT_SET = "default"
+FALLBACK_MODEL = "reference"
 
 
 def resolve_models(
@@ -325,7 +326,8 @@ def resolve_models(
     """Expand ``default`` in ``names`` into the zoo's default set: (to load, left out).
 
     A default entry whose weights are not in the cache is left out (and returned so the
-    caller can say so); a name given explicitly is always kept, so loading it fails loudly.
+    caller can say so); when none is left, the embedded ``reference`` stands in. A name
+    given explicitly is always kept, so loading it fails loudly.
     """
     zoo = load_zoo() if zoo is None else zoo
     weights = _cache(cache)
@@ -340,4 +342,6 @@ def resolve_models(
                 continue
             available = entry.embedded or weights.path_for(entry.name) is not None
             (chosen if available else missing).append(entry.name)
-    return list(dict.fromkeys(chosen)), missing
+    if not chosen:
+        chosen.append(FALLBACK_MODEL)
+    return list(dict.fromkeys(chosen)), [m for m in missing if m not in chosen]

@@ -205,25 +205,26 @@ def test_the_default_set_takes_what_is_cached_and_names_what_is_not(tmp_path: Pa
     path = tmp_path / "models.yaml"
     tiny = {**BASE, "resolution": 32, "default": True}
     path.write_text(yaml.safe_dump({"models": {
-        "reference": {"architecture": "reference", "default": True},
+        "reference": {"architecture": "reference"},
         "cyclegan-tiny": tiny,
-        "cyclegan-other": {**BASE, "resolution": 32},
+        "cyclegan-other": {**BASE, "resolution": 32, "default": True},
     }}, sort_keys=False))
     zoo = load_zoo(path)
     cache = WeightsCache(tmp_path / "cache")
-    assert resolve_models(["default"], cache=cache, zoo=zoo) == (["reference"], ["cyclegan-tiny"])
+    # nothing cached: the embedded reference stands in, and both defaults are named
+    assert resolve_models(["default"], cache=cache, zoo=zoo) == (
+        ["reference"], ["cyclegan-tiny", "cyclegan-other"])
     cache.add("cyclegan-tiny", _save(tmp_path, tiny_cyclegan().state_dict()))
     assert resolve_models(["default"], cache=cache, zoo=zoo) == (
-        ["reference", "cyclegan-tiny"], [])
+        ["cyclegan-tiny"], ["cyclegan-other"])
     # explicit names are kept as given (a missing one then fails loudly on load), once each
-    assert resolve_models(["cyclegan-other", "default", "reference"], cache=cache, zoo=zoo) == (
-        ["cyclegan-other", "reference", "cyclegan-tiny"], [])
+    assert resolve_models(["cyclegan-other", "default", "cyclegan-tiny"], cache=cache,
+                          zoo=zoo) == (["cyclegan-other", "cyclegan-tiny"], [])
 
 
-def test_the_shipped_defaults_are_the_reference_and_the_real_cyclegan() -> None:
+def test_the_shipped_default_is_the_real_cyclegan() -> None:
     zoo = load_zoo()
-    assert [name for name, entry in zoo.items() if entry.default] == [
-        "reference", "cyclegan-vintage"]
+    assert [name for name, entry in zoo.items() if entry.default] == ["cyclegan-vintage"]
 
 
 @pytest.mark.parametrize("bad", ["yes", 1, None])
