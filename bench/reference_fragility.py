@@ -22,7 +22,7 @@ from grasp_guard.benchmarks.eval_set import eval_crops
 from grasp_guard.benchmarks.quality import standard_pgd_row
 from grasp_guard.defense.config import config_for
 from grasp_guard.defense.grasp import grasp
-from grasp_guard.defense.metrics import evaluate_defense
+from grasp_guard.defense.metrics import evaluate_editing
 from grasp_guard.models.reference import REFERENCE_CONFIG, load_reference
 
 
@@ -48,7 +48,7 @@ def main() -> None:
         editor = load_reference(path)
         pgd_row = standard_pgd_row("reference", editor, x)
         result = grasp(x, [editor], config_for("balanced"))
-        m = evaluate_defense(editor, x, result.images)
+        m = evaluate_editing(editor, x, result.images)
         print(f"| {path.name} | {step_of(path)} | {pgd_row.dsr_cmua:.2f} | {pgd_row.distortion:.4f} "
               f"| {m.dsr_cmua:.2f} | {m.mean_distortion:.4f} | {time.perf_counter() - start:.0f} |",
               flush=True)

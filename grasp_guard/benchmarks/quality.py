@@ -22,7 +22,7 @@ from grasp_guard.benchmarks.report import Row
 from grasp_guard.defense.baselines import pgd, pgd_l2_config, weighted_sum
 from grasp_guard.defense.config import GraspConfig, config_for
 from grasp_guard.defense.grasp import DefenseResult, grasp
-from grasp_guard.defense.metrics import evaluate_defense
+from grasp_guard.defense.metrics import evaluate_editing
 from grasp_guard.models.editor import Editor
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def calibrate(method: Method, x: torch.Tensor, editors: Sequence[Editor], target
 
 def evaluate(result: DefenseResult, x: torch.Tensor, editors: Sequence[Editor]) -> dict[str, float]:
     """Mean PSNR/SSIM/iterations and DSRs over every editor and edit of a run."""
-    metrics = [evaluate_defense(e, x, result.images) for e in editors]
+    metrics = [evaluate_editing(e, x, result.images) for e in editors]
     return {
         "psnr": float(result.psnr.double().mean()),
         "ssim": float(result.ssim.double().mean()),
@@ -128,7 +128,7 @@ def standard_pgd_row(model: str, editor: Editor, x: torch.Tensor) -> Row:
     result = pgd(x, [editor], eps=0.05, alpha=0.01, steps=10, per_edit=True)
     seconds = time.perf_counter() - start
     # Each pair (n, e) has its own image: edit e is evaluated on image (n, e) only.
-    metrics = evaluate_defense(editor, x, result.images)
+    metrics = evaluate_editing(editor, x, result.images)
     return Row(
         method="pgd", model=model, level="standard", n=len(x),
         psnr=float(result.psnr.double().mean()), ssim=float(result.ssim.double().mean()),

@@ -22,7 +22,7 @@ from grasp_guard.benchmarks.eval_set import eval_crops
 from grasp_guard.benchmarks.quality import LEVELS, Method, bench_side, calibrate
 from grasp_guard.defense.config import config_for
 from grasp_guard.defense.grasp import grasp
-from grasp_guard.defense.metrics import evaluate_defense
+from grasp_guard.defense.metrics import evaluate_editing
 from grasp_guard.defense.transforms import SiteSpec, build_site_pipeline
 from grasp_guard.faces.regions import from_tensor, to_tensor
 from grasp_guard.models.editor import Editor
@@ -75,7 +75,7 @@ def dsr_after(editor: Editor, x: torch.Tensor, adv: torch.Tensor, processing: Re
     """DSR (CMUA) of edits of the processed protected crops against the processed clean ones."""
     clean = to_tensor([processing(c) for c in from_tensor(x)])
     protected = to_tensor([processing(c) for c in from_tensor(adv)])
-    return evaluate_defense(editor, clean, protected).dsr_cmua
+    return evaluate_editing(editor, clean, protected).dsr_cmua
 
 
 def site_method(name: str, spec: SiteSpec | None, long_side: int) -> Method:

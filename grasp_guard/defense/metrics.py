@@ -14,6 +14,7 @@ loop, the baselines and these metrics all put in front of an editor.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -220,3 +221,22 @@ def evaluate_defense(
         cmua_success=cmua_distortion > threshold,
         ruiz_success=distortion > threshold,
     )
+
+
+def evaluate_editing(
+    editor: Editor,
+    x_clean: torch.Tensor,
+    x_adv: torch.Tensor,
+    conditions: torch.Tensor | None = None,
+    threshold: float = SUCCESS_THRESHOLD,
+) -> EditMetrics:
+    """:func:`evaluate_defense` at every size the editor may edit these crops at
+    (:func:`editing_resolutions`), each (edit, size) a pair of its own: fields are (N, E·S).
+
+    This is what the loop optimises; a fully convolutional editor judged at one size only
+    would say nothing of the others (an attack tuned to one size does not carry to another).
+    """
+    parts = [evaluate_defense(editor, x_clean, x_adv, conditions, threshold, resolution=res)
+             for res in editing_resolutions(editor, x_clean.shape[-1])]
+    return EditMetrics(*(torch.cat([getattr(m, f.name) for m in parts], dim=1)
+                         for f in dataclasses.fields(EditMetrics)))
