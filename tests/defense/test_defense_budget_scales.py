@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from test_defense_grasp import crops, tiny_stargan
@@ -9,7 +10,7 @@ from test_defense_grasp import crops, tiny_stargan
 from grasp_guard.defense.baselines import pgd_l2_config
 from grasp_guard.defense.config import GraspConfig
 from grasp_guard.defense.grasp import _Run, grasp
-from grasp_guard.defense.metrics import editing_resolutions
+from grasp_guard.defense.metrics import editing_resolutions, evaluate_defense, evaluate_editing
 from grasp_guard.models.editor import Editor, EditorInfo
 
 # a threshold no edit reaches: every sample keeps running, as an undisrupted face does
@@ -127,3 +128,14 @@ def test_every_editor_weighs_the_same_in_the_defense_loss(monkeypatch: pytest.Mo
     grasp(crops(), [many], cfg)
     both, alone_few, alone_many = captured
     assert torch.allclose(both, (alone_few + alone_many) / 2)
+
+
+def test_a_fully_convolutional_editor_is_judged_at_each_editing_size() -> None:
+    editor = ConvEditor(16, (32, 64))
+    x = crops(size=(32, 32))
+    adv = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    both = evaluate_editing(editor, x, adv)
+    sizes = [evaluate_defense(editor, x, adv, resolution=r) for r in (16, 32)]
+    assert both.distortion.shape == (2, 2)
+    assert torch.equal(both.distortion, torch.cat([m.distortion for m in sizes], dim=1))
+    assert both.dsr_cmua == pytest.approx(np.mean([m.dsr_cmua for m in sizes]))
