@@ -256,13 +256,20 @@ PARTS = {
     ),
     "real-reference": Plan(
         standard={"reference": 32},
-        levels=tuple((m, "reference", lv, 32)
-                     for lv in ("psnr40", "psnr38", "psnr42") for m in _REAL_COMPARED),
+        levels=tuple((m, "reference", "psnr40", 32) for m in _REAL_COMPARED),
         calib_n=4,
         steps=40,
         seeded=False,
         transfer=(("reference", "cyclegan-vintage", "psnr40", 32),
                   ("cyclegan-vintage", "reference", "psnr40", 32)),
+    ),
+    "real-reference-levels": Plan(
+        standard={},
+        levels=tuple((m, "reference", lv, 32)
+                     for lv in ("psnr38", "psnr42") for m in _REAL_COMPARED),
+        calib_n=4,
+        steps=40,
+        seeded=False,
     ),
     # Which of GRASP's knobs earn their place against the real GAN (16 crops, 40 dB).
     "real-ablations": Plan(
