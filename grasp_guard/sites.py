@@ -8,13 +8,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from grasp_sdk.options import ProtectOptions
-from grasp_sdk.policy import Policy, load_policy
+from grasp_sdk.policy import Policy, default_policy_path, load_policy
 
 from grasp_guard.errors import ConfigError
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "config" / "policy.yaml"
 
 
 @lru_cache(maxsize=8)
@@ -22,7 +20,7 @@ def _policy(path: Path) -> Policy:
     return load_policy(path)
 
 
-def resolve_site(options: ProtectOptions, policy: Path = DEFAULT_POLICY, *,
+def resolve_site(options: ProtectOptions, policy: Path | None = None, *,
                  strict: bool = True) -> ProtectOptions:
     """Fill the site-pipeline options of ``options.site`` from the policy.
 
@@ -30,12 +28,17 @@ def resolve_site(options: ProtectOptions, policy: Path = DEFAULT_POLICY, *,
     harshest JPEG quality of the site's range is the one the protection must survive.
     A caller with its own policy (the proxy, the SDK) sends the values it resolved itself.
 
+    Args:
+        options: the request's options.
+        policy: the policy file (default: ``$GRASP_GUARD_POLICY``, else the SDK's shipped one).
+
     Raises:
         ConfigError: ``strict`` and the site is not in the policy.
     """
     given = (options.site_jpeg_quality, options.site_max_side, options.site_blur_sigma)
     if options.site is None or any(v is not None for v in given):
         return options
+    policy = (policy or default_policy_path()).expanduser()
     rule = _policy(policy.resolve()).get(options.site)
     if rule is None:
         if strict:

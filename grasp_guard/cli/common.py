@@ -8,7 +8,7 @@ from pathlib import Path
 from grasp_sdk.options import ON_NO_FACE, PRESETS, SIZE_MODES, ProtectOptions
 
 from grasp_guard.pipeline import Engine
-from grasp_guard.sites import DEFAULT_POLICY, resolve_site
+from grasp_guard.sites import resolve_site
 
 
 def add_site_args(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +18,9 @@ def add_site_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--on-no-face", choices=ON_NO_FACE, default="skip",
                         help="skip: leave a photo with no face byte-identical; whole: protect it all.")
     parser.add_argument("--site", help="A policy site whose re-encoding the protection must survive.")
-    parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="Policy file for --site.")
+    parser.add_argument("--policy", type=Path, default=None,
+                        help="Policy file for --site (default: $GRASP_GUARD_POLICY, else the "
+                             "shipped policy).")
     parser.add_argument("--site-jpeg-quality", type=int, help="Ad-hoc: the site's JPEG quality.")
     parser.add_argument("--site-max-side", type=int, help="Ad-hoc: the site's longest side.")
 

@@ -316,7 +316,7 @@ try it with a real browser:
       keeps the service, the proxy and the demo site running until Ctrl-C, and prints the
       site's address and a Chromium command line that goes through the proxy
   grasp-guard proxy --with-service
-      the proxy for real sites (config/policy.yaml) on http://127.0.0.1:8080: set it as the
+      the proxy for real sites (the shipped policy) on http://127.0.0.1:8080: set it as the
       browser's HTTP and HTTPS proxy and trust its CA, {DEFAULT_CONFDIR / CA_CERT}
       (created on its first run; its banner says how, per browser and system)"""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from grasp_guard.config import ZOO_ENV
 from grasp_guard.models.reference import REFERENCE_WEIGHTS
 from grasp_guard.models.weights import DEFAULT_TIMEOUT_S, CacheRecord, WeightsCache, sha256_file
 from grasp_guard.models.zoo import ModelEntry, add_weights, fetch_weights, get_entry, load_zoo
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--config",
         type=Path,
         default=None,
-        help="Model zoo file (default: the repository's config/models.yaml).",
+        help=f"Model zoo file (default: ${ZOO_ENV}, else the zoo shipped in grasp_guard).",
     )
     parser = subparsers.add_parser(
         "models",

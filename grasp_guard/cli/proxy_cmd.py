@@ -14,8 +14,10 @@ import signal
 import sys
 from pathlib import Path
 
+from grasp_sdk.policy import POLICY_ENV, default_policy_path
+
 from grasp_guard.cli.status import ExitStatus
-from grasp_guard.sites import DEFAULT_POLICY
+from grasp_guard.config import SERVICE_CONFIG_ENV
 from proxy_addon.hosts import allow_hosts
 from proxy_addon.launch import (
     CA_CERT,
@@ -47,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="Address to listen on (default 127.0.0.1: this machine only).")
     parser.add_argument("--port", type=int, default=8080, help="Port to listen on (default 8080).")
     parser.add_argument("--policy", type=Path, default=None,
-                        help="The upload policy (default: the repository's config/policy.yaml).")
+                        help=f"The upload policy (default: ${POLICY_ENV}, else the policy "
+                             "shipped with grasp_sdk).")
     service = parser.add_mutually_exclusive_group()
     service.add_argument("--service", action="append", metavar="URL",
                          help=f"A protection service base URL (default {DEFAULT_SERVICE}); "
@@ -55,8 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     service.add_argument("--with-service", action="store_true",
                          help="Also run `grasp-guard serve` on a free loopback port, and use it.")
     parser.add_argument("--service-config", type=Path,
-                        help="With --with-service: the service's settings file (see "
-                             "config/service.yaml).")
+                        help="With --with-service: the service's settings file (default: "
+                             f"${SERVICE_CONFIG_ENV}, else the shipped service.yaml).")
     parser.add_argument("--token",
                         help=f"The service's bearer token. Prefer ${TOKEN_ENV}: a flag is "
                              "visible to other local users.")
@@ -77,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _proxy(args: argparse.Namespace) -> int:
-    policy_path = (args.policy or DEFAULT_POLICY).expanduser().resolve()
+    policy_path = (args.policy or default_policy_path()).expanduser().resolve()
     hosts = allow_hosts(policy_path)  # a broken policy stops here, naming file, site, field
     if args.timeout <= 0 or args.max_buffer < 1024:
         raise ValueError("--timeout must be positive and --max-buffer at least 1024")

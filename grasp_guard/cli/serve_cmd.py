@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from grasp_guard.config import SERVICE_CONFIG_ENV
 from grasp_guard.service.settings import TOKEN_ENV, load_settings
 
 logger = logging.getLogger(__name__)
@@ -30,8 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                                        "loopback requires a token.")
     parser.add_argument("--port", type=int, help="TCP port (default 8765; 0: any free port).")
     parser.add_argument("--config", type=Path,
-                        help="Settings file (default: the repository's config/service.yaml "
-                             "when present, else the embedded defaults).")
+                        help=f"Settings file (default: ${SERVICE_CONFIG_ENV}, else the shipped "
+                             "service.yaml, which holds the embedded defaults).")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto).")
     parser.add_argument("--models", type=_models,
                         help="Surrogate editors, comma-separated (default: the zoo's default set).")

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import yaml
 
+from grasp_guard.config import ZOO_ENV, config_path
 from grasp_guard.errors import ConfigError
 from grasp_guard.models.attgan import AttGANConfig
 from grasp_guard.models.reference import reference_info
 from grasp_guard.models.weights import SAFE_NAME
 from grasp_guard.models.wheels import WHEEL_REQUIREMENT
 
-DEFAULT_ZOO_PATH = Path(__file__).resolve().parents[2] / "config" / "models.yaml"
+# $GRASP_GUARD_ZOO (read once, at import), else the zoo shipped in grasp_guard/config/.
+DEFAULT_ZOO_PATH = config_path("models.yaml", ZOO_ENV)
 ARCHITECTURES = ("reference", "stargan", "attgan", "cyclegan")
 _STARGAN_OPTIONS = {"conv_dim": 64, "repeat_num": 6}
 _CYCLEGAN_ATTRIBUTES = ("translate",)

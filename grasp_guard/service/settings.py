@@ -1,8 +1,9 @@
 """The service's settings: one frozen, validated dataclass, read from YAML, flags and env.
 
 Precedence, lowest first: the dataclass defaults (the embedded defaults), the YAML file
-(``config/service.yaml`` documents every key), the environment (``GRASP_GUARD_TOKEN``), the
-command line.
+(the shipped ``grasp_guard/config/service.yaml`` documents every key, and
+``$GRASP_GUARD_SERVICE_CONFIG`` or ``--config`` replaces it), the environment
+(``GRASP_GUARD_TOKEN``), the command line.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 
 import yaml
 
+from grasp_guard.config import SERVICE_CONFIG_ENV, config_path, shipped_path
 from grasp_guard.errors import ConfigError
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "service.yaml"
+DEFAULT_CONFIG_PATH = shipped_path("service.yaml")
 TOKEN_ENV = "GRASP_GUARD_TOKEN"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
@@ -51,7 +53,7 @@ def _is_number(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
-    """How the protection service runs. See ``config/service.yaml`` for each key in words.
+    """How the protection service runs. See ``grasp_guard/config/service.yaml`` for each key.
 
     Attributes:
         host: the address to bind; anything but loopback requires ``token``.
@@ -143,18 +145,18 @@ def load_settings(
     """The settings from a YAML file, then the environment, then ``overrides`` (flags).
 
     Args:
-        path: the YAML file; None reads ``config/service.yaml`` when it exists (a source
-            checkout) and uses the embedded defaults otherwise (an installed package).
-        env: the environment (default ``os.environ``); ``GRASP_GUARD_TOKEN`` sets the token.
+        path: the YAML file; None reads ``$GRASP_GUARD_SERVICE_CONFIG`` when set, else the
+            shipped ``service.yaml`` (whose values are the embedded defaults).
+        env: the environment (default ``os.environ``); ``GRASP_GUARD_TOKEN`` sets the token,
+            ``GRASP_GUARD_SERVICE_CONFIG`` the file.
         overrides: settings fields; None means "not given".
 
     Raises:
         ConfigError: an unreadable file, unknown keys, or invalid values.
     """
-    file_values: dict[str, Any] = {}
-    if path is not None or DEFAULT_CONFIG_PATH.is_file():
-        file_values = _read_yaml(Path(path) if path is not None else DEFAULT_CONFIG_PATH)
     env = os.environ if env is None else env
+    file_values = _read_yaml(
+        Path(path) if path is not None else config_path("service.yaml", SERVICE_CONFIG_ENV, env))
     token = env.get(TOKEN_ENV) or None
     merged = dict(file_values)
     if token is not None:

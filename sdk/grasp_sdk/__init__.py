@@ -6,7 +6,7 @@ client middleware (:class:`GraspMiddleware`). Light by design: stdlib, aiohttp a
 
 Protect an application's uploads::
 
-    policy = load_policy("config/policy.yaml")
+    policy = load_policy()  # the shipped policy, or load_policy("my-policy.yaml")
     async with GraspClient("http://127.0.0.1:8765") as client:
         async with aiohttp.ClientSession(
                 middlewares=(GraspMiddleware(client, policy),)) as session:
@@ -31,11 +31,20 @@ from grasp_sdk.errors import (
 from grasp_sdk.hook import ImageReport, UploadRewrite, rewrite_upload
 from grasp_sdk.middleware import GraspMiddleware
 from grasp_sdk.options import ProtectOptions
-from grasp_sdk.policy import Policy, SitePipeline, SiteRule, load_policy, parse_policy
+from grasp_sdk.policy import (
+    POLICY_ENV,
+    Policy,
+    SitePipeline,
+    SiteRule,
+    default_policy_path,
+    load_policy,
+    parse_policy,
+)
 from grasp_sdk.result import ProtectFn, ProtectResult
 from grasp_sdk.sync_client import SyncGraspClient
 
 __all__ = [
+    "POLICY_ENV",
     "GraspClient",
     "GraspMiddleware",
     "GraspSDKError",
@@ -54,6 +63,7 @@ __all__ = [
     "SiteRule",
     "SyncGraspClient",
     "UploadRewrite",
+    "default_policy_path",
     "load_policy",
     "parse_policy",
     "rewrite_upload",

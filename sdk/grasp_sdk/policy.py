@@ -1,12 +1,17 @@
 """The per-site upload policy: which requests carry images to protect, and how.
 
 A policy file (YAML) has a ``defaults`` block and an ordered list of ``sites``; the first
-enabled site whose host, path and method match a request wins. ``config/policy.yaml``
-documents every field inline.
+enabled site whose host, path and method match a request wins. The policy shipped with the
+SDK (``grasp_sdk/policy.yaml``, package data) documents every field inline; it is the
+default of :func:`load_policy` unless ``$GRASP_GUARD_POLICY`` names another file.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
+import importlib.resources
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +32,8 @@ from grasp_sdk.options import (
 )
 from grasp_sdk.patterns import HostPattern, PathPattern, parse_host, parse_path
 
+#: The environment variable naming the policy file that replaces the shipped one.
+POLICY_ENV = "GRASP_GUARD_POLICY"
 FORMATS = ("multipart", "raw", "json_base64", "form_base64")
 ON_FAILURE = ("pass", "block")
 OnFailure = Literal["pass", "block"]
@@ -49,7 +56,7 @@ class SitePipeline:
 
 @dataclass(frozen=True)
 class SiteRule:
-    """One site's rule. See ``config/policy.yaml`` for the meaning of each field."""
+    """One site's rule. See the shipped ``grasp_sdk/policy.yaml`` for the meaning of each field."""
 
     name: str
     hosts: tuple[HostPattern, ...]
@@ -134,16 +141,39 @@ class Policy:
         return list(seen)
 
 
-def load_policy(path_or_text: str | os.PathLike[str]) -> Policy:
+# Package data may live in a zip: a file extracted for the process's lifetime, removed at exit
+# (the importlib.resources recipe). An ordinary install yields the installed file itself.
+_EXTRACTED = contextlib.ExitStack()
+atexit.register(_EXTRACTED.close)
+
+
+@functools.cache
+def shipped_policy_path() -> Path:
+    """The policy shipped with the SDK (package data), as a file on disk."""
+    resource = importlib.resources.files("grasp_sdk").joinpath("policy.yaml")
+    return _EXTRACTED.enter_context(importlib.resources.as_file(resource))
+
+
+def default_policy_path(env: Mapping[str, str] | None = None) -> Path:
+    """The policy file used when none is given: ``$GRASP_GUARD_POLICY``, else the shipped one.
+
+    Args:
+        env: the environment (default ``os.environ``).
+    """
+    value = (os.environ if env is None else env).get(POLICY_ENV, "").strip()
+    return Path(value).expanduser() if value else shipped_policy_path()
+
+
+def load_policy(path_or_text: str | os.PathLike[str] | None = None) -> Policy:
     """Load and validate a policy; raises PolicyError naming the file, site and field.
 
     Args:
         path_or_text: a path (``os.PathLike``, or a ``str`` without a newline), or the
-            YAML text itself (a ``str`` with a newline).
+            YAML text itself (a ``str`` with a newline); None: :func:`default_policy_path`.
     """
     if isinstance(path_or_text, str) and "\n" in path_or_text:
         return parse_policy(path_or_text)
-    path = Path(path_or_text)
+    path = default_policy_path() if path_or_text is None else Path(path_or_text)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -6,14 +6,45 @@ import re
 from pathlib import Path
 
 import pytest
-from grasp_sdk import Policy, PolicyError, load_policy, parse_policy
+from grasp_sdk import (
+    POLICY_ENV,
+    Policy,
+    PolicyError,
+    default_policy_path,
+    load_policy,
+    parse_policy,
+)
+from grasp_sdk.policy import shipped_policy_path
 
-CONFIG = Path(__file__).resolve().parents[2] / "config" / "policy.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "sdk" / "grasp_sdk" / "policy.yaml"
 
 
 @pytest.fixture(scope="module")
 def shipped() -> Policy:
     return load_policy(CONFIG)
+
+
+def test_the_shipped_policy_is_package_data_and_the_default(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(POLICY_ENV, raising=False)
+    assert shipped_policy_path() == CONFIG  # the source tree's file, read as package data
+    assert default_policy_path() == CONFIG
+    assert load_policy() == load_policy(CONFIG)
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_policy_variable_means_the_shipped_policy(value: str) -> None:
+    assert default_policy_path({POLICY_ENV: value}) == CONFIG
+
+
+def test_the_policy_variable_replaces_the_shipped_policy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("sites:\n  - {name: mine, hosts: [up.example.com]}\n")
+    monkeypatch.setenv(POLICY_ENV, str(mine))
+    assert default_policy_path() == mine
+    assert [s.name for s in load_policy().sites] == ["mine"]
+    assert [s.name for s in load_policy(CONFIG).sites] != ["mine"]  # a given path wins
 
 
 @pytest.mark.parametrize(("method", "url", "site"), [
