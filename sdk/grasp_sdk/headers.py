@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
+from grasp_sdk import digest_fields
 from grasp_sdk.checksums import DIGESTS
 
 Fields = tuple[tuple[str, str], ...]
@@ -22,10 +23,11 @@ _OFFSET_HEADERS = ("offset", "file_offset", "upload-offset")
 _AMZ_CHECKSUM = "x-amz-checksum-"
 _AMZ_CHECKSUM_NOT_DIGESTS = {"x-amz-checksum-algorithm", "x-amz-checksum-type",
                              "x-amz-checksum-mode"}
-# Digest headers whose format we do not rewrite: their presence leaves the upload alone.
-_UNSUPPORTED_DIGESTS = ("digest", "content-digest", "repr-digest")
+# Digest headers whose format we do not rewrite: their presence leaves the upload alone
+# (RFC 3230's Digest, obsoleted by RFC 9530's Content-Digest and Repr-Digest, which are).
+_UNSUPPORTED_DIGESTS = ("digest",)
 # A signature over any of these covers the body's bytes (or its digest).
-_PAYLOAD_SIGNED = {"content-md5", "x-goog-hash", "digest", "content-digest"}
+_PAYLOAD_SIGNED = {"content-md5", "x-goog-hash", "digest", *digest_fields.FIELDS}
 _SIGNED_HEADERS = re.compile(r"SignedHeaders=([^,\s]+)", re.IGNORECASE)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
@@ -66,8 +68,15 @@ class BodyConstraints:
     length_locked: bool = False
 
 
-def constraints(fields: Fields, url: str) -> BodyConstraints:
-    """Decide from the headers (and a presigned URL's query) whether the body may change."""
+def constraints(fields: Fields, url: str, body: bytes | None = None) -> BodyConstraints:
+    """Decide from the headers (and a presigned URL's query) whether the body may change.
+
+    Args:
+        fields: the request headers.
+        url: the request URL (a presigned URL's query may sign headers).
+        body: the body as sent; when given, ``Content-Digest`` and ``Repr-Digest`` must
+            match it (else they describe other bytes and cannot be recomputed).
+    """
     encoding = (get(fields, "content-encoding") or "identity").strip().lower()
     if encoding != "identity":
         return BodyConstraints(f"body is content-encoded ({encoding})")
@@ -82,6 +91,10 @@ def constraints(fields: Fields, url: str) -> BodyConstraints:
         lname = name.lower()
         if lname in _UNSUPPORTED_DIGESTS:
             return BodyConstraints(f"{name} header cannot be recomputed")
+        if lname in digest_fields.FIELDS:
+            problem = digest_fields.problem(value, body)
+            if problem:
+                return BodyConstraints(f"{name} header cannot be recomputed: {problem}")
         if (lname.startswith(_AMZ_CHECKSUM) and lname not in _AMZ_CHECKSUM_NOT_DIGESTS
                 and lname[len(_AMZ_CHECKSUM):] not in DIGESTS):
             return BodyConstraints(f"{name} header cannot be recomputed")
@@ -111,7 +124,7 @@ def _signature_constraints(fields: Fields, url: str) -> BodyConstraints:
     if covered:
         return BodyConstraints(f"a signature covers {', '.join(covered)}")
     signature_input = (get(fields, "signature-input") or "").lower()
-    if "content-digest" in signature_input or "content-length" in signature_input:
+    if any(f in signature_input for f in (*digest_fields.FIELDS, "content-length")):
         return BodyConstraints("an HTTP message signature covers the body's digest or length")
     return BodyConstraints(None, length_locked="content-length" in signed)
 
@@ -157,6 +170,8 @@ def fix_up(fields: Fields, body: bytes, length_headers: Iterable[str] = ()) -> F
         elif lname == "x-goog-hash":
             value = _GOOG_HASH_ITEM.sub(
                 lambda m: f"{m.group(1)}={digest(m.group(1).lower())}", value)
+        elif lname in digest_fields.FIELDS:
+            value = digest_fields.recompute(value, body)
         elif lname == "content-range":
             value = f"bytes 0-{len(body) - 1}/{len(body)}"
         fixed.append((name, value))

@@ -126,7 +126,7 @@ async def _rewrite(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes,
         raise _LeaveAlone("empty body")
     if len(body) > rule.max_bytes:
         raise _LeaveAlone(f"body of {len(body)} bytes exceeds max_bytes {rule.max_bytes}")
-    limits = hdrs.constraints(fields, url)
+    limits = hdrs.constraints(fields, url, body)
     if limits.reason:
         raise _LeaveAlone(limits.reason)
     try:

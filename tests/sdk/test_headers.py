@@ -10,6 +10,8 @@ from grasp_sdk import headers as hdrs
 from grasp_sdk.checksums import crc32c
 
 SHA = hashlib.sha256(b"x").hexdigest()
+B64_SHA256_X = base64.b64encode(hashlib.sha256(b"x").digest()).decode()
+B64_SHA512_X = base64.b64encode(hashlib.sha512(b"x").digest()).decode()
 SIGV4 = ("AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/s3/aws4_request, "
          "SignedHeaders={}, Signature=abc")
 URL = "https://bucket.s3.amazonaws.com/key"
@@ -43,12 +45,23 @@ def test_normalise_accepts_bytes_pairs_and_mappings() -> None:
     ([("Content-MD5", "x"), ("Authorization", "AWS AKID:sig")], URL, "AWS V2"),
     ([("Signature-Input", 'sig1=("content-digest" "@method")')], URL, "message signature"),
     ([("x-amz-checksum-xxhash64", "x")], URL, "cannot be recomputed"),
-    ([("Content-Digest", "sha-256=:x:")], URL, "cannot be recomputed"),
+    ([("Content-Digest", "sha-256=:x:")], URL, "cannot be recomputed: malformed"),
+    ([("Content-Digest", f"sha-256=:{B64_SHA256_X}:")], URL, None),
+    ([("Repr-Digest", f"sha-512=:{B64_SHA512_X}:, sha-256=:{B64_SHA256_X}:")], URL, None),
+    ([("Content-Digest", "md5=:AAAAAAAAAAAAAAAAAAAAAA==:")], URL, "unsupported algorithm md5"),
+    ([("Repr-Digest", f"sha-256=:{B64_SHA256_X}:, adler=:AAAAAA==:")], URL,
+     "Repr-Digest header cannot be recomputed: unsupported algorithm adler"),
+    ([("Content-Digest", "sha-256=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:")], URL,
+     "does not match the body"),
+    ([("Digest", f"SHA-256={B64_SHA256_X}")], URL, "Digest header cannot be recomputed"),
+    ([("Signature-Input", 'sig1=("repr-digest" "@method")')], URL, "message signature"),
+    ([("Authorization", SIGV4.format("content-digest;host"))], URL,
+     "signature covers content-digest"),
     ([("x-goog-hash", "crc32c=AAAAAA==,sha512=x")], URL, "cannot be recomputed"),
     ([("x-amz-checksum-crc32c", "x"), ("x-amz-checksum-type", "FULL_OBJECT")], URL, None),
 ])
 def test_constraints(fields: list[tuple[str, str]], url: str, reason: str | None) -> None:
-    found = hdrs.constraints(tuple(fields), url).reason
+    found = hdrs.constraints(tuple(fields), url, b"x").reason
     if reason is None:
         assert found is None
     else:
@@ -70,6 +83,7 @@ def test_fix_up_recomputes_lengths_and_checksums() -> None:
         ("Content-MD5", "old"), ("x-amz-checksum-sha256", "old"),
         ("x-amz-checksum-crc32c", "old"), ("x-amz-checksum-algorithm", "CRC32C"),
         ("x-goog-hash", "crc32c=old==, md5=old=="), ("Content-Range", "bytes 0-2/3"),
+        ("Content-Digest", "sha-256=:b2xk:, sha-512=:b2xk:"), ("Repr-Digest", "sha-256=:b2xk:"),
     )
     fixed = dict(hdrs.fix_up(fields, body, ["x-entity-length"]))
 
@@ -84,6 +98,9 @@ def test_fix_up_recomputes_lengths_and_checksums() -> None:
         "x-amz-checksum-crc32c": crc, "x-amz-checksum-algorithm": "CRC32C",
         "x-goog-hash": f"crc32c={crc}, md5={b64(hashlib.md5(body).digest())}",
         "Content-Range": "bytes 0-13/14",
+        "Content-Digest": f"sha-256=:{b64(hashlib.sha256(body).digest())}:, "
+                          f"sha-512=:{b64(hashlib.sha512(body).digest())}:",
+        "Repr-Digest": f"sha-256=:{b64(hashlib.sha256(body).digest())}:",
     }
 
 

@@ -220,3 +220,42 @@ async def test_max_bytes(fake_protect, jpeg: bytes) -> None:
     small = parse_policy("sites:\n  - {name: s, hosts: ['*'], max_bytes: 10}\n")
     out = await rewrite_upload("PUT", "https://h/u", {}, jpeg, small, fake_protect)
     assert not out.changed and "exceeds max_bytes 10" in out.reason
+
+
+def _sf(alg: str, data: bytes) -> str:
+    return f"{alg}=:{b64(hashlib.new(alg.replace('-', ''), data).digest())}:"
+
+
+async def test_digest_fields_follow_the_protected_body(
+        policy: Policy, fake_protect, jpeg: bytes) -> None:
+    content_type, body = await multipart_body(("caption", "hi"), ("media", jpeg))
+    headers = [("Content-Type", content_type),
+               ("Content-Digest", f"{_sf('sha-256', body)}, {_sf('sha-512', body)}"),
+               ("Repr-Digest", _sf("sha-512", body)),
+               ("Want-Content-Digest", "sha-256=10")]
+    out = await rewrite_upload("POST", "https://fields.test/up", headers, body, policy,
+                               fake_protect)
+    assert out.changed and out.body != body
+    assert dict(out.headers) == {
+        "Content-Type": content_type,
+        "Content-Digest": f"{_sf('sha-256', out.body)}, {_sf('sha-512', out.body)}",
+        "Repr-Digest": _sf("sha-512", out.body),
+        "Want-Content-Digest": "sha-256=10",
+    }
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("Content-Digest", "md5=:AAAAAAAAAAAAAAAAAAAAAA==:",
+     "Content-Digest header cannot be recomputed: unsupported algorithm md5"),
+    ("Repr-Digest", "sha-256=:AAAA:, unixcksum=:AAAA:", "unsupported algorithm unixcksum"),
+    ("Repr-Digest", _sf("sha-256", b"the whole file"), "sha-256 digest does not match the body"),
+    ("Content-Digest", "sha-256=AAAA", "malformed"),
+])
+async def test_digest_fields_that_cannot_follow_leave_the_upload_alone(
+        policy: Policy, fake_protect, jpeg: bytes, field: str, value: str, reason: str) -> None:
+    headers = [("Content-Type", "image/jpeg"), (field, value)]
+    out = await rewrite_upload("POST", "https://raw.test/rupload/fb_uploader_1", headers, jpeg,
+                               policy, fake_protect)
+    assert not out.changed and out.body == jpeg and out.headers == tuple(headers)
+    assert out.site == "raw-site" and reason in out.reason
+    assert not fake_protect.calls
