@@ -2,7 +2,7 @@
 
 Two measurements, both over plain HTTP on loopback to a local site (its own process):
 
-1. Traffic the policy does not match (the shipped ``config/policy.yaml``): ``--sequential``
+1. Traffic the policy does not match (the shipped ``grasp_sdk/policy.yaml``): ``--sequential``
    small POSTs one after another (latency) and ``--concurrent`` POSTs from ``--clients``
    clients at once (throughput), through mitmdump with the addon and through two plain
    mitmdumps with the same flags (the second one is the control: the difference between
@@ -43,6 +43,7 @@ from aiohttp import web
 from PIL import Image
 from skimage import data
 
+from grasp_sdk.policy import shipped_policy_path
 from proxy_addon.launch import (
     AddonOptions,
     child,
@@ -54,7 +55,7 @@ from proxy_addon.launch import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_POLICY = ROOT / "config" / "policy.yaml"
+SHIPPED_POLICY = shipped_policy_path()
 UPLOAD_PATH = "/upload/photo"
 UPLOAD_POLICY = f"""\
 version: 1
@@ -303,7 +304,7 @@ proxy_addon/mitm_entry.py` and the `grasp_*` options
 
 {len(plain.latencies)} sequential 1 KiB POSTs (one keep-alive client) and \
 {plain.concurrent_requests} concurrent ones ({args.clients} clients) per proxy, plain HTTP to a \
-local site, the shipped `config/policy.yaml` (11 enabled sites, none matching), in \
+local site, the shipped `grasp_sdk/policy.yaml` (11 enabled sites, none matching), in \
 {args.rounds} rounds of rotating order. In brackets: the ratio to the first plain mitmdump.
 
 | proxy | latency p50 (ms) | latency p95 (ms) | latency mean (ms) | throughput (req/s) |

@@ -1,4 +1,4 @@
-"""The model zoo: the named surrogate editors of ``config/models.yaml`` and how to load them.
+"""The model zoo: the named surrogate editors of ``grasp_guard/config/models.yaml`` and how to load them.
 
 ``load_editor(name)`` is the one entry point for the engine: the embedded reference
 surrogate, an official checkpoint from the weights cache, or (``seeded=True``) the
@@ -219,7 +219,7 @@ def load_editor(
             (:mod:`grasp_guard.models.seeded`); ``info.seeded`` marks it.
         match_contrast: with ``seeded``, scale the last conv so the edits have a photo's
             contrast; ``False`` keeps PyTorch's default initialisation there.
-        zoo: the entries (default: ``config/models.yaml``).
+        zoo: the entries (default: ``grasp_guard/config/models.yaml``).
     Raises:
         ConfigError: unknown name, or ``seeded`` for the embedded reference.
         WeightsUnavailableError: the weights are not in the cache (the message gives the

@@ -1,4 +1,4 @@
-"""The model zoo file, ``config/models.yaml``: its entries, parsed and checked.
+"""The model zoo file, ``grasp_guard/config/models.yaml``: its entries, parsed and checked.
 
 Pure parsing: each entry becomes an immutable :class:`ModelEntry`, every field checked
 against its architecture, and any fault raised as a :class:`ConfigError` naming the entry
@@ -42,7 +42,7 @@ _KEYS = {
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One editor of the zoo (see config/models.yaml for the meaning of each field)."""
+    """One editor of the zoo (see grasp_guard/config/models.yaml for the meaning of each field)."""
 
     name: str
     architecture: str
@@ -203,7 +203,7 @@ def _parse_scales(name: str, architecture: str, resolution: int, raw: object) ->
 
 
 def load_zoo(path: str | Path | None = None) -> dict[str, ModelEntry]:
-    """Read the zoo file (default: the repository's ``config/models.yaml``)."""
+    """Read the zoo file (default: ``$GRASP_GUARD_ZOO``, else the shipped ``grasp_guard/config/models.yaml``)."""
     path = Path(path) if path is not None else DEFAULT_ZOO_PATH
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

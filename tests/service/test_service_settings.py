@@ -23,9 +23,9 @@ def test_config_file_documents_the_embedded_defaults() -> None:
     assert load_settings(env={}) == Settings()
 
 
-def test_defaults_bind_loopback_with_reference_on_auto() -> None:
+def test_defaults_bind_loopback_with_the_default_set_on_auto() -> None:
     s = Settings()
-    assert (s.host, s.token, s.models, s.device) == ("127.0.0.1", None, ("reference",), "auto")
+    assert (s.host, s.token, s.models, s.device) == ("127.0.0.1", None, ("default",), "auto")
 
 
 @pytest.mark.parametrize("host,loopback", [
