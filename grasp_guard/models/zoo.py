@@ -43,6 +43,7 @@ from grasp_guard.models.weights import (
     load_state_dict_strict,
     read_checkpoint,
 )
+from grasp_guard.models.zerodce import ZeroDCE, ZeroDCEEditor, load_zerodce, zerodce_info
 from grasp_guard.models.zoo_entries import (
     ARCHITECTURES,
     DEFAULT_ZOO_PATH,
@@ -78,6 +79,7 @@ _FILE_HINTS = {
     "stargan": "200000-G.ckpt",
     "attgan": "weights.49.pth",
     "cyclegan": "latest_net_G.pth",
+    "zerodce": "best_model.pth",
 }
 
 
@@ -122,19 +124,31 @@ def _checkpoint_loader(entry: ModelEntry) -> Callable[[Path], Editor]:
     if entry.architecture == "cyclegan":
         info = _cyclegan_info(entry)
         return lambda path: load_cyclegan(path, info)
+    if entry.architecture == "zerodce":
+        zerodce = _zerodce_info(entry)
+        return lambda path: load_zerodce(path, zerodce)
     raise ConfigError(
         f"{entry.name} is embedded in the package: there are no weights to fetch or add"
     )
 
 
 def _seeded_editor(entry: ModelEntry, seed: int, match_contrast: bool) -> Editor:
+    """The full-size architecture with seeded default initialisation, calibrated.
+
+    A seeded Zero-DCE is never contrast-matched (``match_contrast`` does not apply): its
+    last conv feeds ``tanh`` curve parameters, not pixels, so the contrast of
+    ``tanh(conv7)`` that :func:`~grasp_guard.models.seeded.match_output_contrast` sets says
+    nothing of the edit's; the edit is a per-pixel curve of the photo itself, whose contrast it
+    keeps at any scale. Default initialisation already gives small curve parameters, a mild
+    edit (seed 0 moves the calibration photos' pixels by 0.04 on [0, 1] on average).
+    """
     if entry.embedded:
         raise ConfigError(
             f"{entry.name} is a trained embedded model: seeded weights apply to the "
             "official architectures"
         )
     photos = calibration_images(entry.resolution)
-    editor: StarGANEditor | AttGANEditor | CycleGANEditor
+    editor: StarGANEditor | AttGANEditor | CycleGANEditor | ZeroDCEEditor
     with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left untouched
         torch.manual_seed(seed)
         if entry.architecture == "stargan":
@@ -150,19 +164,27 @@ def _seeded_editor(entry: ModelEntry, seed: int, match_contrast: bool) -> Editor
             editor = CycleGANEditor(
                 ResnetGenerator(CycleGANConfig()), _cyclegan_info(entry, seeded=True)
             )
+        elif entry.architecture == "zerodce":
+            editor = ZeroDCEEditor(ZeroDCE(), _zerodce_info(entry, seeded=True))
         else:
             config = attgan_config(entry)
             editor = AttGANEditor(
                 build_generator(config), attgan_info(entry.name, config, seeded=True), config
             )
             calibrate_batchnorm(editor, photos)
-    if match_contrast:
+    if match_contrast and not isinstance(editor, ZeroDCEEditor):
         match_output_contrast(editor, editor.generator.output_conv, photos)
     return editor
 
 
 def _cyclegan_info(entry: ModelEntry, seeded: bool = False) -> EditorInfo:
     return cyclegan_info(
+        entry.name, entry.resolution, entry.scales, seeded, attributes=entry.attributes
+    )
+
+
+def _zerodce_info(entry: ModelEntry, seeded: bool = False) -> EditorInfo:
+    return zerodce_info(
         entry.name, entry.resolution, entry.scales, seeded, attributes=entry.attributes
     )
 

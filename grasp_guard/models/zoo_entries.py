@@ -22,9 +22,13 @@ from grasp_guard.models.wheels import WHEEL_REQUIREMENT
 
 # $GRASP_GUARD_ZOO (read once, at import), else the zoo shipped in grasp_guard/config/.
 DEFAULT_ZOO_PATH = config_path("models.yaml", ZOO_ENV)
-ARCHITECTURES = ("reference", "stargan", "attgan", "cyclegan")
+ARCHITECTURES = ("reference", "stargan", "attgan", "cyclegan", "zerodce")
 _STARGAN_OPTIONS = {"conv_dim": 64, "repeat_num": 6}
-_CYCLEGAN_ATTRIBUTES = ("translate",)
+# Fully convolutional single-edit editors: their one edit's default name, and the multiple
+# every side they run at must be (the CycleGAN downsamples twice; Zero-DCE never does).
+_ONE_EDIT = {"cyclegan": ("translate",), "zerodce": ("enhance",)}
+_SIDE_MULTIPLE = {"cyclegan": 4, "zerodce": 1}
+_LABELS = {"cyclegan": "a CycleGAN", "zerodce": "a Zero-DCE enhancer"}
 _KEYS = {
     "architecture",
     "description",
@@ -64,8 +68,8 @@ class ModelEntry:
     @property
     def n_edits(self) -> int:
         """Test edits per image: AttGAN adds the reconstruction to one flip per attribute;
-        a CycleGAN makes its one translation."""
-        if self.architecture == "cyclegan":
+        a CycleGAN makes its one translation, a Zero-DCE its one enhancement."""
+        if self.architecture in _ONE_EDIT:
             return 1
         return len(self.attributes) + (1 if self.architecture == "attgan" else 0)
 
@@ -109,18 +113,18 @@ def parse_entry(name: str, raw: object) -> ModelEntry:
             f"model {name!r}: resolution must be a positive integer, got {resolution!r}"
         )
     attributes = raw.get("attributes")
-    if attributes is None and architecture == "cyclegan":
-        attributes = list(_CYCLEGAN_ATTRIBUTES)
+    if attributes is None and architecture in _ONE_EDIT:
+        attributes = list(_ONE_EDIT[architecture])
     if (
         not isinstance(attributes, list)
         or not attributes
         or not all(isinstance(a, str) for a in attributes)
     ):
         raise ConfigError(f"model {name!r}: attributes must be a non-empty list of names")
-    if architecture == "cyclegan" and len(attributes) != 1:
+    if architecture in _ONE_EDIT and len(attributes) != 1:
         raise ConfigError(
-            f"model {name!r}: a CycleGAN makes one edit: attributes must name one, "
-            f"got {attributes!r}"
+            f"model {name!r}: {_LABELS[architecture]} makes one edit: attributes must name "
+            f"one, got {attributes!r}"
         )
     scales = _parse_scales(name, architecture, resolution, raw.get("scales"))
     options = raw.get("options") or {}
@@ -175,28 +179,31 @@ def parse_entry(name: str, raw: object) -> ModelEntry:
         attgan_config(entry)
     elif options:
         raise ConfigError(
-            f"model {name!r}: a CycleGAN takes no options (its shape is read from the "
-            f"checkpoint), got {sorted(options)}"
+            f"model {name!r}: {_LABELS[architecture]} takes no options (its shape is read "
+            f"from the checkpoint), got {sorted(options)}"
         )
     return entry
 
 
 def _parse_scales(name: str, architecture: str, resolution: int, raw: object) -> tuple[int, ...]:
-    """The other sizes a fully convolutional editor runs at: positive multiples of 4."""
-    if raw is None and architecture != "cyclegan":
+    """The other sizes a fully convolutional editor runs at: positive multiples of its
+    side multiple (4 for a CycleGAN, any size for Zero-DCE)."""
+    if raw is None and architecture not in _SIDE_MULTIPLE:
         return ()
     raw = [] if raw is None else raw
-    if architecture != "cyclegan":
+    if architecture not in _SIDE_MULTIPLE:
         raise ConfigError(
-            f"model {name!r}: scales apply to fully convolutional editors (cyclegan), "
-            f"not {architecture}"
+            f"model {name!r}: scales apply to fully convolutional editors "
+            f"({', '.join(_SIDE_MULTIPLE)}), not {architecture}"
         )
+    multiple = _SIDE_MULTIPLE[architecture]
     if not isinstance(raw, list) or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s > 0 and s % 4 == 0
+        isinstance(s, int) and not isinstance(s, bool) and s > 0 and s % multiple == 0
         for s in [*raw, resolution]
     ):
+        kind = f"multiples of {multiple}" if multiple > 1 else "integers"
         raise ConfigError(
-            f"model {name!r}: resolution and scales must be positive multiples of 4, "
+            f"model {name!r}: resolution and scales must be positive {kind}, "
             f"got {resolution!r} and {raw!r}"
         )
     return tuple(sorted(set(raw)))

