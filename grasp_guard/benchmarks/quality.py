@@ -260,7 +260,16 @@ PARTS = {
         calib_n=4,
         steps=40,
         seeded=False,
+    ),
+    # Protected against one real-weights net alone, judged by another (the cheap way first).
+    "real-transfer": Plan(
+        standard={},
+        levels=(),
+        calib_n=4,
+        steps=40,
+        seeded=False,
         transfer=(("reference", "cyclegan-vintage", "psnr40", 32),
+                  ("cyclegan-vintage", "zerodce-lowlight", "psnr40", 32),
                   ("cyclegan-vintage", "reference", "psnr40", 32)),
     ),
     "real-reference-levels": Plan(
