@@ -207,7 +207,7 @@ class Plan:
     calib_n: int
     steps: int | None = None  # iterations of the level rows (None: the balanced preset's)
     seeded: bool = True
-    transfer: tuple[tuple[str, str, str, int], ...] = ()  # (protected with, judge, level, n)
+    transfer: tuple[tuple[str, tuple[str, ...], str, int], ...] = ()  # (source, judges, level, n)
 
 
 _COMPARED = ("pgd", "weighted_sum", "grasp")
@@ -268,9 +268,8 @@ PARTS = {
         calib_n=4,
         steps=40,
         seeded=False,
-        transfer=(("reference", "cyclegan-vintage", "psnr40", 32),
-                  ("cyclegan-vintage", "zerodce-lowlight", "psnr40", 32),
-                  ("cyclegan-vintage", "reference", "psnr40", 32)),
+        transfer=(("reference", ("cyclegan-vintage", "zerodce-lowlight"), "psnr40", 32),
+                  ("cyclegan-vintage", ("reference", "zerodce-lowlight"), "psnr40", 32)),
     ),
     "real-reference-levels": Plan(
         standard={},
@@ -305,19 +304,20 @@ def bench_side(editor: Editor) -> int:
     return editor.info.resolutions[0]
 
 
-def transfer_row(source: Editor, judge: Editor, level: str, n: int, calib_n: int,
-                 steps: int | None) -> Row:
-    """GRASP tuned to ``level`` against ``source`` alone, judged by ``judge`` (on crops at
-    the judge's benchmark side; the source sees them through its own resize)."""
+def transfer_rows(source: Editor, judges: Sequence[Editor], level: str, n: int, calib_n: int,
+                  steps: int | None) -> list[Row]:
+    """GRASP tuned to ``level`` against ``source`` alone, then judged by each of ``judges``
+    (crops at the largest benchmark side among them; each net sees them through its resize)."""
     method = methods(steps)["grasp"]
-    x = eval_crops(n, max(bench_side(source), bench_side(judge)))
+    x = eval_crops(n, max(bench_side(e) for e in (source, *judges)))
     cal = calibrate(method, x[:calib_n], [source], LEVELS[level])
     start = time.perf_counter()
     result = method.run(x, [source], cal.budget)
     seconds = time.perf_counter() - start
-    return _row("grasp", f"{source.info.name} -> {judge.info.name}", level, x, result,
-                [judge], seconds, cal.budget,
-                f"protected against {source.info.name} alone, DSR on {judge.info.name}")
+    return [_row("grasp", f"{source.info.name} -> {judge.info.name}", level, x, result,
+                 [judge], seconds, cal.budget,
+                 f"protected against {source.info.name} alone, DSR on {judge.info.name}")
+            for judge in (source, *judges)]
 
 
 def run_plan(plan: Plan, progress: Callable[[Row, list[Row]], None] | None = None) -> list[Row]:
@@ -343,9 +343,9 @@ def run_plan(plan: Plan, progress: Callable[[Row, list[Row]], None] | None = Non
         rows.append(row)
         if progress:
             progress(row, rows)
-    for source, judge, level, n in plan.transfer:
-        rows.append(transfer_row(editor_for(source), editor_for(judge), level, n,
-                                 plan.calib_n, plan.steps))
+    for source, judges, level, n in plan.transfer:
+        rows += transfer_rows(editor_for(source), [editor_for(j) for j in judges], level, n,
+                              plan.calib_n, plan.steps)
         if progress:
             progress(rows[-1], rows)
     return rows
