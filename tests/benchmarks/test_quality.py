@@ -71,3 +71,13 @@ def test_the_eval_set_is_real_faces_with_their_provenance() -> None:
     assert eval_crops(2, 32, offset=len(names) - 2).shape == (2, 3, 32, 32)
     with pytest.raises(ValueError, match="holds"):
         eval_crops(2, 32, offset=len(names) - 1)
+
+
+def test_transfer_rows_protect_once_and_judge_by_each_net() -> None:
+    source, judge = tiny_editor(), tiny_editor()
+    judge.info = EditorInfo("judge", 32, CELEBA_ATTRIBUTES, seeded=True)
+    rows = quality.transfer_rows(source, [judge], "psnr40", n=2, calib_n=2, steps=3)
+    assert [r.model for r in rows] == ["tiny -> tiny", "tiny -> judge"]
+    assert rows[0].psnr == rows[1].psnr and rows[0].n == 2
+    # the same weights judge the same images alike
+    assert rows[0].dsr_cmua == rows[1].dsr_cmua and rows[0].distortion == rows[1].distortion
