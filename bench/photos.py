@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--faces", type=Path,
                         default=Path(__file__).resolve().parents[2] / "shared" / "data" / "faces")
     parser.add_argument("--limit", type=int, help="The first N photos (by name) only.")
+    parser.add_argument("--rows-from", type=Path,
+                        help="Write the tables from the JSON rows an interrupted run printed.")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     engine = Engine.create()
@@ -44,6 +46,11 @@ def main() -> None:
     paths = sorted(p for p in args.faces.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
     paths = paths[:args.limit] if args.limit else paths
     rows, faces_all = [], []
+    if args.rows_from:
+        rows = [json.loads(line) for line in args.rows_from.read_text().splitlines()
+                if line.startswith("{")]
+        faces_all = [f for r in rows for f in r["faces"]]
+        paths = []
     for path in paths:
         start = time.perf_counter()
         _, report = protect(path.read_bytes(), options, engine)
@@ -63,7 +70,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     info = meta(["bench/photos.py", "--preset", args.preset,
                  *(["--limit", str(args.limit)] if args.limit else [])],
-                torch_threads=torch.get_num_threads())
+                torch_threads=torch.get_num_threads(), photos=len(rows))
     summary = []
     for editor in engine.editors:
         name = editor.info.name
