@@ -84,14 +84,14 @@ def main() -> None:
     lines = [
         "# Photos: the whole pipeline on the shared real photos, with the defaults", "",
         *(f"- {k}: `{v}`" for k, v in info.items()), "",
-        f"Surrogates: {'; '.join(engine.labels)}. Missing defaults: "
-        f"{', '.join(engine.missing) or 'none'}. Preset `{args.preset}`. {len(rows)} photos, "
-        f"{n_faces} faces; face PSNR mean {np.mean([f['psnr'] for f in faces_all]):.2f} dB "
-        f"(min {min(f['psnr'] for f in faces_all):.2f}), face SSIM mean "
-        f"{np.mean([f['ssim'] for f in faces_all]):.4f}; {total / max(1, n_faces):.1f} s per "
-        "face on this machine.", "",
-        "DSR (CMUA) of each face on the re-encoded output, per surrogate and editing size "
-        "(`own`: the editor's one size). `all edits` = share of faces with every edit disrupted.",
+        (f"Surrogates: {'; '.join(engine.labels)}. Missing defaults: "
+         f"{', '.join(engine.missing) or 'none'}. Preset `{args.preset}`. {len(rows)} photos, "
+         f"{n_faces} faces; face PSNR mean {np.mean([f['psnr'] for f in faces_all]):.2f} dB "
+         f"(min {min(f['psnr'] for f in faces_all):.2f}), face SSIM mean "
+         f"{np.mean([f['ssim'] for f in faces_all]):.4f}; {total / max(1, n_faces):.1f} s per "
+         "face on this machine."), "",
+        ("DSR (CMUA) of each face on the re-encoded output, per surrogate and editing size "
+         "(`own`: the editor's one size). `all edits` = share of faces with every edit disrupted."),
         "", "| surrogate | edited at (px) | faces | mean DSR | all edits |", "|---|---|---|---|---|",
         *summary, "",
         "| photo | faces (crop px) | PSNR face | SSIM face | DSR per surrogate@size | s/face | size ratio |",

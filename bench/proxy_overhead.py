@@ -40,10 +40,10 @@ import aiohttp
 import mitmproxy.version
 import piexif
 from aiohttp import web
+from grasp_sdk.policy import shipped_policy_path
 from PIL import Image
 from skimage import data
 
-from grasp_sdk.policy import shipped_policy_path
 from proxy_addon.launch import (
     AddonOptions,
     child,

@@ -119,7 +119,12 @@ def test_faces_of_different_sizes_in_one_photo(engine: Engine) -> None:
 
 
 def test_a_fully_convolutional_surrogate_is_judged_at_every_editing_size() -> None:
-    from grasp_guard.models.cyclegan import CycleGANEditor, ResnetGenerator, CycleGANConfig, cyclegan_info
+    from grasp_guard.models.cyclegan import (
+        CycleGANConfig,
+        CycleGANEditor,
+        ResnetGenerator,
+        cyclegan_info,
+    )
 
     torch.manual_seed(0)
     editor = CycleGANEditor(ResnetGenerator(CycleGANConfig(ngf=8, n_blocks=1)),

@@ -14,7 +14,7 @@ from grasp_guard.defense.metrics import editing_resolutions, evaluate_defense, e
 from grasp_guard.models.editor import Editor, EditorInfo
 
 # a threshold no edit reaches: every sample keeps running, as an undisrupted face does
-UNREACHED = dict(success_threshold=1e6, steps=12, alpha=1.0 / 255)
+UNREACHED = {"success_threshold": 1e6, "steps": 12, "alpha": 1.0 / 255}
 
 
 class ConvEditor(Editor):
