@@ -79,7 +79,7 @@ async def test_full_queue_answers_429_at_once(service: ServiceFactory, spy: SpyE
 
 async def test_deadline_while_optimising_is_504_and_while_queued_is_503(
         service: ServiceFactory, spy: SpyEngine, face_jpeg: bytes) -> None:
-    client = await service(max_batch=1, deadline_s=1.0)
+    client = await service(max_batch=1, deadline_s=2.0)
     spy.gate.clear()
     optimising = asyncio.create_task(client.post("/v1/protect", data=face_jpeg,
                                                  params={"preset": "fast"}))
