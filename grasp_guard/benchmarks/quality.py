@@ -207,11 +207,14 @@ class Plan:
     calib_n: int
     steps: int | None = None  # iterations of the level rows (None: the balanced preset's)
     seeded: bool = True
+    about: str = ""  # which faces, which surrogates (real, trained here, seeded) and n
     transfer: tuple[tuple[str, tuple[str, ...], str, int], ...] = ()  # (source, judges, level, n)
 
 
 _COMPARED = ("pgd", "weighted_sum", "grasp")
 _REAL_COMPARED = ("grasp", "pgd", "pgd-l2", "weighted_sum")
+_REAL_FACES = ("Faces: the real-face set (grasp_guard/benchmarks/faces/, derived from "
+               "shared/data/faces), its first n crops, resized to the benchmark side. ")
 _REAL_ABLATIONS = ("grasp", "grasp-ball-budget", "grasp-fixed-lambda", "grasp-no-lf",
                    "grasp-no-ssim", "grasp+cross", "grasp-lf-dct")
 QUICK = Plan(
@@ -253,6 +256,9 @@ PARTS = {
         calib_n=4,
         steps=40,
         seeded=False,
+        about=(_REAL_FACES + "Surrogate: cyclegan-vintage, real trained weights (vintagify "
+               "0.1.2), run on 128-px crops. n = 32 per row. GRASP's presets were chosen on crops "
+               "0-7, which these rows include."),
     ),
     "real-reference": Plan(
         standard={"reference": 32},
@@ -260,6 +266,8 @@ PARTS = {
         calib_n=4,
         steps=40,
         seeded=False,
+        about=(_REAL_FACES + "Surrogate: reference, trained in this repository (not a real "
+               "deepfake model), run on 64-px crops. n = 32 per row."),
     ),
     # Protected against one real-weights net alone, judged by another (the cheap way first).
     "real-transfer": Plan(
@@ -268,6 +276,10 @@ PARTS = {
         calib_n=4,
         steps=40,
         seeded=False,
+        about=(_REAL_FACES + "Rows `A -> B`: GRASP at 40 dB against A alone, DSR on B, on "
+               "128-px crops. cyclegan-vintage and zerodce-lowlight: real trained weights "
+               "(vintagify 0.1.2, neuro-low-light 0.1.0); reference: trained in this "
+               "repository. n = 32 per row."),
         transfer=(("reference", ("cyclegan-vintage", "zerodce-lowlight"), "psnr40", 32),
                   ("cyclegan-vintage", ("reference", "zerodce-lowlight"), "psnr40", 32)),
     ),

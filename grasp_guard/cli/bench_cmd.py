@@ -56,22 +56,25 @@ def run_quality(args: argparse.Namespace) -> int:
         rows = [Row(**r) for d in docs for r in d["rows"]]
         info = meta(parts=[d["meta"] for d in docs])
         name = "quality"
+        notes = NOTES
     else:
         name = "quality-quick" if args.quick else (
             "quality" if args.part == "all" else f"quality-{args.part}")
         plans = [QUICK] if args.quick else (
             list(PARTS.values()) if args.part == "all" else [PARTS[args.part]])
+        # the real-face parts say which faces, surrogates and n; the older parts share NOTES
+        notes = "\n\n".join(p.about for p in plans if p.about) or NOTES
         rows = []
 
         def save(row: Row, done: list[Row]) -> None:
             print(describe(row), file=sys.stderr, flush=True)
             info = meta(plan=name, seconds=round(time.perf_counter() - start, 1))
-            write_results(name, "Quality at matched PSNR", [*rows, *done], info, NOTES, args.out)
+            write_results(name, "Quality at matched PSNR", [*rows, *done], info, notes, args.out)
 
         for plan in plans:
             rows += run_plan(plan, progress=save)
         info = meta(plan=name, seconds=round(time.perf_counter() - start, 1))
-    doc = write_results(name, "Quality at matched PSNR", rows, info, NOTES, args.out)
+    doc = write_results(name, "Quality at matched PSNR", rows, info, notes, args.out)
     if name == "quality":
         doc = attach_robustness(args.out) or doc
         plot_dsr_vs_psnr(rows, args.out / "dsr_vs_psnr.png")
