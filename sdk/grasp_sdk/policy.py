@@ -37,6 +37,8 @@ POLICY_ENV = "GRASP_GUARD_POLICY"
 FORMATS = ("multipart", "raw", "json_base64", "form_base64")
 ON_FAILURE = ("pass", "block")
 OnFailure = Literal["pass", "block"]
+#: The split-upload protocols a proxy can reassemble: X's INIT / APPEND / FINALIZE.
+CHUNKED_PROTOCOLS = ("x",)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,24 @@ class SitePipeline:
     jpeg_quality: tuple[int, int] | None = None
     max_side: int | None = None
     blur_sigma: float | None = None
+
+
+@dataclass(frozen=True)
+class ChunkedUpload:
+    """How a proxy holds the pieces of an image split over several requests.
+
+    Attributes:
+        protocol: the upload protocol (``x``: INIT declares ``total_bytes``, APPENDs carry
+            ``segment_index`` 0, 1, ..., FINALIZE closes).
+        max_total_bytes: the largest declared image held; larger ones pass untouched.
+        max_segments: the most segments held for one image.
+        hold_s: the seconds the segments of one image may be held, from the first.
+    """
+
+    protocol: str
+    max_total_bytes: int = 20 * 2**20
+    max_segments: int = 32
+    hold_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +92,7 @@ class SiteRule:
     max_bytes: int = 20 * 2**20
     length_headers: tuple[str, ...] = ()
     signed: bool = False
+    chunked_upload: ChunkedUpload | None = None
     enabled: bool = True
 
     def matches(self, method: str, host: str, path: str) -> bool:
@@ -330,6 +351,27 @@ def _pipeline(value: Any) -> SitePipeline | None:
     )
 
 
+def _chunked(value: Any) -> ChunkedUpload | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected a mapping, got {value!r}")
+    unknown = set(value) - {"protocol", "max_total_bytes", "max_segments", "hold_s"}
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+    if "protocol" not in value:
+        raise ValueError(f"protocol is required (one of {', '.join(CHUNKED_PROTOCOLS)})")
+    hold_s = value.get("hold_s", ChunkedUpload.hold_s)
+    if isinstance(hold_s, bool) or not isinstance(hold_s, (int, float)) or not 0 < hold_s <= 3600:
+        raise ValueError(f"hold_s must be a number of seconds in (0, 3600], got {hold_s!r}")
+    return ChunkedUpload(
+        protocol=_choice(CHUNKED_PROTOCOLS)(value["protocol"]),
+        max_total_bytes=_int(1, 2**40)(value.get("max_total_bytes", ChunkedUpload.max_total_bytes)),
+        max_segments=_int(1, 1000)(value.get("max_segments", ChunkedUpload.max_segments)),
+        hold_s=float(hold_s),
+    )
+
+
 _FIELDS: dict[str, Callable[[Any], Any]] = {
     "name": _string,
     "enabled": _bool,
@@ -346,5 +388,6 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "max_bytes": _int(1, 2**40),
     "length_headers": _strings,
     "signed": _bool,
+    "chunked_upload": _chunked,
 }
 _PER_SITE_ONLY = {"name", "hosts", "paths", "fields"}

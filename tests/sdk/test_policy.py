@@ -130,6 +130,21 @@ sites:
         80, 512, 0.5)
 
 
+def test_chunked_upload_limits_default_and_override() -> None:
+    policy = parse_policy("""
+sites:
+  - {name: a, hosts: [a.test], chunked_upload: {protocol: x}}
+  - {name: b, hosts: [b.test], chunked_upload: {protocol: x, max_total_bytes: 9000,
+                                                max_segments: 3, hold_s: 1.5}}
+  - {name: c, hosts: [c.test]}
+""")
+    a, b, c = (site.chunked_upload for site in policy.sites)
+    assert a is not None and (a.protocol, a.max_total_bytes, a.max_segments, a.hold_s) == (
+        "x", 20 * 2**20, 32, 120.0)
+    assert b is not None and (b.max_total_bytes, b.max_segments, b.hold_s) == (9000, 3, 1.5)
+    assert c is None
+
+
 @pytest.mark.parametrize(("text", "site", "field", "message"), [
     ("sites: [{name: s, hosts: [h], size_mode: exactly}]", "s", "size_mode", "one of"),
     ("sites: [{name: s, hosts: []}]", "s", "hosts", "at least one host"),
@@ -148,6 +163,16 @@ sites:
      "16..65535"),
     ("sites: [{name: s, hosts: [h], site_pipeline: {gamma: 2}}]", "s", "site_pipeline",
      "unknown key"),
+    ("sites: [{name: s, hosts: [h], chunked_upload: {max_segments: 3}}]", "s",
+     "chunked_upload", "protocol is required"),
+    ("sites: [{name: s, hosts: [h], chunked_upload: {protocol: tus}}]", "s",
+     "chunked_upload", "one of x"),
+    ("sites: [{name: s, hosts: [h], chunked_upload: {protocol: x, hold_s: 0}}]", "s",
+     "chunked_upload", "hold_s"),
+    ("sites: [{name: s, hosts: [h], chunked_upload: {protocol: x, max_segments: 0}}]", "s",
+     "chunked_upload", "1..1000"),
+    ("sites: [{name: s, hosts: [h], chunked_upload: {protocol: x, window: 2}}]", "s",
+     "chunked_upload", "unknown key"),
     ("defaults: {preset: turbo}\nsites: [{name: s, hosts: [h]}]", "defaults", "preset",
      "one of"),
     ("defaults: {hosts: [h]}\nsites: [{name: s, hosts: [h]}]", "defaults", "hosts",
