@@ -1,4 +1,4 @@
-"""`grasp-guard`: protect | serve | proxy | models | bench | verify | demo.
+"""`grasp-guard`: protect | serve | proxy | models | bench | verify | demo | policy.
 
 Each subcommand lives in its own module exposing ``register(subparsers)``, which adds its
 parser and sets ``func(args) -> int``. Errors map to exit statuses in one place.
@@ -14,6 +14,7 @@ from grasp_guard.cli import (
     bench_cmd,
     demo_cmd,
     models_cmd,
+    policy_cmd,
     protect_cmd,
     proxy_cmd,
     serve_cmd,
@@ -31,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--traceback", action="store_true", help="Show the full traceback on errors.")
     parser.add_argument("-v", "--verbose", action="store_true", help="Log progress details.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (protect_cmd, verify_cmd, serve_cmd, proxy_cmd, models_cmd, bench_cmd, demo_cmd):
+    for module in (protect_cmd, verify_cmd, serve_cmd, proxy_cmd, models_cmd, bench_cmd, demo_cmd,
+                   policy_cmd):
         module.register(sub)
     return parser
 
