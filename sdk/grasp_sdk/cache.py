@@ -2,7 +2,8 @@
 
 Keyed by the SHA-256 of the original image and the options. Concurrent requests for the
 same key share one call to the service (a client that retries while the first attempt is
-still in flight does not start a second optimisation).
+still in flight does not start a second optimisation). Synchronous callers (threads) share
+the entries through :meth:`ProtectCache.protect_sync`, though not the calls in flight.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from collections import OrderedDict
 
 from grasp_sdk.options import ProtectOptions
-from grasp_sdk.result import ProtectFn, ProtectResult
+from grasp_sdk.result import ProtectFn, ProtectResult, SyncProtectFn
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ class ProtectCache:
         self._entries: OrderedDict[_Key, tuple[ProtectResult, int]] = OrderedDict()
         self._bytes = 0
         self._inflight: dict[_Key, asyncio.Future[ProtectResult]] = {}
+        # The entries, not the calls in flight: threads of synchronous clients share them.
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -47,7 +51,7 @@ class ProtectCache:
         Returns:
             The result and whether it came from the cache (or a call already in flight).
         """
-        key = (hashlib.sha256(data).digest(), options)
+        key = _key(data, options)
         while key not in self._entries and key in self._inflight:
             pending = self._inflight[key]
             try:
@@ -56,9 +60,9 @@ class ProtectCache:
                 if not pending.cancelled():
                     raise
                 # The caller that owned the call was cancelled: take over.
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key][0], True
+        cached = self._lookup(key)
+        if cached is not None:
+            return cached, True
         future: asyncio.Future[ProtectResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -76,11 +80,40 @@ class ProtectCache:
         self._store(key, result, len(data) + len(result.data))
         return result, False
 
+    def protect_sync(self, data: bytes, options: ProtectOptions,
+                     protect: SyncProtectFn) -> tuple[ProtectResult, bool]:
+        """Blocking :meth:`protect`: the cached result, or ``protect(data, options)``.
+
+        Threads share the entries but not the calls in flight: two threads protecting the
+        same new image at once each call ``protect``.
+        """
+        key = _key(data, options)
+        cached = self._lookup(key)
+        if cached is not None:
+            return cached, True
+        result = protect(data, options)
+        self._store(key, result, len(data) + len(result.data))
+        return result, False
+
+    def _lookup(self, key: _Key) -> ProtectResult | None:
+        with self._lock:
+            if key not in self._entries:
+                return None
+            self._entries.move_to_end(key)
+            return self._entries[key][0]
+
     def _store(self, key: _Key, result: ProtectResult, size: int) -> None:
         if size > self.max_bytes:
             return
-        self._entries[key] = (result, size)
-        self._bytes += size
-        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-            _, (_, evicted) = self._entries.popitem(last=False)
-            self._bytes -= evicted
+        with self._lock:
+            if key in self._entries:  # another thread stored it meanwhile
+                return
+            self._entries[key] = (result, size)
+            self._bytes += size
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._bytes -= evicted
+
+
+def _key(data: bytes, options: ProtectOptions) -> _Key:
+    return hashlib.sha256(data).digest(), options

@@ -3,7 +3,8 @@
 ``rewrite_upload`` returns either the rewritten request (every image protected, headers
 fixed up) or the original one with the reason it was left alone; when an image that should
 be protected cannot be, it raises :class:`RewriteError` and the caller applies the site's
-``on_failure``. A request is never half-rewritten.
+``on_failure``. A request is never half-rewritten. ``rewrite_upload_sync`` does the same
+for synchronous callers, with a blocking ``protect``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from grasp_sdk.cache import ProtectCache
 from grasp_sdk.errors import RewriteError
 from grasp_sdk.options import ProtectOptions
 from grasp_sdk.policy import Policy, SiteRule
-from grasp_sdk.result import ProtectFn, ProtectResult
+from grasp_sdk.result import ProtectFn, ProtectResult, SyncProtectFn
 from grasp_sdk.sniff import image_type, is_complete
 from grasp_sdk.splice import Edit, ImageSlot, MalformedBody, apply_edits
 
@@ -107,19 +108,83 @@ async def rewrite_upload(
         RewriteError: an image that should be protected could not be (a service error, a
             timeout, a result that breaks the size or format contract).
     """
+    plan = _plan(method, url, headers, body, policy)
+    if isinstance(plan, UploadRewrite):
+        return plan
+    outcomes = await asyncio.gather(
+        *(_protect_one(slot, plan.options, protect, cache) for slot in plan.slots),
+        return_exceptions=True,
+    )
+    results: list[tuple[ProtectResult, bool]] = []
+    for slot, outcome in zip(plan.slots, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            if not isinstance(outcome, Exception):
+                raise outcome
+            raise _failed(plan.rule, slot, outcome) from outcome
+        results.append(outcome)
+    # Splicing and checksums of a large body take a while in pure Python (CRC-32C): off the
+    # event loop.
+    return await asyncio.to_thread(_finish, plan, results)
+
+
+def rewrite_upload_sync(
+    method: str,
+    url: str,
+    headers: hdrs.HeaderInput,
+    body: bytes,
+    policy: Policy,
+    protect: SyncProtectFn,
+    *,
+    cache: ProtectCache | None = None,
+) -> UploadRewrite:
+    """Blocking :func:`rewrite_upload`, for synchronous HTTP clients.
+
+    Takes the same arguments, but ``protect`` blocks (``SyncGraspClient.protect`` or a
+    stand-in). The images of one request are protected one after another, and the first
+    failure ends the rewrite.
+    """
+    plan = _plan(method, url, headers, body, policy)
+    if isinstance(plan, UploadRewrite):
+        return plan
+    results: list[tuple[ProtectResult, bool]] = []
+    for slot in plan.slots:
+        try:
+            if cache is None:
+                results.append((protect(slot.data, plan.options), False))
+            else:
+                results.append(cache.protect_sync(slot.data, plan.options, protect))
+        except Exception as exc:
+            raise _failed(plan.rule, slot, exc) from exc
+    return _finish(plan, results)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A request whose images are to be protected: the site, the images, the options."""
+
+    rule: SiteRule
+    fields: hdrs.Fields
+    body: bytes
+    slots: list[ImageSlot]
+    options: ProtectOptions
+    length_locked: bool
+
+
+def _plan(method: str, url: str, headers: hdrs.HeaderInput, body: bytes,
+          policy: Policy) -> _Plan | UploadRewrite:
+    """The images to protect, or the request untouched with the reason it is left alone."""
     fields = hdrs.normalise(headers)
     rule = policy.match(method, url)
     if rule is None:
         return UploadRewrite(fields, body, False, (), "no policy site matches")
     try:
-        return await _rewrite(rule, url, fields, body, protect, cache)
+        return _find_work(rule, url, fields, body)
     except _LeaveAlone as untouched:
         logger.debug("%s %s left untouched: %s", method, url, untouched.args[0])
         return UploadRewrite(fields, body, False, (), untouched.args[0], rule.name)
 
 
-async def _rewrite(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes,
-                   protect: ProtectFn, cache: ProtectCache | None) -> UploadRewrite:
+def _find_work(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes) -> _Plan:
     if rule.signed:
         raise _LeaveAlone("the policy marks this site's uploads as signed")
     if not body:
@@ -139,30 +204,28 @@ async def _rewrite(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes,
         if not is_complete(slot.data, slot.media_type):
             raise _LeaveAlone(f"{slot.location} holds an incomplete {slot.media_type} "
                               "(a piece of a chunked upload?)")
+    return _Plan(rule, fields, body, slots, rule.options(exact_size=limits.length_locked),
+                 limits.length_locked)
 
-    options = rule.options(exact_size=limits.length_locked)
-    outcomes = await asyncio.gather(
-        *(_protect_one(slot, options, protect, cache) for slot in slots),
-        return_exceptions=True,
-    )
-    results: list[tuple[ProtectResult, bool]] = []
-    for slot, outcome in zip(slots, outcomes, strict=True):
-        if isinstance(outcome, BaseException):
-            if not isinstance(outcome, Exception):
-                raise outcome
-            raise RewriteError(f"{slot.location}: {type(outcome).__name__}: {outcome}",
-                               site=rule.name, on_failure=rule.on_failure) from outcome
-        _check(rule, slot, outcome[0], options)
-        results.append(outcome)
 
+def _failed(rule: SiteRule, slot: ImageSlot, exc: Exception) -> RewriteError:
+    return RewriteError(f"{slot.location}: {type(exc).__name__}: {exc}", site=rule.name,
+                        on_failure=rule.on_failure)
+
+
+def _finish(plan: _Plan, results: list[tuple[ProtectResult, bool]]) -> UploadRewrite:
+    """Check the service's answers and put them in the body, headers fixed up."""
+    rule, body = plan.rule, plan.body
+    for slot, (result, _) in zip(plan.slots, results, strict=True):
+        _check(rule, slot, result, plan.options)
     reports = tuple(
         ImageReport(slot.location, slot.media_type, len(slot.data), len(result.data), cached,
                     result.report)
-        for slot, (result, cached) in zip(slots, results, strict=True)
+        for slot, (result, cached) in zip(plan.slots, results, strict=True)
     )
     edits: list[Edit] = []
     try:
-        for slot, (result, _) in zip(slots, results, strict=True):
+        for slot, (result, _) in zip(plan.slots, results, strict=True):
             if result.data != slot.data:
                 edits.extend(slot.edits(result.data))
         new_body = apply_edits(body, edits)
@@ -170,16 +233,16 @@ async def _rewrite(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes,
         raise RewriteError(f"cannot put the protected image back: {exc}", site=rule.name,
                            on_failure=rule.on_failure) from exc
     if not edits:
-        return UploadRewrite(fields, body, False, reports,
+        return UploadRewrite(plan.fields, body, False, reports,
                              "no image needed protection (no face found)", rule.name)
-    if limits.length_locked and len(new_body) != len(body):
+    if plan.length_locked and len(new_body) != len(body):
         raise RewriteError("a signature covers Content-Length and the protected body "
                            f"changed length ({len(body)} → {len(new_body)})",
                            site=rule.name, on_failure=rule.on_failure)
-    # Checksums of a large body take a while in pure Python (CRC-32C): off the event loop.
-    new_fields = await asyncio.to_thread(hdrs.fix_up, fields, new_body, rule.length_headers)
-    changed = sum(1 for slot, (r, _) in zip(slots, results, strict=True) if r.data != slot.data)
-    reason = f"protected {changed} of {len(slots)} image(s)"
+    new_fields = hdrs.fix_up(plan.fields, new_body, rule.length_headers)
+    changed = sum(1 for slot, (r, _) in zip(plan.slots, results, strict=True)
+                  if r.data != slot.data)
+    reason = f"protected {changed} of {len(plan.slots)} image(s)"
     logger.info("site %s: %s", rule.name, reason)
     return UploadRewrite(new_fields, new_body, True, reports, reason, rule.name)
 

@@ -31,3 +31,6 @@ class ProtectResult:
 
 #: What the upload hook calls to protect one image: ``GraspClient.protect`` or a stand-in.
 ProtectFn = Callable[[bytes, ProtectOptions], Awaitable[ProtectResult]]
+
+#: Its blocking form, for synchronous HTTP clients: ``SyncGraspClient.protect`` or a stand-in.
+SyncProtectFn = Callable[[bytes, ProtectOptions], ProtectResult]

@@ -53,6 +53,10 @@ class FakeProtect:
     calls: list[tuple[bytes, ProtectOptions]] = field(default_factory=list)
 
     async def __call__(self, data: bytes, options: ProtectOptions) -> ProtectResult:
+        return self.sync(data, options)
+
+    def sync(self, data: bytes, options: ProtectOptions) -> ProtectResult:
+        """The blocking form, for ``rewrite_upload_sync``."""
         self.calls.append((data, options))
         if self.mode == "fail":
             raise ConnectionError("service down")

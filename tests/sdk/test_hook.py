@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode
 import aiohttp
 import pytest
 from grasp_sdk import Policy, ProtectCache, ProtectResult, RewriteError, rewrite_upload
+from grasp_sdk.hook import rewrite_upload_sync
 from grasp_sdk.options import ProtectOptions
 
 SIGV4 = ("AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/s3/aws4_request, "
@@ -259,3 +260,59 @@ async def test_digest_fields_that_cannot_follow_leave_the_upload_alone(
     assert not out.changed and out.body == jpeg and out.headers == tuple(headers)
     assert out.site == "raw-site" and reason in out.reason
     assert not fake_protect.calls
+
+
+# The blocking form: the same answers from the same requests, one image after another.
+
+@pytest.mark.parametrize(("url", "kind"), [
+    ("https://raw.test/rupload/fb_uploader_1", "raw"),
+    ("https://site.test/api/upload", "multipart"),
+    ("https://fields.test/api/v9/users/@me", "json"),
+    ("https://raw.test/rupload/2", "multipart"),  # format not enabled: untouched
+    ("https://signed.test/u", "raw"),  # untouched
+])
+async def test_sync_form_answers_as_the_async_one(policy: Policy, fake_protect, jpeg: bytes,
+                                                  png: bytes, url: str, kind: str) -> None:
+    if kind == "multipart":
+        content_type, body = await multipart_body(("caption", "hi"), ("media", jpeg),
+                                                  ("avatar", png))
+    elif kind == "json":
+        content_type, body = "application/json", json.dumps({"avatar": b64(jpeg)}).encode()
+    else:
+        content_type, body = "image/jpeg", jpeg
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body))),
+               ("X-Entity-Length", str(len(body)))]
+    expected = await rewrite_upload("POST", url, headers, body, policy, fake_protect)
+    out = rewrite_upload_sync("POST", url, headers, body, policy, fake_protect.sync)
+    assert out == expected
+    assert [data for data, _ in fake_protect.calls[len(fake_protect.calls) // 2:]] == \
+        [data for data, _ in fake_protect.calls[:len(fake_protect.calls) // 2]]
+
+
+def test_sync_form_stops_at_the_first_failure(policy: Policy, jpeg: bytes, png: bytes) -> None:
+    calls: list[bytes] = []
+
+    def protect(data: bytes, options: ProtectOptions) -> ProtectResult:
+        calls.append(data)
+        raise ConnectionError("service down")
+
+    boundary = "zz"
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="x"\r\n'
+        f"Content-Type: image/jpeg\r\n\r\n".encode() + data + b"\r\n"
+        for name, data in (("a", jpeg), ("b", png))) + f"--{boundary}--\r\n".encode()
+    with pytest.raises(RewriteError, match=r"part 'a'.*service down") as info:
+        rewrite_upload_sync("POST", "https://block.test/u",
+                            {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                            body, policy, protect)
+    assert info.value.on_failure == "block" and calls == [jpeg]
+
+
+def test_sync_form_uses_the_cache(policy: Policy, fake_protect, jpeg: bytes) -> None:
+    cache = ProtectCache()
+    first = rewrite_upload_sync("PUT", "https://site.test/u", {}, jpeg, policy,
+                                fake_protect.sync, cache=cache)
+    retry = rewrite_upload_sync("PUT", "https://site.test/u", {}, jpeg, policy,
+                                fake_protect.sync, cache=cache)
+    assert len(fake_protect.calls) == 1 and retry.body == first.body != jpeg
+    assert retry.images[0].cached and not first.images[0].cached
