@@ -63,10 +63,23 @@ class Base64Text:
 
 def decode_image_text(text: str) -> tuple[Base64Text, bytes] | None:
     """Decode ``text`` if it is base64 (or a base64 data URI) of an image, else None."""
+    return _decode(text, image_only=True)
+
+
+def decode_base64_text(text: str) -> tuple[Base64Text, bytes] | None:
+    """Decode ``text`` if it is base64 (or a base64 data URI) of any bytes, else None.
+
+    For a piece of an image (an APPEND segment of a chunked upload): no magic bytes of its
+    own, and possibly only a few bytes long.
+    """
+    return _decode(text, image_only=False)
+
+
+def _decode(text: str, image_only: bool) -> tuple[Base64Text, bytes] | None:
     match = _DATA_URI.match(text)
     prefix = match.group(0) if match else ""
     payload = text[len(prefix):]
-    if len(payload) < _MIN_TEXT or not _B64_TEXT.fullmatch(payload):
+    if (image_only and len(payload) < _MIN_TEXT) or not _B64_TEXT.fullmatch(payload):
         return None
     line_length, line_sep, trailing_sep = 0, "\n", False
     if "\n" in payload:
@@ -79,8 +92,8 @@ def decode_image_text(text: str) -> tuple[Base64Text, bytes] | None:
         return None
     altchars = b"-_" if urlsafe else None
     try:
-        head = base64.b64decode(payload[:_MIN_TEXT], altchars, validate=True)
-        if image_type(head) is None:
+        if image_only and image_type(base64.b64decode(payload[:_MIN_TEXT], altchars,
+                                                       validate=True)) is None:
             return None
         data = base64.b64decode(payload + "=" * (-len(payload) % 4), altchars, validate=True)
     except (binascii.Error, ValueError):

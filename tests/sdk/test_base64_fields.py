@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode
 
 import pytest
 from grasp_sdk.base64_fields import (
+    decode_base64_text,
     decode_image_text,
     find_form_images,
     find_json_images,
@@ -47,6 +48,23 @@ def test_styles_round_trip(jpeg: bytes, encode: Callable[[bytes], str]) -> None:
 ])
 def test_non_images_are_ignored(text: str) -> None:
     assert decode_image_text(text) is None
+
+
+@pytest.mark.parametrize(("text", "data"), [
+    ("AAEC", b"\x00\x01\x02"),  # a short piece of an image: no magic bytes
+    ("-_8", b"\xfb\xff"),  # URL-safe, unpadded
+    (base64.b64encode(b"plain text that is long enough to check").decode(),
+     b"plain text that is long enough to check"),
+])
+def test_any_bytes_decode_and_round_trip(text: str, data: bytes) -> None:
+    style, decoded = decode_base64_text(text)
+    assert decoded == data and style.encode(data) == text
+    assert decode_image_text(text) is None
+
+
+@pytest.mark.parametrize("text", ["", "hello world", "ab+-" * 10])
+def test_any_bytes_still_need_base64(text: str) -> None:
+    assert decode_base64_text(text) is None
 
 
 def test_json_minimal_rewrite(jpeg: bytes, png: bytes) -> None:
