@@ -1,19 +1,21 @@
 """The policy compiled to JSON, for the JavaScript SDK (``sdk/js/``), which reads no YAML.
 
 The JSON holds every site, enabled or not, in file order, with the defaults merged in and
-every field present: the same fields and values as the YAML after validation, host and
-path patterns as written (the JS SDK compiles them the way :mod:`grasp_sdk.patterns`
-does). A ``^`` path regex must mean the same to JavaScript's ``RegExp``: constructs only
+every field of :class:`SiteRule` present (fields the JS SDK has no use for, such as the
+proxy's ``chunked_upload``, included): the values as validated, host and path patterns as
+written (the JS SDK compiles them the way :mod:`grasp_sdk.patterns` does). A ``^`` path regex must mean the same to JavaScript's ``RegExp``: constructs only
 Python knows are refused here, so a policy that compiles matches alike in both SDKs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
 
 from grasp_sdk.errors import PolicyError
+from grasp_sdk.patterns import HostPattern, PathPattern
 from grasp_sdk.policy import Policy, SiteRule
 
 #: The ``format`` marker of a compiled policy, checked by the JS SDK.
@@ -45,25 +47,17 @@ def _site(source: str, rule: SiteRule) -> dict[str, Any]:
             raise PolicyError(f"the path regex {path.text!r} uses syntax that JavaScript reads "
                               "differently or not at all", source=source, site=rule.name,
                               field="paths")
-    pipeline = rule.site_pipeline
-    return {
-        "name": rule.name,
-        "enabled": rule.enabled,
-        "hosts": [h.text for h in rule.hosts],
-        "paths": [p.text for p in rule.paths],
-        "methods": sorted(rule.methods),
-        "formats": sorted(rule.formats),
-        "fields": list(rule.fields),
-        "preset": rule.preset,
-        "size_mode": rule.size_mode,
-        "on_no_face": rule.on_no_face,
-        "on_failure": rule.on_failure,
-        "site_pipeline": None if pipeline is None else {
-            "jpeg_quality": None if pipeline.jpeg_quality is None else list(pipeline.jpeg_quality),
-            "max_side": pipeline.max_side,
-            "blur_sigma": pipeline.blur_sigma,
-        },
-        "max_bytes": rule.max_bytes,
-        "length_headers": list(rule.length_headers),
-        "signed": rule.signed,
-    }
+    return {f.name: _value(getattr(rule, f.name)) for f in dataclasses.fields(rule)}
+
+
+def _value(value: Any) -> Any:
+    """A rule's field as JSON: patterns as written, sets sorted, nested rules as objects."""
+    if isinstance(value, HostPattern | PathPattern):
+        return value.text
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if isinstance(value, tuple):
+        return [_value(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
