@@ -1,0 +1,62 @@
+"""Reading a request body of unknown length for the hook, within a limit, without losing it.
+
+A client may hand its adapter a stream (a generator, a file, a multipart form of files):
+the adapter reads it up to the site's ``max_bytes``. A body that ends within the limit is
+the hook's; a longer one goes out untouched, sent as what was read followed by the rest.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+
+
+class _Prefix:
+    """The chunks read so far, and whether they passed the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def add(self, chunk: bytes) -> bool:
+        """Keep ``chunk``; True once more than ``limit`` bytes are kept."""
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        return self.size > self.limit
+
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def read_within(chunks: Iterable[bytes], limit: int) -> bytes | Iterator[bytes]:
+    """Read ``chunks`` until they end or pass ``limit`` bytes.
+
+    Returns:
+        The whole body when it ended within ``limit`` bytes; otherwise an iterator of the
+        chunks read, then the rest of ``chunks``, to send in its place.
+    """
+    rest = iter(chunks)
+    prefix = _Prefix(limit)
+    for chunk in rest:
+        if prefix.add(chunk):
+            return itertools.chain(prefix.chunks, rest)
+    return prefix.body()
+
+
+async def aread_within(chunks: AsyncIterable[bytes],
+                       limit: int) -> bytes | AsyncIterator[bytes]:
+    """:func:`read_within` for an asynchronous stream."""
+    rest = aiter(chunks)
+    prefix = _Prefix(limit)
+    async for chunk in rest:
+        if prefix.add(chunk):
+            return _achain(prefix.chunks, rest)
+    return prefix.body()
+
+
+async def _achain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in first:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
