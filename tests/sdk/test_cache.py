@@ -84,3 +84,32 @@ async def test_a_cancelled_owner_hands_over() -> None:
 def test_bounds_validated() -> None:
     with pytest.raises(ValueError, match="positive"):
         ProtectCache(max_entries=0)
+
+
+def test_sync_callers_share_the_entries() -> None:
+    cache, calls = ProtectCache(max_entries=2), []
+
+    def protect(data: bytes, options: ProtectOptions) -> ProtectResult:
+        calls.append(data)
+        if data == b"bad":
+            raise ConnectionError("down")
+        return ProtectResult(data + b"+", "image/jpeg", {"protected": True})
+
+    assert cache.protect_sync(b"a", OPTIONS, protect) == (
+        ProtectResult(b"a+", "image/jpeg", {"protected": True}), False)
+    assert cache.protect_sync(b"a", OPTIONS, protect)[1] is True
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            cache.protect_sync(b"bad", OPTIONS, protect)
+    assert calls == [b"a", b"bad", b"bad"] and len(cache) == 1
+
+
+async def test_sync_and_async_callers_share_one_cache() -> None:
+    cache, protect = ProtectCache(), Counting()
+    await cache.protect(b"a", OPTIONS, protect)
+
+    def never(data: bytes, options: ProtectOptions) -> ProtectResult:
+        raise AssertionError("a cached image was protected again")
+
+    result, hit = await asyncio.to_thread(cache.protect_sync, b"a", OPTIONS, never)
+    assert hit and result.data == b"a+" and protect.calls == 1
