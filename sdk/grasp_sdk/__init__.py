@@ -1,8 +1,11 @@
 """GRASP Guard SDK: protect face photos in an application's uploads.
 
 The service client (:class:`GraspClient`, :class:`SyncGraspClient`), the per-site upload
-policy (:func:`load_policy`), the upload hook (:func:`rewrite_upload`) and the aiohttp
-client middleware (:class:`GraspMiddleware`). Light by design: stdlib, aiohttp and PyYAML.
+policy (:func:`load_policy`), the upload hook (:func:`rewrite_upload`, and
+:func:`rewrite_upload_sync` for synchronous callers) and the aiohttp client middleware
+(:class:`GraspMiddleware`). Light by design: stdlib, aiohttp and PyYAML. The httpx
+transports (``grasp_sdk.httpx_transport``) and the requests adapter
+(``grasp_sdk.requests_adapter``) need their optional client and are imported from there.
 
 Protect an application's uploads::
 
@@ -28,7 +31,7 @@ from grasp_sdk.errors import (
     ServiceError,
     ServiceUnavailable,
 )
-from grasp_sdk.hook import ImageReport, UploadRewrite, rewrite_upload
+from grasp_sdk.hook import ImageReport, UploadRewrite, rewrite_upload, rewrite_upload_sync
 from grasp_sdk.middleware import GraspMiddleware
 from grasp_sdk.options import ProtectOptions
 from grasp_sdk.policy import (
@@ -40,7 +43,7 @@ from grasp_sdk.policy import (
     load_policy,
     parse_policy,
 )
-from grasp_sdk.result import ProtectFn, ProtectResult
+from grasp_sdk.result import ProtectFn, ProtectResult, SyncProtectFn
 from grasp_sdk.sync_client import SyncGraspClient
 
 __all__ = [
@@ -62,9 +65,11 @@ __all__ = [
     "SitePipeline",
     "SiteRule",
     "SyncGraspClient",
+    "SyncProtectFn",
     "UploadRewrite",
     "default_policy_path",
     "load_policy",
     "parse_policy",
     "rewrite_upload",
+    "rewrite_upload_sync",
 ]

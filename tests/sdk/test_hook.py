@@ -9,8 +9,14 @@ from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 import pytest
-from grasp_sdk import Policy, ProtectCache, ProtectResult, RewriteError, rewrite_upload
-from grasp_sdk.hook import rewrite_upload_sync
+from grasp_sdk import (
+    Policy,
+    ProtectCache,
+    ProtectResult,
+    RewriteError,
+    rewrite_upload,
+    rewrite_upload_sync,
+)
 from grasp_sdk.options import ProtectOptions
 
 SIGV4 = ("AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/s3/aws4_request, "
