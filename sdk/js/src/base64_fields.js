@@ -1,0 +1,276 @@
+/**
+ * Images carried as base64 text: JSON string values (at any depth) and urlencoded forms
+ * (the port of grasp_sdk/base64_fields.py). Plain base64 and `data:image/...;base64,` URIs
+ * are both recognised, in standard or URL-safe alphabets, padded or not, on one line or
+ * wrapped. A replacement is written in the same style and put back minimally: in JSON only
+ * the string token changes; in a form only the value, percent-encoded as the client did.
+ */
+
+import { fromBase64, fromLatin1, fromUtf8, latin1, toBase64, utf8 } from "./bytes.js";
+import { nameMatches } from "./patterns.js";
+import { imageType } from "./sniff.js";
+import { MalformedBody } from "./splice.js";
+
+const DATA_URI = /^data:[\w.+-]+\/[\w.+-]+(?:;[^;,]*)*?;base64,/i;
+const B64_TEXT = /^[A-Za-z0-9+/_=\r\n-]+$/;
+const MIN_TEXT = 24; // 18 bytes: enough for every magic number imageType knows
+const WS = /[ \t\n\r]*/y;
+const SCALAR = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null/y;
+const UNRESERVED = /^[A-Za-z0-9._~-]$/;
+
+/** How one image was written as text, to write its replacement the same way. */
+export class Base64Text {
+  /**
+   * @param {object} style
+   * @param {string} style.prefix the `data:...;base64,` prefix, or "".
+   * @param {boolean} style.urlsafe `-_` instead of `+/`.
+   * @param {boolean} style.padded `=` padding kept.
+   * @param {number} [style.lineLength] characters per line when wrapped, 0 on one line.
+   * @param {string} [style.lineSep] the line separator when wrapped.
+   * @param {boolean} [style.trailingSep] whether the text ends with a line separator.
+   */
+  constructor({ prefix, urlsafe, padded, lineLength = 0, lineSep = "\n", trailingSep = false }) {
+    Object.assign(this, { prefix, urlsafe, padded, lineLength, lineSep, trailingSep });
+    Object.freeze(this);
+  }
+
+  /** `data` as base64 text in this style. */
+  encode(data) {
+    let text = toBase64(data, this.urlsafe);
+    if (!this.padded) text = text.replace(/=+$/, "");
+    if (this.lineLength) {
+      const lines = [];
+      for (let i = 0; i < text.length; i += this.lineLength) lines.push(text.slice(i, i + this.lineLength));
+      text = lines.join(this.lineSep) + (this.trailingSep ? this.lineSep : "");
+    }
+    return this.prefix + text;
+  }
+}
+
+/**
+ * Decode `text` if it is base64 (or a base64 data URI) of an image.
+ * @returns {{style: Base64Text, data: Uint8Array} | null}
+ */
+export function decodeImageText(text) {
+  const match = DATA_URI.exec(text);
+  const prefix = match ? match[0] : "";
+  let payload = text.slice(prefix.length);
+  if (payload.length < MIN_TEXT || !B64_TEXT.test(payload)) return null;
+  let lineLength = 0;
+  let lineSep = "\n";
+  let trailingSep = false;
+  if (payload.includes("\n")) {
+    lineSep = payload.includes("\r\n") ? "\r\n" : "\n";
+    const lines = payload.split(lineSep);
+    lineLength = lines[0].length;
+    trailingSep = lines[lines.length - 1] === "";
+    payload = lines.join("");
+  }
+  const urlsafe = payload.includes("-") || payload.includes("_");
+  if (urlsafe && (payload.includes("+") || payload.includes("/"))) return null;
+  const head = fromBase64(payload.slice(0, MIN_TEXT), urlsafe);
+  if (head === null || imageType(head) === null) return null;
+  const data = fromBase64(payload + "=".repeat((4 - (payload.length % 4)) % 4), urlsafe);
+  if (data === null) return null;
+  const padded = payload.length % 4 === 0;
+  return { style: new Base64Text({ prefix, urlsafe, padded, lineLength, lineSep, trailingSep }), data };
+}
+
+/**
+ * Images in the string values of a JSON body; throws MalformedBody.
+ * @param {Uint8Array} body the UTF-8 JSON body.
+ * @param {readonly string[]} [fields] keys to consider, at any depth (`*` wildcards; array
+ *   items count under the nearest key); empty considers every string value.
+ * @returns {import("./splice.js").ImageSlot[]}
+ */
+export function findJsonImages(body, fields = []) {
+  const strings = [];
+  let text;
+  try {
+    text = fromUtf8(body);
+    const end = skipWs(text, scan(text, 0, [], strings));
+    if (end !== text.length) throw new Error(`extra data at character ${end}`);
+  } catch (error) {
+    throw new MalformedBody(`not JSON: ${error.message}`);
+  }
+  const offsets = byteOffsets(text, strings.flatMap((s) => [s.start, s.end]));
+  const slots = [];
+  for (const { path, start, end, value } of strings) {
+    const key = [...path].reverse().find((p) => typeof p === "string") ?? "";
+    if (fields.length && !nameMatches(key, fields)) continue;
+    const decoded = decodeImageText(value);
+    if (decoded === null) continue;
+    const slashEscaped = text.slice(start, end).includes("\\/");
+    slots.push({
+      location: "json $" + path.map((p) => (typeof p === "number" ? `[${p}]` : `.${p}`)).join(""),
+      data: decoded.data,
+      mediaType: imageType(decoded.data) ?? "application/octet-stream",
+      edits: jsonEdits(offsets.get(start), offsets.get(end), decoded.style, slashEscaped),
+    });
+  }
+  return slots;
+}
+
+function jsonEdits(start, end, style, slashEscaped) {
+  return (image) => {
+    let token = JSON.stringify(style.encode(image));
+    if (slashEscaped) token = token.replaceAll("/", "\\/");
+    return [{ start, end, data: utf8(token) }];
+  };
+}
+
+/** The UTF-8 byte offset of each character index in `indices` (one pass over `text`). */
+function byteOffsets(text, indices) {
+  const offsets = new Map();
+  let char = 0;
+  let byte = 0;
+  for (const index of [...indices].sort((a, b) => a - b)) {
+    byte += utf8(text.slice(char, index)).length;
+    char = index;
+    offsets.set(index, byte);
+  }
+  return offsets;
+}
+
+/** Scan one JSON value at `i`, recording string values with their spans; its end. */
+function scan(text, i, path, out) {
+  i = skipWs(text, i);
+  const c = text[i];
+  if (c === '"') {
+    const end = stringEnd(text, i);
+    out.push({ path, start: i, end, value: JSON.parse(text.slice(i, end)) });
+    return end;
+  }
+  if (c === "{" || c === "[") {
+    const close = c === "{" ? "}" : "]";
+    i = skipWs(text, i + 1);
+    if (text[i] === close) return i + 1;
+    for (let index = 0; ; ) {
+      if (c === "{") {
+        i = skipWs(text, i);
+        if (text[i] !== '"') throw new Error(`expected a key at character ${i}`);
+        const keyEnd = stringEnd(text, i);
+        const key = JSON.parse(text.slice(i, keyEnd));
+        i = skipWs(text, keyEnd);
+        if (text[i] !== ":") throw new Error(`expected ':' at character ${i}`);
+        i = scan(text, i + 1, [...path, key], out);
+      } else {
+        i = scan(text, i, [...path, index], out);
+        index += 1;
+      }
+      i = skipWs(text, i);
+      if (text[i] === close) return i + 1;
+      if (text[i] !== ",") throw new Error(`expected ',' or '${close}' at character ${i}`);
+      i += 1;
+    }
+  }
+  SCALAR.lastIndex = i;
+  const match = SCALAR.exec(text);
+  if (!match) throw new Error(`unexpected '${c ?? ""}' at character ${i}`);
+  return SCALAR.lastIndex;
+}
+
+/** One past the closing quote of the string token at `i` (its escapes checked by JSON.parse). */
+function stringEnd(text, i) {
+  for (let j = i + 1; j < text.length; j++) {
+    if (text[j] === "\\") j += 1;
+    else if (text[j] === '"') return j + 1;
+  }
+  throw new Error(`unterminated string at character ${i}`);
+}
+
+function skipWs(text, i) {
+  WS.lastIndex = i;
+  WS.exec(text);
+  return WS.lastIndex;
+}
+
+/**
+ * Images in the values of an `application/x-www-form-urlencoded` body.
+ * @param {Uint8Array} body the form body.
+ * @param {readonly string[]} [fields] field names to consider (`*` wildcards); empty: all.
+ * @returns {import("./splice.js").ImageSlot[]}
+ */
+export function findFormImages(body, fields = []) {
+  const slots = [];
+  let pos = 0;
+  for (const pair of latin1(body).split("&")) {
+    const start = pos;
+    pos += pair.length + 1;
+    const eq = pair.indexOf("=");
+    if (eq < 0 || !/^[\x00-\x7f]*$/.test(pair)) continue;
+    const [rawName, rawValue] = [pair.slice(0, eq), pair.slice(eq + 1)];
+    const name = unquotePlus(rawName);
+    const value = unquotePlus(rawValue);
+    if (name === null || value === null) continue;
+    if (fields.length && !nameMatches(name, fields)) continue;
+    const decoded = decodeImageText(value);
+    if (decoded === null) continue;
+    const valueStart = start + rawName.length + 1;
+    slots.push({
+      location: `form field '${name}'`,
+      data: decoded.data,
+      mediaType: imageType(decoded.data) ?? "application/octet-stream",
+      edits: (image) => [{
+        start: valueStart,
+        end: valueStart + rawValue.length,
+        data: fromLatin1(requote(rawValue, decoded.style.encode(image))),
+      }],
+    });
+  }
+  return slots;
+}
+
+/**
+ * Python's `unquote_plus(text, errors="strict")`: `+` is a space, `%XX` a byte (an invalid
+ * escape stays as written), the bytes UTF-8; null when they are not UTF-8.
+ */
+function unquotePlus(text) {
+  const bytes = [];
+  const source = text.replaceAll("+", " ");
+  for (let i = 0; i < source.length; i++) {
+    const hex = source.slice(i + 1, i + 3);
+    if (source[i] === "%" && /^[0-9A-Fa-f]{2}$/.test(hex)) {
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else {
+      bytes.push(source.charCodeAt(i));
+    }
+  }
+  try {
+    return fromUtf8(new Uint8Array(bytes));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Percent-encode `text` the way `original` (a raw form value) was encoded: a character the
+ * original escaped is escaped the same way (hex case included), one it left literal stays
+ * literal; characters it did not contain are escaped unless unreserved.
+ */
+export function requote(original, text) {
+  const seen = new Map();
+  let lowerHex = false;
+  for (const match of original.matchAll(/%([0-9A-Fa-f]{2})|([\s\S])/g)) {
+    if (match[1]) {
+      lowerHex ||= match[1] !== match[1].toUpperCase();
+      const ch = String.fromCharCode(parseInt(match[1], 16));
+      if (!seen.has(ch)) seen.set(ch, match[0]);
+    } else if (match[2] !== "+" && !seen.has(match[2])) {
+      seen.set(match[2], match[2]);
+    }
+  }
+  let out = "";
+  for (const ch of text) {
+    if (seen.has(ch)) {
+      out += seen.get(ch);
+    } else if (UNRESERVED.test(ch)) {
+      out += ch;
+    } else {
+      const code = `%${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`;
+      out += lowerHex ? code.toLowerCase() : code;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,208 @@
+/**
+ * The upload hook: protect the images inside one HTTP request body, or leave it untouched
+ * (the port of grasp_sdk/hook.py). `rewriteUpload` returns either the rewritten request
+ * (every image protected, headers fixed up) or the original one with the reason it was
+ * left alone; when an image that should be protected cannot be, it throws RewriteError
+ * and the caller applies the site's `on_failure`. A request is never half-rewritten.
+ */
+
+import { findFormImages, findJsonImages } from "./base64_fields.js";
+import { equal } from "./bytes.js";
+import { RewriteError } from "./errors.js";
+import * as hdrs from "./headers.js";
+import * as multipart from "./multipart.js";
+import { imageType, isComplete } from "./sniff.js";
+import { MalformedBody, applyEdits } from "./splice.js";
+
+/**
+ * What happened to one image of an upload.
+ * @typedef {object} ImageReport
+ * @property {string} location where it was in the body.
+ * @property {string} mediaType its sniffed type.
+ * @property {number} originalBytes its size before.
+ * @property {number} protectedBytes its size after.
+ * @property {Record<string, unknown>} report the service's report for it.
+ */
+
+/**
+ * The outcome of `rewriteUpload`.
+ * @typedef {object} UploadRewrite
+ * @property {[string, string][]} headers the request headers in their original order; only
+ *   the values of length headers change.
+ * @property {Uint8Array} body the request body.
+ * @property {boolean} changed whether headers/body differ from the original.
+ * @property {ImageReport[]} images one report per image protected.
+ * @property {string} reason what was done, or why the request was left untouched.
+ * @property {string | null} site the name of the matching policy site, if any.
+ */
+
+/** Internal to the hooks: the request is left untouched for the reason in `message`. */
+export class LeaveAlone extends Error {}
+
+/**
+ * Protect the images of one request per `policy`.
+ * @param {string} method the HTTP method.
+ * @param {string} url the full request URL (its host and path select the policy site).
+ * @param {HeadersInit | [string, string][]} headers the request headers.
+ * @param {Uint8Array} body the whole request body.
+ * @param {import("./policy.js").Policy} policy the site policy.
+ * @param {import("./client.js").ProtectFn} protect protects one image.
+ * @returns {Promise<UploadRewrite>}
+ * @throws {RewriteError} an image that should be protected could not be.
+ */
+export async function rewriteUpload(method, url, headers, body, policy, protect) {
+  const rule = policy.match(method, url);
+  if (rule === null) return untouched(hdrs.normalise(headers), body, "no policy site matches", null);
+  return rewriteForSite(rule, url, headers, body, protect);
+}
+
+/**
+ * `rewriteUpload` for a request already matched to `rule`.
+ * @param {import("./policy.js").SiteRule} rule
+ * @param {string} url
+ * @param {HeadersInit | [string, string][]} headers
+ * @param {Uint8Array} body
+ * @param {import("./client.js").ProtectFn} protect
+ * @returns {Promise<UploadRewrite>}
+ */
+export async function rewriteForSite(rule, url, headers, body, protect) {
+  const fields = hdrs.normalise(headers);
+  try {
+    return await rewrite(rule, url, fields, body, protect);
+  } catch (error) {
+    if (error instanceof LeaveAlone) return untouched(fields, body, error.message, rule.name);
+    throw error;
+  }
+}
+
+function untouched(headers, body, reason, site) {
+  return { headers, body, changed: false, images: [], reason, site };
+}
+
+async function rewrite(rule, url, fields, body, protect) {
+  if (rule.signed) throw new LeaveAlone("the policy marks this site's uploads as signed");
+  if (body.length === 0) throw new LeaveAlone("empty body");
+  if (body.length > rule.maxBytes) {
+    throw new LeaveAlone(`body of ${body.length} bytes exceeds max_bytes ${rule.maxBytes}`);
+  }
+  const limits = hdrs.constraints(fields, url);
+  if (limits.reason) throw new LeaveAlone(limits.reason);
+  let slots;
+  try {
+    slots = findSlots(rule, hdrs.get(fields, "content-type") ?? "", body);
+  } catch (error) {
+    if (error instanceof MalformedBody) throw new LeaveAlone(`malformed body: ${error.message}`);
+    throw error;
+  }
+  if (slots.length === 0) throw new LeaveAlone("no image in the body");
+  const results = await protectSlots(rule, slots, rule.options({ exactSize: limits.lengthLocked }), protect);
+
+  const images = slots.map((slot, i) => imageReport(slot, results[i]));
+  const edits = [];
+  let newBody;
+  try {
+    slots.forEach((slot, i) => {
+      if (!equal(results[i].data, slot.data)) edits.push(...slot.edits(results[i].data));
+    });
+    newBody = applyEdits(body, edits);
+  } catch (error) {
+    throw new RewriteError(`cannot put the protected image back: ${error.message}`,
+      { site: rule.name, onFailure: rule.onFailure, cause: error });
+  }
+  if (edits.length === 0) {
+    return { headers: fields, body, changed: false, images, reason: "no image needed protection (no face found)", site: rule.name };
+  }
+  if (limits.lengthLocked && newBody.length !== body.length) {
+    throw new RewriteError("a signature covers Content-Length and the protected body changed " +
+      `length (${body.length} → ${newBody.length})`, { site: rule.name, onFailure: rule.onFailure });
+  }
+  const changed = slots.filter((slot, i) => !equal(results[i].data, slot.data)).length;
+  return {
+    headers: hdrs.fixUp(fields, newBody, rule.lengthHeaders),
+    body: newBody,
+    changed: true,
+    images,
+    reason: `protected ${changed} of ${slots.length} image(s)`,
+    site: rule.name,
+  };
+}
+
+/**
+ * Check that every slot holds a whole image, protect them all at once and check each
+ * answer; throws LeaveAlone (an incomplete image) or RewriteError (a failure).
+ * @returns {Promise<import("./client.js").ProtectResult[]>}
+ */
+export async function protectSlots(rule, slots, options, protect) {
+  for (const slot of slots) {
+    if (!isComplete(slot.data, slot.mediaType)) {
+      throw new LeaveAlone(`${slot.location} holds an incomplete ${slot.mediaType} ` +
+        "(a piece of a chunked upload?)");
+    }
+  }
+  const outcomes = await Promise.allSettled(slots.map((slot) => protect(slot.data, options)));
+  return outcomes.map((outcome, i) => {
+    const slot = slots[i];
+    if (outcome.status === "rejected") {
+      const error = outcome.reason;
+      const why = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      throw new RewriteError(`${slot.location}: ${why}`, { site: rule.name, onFailure: rule.onFailure, cause: error });
+    }
+    const problem = contractProblem(slot, outcome.value.data, options.sizeMode);
+    if (problem) throw new RewriteError(`${slot.location}: ${problem}`, { site: rule.name, onFailure: rule.onFailure });
+    return outcome.value;
+  });
+}
+
+/** What breaks the format or size contract in the service's answer, or null. */
+export function contractProblem(slot, data, sizeMode) {
+  const returned = imageType(data);
+  if (returned !== slot.mediaType) return `the service returned ${returned ?? "a non-image"} for a ${slot.mediaType}`;
+  if (sizeMode === "exact" && data.length !== slot.data.length) {
+    return `size_mode=exact but ${slot.data.length} → ${data.length} bytes`;
+  }
+  if (sizeMode === "max" && data.length > slot.data.length) {
+    return `size_mode=max but ${slot.data.length} → ${data.length} bytes`;
+  }
+  return null;
+}
+
+function imageReport(slot, result) {
+  return {
+    location: slot.location,
+    mediaType: slot.mediaType,
+    originalBytes: slot.data.length,
+    protectedBytes: result.data.length,
+    report: result.report,
+  };
+}
+
+/** The images of the body, by declared format first, then by sniffing the bytes. */
+function findSlots(rule, contentType, body) {
+  const media = contentType.split(";", 1)[0].trim().toLowerCase();
+  if (media.startsWith("multipart/")) {
+    requireFormat(rule, "multipart");
+    return multipart.findImages(body, contentType, rule.fields);
+  }
+  if (media === "application/x-www-form-urlencoded") {
+    requireFormat(rule, "form_base64");
+    return findFormImages(body, rule.fields);
+  }
+  if (media === "application/json" || media.endsWith("+json")) {
+    requireFormat(rule, "json_base64");
+    return findJsonImages(body, rule.fields);
+  }
+  const mediaType = imageType(body);
+  if (mediaType !== null) {
+    requireFormat(rule, "raw");
+    return [{ location: "body", data: body, mediaType, edits: (image) => [{ start: 0, end: body.length, data: image }] }];
+  }
+  // Some clients post JSON as text/plain to avoid a CORS preflight.
+  const first = body.find((b) => ![0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c].includes(b));
+  if ((first === 0x7b || first === 0x5b) && rule.formats.has("json_base64")) return findJsonImages(body, rule.fields);
+  return [];
+}
+
+/** Throws LeaveAlone unless `format` is enabled for the site. */
+export function requireFormat(rule, format) {
+  if (!rule.formats.has(format)) throw new LeaveAlone(`format ${format} is not enabled for site '${rule.name}'`);
+}

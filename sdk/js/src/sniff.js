@@ -1,0 +1,137 @@
+/**
+ * Recognise image bytes by their magic numbers, and tell a whole image from a piece of one
+ * (the port of grasp_sdk/sniff.py). Uploads often label images
+ * `application/octet-stream` (or lie), so the bytes decide. A chunked upload can carry
+ * the first piece of an image: `isComplete` walks the container structure to tell.
+ */
+
+import { latin1, readUint, startsWith } from "./bytes.js";
+
+const HEIF_BRANDS = new Set(["heic", "heix", "hevc", "hevx", "heim", "heis", "hevm", "hevs"]);
+const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/**
+ * The image media type of `data` from its magic bytes, or null if it is not one.
+ * Recognises JPEG, PNG, GIF, WebP, HEIC/HEIF and AVIF.
+ * @param {Uint8Array} data
+ * @returns {string | null}
+ */
+export function imageType(data) {
+  if (startsWith(data, [0xff, 0xd8, 0xff])) return "image/jpeg";
+  if (startsWith(data, PNG_MAGIC)) return "image/png";
+  const head = latin1(data.subarray(0, 12));
+  if (head.startsWith("GIF87a") || head.startsWith("GIF89a")) return "image/gif";
+  if (head.startsWith("RIFF") && head.slice(8, 12) === "WEBP") return "image/webp";
+  if (head.slice(4, 8) === "ftyp" && data.length >= 12) {
+    const size = readUint(data, 0, 4);
+    const box = latin1(data.subarray(8, Math.min(Math.max(size, 12), 256)));
+    const brands = new Set();
+    for (let i = 0; i < box.length - 3; i += 4) brands.add(box.slice(i, i + 4));
+    if (brands.has("avif") || brands.has("avis")) return "image/avif";
+    if ([...brands].some((b) => HEIF_BRANDS.has(b))) return "image/heic";
+    if (brands.has("mif1") || brands.has("msf1")) return "image/heif";
+  }
+  return null;
+}
+
+/**
+ * Whether `data` holds a whole image of `mediaType` rather than a truncated piece.
+ * Formats without a structural check are assumed complete.
+ * @param {Uint8Array} data
+ * @param {string} mediaType
+ */
+export function isComplete(data, mediaType) {
+  switch (mediaType) {
+    case "image/jpeg":
+      return jpegComplete(data);
+    case "image/png":
+      return pngComplete(data);
+    case "image/gif": {
+      let end = data.length;
+      while (end > 0 && data[end - 1] === 0) end--;
+      return end > 0 && data[end - 1] === 0x3b; // ';', the GIF trailer
+    }
+    case "image/webp":
+      return readLittle32(data, 4) + 8 <= data.length;
+    case "image/heic":
+    case "image/heif":
+    case "image/avif":
+      return bmffComplete(data);
+    default:
+      return true;
+  }
+}
+
+function readLittle32(data, at) {
+  return ((data[at] ?? 0) | ((data[at + 1] ?? 0) << 8) | ((data[at + 2] ?? 0) << 16)) +
+    (data[at + 3] ?? 0) * 2 ** 24;
+}
+
+const JPEG_STANDALONE = new Set([0x01, 0xd8, 0xd0, 0xd1, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7]);
+
+/** Walk the marker segments (skipping APPn, so an EXIF thumbnail's EOI does not count). */
+function jpegComplete(data) {
+  const n = data.length;
+  let i = 2;
+  while (i + 1 < n) {
+    if (data[i] !== 0xff) return false;
+    const marker = data[i + 1];
+    if (marker === 0xff) {
+      i += 1;
+    } else if (marker === 0xd9) {
+      return true;
+    } else if (JPEG_STANDALONE.has(marker)) {
+      i += 2;
+    } else if (marker === 0xda) {
+      if (i + 4 > n) return false;
+      i = nextJpegMarker(data, i + 2 + readUint(data, i + 2, i + 4));
+      if (i < 0) return false;
+    } else {
+      if (i + 4 > n) return false;
+      i += 2 + readUint(data, i + 2, i + 4);
+    }
+  }
+  return false;
+}
+
+/** Offset of the next marker after entropy-coded data (skips FF00 stuffing and RSTn). */
+function nextJpegMarker(data, start) {
+  let j = start;
+  for (;;) {
+    j = data.indexOf(0xff, j);
+    if (j < 0 || j + 1 >= data.length) return -1;
+    const following = data[j + 1];
+    if (following === 0x00 || (following >= 0xd0 && following <= 0xd7) || following === 0xff) {
+      j += 1;
+      continue;
+    }
+    return j;
+  }
+}
+
+function pngComplete(data) {
+  let i = 8;
+  while (i + 8 <= data.length) {
+    const length = readUint(data, i, i + 4);
+    const kind = latin1(data.subarray(i + 4, i + 8));
+    i += 12 + length;
+    if (kind === "IEND") return i <= data.length;
+  }
+  return false;
+}
+
+function bmffComplete(data) {
+  let i = 0;
+  const n = data.length;
+  while (i + 8 <= n) {
+    let size = readUint(data, i, i + 4);
+    if (size === 0) return true;
+    if (size === 1) {
+      if (i + 16 > n) return false;
+      size = readUint(data, i + 8, i + 16);
+    }
+    if (size < 8) return false;
+    i += size;
+  }
+  return i === n;
+}

@@ -1,0 +1,47 @@
+/** Shared by the JS tests: the table's JPEG, the stand-in service edit, the compiled policy. */
+
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+import { fromBase64 } from "../src/bytes.js";
+import { imageType } from "../src/sniff.js";
+
+export const REPO = fileURLToPath(new URL("../../../", import.meta.url));
+export const CASES = JSON.parse(readFileSync(`${REPO}tests/policy_cases.json`, "utf-8"));
+/** A small, whole JPEG (8 x 8). */
+export const JPEG = fromBase64(CASES.images.jpeg);
+
+/** The stand-in service's edit: four bytes near the end inverted (same length, same type). */
+export function flip(data) {
+  const out = data.slice();
+  for (let i = data.length - 6; i < data.length - 2; i++) out[i] ^= 0xff;
+  return out;
+}
+
+/** A ProtectFn that flips every image and records its calls (`mode: "fail"` rejects). */
+export function fakeProtect(mode = "flip") {
+  const calls = [];
+  const protect = async (data, options) => {
+    calls.push({ data, options });
+    if (mode === "fail") throw new Error("service down");
+    const out = mode === "same" ? data : mode === "grow" ? new Uint8Array([...data, 1, 2]) : flip(data);
+    return { data: out, contentType: imageType(data) ?? "", report: { faces: 1, protected: out !== data } };
+  };
+  protect.calls = calls;
+  return protect;
+}
+
+/**
+ * The shipped policy compiled to JSON: the file `$GRASP_GUARD_POLICY_JSON` names (the pytest
+ * runner writes it), else what `grasp-guard policy compile` prints from this checkout's venv.
+ */
+export function compiledPolicyText() {
+  const path = process.env.GRASP_GUARD_POLICY_JSON;
+  if (path) return readFileSync(path, "utf-8");
+  const cli = `${REPO}.venv/bin/grasp-guard`;
+  if (!existsSync(cli)) {
+    throw new Error("set GRASP_GUARD_POLICY_JSON or run `make setup` (no .venv/bin/grasp-guard)");
+  }
+  return execFileSync(cli, ["policy", "compile"], { encoding: "utf-8", env: { ...process.env, GRASP_GUARD_POLICY: "" } });
+}
