@@ -4,8 +4,9 @@
 buffers candidates; the async ``request`` hook has the protection service rewrite a
 candidate through :func:`grasp_sdk.rewrite_upload` and applies the result in one step.
 Whatever fails, the site's ``on_failure`` decides: ``pass`` forwards the original bytes,
-``block`` answers the client with a JSON refusal. What was done is recorded in
-``flow.metadata["grasp_guard"]``.
+``block`` answers the client with a JSON refusal. A site with ``chunked_upload`` (X) has
+its split images held and reassembled first (:mod:`proxy_addon.chunked`). What was done is
+recorded in ``flow.metadata["grasp_guard"]``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from grasp_sdk import (
     Policy,
     ProtectCache,
     ProtectFn,
+    ProtectOptions,
+    ProtectResult,
     RewriteError,
     UploadRewrite,
     rewrite_upload,
@@ -29,12 +32,16 @@ from grasp_sdk import (
 from mitmproxy import ctx, exceptions, http
 
 from proxy_addon import settings as opts
+from proxy_addon.chunked import ChunkedUploads
 from proxy_addon.decide import CachedMatcher, decide
-from proxy_addon.failure import block_response, describe
+from proxy_addon.errors import Undelivered
+from proxy_addon.failure import block_response, describe, undelivered_response
+from proxy_addon.record import METADATA_KEY
+from proxy_addon.record import record as _record
+from proxy_addon.replay import Forward, Replayer
 
 logger = logging.getLogger(__name__)
 
-METADATA_KEY = "grasp_guard"
 #: Called with the flow and its record when an upload went out unprotected or was refused.
 Notify = Callable[[http.HTTPFlow, dict[str, Any]], None]
 
@@ -57,14 +64,20 @@ class GraspGuard:
             desktop notification, a counter); its errors are logged, never raised.
         protect: protects one image instead of the service named by ``grasp_service``
             (an in-process engine, or a stand-in in tests).
+        forward: sends the held segments of a split upload on to the site instead of
+            mitmproxy's client replay (a stand-in in tests).
     """
 
-    def __init__(self, notify: Notify | None = None, protect: ProtectFn | None = None) -> None:
+    def __init__(self, notify: Notify | None = None, protect: ProtectFn | None = None,
+                 forward: Forward | None = None) -> None:
         self.settings = opts.GuardSettings()
         self._matcher: CachedMatcher | None = None
         self._notify = notify
         self._protect = protect
         self._cache = ProtectCache()
+        self._replayer = Replayer()
+        self._chunked = ChunkedUploads(lambda: self.settings, self._protect_image, self._cache,
+                                       forward or self._replayer)
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -87,7 +100,8 @@ class GraspGuard:
             "grasp_max_buffer", int, opts.DEFAULT_MAX_BUFFER,
             "The largest request body in bytes held back for protection; a larger declared "
             "Content-Length streams through untouched. Set stream_large_bodies to the same "
-            "value to bound bodies of undeclared length too.")
+            "value to bound bodies of undeclared length too. Also the most bytes of split "
+            "uploads' segments held at once.")
 
     def configure(self, updated: set[str]) -> None:
         changes = {}
@@ -109,7 +123,7 @@ class GraspGuard:
                             sum(s.enabled for s in policy.sites))
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live:
+        if flow.response or flow.error or not flow.live or self._replayer.owns(flow):
             return
         matcher = self._matcher
         if matcher is None:
@@ -124,13 +138,26 @@ class GraspGuard:
         _record(flow, _ACTIONS[decision.action], decision.reason, decision.site)
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live:
+        if flow.response or flow.error or not flow.live or self._replayer.owns(flow):
             return
         record = flow.metadata.get(METADATA_KEY)
         policy = self.settings.policy
-        if not record or record["action"] != "buffered" or policy is None:
+        if not record or policy is None:
             return
         site = record["site"]
+        rule = policy.get(site) if site else None
+        if (rule is not None and rule.chunked_upload is not None
+                and record["action"] in ("buffered", "ignored")
+                and flow.request.raw_content is not None):
+            started = time.monotonic()
+            try:
+                if await self._chunked.request(flow, rule):
+                    return
+            except Exception as exc:  # noqa: BLE001 - failure is a policy: pass or block
+                self._fail(flow, exc, policy, site, started)
+                return
+        if record["action"] != "buffered":
+            return
         if flow.request.stream or flow.request.raw_content is None:
             _record(flow, "streamed", "the body outgrew stream_large_bodies", site)
             return
@@ -151,6 +178,22 @@ class GraspGuard:
         _record(flow, "protected" if rewrite.changed else "untouched", rewrite.reason,
                 rewrite.site or site, seconds=time.monotonic() - started, images=images)
 
+    def response(self, flow: http.HTTPFlow) -> None:
+        if self._replayer.owns(flow):
+            self._replayer.settle(flow)
+            return
+        record = flow.metadata.get(METADATA_KEY)
+        policy = self.settings.policy
+        rule = policy.get(record["site"]) if record and record["site"] and policy else None
+        if rule is not None and rule.chunked_upload is not None:
+            self._chunked.response(flow, rule)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._replayer.settle(flow)
+
+    def done(self) -> None:
+        self._chunked.done()
+
     async def _rewrite(self, flow: http.HTTPFlow, policy: Policy) -> UploadRewrite:
         request = flow.request
         assert request.raw_content is not None
@@ -162,6 +205,14 @@ class GraspGuard:
         async with GraspClient(s.endpoints, token=s.token, total_timeout=s.timeout_s) as client:
             return await rewrite_upload(*args, client.protect, cache=self._cache)
 
+    async def _protect_image(self, data: bytes, options: ProtectOptions) -> ProtectResult:
+        """One image protected by the stand-in given, else by the service."""
+        if self._protect is not None:
+            return await self._protect(data, options)
+        s = self.settings
+        async with GraspClient(s.endpoints, token=s.token, total_timeout=s.timeout_s) as client:
+            return await client.protect(data, options)
+
     def _fail(self, flow: http.HTTPFlow, exc: Exception, policy: Policy, site: str,
               started: float) -> None:
         rule = policy.get(site)
@@ -170,15 +221,21 @@ class GraspGuard:
         else:
             on_failure = rule.on_failure if rule is not None else "pass"
         reason = describe(exc)
-        if on_failure == "block":
+        if isinstance(exc, Undelivered):
+            flow.response = undelivered_response(exc, site)
+            logger.warning("answered an upload to %s with 502 (site %s): %s",
+                           flow.request.pretty_url, site, reason)
+        elif on_failure == "block":
             flow.response = block_response(exc, site)
             logger.warning("refused an upload to %s (site %s): %s", flow.request.pretty_url,
                            site, reason)
         else:
             logger.warning("forwarded an upload to %s unprotected (site %s): %s",
                            flow.request.pretty_url, site, reason)
-        record = _record(flow, "blocked" if on_failure == "block" else "passed", reason, site,
-                         seconds=time.monotonic() - started, error=type(exc).__name__)
+        action = "failed" if isinstance(exc, Undelivered) else \
+            "blocked" if on_failure == "block" else "passed"
+        record = _record(flow, action, reason, site, seconds=time.monotonic() - started,
+                         error=type(exc).__name__)
         if self._notify is not None:
             try:
                 self._notify(flow, record)
@@ -189,18 +246,3 @@ class GraspGuard:
 def _headers(rewrite: UploadRewrite) -> http.Headers:
     """The hook's ``(name, value)`` str pairs as mitmproxy headers, order and case kept."""
     return http.Headers([(k.encode("latin-1"), v.encode("latin-1")) for k, v in rewrite.headers])
-
-
-def _record(flow: http.HTTPFlow, action: str, reason: str, site: str | None = None,
-            **details: Any) -> dict[str, Any]:
-    """Store what the addon did to ``flow`` in its metadata, and return the record.
-
-    ``action`` is one of ``ignored`` (no body, or a small one not to protect: left to
-    mitmproxy), ``streamed``, ``buffered``, ``protected``, ``untouched``, ``passed``
-    (forwarded unprotected after a failure) or ``blocked``.
-    """
-    # No per-flow log line: mitmdump's root logger is at DEBUG, so even a debug call would
-    # cost every request a log record.
-    record = {"action": action, "reason": reason, "site": site, **details}
-    flow.metadata[METADATA_KEY] = record
-    return record

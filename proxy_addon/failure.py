@@ -52,3 +52,20 @@ def block_response(exc: BaseException, site: str) -> http.Response:
         json.dumps(body).encode(),
         {"Content-Type": "application/json", BLOCKED_HEADER: "blocked"},
     )
+
+
+def undelivered_response(exc: BaseException, site: str) -> http.Response:
+    """A JSON 502 saying that a segment the proxy held and answered never reached the site."""
+    reason = describe(exc)
+    body = {
+        "error": {
+            "kind": "upload_undelivered",
+            "site": site,
+            "reason": reason,
+            "message": f"GRASP Guard accepted an earlier piece of this upload for site "
+                       f"{site!r} but could not deliver it: {reason}",
+        }
+    }
+    return http.Response.make(
+        502, json.dumps(body).encode(),
+        {"Content-Type": "application/json", BLOCKED_HEADER: "undelivered"})

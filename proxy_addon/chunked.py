@@ -1,0 +1,331 @@
+"""X's chunked media upload through the proxy: hold the segments, protect the whole image,
+send the segments on with their original lengths.
+
+X clients send APPENDs one after another, each waiting for its answer: holding segment 0
+until the last one arrives would wait forever. So the proxy answers every earlier APPEND
+itself (204, X's own answer, with the CORS headers INIT's answer carried) and keeps a copy;
+when the last segment arrives, the reassembled image is protected with ``size_mode=exact``
+and the held segments go to the site in order (through mitmproxy's client replay), each
+with its original length, before the last one goes on with the client's own request. The
+trade-off: the client hears "accepted" for a segment before the site does. A held segment
+the site then refuses is told to the client on the last APPEND (502), so a broken upload
+never looks finished.
+
+Anything incomplete, out of order, over a limit or too slow is abandoned: under
+``on_failure: pass`` the held segments go to the site untouched, in order, before the
+request at hand; under ``block`` they are dropped and the upload is refused. An upload the
+headers forbid rewriting (an unknown digest algorithm, a signature) goes untouched whatever
+``on_failure`` says, as a single upload would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from grasp_sdk import ProtectCache, ProtectFn, ProtectResult, RewriteError, SiteRule
+from grasp_sdk import headers as hdrs
+from grasp_sdk.hook import ImageReport
+from grasp_sdk.sniff import image_type, is_complete
+from grasp_sdk.splice import MalformedBody
+from mitmproxy import http
+
+from proxy_addon import x_media
+from proxy_addon.errors import Undelivered
+from proxy_addon.failure import BLOCKED_HEADER, describe
+from proxy_addon.record import METADATA_KEY, record
+from proxy_addon.replay import Forward
+from proxy_addon.segments import Abandon, Held, Hold, Reassembly, Skip, Whole
+from proxy_addon.settings import GuardSettings
+
+logger = logging.getLogger(__name__)
+
+_CORS = b"access-control-"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A segment's request, as the proxy keeps it.
+
+    Attributes:
+        flow: a copy of the request (not live), to send on later.
+        segment: where its bytes lie in the body.
+        fields: its headers as sent.
+        length_locked: a signature covers its Content-Length.
+    """
+
+    flow: http.HTTPFlow
+    segment: x_media.Segment
+    fields: hdrs.Fields
+    length_locked: bool
+
+
+class ChunkedUploads:
+    """The chunked uploads in progress through one proxy.
+
+    Args:
+        settings: the addon's settings now (timeout, memory bound).
+        protect: protects one image.
+        cache: the addon's cache of protected images.
+        forward: sends a held request on to the site.
+    """
+
+    def __init__(self, settings: Callable[[], GuardSettings], protect: ProtectFn,
+                 cache: ProtectCache, forward: Forward) -> None:
+        self._settings = settings
+        self._protect = protect
+        self._cache = cache
+        self._forward = forward
+        self.reassembly: Reassembly[Piece] = Reassembly(settings().max_buffer)
+        self._cors: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._timers: dict[str, asyncio.Task[None]] = {}
+        self._flushes: dict[str, asyncio.Task[None]] = {}
+
+    async def request(self, flow: http.HTTPFlow, rule: SiteRule) -> bool:
+        """Handle one request to a chunked-upload site; False leaves it to the single-upload
+        path (not a command, or an APPEND of an upload whose INIT the proxy did not see).
+
+        Raises:
+            RewriteError: the upload was abandoned; apply ``on_failure`` to ``flow`` (the
+                held segments already went on, when it says ``pass``).
+            Undelivered: a held segment could not be sent; refuse ``flow``.
+        """
+        request = flow.request
+        body = request.raw_content or b""
+        command = x_media.parse_command(request.pretty_url,
+                                        request.headers.get("content-type", ""), body)
+        if isinstance(command, x_media.Init):
+            record(flow, "declared", f"INIT of {command.total_bytes} bytes of "
+                   f"{command.media_type or 'an unnamed type'}", rule.name,
+                   total_bytes=command.total_bytes, media_type=command.media_type)
+            return True
+        if command is None or command.media_id not in self.reassembly:
+            return False
+        media_id = command.media_id
+        flush = self._flushes.get(media_id)
+        if flush is not None:
+            await asyncio.shield(flush)  # the held segments reach the site first
+        if isinstance(command, x_media.Finalize):
+            self._stop_timer(media_id)
+            closed = self.reassembly.close(media_id)
+            self._cors.pop(media_id, None)
+            if closed is not None:
+                raise await self._abandon(rule, media_id, closed)
+            record(flow, "untouched", f"FINALIZE of media {media_id}", rule.name,
+                   media_id=media_id)
+            return True
+        await self._append(flow, rule, command)
+        return True
+
+    def response(self, flow: http.HTTPFlow, rule: SiteRule) -> None:
+        """Learn the media id of an INIT from the site's answer, and start holding."""
+        entry = flow.metadata.get(METADATA_KEY)
+        if not entry or entry["action"] != "declared" or flow.response is None:
+            return
+        assert rule.chunked_upload is not None
+        status = flow.response.status_code
+        media_id = x_media.media_id_of(flow.response.content or b"") \
+            if 200 <= status < 300 else None
+        if media_id is None:
+            entry["reason"] += f"; no media_id in the site's answer ({status})"
+            return
+        self.reassembly.max_held_bytes = self._settings().max_buffer
+        skip = self.reassembly.declare(media_id, entry["total_bytes"], entry["media_type"],
+                                       rule.chunked_upload, time.monotonic())
+        entry["media_id"] = media_id
+        if skip is not None:
+            entry["reason"] += f"; its segments go untouched: {skip.reason}"
+            return
+        entry["reason"] += f"; media {media_id}: its segments are held until the last"
+        for media in [m for m in self._cors if m not in self.reassembly]:
+            del self._cors[media]
+        self._cors[media_id] = [(k, v) for k, v in flow.response.headers.fields
+                                if k.lower().startswith(_CORS)]
+
+    def done(self) -> None:
+        """The proxy stops: held segments that never reached the site are said in the log."""
+        for task in [*self._timers.values(), *self._flushes.values()]:
+            task.cancel()
+        for media_id in self.reassembly.pending():
+            logger.warning("media %s: held segments were not sent, the proxy stopped", media_id)
+
+    async def _append(self, flow: http.HTTPFlow, rule: SiteRule,
+                      command: x_media.Append) -> None:
+        request, media_id = flow.request, command.media_id
+        verdict = self.reassembly.verdict(media_id)
+        if isinstance(verdict, Skip):
+            record(flow, "untouched", verdict.reason, rule.name, media_id=media_id)
+            return
+        if isinstance(verdict, Abandon):
+            raise await self._abandon(rule, media_id, verdict)
+        body = request.raw_content or b""
+        fields = hdrs.normalise(request.headers.fields)
+        try:
+            segment = x_media.segment_of(request.headers.get("content-type", ""), body)
+            limits = hdrs.constraints(fields, request.pretty_url, body)
+        except MalformedBody as exc:
+            return await self._leave(flow, rule, media_id, f"malformed APPEND: {exc}")
+        if limits.reason:
+            return await self._leave(flow, rule, media_id,
+                                     f"segment {command.segment_index}: {limits.reason}")
+        piece = Piece(flow.copy(), segment, fields, limits.length_locked)
+        step = self.reassembly.add(media_id, command.segment_index, segment.data, piece,
+                                   time.monotonic())
+        if isinstance(step, Abandon):
+            self._stop_timer(media_id)
+            raise await self._abandon(rule, media_id, step)
+        if isinstance(step, Hold):
+            self._hold(flow, rule, media_id, command.segment_index, step)
+        elif isinstance(step, Whole):
+            self._stop_timer(media_id)
+            await self._complete(flow, rule, media_id, step)
+
+    def _hold(self, flow: http.HTTPFlow, rule: SiteRule, media_id: str, index: int,
+              step: Hold) -> None:
+        assert rule.chunked_upload is not None
+        if media_id not in self._timers:
+            self._timers[media_id] = asyncio.create_task(
+                self._expire(rule, media_id, rule.chunked_upload.hold_s))
+        flow.response = http.Response.make(
+            204, b"", [*self._cors.get(media_id, []), (BLOCKED_HEADER.encode(), b"held")])
+        record(flow, "held", f"segment {index} of media {media_id} held ({step.received} of "
+               f"{step.total_bytes} bytes in) and answered by the proxy", rule.name,
+               media_id=media_id, segment_index=index)
+
+    async def _complete(self, flow: http.HTTPFlow, rule: SiteRule, media_id: str,
+                        whole: Whole[Piece]) -> None:
+        started = time.monotonic()
+        earlier = whole.segments[:-1]
+        media_type = image_type(whole.image)
+        if media_type is None or not is_complete(whole.image, media_type):
+            return await self._leave(flow, rule, media_id, f"the {len(whole.image)} bytes of "
+                                     "its segments are not a complete image", earlier)
+        try:
+            result, cached = await self._protect_whole(rule, whole.image, media_type)
+            if result.data == whole.image:
+                await self._send(rule, media_id, earlier, "no face found: sent untouched")
+                record(flow, "untouched", f"media {media_id}: no image needed protection "
+                       "(no face found)", rule.name, media_id=media_id)
+                return
+            bodies = await asyncio.to_thread(_cut, rule, whole, result.data)
+        except Exception as exc:  # failure is a policy: pass or block
+            raise await self._abandon(rule, media_id, Abandon(describe(exc), earlier)) from exc
+        await self._send(rule, media_id, earlier, "protected", bodies[:-1])
+        _apply(flow, *bodies[-1])
+        report = ImageReport(f"media {media_id}, {len(whole.segments)} segments", media_type,
+                             len(whole.image), len(result.data), cached, result.report)
+        record(flow, "protected", f"protected the {len(whole.segments)}-segment image of "
+               f"media {media_id}", rule.name, media_id=media_id,
+               segments=list(whole.lengths), seconds=time.monotonic() - started,
+               images=[asdict(report)])
+
+    async def _protect_whole(self, rule: SiteRule, image: bytes,
+                             media_type: str) -> tuple[ProtectResult, bool]:
+        options = rule.options(exact_size=True)  # INIT declared total_bytes
+        async with asyncio.timeout(self._settings().timeout_s):
+            result, cached = await self._cache.protect(image, options, self._protect)
+        returned = image_type(result.data)
+        if returned != media_type or len(result.data) != len(image):
+            raise RewriteError(f"the service returned {len(result.data)} bytes of "
+                               f"{returned or 'a non-image'} for {len(image)} bytes of "
+                               f"{media_type} (size_mode=exact)",
+                               site=rule.name, on_failure=rule.on_failure)
+        return result, cached
+
+    async def _leave(self, flow: http.HTTPFlow, rule: SiteRule, media_id: str, reason: str,
+                     held: Sequence[Held[Piece]] | None = None) -> None:
+        """Leave the upload untouched, whatever ``on_failure`` says: like a single upload
+        whose headers or body forbid rewriting it."""
+        released = self.reassembly.leave(media_id, reason) if held is None else held
+        self._stop_timer(media_id)
+        await self._send(rule, media_id, released, f"sent untouched: {reason}")
+        record(flow, "untouched", f"media {media_id}: {reason}", rule.name, media_id=media_id)
+
+    async def _abandon(self, rule: SiteRule, media_id: str,
+                       step: Abandon[Piece]) -> RewriteError:
+        """Send the held segments on untouched (``pass``) or drop them (``block``); the
+        error that applies ``on_failure`` to the request at hand, for the caller to raise."""
+        reason = f"media {media_id}: {step.reason}"
+        if rule.on_failure == "pass":
+            await self._send(rule, media_id, step.released, f"sent untouched: {step.reason}")
+        elif step.released:
+            logger.warning("dropped %d held segment(s) of %s (site %s blocks): %s",
+                           len(step.released), media_id, rule.name, step.reason)
+        return RewriteError(reason, site=rule.name, on_failure=rule.on_failure)
+
+    async def _send(self, rule: SiteRule, media_id: str, held: Sequence[Held[Piece]],
+                    why: str, bodies: Sequence[tuple[hdrs.Fields, bytes]] | None = None) -> None:
+        """Send held segments on in order, with new bodies when given; raises Undelivered
+        when the site does not take one."""
+        for position, segment in enumerate(held):
+            out = segment.item.flow
+            if bodies is not None:
+                _apply(out, *bodies[position])
+            record(out, "forwarded", f"held segment {segment.index} of media {media_id} "
+                   f"{why}", rule.name, media_id=media_id, segment_index=segment.index)
+            try:
+                async with asyncio.timeout(self._settings().timeout_s):
+                    await self._forward(out)
+            except Exception as exc:  # a segment lost is told to the client
+                raise Undelivered(f"media {media_id}: held segment {segment.index} could "
+                                  f"not be sent: {describe(exc)}") from exc
+            problem = _refusal(out)
+            if problem:
+                raise Undelivered(f"media {media_id}: held segment {segment.index} {problem}")
+
+    async def _expire(self, rule: SiteRule, media_id: str, hold_s: float) -> None:
+        await asyncio.sleep(hold_s)
+        self._timers.pop(media_id, None)
+        step = self.reassembly.expire(media_id, time.monotonic())
+        if step is None:
+            return
+        self._flushes[media_id] = asyncio.current_task()  # type: ignore[assignment]
+        try:
+            error = await self._abandon(rule, media_id, step)
+            logger.warning("%s (on_failure %s)", error, rule.on_failure)
+        except Undelivered as exc:
+            logger.warning("%s (site %s)", exc, rule.name)
+        finally:
+            del self._flushes[media_id]
+
+    def _stop_timer(self, media_id: str) -> None:
+        timer = self._timers.pop(media_id, None)
+        if timer is not None:
+            timer.cancel()
+
+
+def _cut(rule: SiteRule, whole: Whole[Piece], image: bytes) -> list[tuple[hdrs.Fields, bytes]]:
+    """The segments' new headers and bodies: ``image`` cut at the original lengths."""
+    out = []
+    start = 0
+    for segment, length in zip(whole.segments, whole.lengths, strict=True):
+        piece = segment.item
+        body = piece.segment.replace(image[start:start + length])
+        start += length
+        old = piece.flow.request.raw_content or b""
+        if piece.length_locked and len(body) != len(old):
+            raise RewriteError(f"a signature covers Content-Length and segment {segment.index} "
+                               f"changed length ({len(old)} → {len(body)})",
+                               site=rule.name, on_failure=rule.on_failure)
+        out.append((hdrs.fix_up(piece.fields, body, rule.length_headers), body))
+    return out
+
+
+def _apply(flow: http.HTTPFlow, fields: hdrs.Fields, body: bytes) -> None:
+    # Headers first, then the raw body: the fixed-up headers are already exactly right.
+    flow.request.headers = http.Headers(
+        [(k.encode("latin-1"), v.encode("latin-1")) for k, v in fields])
+    flow.request.raw_content = body
+
+
+def _refusal(flow: http.HTTPFlow) -> str | None:
+    if flow.error is not None:
+        return f"could not be sent: {flow.error.msg}"
+    if flow.response is None:
+        return "got no answer"
+    if not 200 <= flow.response.status_code < 300:
+        return f"was refused by the site ({flow.response.status_code})"
+    return None

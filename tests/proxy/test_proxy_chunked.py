@@ -1,0 +1,410 @@
+"""X's chunked uploads through the addon: held, reassembled, protected, sent on in pieces.
+
+The hooks are called directly through taddons and tflow; a stand-in forwards the held
+segments (what mitmproxy's client replay does in the proxy) and records what it sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import pytest
+from _proxy_helpers import FakeProtect, flip
+from mitmproxy import http
+from mitmproxy.test import taddons, tflow
+
+from proxy_addon.addon import METADATA_KEY, GraspGuard
+
+POLICY = """\
+version: 1
+defaults: {preset: fast}
+sites:
+  - name: x
+    hosts: [upload.x.com]
+    paths: [/i/media/upload.json]
+    formats: [multipart, form_base64]
+    fields: [media, media_data]
+    size_mode: exact
+    chunked_upload: {protocol: x, max_total_bytes: 5000, max_segments: 4, hold_s: 30}
+  - name: x-strict
+    hosts: [upload.twitter.com]
+    paths: [/i/media/upload.json]
+    formats: [multipart, form_base64]
+    on_failure: block
+    chunked_upload: {protocol: x, max_total_bytes: 5000, max_segments: 4, hold_s: 30}
+  - name: x-quick
+    hosts: [quick.x.com]
+    formats: [multipart]
+    chunked_upload: {protocol: x, hold_s: 0.2}
+  - name: x-quick-strict
+    hosts: [quick-strict.x.com]
+    formats: [multipart]
+    on_failure: block
+    chunked_upload: {protocol: x, hold_s: 0.2}
+"""
+BOUNDARY = "----webkitXyZ"
+CORS = ("Access-Control-Allow-Origin", "https://x.com")
+
+
+@dataclass
+class FakeForward:
+    """Stands in for the client replay: answers ``status`` (or fails) and records the sends."""
+
+    status: int = 204
+    fail: bool = False
+    sent: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
+
+    async def __call__(self, flow: http.HTTPFlow) -> None:
+        assert not flow.live
+        self.sent.append((flow.request.raw_content or b"", dict(flow.request.headers)))
+        if self.fail:
+            flow.error = tflow.terr("connection refused")
+        else:
+            flow.response = http.Response.make(self.status, b"")
+
+
+def form_append(media_id: str, index: int, piece: bytes) -> bytes:
+    return (f"command=APPEND&media_id={media_id}&segment_index={index}"
+            f"&media_data={quote(base64.b64encode(piece).decode(), safe='')}").encode()
+
+
+@dataclass
+class Client:
+    """An X client: INIT, APPENDs of ``pieces`` of ``image``, FINALIZE, one at a time."""
+
+    addon: GraspGuard
+    host: str
+    image: bytes
+    pieces: int = 3
+    media_id: str = "1880028106020515840"
+    as_base64: bool = False
+    extra_headers: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}/i/media/upload.json"
+
+    def piece(self, index: int) -> bytes:
+        size = -(-len(self.image) // self.pieces)
+        return self.image[index * size:(index + 1) * size]
+
+    async def init(self, status: int = 202) -> http.HTTPFlow:
+        flow = await self._send(f"?command=INIT&total_bytes={len(self.image)}"
+                                "&media_type=image%2Fjpeg&media_category=tweet_image", b"", [])
+        if flow.response is None:
+            flow.response = http.Response.make(status, json.dumps(
+                {"media_id": int(self.media_id), "media_id_string": self.media_id}),
+                {CORS[0]: CORS[1]})
+            self.addon.response(flow)
+        return flow
+
+    async def append(self, index: int) -> http.HTTPFlow:
+        piece = self.piece(index)
+        if self.as_base64:
+            body = form_append(self.media_id, index, piece)
+            headers = [("Content-Type", "application/x-www-form-urlencoded")]
+            query = ""
+        else:
+            body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"media\"; "
+                    f"filename=\"blob\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                    ).encode() + piece + f"\r\n--{BOUNDARY}--\r\n".encode()
+            headers = [("Content-Type", f"multipart/form-data; boundary={BOUNDARY}")]
+            query = f"?command=APPEND&media_id={self.media_id}&segment_index={index}"
+        headers += [("Content-Length", str(len(body))), *self.extra_headers.get(index, [])]
+        return await self._send(query, body, headers)
+
+    async def finalize(self) -> http.HTTPFlow:
+        return await self._send(f"?command=FINALIZE&media_id={self.media_id}", b"", [])
+
+    async def _send(self, query: str, body: bytes,
+                    headers: list[tuple[str, str]]) -> http.HTTPFlow:
+        request = http.Request.make("POST", self.url + query)
+        request.headers = http.Headers([(k.encode(), v.encode()) for k, v in headers])
+        request.raw_content = body
+        flow = tflow.tflow(req=request)
+        self.addon.requestheaders(flow)
+        await self.addon.request(flow)
+        return flow
+
+
+notices: list[dict[str, Any]] = []
+
+
+@pytest.fixture(autouse=True)
+def _clear_notices() -> None:
+    notices.clear()
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY, encoding="utf-8")
+    return path
+
+
+def guard(policy_file: Path, mode: str = "flip", forward: FakeForward | None = None,
+          **options: Any) -> tuple[GraspGuard, FakeProtect, FakeForward, Any]:
+    protect, forward = FakeProtect(mode), forward or FakeForward()
+    addon = GraspGuard(protect=protect, forward=forward,
+                       notify=lambda f, r: notices.append(r))
+    tctx = taddons.context(addon)
+    tctx.configure(addon, grasp_policy=str(policy_file), **options)
+    return addon, protect, forward, tctx
+
+
+def record(flow: http.HTTPFlow) -> dict[str, Any]:
+    return flow.metadata[METADATA_KEY]
+
+
+def media_of(body: bytes) -> bytes:
+    """The media part's content (a test-side parser)."""
+    return body.split(b"\r\n\r\n", 1)[1].rsplit(f"\r\n--{BOUNDARY}--".encode(), 1)[0]
+
+
+def held(flow: http.HTTPFlow) -> bool:
+    return (flow.response is not None and flow.response.status_code == 204
+            and flow.response.headers.get("X-Grasp-Guard") == "held")
+
+
+# --- the whole image -----------------------------------------------------------------------
+
+async def test_three_segments_go_out_protected_with_their_original_lengths(
+        policy_file: Path, jpeg: bytes) -> None:
+    addon, protect, forward, tctx = guard(policy_file)
+    with tctx:
+        x = Client(addon, "upload.x.com", jpeg)
+        init = await x.init()
+        flows = [await x.append(i) for i in range(3)]
+        done = await x.finalize()
+    assert record(init)["action"] == "declared" and record(init)["media_id"] == x.media_id
+    assert held(flows[0]) and held(flows[1]) and flows[2].response is None
+    assert flows[0].response is not None and flows[0].response.headers[CORS[0]] == CORS[1]
+    assert [record(f)["action"] for f in flows] == ["held", "held", "protected"]
+    # One protection of the whole image, at its exact size; the pieces cut where they were.
+    assert [(data, options.size_mode) for data, options in protect.calls] == [(jpeg, "exact")]
+    sent = [media_of(body) for body, _ in forward.sent] + [
+        media_of(flows[2].request.raw_content or b"")]
+    assert b"".join(sent) == flip(jpeg)
+    assert [len(s) for s in sent] == [len(x.piece(i)) for i in range(3)]
+    assert [headers["Content-Length"] for _, headers in forward.sent] == [
+        str(len(body)) for body, _ in forward.sent]
+    last = record(flows[2])
+    assert last["segments"] == [len(x.piece(i)) for i in range(3)]
+    assert last["images"][0]["original_bytes"] == last["images"][0]["protected_bytes"]
+    assert record(done)["action"] == "untouched" and done.response is None
+    assert notices == []
+
+
+async def test_base64_segments_get_their_digests_recomputed(policy_file: Path,
+                                                            jpeg: bytes) -> None:
+    addon, _, forward, tctx = guard(policy_file)
+    x = Client(addon, "upload.x.com", jpeg, as_base64=True)
+    for index in range(3):
+        body = form_append(x.media_id, index, x.piece(index))
+        x.extra_headers[index] = [
+            ("Content-Digest", f"sha-256=:{_b64(hashlib.sha256(body).digest())}:"),
+            ("Repr-Digest", f"sha-512=:{_b64(hashlib.sha512(body).digest())}:")]
+    with tctx:
+        await x.init()
+        flows = [await x.append(i) for i in range(3)]
+    assert record(flows[2])["action"] == "protected"
+    bodies = [(body, headers) for body, headers in forward.sent] + [
+        (flows[2].request.raw_content or b"", dict(flows[2].request.headers))]
+    pieces = []
+    for body, headers in bodies:
+        assert headers["Content-Digest"] == f"sha-256=:{_b64(hashlib.sha256(body).digest())}:"
+        assert headers["Repr-Digest"] == f"sha-512=:{_b64(hashlib.sha512(body).digest())}:"
+        assert headers["Content-Length"] == str(len(body))
+        pieces.append(base64.b64decode(unquote(body.decode().split("media_data=")[1])))
+    assert b"".join(pieces) == flip(jpeg)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+async def test_an_unknown_digest_algorithm_leaves_the_upload_untouched(policy_file: Path,
+                                                                       jpeg: bytes) -> None:
+    addon, protect, forward, tctx = guard(policy_file)
+    x = Client(addon, "upload.x.com", jpeg,
+               extra_headers={1: [("Content-Digest", "md5=:AAAAAAAAAAAAAAAAAAAAAA==:")]})
+    with tctx:
+        await x.init()
+        flows = [await x.append(i) for i in range(3)]
+    assert held(flows[0])
+    assert [media_of(body) for body, _ in forward.sent] == [x.piece(0)]  # sent untouched
+    assert record(flows[1])["action"] == "untouched"
+    assert "unsupported algorithm md5" in record(flows[1])["reason"]
+    assert media_of(flows[1].request.raw_content or b"") == x.piece(1)
+    assert record(flows[2])["action"] == "untouched"
+    assert media_of(flows[2].request.raw_content or b"") == x.piece(2)
+    assert protect.calls == [] and notices == []
+
+
+async def test_no_face_sends_every_segment_untouched(policy_file: Path, jpeg: bytes) -> None:
+    addon, _, forward, tctx = guard(policy_file, "same")
+    with tctx:
+        x = Client(addon, "upload.x.com", jpeg)
+        await x.init()
+        flows = [await x.append(i) for i in range(3)]
+    assert [media_of(body) for body, _ in forward.sent] == [x.piece(0), x.piece(1)]
+    assert media_of(flows[2].request.raw_content or b"") == x.piece(2)
+    assert record(flows[2])["action"] == "untouched" and "no face" in record(flows[2])["reason"]
+
+
+async def test_an_append_without_init_takes_the_single_upload_path(policy_file: Path,
+                                                                   jpeg: bytes) -> None:
+    addon, _, forward, tctx = guard(policy_file)
+    with tctx:
+        flow = await Client(addon, "upload.x.com", jpeg, pieces=1).append(0)
+    assert media_of(flow.request.raw_content or b"") == flip(jpeg)
+    assert record(flow)["images"][0]["location"] == "multipart part 'media'"
+    assert forward.sent == []
+
+
+async def test_an_init_the_site_refused_holds_nothing(policy_file: Path, jpeg: bytes) -> None:
+    addon, _, forward, tctx = guard(policy_file)
+    with tctx:
+        x = Client(addon, "upload.x.com", jpeg)
+        init = await x.init(status=400)
+        first = await x.append(0)
+    assert "no media_id" in record(init)["reason"]
+    assert first.response is None and media_of(first.request.raw_content or b"") == x.piece(0)
+    assert "incomplete" in record(first)["reason"] and forward.sent == []
+
+
+# --- incomplete, out of order, over a limit, too slow: pass or block ------------------------
+
+@pytest.mark.parametrize(("host", "action"), [("upload.x.com", "passed"),
+                                              ("upload.twitter.com", "blocked")])
+async def test_a_missing_middle_segment(policy_file: Path, jpeg: bytes, host: str,
+                                        action: str) -> None:
+    addon, protect, forward, tctx = guard(policy_file)
+    with tctx:
+        x = Client(addon, host, jpeg)
+        await x.init()
+        first, third = await x.append(0), await x.append(2)
+        done = await x.finalize()
+    assert held(first)
+    assert record(third)["action"] == action
+    assert "segment 2 arrived where segment 1 was expected" in record(third)["reason"]
+    assert protect.calls == []
+    if action == "passed":  # segment 0 went on untouched, then segment 2 as sent
+        assert [media_of(body) for body, _ in forward.sent] == [x.piece(0)]
+        assert third.response is None
+        assert media_of(third.request.raw_content or b"") == x.piece(2)
+        assert done.response is None
+    else:  # nothing reached the site; the client hears why, on every later request
+        assert forward.sent == []
+        assert third.response is not None and third.response.status_code == 502
+        assert json.loads(third.response.content or b"")["error"]["site"] == "x-strict"
+        assert done.response is not None and record(done)["action"] == "blocked"
+    assert notices[0] == record(third)
+
+
+@pytest.mark.parametrize(("host", "action"), [("upload.x.com", "passed"),
+                                              ("upload.twitter.com", "blocked")])
+async def test_finalize_before_the_last_segment(policy_file: Path, jpeg: bytes, host: str,
+                                                action: str) -> None:
+    addon, _, forward, tctx = guard(policy_file)
+    with tctx:
+        x = Client(addon, host, jpeg)
+        await x.init()
+        flows = [await x.append(i) for i in range(2)]
+        done = await x.finalize()
+    assert all(held(f) for f in flows)
+    assert record(done)["action"] == action and "incomplete" in record(done)["reason"]
+    if action == "passed":
+        assert [media_of(body) for body, _ in forward.sent] == [x.piece(0), x.piece(1)]
+        assert done.response is None
+    else:
+        assert forward.sent == [] and done.response is not None
+
+
+@pytest.mark.parametrize("host", ["upload.x.com", "upload.twitter.com"])
+async def test_an_image_over_the_limit_goes_untouched_whatever_on_failure(
+        policy_file: Path, host: str) -> None:
+    big = b"\xff\xd8\xff\xe0" + bytes(6000)  # total_bytes 6004 > max_total_bytes 5000
+    addon, protect, forward, tctx = guard(policy_file)
+    with tctx:
+        x = Client(addon, host, big)
+        init = await x.init()
+        flows = [await x.append(i) for i in range(3)]
+    assert "outside 1..5000" in record(init)["reason"]
+    for index, flow in enumerate(flows):
+        assert flow.response is None and record(flow)["action"] == "untouched"
+        assert media_of(flow.request.raw_content or b"") == x.piece(index)
+    assert protect.calls == [] and forward.sent == []
+
+
+async def test_too_many_segments(policy_file: Path, jpeg: bytes) -> None:
+    addon, _, forward, tctx = guard(policy_file)
+    with tctx:
+        x = Client(addon, "upload.x.com", jpeg, pieces=6)
+        await x.init()
+        flows = [await x.append(i) for i in range(5)]
+    assert all(held(f) for f in flows[:4])
+    assert "more than 4 segments" in record(flows[4])["reason"]
+    assert [media_of(body) for body, _ in forward.sent] == [x.piece(i) for i in range(4)]
+
+
+@pytest.mark.parametrize(("host", "forwarded"), [("quick.x.com", 1),
+                                                 ("quick-strict.x.com", 0)])
+async def test_held_too_long(policy_file: Path, jpeg: bytes, host: str,
+                             forwarded: int) -> None:
+    addon, _, forward, tctx = guard(policy_file)
+    with tctx:
+        x = Client(addon, host, jpeg)
+        await x.init()
+        first = await x.append(0)
+        await asyncio.sleep(0.5)
+        second = await x.append(1)
+    assert held(first)
+    assert [media_of(body) for body, _ in forward.sent] == [x.piece(0)] * forwarded
+    assert "not complete within 0.2 s" in record(second)["reason"]
+    assert (second.response is None) is (forwarded == 1)
+
+
+# --- the protection or the site fails -------------------------------------------------------
+
+@pytest.mark.parametrize(("host", "status"), [("upload.x.com", None),
+                                              ("upload.twitter.com", 503)])
+async def test_the_service_down_at_the_last_segment(policy_file: Path, jpeg: bytes,
+                                                    host: str, status: int | None) -> None:
+    addon, _, forward, tctx = guard(policy_file, "down")
+    with tctx:
+        x = Client(addon, host, jpeg)
+        await x.init()
+        flows = [await x.append(i) for i in range(3)]
+    last = flows[2]
+    assert "ServiceUnavailable" in record(last)["reason"]
+    if status is None:
+        assert [media_of(body) for body, _ in forward.sent] == [x.piece(0), x.piece(1)]
+        assert media_of(last.request.raw_content or b"") == x.piece(2)
+        assert record(last)["action"] == "passed" and last.response is None
+    else:
+        assert forward.sent == []
+        assert last.response is not None and last.response.status_code == status
+
+
+@pytest.mark.parametrize("forward", [FakeForward(status=400), FakeForward(fail=True)])
+async def test_a_held_segment_the_site_refuses_is_told_on_the_last(
+        policy_file: Path, jpeg: bytes, forward: FakeForward) -> None:
+    addon, _, forward, tctx = guard(policy_file, forward=forward)
+    with tctx:
+        x = Client(addon, "upload.x.com", jpeg)
+        await x.init()
+        flows = [await x.append(i) for i in range(3)]
+    last = flows[2]
+    assert len(forward.sent) == 1  # the first refusal stops the sending
+    assert last.response is not None and last.response.status_code == 502
+    error = json.loads(last.response.content or b"")["error"]
+    assert error["kind"] == "upload_undelivered" and "held segment 0" in error["reason"]
+    assert record(last)["action"] == "failed" and notices == [record(last)]
