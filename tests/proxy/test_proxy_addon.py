@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -257,6 +259,48 @@ async def test_an_image_without_a_face_goes_out_byte_identical(policy_file: Path
         record = await run(addon, flow)
     assert flow.request.raw_content == jpeg
     assert record["action"] == "untouched" and "no face" in record["reason"]
+
+
+# --- RFC 9530 digests: the SDK's fix-up, through the proxy ---------------------------------
+
+def digest_of(algorithm: str, body: bytes) -> str:
+    return base64.b64encode(hashlib.new(algorithm.replace("-", ""), body).digest()).decode()
+
+
+async def test_content_and_repr_digests_are_recomputed_for_the_new_body(
+        policy_file: Path, jpeg: bytes) -> None:
+    addon, tctx = guard(policy_file, "grow")
+    with tctx:
+        flow = raw_upload(jpeg)
+        flow.request.headers["Content-Digest"] = f"sha-256=:{digest_of('sha-256', jpeg)}:"
+        flow.request.headers["Repr-Digest"] = (f"sha-512=:{digest_of('sha-512', jpeg)}:, "
+                                               f"sha-256=:{digest_of('sha-256', jpeg)}:")
+        record = await run(addon, flow)
+    new = grow(jpeg)
+    assert record["action"] == "protected" and flow.request.raw_content == new
+    assert flow.request.headers["Content-Digest"] == f"sha-256=:{digest_of('sha-256', new)}:"
+    assert flow.request.headers["Repr-Digest"] == (f"sha-512=:{digest_of('sha-512', new)}:, "
+                                                   f"sha-256=:{digest_of('sha-256', new)}:")
+
+
+@pytest.mark.parametrize(("name", "value", "why"), [
+    ("Content-Digest", "md5=:AAAAAAAAAAAAAAAAAAAAAA==:", "unsupported algorithm md5"),
+    ("Repr-Digest", "sha-256=:AAAA:, blake3=:AAAA:", "unsupported algorithm blake3"),
+    ("Content-Digest", "sha-256=:" + "A" * 43 + "=:", "does not match the body"),
+    ("Content-Digest", "sha-256=AAAA", "malformed"),
+])
+async def test_a_digest_that_cannot_be_recomputed_leaves_the_upload_untouched(
+        policy_file: Path, jpeg: bytes, name: str, value: str, why: str) -> None:
+    addon, tctx = guard(policy_file, "flip")
+    with tctx:
+        flow = make_flow(STRICT, jpeg, [("Content-Type", "image/jpeg"), (name, value)])
+        before = list(flow.request.headers.fields)
+        record = await run(addon, flow)
+    assert (flow.request.raw_content, list(flow.request.headers.fields)) == (jpeg, before)
+    # Untouched is not a failure: even a block site sends it, and says why in the record.
+    assert flow.response is None and notices == []
+    assert record["action"] == "untouched" and why in record["reason"]
+    assert name in record["reason"]
 
 
 # --- failures: pass or block ---------------------------------------------------------------
