@@ -74,17 +74,11 @@ class GraspTransport(httpx.BaseTransport):
 
 
 class AsyncGraspTransport(httpx.AsyncBaseTransport):
-    """Async transport applying the upload hook to matching requests, then sending them.
+    """:class:`GraspTransport` for ``httpx.AsyncClient``.
 
-    Args:
-        client: a :class:`GraspClient`, or any ``protect(data, options)`` coroutine function.
-        policy: which requests carry images and how to protect them.
-        transport: the transport to send through (``httpx.AsyncHTTPTransport()`` by default).
-        cache: the LRU of protected images (a fresh one by default).
-        on_rewrite: called with each :class:`UploadRewrite` of a matching request.
-
-    A site with ``on_failure: block`` makes a failed protection raise
-    :class:`RewriteError` from the request call instead of sending the original.
+    Takes the same arguments, but ``client`` is a :class:`GraspClient` or any
+    ``protect(data, options)`` coroutine function, and ``transport`` an async one
+    (``httpx.AsyncHTTPTransport()`` by default).
     """
 
     def __init__(self, client: GraspClient | ProtectFn, policy: Policy, *,

@@ -21,6 +21,7 @@ from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
+from grasp_sdk import headers as hdrs
 from grasp_sdk.bodies import read_within
 from grasp_sdk.cache import ProtectCache
 from grasp_sdk.guard import UploadGuard, declared_length
@@ -35,15 +36,10 @@ _CHUNK = 2**16
 class GraspAdapter(HTTPAdapter):
     """``HTTPAdapter`` applying the upload hook to matching requests, then sending them.
 
-    Args:
-        client: a :class:`SyncGraspClient`, or any blocking ``protect(data, options)``.
-        policy: which requests carry images and how to protect them.
-        cache: the LRU of protected images (a fresh one by default).
-        on_rewrite: called with each :class:`UploadRewrite` of a matching request.
-        **kwargs: ``HTTPAdapter``'s own (``max_retries``, ``pool_connections``, ...).
-
-    A site with ``on_failure: block`` makes a failed protection raise
-    :class:`RewriteError` from the request call instead of sending the original.
+    Takes :class:`grasp_sdk.httpx_transport.GraspTransport`'s arguments but ``transport``;
+    ``**kwargs`` are ``HTTPAdapter``'s own (``max_retries``, ``pool_connections``, ...). A
+    site with ``on_failure: block`` makes a failed protection raise :class:`RewriteError`
+    from the request call instead of sending the original.
     """
 
     def __init__(self, client: SyncGraspClient | SyncProtectFn, policy: Policy, *,
@@ -64,8 +60,11 @@ class GraspAdapter(HTTPAdapter):
         method, url = request.method or "", request.url or ""
         if request.body is None:
             return request
+        # requests allows bytes values; the hook reads text (latin-1 keeps every byte).
+        fields = [(k, v.decode("latin-1") if isinstance(v, bytes) else v)
+                  for k, v in request.headers.items()]
         rule = self._guard.candidate(method, url,
-                                     declared_length(request.headers.get("Content-Length")))
+                                     declared_length(hdrs.get(tuple(fields), "content-length")))
         if rule is None:
             return request
         body = read_within(_chunks(request.body), rule.max_bytes)
@@ -74,8 +73,7 @@ class GraspAdapter(HTTPAdapter):
             self._guard.stream_too_long(method, url, rule)
             sent.body = body
             return sent
-        rewrite = self._guard.rewrite_sync(method, url, request.headers.items(), body,
-                                           self._protect)
+        rewrite = self._guard.rewrite_sync(method, url, fields, body, self._protect)
         if rewrite is None:
             sent.body = body
         else:

@@ -1,4 +1,5 @@
-"""A local upload site with a stand-in protection service, served from a thread of its own.
+"""A local upload site with a stand-in protection service, served from a thread of its own,
+and the policy for it.
 
 Synchronous clients (requests, ``httpx.Client``) block the thread they run in: the site
 runs its own event loop, so sync and async tests alike can post to it and read what it got.
@@ -16,6 +17,7 @@ from email.policy import HTTP
 from typing import Self
 
 from aiohttp import web
+from grasp_sdk import Policy, parse_policy
 
 #: What the stand-in service adds after each image it "protects".
 MARK = b"SERVICE"
@@ -111,6 +113,29 @@ def _form_fields(content_type: str, body: bytes) -> dict[str, bytes]:
     assert message.is_multipart(), "the multipart body does not parse"
     return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
             for part in message.iter_parts()}
+
+
+def local_policy(host: str = "127.0.0.1") -> Policy:
+    """The policy for the local site: raw uploads under /rupload/, a 1000-byte max_bytes under
+    /small/, any format elsewhere; requests to ``localhost`` block when protection fails."""
+    return parse_policy(f"""
+sites:
+  - name: local-raw
+    hosts: [{host}]
+    paths: [/rupload/*]
+    formats: [raw]
+    length_headers: [X-Entity-Length]
+  - name: local-small
+    hosts: [{host}]
+    paths: [/small/*]
+    max_bytes: 1000
+  - name: local
+    hosts: [{host}]
+    on_failure: pass
+  - name: local-block
+    hosts: [localhost]
+    on_failure: block
+""")
 
 
 def closed_port_url() -> str:

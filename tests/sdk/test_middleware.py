@@ -8,17 +8,16 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from _sdk_site import local_policy
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from grasp_sdk import (
     GraspClient,
     GraspMiddleware,
-    Policy,
     ProtectOptions,
     ProtectResult,
     RewriteError,
     UploadRewrite,
-    parse_policy,
 )
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
@@ -65,28 +64,10 @@ async def recorder_url(aiohttp_server: ServerFactory) -> tuple[Recorder, str]:
     return recorder, str(server.make_url("")).rstrip("/")
 
 
-def local(host: str = "127.0.0.1") -> Policy:
-    """A policy for the local server only (``localhost`` blocks on failure)."""
-    return parse_policy(f"""
-sites:
-  - name: local-raw
-    hosts: [{host}]
-    paths: [/rupload/*]
-    formats: [raw]
-    length_headers: [X-Entity-Length]
-  - name: local
-    hosts: [{host}]
-    on_failure: pass
-  - name: local-block
-    hosts: [localhost]
-    on_failure: block
-""")
-
-
 async def test_multipart_upload_is_protected(recorder_url, fake_protect, jpeg: bytes) -> None:
     recorder, url = recorder_url
     seen: list[UploadRewrite] = []
-    middleware = GraspMiddleware(fake_protect, local(), on_rewrite=seen.append)
+    middleware = GraspMiddleware(fake_protect, local_policy(), on_rewrite=seen.append)
     form = aiohttp.FormData()
     form.add_field("caption", "me\r\n--at the beach")
     form.add_field("file", jpeg, filename="me.jpg", content_type="image/jpeg")
@@ -105,7 +86,7 @@ async def test_raw_upload_headers_fixed(
     recorder, url = recorder_url
     path = tmp_path / "me.jpg"
     path.write_bytes(jpeg)
-    middleware = GraspMiddleware(fake_protect, local())
+    middleware = GraspMiddleware(fake_protect, local_policy())
     async with aiohttp.ClientSession(middlewares=(middleware,)) as session:
         with path.open("rb") as file:  # a file payload, read through as_bytes()
             async with session.post(url + "/rupload/fb_uploader_1", data=file,
@@ -121,7 +102,7 @@ async def test_raw_upload_headers_fixed(
 
 async def test_unmatched_and_non_image_requests_pass_untouched(recorder_url, fake_protect) -> None:
     recorder, url = recorder_url
-    middleware = GraspMiddleware(fake_protect, local(host="elsewhere.test"))
+    middleware = GraspMiddleware(fake_protect, local_policy(host="elsewhere.test"))
     async with aiohttp.ClientSession(middlewares=(middleware,)) as session:
         async with session.put(url + "/upload", data=b"\xff\xd8\xff not for this host"):
             pass
@@ -134,7 +115,7 @@ async def test_unmatched_and_non_image_requests_pass_untouched(recorder_url, fak
 async def test_on_failure_pass_sends_the_original(recorder_url, fake_protect, jpeg: bytes) -> None:
     recorder, url = recorder_url
     fake_protect.mode = "fail"
-    middleware = GraspMiddleware(fake_protect, local())
+    middleware = GraspMiddleware(fake_protect, local_policy())
     async with (aiohttp.ClientSession(middlewares=(middleware,)) as session,
                 session.put(url + "/upload", data=jpeg) as resp):
         assert resp.status == 200
@@ -145,7 +126,7 @@ async def test_on_failure_block_raises(recorder_url, fake_protect, jpeg: bytes) 
     recorder, url = recorder_url
     fake_protect.mode = "fail"
     async with aiohttp.ClientSession(
-            middlewares=(GraspMiddleware(fake_protect, local()),)) as session:
+            middlewares=(GraspMiddleware(fake_protect, local_policy()),)) as session:
         with pytest.raises(RewriteError, match="local-block"):
             await session.put(url.replace("127.0.0.1", "localhost") + "/upload", data=jpeg)
     assert recorder.uploads == []
@@ -159,7 +140,7 @@ async def test_with_a_real_client_on_the_same_session(recorder_url, jpeg: bytes)
     async def protect(data: bytes, options: ProtectOptions) -> ProtectResult:
         return await clients[0].protect(data, options)
 
-    middleware = GraspMiddleware(protect, local())
+    middleware = GraspMiddleware(protect, local_policy())
     async with aiohttp.ClientSession(middlewares=(middleware,)) as session:
         clients.append(GraspClient(url, session=session))
         async with session.put(url + "/upload", data=jpeg) as resp:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import requests
-from _sdk_site import MARK, LocalSite, Upload, closed_port_url
+from _sdk_site import MARK, LocalSite, Upload, closed_port_url, local_policy
 from grasp_sdk import (
     GraspClient,
     Policy,
@@ -29,36 +29,12 @@ from grasp_sdk import (
     RewriteError,
     SyncGraspClient,
     UploadRewrite,
-    parse_policy,
 )
 from grasp_sdk.httpx_transport import AsyncGraspTransport, GraspTransport
 from grasp_sdk.requests_adapter import GraspAdapter
 
 CLIENTS = ("httpx", "httpx-async", "requests")
 SERVICE_DOWN = {"max_retries": 0, "connect_timeout": 2.0, "total_timeout": 5.0}
-
-
-def local_policy(host: str = "127.0.0.1") -> Policy:
-    """The local site: raw uploads under /rupload/, small ones under /small/, the rest any
-    format; requests to ``localhost`` block when protection fails."""
-    return parse_policy(f"""
-sites:
-  - name: local-raw
-    hosts: [{host}]
-    paths: [/rupload/*]
-    formats: [raw]
-    length_headers: [X-Entity-Length]
-  - name: local-small
-    hosts: [{host}]
-    paths: [/small/*]
-    max_bytes: 1000
-  - name: local
-    hosts: [{host}]
-    on_failure: pass
-  - name: local-block
-    hosts: [localhost]
-    on_failure: block
-""")
 
 
 @dataclass
@@ -272,3 +248,13 @@ def test_service_call_through_the_same_session_is_not_an_upload(site: LocalSite,
         http.mount("http://", GraspAdapter(protect, local_policy()))
         assert http.put(site.url + "/upload", data=jpeg).status_code == 200
     assert only_upload(site).body == jpeg + MARK
+
+
+def test_requests_bytes_header_values_are_kept(site: LocalSite, jpeg: bytes) -> None:
+    site.uploads.clear()
+    Uploader("requests", site.url, local_policy()).post(
+        site.url + "/rupload/1", content=jpeg,
+        headers={"Content-Type": b"image/jpeg", "X-Note": b"caf\xe9"})
+    upload = only_upload(site)
+    assert upload.body == jpeg + MARK and upload.header("X-Note") == "caf\xe9"
+    assert upload.header("Content-Length") == str(len(upload.body))
