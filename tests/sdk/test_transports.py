@@ -258,3 +258,22 @@ def test_requests_bytes_header_values_are_kept(site: LocalSite, jpeg: bytes) -> 
     upload = only_upload(site)
     assert upload.body == jpeg + MARK and upload.header("X-Note") == "caf\xe9"
     assert upload.header("Content-Length") == str(len(upload.body))
+
+
+def test_httpx_wraps_the_given_transport_and_leaves_the_request_alone(
+        fake_protect, jpeg: bytes) -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(201)
+
+    transport = GraspTransport(fake_protect.sync, local_policy(),
+                               transport=httpx.MockTransport(handler))
+    with httpx.Client(transport=transport) as http:
+        request = http.build_request("PUT", "http://127.0.0.1/upload", content=jpeg)
+        assert http.send(request).status_code == 201
+    assert request.content == jpeg and request.headers["Content-Length"] == str(len(jpeg))
+    (copy,) = sent
+    assert copy.read() == fake_protect.transform(jpeg)
+    assert copy.headers["Content-Length"] == str(len(copy.content))
