@@ -2,6 +2,7 @@
 
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { fileURLToPath } from "node:url";
 
 import { fromBase64 } from "../src/bytes.js";
@@ -44,4 +45,45 @@ export function compiledPolicyText() {
     throw new Error("set GRASP_GUARD_POLICY_JSON or run `make setup` (no .venv/bin/grasp-guard)");
   }
   return execFileSync(cli, ["policy", "compile"], { encoding: "utf-8", env: { ...process.env, GRASP_GUARD_POLICY: "" } });
+}
+
+/**
+ * A stand-in protection service on 127.0.0.1: records each request and answers with
+ * `answer(request)` (default: the image flipped, as the real service answers).
+ * @param {(request: {method: string, url: URL, headers: object, body: Uint8Array}) =>
+ *   {status?: number, headers?: object, body?: Uint8Array | string}} [answer]
+ */
+export async function standInService(answer = protectedAnswer) {
+  const requests = [];
+  const server = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const request = { method: req.method, url: new URL(req.url, "http://x"), headers: req.headers, body: new Uint8Array(Buffer.concat(chunks)) };
+    requests.push(request);
+    const { status = 200, headers = {}, body = new Uint8Array(0) } = await answer(request, requests.length);
+    res.writeHead(status, headers);
+    res.end(typeof body === "string" ? body : Buffer.from(body));
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    requests,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(resolve);
+    }),
+  };
+}
+
+/** What the service answers for a protected image. */
+export function protectedAnswer(request) {
+  return {
+    headers: { "Content-Type": request.headers["content-type"], "X-Grasp-Report": '{"protected":true,"faces":1}' },
+    body: flip(request.body),
+  };
+}
+
+/** The service's JSON error answer. */
+export function errorAnswer(status, kind, message, headers = {}) {
+  return { status, headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify({ error: { kind, message } }) };
 }

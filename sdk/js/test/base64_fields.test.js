@@ -1,0 +1,65 @@
+// Images as base64 text in JSON and forms: recognised in every style, written back alike,
+// only the token or the value changing.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { decodeImageText, findFormImages, findJsonImages } from "../index.js";
+import { requote } from "../src/base64_fields.js";
+import { fromUtf8, latin1, toBase64, utf8 } from "../src/bytes.js";
+import { MalformedBody, applyEdits } from "../src/splice.js";
+import { JPEG, flip } from "./helpers.js";
+
+const B64 = toBase64(JPEG);
+
+test("every style decodes and encodes back to the same text", () => {
+  const urlsafe = B64.replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  const wrapped = B64.match(/.{1,76}/g).join("\r\n") + "\r\n";
+  for (const text of [B64, `data:image/jpeg;base64,${B64}`, `DATA:image/jpeg;name=a.jpg;base64,${B64}`, urlsafe, wrapped]) {
+    const decoded = decodeImageText(text);
+    assert.ok(decoded, text.slice(0, 30));
+    assert.deepEqual(decoded.data, JPEG);
+    assert.equal(decoded.style.encode(JPEG), text);
+  }
+});
+
+test("text that is not base64 of an image is not one", () => {
+  for (const text of ["", "short", toBase64(utf8("not an image at all, just some words")), `${B64.slice(0, 40)}+-${B64.slice(42)}`, `${B64}=`]) {
+    assert.equal(decodeImageText(text), null);
+  }
+});
+
+test("JSON: only the string token changes; escaped slashes, key filter and depth", () => {
+  const text = `{ "n\u00e9": "caf\u00e9", "user": {"avatar": "data:image\\/jpeg;base64,${B64.replaceAll("/", "\\/")}"},\n "list": ["${B64}", 1, null] }`;
+  const body = utf8(text);
+  const slots = findJsonImages(body);
+  assert.deepEqual(slots.map((s) => s.location), ["json $.user.avatar", "json $.list[0]"]);
+  const out = fromUtf8(applyEdits(body, slots.flatMap((s) => s.edits(flip(JPEG)))));
+  const flipped = toBase64(flip(JPEG));
+  assert.equal(out, `{ "n\u00e9": "caf\u00e9", "user": {"avatar": "data:image\\/jpeg;base64,${flipped.replaceAll("/", "\\/")}"},\n "list": ["${flipped}", 1, null] }`);
+  assert.deepEqual(findJsonImages(body, ["av*"]).map((s) => s.location), ["json $.user.avatar"]);
+  assert.deepEqual(findJsonImages(body, ["list"]).map((s) => s.location), ["json $.list[0]"]);
+});
+
+test("JSON that does not parse is malformed", () => {
+  for (const text of ['{"a": 1', '{"a": 1} x', "{'a': 1}", '{"a": tru}', "[1,]", '"\u0001"']) {
+    assert.throws(() => findJsonImages(utf8(text)), MalformedBody, text);
+  }
+  assert.throws(() => findJsonImages(new Uint8Array([0x7b, 0xff, 0x7d])), MalformedBody);
+});
+
+test("forms: only the value changes, percent-encoded as the client did", () => {
+  const lower = encodeURIComponent(B64).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase());
+  const body = utf8(`command=APPEND&media_data=${lower}&note=a+b`);
+  const [slot] = findFormImages(body, ["media_data"]);
+  assert.equal(slot.location, "form field 'media_data'");
+  const out = latin1(applyEdits(body, slot.edits(flip(JPEG))));
+  const expected = encodeURIComponent(toBase64(flip(JPEG))).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase());
+  assert.equal(out, `command=APPEND&media_data=${expected}&note=a+b`);
+  assert.deepEqual(findFormImages(body, ["other"]), []);
+});
+
+test("requote keeps what the original left literal and escapes the rest", () => {
+  assert.equal(requote("a/b%2B", "x/y+z="), "x/y%2Bz%3D");
+  assert.equal(requote("%2f", "/+"), "%2f%2b");
+});

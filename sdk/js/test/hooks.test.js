@@ -1,0 +1,215 @@
+// The request-level hooks: wrapFetch, patchXMLHttpRequest, protectRequestBody and
+// protectFormData, on every body kind a page sends, with on_failure pass and block.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import {
+  UploadBlockedError, loadPolicy, patchXMLHttpRequest, protectFormData, protectRequestBody, wrapFetch,
+} from "../index.js";
+import { toBase64 } from "../src/bytes.js";
+import { JPEG, compiledPolicyText, fakeProtect, flip } from "./helpers.js";
+
+const shipped = JSON.parse(compiledPolicyText());
+const policy = loadPolicy({
+  ...shipped,
+  sites: [...shipped.sites, { ...shipped.sites.find((s) => s.name === "generic-multipart"),
+    name: "strict", enabled: true, hosts: ["strict.example"], on_failure: "block" }],
+});
+const bytes = async (blob) => new Uint8Array(await blob.arrayBuffer());
+const photo = () => new File([JPEG], "me.jpg", { type: "image/jpeg", lastModified: 42 });
+const MASTODON = "https://social.example/api/v2/media";
+const INSTAGRAM = "https://i.instagram.com/rupload_igphoto/fb_uploader_1";
+
+/** A fetch that records its calls and answers 200. */
+function recordingFetch() {
+  const calls = [];
+  const fetchFn = async (input, init) => {
+    calls.push({ input, init });
+    return new Response("ok");
+  };
+  fetchFn.calls = calls;
+  return fetchFn;
+}
+
+test("wrapFetch: a FormData upload goes out with its photo replaced, everything else kept", async () => {
+  const protect = fakeProtect();
+  const outcomes = [];
+  const fetchFn = recordingFetch();
+  const form = new FormData();
+  form.append("description", "me");
+  form.append("file", photo());
+  await wrapFetch(fetchFn, { policy, protect, onOutcome: (o) => outcomes.push(o) })(MASTODON, { method: "POST", body: form });
+  const sent = fetchFn.calls[0].init.body;
+  assert.deepEqual([...sent.keys()], ["description", "file"]);
+  assert.equal(sent.get("description"), "me");
+  const file = sent.get("file");
+  assert.deepEqual([file.name, file.type, file.lastModified], ["me.jpg", "image/jpeg", 42]);
+  assert.deepEqual(await bytes(file), flip(JPEG));
+  assert.deepEqual(await bytes(form.get("file")), JPEG); // the page's own FormData untouched
+  assert.equal(outcomes.length, 1);
+  assert.deepEqual([outcomes[0].site, outcomes[0].changed, outcomes[0].reason], ["mastodon", true, "protected 1 of 1 image(s)"]);
+  assert.equal(protect.calls[0].options.site, "mastodon");
+});
+
+test("wrapFetch: requests no site matches go through untouched and unread", async () => {
+  const protect = fakeProtect();
+  const fetchFn = recordingFetch();
+  const init = { method: "POST", body: new ReadableStream() };
+  await wrapFetch(fetchFn, { policy, protect })("https://elsewhere.example/upload", init);
+  assert.equal(fetchFn.calls[0].init, init);
+  assert.equal(init.body.locked, false);
+  assert.equal(protect.calls.length, 0);
+});
+
+test("wrapFetch: a raw body's length header follows the protected bytes", async () => {
+  const fetchFn = recordingFetch();
+  const init = { method: "POST", headers: { "X-Entity-Length": String(JPEG.length), "Content-Type": "image/jpeg" }, body: JPEG };
+  await wrapFetch(fetchFn, { policy, protect: fakeProtect("grow") })(INSTAGRAM, init);
+  const sent = fetchFn.calls[0].init;
+  assert.deepEqual(sent.body, new Uint8Array([...JPEG, 1, 2]));
+  assert.deepEqual(sent.headers, [["X-Entity-Length", String(JPEG.length + 2)], ["Content-Type", "image/jpeg"]]);
+});
+
+test("wrapFetch: a Request is read from a copy and sent as a new Request", async () => {
+  const fetchFn = recordingFetch();
+  const request = new Request(INSTAGRAM, { method: "POST", body: JPEG, headers: { "Content-Type": "image/jpeg" } });
+  await wrapFetch(fetchFn, { policy, protect: fakeProtect() })(request);
+  const sent = fetchFn.calls[0].input;
+  assert.ok(sent instanceof Request);
+  assert.equal(sent.url, INSTAGRAM);
+  assert.deepEqual(await bytes(sent), flip(JPEG));
+});
+
+test("wrapFetch: on_failure block rejects and sends nothing; pass sends the original", async () => {
+  const fetchFn = recordingFetch();
+  const outcomes = [];
+  const guarded = wrapFetch(fetchFn, { policy, protect: fakeProtect("fail"), onOutcome: (o) => outcomes.push(o) });
+  const form = new FormData();
+  form.append("file", photo());
+  await assert.rejects(guarded("https://strict.example/up", { method: "POST", body: form }),
+    (e) => e instanceof UploadBlockedError && e.site === "strict" && /service down/.test(e.message));
+  assert.equal(fetchFn.calls.length, 0);
+  assert.deepEqual([outcomes[0].blocked, outcomes[0].site], [true, "strict"]);
+
+  const init = { method: "POST", body: form };
+  await guarded(MASTODON, init);
+  assert.equal(fetchFn.calls[0].init, init);
+  assert.equal(outcomes[1].blocked, false);
+  assert.match(outcomes[1].reason, /^sending the original upload: site 'mastodon': multipart part 'file': Error: service down/);
+});
+
+test("protectRequestBody: URLSearchParams, JSON strings and Blobs come back as they went in", async () => {
+  const protect = fakeProtect();
+  const b64 = toBase64(JPEG);
+  const form = await protectRequestBody("https://upload.x.com/i/media/upload.json",
+    { method: "POST", body: new URLSearchParams({ command: "APPEND", media_data: b64 }) }, { policy, protect });
+  assert.ok(form.init.body instanceof URLSearchParams);
+  assert.deepEqual([...form.init.body], [["command", "APPEND"], ["media_data", toBase64(flip(JPEG))]]);
+  assert.equal(form.init.headers.length, 0); // the implied Content-Type is not added
+
+  const json = await protectRequestBody("https://discord.com/api/v9/users/@me",
+    { method: "PATCH", headers: [["Content-Type", "application/json"]], body: JSON.stringify({ avatar: `data:image/jpeg;base64,${b64}` }) },
+    { policy, protect });
+  assert.equal(json.init.body, JSON.stringify({ avatar: `data:image/jpeg;base64,${toBase64(flip(JPEG))}` }));
+
+  const blob = await protectRequestBody(INSTAGRAM, { method: "POST", body: new Blob([JPEG], { type: "image/jpeg" }) }, { policy, protect });
+  assert.equal(blob.init.body.type, "image/jpeg");
+  assert.deepEqual(await bytes(blob.init.body), flip(JPEG));
+
+  const relative = await protectRequestBody("/rupload_igphoto/x", { method: "POST", body: JPEG },
+    { policy, protect, baseURL: "https://i.instagram.com/feed" });
+  assert.equal(relative.url, "https://i.instagram.com/rupload_igphoto/x");
+  assert.equal(relative.changed, true);
+});
+
+test("protectRequestBody: a streamed body and a checksum header leave the request alone", async () => {
+  const protect = fakeProtect();
+  const stream = await protectRequestBody(INSTAGRAM, { method: "POST", body: new ReadableStream() }, { policy, protect });
+  assert.deepEqual([stream.site, stream.changed, stream.reason], ["instagram", false, "a streamed body cannot be read before it is sent"]);
+  const summed = await protectRequestBody(INSTAGRAM, { method: "POST", body: JPEG, headers: { "Content-MD5": "x" } }, { policy, protect });
+  assert.equal(summed.reason, "Content-MD5 header cannot be recomputed by the JavaScript SDK");
+  assert.equal(protect.calls.length, 0);
+});
+
+test("protectFormData: the site's fields, base64 text entries, no image at all", async () => {
+  const protect = fakeProtect();
+  const x = policy.get("x");
+  const form = new FormData();
+  form.append("media_data", toBase64(JPEG));
+  form.append("other", photo());
+  const out = await protectFormData(form, { site: x, protect });
+  assert.equal(out.reason, "protected 1 of 1 image(s)");
+  assert.equal(out.formData.get("media_data"), toBase64(flip(JPEG)));
+  assert.deepEqual(await bytes(out.formData.get("other")), JPEG);
+  const none = await protectFormData(new FormData(), { site: x, protect });
+  assert.equal(none.reason, "empty body");
+  const instagram = await protectFormData(form, { site: policy.get("instagram"), protect });
+  assert.equal(instagram.reason, "format multipart is not enabled for site 'instagram'");
+});
+
+/** Stands in for XMLHttpRequest: records what reaches the network side. */
+class FakeXHR extends EventTarget {
+  constructor() {
+    super();
+    this.log = [];
+    this.sent = new Promise((resolve) => { this.markSent = resolve; });
+  }
+
+  open(method, url, async) { this.log.push(["open", method, url, async]); }
+
+  setRequestHeader(name, value) { this.log.push(["header", name, value]); }
+
+  send(body) {
+    this.log.push(["send", body]);
+    this.markSent();
+  }
+}
+
+test("patchXMLHttpRequest: headers held until the protected body goes; others pass at once", async () => {
+  class XHR extends FakeXHR {}
+  const outcomes = [];
+  const restore = patchXMLHttpRequest(XHR, { policy, protect: fakeProtect("grow"), onOutcome: (o) => outcomes.push(o) });
+  const xhr = new XHR();
+  xhr.open("POST", INSTAGRAM);
+  xhr.setRequestHeader("X-Entity-Length", String(JPEG.length));
+  xhr.send(JPEG);
+  await xhr.sent;
+  assert.deepEqual(xhr.log.slice(1), [["header", "X-Entity-Length", String(JPEG.length + 2)], ["send", new Uint8Array([...JPEG, 1, 2])]]);
+  assert.equal(outcomes[0].changed, true);
+
+  const other = new XHR();
+  other.open("POST", "https://elsewhere.example/");
+  other.setRequestHeader("A", "1");
+  other.send("x");
+  assert.deepEqual(other.log.slice(1), [["header", "A", "1"], ["send", "x"]]);
+  restore();
+  assert.equal(XHR.prototype.send, FakeXHR.prototype.send);
+});
+
+test("patchXMLHttpRequest: block fires error and loadend and sends nothing; sync block throws", async () => {
+  class XHR extends FakeXHR {}
+  const outcomes = [];
+  patchXMLHttpRequest(XHR, { policy, protect: fakeProtect("fail"), onOutcome: (o) => outcomes.push(o) });
+  const form = new FormData();
+  form.append("file", photo());
+  const xhr = new XHR();
+  const events = [];
+  const done = new Promise((resolve) => xhr.addEventListener("loadend", resolve));
+  xhr.addEventListener("error", () => events.push("error"));
+  xhr.open("POST", "https://strict.example/up");
+  xhr.send(form);
+  await done;
+  assert.deepEqual(events, ["error"]);
+  assert.equal(xhr.log.length, 1); // open only
+  assert.equal(outcomes[0].blocked, true);
+
+  const sync = new XHR();
+  sync.open("POST", "https://strict.example/up", false);
+  assert.throws(() => sync.send(form), UploadBlockedError);
+  const passing = new XHR();
+  passing.open("POST", MASTODON, false);
+  passing.send(form);
+  assert.deepEqual(passing.log.at(-1), ["send", form]);
+  assert.match(outcomes.at(-1).reason, /synchronous XMLHttpRequest cannot wait/);
+});
