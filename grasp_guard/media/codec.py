@@ -10,9 +10,9 @@ import numpy as np
 from PIL import Image, features
 
 from ..errors import GraspGuardError, ImageTooLargeError, InvalidImageError, UnsupportedFormatError
-from . import avif, jpeg, png, webp
+from . import avif, heif, jpeg, png, webp
 from .budget import SizeMode
-from .image import DecodedImage
+from .image import DecodedImage, Stored
 from .orientation import to_stored, to_upright
 from .sniff import sniff_format
 
@@ -26,18 +26,21 @@ _HANDLERS: dict[str, ModuleType] = {
     "PNG": png,
     "WEBP": webp,
     "AVIF": avif,
+    "HEIF": heif,
 }
 
 
 def _check_supported(sniffed: str | None) -> str:
     if sniffed is None:
         raise InvalidImageError("not an image: no known format signature (magic bytes)")
-    if sniffed == "HEIF":
+    if sniffed == "HEIF" and not heif.AVAILABLE:
         raise UnsupportedFormatError(
             "HEIC/HEIF cannot be decoded: it needs pillow-heif, which is not installed"
         )
-    if sniffed not in _PILLOW_FORMATS:
-        raise UnsupportedFormatError(f"{sniffed} is not supported: JPEG, PNG, WebP and AVIF are")
+    if sniffed not in _HANDLERS:
+        raise UnsupportedFormatError(
+            f"{sniffed} is not supported: JPEG, PNG, WebP, AVIF and HEIC/HEIF are"
+        )
     if sniffed == "AVIF" and not features.check("avif"):
         raise UnsupportedFormatError("AVIF cannot be decoded: this Pillow has no AVIF support")
     return sniffed
@@ -47,6 +50,17 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     array = np.ascontiguousarray(array)
     array.flags.writeable = False
     return array
+
+
+def _decode_with_pillow(data: bytes, sniffed: str, max_pixels: int) -> tuple[str, Stored]:
+    with Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS[sniffed]) as img:
+        width, height = img.size
+        if width * height > max_pixels:
+            raise ImageTooLargeError(
+                f"{width}×{height} = {width * height} pixels exceeds the limit of {max_pixels}"
+            )
+        fmt = img.format or sniffed
+        return fmt, _HANDLERS[fmt].decode(data, img)
 
 
 def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
@@ -62,8 +76,8 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage
 
     Raises:
         InvalidImageError: empty, truncated, corrupt, or not an image.
-        UnsupportedFormatError: an image we cannot re-encode faithfully (HEIC, GIF, TIFF,
-            animations, CMYK JPEG).
+        UnsupportedFormatError: an image we cannot re-encode faithfully (GIF, TIFF,
+            animations, CMYK JPEG, HEIF without pillow-heif or with a coding libheif lacks).
         ImageTooLargeError: more than ``max_pixels`` pixels.
     """
     data = bytes(data)
@@ -71,14 +85,10 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage
         raise InvalidImageError("empty input: zero bytes")
     sniffed = _check_supported(sniff_format(data))
     try:
-        with Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS[sniffed]) as img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise ImageTooLargeError(
-                    f"{width}×{height} = {width * height} pixels exceeds the limit of {max_pixels}"
-                )
-            fmt = img.format or sniffed
-            stored = _HANDLERS[fmt].decode(data, img)
+        if sniffed == "HEIF":  # pillow-heif reads it itself, not as a Pillow plugin
+            fmt, stored = sniffed, heif.decode(data, max_pixels=max_pixels)
+        else:
+            fmt, stored = _decode_with_pillow(data, sniffed, max_pixels)
     except GraspGuardError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

@@ -13,6 +13,7 @@ MIME_TYPES = {
     "PNG": "image/png",
     "WEBP": "image/webp",
     "AVIF": "image/avif",
+    "HEIF": "image/heic",  # libheif writes HEVC-coded files: heic brands
 }
 
 
@@ -40,7 +41,7 @@ class DecodedImage:
     """An upload decoded for protection, with everything needed to re-encode it faithfully.
 
     Attributes:
-        format: the source format: ``JPEG``, ``MPO``, ``PNG``, ``WEBP`` or ``AVIF``.
+        format: the source format: ``JPEG``, ``MPO``, ``PNG``, ``WEBP``, ``AVIF`` or ``HEIF``.
         upright: (H, W, 3) uint8 RGB with the EXIF orientation applied, read-only: the
             engine protects a copy and hands it to :func:`grasp_guard.media.encode`.
         alpha: (H, W) uint8 upright alpha, or None. The engine does not change it.

@@ -7,6 +7,7 @@ import struct
 
 import numpy as np
 import piexif
+import pillow_heif
 from PIL import Image
 
 HEIGHT, WIDTH = 48, 64
@@ -163,3 +164,17 @@ def xmp_packet(body: bytes = b"") -> bytes:
 def icc_profile(size: int = 600) -> bytes:
     """Bytes standing in for an ICC profile (carried opaquely, never parsed)."""
     return bytes((i * 31 + 7) % 256 for i in range(size))
+
+
+def heic(pixels: np.ndarray, **kwargs: object) -> bytes:
+    """``pixels`` (RGB, RGBA or L by shape) saved by pillow-heif, stored as given.
+
+    An ``exif`` orientation tag becomes ``irot``/``imir`` transforms: ``pixels`` are the
+    coded (stored) pixels, as a camera writes them.
+    """
+    mode = "L" if pixels.ndim == 2 else ("RGBA" if pixels.shape[2] == 4 else "RGB")
+    height, width = pixels.shape[:2]
+    heif = pillow_heif.from_bytes(mode, (width, height), np.ascontiguousarray(pixels).tobytes())
+    out = io.BytesIO()
+    heif.save(out, **kwargs)
+    return out.getvalue()

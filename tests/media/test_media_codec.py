@@ -5,7 +5,7 @@ import zlib
 
 import numpy as np
 import pytest
-from _media_builders import encoded, exif_bytes, gradient, protect, thumbnail_jpeg
+from _media_builders import encoded, exif_bytes, gradient, heic, protect, thumbnail_jpeg
 from PIL import Image, features
 
 from grasp_guard.errors import (
@@ -79,10 +79,10 @@ BAD_INPUTS = [
     ("gif", encoded(gradient(), "GIF"), UnsupportedFormatError, "GIF"),
     ("tiff", encoded(gradient(), "TIFF"), UnsupportedFormatError, "TIFF"),
     (
-        "heic",
+        "heic header only",
         b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),
-        UnsupportedFormatError,
-        "pillow-heif",
+        InvalidImageError,
+        "HEIF",
     ),
     ("jxl", b"\xff\x0a" + bytes(64), UnsupportedFormatError, "JXL"),
     ("cmyk jpeg", _cmyk_jpeg(), UnsupportedFormatError, "CMYK"),
@@ -159,7 +159,7 @@ def test_encode_rejects_unknown_size_modes() -> None:
         encode(image, image.upright, size_mode="small")  # type: ignore[arg-type]
 
 
-SOURCES = {"JPEG": JPEG, "PNG": PNG, "WEBP": WEBP}
+SOURCES = {"JPEG": JPEG, "PNG": PNG, "WEBP": WEBP, "HEIF": heic(gradient(), quality=80)}
 if features.check("avif"):
     SOURCES["AVIF"] = encoded(gradient(), "AVIF", quality=60)
 

@@ -1,0 +1,207 @@
+"""ISO-BMFF (HEIF, AVIF) containers: walk boxes and index the items of the ``meta`` box.
+
+Only what the codec needs is read: which item is primary, each item's type and coded
+length (``iloc``), the references between items (``iref``: grid tiles, thumbnails,
+auxiliary images, metadata) and each item's properties in association order (``ipma``).
+Nothing here decodes pixels.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+_FULL_BOX = 4  # version (1 byte) and flags (3 bytes)
+
+
+def boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[bytes, int, int]]:
+    """Yield (type, payload start, payload end) of the boxes in ``data[start:end]``.
+
+    Stops at the first box whose size runs past ``end`` (a truncated file).
+    """
+    end = len(data) if end is None else end
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            if pos + 16 > end:
+                return
+            size, header = struct.unpack_from(">Q", data, pos + 8)[0], 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            return
+        yield kind, pos + header, pos + size
+        pos += size
+
+
+def top_level_types(data: bytes) -> list[bytes]:
+    """The types of the file's top-level boxes, in order."""
+    return [kind for kind, _, _ in boxes(data)]
+
+
+@dataclass(frozen=True)
+class ItemIndex:
+    """The items of a ``meta`` box.
+
+    Attributes:
+        primary: the primary item's id (``pitm``), or None.
+        types: item id → item type (``hvc1``, ``grid``, ``Exif``, ``mime``...).
+        lengths: item id → total length of its extents (its coded bytes).
+        data_end: the end of the furthest extent stored in the file itself (past the
+            file's end: truncated).
+        references: reference type (``dimg``, ``thmb``, ``auxl``, ``cdsc``...) → from id →
+            to ids, in file order.
+        properties: item id → its properties (type, payload) in association order.
+    """
+
+    primary: int | None
+    types: dict[int, bytes]
+    lengths: dict[int, int]
+    data_end: int
+    references: dict[bytes, dict[int, tuple[int, ...]]]
+    properties: dict[int, tuple[tuple[bytes, bytes], ...]]
+
+    def tiles(self, item: int) -> tuple[int, ...]:
+        """The tiles of a ``grid`` item, in raster order (empty for other items)."""
+        return (
+            self.references.get(b"dimg", {}).get(item, ())
+            if self.types.get(item) == b"grid"
+            else ()
+        )
+
+    def coded_length(self, item: int) -> int:
+        """Bytes of coded image data of ``item`` (a grid: the sum of its tiles)."""
+        tiles = self.tiles(item)
+        return sum(self.lengths.get(t, 0) for t in tiles) if tiles else self.lengths.get(item, 0)
+
+
+class _Reader:
+    """Big-endian fields read in sequence from ``data[pos:end]``."""
+
+    def __init__(self, data: bytes, pos: int, end: int) -> None:
+        self.data, self.pos, self.end = data, pos, end
+
+    def uint(self, size: int) -> int:
+        if size == 0:
+            return 0
+        if self.pos + size > self.end:
+            raise ValueError(f"box field runs past its box at offset {self.pos}")
+        value = int.from_bytes(self.data[self.pos : self.pos + size], "big")
+        self.pos += size
+        return value
+
+    def full_box(self) -> tuple[int, int]:
+        return self.uint(1), self.uint(3)
+
+
+def _children(data: bytes, start: int, end: int) -> dict[bytes, tuple[int, int]]:
+    """The first child box of each type: type → (payload start, payload end)."""
+    found: dict[bytes, tuple[int, int]] = {}
+    for kind, lo, hi in boxes(data, start, end):
+        found.setdefault(kind, (lo, hi))
+    return found
+
+
+def _primary(data: bytes, span: tuple[int, int]) -> int:
+    r = _Reader(data, *span)
+    version, _ = r.full_box()
+    return r.uint(2 if version == 0 else 4)
+
+
+def _types(data: bytes, span: tuple[int, int]) -> dict[int, bytes]:
+    r = _Reader(data, *span)
+    version, _ = r.full_box()
+    r.uint(2 if version == 0 else 4)  # entry count: the boxes that follow say it
+    types = {}
+    for kind, lo, hi in boxes(data, r.pos, span[1]):
+        if kind != b"infe":
+            continue
+        e = _Reader(data, lo, hi)
+        version, _ = e.full_box()
+        if version < 2:
+            continue  # pre-HEIF item entries carry no item type
+        item = e.uint(2 if version == 2 else 4)
+        e.uint(2)  # protection index
+        types[item] = e.uint(4).to_bytes(4, "big")
+    return types
+
+
+def _locations(data: bytes, span: tuple[int, int]) -> tuple[dict[int, int], int]:
+    """(item id → coded length, end of the furthest extent in the file) from ``iloc``."""
+    r = _Reader(data, *span)
+    version, _ = r.full_box()
+    if version > 2:
+        raise ValueError(f"unknown iloc version {version}")
+    sizes = r.uint(1)
+    offset_size, length_size = sizes >> 4, sizes & 15
+    sizes = r.uint(1)
+    base_size, index_size = sizes >> 4, (sizes & 15 if version in (1, 2) else 0)
+    lengths, data_end = {}, 0
+    for _ in range(r.uint(2 if version < 2 else 4)):
+        item = r.uint(2 if version < 2 else 4)
+        in_file = version == 0 or r.uint(2) & 15 == 0  # construction method 0: file offsets
+        r.uint(2)  # data reference index
+        base = r.uint(base_size)
+        total = 0
+        for _ in range(r.uint(2)):
+            r.uint(index_size)
+            offset, length = r.uint(offset_size), r.uint(length_size)
+            total += length
+            if in_file:
+                data_end = max(data_end, base + offset + length)
+        lengths[item] = total
+    return lengths, data_end
+
+
+def _references(data: bytes, span: tuple[int, int]) -> dict[bytes, dict[int, tuple[int, ...]]]:
+    r = _Reader(data, *span)
+    version, _ = r.full_box()
+    id_size = 2 if version == 0 else 4
+    refs: dict[bytes, dict[int, tuple[int, ...]]] = {}
+    for kind, lo, hi in boxes(data, r.pos, span[1]):
+        e = _Reader(data, lo, hi)
+        source = e.uint(id_size)
+        targets = tuple(e.uint(id_size) for _ in range(e.uint(2)))
+        by_source = refs.setdefault(kind, {})
+        by_source[source] = by_source.get(source, ()) + targets
+    return refs
+
+
+def _properties(data: bytes, span: tuple[int, int]) -> dict[int, tuple[tuple[bytes, bytes], ...]]:
+    inside = _children(data, *span)
+    if b"ipco" not in inside or b"ipma" not in inside:
+        return {}
+    pool = [(kind, data[lo:hi]) for kind, lo, hi in boxes(data, *inside[b"ipco"])]
+    r = _Reader(data, *inside[b"ipma"])
+    version, flags = r.full_box()
+    found: dict[int, tuple[tuple[bytes, bytes], ...]] = {}
+    for _ in range(r.uint(4)):
+        item = r.uint(2 if version < 1 else 4)
+        indices = [r.uint(2 if flags & 1 else 1) for _ in range(r.uint(1))]
+        mask = 0x7FFF if flags & 1 else 0x7F
+        found[item] = tuple(pool[i - 1] for i in (x & mask for x in indices) if 0 < i <= len(pool))
+    return found
+
+
+def read_items(data: bytes) -> ItemIndex:
+    """Index the items of the file's top-level ``meta`` box.
+
+    Raises:
+        ValueError: no ``meta`` box, or one of its boxes is malformed.
+    """
+    meta = next(((lo, hi) for kind, lo, hi in boxes(data) if kind == b"meta"), None)
+    if meta is None:
+        raise ValueError("no 'meta' box: not a HEIF still image")
+    inside = _children(data, meta[0] + _FULL_BOX, meta[1])
+    lengths, data_end = _locations(data, inside[b"iloc"]) if b"iloc" in inside else ({}, 0)
+    return ItemIndex(
+        primary=_primary(data, inside[b"pitm"]) if b"pitm" in inside else None,
+        types=_types(data, inside[b"iinf"]) if b"iinf" in inside else {},
+        lengths=lengths,
+        data_end=data_end,
+        references=_references(data, inside[b"iref"]) if b"iref" in inside else {},
+        properties=_properties(data, inside[b"iprp"]) if b"iprp" in inside else {},
+    )
