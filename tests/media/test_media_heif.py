@@ -21,7 +21,7 @@ from grasp_guard.errors import (
     InvalidImageError,
     UnsupportedFormatError,
 )
-from grasp_guard.media import bmff, decode, encode
+from grasp_guard.media import bmff, decode, encode, heif
 from grasp_guard.media.heif import source_quality
 from grasp_guard.media.orientation import ORIENTATIONS, to_stored
 
@@ -124,6 +124,33 @@ def test_other_top_level_images_are_dropped_and_the_primary_protected() -> None:
     out = encode(image, protect(image.upright))
     assert len(pillow_heif.open_heif(out)) == 1
     assert first_coded[-64:] not in out
+
+
+def _with_auxiliary_image(source: bytes, aux_type: bytes) -> bytes:
+    """``source`` (with one 48-px thumbnail) whose thumbnail is turned into an auxiliary image.
+
+    pillow-heif writes no auxiliary images (gain maps, mattes, depth): the thumbnail's
+    reference becomes ``auxl`` and its ``clap`` (a 40-byte box: offsets stay valid) an ``auxC``.
+    """
+    clap = struct.pack(">I", 40) + b"clap"
+    assert source.count(clap) == 1 and source.count(b"thmb") == 1
+    at = source.index(clap)
+    auxc = struct.pack(">I", 40) + b"auxC" + (bytes(4) + aux_type + b"\x00").ljust(32, b"\x00")
+    return (source[:at] + auxc + source[at + 40 :]).replace(b"thmb", b"auxl")
+
+
+def test_auxiliary_images_are_dropped() -> None:
+    source = _with_auxiliary_image(
+        heic(gradient(96, 128), quality=90, thumbnails=[48]), b"urn:x:gain"
+    )
+    (aux_item,) = bmff.read_items(source).references[b"auxl"]
+    aux_coded = _item_payloads(source)[aux_item]
+    image = decode(source)
+    assert any("1 auxiliary image(s) dropped (urn:x:gain)" in n for n in image.notes)
+    out = encode(image, protect(image.upright))
+    after = pillow_heif.open_heif(out)
+    assert after.info["aux"] == {} and after.info["thumbnails"] == []
+    assert aux_coded[-64:] not in out
 
 
 def test_xmp_that_embeds_images_is_sanitised() -> None:
@@ -248,3 +275,9 @@ def test_damaged_files_decode_or_raise_typed_errors(seed: int) -> None:
     except GraspGuardError:
         return
     assert len(encode(image, image.upright)) > 0
+
+
+def test_without_pillow_heif_heif_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(heif, "AVAILABLE", False)
+    with pytest.raises(UnsupportedFormatError, match="needs pillow-heif"):
+        decode(SOURCE)
