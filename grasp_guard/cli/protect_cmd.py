@@ -21,7 +21,7 @@ from grasp_guard.pipeline import protect
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".avif", ".mpo"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".avif", ".mpo", ".heic", ".heif"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
