@@ -51,6 +51,15 @@ sites:
     formats: [multipart, form_base64]
     fields: [media, media_data]
     size_mode: exact
+    chunked_upload: {protocol: x, max_total_bytes: 1000000, max_segments: 8}
+  - name: x-api
+    hosts: [localhost]
+    paths: [/1.1/media/upload.json]
+    methods: [POST]
+    formats: [multipart]
+    fields: [media]
+    size_mode: exact
+    chunked_upload: {protocol: x, max_total_bytes: 1000}
   - name: mastodon
     hosts: [localhost]
     paths: [/api/v2/media]

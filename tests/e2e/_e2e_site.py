@@ -1,13 +1,15 @@
 """A local HTTPS "site" that records what it receives (its certificates: the demo site's).
 
 It runs in a thread with its own event loop, so that sync and async tests alike can read
-what it recorded. Every request is recorded under its ``X-Test-Id`` header.
+what it recorded. Every request is recorded under its ``X-Test-Id`` header. Like X, it
+answers a chunked upload's INIT (``?command=INIT``) with a new ``media_id``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import threading
 from dataclasses import dataclass
 from typing import Self
@@ -61,6 +63,7 @@ class Site:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+        self._media_ids = itertools.count(1880028106020515840)
         self.port = 0
 
     def __enter__(self) -> Self:
@@ -122,4 +125,8 @@ class Site:
         with self._arrived:
             self._received[test_id] = received
             self._arrived.notify_all()
+        if request.query.get("command") == "INIT":
+            media_id = next(self._media_ids)
+            return web.json_response({"media_id": media_id, "media_id_string": str(media_id),
+                                      "expires_after_secs": 86400}, status=202)
         return web.json_response({"length": length, "sha256": received.sha256})

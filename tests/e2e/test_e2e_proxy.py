@@ -1,7 +1,7 @@
 """The proxy end to end: real mitmdump, the real service, a local HTTPS site, real clients.
 
-Uploads shaped like Facebook's, Instagram's, X's, Mastodon's and Discord's go through
-`grasp-guard proxy` over HTTPS; the site records the bytes it receives.
+Uploads shaped like Facebook's, Instagram's, X's (single and chunked), Mastodon's and
+Discord's go through `grasp-guard proxy` over HTTPS; the site records the bytes it receives.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from _e2e_site import Certs, Received, Site
 pytestmark = pytest.mark.timeout(720)
 
 FB_PATH = "/ajax/react_composer/attachments/photo/upload"
+X_PATH = "/i/media/upload.json"
 CLIENT_TIMEOUT_S = 600
 NO_PROXY_ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
 
@@ -117,7 +118,10 @@ def uploads(site: Site, guarded: Proxy, guarded_bundle: Path, face: bytes,
     photo = tmp_path_factory.mktemp("photo") / "me.jpg"
     photo.write_bytes(face)
     thread = asyncio.to_thread
+    chunked: dict[str, Sent] = {}
     jobs: dict[str, Callable[[], Coroutine[Any, Any, Sent]]] = {
+        # The last APPEND of a chunked upload waits for the whole image's protection.
+        "x_chunked": lambda: thread(_x_chunked, c, face, chunked),
         "facebook": lambda: c.send_aiohttp("POST", FB_PATH, data=_fb_form(face)),
         "instagram": lambda: thread(c.send, "POST", "/rupload_igphoto/fb_uploader_1712", data=face,
                                     headers=_rupload_headers(face)),
@@ -140,7 +144,35 @@ def uploads(site: Site, guarded: Proxy, guarded_bundle: Path, face: bytes,
     sent = asyncio.run(gather(jobs))
     for name, one in sent.items():
         assert one.status == 200, f"{name}: HTTP {one.status} {one.answer[:300]!r}"
-    return sent
+    return {**sent, **chunked}
+
+
+def _thirds(data: bytes) -> list[bytes]:
+    size = -(-len(data) // 3)
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def _x_chunked(c: Clients, face: bytes, out: dict[str, Sent], path: str = X_PATH,
+               order: tuple[int, ...] = (0, 1, 2)) -> Sent:
+    """INIT, the APPENDs of ``face`` in thirds in ``order``, FINALIZE, one after another as
+    X's clients send them: each Sent in ``out`` (``init``, ``0``, ``1``..., ``finalize``)."""
+    pieces = _thirds(face)
+    out["init"] = init = c.send("POST", f"{path}?command=INIT&total_bytes={len(face)}"
+                                "&media_type=image%2Fjpeg&media_category=tweet_image")
+    assert init.status == 202, init.answer[:300]
+    media_id = json.loads(init.answer)["media_id_string"]
+    for index in order:
+        out[str(index)] = c.send(
+            "POST", f"{path}?command=APPEND&media_id={media_id}&segment_index={index}",
+            files={"media": ("blob", pieces[index], "application/octet-stream")})
+    out["finalize"] = c.send("POST", f"{path}?command=FINALIZE&media_id={media_id}")
+    return out[str(order[-1])]
+
+
+def _media(site: Site, sent: Sent) -> bytes:
+    got = site.received(sent.test_id)
+    _consistent_length(got)
+    return multipart_parts(got.body, got.header("Content-Type"))["media"]
 
 
 def _fb_form(face: bytes) -> aiohttp.FormData:
@@ -197,6 +229,49 @@ def test_x_append_base64_media_data(uploads: dict[str, Sent], site: Site, face: 
     assert fields == {"command": ["APPEND"], "media_id": ["1713"], "segment_index": ["0"]}
     # The image keeps its size (X declared total_bytes in INIT); the urlencoded body may not.
     _consistent_length(got)
+
+
+def test_x_chunked_upload_is_reassembled_protected_in_pieces_of_the_same_length(
+        uploads: dict[str, Sent], site: Site, face: bytes) -> None:
+    # The proxy answered the first two APPENDs itself, and sent them on before the last.
+    assert [uploads[str(i)].status for i in range(3)] == [204, 204, 200]
+    assert uploads["finalize"].status == 200
+    pieces = [_media(site, uploads[str(i)]) for i in range(3)]
+    assert [len(p) for p in pieces] == [len(p) for p in _thirds(face)]
+    assert_protected(face, b"".join(pieces), exact_size=True)
+    for i in range(3):  # nothing but the media bytes changed
+        got, sent = site.received(uploads[str(i)].test_id), uploads[str(i)]
+        assert got.body.replace(pieces[i], _thirds(face)[i]) == sent.body
+
+
+@pytest.fixture(scope="module")
+def x_left_alone(site: Site, guarded: Proxy, guarded_bundle: Path,
+                 face: bytes) -> dict[str, dict[str, Sent]]:
+    """Chunked uploads the proxy cannot reassemble (no protection is asked for)."""
+    c = clients_for(site, guarded, guarded_bundle)
+    cases: dict[str, dict[str, Sent]] = {name: {} for name in
+                                         ("missing_middle", "out_of_order", "over_limit")}
+    _x_chunked(c, face, cases["missing_middle"], order=(0, 2))
+    _x_chunked(c, face, cases["out_of_order"], order=(1, 0, 2))
+    _x_chunked(c, face, cases["over_limit"], path="/1.1/media/upload.json")  # 1000-byte limit
+    return cases
+
+
+@pytest.mark.parametrize(("case", "statuses"), [
+    ("missing_middle", {"0": 204, "2": 200}),  # 0 held, then sent on as it was
+    ("out_of_order", {"1": 200, "0": 200, "2": 200}),
+    ("over_limit", {"0": 200, "1": 200, "2": 200}),
+])
+def test_x_chunked_upload_the_proxy_cannot_reassemble_arrives_byte_identical(
+        x_left_alone: dict[str, dict[str, Sent]], site: Site, case: str,
+        statuses: dict[str, int]) -> None:
+    sent = x_left_alone[case]
+    assert {name: sent[name].status for name in statuses} == statuses
+    for name in statuses:
+        got = site.received(sent[name].test_id)
+        assert got.body == sent[name].body
+        _consistent_length(got)
+    assert sent["finalize"].status == 200
 
 
 def test_mastodon_multipart_file(uploads: dict[str, Sent], site: Site, face: bytes) -> None:
