@@ -42,6 +42,28 @@ def top_level_types(data: bytes) -> list[bytes]:
     return [kind for kind, _, _ in boxes(data)]
 
 
+def brands(data: bytes) -> list[bytes]:
+    """The major brand then the compatible brands of the leading ``ftyp`` box (empty: none)."""
+    first = next(boxes(data), None)
+    if first is None or first[0] != b"ftyp" or first[2] - first[1] < 8:
+        return []
+    _, lo, hi = first
+    return [data[lo : lo + 4]] + [data[i : i + 4] for i in range(lo + 8, hi - 3, 4)]
+
+
+def replace_brand(data: bytes, old: bytes, new: bytes) -> bytes:
+    """``data`` with every ``old`` brand of its ``ftyp`` box named ``new`` (same length)."""
+    first = next(boxes(data), None)
+    if first is None or first[0] != b"ftyp":
+        return data
+    _, lo, hi = first
+    ftyp = bytearray(data[lo:hi])
+    for i in [0, *range(8, len(ftyp) - 3, 4)]:
+        if ftyp[i : i + 4] == old:
+            ftyp[i : i + 4] = new
+    return data[:lo] + bytes(ftyp) + data[hi:]
+
+
 @dataclass(frozen=True)
 class ItemIndex:
     """The items of a ``meta`` box.

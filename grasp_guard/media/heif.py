@@ -48,6 +48,7 @@ SAMPLE_SIDE = 512  # crop side for large single-item images
 _QUALITY_STEP = 4  # quality levels tried under a byte budget (x265 encodes are slow)
 _FREE_BOX_MIN = 8  # size + type of an empty top-level "free" box
 _PROBE = np.arange(6).reshape(2, 3)  # tells the eight orientations apart
+HEVC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class HeifParams:
         samples: (top, left, height, width) regions of the coded pixels re-encoded to match
             the quality; ``sample_bytes`` is what the source spent on them (0: unknown).
         sample_bytes: see ``samples``.
+        hevc_branded: the source names an HEVC brand (``heic``...); a file that names only
+            the generic ``mif1`` keeps only generic brands (what it is sniffed as stays).
     """
 
     chroma: int | None
@@ -85,6 +88,7 @@ class HeifParams:
     coded_orientation: int
     samples: tuple[tuple[int, int, int, int], ...]
     sample_bytes: int
+    hevc_branded: bool
 
 
 def transform_orientation(properties: tuple[tuple[bytes, bytes], ...]) -> int:
@@ -314,6 +318,7 @@ def decode(data: bytes, *, max_pixels: int) -> Stored:
         coded_orientation=coded,
         samples=samples,
         sample_bytes=sample_bytes,
+        hevc_branded=bool(HEVC_BRANDS & set(bmff.brands(data))),
     )
     alpha = None if pixels.shape[2] == 3 else to_stored(pixels[:, :, 3], written)
     return Stored(
@@ -394,7 +399,8 @@ def encode(
     qualities = list(range(quality, -1, -_QUALITY_STEP))
 
     def render(level: int) -> bytes:
-        return _encode(params, stored, alpha, qualities[level], **settings)
+        data = _encode(params, stored, alpha, qualities[level], **settings)
+        return data if params.hevc_branded else bmff.replace_brand(data, b"heic", b"mif1")
 
     def pad(data: bytes, n: int) -> bytes:
         return data + struct.pack(">I4s", n, b"free") + bytes(n - _FREE_BOX_MIN)

@@ -53,3 +53,17 @@ def test_box_walk_stops_at_a_truncated_box() -> None:
 def test_malformed_meta_raises_value_error(data: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         bmff.read_items(data)
+
+
+def test_brands_are_read_and_renamed_in_place() -> None:
+    data = heic(gradient(), quality=80)
+    assert bmff.brands(data) == [b"heic", b"mif1", b"heic", b"miaf"]
+    generic = bmff.replace_brand(data, b"heic", b"mif1")
+    assert len(generic) == len(data) and bmff.brands(generic) == [
+        b"mif1",
+        b"mif1",
+        b"mif1",
+        b"miaf",
+    ]
+    assert generic[32:] == data[32:]
+    assert bmff.brands(b"not a box") == [] and bmff.replace_brand(b"xyz", b"a", b"b") == b"xyz"

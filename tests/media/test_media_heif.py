@@ -14,6 +14,7 @@ from _media_builders import (
     thumbnail_jpeg,
     xmp_packet,
 )
+from grasp_sdk.sniff import image_type
 
 from grasp_guard.errors import (
     GraspGuardError,
@@ -281,3 +282,13 @@ def test_without_pillow_heif_heif_is_refused_clearly(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(heif, "AVAILABLE", False)
     with pytest.raises(UnsupportedFormatError, match="needs pillow-heif"):
         decode(SOURCE)
+
+
+def test_a_generic_mif1_file_comes_back_generic() -> None:
+    source = bmff.replace_brand(heic(gradient(), quality=90), b"heic", b"mif1")
+    assert image_type(source) == "image/heif"  # how the SDK tells what to expect back
+    image = decode(source)
+    assert not image.params.hevc_branded
+    out = encode(image, protect(image.upright))
+    assert image_type(out) == "image/heif" and b"heic" not in out[:32]
+    assert image_type(encode(decode(SOURCE), decode(SOURCE).upright)) == "image/heic"
