@@ -215,6 +215,8 @@ class ChunkedUploads:
             raise await self._abandon(rule, media_id, Abandon(describe(exc), earlier)) from exc
         await self._send(rule, media_id, earlier, "protected", bodies[:-1])
         _apply(flow, *bodies[-1])
+        logger.info("site %s: protected the %d-segment image of media %s", rule.name,
+                    len(whole.segments), media_id)
         report = ImageReport(f"media {media_id}, {len(whole.segments)} segments", media_type,
                              len(whole.image), len(result.data), cached, result.report)
         record(flow, "protected", f"protected the {len(whole.segments)}-segment image of "
