@@ -34,7 +34,17 @@ class ConfigError(GraspGuardError, ValueError):
 
 
 class QueueFullError(GraspGuardError, RuntimeError):
-    """The service's request queue is full; the client should retry later (HTTP 429)."""
+    """The service cannot take the request now (its queue is full, or the request would not
+    finish before its deadline); the client should retry later (HTTP 429).
+
+    Attributes:
+        retry_after_s: whole seconds after which the request is expected to fit; None: the
+            service's configured ``Retry-After``.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class ServiceUnavailableError(GraspGuardError, RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -15,18 +16,24 @@ from grasp_guard.pipeline import CropOutcome, Engine, PreparedImage, finish, pre
 
 
 class CpuStage:
-    """A small thread pool for the blocking image work, with one face detector per thread.
+    """Two small thread pools for the blocking image work, with one face detector per thread.
 
+    New requests are prepared in one pool and admitted ones finished in the other, so that
+    finishing a request never waits behind a burst of new arrivals being decoded: the
+    admission's promise (its deadline) holds only if its last stage takes its usual time.
     OpenCV's cascade classifier is not documented as thread-safe, and loading it costs more
-    than a small image's detection, so each pool thread keeps its own.
+    than a small image's detection, so each preparing thread keeps its own.
 
     Args:
-        threads: the pool's size.
+        threads: the size of each pool.
         max_pixels: the decompression-bomb limit handed to the decoder.
     """
 
     def __init__(self, threads: int, max_pixels: int) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grasp-cpu")
+        self._prepare_pool = ThreadPoolExecutor(max_workers=threads,
+                                                thread_name_prefix="grasp-prepare")
+        self._finish_pool = ThreadPoolExecutor(max_workers=threads,
+                                               thread_name_prefix="grasp-finish")
         self._local = threading.local()
         self._max_pixels = max_pixels
 
@@ -42,14 +49,28 @@ class CpuStage:
     async def prepare(self, data: bytes, options: ProtectOptions) -> PreparedImage:
         """Decode, find faces and cut crops; raises the engine's input errors."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._prepare, data, options)
+        return await loop.run_in_executor(self._prepare_pool, self._prepare, data, options)
+
+    @staticmethod
+    def _finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome],
+                engine: Engine) -> tuple[bytes, dict[str, Any], float]:
+        start = time.perf_counter()
+        out, report = finish(prepared, outcomes, engine)
+        return out, report, time.perf_counter() - start
 
     async def finish(self, prepared: PreparedImage, outcomes: Sequence[CropOutcome],
-                     engine: Engine) -> tuple[bytes, dict[str, Any]]:
-        """Paste the protected crops back, re-encode and measure; raises SizeBudgetError."""
+                     engine: Engine) -> tuple[bytes, dict[str, Any], float]:
+        """Paste the protected crops back, re-encode and measure; raises SizeBudgetError.
+
+        Returns:
+            the image, its report, and the seconds the work took on its thread (its wait
+            for a free thread not counted).
+        """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, finish, prepared, outcomes, engine)
+        return await loop.run_in_executor(self._finish_pool, self._finish, prepared, outcomes,
+                                          engine)
 
     async def close(self) -> None:
-        """Stop the pool once its running jobs are done."""
-        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        """Stop the pools once their running jobs are done."""
+        for pool in (self._prepare_pool, self._finish_pool):
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

@@ -28,6 +28,14 @@ class ServiceMetrics:
         images: images answered, by outcome (``protected``, ``unchanged``).
         faces: face crops protected.
         errors: error answers, by kind (the ``kind`` of the JSON error body).
+        admitted: requests whose crops were queued for the device.
+        refused: requests answered 429, by reason (``deadline``: they would not finish in
+            time; ``queue_full``: every request slot was taken).
+        expected_seconds: at each admission decision, how long the request's crops were
+            expected to take until optimised (queue ahead, batching, its own work).
+        backlog_seconds: expected seconds until the device has optimised every waiting crop.
+        crop_seconds: the estimated seconds per crop in a full batch, by crop size and
+            preset (of the latest timed group), from measured batch times.
     """
 
     def __init__(self) -> None:
@@ -53,6 +61,21 @@ class ServiceMetrics:
                               registry=r)
         self.faces = Counter("grasp_faces", "Face crops protected.", registry=r)
         self.errors = Counter("grasp_errors", "Error answers, by kind.", ["kind"], registry=r)
+        self.admitted = Counter("grasp_admitted", "Requests whose crops were queued.",
+                                registry=r)
+        self.refused = Counter("grasp_refused", "Requests answered 429, by reason.",
+                               ["reason"], registry=r)
+        self.expected_seconds = Histogram(
+            "grasp_expected_seconds",
+            "Expected seconds until a request's crops are optimised, at its admission decision.",
+            buckets=_SECONDS, registry=r)
+        self.backlog_seconds = Gauge(
+            "grasp_backlog_seconds",
+            "Expected seconds until the device has optimised every waiting crop.", registry=r)
+        self.crop_seconds = Gauge(
+            "grasp_crop_seconds_estimate",
+            "Estimated seconds per crop in a full batch, by crop size and preset.",
+            ["crop", "preset"], registry=r)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text exposition format."""

@@ -60,10 +60,11 @@ def classify(exc: Exception) -> tuple[int, str]:
 
 def error_response(request: web.Request, status: int, kind: str, message: str,
                    headers: dict[str, str] | None = None) -> web.Response:
-    """The JSON error answer, with ``Retry-After`` on 429/503, counted in the metrics."""
+    """The JSON error answer, with ``Retry-After`` on 429/503 (the settings' unless
+    ``headers`` carry one), counted in the metrics."""
     headers = dict(headers or {})
     if status in RETRY_STATUSES:
-        headers[hdrs.RETRY_AFTER] = str(request.app[SETTINGS].retry_after_s)
+        headers.setdefault(hdrs.RETRY_AFTER, str(request.app[SETTINGS].retry_after_s))
     request.app[METRICS].errors.labels(kind).inc()
     return web.json_response({"error": {"kind": kind, "message": message}}, status=status,
                              headers=headers)
@@ -93,4 +94,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         else:
             logger.info("%s %s: %d %s: %s", request.method, request.path, status, kind, exc)
             message = str(exc) or type(exc).__name__
-        return error_response(request, status, kind, message)
+        retry_after = getattr(exc, "retry_after_s", None)
+        headers = {hdrs.RETRY_AFTER: str(retry_after)} if retry_after is not None else None
+        return error_response(request, status, kind, message, headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ from grasp_sdk.options import ProtectOptions
 
 from grasp_guard.errors import DeadlineExceededError
 from grasp_guard.pipeline import Engine, finish
+from grasp_guard.service.admission import optimise_by
 from grasp_guard.service.cpu import CpuStage
 from grasp_guard.service.keys import CPU, METRICS, RUNTIME, SETTINGS
 from grasp_guard.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -21,22 +23,33 @@ from grasp_guard.service.worker import BatchWorker, Ticket
 
 async def _protect_admitted(request: web.Request, engine: Engine, worker: BatchWorker,
                             cpu: CpuStage) -> tuple[bytes, str, dict[str, Any]]:
-    """Read, prepare, optimise (batched by the worker) and finish one image, in time."""
+    """Read, prepare, optimise (batched by the worker) and finish one image, in time.
+
+    The worker takes the crops only if they can be optimised early enough to leave the
+    last CPU stage its expected time before the deadline, with some headroom, for a full
+    batch's requests finishing ``cpu_threads`` at a time
+    (:func:`~grasp_guard.service.admission.optimise_by`; QueueFullError otherwise).
+    """
     settings = request.app[SETTINGS]
+    times = request.app[RUNTIME].times
     loop = asyncio.get_running_loop()
     start = loop.time()
+    deadline = start + settings.deadline_s
     ticket: Ticket | None = None
     try:
-        async with asyncio.timeout_at(start + settings.deadline_s):
+        async with asyncio.timeout_at(deadline):
             data, params = await read_upload(request, settings.max_bytes)
             options = ProtectOptions.from_params(params)
             prepared = await cpu.prepare(data, options)
             if prepared.passthrough:
                 out, report = finish(prepared, [], engine)  # no pixels: nothing to encode
             else:
-                ticket = worker.submit(prepared.tasks)
+                rounds = math.ceil(settings.max_batch / settings.cpu_threads)
+                ticket = worker.submit(prepared.tasks,
+                                       optimise_by(start, settings.deadline_s, times, rounds))
                 outcomes = await ticket.future
-                out, report = await cpu.finish(prepared, outcomes, engine)
+                out, report, finish_s = await cpu.finish(prepared, outcomes, engine)
+                times.observe_finish(finish_s)
     except TimeoutError as exc:
         started = ticket is not None and ticket.started
         where = "while optimising" if started else "before its optimisation began"
@@ -46,6 +59,7 @@ async def _protect_admitted(request: web.Request, engine: Engine, worker: BatchW
     seconds = {"total": loop.time() - start}
     if ticket is not None:
         seconds["queue"] = ticket.queue_wait
+        seconds["expected"] = ticket.expected_s  # until optimised, as admission expected
     mime = prepared.image.mime
     return out, mime, compact_report(report, seconds)
 

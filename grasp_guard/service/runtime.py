@@ -2,7 +2,9 @@
 
 The models load and warm up in the background so that ``/healthz`` answers at once and
 ``/readyz`` turns 200 when they are ready. Requests are admitted up to ``queue_size`` at a
-time (the rest get 429 at once) and refused while loading or shutting down (503).
+time (the rest get 429 at once) and refused while loading or shutting down (503); the worker
+then queues a request's crops only when they can be optimised before its deadline (429
+with a computed Retry-After otherwise), by the batch times it measures in :attr:`times`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 from grasp_guard.errors import QueueFullError, ServiceUnavailableError
 from grasp_guard.pipeline import Engine
+from grasp_guard.service.admission import ServiceTimes
 from grasp_guard.service.metrics import ServiceMetrics
 from grasp_guard.service.settings import Settings
 from grasp_guard.service.worker import BatchWorker, DeviceThread
@@ -42,6 +45,7 @@ class Runtime:
         self.settings = settings
         self.metrics = metrics
         self.device = DeviceThread()
+        self.times = ServiceTimes(settings.admission_prior_s)
         self.engine: Engine | None = None
         self.worker: BatchWorker | None = None
         self.error: str | None = None
@@ -64,7 +68,7 @@ class Runtime:
             self.error = f"the models failed to load: {type(exc).__name__}: {exc}"
             logger.exception("the models failed to load")
             return
-        worker = BatchWorker(engine, self.device, self.metrics,
+        worker = BatchWorker(engine, self.device, self.metrics, self.times,
                              max_batch=self.settings.max_batch, gather_s=self.settings.gather_s)
         worker.start()
         self.engine, self.worker = engine, worker
@@ -93,6 +97,7 @@ class Runtime:
         if self.draining or self.engine is None or self.worker is None:
             raise ServiceUnavailableError(self.not_ready_reason() or "not ready")
         if self.in_flight >= self.settings.queue_size:
+            self.metrics.refused.labels("queue_full").inc()
             raise QueueFullError(f"the queue is full ({self.in_flight} requests); retry later")
         self.in_flight += 1
         self._quiet.clear()

@@ -66,10 +66,16 @@ class Settings:
         queue_size: requests admitted at once (decoding, queued or optimising); beyond: 429.
         max_bytes: the largest request body, in bytes; beyond: 413.
         max_pixels: the largest decoded image, in pixels; beyond: 413.
-        deadline_s: seconds a request may take once admitted; beyond: 503 (still queued)
-            or 504 (optimising), and its work is dropped.
-        retry_after_s: the ``Retry-After`` sent with 429 and 503 answers, in seconds.
-        cpu_threads: threads that decode, detect and encode off the event loop.
+        deadline_s: seconds a request may take once admitted; a request expected to take
+            longer is refused (429); one that still runs out of it is answered 503 (still
+            queued) or 504 (optimising), and its work is dropped.
+        admission_prior_s: seconds a face crop is assumed to take, with no gain from
+            batching, until a batch of its kind (crop size, preset, site) has been timed.
+        retry_after_s: the ``Retry-After`` sent with 503 answers and with 429 when the
+            queue is full, in seconds (a request refused for its deadline is told when it
+            would fit).
+        cpu_threads: threads that decode and detect off the event loop, and as many that
+            paste back and encode admitted requests.
         shutdown_timeout_s: how long a shutdown waits for in-flight requests to finish.
     """
 
@@ -84,6 +90,7 @@ class Settings:
     max_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 50_000_000
     deadline_s: float = 120.0
+    admission_prior_s: float = 60.0
     retry_after_s: int = 2
     cpu_threads: int = 2
     shutdown_timeout_s: float = 60.0
@@ -118,6 +125,8 @@ class Settings:
                "an int ≥ 4096", self.max_pixels)
         _check(_is_number(self.deadline_s) and self.deadline_s > 0, "deadline_s", "> 0",
                self.deadline_s)
+        _check(_is_number(self.admission_prior_s) and self.admission_prior_s > 0,
+               "admission_prior_s", "> 0", self.admission_prior_s)
         _check(_is_int(self.retry_after_s) and self.retry_after_s >= 0, "retry_after_s",
                "an int ≥ 0", self.retry_after_s)
         _check(_is_int(self.cpu_threads) and 1 <= self.cpu_threads <= 64, "cpu_threads",

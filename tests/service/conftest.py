@@ -45,10 +45,14 @@ def spy(editors: list[Editor]) -> SpyEngine:
 
 @pytest.fixture
 def service(aiohttp_client: Any, spy: SpyEngine) -> ServiceFactory:
-    """Start the real app on the spy engine with settings ``overrides``; wait until ready."""
+    """Start the real app on the spy engine with settings ``overrides``; wait until ready.
+
+    The admission prior is the spy's order of magnitude (one GRASP step a batch), not a
+    real crop's: tests that are not about admission queue several crops at once.
+    """
 
     async def start(ready: bool = True, **overrides: Any) -> TestClient:
-        settings = Settings(**{"gather_ms": 5.0, **overrides})
+        settings = Settings(**{"gather_ms": 5.0, "admission_prior_s": 0.5, **overrides})
         client: TestClient = await aiohttp_client(create_app(settings,
                                                              engine_factory=lambda _: spy))
         if ready:

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from grasp_guard.defense.transforms import SiteSpec
-from grasp_guard.errors import ServiceUnavailableError
+from grasp_guard.errors import QueueFullError, ServiceUnavailableError
 from grasp_guard.pipeline import CropOutcome, CropTask
+from grasp_guard.service.admission import ServiceTimes
 from grasp_guard.service.metrics import ServiceMetrics
 from grasp_guard.service.worker import BatchWorker, DeviceThread
 
@@ -56,14 +57,19 @@ def metrics() -> ServiceMetrics:
 
 
 @pytest.fixture
-async def make_worker(engine: FakeEngine,
-                      metrics: ServiceMetrics) -> AsyncIterator[WorkerFactory]:
+def times() -> ServiceTimes:
+    return ServiceTimes(prior_s=1.0)
+
+
+@pytest.fixture
+async def make_worker(engine: FakeEngine, metrics: ServiceMetrics,
+                      times: ServiceTimes) -> AsyncIterator[WorkerFactory]:
     devices: list[DeviceThread] = []
     workers: list[BatchWorker] = []
 
     def make(max_batch: int = 8, gather_s: float = 0.0) -> BatchWorker:
         device = DeviceThread()
-        worker = BatchWorker(engine, device, metrics,  # type: ignore[arg-type]
+        worker = BatchWorker(engine, device, metrics, times,  # type: ignore[arg-type]
                              max_batch=max_batch, gather_s=gather_s)
         worker.start()
         devices.append(device)
@@ -168,3 +174,36 @@ async def test_stop_fails_waiting_and_running_requests(make_worker: WorkerFactor
     assert not worker.running
     with pytest.raises(ServiceUnavailableError):
         worker.submit([task()])
+
+
+async def test_batch_timings_teach_the_estimate(make_worker: WorkerFactory, engine: FakeEngine,
+                                               times: ServiceTimes,
+                                               metrics: ServiceMetrics) -> None:
+    worker = make_worker()
+    first = task(value=1)
+    assert times.batch_seconds(first.group_key, 2) == 2.0  # the prior
+    await worker.submit([first, task(value=2)]).future
+    assert times.measured(first.group_key)
+    assert times.batch_seconds(first.group_key, 2) < 1.0  # the fake answers at once
+    assert metrics.registry.get_sample_value("grasp_admitted_total") == 1
+    assert metrics.registry.get_sample_value(
+        "grasp_crop_seconds_estimate", {"crop": "64", "preset": "fast"}) is not None
+
+
+async def test_a_request_that_cannot_finish_in_time_is_refused_with_a_retry_hint(
+        make_worker: WorkerFactory, engine: FakeEngine, metrics: ServiceMetrics) -> None:
+    worker = make_worker()
+    held = await _hold(engine, worker)  # a 32-px crop, unmeasured: expected busy for 1 s
+    now = asyncio.get_running_loop().time()
+    with pytest.raises(QueueFullError, match="in time") as refused:
+        worker.submit([task(value=1), task(value=2)], finish_by=now + 2.0)
+    # Free in 1 s, then the two crops (prior: 2 s): done in 3 s, 1 s past the 2 s it has.
+    assert refused.value.retry_after_s == 1
+    assert metrics.registry.get_sample_value("grasp_refused_total", {"reason": "deadline"}) == 1
+    taken = worker.submit([task(value=3)], finish_by=now + 2.5)
+    assert taken.expected_s == pytest.approx(2.0, abs=0.1)
+    assert metrics.registry.get_sample_value("grasp_backlog_seconds") == pytest.approx(2.0,
+                                                                                        abs=0.1)
+    engine.gate.set()
+    await asyncio.gather(held, taken.future)
+    assert engine.batches == [[99], [3]]
