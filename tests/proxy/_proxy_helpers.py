@@ -42,15 +42,22 @@ def grow(data: bytes) -> bytes:
     return data[:2] + b"\xff\xfe\x00\x07guard" + data[2:]
 
 
+def scramble(data: bytes) -> bytes:
+    """The same length and magic; every other byte changed (a stand-in edit everywhere)."""
+    return data[:3] + bytes(b ^ 0x5A for b in data[3:])
+
+
 TRANSFORMS: dict[str, Callable[[bytes], bytes]] = {
-    "flip": flip, "grow": grow, "same": bytes, "not_image": lambda data: b"<html>oops</html>"}
+    "flip": flip, "grow": grow, "scramble": scramble, "same": bytes,
+    "not_image": lambda data: b"<html>oops</html>"}
 
 
 @dataclass
 class FakeProtect:
     """Stands in for ``GraspClient.protect``.
 
-    ``mode``: ``flip`` (same length, changed), ``grow`` (longer), ``same`` (no face),
+    ``mode``: ``flip`` (same length, changed), ``scramble`` (same length, every byte after
+    the magic changed), ``grow`` (longer), ``same`` (no face),
     ``down`` (ServiceUnavailable), ``crash`` (an unexpected exception), ``slow`` (never
     answers in time), ``not_image`` (returns something that is not the image's format).
     """

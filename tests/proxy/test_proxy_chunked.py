@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
-from _proxy_helpers import FakeProtect, flip
+from _proxy_helpers import FakeProtect, scramble
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow
 
@@ -149,7 +149,7 @@ def policy_file(tmp_path: Path) -> Path:
     return path
 
 
-def guard(policy_file: Path, mode: str = "flip", forward: FakeForward | None = None,
+def guard(policy_file: Path, mode: str = "scramble", forward: FakeForward | None = None,
           **options: Any) -> tuple[GraspGuard, FakeProtect, FakeForward, Any]:
     protect, forward = FakeProtect(mode), forward or FakeForward()
     addon = GraspGuard(protect=protect, forward=forward,
@@ -191,7 +191,7 @@ async def test_three_segments_go_out_protected_with_their_original_lengths(
     assert [(data, options.size_mode) for data, options in protect.calls] == [(jpeg, "exact")]
     sent = [media_of(body) for body, _ in forward.sent] + [
         media_of(flows[2].request.raw_content or b"")]
-    assert b"".join(sent) == flip(jpeg)
+    assert b"".join(sent) == scramble(jpeg)
     assert [len(s) for s in sent] == [len(x.piece(i)) for i in range(3)]
     assert [headers["Content-Length"] for _, headers in forward.sent] == [
         str(len(body)) for body, _ in forward.sent]
@@ -223,7 +223,7 @@ async def test_base64_segments_get_their_digests_recomputed(policy_file: Path,
         assert headers["Repr-Digest"] == f"sha-512=:{_b64(hashlib.sha512(body).digest())}:"
         assert headers["Content-Length"] == str(len(body))
         pieces.append(base64.b64decode(unquote(body.decode().split("media_data=")[1])))
-    assert b"".join(pieces) == flip(jpeg)
+    assert b"".join(pieces) == scramble(jpeg)
 
 
 def _b64(raw: bytes) -> str:
@@ -264,7 +264,7 @@ async def test_an_append_without_init_takes_the_single_upload_path(policy_file: 
     addon, _, forward, tctx = guard(policy_file)
     with tctx:
         flow = await Client(addon, "upload.x.com", jpeg, pieces=1).append(0)
-    assert media_of(flow.request.raw_content or b"") == flip(jpeg)
+    assert media_of(flow.request.raw_content or b"") == scramble(jpeg)
     assert record(flow)["images"][0]["location"] == "multipart part 'media'"
     assert forward.sent == []
 
