@@ -212,7 +212,8 @@ class ChunkedUploads:
                 return
             bodies = await asyncio.to_thread(_cut, rule, whole, result.data)
         except Exception as exc:  # failure is a policy: pass or block
-            raise await self._abandon(rule, media_id, Abandon(describe(exc), earlier)) from exc
+            step = self.reassembly.abandon(media_id, describe(exc))
+            raise await self._abandon(rule, media_id, Abandon(step.reason, earlier)) from exc
         await self._send(rule, media_id, earlier, "protected", bodies[:-1])
         _apply(flow, *bodies[-1])
         logger.info("site %s: protected the %d-segment image of media %s", rule.name,
@@ -241,9 +242,10 @@ class ChunkedUploads:
                      held: Sequence[Held[Piece]] | None = None) -> None:
         """Leave the upload untouched, whatever ``on_failure`` says: like a single upload
         whose headers or body forbid rewriting it."""
-        released = self.reassembly.leave(media_id, reason) if held is None else held
+        released = self.reassembly.leave(media_id, reason)
         self._stop_timer(media_id)
-        await self._send(rule, media_id, released, f"sent untouched: {reason}")
+        await self._send(rule, media_id, released if held is None else held,
+                         f"sent untouched: {reason}")
         record(flow, "untouched", f"media {media_id}: {reason}", rule.name, media_id=media_id)
 
     async def _abandon(self, rule: SiteRule, media_id: str,

@@ -193,6 +193,11 @@ class Reassembly(Generic[T]):
             return None
         return Skip(upload.reason) if upload.state == "skipped" else Abandon(upload.reason)
 
+    def abandon(self, media_id: str, reason: str) -> Abandon[T]:
+        """Abandon the upload for ``reason`` (the whole image could not be protected)."""
+        upload = self._uploads.get(media_id)
+        return Abandon(reason) if upload is None else self._abandon(upload, reason)
+
     def leave(self, media_id: str, reason: str) -> tuple[Held[T], ...]:
         """Leave the upload untouched for ``reason``: its held segments, handed back."""
         upload = self._uploads.get(media_id)

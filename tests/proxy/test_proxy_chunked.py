@@ -383,15 +383,19 @@ async def test_the_service_down_at_the_last_segment(policy_file: Path, jpeg: byt
         x = Client(addon, host, jpeg)
         await x.init()
         flows = [await x.append(i) for i in range(3)]
+        done = await x.finalize()
     last = flows[2]
     assert "ServiceUnavailable" in record(last)["reason"]
+    assert "ServiceUnavailable" in record(done)["reason"]
     if status is None:
         assert [media_of(body) for body, _ in forward.sent] == [x.piece(0), x.piece(1)]
         assert media_of(last.request.raw_content or b"") == x.piece(2)
         assert record(last)["action"] == "passed" and last.response is None
-    else:
+        assert done.response is None
+    else:  # the segments held never reach the site, nor does FINALIZE
         assert forward.sent == []
         assert last.response is not None and last.response.status_code == status
+        assert done.response is not None and record(done)["action"] == "blocked"
 
 
 @pytest.mark.parametrize("forward", [FakeForward(status=400), FakeForward(fail=True)])

@@ -127,6 +127,13 @@ def test_a_late_segment_abandons_even_before_the_timer() -> None:
     assert [s.item for s in step.released] == ["req0"]
 
 
+def test_a_whole_image_that_could_not_be_protected_is_abandoned() -> None:
+    uploads = declared()
+    assert isinstance(uploads.add("m1", 0, IMAGE, "all", now=1.0), Whole)
+    assert uploads.abandon("m1", "service down") == Abandon("service down")
+    assert uploads.close("m1") == Abandon("service down")
+
+
 def test_leave_hands_back_the_held_segments_and_skips_the_rest() -> None:
     uploads = declared()
     uploads.add("m1", 0, PIECES[0], "req0", now=1.0)
