@@ -205,15 +205,16 @@ class ChunkedUploads:
                                      "its segments are not a complete image", earlier)
         try:
             result, cached = await self._protect_whole(rule, whole.image, media_type)
-            if result.data == whole.image:
-                await self._send(rule, media_id, earlier, "no face found: sent untouched")
-                record(flow, "untouched", f"media {media_id}: no image needed protection "
-                       "(no face found)", rule.name, media_id=media_id)
-                return
-            bodies = await asyncio.to_thread(_cut, rule, whole, result.data)
+            changed = result.data != whole.image
+            bodies = await asyncio.to_thread(_cut, rule, whole, result.data) if changed else []
         except Exception as exc:  # failure is a policy: pass or block
             step = self.reassembly.abandon(media_id, describe(exc))
             raise await self._abandon(rule, media_id, Abandon(step.reason, earlier)) from exc
+        if not changed:
+            await self._send(rule, media_id, earlier, "no face found: sent untouched")
+            record(flow, "untouched", f"media {media_id}: no image needed protection "
+                   "(no face found)", rule.name, media_id=media_id)
+            return
         await self._send(rule, media_id, earlier, "protected", bodies[:-1])
         _apply(flow, *bodies[-1])
         logger.info("site %s: protected the %d-segment image of media %s", rule.name,

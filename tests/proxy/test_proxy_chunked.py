@@ -398,10 +398,12 @@ async def test_the_service_down_at_the_last_segment(policy_file: Path, jpeg: byt
         assert done.response is not None and record(done)["action"] == "blocked"
 
 
-@pytest.mark.parametrize("forward", [FakeForward(status=400), FakeForward(fail=True)])
+@pytest.mark.parametrize(("mode", "forward"), [("scramble", FakeForward(status=400)),
+                                              ("scramble", FakeForward(fail=True)),
+                                              ("same", FakeForward(status=400))])
 async def test_a_held_segment_the_site_refuses_is_told_on_the_last(
-        policy_file: Path, jpeg: bytes, forward: FakeForward) -> None:
-    addon, _, forward, tctx = guard(policy_file, forward=forward)
+        policy_file: Path, jpeg: bytes, mode: str, forward: FakeForward) -> None:
+    addon, _, forward, tctx = guard(policy_file, mode, forward=forward)
     with tctx:
         x = Client(addon, "upload.x.com", jpeg)
         await x.init()
