@@ -1,4 +1,5 @@
-"""Load test of `grasp-guard serve`: N closed-loop clients on loopback for a bounded time.
+"""Load test of `grasp-guard serve`: N closed-loop clients on loopback for a bounded time,
+or a burst of N requests sent at the same moment.
 
 Starts the real service as a subprocess, lets ``--clients`` clients post images back to back
 for ``--seconds`` (then lets the requests in flight finish), and checks every answer: a
@@ -7,9 +8,15 @@ anything else must be an explicit 429/503 with Retry-After. Records throughput, 
 percentiles, the 429/503 counts, the service's batch sizes and its peak RSS, and writes
 ``bench/results/service.md``.
 
+With ``--burst N``, N clients post the small face photo once, all at the same moment, and
+the answers are counted by status with their latencies: the service should answer each with
+a result or an immediate 429 with Retry-After, never a timeout. ``--follow-retry`` lets
+each refused client retry when its Retry-After says, until it gets a result or
+``--timeout`` passes.
+
     .venv/bin/python bench/service_load.py [--clients 8] [--seconds 60] [--preset fast]
-        [--device auto] [--max-batch 8] [--queue-size 32] [--out bench/results/service.md]
-        [--append]
+        [--device auto] [--models NAMES] [--max-batch 8] [--queue-size 32]
+        [--burst 24 [--follow-retry]] [--out bench/results/service.md] [--append]
 """
 
 from __future__ import annotations
@@ -163,6 +170,8 @@ def start_service(args: argparse.Namespace, token: str, log: Path) -> tuple[subp
                "--device", args.device, "--max-batch", str(args.max_batch)]
     if args.queue_size is not None:
         command += ["--queue-size", str(args.queue_size)]
+    if args.models is not None:
+        command += ["--models", args.models]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
                                    env={**os.environ, "GRASP_GUARD_TOKEN": token})
@@ -199,6 +208,142 @@ async def scrape(url: str, token: str) -> dict[str, float]:
 
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
+
+
+@dataclass
+class Shot:
+    """One burst client's request: its first answer, and its result when it followed retries."""
+
+    first_status: int | None = None  # None: lost (no answer within --timeout)
+    first_seconds: float = 0.0
+    retry_after: list[float] = field(default_factory=list)
+    attempts: int = 0
+    result_seconds: float | None = None  # until a 200, retries included
+    problem: str | None = None
+
+
+async def burst_client(url: str, token: str, preset: str, sample: Sample, go: asyncio.Event,
+                       follow: bool, timeout_s: float) -> Shot:
+    """Wait for ``go``, post ``sample`` once (and again as Retry-After says, if ``follow``)."""
+    shot = Shot()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": sample.mime}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+        await go.wait()
+        start = time.monotonic()
+        while time.monotonic() - start < timeout_s:
+            shot.attempts += 1
+            sent = time.monotonic()
+            try:
+                async with session.post(f"{url}/v1/protect", data=sample.data,
+                                        params={"preset": preset}, headers=headers) as resp:
+                    body = await resp.read()
+                    status, resp_headers = resp.status, resp.headers
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                shot.problem = f"lost: {type(exc).__name__}: {exc}"
+                return shot
+            if shot.first_status is None:
+                shot.first_status, shot.first_seconds = status, time.monotonic() - sent
+            if status == 200:
+                shot.problem = _check(sample, resp_headers, body)
+                shot.result_seconds = time.monotonic() - start
+                return shot
+            if status not in (429, 503) or "Retry-After" not in resp_headers:
+                shot.problem = f"{status} without a retry hint: {body[:200]!r}"
+                return shot
+            shot.retry_after.append(float(resp_headers["Retry-After"]))
+            if not follow:
+                return shot
+            await asyncio.sleep(shot.retry_after[-1])
+    return shot
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    return f"{_pct(values, 50):.2f} / {max(values):.2f}"
+
+
+async def run_burst(args: argparse.Namespace) -> str:
+    load_before = os.getloadavg()[0]
+    token = secrets.token_urlsafe(24)
+    process, url = start_service(args, token, Path(args.log))
+    try:
+        ready_s = await wait_ready(url, token, process)
+        sample = samples()[0]
+        go = asyncio.Event()
+        clients = [asyncio.create_task(burst_client(url, token, args.preset, sample, go,
+                                                    args.follow_retry, args.timeout))
+                   for _ in range(args.burst)]
+        await asyncio.sleep(0.5)  # every client has its session open
+        start = time.monotonic()
+        go.set()
+        shots = await asyncio.gather(*clients)
+        wall = time.monotonic() - start
+        metrics = await scrape(url, token)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    first = Counter(s.first_status for s in shots)
+    by_status = {status: [s.first_seconds for s in shots if s.first_status == status]
+                 for status in sorted(k for k in first if k is not None)}
+    retry_hints = [h for s in shots for h in s.retry_after[:1]]
+    admitted = metrics.get("grasp_admitted_total", 0)
+
+    def refused(reason: str) -> float:
+        return metrics.get(f'grasp_refused_total{{reason="{reason}"}}', 0)
+
+    rows: list[tuple[str, object]] = [
+        ("requests sent at once", args.burst),
+        ("first answers by status", dict(sorted((k, v) for k, v in first.items()
+                                                if k is not None))),
+        *((f"{status}: latency p50 / max (s)", _spread(seconds))
+          for status, seconds in by_status.items()),
+        ("lost (no answer) or corrupted", sum(s.problem is not None for s in shots)),
+        ("first Retry-After p50 / max (s)", _spread(retry_hints)),
+        ("service: admitted / refused (deadline) / refused (queue full)",
+         f"{admitted:.0f} / {refused('deadline'):.0f} / {refused('queue_full'):.0f}"),
+        ("service: batches run / crops optimised",
+         f"{metrics.get('grasp_batch_size_count', 0):.0f} / "
+         + f"{metrics.get('grasp_batch_size_sum', 0):.0f}"),
+        ("service: mean optimisation batch (s)",
+         f"{metrics['grasp_optimise_seconds_sum'] / metrics['grasp_optimise_seconds_count']:.1f}"
+         if metrics.get("grasp_optimise_seconds_count") else "none finished"),
+        ("wall until the last answer (s)", f"{wall:.1f}"),
+        ("service ready after (s)", f"{ready_s:.1f}"),
+    ]
+    if args.follow_retry:
+        results = [s.result_seconds for s in shots if s.result_seconds is not None]
+        rows += [
+            ("results after following Retry-After", f"{len(results)} of {args.burst}"),
+            ("time to result p50 / max (s)", _spread(results)),
+            ("attempts per client p50 / max", _spread([float(s.attempts) for s in shots])),
+        ]
+    models = args.models or "the default set"
+    lines = [
+        f"## Burst of {args.burst} requests, preset {args.preset}, models: {models}",
+        "",
+        f"- command: `{' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}`",
+        f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}",
+        (f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+         f"{platform.python_version()}; service device `{args.device}`; 1-min load "
+         f"average {load_before:.1f} before the run (other work shares the CPUs: timings "
+         "are noisy)"),
+        f"- service: `grasp-guard serve --max-batch {args.max_batch}"
+        + (f" --queue-size {args.queue_size}" if args.queue_size is not None else "")
+        + (f" --models {args.models}" if args.models else "")
+        + f"` (other settings its defaults), token auth; every client posts {sample.name}",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in rows),
+    ]
+    problems = [s.problem for s in shots if s.problem is not None]
+    if problems:
+        lines += ["", "Problems:", *(f"- {p}" for p in problems[:20])]
+    return "\n".join(lines) + "\n"
 
 
 async def run(args: argparse.Namespace) -> str:
@@ -291,6 +436,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch", type=int, default=8, help="The service's --max-batch.")
     parser.add_argument("--queue-size", type=int, default=None,
                         help="The service's --queue-size (default: its own).")
+    parser.add_argument("--models", default=None,
+                        help="The service's --models, comma-separated (default: its own).")
+    parser.add_argument("--burst", type=int, default=None,
+                        help="Send this many requests at once instead of the timed load.")
+    parser.add_argument("--follow-retry", action="store_true",
+                        help="With --burst: refused clients retry when Retry-After says.")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="Client-side limit per request (s); past it the answer is lost.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "service.md")
@@ -299,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", default=str(Path(tempfile.gettempdir()) / "grasp_service_load.log"),
                         help="Where the service's own log goes.")
     args = parser.parse_args(argv)
-    text = asyncio.run(run(args))
+    text = asyncio.run(run_burst(args) if args.burst else run(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.append and args.out.exists():
         args.out.write_text(args.out.read_text() + "\n" + text)
