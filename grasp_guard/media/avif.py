@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..errors import UnsupportedFormatError
 from . import exif, xmp
+from .bmff import boxes
 from .budget import Padding, SizeMode, fit
 from .exif import ExifLayout
 from .image import DecodedImage, Stored
@@ -47,26 +48,10 @@ class AvifParams:
     xmp: bytes | None
 
 
-def _boxes(data: bytes, start: int, end: int):
-    """Yield (type, payload start, payload end) of the ISO-BMFF boxes in data[start:end]."""
-    pos = start
-    while pos + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        header = 8
-        if size == 1:
-            size, header = struct.unpack_from(">Q", data, pos + 8)[0], 16
-        elif size == 0:
-            size = end - pos
-        if size < header or pos + size > end:
-            return
-        yield kind, pos + header, pos + size
-        pos += size
-
-
 def _av1_configs(data: bytes, start: int = 0, end: int | None = None) -> list[bytes]:
     """Every ``av1C`` payload under meta/iprp/ipco."""
     found = []
-    for kind, lo, hi in _boxes(data, start, len(data) if end is None else end):
+    for kind, lo, hi in boxes(data, start, end):
         if kind == b"av1C":
             found.append(data[lo:hi])
         elif kind in _CONTAINERS:
