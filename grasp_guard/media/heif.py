@@ -174,9 +174,9 @@ def _samples(
 def _carried_metadata(items: list[dict[str, Any]], notes: list[str]) -> tuple[dict[str, Any], ...]:
     carried = []
     for item in items:
-        kind = f"{item.get('type', '')!s}".strip()
+        kind = str(item.get("type", "")).strip()
         data = item.get("data") or b""
-        if "c2pa" in f"{item.get('content_type', '')}".lower() or kind == "jumb":
+        if "c2pa" in str(item.get("content_type", "")).lower() or kind == "jumb":
             notes.append("C2PA metadata dropped: its thumbnail and signature no longer match")
         elif find_embedded_jpegs(data):
             notes.append(f"metadata item {kind!r} with an embedded image dropped")
