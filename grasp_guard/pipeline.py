@@ -36,6 +36,7 @@ from grasp_guard.faces.regions import (
     from_tensor,
     paste,
     plan_regions,
+    round_trip_matrix,
     to_tensor,
     whole_image_region,
 )
@@ -76,7 +77,8 @@ class CropTask:
 
     ``site`` is what happens to the image after protection: the site's pipeline, or at
     least the re-encode of a lossy source at its own quality, which the perturbation must
-    survive.
+    survive. ``source_side`` is the crop's side in image pixels when it was shrunk to fit the
+    ladder: its perturbation is then optimised through the paste round trip.
     """
 
     crop: np.ndarray  # (S, S, 3) uint8
@@ -84,6 +86,15 @@ class CropTask:
     preset: str
     site: SiteSpec
     image_long_side: int
+    source_side: int | None = None
+
+    @property
+    def delivery(self) -> np.ndarray:
+        """The (S, S) paste round-trip matrix of the crop (the identity when not shrunk)."""
+        side = self.crop.shape[0]
+        if self.source_side is None or self.source_side <= side:
+            return np.eye(side, dtype=np.float32)
+        return round_trip_matrix(side, self.source_side)
 
     @property
     def group_key(self) -> tuple[Any, ...]:
@@ -178,7 +189,11 @@ class Engine:
             transform = transform.to(self.device)
         x = to_tensor([t.crop for t in tasks]).to(self.device)
         weight = torch.from_numpy(np.stack([t.weight for t in tasks]))[:, None].to(self.device)
-        result = grasp(x, self.editors, config, transform=transform, weight=weight)
+        delivery = None
+        if any(t.source_side is not None for t in tasks):
+            delivery = torch.from_numpy(np.stack([t.delivery for t in tasks])).to(self.device)
+        result = grasp(x, self.editors, config, transform=transform, weight=weight,
+                       delivery=delivery)
         share = result.seconds / len(tasks)
         return [
             CropOutcome(crop, int(it), share, len(tasks))
@@ -246,7 +261,8 @@ def prepare(
         regions = []
     spec = site_spec(options, image)
     long_side = max(rgb.shape[:2])
-    tasks = [CropTask(c, feather_mask(r), options.preset, spec, long_side)
+    tasks = [CropTask(c, feather_mask(r), options.preset, spec, long_side,
+                      r.crop.side if r.downscaled else None)
              for c, r in zip(extract_crops(rgb, regions), regions)]
     timings = {"decode": t1 - t0, "detect": t2 - t1, "crop": time.perf_counter() - t2}
     return PreparedImage(data, options, image, boxes, regions, tasks, timings)
@@ -265,24 +281,21 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
         raise ValueError(f"{len(prepared.tasks)} crops but {len(outcomes)} outcomes")
     image = prepared.image
     t0 = time.perf_counter()
-    # The crops already carry the feathered mask (optimised through it): paste them whole.
-    upright = paste(image.upright, prepared.regions, [o.protected for o in outcomes], feather=0.0)
-    out = encode(image, upright, size_mode=options.size_mode)
+    out, received, finals, gains = _encode_spending_budget(prepared, [o.protected for o in outcomes])
     t1 = time.perf_counter()
-    # Measure what actually leaves: decode the output, re-cut the same regions.
-    received = decode(out).upright
     originals = [t.crop for t in prepared.tasks]
-    finals = extract_crops(received, prepared.regions)
     per_face = engine.evaluate(originals, finals)
     t2 = time.perf_counter()
     faces = []
-    for region, task, final, outcome, dsr in zip(prepared.regions, prepared.tasks, finals, outcomes, per_face):
+    for region, task, final, outcome, dsr, gain in zip(prepared.regions, prepared.tasks, finals,
+                                                       outcomes, per_face, gains):
         faces.append({
             "box": [region.face.x, region.face.y, region.face.w, region.face.h],
             "crop": region.crop.side,
             "psnr": round(psnr(task.crop, final), 2),
             "ssim": round(ssim(task.crop, final), 4),
             "iterations": outcome.iterations,
+            "budget_gain": round(gain, 3),
             "batch_size": outcome.batch_size,
             "surrogates": dsr,
         })
@@ -306,6 +319,45 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
     return out, report
+
+
+_TOP_UP_ROUNDS = 3
+_TOP_UP_TOLERANCE_DB = 0.2
+_MAX_BUDGET_GAIN = 2.0
+
+
+def _encode_spending_budget(
+    prepared: PreparedImage, protected: Sequence[np.ndarray]
+) -> tuple[bytes, np.ndarray, list[np.ndarray], list[float]]:
+    """Paste, encode, and measure each face as it leaves; where the encode took part of a
+    face's perturbation away (a lossy re-encode quantises it), scale that face's
+    perturbation up by the PSNR it lost and encode again, so the budget the preset allows is
+    the one spent on what the site receives. At most ``_TOP_UP_ROUNDS`` extra encodes, a
+    gain of at most ``_MAX_BUDGET_GAIN``; never past the budget.
+
+    Returns the output bytes, its decoded pixels, the re-cut face crops, and each face's gain.
+    """
+    image, options, tasks = prepared.image, prepared.options, prepared.tasks
+    budget = config_for(options.preset).psnr_budget
+    deltas = [p.astype(np.float32) - t.crop.astype(np.float32) for p, t in zip(protected, tasks)]
+    gains = [1.0] * len(tasks)
+    for round_ in range(_TOP_UP_ROUNDS + 1):
+        crops = [np.clip(np.rint(t.crop + g * d), 0, 255).astype(np.uint8)
+                 for t, d, g in zip(tasks, deltas, gains)]
+        # The crops already carry the feathered mask (optimised through it): paste them whole.
+        upright = paste(image.upright, prepared.regions, crops, feather=0.0)
+        out = encode(image, upright, size_mode=options.size_mode)
+        received = decode(out).upright
+        finals = extract_crops(received, prepared.regions)
+        if budget is None or round_ == _TOP_UP_ROUNDS:
+            break
+        lost = [psnr(t.crop, f) - budget for t, f in zip(tasks, finals)]
+        wanted = [min(g * 10.0 ** (dp / 20.0), _MAX_BUDGET_GAIN) if dp > _TOP_UP_TOLERANCE_DB
+                  else g for g, dp in zip(gains, lost)]
+        if wanted == gains:
+            break
+        gains = wanted
+    return out, received, finals, gains
 
 
 def protect(

@@ -14,8 +14,10 @@ from skimage import data
 
 from grasp_guard.demo import sample_photo
 from grasp_guard.errors import InvalidImageError
-from grasp_guard.media import decode
-from grasp_guard.pipeline import Engine, prepare, protect
+from grasp_guard.defense.metrics import psnr
+from grasp_guard.faces.regions import extract_crops, paste
+from grasp_guard.media import decode, encode
+from grasp_guard.pipeline import CropOutcome, Engine, finish, prepare, protect
 
 FAST = ProtectOptions(preset="fast")
 
@@ -56,6 +58,33 @@ def test_report_measures_the_output(protected: tuple[bytes, dict]) -> None:
     assert 0 <= face["surrogates"]["reference"]["dsr_cmua"] <= 1
     assert "not a real deepfake model" in report["surrogates"][0]
     assert report["bytes_out"] > 0 and report["seconds"]["total"] > 0
+
+
+def test_the_budget_is_spent_on_what_leaves(engine: Engine, photo: bytes) -> None:
+    # fine noise at the preset's 40.3 dB, which the JPEG re-encode mostly quantises away: the
+    # face's perturbation is scaled up by what it lost, so the face as received sits near
+    # the budget instead of far above it
+    prepared = prepare(photo, FAST)
+    (task,) = prepared.tasks
+    rng = np.random.default_rng(0)
+    noise = rng.choice([-3.0, 3.0], task.crop.shape) * task.weight[..., None]
+    crop = np.clip(task.crop + np.rint(noise), 0, 255).astype(np.uint8)
+    plain = decode(encode(prepared.image, paste(prepared.image.upright, prepared.regions, [crop],
+                                                  feather=0.0))).upright
+    lost = psnr(task.crop, extract_crops(plain, prepared.regions)[0])
+    _, report = finish(prepared, [CropOutcome(crop, 1, 0.0, 1)], engine)
+    face = report["faces"][0]
+    assert lost > 41.0 and face["budget_gain"] > 1.2
+    assert abs(face["psnr"] - 40.3) < abs(lost - 40.3) / 2
+
+
+def test_a_crop_shrunk_to_the_ladder_is_optimised_through_its_paste() -> None:
+    rgb = (np.random.default_rng(0).random((700, 650, 3)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    (task,) = prepare(buf.getvalue(), ProtectOptions(on_no_face="whole")).tasks
+    assert task.crop.shape[0] == 512 and task.source_side == 700
+    assert not np.allclose(task.delivery, np.eye(512))
 
 
 def test_no_face_is_byte_identical_with_skip(engine: Engine) -> None:

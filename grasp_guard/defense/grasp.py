@@ -116,10 +116,12 @@ def _rms_normalise(g: torch.Tensor) -> torch.Tensor:
     return g / rms.clamp_min(torch.finfo(g.dtype).tiny)
 
 
-def _onto_psnr_ball(delta: torch.Tensor, psnr: float, sphere: bool = False) -> torch.Tensor:
-    """Scale each sample's δ so its MSE is at most (``sphere``: exactly) that of ``psnr`` dB."""
+def _onto_psnr_ball(delta: torch.Tensor, psnr: float, sphere: bool = False,
+                    seen: torch.Tensor | None = None) -> torch.Tensor:
+    """Scale each sample's δ so its MSE is at most (``sphere``: exactly) that of ``psnr`` dB;
+    measured on ``seen``, the linear image of δ that reaches the image, when given."""
     max_mse = 10.0 ** (-psnr / 10.0)
-    mse = delta.flatten(1).square().mean(dim=1).clamp_min(1e-20)
+    mse = (delta if seen is None else seen).flatten(1).square().mean(dim=1).clamp_min(1e-20)
     scale = (max_mse / mse).sqrt()
     if not sphere:
         scale = scale.clamp(max=1.0)
@@ -140,11 +142,13 @@ class _Run:
     """State of one batched GRASP run; :meth:`solve` is the loop of GRASP.md."""
 
     def __init__(self, x: torch.Tensor, targets: list[_Target], config: GraspConfig,
-                 transform: Transform | None, weight: torch.Tensor | None = None) -> None:
+                 transform: Transform | None, weight: torch.Tensor | None = None,
+                 delivery: torch.Tensor | None = None) -> None:
         self.x = x
         self.targets = targets
         self.cfg = config
         self.transform = transform
+        self.delivery = delivery
         # Where each sample may change, in [0, 1]: every step is scaled by it, so δ is
         # exactly the perturbation that will be pasted (feathered face regions).
         self.weight = torch.ones_like(x[:, :1]) if weight is None else weight
@@ -169,6 +173,11 @@ class _Run:
         for i, t in enumerate(targets):
             self.by_editor.setdefault(id(t.editor), []).append(i)
         self.scale_rng = torch.Generator().manual_seed(config.seed)
+        # which target each pair column of _pair_stats belongs to, and which targets some
+        # running sample still fails (all of them until the first check)
+        self.pair_target = torch.cat([torch.full((t.conditions.shape[1],), k, dtype=torch.long)
+                                      for k, t in enumerate(targets)])
+        self.unsolved = torch.ones(len(targets), dtype=torch.bool)
         self.lambda_ssim = torch.full((n,), config.lambda_ssim, dtype=x.dtype, device=x.device)
 
     def _adapt_lambda_ssim(self, idx: torch.Tensor, ssim: torch.Tensor) -> None:
@@ -182,14 +191,28 @@ class _Run:
 
     def _step_targets(self) -> list[int]:
         """The targets one step optimises: every one, or one resolution per editor drawn at
-        random (expectation over the sizes an attacker may edit at)."""
+        random (expectation over the sizes an attacker may edit at) — under ``focus``, drawn
+        among the resolutions that some running sample still fails at the last check."""
         if self.cfg.scale_sampling == "all":
             return list(range(len(self.targets)))
         picks = []
         for group in self.by_editor.values():
+            if self.cfg.scale_sampling == "focus":
+                group = [k for k in group if self.unsolved[k]] or group
             k = int(torch.randint(len(group), (1,), generator=self.scale_rng))
             picks.append(group[k])
         return picks
+
+    def _delivered(self, delta: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """δ of samples ``idx`` as the re-cut crop carries it: Mᵀ δ M per sample."""
+        if self.delivery is None:
+            return delta
+        m = self.delivery[idx].unsqueeze(1)
+        return m.transpose(-1, -2) @ delta @ m
+
+    def _seen(self, x: torch.Tensor, delta: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """The crops ``idx`` as they will be re-cut from the protected image."""
+        return (x + self._delivered(delta, idx)).clamp(0.0, 1.0)
 
     def _stored_refs(self, idx: torch.Tensor,
                      chosen: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -245,9 +268,11 @@ class _Run:
 
     def _succeeds(self, x_in: torch.Tensor, idx: torch.Tensor, threshold: float,
                   refs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """Whether every pair of each sample clears ``threshold``: (n_a,)."""
+        """Whether each sample clears ``threshold`` on every pair of each target: (n_a, T)."""
         mse, cmua = self._pair_stats(x_in, idx, refs)
-        return _success(mse, cmua, threshold, self.cfg.success_metric).all(dim=1)
+        ok = _success(mse, cmua, threshold, self.cfg.success_metric)
+        return torch.stack([ok[:, self.pair_target == k].all(dim=1)
+                            for k in range(len(self.targets))], dim=1)
 
     def _quality_holds(self, psnr: torch.Tensor, ssim: torch.Tensor) -> torch.Tensor:
         ok = torch.ones(psnr.shape, dtype=torch.bool, device=psnr.device)
@@ -268,7 +293,7 @@ class _Run:
         cfg = self.cfg
         xa = self.x[idx]
         d = self.delta[idx].requires_grad_(True)
-        xp = (xa + d).clamp(0.0, 1.0)
+        xp = self._seen(xa, d, idx)
         chosen = self._step_targets()
         if self.transform is not None:
             x_in, refs = self._through_transform(xp, idx, chosen)
@@ -328,7 +353,7 @@ class _Run:
         """Which active samples clear threshold × margin on the quantised image, floors held."""
         cfg = self.cfg
         xa = self.x[idx]
-        xq = quantise(xa + self.delta[idx])
+        xq = quantise(self._seen(xa, self.delta[idx], idx))
         threshold = cfg.success_threshold * cfg.margin
         every = range(len(self.targets))
         ok = self._succeeds(xq, idx, threshold, self._stored_refs(idx, every))
@@ -336,8 +361,9 @@ class _Run:
             with torch.no_grad():
                 xt, refs = self._through_transform(xq, idx, every)
             ok &= self._succeeds(xt, idx, threshold, refs)
+        self.unsolved = ~ok.all(dim=0).cpu()
         ssim = batch_ssim(xq, xa)
-        return ok & self._quality_holds(batch_psnr(xq, xa), ssim) & self._targets_hold(ssim)
+        return ok.all(dim=1) & self._quality_holds(batch_psnr(xq, xa), ssim) & self._targets_hold(ssim)
 
     def solve(self) -> None:
         cfg = self.cfg
@@ -350,7 +376,8 @@ class _Run:
                 step = self.weight[active] * self._step(g, active, t)
                 new = self.delta[active] + cfg.step_size(t) * step
                 if cfg.psnr_budget is not None:
-                    new = _onto_psnr_ball(new, cfg.psnr_budget, cfg.spend_budget)
+                    seen = self._delivered(new, active)
+                    new = _onto_psnr_ball(new, cfg.psnr_budget, cfg.spend_budget, seen)
                 new = new.clamp(-cfg.eps, cfg.eps)
                 self.delta[active] = (xa + new).clamp(0.0, 1.0) - xa
             if cfg.early_stop and t % cfg.check_every == 0:
@@ -366,14 +393,15 @@ class _Run:
     def result(self, seconds: float) -> DefenseResult:
         images = quantise(self.x + self.delta)
         idx = torch.arange(self.x.shape[0], device=self.x.device)
-        mse, cmua = self._pair_stats(images, idx, self._stored_refs(idx, range(len(self.targets))))
+        seen = images if self.delivery is None else quantise(self._seen(self.x, self.delta, idx))
+        mse, cmua = self._pair_stats(seen, idx, self._stored_refs(idx, range(len(self.targets))))
         success = _success(mse, cmua, self.cfg.success_threshold, self.cfg.success_metric)
         return DefenseResult(
             images=images,
             iterations=self.iterations,
             stopped=self.stopped,
-            psnr=batch_psnr(images, self.x).cpu(),
-            ssim=batch_ssim(images, self.x).cpu(),
+            psnr=batch_psnr(seen, self.x).cpu(),
+            ssim=batch_ssim(seen, self.x).cpu(),
             distortion=mse.mean(dim=1).cpu(),
             dsr=success.double().mean(dim=1).cpu(),
             seconds=seconds,
@@ -387,6 +415,7 @@ def grasp(
     transform: Transform | None = None,
     conditions: Sequence[torch.Tensor | None] | None = None,
     weight: torch.Tensor | None = None,
+    delivery: torch.Tensor | None = None,
 ) -> DefenseResult:
     """Protect a batch of face crops against every editor and edit at once.
 
@@ -406,8 +435,14 @@ def grasp(
             editor's standard edits for an entry (or the whole argument) left ``None``.
         weight: (N, 1, H, W) in [0, 1], how much each pixel may change (the paste's
             feathered face mask); every pixel fully when ``None``.
+        delivery: (N, H, H) per-sample matrices M of the paste round trip of a crop that
+            was shrunk to fit the ladder (``faces.regions.round_trip_matrix``; the identity
+            for one that was not): the crop re-cut from the protected image carries Mᵀ δ M.
+            The editors, the visual losses, the budget and the returned statistics all see
+            δ so.
     Returns:
-        The quantised protected images with per-sample iterations and final statistics.
+        The quantised protected images (x + δ, what is pasted) with per-sample iterations
+        and final statistics (of the delivered image).
     Raises:
         ValueError: bad shapes or values.
     """
@@ -428,7 +463,9 @@ def grasp(
                 targets.append(_Target(editor, res, cond, clean, mask))
         if weight is not None and tuple(weight.shape) != (n, 1, *x.shape[2:]):
             raise ValueError(f"weight must be {(n, 1, *x.shape[2:])}, got {tuple(weight.shape)}")
-        run = _Run(x, targets, config, transform, weight)
+        if delivery is not None and tuple(delivery.shape) != (n, x.shape[-2], x.shape[-1]):
+            raise ValueError(f"delivery must be {(n, *x.shape[-2:])}, got {tuple(delivery.shape)}")
+        run = _Run(x, targets, config, transform, weight, delivery)
         run.solve()
         result = run.result(time.perf_counter() - start)
     logger.info("grasp: %d samples, %.2f s, mean iterations %.1f, mean PSNR %.2f dB, "

@@ -349,6 +349,17 @@ def paste(
     return out
 
 
+def round_trip_matrix(bucket: int, side: int) -> np.ndarray:
+    """The (bucket, bucket) matrix M of the paste round trip of a crop shrunk from ``side``
+    pixels: ``paste`` upscales its perturbation bilinearly to ``side``, and ``extract_crops``
+    area-averages the image back to ``bucket``. Both resamplings are separable, so a
+    perturbation δ comes back as Mᵀ δ M (row i of M is the round trip of the unit vector eᵢ).
+    The finest checkerboard keeps a quarter of its amplitude."""
+    eye = np.eye(bucket, dtype=np.float32)
+    up = cv2.resize(eye, (side, bucket), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(up, (bucket, bucket), interpolation=cv2.INTER_AREA)
+
+
 def _in_image(square: Square, height: int, width: int) -> tuple[int, int, int, int]:
     return max(square.x, 0), max(square.y, 0), min(square.x1, width), min(square.y1, height)
 

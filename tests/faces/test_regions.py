@@ -19,6 +19,7 @@ from grasp_guard.faces.regions import (
     from_tensor,
     paste,
     plan_regions,
+    round_trip_matrix,
     snap_to_bucket,
     to_tensor,
     whole_image_region,
@@ -296,3 +297,19 @@ def test_tensor_helpers_reject_bad_shapes() -> None:
         to_tensor([np.zeros((64, 64, 3), np.uint8), np.zeros((96, 96, 3), np.uint8)])
     with pytest.raises(ValueError):
         from_tensor(torch.zeros(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize(("bucket", "side"), [(64, 200), (64, 192), (32, 33)])
+def test_the_round_trip_matrix_is_the_paste_and_recut_of_a_shrunk_crop(bucket: int, side: int) -> None:
+    rgb = np.full((side, side, 3), 128, np.uint8)
+    region = whole_image_region(rgb.shape, buckets=(bucket,))
+    assert region.downscaled
+    rng = np.random.default_rng(0)
+    d = rng.integers(-6, 7, (bucket, bucket, 3))
+    protected = np.clip(extract_crops(rgb, [region])[0] + d, 0, 255).astype(np.uint8)
+    recut = extract_crops(paste(rgb, [region], [protected], feather=0.0), [region])[0]
+    m = round_trip_matrix(bucket, side)
+    expected = np.einsum("ij,jkc,kl->ilc", m.T, d.astype(np.float32), m)
+    # the paste rounds at full size and the re-cut rounds again: within one level
+    assert np.abs(recut.astype(np.float32) - 128 - expected).max() <= 1.0
+    assert np.allclose(round_trip_matrix(bucket, bucket), np.eye(bucket))
