@@ -24,7 +24,7 @@ Init = Literal["zero", "uniform"]
 SuccessMetric = Literal["cmua", "ruiz", "both"]
 Objective = Literal["mean", "hinge"]
 StepSchedule = Literal["constant", "cosine"]
-ScaleSampling = Literal["all", "random"]
+ScaleSampling = Literal["all", "random", "focus"]
 
 LF_OPERATORS = ("gaussian", "dwt", "dct")
 SMOOTHINGS = ("none", "before", "after")
@@ -33,7 +33,7 @@ INITS = ("zero", "uniform")
 SUCCESS_METRICS = ("cmua", "ruiz", "both")
 OBJECTIVES = ("mean", "hinge")
 STEP_SCHEDULES = ("constant", "cosine")
-SCALE_SAMPLINGS = ("all", "random")
+SCALE_SAMPLINGS = ("all", "random", "focus")
 
 
 def _check(ok: bool, name: str, expected: str, actual: Any) -> None:
@@ -75,8 +75,10 @@ class GraspConfig:
             its size. ``False``: the ball (δ only ever scaled down).
         scale_sampling: an editor that may run at several sizes (its editing resolutions)
             is optimised at ``all`` of them every step, or at one drawn at ``random`` per
-            step (expectation over rescales: the cost of one size per step). The early stop
-            and the result always check every size.
+            step (expectation over rescales: the cost of one size per step), or at one drawn
+            among those that a running sample still fails at the last check (``focus``:
+            the steps go where the protection is missing). The early stop and the result
+            always check every size.
         normalize: rescale each gradient to unit RMS per sample before combining them, so the
             λ weights are relative to the defense direction whatever the editor's scale.
         smoothing: Gaussian smoothing of the gradients: ``none``, ``before`` or ``after``

@@ -139,3 +139,35 @@ def test_a_fully_convolutional_editor_is_judged_at_each_editing_size() -> None:
     assert both.distortion.shape == (2, 2)
     assert torch.equal(both.distortion, torch.cat([m.distortion for m in sizes], dim=1))
     assert both.dsr_cmua == pytest.approx(np.mean([m.dsr_cmua for m in sizes]))
+
+
+def test_focus_steps_only_on_sizes_still_unsolved(monkeypatch: pytest.MonkeyPatch) -> None:
+    editor = ConvEditor(16, (32, 64))
+
+    def size_16_solved(self: _Run, x_in: torch.Tensor, idx: torch.Tensor, *args: object) -> torch.Tensor:
+        editor.sizes.append(0)  # marks a check in the record of sizes
+        return torch.tensor([[True, False]]).expand(len(idx), 2)
+
+    monkeypatch.setattr(_Run, "_succeeds", size_16_solved)
+    cfg = GraspConfig(psnr_budget=40.0, scale_sampling="focus", check_every=1, steps=8,
+                      lambda_ssim=0.0, lambda_lf=0.0)
+    grasp(crops(size=(32, 32)), [editor], cfg)
+    # after the first check, every gradient step runs at 32 (the result then checks both)
+    after = [s for s in editor.sizes[editor.sizes.index(0):-2] if s]
+    assert len(after) == 7 and set(after) == {32}
+
+
+def test_a_delivered_perturbation_spends_the_budget_where_it_lands() -> None:
+    from grasp_guard.faces.regions import round_trip_matrix
+
+    x = crops(size=(32, 32))
+    m = torch.from_numpy(round_trip_matrix(32, 90)).expand(2, 32, 32).contiguous()
+    cfg = GraspConfig(psnr_budget=38.0, **UNREACHED)
+    result = grasp(x, [tiny_stargan()], cfg, delivery=m)
+    # the statistics are of the delivered crop, which sits on the budget ...
+    assert (result.psnr - 38.0).abs().max() <= 0.3
+    # ... while the pasted δ is larger: the round trip takes part of it away
+    pasted = 10 * torch.log10(1 / (result.images - x).flatten(1).square().mean(dim=1))
+    assert (pasted < result.psnr - 0.3).all()
+    with pytest.raises(ValueError, match="delivery"):
+        grasp(x, [tiny_stargan()], cfg, delivery=m[:, :16, :16])
