@@ -58,6 +58,7 @@ def main() -> None:
         faces = report["faces"]
         per_face = [{
             "crop": f["crop"], "psnr": f["psnr"], "ssim": f["ssim"], "iterations": f["iterations"],
+            "budget_gain": f.get("budget_gain"),
             "dsr": {e.info.name: _by_resolution(f, e.info.name) for e in engine.editors},
         } for f in faces]
         faces_all += per_face
