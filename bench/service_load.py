@@ -301,7 +301,8 @@ async def run_burst(args: argparse.Namespace) -> str:
                                                 if k is not None))),
         *((f"{status}: latency p50 / max (s)", _spread(seconds))
           for status, seconds in by_status.items()),
-        ("lost (no answer) or corrupted", sum(s.problem is not None for s in shots)),
+        ("neither a result nor a refusal with Retry-After (lost, corrupted, 504, ...)",
+         sum(s.problem is not None for s in shots)),
         ("first Retry-After p50 / max (s)", _spread(retry_hints)),
         ("service: admitted / refused (deadline) / refused (queue full)",
          f"{admitted:.0f} / {refused('deadline'):.0f} / {refused('queue_full'):.0f}"),

@@ -215,7 +215,8 @@ def decide(pending: Mapping[Hashable, Sequence[Crop]], new: Sequence[Crop],
     own = _own_seconds((c.group for c in new), times, max_batch)
     backlog = (max(before.values()) if before else start) - now
     if own > budget:
-        # Too long even alone: only an idle device is worth coming back to.
+        # Too long even alone: worth coming back, with a whole deadline, once the queue ahead
+        # has drained.
         return Decision(False, expected, _whole(backlog),
                         f"its {own:.1f} s of work alone exceeds the {budget:.1f} s left "
                         "before its deadline")
