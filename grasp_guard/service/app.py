@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from grasp_guard.service.auth import bearer_auth
+from grasp_guard.service.cors import origin_guard
 from grasp_guard.service.cpu import CpuStage
 from grasp_guard.service.keys import CPU, METRICS, RUNTIME, SETTINGS
 from grasp_guard.service.metrics import ServiceMetrics
@@ -72,7 +73,9 @@ def create_app(settings: Settings | None = None, *,
             device thread while the app already answers ``/healthz``).
     """
     settings = settings or Settings()
-    middlewares: list[Middleware] = [error_middleware]
+    # Outermost, the origin check: a foreign page is refused before anything else runs, and
+    # an allowed origin's answers (errors included) carry its CORS headers.
+    middlewares: list[Middleware] = [origin_guard(settings.cors_origins), error_middleware]
     if settings.token is not None:
         middlewares.append(bearer_auth(settings.token))
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_bytes)

@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from grasp_guard.errors import ConfigError
 DEFAULT_CONFIG_PATH = shipped_path("service.yaml")
 TOKEN_ENV = "GRASP_GUARD_TOKEN"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+# scheme://host[:port] in lower case, nothing after: an origin as browsers send it.
+ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://([a-z0-9._~-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?")
 
 
 def is_loopback(host: str) -> bool:
@@ -35,6 +38,12 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_origin(value: Any) -> bool:
+    """Whether ``value`` is an origin as a browser sends it in ``Origin``
+    (``chrome-extension://<id>``, ``https://host:port``): no path, no wildcard."""
+    return isinstance(value, str) and ORIGIN.fullmatch(value) is not None
 
 
 def _check(ok: bool, name: str, expected: str, actual: Any) -> None:
@@ -77,6 +86,9 @@ class Settings:
         cpu_threads: threads that decode and detect off the event loop, and as many that
             paste back and encode admitted requests.
         shutdown_timeout_s: how long a shutdown waits for in-flight requests to finish.
+        cors_origins: the browser origins allowed to call the service (the browser
+            extension's, ``chrome-extension://<id>``); a request carrying any other
+            ``Origin`` is refused (403). Requests without ``Origin`` are not affected.
     """
 
     host: str = "127.0.0.1"
@@ -94,6 +106,7 @@ class Settings:
     retry_after_s: int = 2
     cpu_threads: int = 2
     shutdown_timeout_s: float = 60.0
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check(isinstance(self.host, str) and bool(self.host), "host", "a host name or address",
@@ -133,6 +146,9 @@ class Settings:
                "an int in 1..64", self.cpu_threads)
         _check(_is_number(self.shutdown_timeout_s) and self.shutdown_timeout_s >= 0,
                "shutdown_timeout_s", "≥ 0", self.shutdown_timeout_s)
+        _check(isinstance(self.cors_origins, tuple) and all(map(is_origin, self.cors_origins)),
+               "cors_origins", "a list of origins such as chrome-extension://<id> (scheme://host"
+               "[:port], lower case, no path, no wildcard)", self.cors_origins)
 
     @property
     def gather_s(self) -> float:
@@ -174,8 +190,9 @@ def load_settings(
     unknown = set(merged) - {f.name for f in dataclasses.fields(Settings)}
     if unknown:
         raise ConfigError(f"unknown service setting(s): {', '.join(sorted(unknown))}")
-    if isinstance(merged.get("models"), list):
-        merged["models"] = tuple(merged["models"])
+    for key in ("models", "cors_origins"):
+        if isinstance(merged.get(key), list):
+            merged[key] = tuple(merged[key])
     # Validated once, on the final values: a flag's token may be what makes the file's host
     # valid.
     return Settings(**merged)
