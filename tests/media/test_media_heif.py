@@ -15,6 +15,7 @@ from _media_builders import (
     xmp_packet,
 )
 from grasp_sdk.sniff import image_type
+from PIL import Image
 
 from grasp_guard.errors import (
     GraspGuardError,
@@ -80,6 +81,10 @@ def test_round_trip_keeps_orientation_geometry_and_metadata(orientation: int) ->
         assert after_exif[ifd] == before_exif[ifd], ifd
     assert after_exif["thumbnail"] != before_exif["thumbnail"]
     assert before_exif["thumbnail"] not in out
+    thumb = np.asarray(Image.open(io.BytesIO(after_exif["thumbnail"])).convert("RGB")).astype(int)
+    protected_stored = Image.fromarray(np.ascontiguousarray(to_stored(protected, orientation)))
+    expected = np.asarray(protected_stored.resize(thumb.shape[1::-1])).astype(int)
+    assert np.abs(thumb - expected).mean() < 20  # the EXIF thumbnail shows the protected pixels
     again = decode(out)
     assert again.orientation == orientation and again.params.coded_orientation == orientation
     assert np.asarray(after).shape == np.asarray(pillow_heif.open_heif(source)).shape
