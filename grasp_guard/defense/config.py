@@ -90,6 +90,12 @@ class GraspConfig:
         step_rule: ``sign`` (PGD), ``l2`` (gradient scaled to RMS α) or ``adam``.
         step_schedule: α at every iteration (``constant``), or ``cosine`` from α down to
             α/10 over ``steps``: large steps to find the direction, small ones to settle.
+        input_diversity: transfer to editors never seen (DI-FGSM, Xie et al. 2019): the
+            largest relative change of a random zoom (in [1 − d, 1 + d]) and shift (up to
+            d half-sides) that the editors see x' through on a step, the clean side through
+            the same draw; one draw per step for every sample, seeded. 0: off. In [0, 0.5].
+            The early stop and the result judge x' as it is.
+        diversity_prob: the chance that a step draws such a view (else x' as it is), (0, 1].
         init: start from ``uniform`` noise U(−init_scale·eps, init_scale·eps), one draw shared
             by every sample, or from ``zero``. Every loss has a zero gradient at δ = 0 (the
             defense distance is minimal there), so ``zero`` only moves under a transform.
@@ -129,6 +135,8 @@ class GraspConfig:
     cross_projection: bool = False
     step_rule: StepRule = "l2"
     step_schedule: StepSchedule = "constant"
+    input_diversity: float = 0.0
+    diversity_prob: float = 0.5
     init: Init = "uniform"
     init_scale: float = 0.5
     early_stop: bool = True
@@ -144,7 +152,8 @@ class GraspConfig:
         _finite = {
             name: getattr(self, name)
             for name in ("eps", "alpha", "lambda_ssim", "lambda_lf", "lf_sigma", "lf_band",
-                         "smooth_sigma", "init_scale", "success_threshold", "margin")
+                         "smooth_sigma", "init_scale", "success_threshold", "margin",
+                         "input_diversity", "diversity_prob")
         }
         for name, value in _finite.items():
             _check(isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -173,6 +182,9 @@ class GraspConfig:
                self.step_schedule)
         _check(self.scale_sampling in SCALE_SAMPLINGS, "scale_sampling",
                f"one of {SCALE_SAMPLINGS}", self.scale_sampling)
+        _check(0 <= self.input_diversity <= 0.5, "input_diversity", "in [0, 0.5]",
+               self.input_diversity)
+        _check(0 < self.diversity_prob <= 1, "diversity_prob", "in (0, 1]", self.diversity_prob)
         _check(self.init in INITS, "init", f"one of {INITS}", self.init)
         _check(0 < self.init_scale <= 1, "init_scale", "in (0, 1]", self.init_scale)
         _check(self.check_every >= 1, "check_every", "≥ 1", self.check_every)

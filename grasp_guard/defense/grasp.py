@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from grasp_guard.defense import losses
+from grasp_guard.defense import diversity, losses
 from grasp_guard.defense.config import GraspConfig
 from grasp_guard.defense.metrics import (
     batch_psnr,
@@ -173,6 +173,8 @@ class _Run:
         for i, t in enumerate(targets):
             self.by_editor.setdefault(id(t.editor), []).append(i)
         self.scale_rng = torch.Generator().manual_seed(config.seed)
+        # its own stream (seed + 1), so turning diversity on leaves the scale draws as they were
+        self.diversity_rng = torch.Generator().manual_seed(config.seed + 1)
         # which target each pair column of _pair_stats belongs to, and which targets some
         # running sample still fails (all of them until the first check)
         self.pair_target = torch.cat([torch.full((t.conditions.shape[1],), k, dtype=torch.long)
@@ -219,17 +221,28 @@ class _Run:
         """The ``chosen`` targets' clean edits and CMUA masks of the active samples."""
         return [(self.targets[k].clean[idx], self.targets[k].mask[idx]) for k in chosen]
 
+    def _step_view(self) -> Transform | None:
+        """What the editors see x' through on this step: the site transform, then (under
+        ``input_diversity``) this step's random zoom and shift; ``None`` when neither."""
+        view = None
+        if self.cfg.input_diversity > 0:
+            view = diversity.draw(self.diversity_rng, self.cfg.input_diversity,
+                                  self.cfg.diversity_prob)
+        site = self.transform
+        if view is None or site is None:
+            return view or site
+        return lambda b: view(site(b))
+
     def _through_transform(
-        self, xp: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int]
+        self, view: Transform, xp: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int]
     ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """x' and the clean crops through ONE draw of the transform, and the clean side's edits.
+        """x' and the clean crops through ONE draw of ``view``, and the clean side's edits.
 
         What a site's copy is measured against is the clean image through the same processing,
         so the loss must not credit the processing's own damage to the perturbation.
         """
-        assert self.transform is not None
         n_a = len(idx)
-        both = self.transform(torch.cat([xp, self.x[idx]]))
+        both = view(torch.cat([xp, self.x[idx]]))
         x_t, clean_t = both[:n_a], both[n_a:].detach()
         refs = [clean_edits(self.targets[k].editor, clean_t, self.targets[k].conditions[idx],
                             self.targets[k].resolution) for k in chosen]
@@ -295,8 +308,9 @@ class _Run:
         d = self.delta[idx].requires_grad_(True)
         xp = self._seen(xa, d, idx)
         chosen = self._step_targets()
-        if self.transform is not None:
-            x_in, refs = self._through_transform(xp, idx, chosen)
+        view = self._step_view()
+        if view is not None:
+            x_in, refs = self._through_transform(view, xp, idx, chosen)
         else:
             x_in, refs = xp, self._stored_refs(idx, chosen)
         l_def = self._defense_loss(x_in, idx, chosen, refs)
@@ -359,7 +373,7 @@ class _Run:
         ok = self._succeeds(xq, idx, threshold, self._stored_refs(idx, every))
         if self.transform is not None:
             with torch.no_grad():
-                xt, refs = self._through_transform(xq, idx, every)
+                xt, refs = self._through_transform(self.transform, xq, idx, every)
             ok &= self._succeeds(xt, idx, threshold, refs)
         self.unsolved = ~ok.all(dim=0).cpu()
         ssim = batch_ssim(xq, xa)

@@ -1,0 +1,47 @@
+"""Input diversity: the editors see x' rescaled and shifted at random, one draw per step.
+
+After DI-FGSM (Xie et al., "Improving Transferability of Adversarial Examples with Input
+Diversity", CVPR 2019): a perturbation that must work through a random resize and shift
+cannot lean on one exact pixel grid of the surrogates, which is what a net it never saw
+does not share. The draw is one affine zoom-and-shift (bilinear, differentiable, zero
+outside the image), the same for every sample of a step, so a face's result does not
+depend on which batch it ran in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class RescaleShift:
+    """Zoom by ``scale`` about the centre, then move by (``dx``, ``dy``) in units of half
+    the side (x' is sampled at zero outside the image, as DI-FGSM pads with zeros)."""
+
+    scale: float
+    dx: float
+    dy: float
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in [0, 1] → the same shape and range."""
+        theta = torch.tensor([[1.0 / self.scale, 0.0, -self.dx],
+                              [0.0, 1.0 / self.scale, -self.dy]], dtype=x.dtype, device=x.device)
+        grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def draw(gen: torch.Generator, max_change: float, prob: float) -> RescaleShift | None:
+    """This step's view: with probability ``prob`` a zoom in [1 − max_change, 1 + max_change]
+    and a shift of up to ``max_change`` half-sides each way; otherwise ``None`` (x' as is).
+
+    Four numbers are drawn every call, whatever the outcome, so the sequence of draws is
+    fixed by the seed alone.
+    """
+    u = torch.rand(4, generator=gen, dtype=torch.float64).tolist()
+    if u[0] >= prob:
+        return None
+    return RescaleShift(scale=1.0 + max_change * (2.0 * u[1] - 1.0),
+                        dx=max_change * (2.0 * u[2] - 1.0), dy=max_change * (2.0 * u[3] - 1.0))

@@ -1,0 +1,101 @@
+"""Input diversity: the random zoom-and-shift view and its use by the GRASP loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_defense_grasp import PLAIN, crops, tiny_stargan
+
+from grasp_guard.defense import diversity
+from grasp_guard.defense.config import GraspConfig
+from grasp_guard.defense.grasp import grasp
+from grasp_guard.errors import ConfigError
+
+DIVERSE = PLAIN.replace(input_diversity=0.2, diversity_prob=1.0)
+
+
+def test_identity_view_leaves_the_image_as_it_is() -> None:
+    x = torch.rand(2, 3, 16, 20)
+    assert torch.allclose(diversity.RescaleShift(1.0, 0.0, 0.0)(x), x, atol=1e-6)
+
+
+def test_a_shift_moves_the_content_and_pads_with_zeros() -> None:
+    x = torch.rand(1, 3, 8, 8) * 0.5 + 0.5
+    # half a side to the right = 2 px of 8
+    moved = diversity.RescaleShift(1.0, 0.5, 0.0)(x)
+    assert torch.allclose(moved[..., 2:], x[..., :-2], atol=1e-6)
+    assert torch.equal(moved[..., :2], torch.zeros_like(moved[..., :2]))
+
+
+def test_zoom_in_enlarges_the_centre() -> None:
+    x = torch.zeros(1, 1, 32, 32)
+    x[..., 12:20, 12:20] = 1.0
+    zoomed = diversity.RescaleShift(1.25, 0.0, 0.0)(x)
+    assert float(zoomed.sum()) == pytest.approx(float(x.sum()) * 1.25**2, rel=0.1)
+
+
+def test_the_view_is_differentiable() -> None:
+    x = torch.rand(1, 3, 6, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(diversity.RescaleShift(0.9, 0.1, -0.05), (x,))
+
+
+def test_draws_are_fixed_by_the_seed_and_stay_in_range() -> None:
+    def views(seed: int) -> list[diversity.RescaleShift | None]:
+        gen = torch.Generator().manual_seed(seed)
+        return [diversity.draw(gen, 0.2, 0.5) for _ in range(50)]
+
+    a = views(3)
+    assert a == views(3) and a != views(4)
+    drawn = [v for v in a if v is not None]
+    assert 10 < len(drawn) < 40  # about half the steps
+    assert all(0.8 <= v.scale <= 1.2 and abs(v.dx) <= 0.2 and abs(v.dy) <= 0.2 for v in drawn)
+
+
+def test_diversity_changes_what_the_editors_see_and_is_reproducible() -> None:
+    editor, x = tiny_stargan(), crops(1)
+    cfg = DIVERSE.replace(steps=3)
+    inputs: list[torch.Tensor] = []
+    handle = editor.register_forward_pre_hook(lambda m, args: inputs.append(args[0].detach()))
+    try:
+        plain = grasp(x, [editor], cfg.replace(input_diversity=0.0))
+        plain_inputs = list(inputs)
+        inputs.clear()
+        diverse = grasp(x, [editor], cfg)
+        diverse_inputs = list(inputs)
+    finally:
+        handle.remove()
+    # each step also edits the clean crops through the same view: more forwards, other inputs
+    assert len(diverse_inputs) > len(plain_inputs)
+    assert not torch.equal(diverse_inputs[-1], plain_inputs[-1])
+    assert not torch.equal(diverse.images, plain.images)
+    assert torch.equal(diverse.images, grasp(x, [editor], cfg).images)
+    assert not torch.equal(diverse.images, grasp(x, [editor], cfg.replace(seed=1)).images)
+    assert (diverse.images - x).abs().max().item() <= PLAIN.eps + 1e-6
+
+
+def test_the_early_stop_judges_the_image_as_it_is() -> None:
+    editor, x = tiny_stargan(), crops(1)
+    calls: list[int] = []
+    handle = editor.register_forward_pre_hook(lambda m, args: calls.append(1))
+    try:
+        grasp(x, [editor], DIVERSE)
+        without_checks = len(calls)
+        calls.clear()
+        # a margin no face reaches: two checks, nobody stops
+        grasp(x, [editor], DIVERSE.replace(early_stop=True, check_every=3, margin=1e6))
+    finally:
+        handle.remove()
+    assert len(calls) == without_checks + 2  # one plain forward per check, no view
+
+
+@pytest.mark.parametrize(("field", "value"), [("input_diversity", -0.1),
+                                              ("input_diversity", 0.6),
+                                              ("diversity_prob", 0.0),
+                                              ("diversity_prob", 1.5)])
+def test_bad_diversity_settings_are_refused(field: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=field):
+        GraspConfig(**{field: value})
+
+
+def test_diversity_is_off_by_default() -> None:
+    assert GraspConfig().input_diversity == 0.0
