@@ -103,21 +103,29 @@ def calibrate(method: Method, x: torch.Tensor, editors: Sequence[Editor], target
     return Calibration(best[0], best[1], trials)
 
 
-def evaluate(result: DefenseResult, x: torch.Tensor, editors: Sequence[Editor]) -> dict[str, float]:
-    """Mean PSNR/SSIM/iterations and DSRs over every editor and edit of a run."""
-    metrics = [evaluate_editing(e, x, result.images) for e in editors]
+def scores(x: torch.Tensor, images: torch.Tensor, editors: Sequence[Editor]) -> dict[str, float]:
+    """Mean DSRs and distortion of protected ``images`` of ``x`` over every editor and edit."""
+    metrics = [evaluate_editing(e, x, images) for e in editors]
     return {
-        "psnr": float(result.psnr.double().mean()),
-        "ssim": float(result.ssim.double().mean()),
         "dsr_cmua": float(np.mean([m.dsr_cmua for m in metrics])),
         "dsr_ruiz": float(np.mean([m.dsr_ruiz for m in metrics])),
         "distortion": float(np.mean([m.mean_distortion for m in metrics])),
+    }
+
+
+def evaluate(result: DefenseResult, x: torch.Tensor, editors: Sequence[Editor]) -> dict[str, float]:
+    """Mean PSNR/SSIM/iterations and DSRs over every editor and edit of a run."""
+    return {
+        "psnr": float(result.psnr.double().mean()),
+        "ssim": float(result.ssim.double().mean()),
+        **scores(x, result.images, editors),
         "iterations": float(result.iterations.double().mean()),
     }
 
 
-def _row(method: str, model: str, level: str, x: torch.Tensor, result: DefenseResult,
-         editors: Sequence[Editor], seconds: float, budget: float | None, note: str) -> Row:
+def result_row(method: str, model: str, level: str, x: torch.Tensor, result: DefenseResult,
+               editors: Sequence[Editor], seconds: float, budget: float | None, note: str) -> Row:
+    """The row of a run on ``x``, judged by ``editors``."""
     return Row(method=method, model=model, level=level, n=len(x), sec_per_face=seconds / len(x),
                budget=budget, note=note, **evaluate(result, x, editors))
 
@@ -139,9 +147,24 @@ def standard_pgd_row(model: str, editor: Editor, x: torch.Tensor) -> Row:
     )
 
 
-def level_row(method: Method, model: str, editors: Sequence[Editor], x: torch.Tensor,
-              level: str, calib_n: int) -> tuple[Row, Calibration]:
-    """``method`` tuned to ``level`` on the first ``calib_n`` crops, then run on all of them."""
+@dataclass(frozen=True)
+class TunedRun:
+    """A method's run on the whole set at the budget tuned to a level."""
+
+    result: DefenseResult
+    seconds: float
+    budget: float
+    calibration: Calibration
+
+    def note(self, method: Method) -> str:
+        trials = ", ".join(f"{b * 255:.2f}/255:{p:.1f}dB" for b, p in self.calibration.trials)
+        return "; ".join(s for s in (method.note, f"calibration {trials}") if s)
+
+
+def tuned_run(method: Method, editors: Sequence[Editor], x: torch.Tensor, level: str,
+              calib_n: int) -> TunedRun:
+    """``method`` against ``editors``, tuned to ``level`` on the first ``calib_n`` crops, then
+    run on all of them."""
     target = LEVELS[level]
     cal = calibrate(method, x[:calib_n], editors, target)
     start = time.perf_counter()
@@ -154,9 +177,16 @@ def level_row(method: Method, model: str, editors: Sequence[Editor], x: torch.Te
         start = time.perf_counter()
         result = method.run(x, editors, budget)
         seconds = time.perf_counter() - start
-    trials = ", ".join(f"{b * 255:.2f}/255:{p:.1f}dB" for b, p in cal.trials)
-    note = "; ".join(s for s in (method.note, f"calibration {trials}") if s)
-    return _row(method.name, model, level, x, result, editors, seconds, budget, note), cal
+    return TunedRun(result, seconds, budget, cal)
+
+
+def level_row(method: Method, model: str, editors: Sequence[Editor], x: torch.Tensor,
+              level: str, calib_n: int) -> tuple[Row, Calibration]:
+    """``method`` tuned to ``level`` on the first ``calib_n`` crops, then run on all of them."""
+    run = tuned_run(method, editors, x, level, calib_n)
+    row = result_row(method.name, model, level, x, run.result, editors, run.seconds, run.budget,
+               run.note(method))
+    return row, run.calibration
 
 
 def methods(steps: int | None = None) -> dict[str, Method]:
@@ -188,6 +218,7 @@ def methods(steps: int | None = None) -> dict[str, Method]:
         "grasp-ssim-x3": {"lambda_ssim": 3.0},
         "grasp-ball-budget": {"spend_budget": False},
         "grasp-fixed-lambda": {"ssim_target": None},
+        "grasp+diversity": {"input_diversity": 0.2},
     }
     for name, changes in ablations.items():
         config = base.replace(**changes)
@@ -320,14 +351,10 @@ def transfer_rows(source: Editor, judges: Sequence[Editor], level: str, n: int, 
                   steps: int | None) -> list[Row]:
     """GRASP tuned to ``level`` against ``source`` alone, then judged by each of ``judges``
     (crops at the largest benchmark side among them; each net sees them through its resize)."""
-    method = methods(steps)["grasp"]
     x = eval_crops(n, max(bench_side(e) for e in (source, *judges)))
-    cal = calibrate(method, x[:calib_n], [source], LEVELS[level])
-    start = time.perf_counter()
-    result = method.run(x, [source], cal.budget)
-    seconds = time.perf_counter() - start
-    return [_row("grasp", f"{source.info.name} -> {judge.info.name}", level, x, result,
-                 [judge], seconds, cal.budget,
+    run = tuned_run(methods(steps)["grasp"], [source], x, level, calib_n)
+    return [result_row("grasp", f"{source.info.name} -> {judge.info.name}", level, x, run.result,
+                 [judge], run.seconds, run.budget,
                  f"protected against {source.info.name} alone, DSR on {judge.info.name}")
             for judge in (source, *judges)]
 

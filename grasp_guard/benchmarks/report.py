@@ -88,16 +88,23 @@ def write_results(name: str, title: str, rows: Sequence[Row], info: dict[str, An
     return doc
 
 
-def attach_robustness(out_dir: Path = RESULTS_DIR) -> dict[str, Any] | None:
-    """Copy ``robustness.json`` into ``quality.json`` under ``"robustness"``; the updated doc.
+ATTACHED = ("robustness", "transfer")
 
-    The quality JSON is the one file that holds every benchmark row; either benchmark may run
-    first, so each attaches after writing. ``None`` when either file is missing.
+
+def attach_to_quality(out_dir: Path = RESULTS_DIR) -> dict[str, Any] | None:
+    """Copy each of ``robustness.json`` and ``transfer.json`` that exists into
+    ``quality.json`` under its name; the updated doc.
+
+    The quality JSON is the one file that holds every benchmark row; any benchmark may run
+    first, so each attaches after writing. ``None`` when the quality file or all the others
+    are missing.
     """
-    quality, robustness = out_dir / "quality.json", out_dir / "robustness.json"
-    if not (quality.exists() and robustness.exists()):
+    quality = out_dir / "quality.json"
+    found = [name for name in ATTACHED if (out_dir / f"{name}.json").exists()]
+    if not (quality.exists() and found):
         return None
     doc = json.loads(quality.read_text())
-    doc["robustness"] = json.loads(robustness.read_text())
+    for name in found:
+        doc[name] = json.loads((out_dir / f"{name}.json").read_text())
     quality.write_text(json.dumps(doc, indent=2) + "\n")
     return doc

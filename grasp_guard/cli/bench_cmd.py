@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from grasp_guard.benchmarks.report import RESULTS_DIR, attach_robustness, meta, write_results
+from grasp_guard.benchmarks.report import RESULTS_DIR, attach_to_quality, meta, write_results
 
 NOTES = """\
 Levels: each method's budget is tuned (secant search on a calibration subset) so that its mean
@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     quality.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results folder.")
     quality.set_defaults(func=run_quality)
     register_robustness(bench)
+    register_transfer(bench)
 
 
 def run_quality(args: argparse.Namespace) -> int:
@@ -76,7 +77,7 @@ def run_quality(args: argparse.Namespace) -> int:
         info = meta(plan=name, seconds=round(time.perf_counter() - start, 1))
     doc = write_results(name, "Quality at matched PSNR", rows, info, notes, args.out)
     if name == "quality":
-        doc = attach_robustness(args.out) or doc
+        doc = attach_to_quality(args.out) or doc
         plot_dsr_vs_psnr(rows, args.out / "dsr_vs_psnr.png")
     if args.json:
         print(json.dumps(doc))
@@ -124,6 +125,45 @@ def run_robustness(args: argparse.Namespace) -> int:
         "real Pillow processing. `kept after jpeg80` = DSR after JPEG q80 / DSR before. "
         "`crop` is the side at which the face is protected and processed: the editor's own "
         "resolution (worst case for a resize) or twice it (a resize to the editor's size).\n")
-    attach_robustness(args.out)
+    attach_to_quality(args.out)
     print(markdown(rows))
+    return 0
+
+
+def register_transfer(bench: argparse._SubParsersAction) -> None:
+    parser = bench.add_parser("transfer", help="Leave-one-out transfer: DSR on a net the protection never saw.")
+    parser.add_argument("--n", type=int, default=32, help="Real-face crops per row.")
+    parser.add_argument("--levels", default="psnr38,psnr40", help="Comma-separated PSNR levels.")
+    parser.add_argument("--resolution", type=int, default=128, help="Crop side in pixels.")
+    parser.add_argument("--pool", default=None,
+                        help="Comma-separated nets (default: every zoo net with real or trained "
+                             "weights here); a net without cached weights joins seeded, as a "
+                             "member only.")
+    parser.add_argument("--variants", default="grasp,grasp+diversity",
+                        help="Comma-separated methods of the quality benchmark (GRASP variants).")
+    parser.add_argument("--steps", type=int, default=40, help="Iterations of every run.")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results folder.")
+    parser.set_defaults(func=run_transfer)
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    from grasp_guard.benchmarks.quality import describe
+    from grasp_guard.benchmarks.report import Row
+    from grasp_guard.benchmarks.transfer import about, available_models, load_pool, transfer_table
+
+    start = time.perf_counter()
+    pool = load_pool(args.pool.split(",") if args.pool else available_models())
+    notes = about(pool, args.n, args.resolution)
+    title = "Transfer to editors never seen (leave-one-out)"
+
+    def save(row: Row, done: list[Row]) -> None:
+        print(describe(row), file=sys.stderr, flush=True)
+        info = meta(seconds=round(time.perf_counter() - start, 1))
+        write_results("transfer", title, done, info, notes, args.out)
+
+    rows = transfer_table(pool, args.n, args.resolution, args.levels.split(","),
+                          args.variants.split(","), steps=args.steps, progress=save)
+    write_results("transfer", title, rows, meta(seconds=round(time.perf_counter() - start, 1)),
+                  notes, args.out)
+    attach_to_quality(args.out)
     return 0

@@ -11,7 +11,7 @@ from test_quality import tiny_editor
 
 from grasp_guard.benchmarks import robustness
 from grasp_guard.benchmarks.eval_set import eval_crops
-from grasp_guard.benchmarks.report import attach_robustness
+from grasp_guard.benchmarks.report import attach_to_quality
 from grasp_guard.cli import main
 from grasp_guard.defense.config import config_for
 from grasp_guard.defense.metrics import evaluate_defense
@@ -66,6 +66,6 @@ def test_cli_writes_its_files_and_attaches_to_the_quality_json(
 
 
 def test_attach_needs_both_files(tmp_path: Path) -> None:
-    assert attach_robustness(tmp_path) is None
+    assert attach_to_quality(tmp_path) is None
     (tmp_path / "robustness.json").write_text(json.dumps({"rows": [], "meta": {}}))
-    assert attach_robustness(tmp_path) is None
+    assert attach_to_quality(tmp_path) is None
