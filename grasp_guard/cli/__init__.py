@@ -1,4 +1,4 @@
-"""`grasp-guard`: protect | serve | proxy | models | bench | verify | demo | policy.
+"""`grasp-guard`: protect | serve | proxy | models | bench | verify | demo | policy | extension.
 
 Each subcommand lives in its own module exposing ``register(subparsers)``, which adds its
 parser and sets ``func(args) -> int``. Errors map to exit statuses in one place.
@@ -13,6 +13,7 @@ import sys
 from grasp_guard.cli import (
     bench_cmd,
     demo_cmd,
+    extension_cmd,
     models_cmd,
     policy_cmd,
     protect_cmd,
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="Log progress details.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (protect_cmd, verify_cmd, serve_cmd, proxy_cmd, models_cmd, bench_cmd, demo_cmd,
-                   policy_cmd):
+                   policy_cmd, extension_cmd):
         module.register(sub)
     return parser
 

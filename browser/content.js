@@ -1,0 +1,81 @@
+/**
+ * The content script (isolated world, document_start) on the pages of enabled sites.
+ *
+ * It holds the photos the user chooses or drops until the background worker has them
+ * protected (lib/intercept.js), and it is the page-world script's only way to the
+ * background: over the private port of lib/handshake.js it takes that script's requests
+ * (an image in an upload a page script sends) and forwards them. Neither the page nor its
+ * scripts can reach the background or the service through it otherwise. Notices: a toast
+ * on the page and the badge.
+ */
+
+import { PAGES, POLICY } from "./config.js";
+import { UploadBlockedError, loadPolicy, protectFile } from "./sdk/index.js";
+import { fromBase64, toBase64 } from "./sdk/src/bytes.js";
+import { offerPort } from "./lib/handshake.js";
+import { interceptChoices } from "./lib/intercept.js";
+import { showNotice } from "./lib/notice.js";
+import { PageSites } from "./lib/sites.js";
+
+const policy = loadPolicy(POLICY, { source: "the extension's policy" });
+const pageSites = new PageSites(policy, PAGES);
+
+/** Ask the background worker to protect one image for `site`; a ProtectFn's result. */
+async function protectInBackground(site, sizeMode, data) {
+  const answer = await chrome.runtime.sendMessage({ kind: "protect", site, sizeMode, data: toBase64(data) });
+  if (!answer?.ok) throw new Error(answer?.error ?? "no answer from the extension's background worker");
+  return { data: fromBase64(answer.data), contentType: answer.contentType, report: answer.report };
+}
+
+function notify(level, text) {
+  showNotice(document, level, `GRASP Guard: ${text}`);
+  chrome.runtime.sendMessage({ kind: "notice", level, text }).catch(() => {});
+}
+
+/** The photos chosen or dropped, protected for `site` (or as its on_failure says); null: refused. */
+async function protectChosen(site, files) {
+  const protect = (data, options) => protectInBackground(options.site, options.sizeMode, data);
+  let outcomes;
+  try {
+    outcomes = await Promise.all(files.map((file) => protectFile(file, { policy, site: site.name, protect })));
+  } catch (error) {
+    const why = error instanceof UploadBlockedError ? error.cause?.message ?? error.message : error.message;
+    notify("error", `refused the photo for ${site.name}: it could not be protected (${why})`);
+    return null;
+  }
+  const failed = outcomes.filter((o) => o.error !== null);
+  const done = outcomes.filter((o) => o.protected);
+  for (const outcome of failed) {
+    notify("warning", `${outcome.file.name} goes to ${site.name} UNPROTECTED: ${outcome.error.message}`);
+  }
+  if (done.length) notify("info", `protected ${done.length} photo(s) for ${site.name}`);
+  return outcomes.map((o) => o.file);
+}
+
+/** Serve the page-world script's requests arriving on our end of the private port. */
+function servePageScript(port) {
+  port.onmessage = async ({ data: message }) => {
+    if (message?.kind === "outcome") {
+      const { site, blocked, failed, reason } = message;
+      if (blocked) notify("error", `refused an upload to ${site}: ${reason}`);
+      else if (failed) notify("warning", `an upload to ${site} went out UNPROTECTED: ${reason}`);
+      return;
+    }
+    if (message?.kind !== "protect" || !(message.data instanceof Uint8Array)) return;
+    try {
+      const result = await protectInBackground(message.site, message.sizeMode, message.data);
+      port.postMessage({ id: message.id, ok: true, ...result });
+    } catch (error) {
+      port.postMessage({ id: message.id, ok: false, error: error.message });
+    }
+  };
+}
+
+if (pageSites.sitesFor(location.href).length > 0) {
+  servePageScript(offerPort(window));
+  interceptChoices(window, (files) => {
+    // Looked up per choice: the popup may have switched a site off since the page loaded.
+    const site = pageSites.siteFor(location.href);
+    return site === null ? Promise.resolve(files) : protectChosen(site, files);
+  });
+}

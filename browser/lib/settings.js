@@ -1,0 +1,22 @@
+/**
+ * The user's settings, in `chrome.storage.local` (the extension's own storage: pages and
+ * content scripts are never sent them): the service's URL, its bearer token, and the
+ * policy sites switched off.
+ */
+
+import { SERVICE } from "../config.js";
+
+export const DEFAULT_SETTINGS = Object.freeze({ service: SERVICE, token: "", disabledSites: [] });
+
+/** The stored settings, defaults filled in. */
+export async function readSettings(storage = chrome.storage.local) {
+  const stored = await storage.get(Object.keys(DEFAULT_SETTINGS));
+  return { ...DEFAULT_SETTINGS, ...stored };
+}
+
+/** Switch the protection of one policy site on or off. */
+export async function setSiteEnabled(site, enabled, storage = chrome.storage.local) {
+  const { disabledSites } = await readSettings(storage);
+  const others = disabledSites.filter((name) => name !== site);
+  await storage.set({ disabledSites: enabled ? others : [...others, site] });
+}

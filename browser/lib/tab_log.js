@@ -1,0 +1,59 @@
+/**
+ * What the background worker remembers per tab, in `chrome.storage.session` (the worker
+ * may be stopped between a photo's protection and its upload): the SHA-256 of the images
+ * it protected there, so that a protected photo the page then uploads is not protected
+ * twice, and the last notices, for the popup.
+ */
+
+const KEEP_DIGESTS = 64;
+const KEEP_NOTICES = 10;
+
+const key = (tabId) => `tab:${tabId}`;
+
+/** Hex SHA-256 of `data`. */
+export async function sha256(data) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export class TabLog {
+  constructor(storage = chrome.storage.session) {
+    this.storage = storage;
+  }
+
+  async #read(tabId) {
+    const entry = (await this.storage.get(key(tabId)))[key(tabId)];
+    return { digests: [], notices: [], ...entry };
+  }
+
+  async #update(tabId, change) {
+    const entry = await this.#read(tabId);
+    change(entry);
+    await this.storage.set({ [key(tabId)]: entry });
+  }
+
+  /** Whether the image with this digest came out of a protection in this tab. */
+  async wasProtected(tabId, digest) {
+    return (await this.#read(tabId)).digests.includes(digest);
+  }
+
+  async addProtected(tabId, digest) {
+    await this.#update(tabId, (entry) => {
+      entry.digests = [...entry.digests.filter((d) => d !== digest), digest].slice(-KEEP_DIGESTS);
+    });
+  }
+
+  async addNotice(tabId, notice) {
+    await this.#update(tabId, (entry) => {
+      entry.notices = [...entry.notices, { ...notice, time: Date.now() }].slice(-KEEP_NOTICES);
+    });
+  }
+
+  async notices(tabId) {
+    return (await this.#read(tabId)).notices;
+  }
+
+  async forget(tabId) {
+    await this.storage.remove(key(tabId));
+  }
+}

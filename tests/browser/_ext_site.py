@@ -1,0 +1,150 @@
+"""A local HTTP "site" with the pages the extension tests upload from, on 127.0.0.1.
+
+One server answers every ``*.localhost`` name (Chromium resolves them to loopback, and
+takes them as secure contexts): the host picks the policy site, the path the page. Every
+page posts what the page script chose to ``/upload/<id>`` (the id from the page's
+``?id=``); the site records the photo field of each upload by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from typing import Self
+
+from aiohttp import web
+
+UPLOAD_FIELD = "photo"
+
+# Each page reads the photo the way some sites do, then posts it with fetch(FormData).
+# window.uploaded says what happened ("200" or an error), for the test to wait on.
+_SCRIPT = """
+const id = new URLSearchParams(location.search).get("id");
+async function post(blob, name) {
+  const form = new FormData();
+  form.append("note", "kept");
+  form.append("@FIELD@", blob, name);
+  try {
+    const resp = await fetch("/upload/" + id, {method: "POST", body: form});
+    window.uploaded = String(resp.status);
+  } catch (error) {
+    window.uploaded = "error: " + error.message;
+  }
+}
+async function shrink(file) {
+  const bitmap = await createImageBitmap(file);
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(bitmap.width * 0.8);
+  canvas.height = Math.round(bitmap.height * 0.8);
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+}
+""".replace("@FIELD@", UPLOAD_FIELD)
+
+PAGES = {
+    # the photo chosen in a file input, posted as it is
+    "input": """<input type="file" accept="image/*">
+<script>@SCRIPT@
+document.querySelector("input").addEventListener("change", (e) => post(e.target.files[0], e.target.files[0].name));
+</script>""",
+    # the photo dropped on a zone, posted as it is
+    "drop": """<div id="zone" style="width:400px;height:300px;border:2px dashed">drop here</div>
+<script>@SCRIPT@
+const zone = document.getElementById("zone");
+zone.addEventListener("dragover", (e) => e.preventDefault());
+zone.addEventListener("drop", (e) => { e.preventDefault(); const f = e.dataTransfer.files[0]; post(f, f.name); });
+</script>""",
+    # the photo chosen in a file input, shrunk in a canvas, posted as a new JPEG
+    "canvas": """<input type="file" accept="image/*">
+<script>@SCRIPT@
+document.querySelector("input").addEventListener("change", async (e) => post(await shrink(e.target.files[0]), "shrunk.jpg"));
+</script>""",
+    # nothing chosen by the user: the page makes the photo's bytes itself and posts them
+    "script": """<script>@SCRIPT@
+window.sendBytes = (b64) => post(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], {type: "image/jpeg"}), "made.jpg");
+</script>""",
+}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The photo field of one upload, and the other field, as the site received them."""
+
+    photo: bytes
+    filename: str
+    note: str
+
+
+class ExtensionSite:
+    """The pages and the upload recorder, in a thread with its own event loop."""
+
+    def __init__(self) -> None:
+        self._uploads: dict[str, Upload] = {}
+        self._arrived = threading.Condition()
+        self._started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+        self.port = 0
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("the site did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def url(self, host: str, page: str, test_id: str) -> str:
+        return f"http://{host}:{self.port}/{page}?id={test_id}"
+
+    def upload(self, test_id: str, timeout_s: float) -> Upload:
+        """What arrived under ``test_id``, waiting up to ``timeout_s``."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: test_id in self._uploads, timeout_s):
+                raise AssertionError(f"the site received nothing for {test_id!r}")
+            return self._uploads[test_id]
+
+    def received(self, test_id: str) -> bool:
+        with self._arrived:
+            return test_id in self._uploads
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        app = web.Application(client_max_size=2**26)
+        app.router.add_get("/{page}", self._page)
+        app.router.add_post("/upload/{id}", self._record)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = runner.addresses[0][1]
+        self._started.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+
+    async def _page(self, request: web.Request) -> web.Response:
+        page = PAGES.get(request.match_info["page"])
+        if page is None:
+            raise web.HTTPNotFound()
+        body = page.replace("@SCRIPT@", _SCRIPT)
+        return web.Response(text=f"<!doctype html><html><body>{body}</body></html>",
+                            content_type="text/html")
+
+    async def _record(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        photo = form.get(UPLOAD_FIELD)
+        if not isinstance(photo, web.FileField):
+            raise web.HTTPBadRequest(text=f"no file in {UPLOAD_FIELD!r}")
+        upload = Upload(photo.file.read(), photo.filename, str(form.get("note")))
+        with self._arrived:
+            self._uploads[request.match_info["id"]] = upload
+            self._arrived.notify_all()
+        return web.json_response({"length": len(upload.photo)})
