@@ -60,6 +60,13 @@ zone.addEventListener("drop", (e) => { e.preventDefault(); const f = e.dataTrans
 <script>@SCRIPT@
 document.querySelector("input").addEventListener("change", async (e) => post(await shrink(e.target.files[0]), "shrunk.jpg"));
 </script>""",
+    # a page script that listens to every message from its first line, to catch the
+    # extension's port if it ever showed
+    "spy": """<script>
+window.seen = [];
+window.addEventListener("message", (e) => window.seen.push({data: JSON.stringify(e.data), ports: e.ports.length}), true);
+</script>
+<script>@SCRIPT@</script>""",
     # nothing chosen by the user: the page makes the photo's bytes itself and posts them
     "script": """<script>@SCRIPT@
 window.sendBytes = (b64) => post(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], {type: "image/jpeg"}), "made.jpg");
