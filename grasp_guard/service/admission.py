@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 #: How much one new timing moves an estimate (the rest stays with the past ones).
 EWMA_WEIGHT = 0.3
+#: How much one new timing moves the estimate of its spread (RFC 6298's beta).
+DEVIATION_WEIGHT = 0.25
 #: Seconds assumed for a request's last CPU stage (paste, encode, measure) until measured.
 FINISH_PRIOR_S = 2.0
 #: The share of a request's deadline kept free for the estimates' error.
@@ -24,19 +26,29 @@ HEADROOM = 0.1
 
 
 class Ewma:
-    """An exponentially weighted mean; the first observation replaces the prior."""
+    """An exponentially weighted mean and mean deviation, kept as TCP keeps its round-trip
+    time (RFC 6298): the first observation replaces the prior, with half itself as spread."""
 
     def __init__(self, prior: float, weight: float = EWMA_WEIGHT) -> None:
         if not 0 < weight <= 1:
             raise ValueError(f"the EWMA weight must be in (0, 1], got {weight}")
         self.value = prior
+        self.deviation = 0.0
         self.count = 0
         self._weight = weight
 
     def observe(self, value: float) -> None:
-        self.value = value if self.count == 0 else (
-            self._weight * value + (1 - self._weight) * self.value)
+        if self.count == 0:
+            self.value, self.deviation = value, value / 2
+        else:
+            self.deviation += DEVIATION_WEIGHT * (abs(self.value - value) - self.deviation)
+            self.value += self._weight * (value - self.value)
         self.count += 1
+
+    @property
+    def upper(self) -> float:
+        """The mean plus four deviations: what is rarely exceeded (RFC 6298's timeout)."""
+        return self.value + 4 * self.deviation
 
 
 class ServiceTimes:
@@ -87,8 +99,9 @@ class ServiceTimes:
 
     @property
     def finish_seconds(self) -> float:
-        """The expected seconds of a request's last CPU stage."""
-        return self._finish.value
+        """The seconds a request's last CPU stage rarely exceeds (mean plus four deviations:
+        it shares the CPU with every other stage, and its time swings with the load)."""
+        return self._finish.upper
 
 
 def busy_until(started: float, expected_s: float, now: float) -> float:

@@ -36,11 +36,13 @@ def crops(owner: str, group: str, n: int, enqueued: float = 0.0) -> list[Crop]:
 
 def test_ewma_first_observation_replaces_the_prior_then_weighs_in() -> None:
     mean = Ewma(100.0, weight=0.25)
-    assert mean.value == 100.0
+    assert mean.value == mean.upper == 100.0
     mean.observe(4.0)
-    assert mean.value == 4.0
+    assert (mean.value, mean.deviation, mean.upper) == (4.0, 2.0, 12.0)
     mean.observe(8.0)
     assert mean.value == pytest.approx(5.0)
+    assert mean.deviation == pytest.approx(0.75 * 2.0 + 0.25 * 4.0)
+    assert mean.upper == pytest.approx(5.0 + 4 * 2.5)
 
 
 @pytest.mark.parametrize("weight", [0.0, -0.1, 1.5])
@@ -70,11 +72,14 @@ def test_timings_are_weighted_per_group_and_size() -> None:
     assert times.measured(A) and not times.measured("never-seen")
 
 
-def test_finish_stage_starts_at_its_prior_and_learns() -> None:
+def test_finish_stage_starts_at_its_prior_and_learns_with_its_spread() -> None:
     times = ServiceTimes(1.0)
     assert times.finish_seconds == FINISH_PRIOR_S
     times.observe_finish(0.4)
-    assert times.finish_seconds == 0.4
+    assert times.finish_seconds == pytest.approx(0.4 + 4 * 0.2)
+    for _ in range(40):
+        times.observe_finish(0.4)
+    assert times.finish_seconds == pytest.approx(0.4, abs=0.01)  # steady: little spread
 
 
 @pytest.mark.parametrize(("size", "seconds"), [(0, 1.0), (1, -1.0), (1, math.nan)])
@@ -88,10 +93,10 @@ def test_prior_must_be_positive() -> None:
         ServiceTimes(0.0)
 
 
-def test_optimise_by_leaves_the_last_stage_and_headroom() -> None:
+def test_optimise_by_leaves_the_last_stages_and_headroom() -> None:
     times = ServiceTimes(1.0)
-    times.observe_finish(3.0)
-    assert optimise_by(100.0, 120.0, times) == pytest.approx(100.0 + 120.0 * (1 - HEADROOM) - 3.0)
+    assert optimise_by(100.0, 120.0, times, rounds=3) == pytest.approx(
+        100.0 + 120.0 * (1 - HEADROOM) - 3 * FINISH_PRIOR_S)
 
 
 @pytest.mark.parametrize(("now", "expected"), [

@@ -23,7 +23,7 @@ class SlowEngine(SpyEngine):
     """A device that takes ``per_crop_s`` a crop, batched or not (CPU-like); crops come back
     as they went, and their evaluation is skipped, so that only the device's time counts."""
 
-    per_crop_s = 0.2
+    per_crop_s = 0.25
 
     def optimise(self, tasks: Sequence[CropTask], max_steps: int | None = None) -> list[CropOutcome]:
         self.batches.append([t.group_key for t in tasks])
@@ -160,8 +160,10 @@ async def test_shutdown_finishes_the_in_flight_request(service: ServiceFactory, 
 async def test_a_burst_gets_results_or_immediate_refusals_never_a_timeout(
         aiohttp_client: Any, editors: list[Editor], face_jpeg: bytes) -> None:
     engine = SlowEngine(editors)
-    deadline = 2.0  # about 8 crops' worth of device time; the prior is the default (60 s)
-    client = await aiohttp_client(create_app(Settings(deadline_s=deadline, max_batch=4),
+    # 16 crops' worth of device time, part of it kept for the last CPU stage (which, on two
+    # busy cores, takes about as long as a crop here); the prior is the default (60 s).
+    deadline = 4.0
+    client = await aiohttp_client(create_app(Settings(deadline_s=deadline, max_batch=2),
                                              engine_factory=lambda _: engine))
     await wait_ready(client)
     # A lone request on an idle device is always taken: it teaches the estimates.
@@ -176,7 +178,7 @@ async def test_a_burst_gets_results_or_immediate_refusals_never_a_timeout(
     results = await asyncio.gather(*(timed() for _ in range(16)))
     statuses = Counter(resp.status for resp, _ in results)
     assert set(statuses) == {200, 429}, statuses
-    assert statuses[200] >= 4 and sum(map(len, engine.batches)) == 1 + statuses[200]
+    assert statuses[200] >= 2 and sum(map(len, engine.batches)) == 1 + statuses[200]
     for resp, seconds in results:
         if resp.status == 200:
             assert seconds < deadline
