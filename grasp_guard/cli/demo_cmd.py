@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import aiohttp
+from grasp_sdk.policy import load_policy
 
 from grasp_guard.cli.status import ExitStatus
 from grasp_guard.demo_site import (
@@ -37,6 +38,8 @@ from grasp_guard.demo_site import (
     make_certs,
     serve,
 )
+from grasp_guard.extension.build import SOURCE as EXTENSION_SOURCE
+from grasp_guard.extension.build import build_extension, extension_origin
 from proxy_addon.hosts import allow_hosts
 from proxy_addon.launch import (
     CA_CERT,
@@ -168,14 +171,16 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def _stack(folder: Path, confdir: Path, logs: Path, preset: str,
-                 verbose: bool) -> AsyncIterator[Stack]:
-    """Start the service, the proxy and the site; stop them all on the way out."""
+                 verbose: bool, cors_origins: tuple[str, ...] = ()) -> AsyncIterator[Stack]:
+    """Start the service (allowing ``cors_origins``), the proxy and the site; stop them all
+    on the way out."""
     certs = make_certs(folder)
     policy = folder / "policy.yaml"
     policy.write_text(POLICY.format(preset=preset, path=UPLOAD_PATH, field=UPLOAD_FIELD),
                       encoding="utf-8")
     settings = folder / "service.yaml"
-    settings.write_text(f"deadline_s: {SERVICE_DEADLINE_S:g}\n", encoding="utf-8")
+    settings.write_text(f"deadline_s: {SERVICE_DEADLINE_S:g}\n"
+                        f"cors_origins: {json.dumps(list(cors_origins))}\n", encoding="utf-8")
     service_port, proxy_port = free_port(), free_port()
     service = f"http://127.0.0.1:{service_port}"
     addon = AddonOptions(policy, (service,), PROXY_TIMEOUT_S, DEFAULT_MAX_BUFFER)
@@ -325,9 +330,13 @@ async def _serve(args: argparse.Namespace) -> NoReturn:
     """Run the demo until a signal or a child's exit; print how to reach it meanwhile."""
     preset = args.preset or "fast"
     confdir = (args.confdir or DEFAULT_CONFDIR).expanduser()
+    origins = (extension_origin(),) if EXTENSION_SOURCE.is_dir() else ()
     with tempfile.TemporaryDirectory(prefix="grasp-guard-demo-") as tmp:
-        async with _stack(Path(tmp), confdir, args.out, preset, args.verbose) as stack:
+        async with _stack(Path(tmp), confdir, args.out, preset, args.verbose,
+                          origins) as stack:
             print(_serve_banner(stack, preset, args.out), flush=True)
+            print(_extension_banner(stack, Path(tmp) / "site-cert.pem", args.out / "extension"),
+                  flush=True)
             while True:
                 for name, proc in stack.processes.items():
                     if proc.poll() is not None:
@@ -359,6 +368,21 @@ curl:
   curl --noproxy '' --proxy {stack.proxy} --cacert {stack.ca} \\
     -F {UPLOAD_FIELD}=@face.jpg {stack.site}{UPLOAD_PATH}
 Keep mitmproxy-ca.pem (the CA's private key, beside the certificate) private."""
+
+
+def _extension_banner(stack: Stack, site_cert: Path, out: Path) -> str:
+    """Build the browser extension for the demo site and this service; how to try it."""
+    if not EXTENSION_SOURCE.is_dir():
+        return "\nBrowser extension: build it from a checkout (`grasp-guard extension build`)."
+    built = build_extension(out, load_policy(stack.policy), service=stack.service)
+    page = stack.site + "/"
+    return f"""
+Browser extension instead of the proxy (no proxy, no CA; built for this demo in {built.folder}):
+  chromium --user-data-dir="$(mktemp -d)" --load-extension={built.folder} \\
+    --ignore-certificate-errors-spki-list={spki_sha256(site_cert)} {page}
+  or chrome://extensions > Developer mode > Load unpacked > {built.folder}
+  The page then only ever sees the protected copy (so it reports the bytes it sent as the
+  ones the site got); the extension's notice and badge say it was protected."""
 
 
 def spki_sha256(cert_pem: Path) -> str:
