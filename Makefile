@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup weights test test-browser demo bench-quick bench lint clean
+.PHONY: setup weights test test-browser demo extension bench-quick bench lint clean
 
 setup: $(STAMP) weights
 
@@ -31,6 +31,10 @@ test-browser: setup
 
 demo: setup
 	$(PY) -m grasp_guard demo
+
+# The browser extension, unpacked, with the shipped policy: load build/extension in chrome://extensions.
+extension: setup
+	$(PY) -m grasp_guard extension build -o build/extension
 
 bench-quick: setup
 	$(PY) -m grasp_guard bench quality --quick
