@@ -95,5 +95,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             logger.info("%s %s: %d %s: %s", request.method, request.path, status, kind, exc)
             message = str(exc) or type(exc).__name__
         retry_after = getattr(exc, "retry_after_s", None)
-        headers = {hdrs.RETRY_AFTER: str(retry_after)} if retry_after is not None else None
+        headers: dict[str, str] | None = (
+            {hdrs.RETRY_AFTER: str(retry_after)} if retry_after is not None else None)
         return error_response(request, status, kind, message, headers)

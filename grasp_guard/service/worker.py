@@ -157,8 +157,8 @@ class BatchWorker:
     def _admit(self, ticket: Ticket, tasks: Sequence[CropTask], now: float) -> None:
         """Decide on ``ticket``; raise QueueFullError when it is refused."""
         waiting = self._waiting()
-        finish_by = {c.owner: c.owner.finish_by  # type: ignore[attr-defined]
-                     for crops in waiting.values() for c in crops}
+        finish_by: dict[Hashable, float] = {
+            item.ticket: item.ticket.finish_by for items in self._pending.values() for item in items}
         finish_by[ticket] = ticket.finish_by
         decision = decide(waiting, [Crop(ticket, t.group_key, now) for t in tasks], finish_by,
                           self._times, now=now, free_at=self._free_at(now),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 
 import pytest
 
@@ -21,9 +22,13 @@ from grasp_guard.service.admission import (
 A, B = "group-a", "group-b"
 
 
-def times_of(prior_s: float = 60.0, **batches: list[tuple[int, float]]) -> ServiceTimes:
+Timings = dict[str, list[tuple[int, float]]]
+
+
+def times_of(batches: Timings | None = None, prior_s: float = 60.0) -> ServiceTimes:
     """Estimates with the given (size, seconds) timings observed per group name."""
     times = ServiceTimes(prior_s)
+    batches = batches or {}
     for group, observed in batches.items():
         for size, seconds in observed:
             times.observe(group, size, seconds)
@@ -62,11 +67,11 @@ def test_ewma_weight_must_be_a_share(weight: float) -> None:
 ])
 def test_batch_seconds_from_the_prior_and_the_sizes_seen(
         observed: list[tuple[int, float]], size: int, expected: float) -> None:
-    assert times_of(**{A: observed}).batch_seconds(A, size) == pytest.approx(expected)
+    assert times_of({A: observed}).batch_seconds(A, size) == pytest.approx(expected)
 
 
 def test_timings_are_weighted_per_group_and_size() -> None:
-    times = times_of(**{A: [(2, 10.0), (2, 20.0)], B: [(2, 1.0)]})
+    times = times_of({A: [(2, 10.0), (2, 20.0)], B: [(2, 1.0)]})
     assert times.batch_seconds(A, 2) == pytest.approx(0.3 * 20.0 + 0.7 * 10.0)
     assert times.batch_seconds(B, 2) == 1.0
     assert times.measured(A) and not times.measured("never-seen")
@@ -111,14 +116,15 @@ def test_busy_until(now: float, expected: float) -> None:
 def test_schedule_replays_the_worker_order() -> None:
     # A (oldest) with 5 crops in batches of 4 + 1; B waits behind A's first batch only,
     # because A's remaining crop is younger than B's.
-    times = times_of(**{A: [(4, 4.0), (1, 1.0)], B: [(2, 2.0)]})
-    pending = {A: crops("a1", A, 4, 0.0) + crops("a2", A, 1, 5.0), B: crops("b", B, 2, 1.0)}
+    times = times_of({A: [(4, 4.0), (1, 1.0)], B: [(2, 2.0)]})
+    pending: dict[Hashable, list[Crop]] = {
+        A: crops("a1", A, 4, 0.0) + crops("a2", A, 1, 5.0), B: crops("b", B, 2, 1.0)}
     done = schedule(pending, times, start=10.0, max_batch=4, gather_s=0.0)
     assert done == {"a1": 14.0, "b": 16.0, "a2": 17.0}
 
 
 def test_schedule_waits_for_the_gather_window_of_a_batch_that_is_not_full() -> None:
-    times = times_of(**{A: [(1, 1.0)]})
+    times = times_of({A: [(1, 1.0)]})
     done = schedule({A: crops("a", A, 1, 5.0)}, times, start=0.0, max_batch=4, gather_s=0.5)
     assert done == {"a": 6.5}
 
@@ -130,8 +136,8 @@ def test_idle_device_takes_a_request_even_past_its_deadline() -> None:
 
 
 def test_a_request_that_fits_is_taken() -> None:
-    times = times_of(**{A: [(1, 2.0)]})
-    pending = {A: crops("old", A, 4, 0.0)}
+    times = times_of({A: [(1, 2.0)]})
+    pending: dict[Hashable, list[Crop]] = {A: crops("old", A, 4, 0.0)}
     decision = decide(pending, crops("new", A, 1, 1.0), {"old": 100.0, "new": 20.0}, times,
                       now=1.0, free_at=3.0, max_batch=4, gather_s=0.0)
     # Device free at 3; the old crops' batch of 4 (8 s) to 11; the new crop alone to 13.
@@ -140,8 +146,8 @@ def test_a_request_that_fits_is_taken() -> None:
 
 
 def test_a_request_that_would_finish_late_is_told_when_it_would_fit() -> None:
-    times = times_of(**{A: [(1, 2.0)]})
-    pending = {A: crops("old", A, 4, 0.0)}
+    times = times_of({A: [(1, 2.0)]})
+    pending: dict[Hashable, list[Crop]] = {A: crops("old", A, 4, 0.0)}
     decision = decide(pending, crops("new", A, 1, 1.0), {"old": 100.0, "new": 8.5}, times,
                       now=1.0, free_at=3.0, max_batch=4, gather_s=0.0)
     # Expected at 13, due at 8.5: 4.5 s late, so retry once 5 s of work have drained.
@@ -151,8 +157,8 @@ def test_a_request_that_would_finish_late_is_told_when_it_would_fit() -> None:
 
 
 def test_a_request_too_long_even_alone_waits_for_an_idle_device() -> None:
-    times = times_of(**{A: [(1, 30.0)]})
-    pending = {A: crops("old", A, 1, 0.0)}
+    times = times_of({A: [(1, 30.0)]})
+    pending: dict[Hashable, list[Crop]] = {A: crops("old", A, 1, 0.0)}
     decision = decide(pending, crops("new", B, 1, 0.0), {"old": 100.0, "new": 20.0}, times,
                       now=0.0, free_at=5.0, max_batch=4, gather_s=0.0)
     # Its prior alone (60 s) exceeds the 20 s left: retry when the device is idle (5 + 30).
@@ -161,8 +167,8 @@ def test_a_request_too_long_even_alone_waits_for_an_idle_device() -> None:
 
 
 def test_joining_a_waiting_batch_must_not_make_an_admitted_request_late() -> None:
-    times = times_of(**{A: [(1, 2.0)], B: [(1, 2.0)]})
-    pending = {A: crops("a", A, 2, 0.0), B: crops("b", B, 1, 1.0)}
+    times = times_of({A: [(1, 2.0)], B: [(1, 2.0)]})
+    pending: dict[Hashable, list[Crop]] = {A: crops("a", A, 2, 0.0), B: crops("b", B, 1, 1.0)}
     # From now (2): A's batch of 2 ends at 6, B's at 8 (due 8.5). With the new crop, A's batch
     # of 3 ends at 8 and B's at 10: the new request (due 10) fits, b would be late.
     decision = decide(pending, crops("new", A, 1, 2.0), {"a": 50.0, "b": 8.5, "new": 10.0},
@@ -172,8 +178,8 @@ def test_joining_a_waiting_batch_must_not_make_an_admitted_request_late() -> Non
 
 
 def test_a_request_already_late_does_not_block_others() -> None:
-    times = times_of(**{A: [(1, 2.0)], B: [(1, 2.0)]})
-    pending = {A: crops("a", A, 2, 0.0), B: crops("b", B, 1, 1.0)}
+    times = times_of({A: [(1, 2.0)], B: [(1, 2.0)]})
+    pending: dict[Hashable, list[Crop]] = {A: crops("a", A, 2, 0.0), B: crops("b", B, 1, 1.0)}
     decision = decide(pending, crops("new", A, 1, 2.0), {"a": 50.0, "b": 7.0, "new": 10.0},
                       times, now=2.0, free_at=None, max_batch=4, gather_s=0.0)
     assert decision.admit
