@@ -7,6 +7,14 @@ size, from real batch timings (exponentially weighted), starting from a conserva
 crops will be done, and :func:`decide` admits a new request only when it finishes before its
 deadline without pushing an admitted one past its own. A refusal says when to retry: the
 seconds until enough of the queue has drained for the request to fit.
+
+Estimates age. A group timed during a passing load spike would be refused until a restart,
+since a refused group is never timed again; so a group last timed more than ``retime_s`` ago
+is timed afresh when that costs no promise: with the device idle and nothing waiting, one of
+its requests is taken whatever its estimate says (as for a group never timed), and its timing
+replaces the old ones. A probe rather than a decay toward the prior: the prior is pessimistic
+on purpose, so decay would slow fast groups and admit slow ones on a guess; a probe measures,
+and risks one request per group and ``retime_s``, which no waiting request pays for.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ DEVIATION_WEIGHT = 0.25
 FINISH_PRIOR_S = 2.0
 #: The share of a request's deadline kept free for the estimates' error.
 HEADROOM = 0.1
+#: Seconds after which a group's timings are due a fresh one (see the module docstring).
+RETIME_S = 300.0
 
 
 class Ewma:
@@ -58,27 +68,39 @@ class ServiceTimes:
     by the sizes seen, assuming that a bigger batch never takes less time and a crop never
     takes longer in a bigger batch: ``t(n) <= t(m)`` for ``m >= n`` and ``t(n) <= t(m) n / m``
     for ``m <= n``; the tightest bound holds. A group never measured is assumed to take
-    ``prior_s`` per crop with no gain from batching.
+    ``prior_s`` per crop with no gain from batching. When a group is timed, its timings last
+    observed more than ``retime_s`` before are forgotten, not averaged with the new one.
 
     Args:
         prior_s: seconds per crop before the crop's group has been measured.
+        retime_s: seconds after which a group's timings are due a fresh one.
         weight: how much one new timing moves an estimate, in (0, 1].
     """
 
-    def __init__(self, prior_s: float, weight: float = EWMA_WEIGHT) -> None:
+    def __init__(self, prior_s: float, retime_s: float = RETIME_S,
+                 weight: float = EWMA_WEIGHT) -> None:
         if not prior_s > 0:
             raise ValueError(f"the prior must be > 0 seconds per crop, got {prior_s}")
+        if not retime_s > 0:
+            raise ValueError(f"the re-timing age must be > 0 seconds, got {retime_s}")
         self.prior_s = prior_s
+        self.retime_s = retime_s
         self._weight = weight
         self._batches: dict[Hashable, dict[int, Ewma]] = {}
+        self._observed: dict[Hashable, dict[int, float]] = {}
         self._finish = Ewma(FINISH_PRIOR_S, weight)
 
-    def observe(self, group: Hashable, size: int, seconds: float) -> None:
-        """Record that a batch of ``size`` crops of ``group`` took ``seconds``."""
+    def observe(self, group: Hashable, size: int, seconds: float, *, at: float) -> None:
+        """Record that a batch of ``size`` crops of ``group`` took ``seconds``, timed at ``at``
+        (the clock :func:`decide` is given as ``now``)."""
         if size < 1 or not seconds >= 0:
             raise ValueError(f"a batch needs size >= 1 and seconds >= 0, got {size}, {seconds}")
         sizes = self._batches.setdefault(group, {})
+        observed = self._observed.setdefault(group, {})
+        for old in [m for m, when in observed.items() if when < at - self.retime_s]:
+            del sizes[old], observed[old]
         sizes.setdefault(size, Ewma(seconds, self._weight)).observe(seconds)
+        observed[size] = at
 
     def batch_seconds(self, group: Hashable, size: int) -> float:
         """The expected seconds of a batch of ``size`` crops of ``group``."""
@@ -92,6 +114,11 @@ class ServiceTimes:
     def measured(self, group: Hashable) -> bool:
         """Whether a batch of ``group`` has been timed."""
         return bool(self._batches.get(group))
+
+    def due_for_timing(self, group: Hashable, now: float) -> bool:
+        """Whether ``group`` was never timed, or last timed more than ``retime_s`` ago."""
+        observed = self._observed.get(group)
+        return not observed or now - max(observed.values()) > self.retime_s
 
     def observe_finish(self, seconds: float) -> None:
         """Record how long a request's last CPU stage (paste, encode, measure) took."""
@@ -198,8 +225,8 @@ def decide(pending: Mapping[Hashable, Sequence[Crop]], new: Sequence[Crop],
     A request is refused when its crops would be optimised after ``finish_by`` of its owner,
     or when queueing them (a crop joining a waiting batch makes that batch longer) would push
     a request that was on time past its own. With nothing waiting and the device free, a
-    request of a group never timed is taken whatever the estimates say: its timing teaches
-    them.
+    request of a group never timed, or not timed for ``times.retime_s``, is taken whatever
+    the estimates say: its timing teaches them.
 
     Args:
         pending: the crops already waiting, by group, each list in arrival order.
@@ -222,9 +249,9 @@ def decide(pending: Mapping[Hashable, Sequence[Crop]], new: Sequence[Crop],
     after = schedule(queued, times, start=start, max_batch=max_batch, gather_s=gather_s)
     expected = after[owner] - now
     budget = finish_by[owner] - now
-    untimed = any(not times.measured(c.group) for c in new)
-    if not before and free_at is None and untimed:
-        return Decision(True, expected, 0, "the device is free to time a new kind of crop")
+    if not before and free_at is None and any(times.due_for_timing(c.group, now) for c in new):
+        return Decision(True, expected, 0, "the device is free to time this kind of crop "
+                        "(never timed, or not for a while)")
     own = _own_seconds((c.group for c in new), times, max_batch)
     backlog = (max(before.values()) if before else start) - now
     if own > budget:

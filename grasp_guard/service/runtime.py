@@ -45,7 +45,7 @@ class Runtime:
         self.settings = settings
         self.metrics = metrics
         self.device = DeviceThread()
-        self.times = ServiceTimes(settings.admission_prior_s)
+        self.times = ServiceTimes(settings.admission_prior_s, settings.admission_retime_s)
         self.engine: Engine | None = None
         self.worker: BatchWorker | None = None
         self.error: str | None = None

@@ -80,6 +80,9 @@ class Settings:
             queued) or 504 (optimising), and its work is dropped.
         admission_prior_s: seconds a face crop is assumed to take, with no gain from
             batching, until a batch of its kind (crop size, preset, site) has been timed.
+        admission_retime_s: seconds after which a kind's timings are due a fresh one: with
+            the device idle and nothing waiting, one request of it is then taken whatever
+            its estimate says (so a kind timed during a load spike is not refused for good).
         retry_after_s: the ``Retry-After`` sent with 503 answers and with 429 when the
             queue is full, in seconds (a request refused for its deadline is told when it
             would fit).
@@ -103,6 +106,7 @@ class Settings:
     max_pixels: int = 50_000_000
     deadline_s: float = 120.0
     admission_prior_s: float = 60.0
+    admission_retime_s: float = 300.0
     retry_after_s: int = 2
     cpu_threads: int = 2
     shutdown_timeout_s: float = 60.0
@@ -140,6 +144,8 @@ class Settings:
                self.deadline_s)
         _check(_is_number(self.admission_prior_s) and self.admission_prior_s > 0,
                "admission_prior_s", "> 0", self.admission_prior_s)
+        _check(_is_number(self.admission_retime_s) and self.admission_retime_s > 0,
+               "admission_retime_s", "> 0", self.admission_retime_s)
         _check(_is_int(self.retry_after_s) and self.retry_after_s >= 0, "retry_after_s",
                "an int ≥ 0", self.retry_after_s)
         _check(_is_int(self.cpu_threads) and 1 <= self.cpu_threads <= 64, "cpu_threads",

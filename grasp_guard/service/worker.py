@@ -281,6 +281,6 @@ class BatchWorker:
     def _record(self, task: CropTask, size: int, seconds: float) -> None:
         """Teach the estimate a batch's timing (a failed batch teaches nothing)."""
         key = task.group_key
-        self._times.observe(key, size, seconds)
+        self._times.observe(key, size, seconds, at=asyncio.get_running_loop().time())
         per_crop = self._times.batch_seconds(key, self._max_batch) / self._max_batch
         self._metrics.crop_seconds.labels(str(task.crop.shape[0]), task.preset).set(per_crop)

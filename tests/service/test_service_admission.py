@@ -31,7 +31,7 @@ def times_of(batches: Timings | None = None, prior_s: float = 60.0) -> ServiceTi
     batches = batches or {}
     for group, observed in batches.items():
         for size, seconds in observed:
-            times.observe(group, size, seconds)
+            times.observe(group, size, seconds, at=0.0)
     return times
 
 
@@ -90,12 +90,46 @@ def test_finish_stage_starts_at_its_prior_and_learns_with_its_spread() -> None:
 @pytest.mark.parametrize(("size", "seconds"), [(0, 1.0), (1, -1.0), (1, math.nan)])
 def test_observe_rejects_impossible_timings(size: int, seconds: float) -> None:
     with pytest.raises(ValueError, match="batch needs"):
-        ServiceTimes(1.0).observe(A, size, seconds)
+        ServiceTimes(1.0).observe(A, size, seconds, at=0.0)
 
 
 def test_prior_must_be_positive() -> None:
     with pytest.raises(ValueError, match="prior"):
         ServiceTimes(0.0)
+
+
+def test_retime_age_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="re-timing"):
+        ServiceTimes(1.0, retime_s=0.0)
+
+
+@pytest.mark.parametrize(("timed_at", "now", "due"), [
+    (None, 0.0, True),  # never timed
+    (0.0, 300.0, False),
+    (0.0, 300.5, True),
+    (200.0, 300.5, False),  # the newest timing counts
+])
+def test_a_group_is_due_for_timing_when_never_or_long_ago_timed(
+        timed_at: float | None, now: float, due: bool) -> None:
+    times = ServiceTimes(1.0, retime_s=300.0)
+    times.observe(A, 1, 5.0, at=0.0)
+    if timed_at is not None:
+        times.observe(B, 1, 5.0, at=0.0)
+        times.observe(B, 2, 6.0, at=timed_at)
+    assert times.due_for_timing(B, now) is due
+
+
+def test_a_fresh_timing_replaces_the_group_timings_that_are_due() -> None:
+    times = ServiceTimes(1.0, retime_s=300.0)
+    times.observe(A, 4, 400.0, at=0.0)  # during a load spike
+    times.observe(A, 1, 100.0, at=0.0)
+    times.observe(A, 2, 300.0, at=100.0)
+    times.observe(A, 1, 5.0, at=350.0)  # the spike has passed
+    # Replaced, not averaged: size 1 is the new timing, size 4 is bounded by it (4 × 5 s);
+    # the size-2 timing is recent enough to be kept.
+    assert times.batch_seconds(A, 1) == pytest.approx(5.0)
+    assert times.batch_seconds(A, 4) == pytest.approx(20.0)
+    assert times.batch_seconds(A, 2) == pytest.approx(300.0)
 
 
 def test_optimise_by_leaves_the_last_stages_and_headroom() -> None:
@@ -183,6 +217,39 @@ def test_a_request_already_late_does_not_block_others() -> None:
     decision = decide(pending, crops("new", A, 1, 2.0), {"a": 50.0, "b": 7.0, "new": 10.0},
                       times, now=2.0, free_at=None, max_batch=4, gather_s=0.0)
     assert decision.admit
+
+
+def slow_group(retime_s: float = 300.0) -> ServiceTimes:
+    """A group timed at 0 s (under a load spike) far slower than any deadline."""
+    times = ServiceTimes(60.0, retime_s=retime_s)
+    times.observe(A, 1, 500.0, at=0.0)
+    return times
+
+
+def test_a_group_timed_too_slow_is_refused_until_its_timing_is_due() -> None:
+    decision = decide({}, crops("new", A, 1, 100.0), {"new": 200.0}, slow_group(),
+                      now=100.0, free_at=None, max_batch=4, gather_s=0.0)
+    assert not decision.admit and "alone exceeds" in decision.reason
+
+
+def test_an_idle_device_retimes_a_group_whose_timing_is_due() -> None:
+    decision = decide({}, crops("new", A, 1, 301.0), {"new": 401.0}, slow_group(),
+                      now=301.0, free_at=None, max_batch=4, gather_s=0.0)
+    assert decision.admit and "free to time" in decision.reason
+    assert decision.expected_s == pytest.approx(500.0)  # the estimate, whatever it says
+
+
+@pytest.mark.parametrize(("pending", "free_at"), [
+    ({B: crops("b", B, 1, 300.0)}, None),  # a crop waits
+    ({}, 310.0),  # the device runs a batch
+])
+def test_a_due_timing_waits_for_an_idle_device(pending: dict[Hashable, list[Crop]],
+                                               free_at: float | None) -> None:
+    times = slow_group()
+    times.observe(B, 1, 1.0, at=300.0)
+    decision = decide(pending, crops("new", A, 1, 301.0), {"new": 401.0, "b": 1000.0}, times,
+                      now=301.0, free_at=free_at, max_batch=4, gather_s=0.0)
+    assert not decision.admit
 
 
 def test_a_decision_is_about_one_request() -> None:

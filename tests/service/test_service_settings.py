@@ -88,6 +88,7 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     {"max_pixels": 100}, {"deadline_s": 0}, {"retry_after_s": 1.5}, {"cpu_threads": 0},
     {"models": ()}, {"models": ("",)}, {"token": ""}, {"token": "two words"},
     {"token": "caf\u00e9"}, {"shutdown_timeout_s": -1}, {"host": ""},
+    {"admission_retime_s": 0}, {"admission_retime_s": float("inf")},
 ])
 def test_invalid_values(changes: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):

@@ -190,6 +190,17 @@ async def test_batch_timings_teach_the_estimate(make_worker: WorkerFactory, engi
         "grasp_crop_seconds_estimate", {"crop": "64", "preset": "fast"}) is not None
 
 
+async def test_a_group_timed_too_slow_long_ago_is_timed_afresh_on_an_idle_device(
+        make_worker: WorkerFactory, times: ServiceTimes) -> None:
+    worker = make_worker()
+    key = task().group_key
+    now = asyncio.get_running_loop().time()
+    times.observe(key, 1, 500.0, at=now - times.retime_s - 1)  # under a load spike, long ago
+    await worker.submit([task(value=1)], finish_by=now + 2.0).future  # taken, to time it
+    assert times.batch_seconds(key, 1) < 1.0 and not times.due_for_timing(key, now)
+    await worker.submit([task(value=2)], finish_by=now + 2.0).future  # the new timing admits
+
+
 async def test_a_request_that_cannot_finish_in_time_is_refused_with_a_retry_hint(
         make_worker: WorkerFactory, engine: FakeEngine, metrics: ServiceMetrics) -> None:
     worker = make_worker()
