@@ -17,6 +17,8 @@ import { TabLog, sha256 } from "./lib/tab_log.js";
 
 /** One protection, retries included: minutes on a CPU, within MV3's five per event. */
 const PROTECT_TIMEOUT_MS = 270_000;
+/** A busy service (429, as Retry-After says) is asked again within that time. */
+const PROTECT_RETRIES = 20;
 const BADGE = { warning: ["!", "#b26b00"], error: ["!", "#c62828"], info: ["✓", "#2e7d32"] };
 
 const pageSites = new PageSites(loadPolicy(POLICY, { source: "the extension's policy" }), PAGES);
@@ -41,7 +43,7 @@ async function protect(message, sender) {
     return unchanged(request, "already protected by GRASP Guard", true);
   }
   const client = new GraspClient(settings.service, {
-    token: settings.token || null, totalTimeoutMs: PROTECT_TIMEOUT_MS,
+    token: settings.token || null, totalTimeoutMs: PROTECT_TIMEOUT_MS, maxRetries: PROTECT_RETRIES,
   });
   const result = await client.protect(request.data, request.options, { contentType: request.mediaType });
   if (!equal(result.data, request.data)) await tabLog.addProtected(tabId, await sha256(result.data));

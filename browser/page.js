@@ -17,12 +17,18 @@ import { PageSites } from "./lib/sites.js";
 const pageSites = new PageSites(loadPolicy(POLICY, { source: "the extension's policy" }), PAGES);
 const policy = pageSites.policyFor(location.href);
 
+/** How long an upload waits for the content script's port before its on_failure applies. */
+const PORT_WAIT_MS = 10_000;
+
 /** Requests over the port once the content script's offer arrives; queued until then. */
 function portClient() {
   const waiting = new Map();
   let nextId = 1;
   let ready;
-  const port = new Promise((resolve) => { ready = resolve; });
+  const offered = new Promise((resolve) => { ready = resolve; });
+  const port = Promise.race([offered, new Promise((resolve, reject) => setTimeout(
+    () => reject(new Error("the extension's content script never answered")), PORT_WAIT_MS))]);
+  port.catch(() => {});  // each upload hears of it
   takePort(window, (taken) => {
     taken.listen((data) => {
       const pending = waiting.get(data?.id);
@@ -43,7 +49,7 @@ function portClient() {
       });
     },
     report(outcome) {
-      port.then((taken) => taken.post({
+      offered.then((taken) => taken.post({
         kind: "outcome", site: outcome.site, blocked: outcome.blocked,
         failed: outcome.error !== null, reason: outcome.reason,
       }));

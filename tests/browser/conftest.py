@@ -82,7 +82,9 @@ def extension(ext_dir: Path, service: Service) -> Built:
 def service(ext_dir: Path) -> Iterator[Service]:
     """The service on the reference surrogate, allowing the extension's origin."""
     settings = ext_dir / "service.yaml"
-    settings.write_text("models: [reference]\ndeadline_s: 400\n"
+    # Every upload of a test module is admitted at once, to be batched (the prior is a
+    # crop's time on a free CPU; the deadline, minutes of batches on a busy one).
+    settings.write_text("models: [reference]\ndeadline_s: 900\nadmission_prior_s: 5\n"
                         f"cors_origins: [{extension_origin()}]\n", encoding="utf-8")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
