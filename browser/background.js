@@ -63,7 +63,9 @@ async function notice(message, sender) {
 
 /** For the popup: the page's sites, whether each is on, the service, the tab's notices. */
 async function status(message, sender) {
-  if (sender.id !== chrome.runtime.id || sender.tab || !sender.url?.startsWith(chrome.runtime.getURL(""))) {
+  // An extension page (the popup, or the popup opened in a tab); content scripts send
+  // their page's URL.
+  if (sender.id !== chrome.runtime.id || !sender.url?.startsWith(chrome.runtime.getURL(""))) {
     throw new MessageRefused("status is for the extension's popup");
   }
   const settings = await readSettings();
