@@ -40,15 +40,23 @@ class Holdout:
         return f"{'+'.join(e.info.name for e in self.ensemble)} -> {self.judge.info.name}"
 
 
-def leave_one_out(pool: Sequence[Editor]) -> list[Holdout]:
-    """One holdout per net of ``pool`` with real or trained weights; seeded nets only protect.
+def leave_one_out(pool: Sequence[Editor], only: Sequence[str] | None = None) -> list[Holdout]:
+    """One holdout per net of ``pool`` with real or trained weights (``only`` those named, when
+    given); seeded nets only protect.
 
     Raises:
-        ValueError: no net in the pool can judge, or a judge would have no ensemble.
+        ValueError: no net in the pool can judge, a named judge is not one of them, or a
+            judge would have no ensemble.
     """
     judges = [e for e in pool if not e.info.seeded]
     if not judges:
         raise ValueError("the pool holds no net with real or trained weights to judge by")
+    if only is not None:
+        names = [j.info.name for j in judges]
+        if missing := [name for name in only if name not in names]:
+            raise ValueError(f"not a judge of this pool: {', '.join(missing)} "
+                             f"(judges: {', '.join(names)})")
+        judges = [j for j in judges if j.info.name in only]
     holdouts = [Holdout(j, tuple(e for e in pool if e is not j)) for j in judges]
     if any(not h.ensemble for h in holdouts):
         raise ValueError("leave-one-out needs at least two nets in the pool")
@@ -126,8 +134,10 @@ def holdout_row(holdout: Holdout, variant: str, x: torch.Tensor, level: str, cal
 
 def transfer_table(pool: Sequence[Editor], n: int, resolution: int, levels: Sequence[str],
                    variants: Sequence[str] = VARIANTS, calib_n: int = 4, steps: int | None = 40,
+                   judges: Sequence[str] | None = None,
                    progress: Callable[[Row, list[Row]], None] | None = None) -> list[Row]:
-    """Every holdout of ``pool`` at every level: the variants' rows, then the noise floor.
+    """Every holdout of ``pool`` (with ``judges`` named, theirs only) at every level: the
+    variants' rows, then the noise floor.
 
     Raises:
         ValueError: an unknown level or variant, or a pool :func:`leave_one_out` refuses.
@@ -137,7 +147,7 @@ def transfer_table(pool: Sequence[Editor], n: int, resolution: int, levels: Sequ
     if unknown:
         raise ValueError(f"unknown level or variant: {', '.join(unknown)} "
                          f"(levels: {', '.join(LEVELS)}; variants: {', '.join(methods(steps))})")
-    holdouts = leave_one_out(pool)
+    holdouts = leave_one_out(pool, judges)
     x = eval_crops(n, resolution)
     rows: list[Row] = []
     for level in levels:

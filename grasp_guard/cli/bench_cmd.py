@@ -139,6 +139,9 @@ def register_transfer(bench: argparse._SubParsersAction) -> None:
                         help="Comma-separated nets (default: every zoo net with real or trained "
                              "weights here); a net without cached weights joins seeded, as a "
                              "member only.")
+    parser.add_argument("--judges", default=None,
+                        help="Comma-separated held-out nets to measure (default: every net of "
+                             "the pool with real or trained weights).")
     parser.add_argument("--variants", default="grasp,grasp+diversity",
                         help="Comma-separated methods of the quality benchmark (GRASP variants).")
     parser.add_argument("--steps", type=int, default=40, help="Iterations of every run.")
@@ -162,7 +165,8 @@ def run_transfer(args: argparse.Namespace) -> int:
         write_results("transfer", title, done, info, notes, args.out)
 
     rows = transfer_table(pool, args.n, args.resolution, args.levels.split(","),
-                          args.variants.split(","), steps=args.steps, progress=save)
+                          args.variants.split(","), steps=args.steps,
+                          judges=args.judges.split(",") if args.judges else None, progress=save)
     write_results("transfer", title, rows, meta(seconds=round(time.perf_counter() - start, 1)),
                   notes, args.out)
     attach_to_quality(args.out)

@@ -32,6 +32,14 @@ def test_each_judge_is_left_out_and_seeded_nets_never_judge() -> None:
     assert holdouts[0].name == "s+trained -> real"
 
 
+def test_named_judges_only_and_never_a_seeded_one() -> None:
+    real, trained, seeded = named("real"), named("trained", reference=True), named("s", seeded=True)
+    [holdout] = transfer.leave_one_out([real, seeded, trained], only=["trained"])
+    assert holdout.judge is trained and holdout.ensemble == (real, seeded)
+    with pytest.raises(ValueError, match="not a judge of this pool: s"):
+        transfer.leave_one_out([real, seeded, trained], only=["s"])
+
+
 @pytest.mark.parametrize(("pool", "message"), [
     ([named("a", seeded=True), named("b", seeded=True)], "no net with real or trained"),
     ([named("alone")], "at least two"),
