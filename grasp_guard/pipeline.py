@@ -293,6 +293,7 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
             "box": [region.face.x, region.face.y, region.face.w, region.face.h],
             "crop": region.crop.side,
             "psnr": round(psnr(task.crop, final), 2),
+            "psnr_full": round(psnr(*_at_full_size(region, image.upright, received)), 2),
             "ssim": round(ssim(task.crop, final), 4),
             "iterations": outcome.iterations,
             "budget_gain": round(gain, 3),
@@ -358,6 +359,14 @@ def _encode_spending_budget(
             break
         gains = wanted
     return out, received, finals, gains
+
+
+def _at_full_size(region: FaceRegion, *images: np.ndarray) -> list[np.ndarray]:
+    """The pixels of each image under the region's crop square, at image resolution."""
+    height, width = region.image_hw
+    c = region.crop
+    window = (slice(max(c.y, 0), min(c.y1, height)), slice(max(c.x, 0), min(c.x1, width)))
+    return [im[window] for im in images]
 
 
 def protect(

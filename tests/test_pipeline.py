@@ -76,6 +76,7 @@ def test_the_budget_is_spent_on_what_leaves(engine: Engine, photo: bytes) -> Non
     face = report["faces"][0]
     assert lost > 41.0 and face["budget_gain"] > 1.2
     assert abs(face["psnr"] - 40.3) < abs(lost - 40.3) / 2
+    assert face["psnr_full"] == pytest.approx(face["psnr"], abs=0.5)  # a crop not shrunk
 
 
 def test_a_crop_shrunk_to_the_ladder_is_optimised_through_its_paste() -> None:

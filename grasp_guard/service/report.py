@@ -12,7 +12,7 @@ MAX_HEADER_CHARS = 6000
 """Clients cap a header line near 8 KiB (aiohttp: 8190 bytes); past this the per-face rows
 and notes are left out and ``truncated`` is set."""
 
-_FACE_KEYS = ("box", "crop", "psnr", "ssim", "iterations", "batch_size")
+_FACE_KEYS = ("box", "crop", "psnr", "psnr_full", "ssim", "iterations", "budget_gain", "batch_size")
 
 
 def _finite(value: Any) -> Any:
