@@ -30,7 +30,7 @@ from ..errors import ImageTooLargeError, UnsupportedFormatError
 from . import bmff, exif, xmp
 from .budget import Padding, SizeMode, fit
 from .exif import ExifLayout
-from .heif_quality import FIRST_GUESS, match_quality
+from .heif_quality import FIRST_GUESS, match_quality, sample_regions
 from .image import DecodedImage, Stored
 from .jpeg_segments import find_embedded_jpegs
 from .orientation import ORIENTATIONS, to_stored, to_upright
@@ -43,8 +43,6 @@ except ImportError:  # the engine extra brings it; without it the codec refuses 
 logger = logging.getLogger(__name__)
 
 AVAILABLE = pillow_heif is not None
-SAMPLE_TILES = 4  # grid tiles (or crops) re-encoded to match the quality
-SAMPLE_SIDE = 512  # crop side for large single-item images
 _QUALITY_STEP = 4  # quality levels tried under a byte budget (x265 encodes are slow)
 _FREE_BOX_MIN = 8  # size + type of an empty top-level "free" box
 _PROBE = np.arange(6).reshape(2, 3)  # tells the eight orientations apart
@@ -105,70 +103,6 @@ def transform_orientation(properties: tuple[tuple[bytes, bytes], ...]) -> int:
         if to_upright(_PROBE, o).shape == shown.shape
         and np.array_equal(to_upright(_PROBE, o), shown)
     )
-
-
-def _evenly(items: list[Any], n: int) -> list[Any]:
-    if len(items) <= n:
-        return items
-    return [items[round(k * (len(items) - 1) / (n - 1))] for k in range(n)]
-
-
-def _coded_grid(tiling: dict[str, int], shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    """(rows, columns, tile height, tile width) of the grid in the coded frame.
-
-    pillow-heif reports the tiling of the displayed image (turned with ``irot``): the layout
-    that covers the coded pixels is the one kept, None when neither does.
-    """
-    height, width = shape
-    rows, columns = tiling["num_rows"], tiling["num_columns"]
-    th, tw = tiling["tile_height"], tiling["tile_width"]
-    for grid in ((rows, columns, th, tw), (columns, rows, tw, th)):
-        r, c, h, w = grid
-        if h > 0 and w > 0 and -(-height // h) == r and -(-width // w) == c:
-            return grid
-    return None
-
-
-def _samples(
-    index: bmff.ItemIndex, tiling: dict[str, int] | None, shape: tuple[int, int]
-) -> tuple[tuple[tuple[int, int, int, int], ...], int]:
-    """Regions of the coded pixels to match the quality on, and the source's bytes for them.
-
-    Whole grid tiles when the primary image is a grid (their coded bytes are exact); else the
-    whole image, or for a large one a few crops with the bytes pro rata to their area.
-    """
-    height, width = shape
-    primary = index.primary
-    if primary is None:
-        return ((0, 0, height, width),), 0
-    tiles = index.tiles(primary)
-    grid = _coded_grid(tiling, shape) if tiling else None
-    if grid and len(tiles) == grid[0] * grid[1]:
-        rows, columns, th, tw = grid
-        full = [
-            (i, r * th, c * tw)
-            for i, (r, c) in enumerate((r, c) for r in range(rows) for c in range(columns))
-            if (r + 1) * th <= height and (c + 1) * tw <= width
-        ]
-        if full:
-            chosen = _evenly(full, SAMPLE_TILES)
-            regions = tuple((top, left, th, tw) for _, top, left in chosen)
-            return regions, sum(index.lengths.get(tiles[i], 0) for i, _, _ in chosen)
-    total = index.coded_length(primary)
-    if height * width <= SAMPLE_TILES * SAMPLE_SIDE**2:
-        return ((0, 0, height, width),), total
-    side_h, side_w = min(SAMPLE_SIDE, height), min(SAMPLE_SIDE, width)
-    regions = tuple(
-        (
-            (2 * i + 1) * height // 4 - side_h // 2,
-            (2 * j + 1) * width // 4 - side_w // 2,
-            side_h,
-            side_w,
-        )
-        for i in (0, 1)
-        for j in (0, 1)
-    )
-    return regions, round(total * len(regions) * side_h * side_w / (height * width))
 
 
 def _carried_metadata(items: list[dict[str, Any]], notes: list[str]) -> tuple[dict[str, Any], ...]:
@@ -298,7 +232,7 @@ def decode(data: bytes, *, max_pixels: int) -> Stored:
         )
     tiling = info.get("tiling")
     height, width = to_stored(upright, coded).shape[:2]
-    samples, sample_bytes = _samples(index, tiling, (int(height), int(width)))
+    samples, sample_bytes = sample_regions(index, tiling, (int(height), int(width)))
     if not sample_bytes:
         notes[0] = (
             f"HEIC re-encoded by x265 at quality {FIRST_GUESS} (the source's rate is unreadable)"
