@@ -28,6 +28,7 @@ from grasp_guard.defense.metrics import (
     ssim,
 )
 from grasp_guard.defense.transforms import SiteSpec, build_site_pipeline, estimate_jpeg_quality
+from grasp_guard.errors import ImageTooLargeError
 from grasp_guard.faces.detect import FaceBox, FaceDetector, HaarDetector
 from grasp_guard.faces.regions import (
     FaceRegion,
@@ -244,7 +245,9 @@ def prepare(
     """Decode, find faces and cut crops (blocking CPU work).
 
     Raises:
-        InvalidImageError, UnsupportedFormatError, ImageTooLargeError: the input.
+        InvalidImageError, UnsupportedFormatError, ImageTooLargeError: the input (too large:
+            also a whole-image protection whose square, the longest side squared, exceeds
+            ``max_pixels``).
     """
     t0 = time.perf_counter()
     options = resolve_site(options, strict=False)
@@ -257,6 +260,13 @@ def prepare(
         regions = plan_regions(rgb.shape, boxes)
     elif options.on_no_face == "whole":
         regions = [whole_image_region(rgb.shape)]
+        side = regions[0].crop.side
+        if side * side > max_pixels:
+            # The square is worked on at full size (mirrored, then pasted back): a long thin
+            # image would make arrays far past the pixel limit (48 × 41374 px: 20 GB).
+            raise ImageTooLargeError(
+                f"protecting the whole image works on a {side} × {side} square (its longest "
+                f"side), more than the {max_pixels}-pixel limit")
     else:
         regions = []
     spec = site_spec(options, image)

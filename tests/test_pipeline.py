@@ -12,9 +12,9 @@ from grasp_sdk.options import ProtectOptions
 from PIL import Image
 from skimage import data
 
-from grasp_guard.demo import sample_photo
-from grasp_guard.errors import InvalidImageError
 from grasp_guard.defense.metrics import psnr
+from grasp_guard.demo import sample_photo
+from grasp_guard.errors import ImageTooLargeError, InvalidImageError
 from grasp_guard.faces.regions import extract_crops, paste
 from grasp_guard.media import decode, encode
 from grasp_guard.pipeline import CropOutcome, Engine, finish, prepare, protect
@@ -86,6 +86,21 @@ def test_a_crop_shrunk_to_the_ladder_is_optimised_through_its_paste() -> None:
     (task,) = prepare(buf.getvalue(), ProtectOptions(on_no_face="whole")).tasks
     assert task.crop.shape[0] == 512 and task.source_side == 700
     assert not np.allclose(task.delivery, np.eye(512))
+
+
+@pytest.mark.parametrize(("height", "refused"), [(600, False), (601, True)])
+def test_a_whole_image_square_past_the_pixel_limit_is_refused(height: int, refused: bool) -> None:
+    # Found by the service fuzz: a JPEG declaring 48 × 41374 px made a 41374² square (20 GB).
+    rgb = (np.random.default_rng(0).random((height, 8, 3)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    whole = ProtectOptions(on_no_face="whole")
+    if refused:
+        with pytest.raises(ImageTooLargeError, match="601 × 601 square"):
+            prepare(buf.getvalue(), whole, max_pixels=600 * 600)
+    else:
+        (task,) = prepare(buf.getvalue(), whole, max_pixels=600 * 600).tasks
+        assert task.source_side == 600
 
 
 def test_no_face_is_byte_identical_with_skip(engine: Engine) -> None:
