@@ -3,20 +3,41 @@
 The image is the raw body, or the multipart field ``image``; options come from the query
 string and, in a multipart body, from its other fields. aiohttp's ``request.post()`` spools
 file fields to a temporary file, so multipart bodies are read part by part here instead:
-uploads never touch the disk.
+uploads never touch the disk. A body the multipart reader cannot parse (boundaries, part
+headers, a part without a name) is an :class:`InvalidImageError`, whatever aiohttp raised.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 
 from grasp_guard.errors import ImageTooLargeError, InvalidImageError
 
 IMAGE_FIELD = "image"
 MAX_OPTION_BYTES = 1024
 _CHUNK = 64 * 1024
+# What aiohttp's multipart reader raises on a malformed body: HTTP parse errors for part
+# headers (too long, too many, no colon), ValueError for boundaries, RuntimeError for a
+# ``_charset_`` part longer than 31 bytes, AssertionError for one behind a boundary longer
+# than 30 (aiohttp 3.14 reads it in a 32-byte chunk and asserts the chunk outsizes the
+# boundary), and its Content-Disposition warnings where warnings are errors.
+_MALFORMED = (HttpProcessingError, ValueError, RuntimeError, AssertionError,
+              BadContentDispositionHeader, BadContentDispositionParam)
+
+
+@contextlib.contextmanager
+def _parsing() -> Iterator[None]:
+    """Turn the multipart reader's parse failures into InvalidImageError."""
+    try:
+        yield
+    except _MALFORMED as exc:
+        detail = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+        raise InvalidImageError(f"malformed multipart body: {detail}") from exc
 
 
 def _unique(pairs: Iterable[tuple[str, str]], where: str) -> dict[str, str]:
@@ -39,23 +60,33 @@ async def _read_part(part: BodyPartReader, limit: int) -> bytes | None:
 
 
 async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[bytes, dict[str, str]]:
-    reader = await request.multipart()
+    with _parsing():
+        reader = await request.multipart()
     image: bytes | None = None
     fields: list[tuple[str, str]] = []
     total = 0
-    while (part := await reader.next()) is not None:
+    while True:
+        with _parsing():
+            part = await reader.next()
+            name = part.name if isinstance(part, BodyPartReader) else None
+        if part is None:
+            break
         if not isinstance(part, BodyPartReader):
             raise InvalidImageError("nested multipart bodies are not supported")
-        name = part.name or ""
+        if name is None:
+            raise InvalidImageError("malformed multipart body: a part has no name (its "
+                                    "Content-Disposition is missing or malformed)")
         if name == IMAGE_FIELD:
             if image is not None:
                 raise ValueError(f"the form has more than one {IMAGE_FIELD!r} field")
-            image = await _read_part(part, max_bytes - total)
+            with _parsing():
+                image = await _read_part(part, max_bytes - total)
             if image is None:
                 raise ImageTooLargeError(f"the request body exceeds {max_bytes} bytes")
             total += len(image)
             continue
-        value = await _read_part(part, MAX_OPTION_BYTES)
+        with _parsing():
+            value = await _read_part(part, MAX_OPTION_BYTES)
         if value is None:
             raise ValueError(f"form field {name!r} is longer than {MAX_OPTION_BYTES} bytes")
         try:
@@ -71,7 +102,7 @@ async def read_upload(request: web.Request, max_bytes: int) -> tuple[bytes, dict
     """The image bytes and the option parameters of a protect request.
 
     Raises:
-        InvalidImageError: no image (an empty body, a form without ``image``).
+        InvalidImageError: no image (an empty body, a form without ``image``, a malformed form).
         ImageTooLargeError: the body is longer than ``max_bytes``.
         ValueError: options given twice, too long or not text.
     """
