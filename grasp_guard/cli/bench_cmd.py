@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from grasp_guard.benchmarks.report import RESULTS_DIR, attach_to_quality, meta, write_results
+from grasp_guard.cli.status import ExitStatus
 
 NOTES = """\
 Levels: each method's budget is tuned (secant search on a calibration subset) so that its mean
@@ -45,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     quality.set_defaults(func=run_quality)
     register_robustness(bench)
     register_transfer(bench)
+    register_fuzz(bench)
 
 
 def run_quality(args: argparse.Namespace) -> int:
@@ -171,3 +173,51 @@ def run_transfer(args: argparse.Namespace) -> int:
                   notes, args.out)
     attach_to_quality(args.out)
     return 0
+
+
+def register_fuzz(bench: argparse._SubParsersAction) -> None:
+    parser = bench.add_parser(
+        "fuzz", help="Fuzzed request bodies through the service's parser and decoder.")
+    parser.add_argument("--count", type=int, default=10_000, help="Requests to send.")
+    parser.add_argument("--seed", type=int, default=0, help="The run's seed.")
+    parser.add_argument("--start", type=int, default=0,
+                        help="The first case's index (each case is a function of seed and index).")
+    parser.add_argument("--log", type=Path, help="Write one line per case as it is answered.")
+    parser.add_argument("--append", type=Path, metavar="MARKDOWN",
+                        help="Append the results section to this file (e.g. "
+                             "bench/results/service.md).")
+    parser.set_defaults(func=run_fuzz)
+
+
+def run_fuzz(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+
+    from grasp_guard.benchmarks.fuzz_cases import FuzzCase
+    from grasp_guard.benchmarks.service_fuzz import Answer, Verdict, markdown, run
+    from grasp_guard.models.zoo import load_editor
+
+    info = meta(seed=args.seed, cases=f"{args.start}..{args.start + args.count - 1}",
+                niceness=os.nice(0), load_average=" ".join(f"{x:.1f}" for x in os.getloadavg()))
+    log = args.log.open("w", buffering=1) if args.log else None
+
+    def on_case(case: FuzzCase, answer: Answer, verdict: Verdict) -> None:
+        if log is not None:
+            log.write(f"{case.index}\t{case.kind}\t{verdict.label}\t{answer.seconds:.2f}\t"
+                      f"{case.detail}\n")
+        done = case.index - args.start + 1
+        if done % 500 == 0:
+            print(f"{done} cases", file=sys.stderr, flush=True)
+
+    try:
+        report = asyncio.run(run([load_editor("reference")], args.seed, args.count, args.start,
+                                 on_case=on_case))
+    finally:
+        if log is not None:
+            log.close()
+    section = markdown(report, info)
+    print(section)
+    if args.append:
+        with args.append.open("a", encoding="utf-8") as out:
+            out.write("\n" + section)
+    return ExitStatus.ERROR if report.problems else ExitStatus.OK
