@@ -46,8 +46,6 @@ logger = logging.getLogger(__name__)
 #: The seconds a case may take before it counts as unanswered (the service's deadline).
 CASE_TIMEOUT_S = 150.0
 _PARSER_STATUSES = frozenset({400, 413, 431})
-_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "HEIF": "image/heic",
-         "AVIF": "image/avif"}
 
 
 class FastEngine(Engine):
@@ -165,7 +163,7 @@ def _judge_result(case: FuzzCase, answer: Answer, ctype: str) -> Verdict:
         out = decode(answer.body)
     except GraspGuardError as exc:
         return Verdict("problem", "200 protected", f"the result does not decode: {exc}")
-    if _MIME.get(out.format) != ctype:
+    if out.mime != ctype:
         return Verdict("problem", "200 protected", f"a {out.format} result sent as {ctype!r}")
     if case.image is not None:
         try:
