@@ -115,10 +115,11 @@ class ServiceTimes:
         """Whether a batch of ``group`` has been timed."""
         return bool(self._batches.get(group))
 
-    def due_for_timing(self, group: Hashable, now: float) -> bool:
-        """Whether ``group`` was never timed, or last timed more than ``retime_s`` ago."""
+    def due_in(self, group: Hashable, now: float) -> float:
+        """Seconds until ``group`` is due a fresh timing: 0 when never timed, or last timed
+        ``retime_s`` ago or more."""
         observed = self._observed.get(group)
-        return not observed or now - max(observed.values()) > self.retime_s
+        return max(0.0, max(observed.values()) + self.retime_s - now) if observed else 0.0
 
     def observe_finish(self, seconds: float) -> None:
         """Record how long a request's last CPU stage (paste, encode, measure) took."""
@@ -226,7 +227,8 @@ def decide(pending: Mapping[Hashable, Sequence[Crop]], new: Sequence[Crop],
     or when queueing them (a crop joining a waiting batch makes that batch longer) would push
     a request that was on time past its own. With nothing waiting and the device free, a
     request of a group never timed, or not timed for ``times.retime_s``, is taken whatever
-    the estimates say: its timing teaches them.
+    the estimates say: its timing teaches them. A request too long even alone is told to
+    retry when the queue ahead has drained and its group is due such a timing.
 
     Args:
         pending: the crops already waiting, by group, each list in arrival order.
@@ -249,15 +251,16 @@ def decide(pending: Mapping[Hashable, Sequence[Crop]], new: Sequence[Crop],
     after = schedule(queued, times, start=start, max_batch=max_batch, gather_s=gather_s)
     expected = after[owner] - now
     budget = finish_by[owner] - now
-    if not before and free_at is None and any(times.due_for_timing(c.group, now) for c in new):
+    due_in = max(times.due_in(c.group, now) for c in new)
+    if not before and free_at is None and due_in == 0:
         return Decision(True, expected, 0, "the device is free to time this kind of crop "
                         "(never timed, or not for a while)")
     own = _own_seconds((c.group for c in new), times, max_batch)
     backlog = (max(before.values()) if before else start) - now
     if own > budget:
         # Too long even alone: worth coming back, with a whole deadline, once the queue ahead
-        # has drained.
-        return Decision(False, expected, _whole(backlog),
+        # has drained and its kind is due a fresh timing.
+        return Decision(False, expected, _whole(max(backlog, due_in)),
                         f"its {own:.1f} s of work alone exceeds the {budget:.1f} s left "
                         "before its deadline")
     if expected > budget:

@@ -103,20 +103,21 @@ def test_retime_age_must_be_positive() -> None:
         ServiceTimes(1.0, retime_s=0.0)
 
 
-@pytest.mark.parametrize(("timed_at", "now", "due"), [
-    (None, 0.0, True),  # never timed
-    (0.0, 300.0, False),
-    (0.0, 300.5, True),
-    (200.0, 300.5, False),  # the newest timing counts
+@pytest.mark.parametrize(("timed_at", "now", "due_in"), [
+    (None, 0.0, 0.0),  # never timed
+    (0.0, 299.5, 0.5),
+    (0.0, 300.0, 0.0),
+    (0.0, 900.0, 0.0),
+    (200.0, 300.5, 199.5),  # the newest timing counts
 ])
 def test_a_group_is_due_for_timing_when_never_or_long_ago_timed(
-        timed_at: float | None, now: float, due: bool) -> None:
+        timed_at: float | None, now: float, due_in: float) -> None:
     times = ServiceTimes(1.0, retime_s=300.0)
     times.observe(A, 1, 5.0, at=0.0)
     if timed_at is not None:
         times.observe(B, 1, 5.0, at=0.0)
         times.observe(B, 2, 6.0, at=timed_at)
-    assert times.due_for_timing(B, now) is due
+    assert times.due_in(B, now) == pytest.approx(due_in)
 
 
 def test_a_fresh_timing_replaces_the_group_timings_that_are_due() -> None:
@@ -230,6 +231,7 @@ def test_a_group_timed_too_slow_is_refused_until_its_timing_is_due() -> None:
     decision = decide({}, crops("new", A, 1, 100.0), {"new": 200.0}, slow_group(),
                       now=100.0, free_at=None, max_batch=4, gather_s=0.0)
     assert not decision.admit and "alone exceeds" in decision.reason
+    assert decision.retry_after_s == 200  # timed at 0, due at 300
 
 
 def test_an_idle_device_retimes_a_group_whose_timing_is_due() -> None:
