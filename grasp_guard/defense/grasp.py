@@ -180,16 +180,23 @@ class _Run:
         self.pair_target = torch.cat([torch.full((t.conditions.shape[1],), k, dtype=torch.long)
                                       for k, t in enumerate(targets)])
         self.unsolved = torch.ones(len(targets), dtype=torch.bool)
+        # whether each sample disrupted every pair at the last check (none before the first)
+        self.disrupting = torch.zeros(n, dtype=torch.bool, device=x.device)
         self.lambda_ssim = torch.full((n,), config.lambda_ssim, dtype=x.dtype, device=x.device)
 
     def _adapt_lambda_ssim(self, idx: torch.Tensor, ssim: torch.Tensor) -> None:
-        """Dual ascent on the SSIM target: each sample's λ_ssim doubles per 0.005 of SSIM it
-        lacks and halves per 0.005 it has to spare, so the perturbation is made as structured
-        as the target allows and no more (the PSNR sphere fixes its size)."""
+        """Dual ascent on the SSIM target, protection first: a sample that disrupted every
+        edit at the last check has its λ_ssim doubled per 0.005 of SSIM it lacks and halved
+        per 0.005 it has to spare, so the perturbation is made as structured as the target
+        allows and no more (the PSNR sphere fixes its size); a sample not yet disrupting
+        halves its λ_ssim back towards the configured one. Where the target cannot be met at
+        the budget (large, smooth faces), it then never outweighs the defense."""
         assert self.cfg.ssim_target is not None
         gap = (self.cfg.ssim_target - ssim.to(self.lambda_ssim.dtype)) / _SSIM_GAP_PER_DOUBLING
-        lam = self.lambda_ssim[idx] * torch.exp2(gap.clamp(-1.0, 1.0))
-        self.lambda_ssim[idx] = lam.clamp(_LAMBDA_MIN, _LAMBDA_MAX)
+        gap = torch.where(self.disrupting[idx], gap.clamp(-1.0, 1.0), torch.full_like(gap, -1.0))
+        lam = self.lambda_ssim[idx] * torch.exp2(gap)
+        floor = torch.where(self.disrupting[idx], _LAMBDA_MIN, self.cfg.lambda_ssim)
+        self.lambda_ssim[idx] = torch.maximum(lam, torch.as_tensor(floor)).clamp(max=_LAMBDA_MAX)
 
     def _step_targets(self) -> list[int]:
         """The targets one step optimises: every one, or one resolution per editor drawn at
@@ -376,6 +383,7 @@ class _Run:
                 xt, refs = self._through_transform(self.transform, xq, idx, every)
             ok &= self._succeeds(xt, idx, threshold, refs)
         self.unsolved = ~ok.all(dim=0).cpu()
+        self.disrupting[idx] = ok.all(dim=1)
         ssim = batch_ssim(xq, xa)
         return ok.all(dim=1) & self._quality_holds(batch_psnr(xq, xa), ssim) & self._targets_hold(ssim)
 
@@ -394,8 +402,11 @@ class _Run:
                     new = _onto_psnr_ball(new, cfg.psnr_budget, cfg.spend_budget, seen)
                 new = new.clamp(-cfg.eps, cfg.eps)
                 self.delta[active] = (xa + new).clamp(0.0, 1.0) - xa
-            if cfg.early_stop and t % cfg.check_every == 0:
-                done = self._done(active)
+            steering = cfg.ssim_target is not None and cfg.lambda_ssim > 0
+            if (cfg.early_stop or steering) and t % cfg.check_every == 0:
+                done = self._done(active)  # also tells the SSIM steering who is disrupting
+                if not cfg.early_stop:
+                    continue
                 finished = active[done].cpu()
                 self.iterations[finished] = t
                 self.stopped[finished] = True

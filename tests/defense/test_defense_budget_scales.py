@@ -88,12 +88,26 @@ def test_every_editing_size_is_attacked(sampling: str, per_step: int) -> None:
 
 
 def test_the_ssim_target_buys_structure_at_the_same_psnr() -> None:
+    # every face disrupts from the first check on (a threshold any change clears), and the
+    # defense keeps pulling (no hinge)
     base = GraspConfig(psnr_budget=36.0, lambda_ssim=0.01, lambda_lf=0.0, steps=20,
-                       success_threshold=1e6, alpha=1.0 / 255, ssim_target=None)
+                       success_threshold=1e-9, objective="mean", alpha=1.0 / 255,
+                       ssim_target=None, early_stop=False, check_every=1)
     fixed = grasp(crops(), [tiny_stargan()], base)
     steered = grasp(crops(), [tiny_stargan()], base.replace(ssim_target=0.999))
     assert (steered.psnr - fixed.psnr).abs().max() <= 0.3
     assert (steered.ssim > fixed.ssim + 0.005).all()
+
+
+def test_the_ssim_target_waits_for_the_protection() -> None:
+    # a face not yet disrupting keeps its configured λ_ssim: the target never outweighs
+    # the defense while the defense is failing
+    base = GraspConfig(psnr_budget=36.0, lambda_ssim=0.01, lambda_lf=0.0, steps=20,
+                       success_threshold=1e6, alpha=1.0 / 255, ssim_target=None,
+                       early_stop=False, check_every=1)
+    fixed = grasp(crops(), [tiny_stargan()], base)
+    steered = grasp(crops(), [tiny_stargan()], base.replace(ssim_target=0.999))
+    assert torch.allclose(steered.images, fixed.images)
 
 
 def test_l2_pgd_stays_in_its_psnr_ball() -> None:

@@ -17,7 +17,7 @@ from grasp_guard.models.stargan import CELEBA_ATTRIBUTES, Generator, StarGANEdit
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 EPS = 6 / 255
 PLAIN = GraspConfig(eps=EPS, alpha=1 / 255, steps=6, early_stop=False, psnr_floor=None,
-                    ssim_floor=None, psnr_budget=None, step_rule="sign",
+                    ssim_floor=None, psnr_budget=None, ssim_target=None, step_rule="sign",
                     objective="mean", masked_loss=False)
 
 
