@@ -10,14 +10,13 @@ fixed default is used. Thumbnails and auxiliary items (depth, gain maps) are not
 from __future__ import annotations
 
 import io
-import struct
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from ..errors import UnsupportedFormatError
-from . import exif, xmp
+from . import bmff, exif, xmp
 from .bmff import boxes
 from .budget import Padding, SizeMode, fit
 from .exif import ExifLayout
@@ -25,7 +24,6 @@ from .image import DecodedImage, Stored
 
 DEFAULT_QUALITY = 80
 _QUALITY_STEP = 5  # quality levels tried under a byte budget (AVIF encodes are slow)
-_FREE_BOX_MIN = 8  # size + type of an empty top-level "free" box
 _CONTAINERS = {b"meta": 4, b"iprp": 0, b"ipco": 0}  # box types to descend into: header extra bytes
 
 
@@ -149,15 +147,12 @@ def encode(
         pixels.save(out, "AVIF", quality=qualities[level], **settings)
         return out.getvalue()
 
-    def pad(data: bytes, n: int) -> bytes:
-        return data + struct.pack(">I4s", n, b"free") + bytes(n - _FREE_BOX_MIN)
-
     return fit(
         render,
         len(qualities),
         size_mode=size_mode,
         target=len(image.source),
-        padding=Padding(minimum=lambda _: _FREE_BOX_MIN, pad=pad),
+        padding=Padding(minimum=lambda _: bmff.FREE_BOX_MIN, pad=bmff.pad_with_free_box),
         lossless=False,
         what="AVIF",
     )

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 _FULL_BOX = 4  # version (1 byte) and flags (3 bytes)
+FREE_BOX_MIN = 8  # size + type of an empty top-level "free" box
 
 
 def boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[bytes, int, int]]:
@@ -49,6 +50,12 @@ def brands(data: bytes) -> list[bytes]:
         return []
     _, lo, hi = first
     return [data[lo : lo + 4]] + [data[i : i + 4] for i in range(lo + 8, hi - 3, 4)]
+
+
+def pad_with_free_box(data: bytes, n: int) -> bytes:
+    """``data`` followed by a top-level ``free`` box of ``n`` ≥ ``FREE_BOX_MIN`` bytes
+    (readers skip it: the size-mode padding of HEIF and AVIF files)."""
+    return data + struct.pack(">I4s", n, b"free") + bytes(n - FREE_BOX_MIN)
 
 
 def replace_brand(data: bytes, old: bytes, new: bytes) -> bytes:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import logging
-import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 AVAILABLE = pillow_heif is not None
 _QUALITY_STEP = 4  # quality levels tried under a byte budget (x265 encodes are slow)
-_FREE_BOX_MIN = 8  # size + type of an empty top-level "free" box
 _PROBE = np.arange(6).reshape(2, 3)  # tells the eight orientations apart
 HEVC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
 
@@ -336,15 +334,12 @@ def encode(
         data = _encode(params, stored, alpha, qualities[level], **settings)
         return data if params.hevc_branded else bmff.replace_brand(data, b"heic", b"mif1")
 
-    def pad(data: bytes, n: int) -> bytes:
-        return data + struct.pack(">I4s", n, b"free") + bytes(n - _FREE_BOX_MIN)
-
     return fit(
         render,
         len(qualities),
         size_mode=size_mode,
         target=len(image.source),
-        padding=Padding(minimum=lambda _: _FREE_BOX_MIN, pad=pad),
+        padding=Padding(minimum=lambda _: bmff.FREE_BOX_MIN, pad=bmff.pad_with_free_box),
         lossless=False,
         what="HEIF",
     )
