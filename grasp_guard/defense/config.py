@@ -126,7 +126,7 @@ class GraspConfig:
     objective: Objective = "hinge"
     psnr_budget: float | None = 40.3
     spend_budget: bool = True
-    scale_sampling: ScaleSampling = "focus"
+    scale_sampling: ScaleSampling = "random"
     normalize: bool = True
     smoothing: Smoothing = "none"
     smooth_kernel: int = 3
