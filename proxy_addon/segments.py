@@ -1,17 +1,25 @@
-"""Reassembly of images split over several requests: which segments to hold, and when the
-image is whole.
+"""Reassembly of images split over several requests: which segments to hold, when the
+image is whole, and what a segment sent again gets once the image was protected.
 
 A pure state machine: no I/O, and no clock of its own (callers pass ``now``). An upload is
-declared (X's INIT: total bytes and media type); its segments are held one by one, and the
-image is whole when they arrived with indices 0, 1, ..., n-1 and their lengths add up to
-the declared total. Anything else (a segment out of order, too many segments or bytes, the
-proxy's memory bound, a close before the end, the hold time) abandons the upload: its held
+declared (X's INIT: total bytes and media type); its segments are held one by one, in any
+order, and the image is whole when their lengths add up to the declared total and their
+indices run without a gap from 0 (or from 1, as some X API v2 clients count). Anything
+else (too many segments or bytes, other bytes for an index already held, the proxy's
+memory bound, a close before the end, the hold time) abandons the upload: its held
 segments are handed back, for the caller to send untouched or to drop, and every later
 request of that upload hears why.
+
+Once the whole image is protected, its protected pieces are kept for the hold time (and
+within the memory bound): a segment sent again with its original bytes (a client's retry)
+gets its protected piece, so original bytes never overwrite a protected segment on the
+site. Finished uploads are remembered (without bytes) until the count bound pushes them
+out, so that a late retry is still recognised.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
@@ -19,7 +27,9 @@ from typing import Generic, Literal, TypeVar
 from grasp_sdk.policy import ChunkedUpload
 
 T = TypeVar("T")
-State = Literal["collecting", "whole", "abandoned", "skipped"]
+State = Literal["collecting", "whole", "protected", "abandoned", "skipped"]
+#: The index the first segment may have: X counts from 0, some v2 clients from 1.
+FIRST_INDICES = (0, 1)
 
 
 @dataclass(frozen=True)
@@ -46,8 +56,19 @@ class Hold:
 
 
 @dataclass(frozen=True)
+class Again:
+    """A segment held already arrived again with the same bytes: answer it as before."""
+
+    index: int
+
+
+@dataclass(frozen=True)
 class Whole(Generic[T]):
-    """The image is whole: ``image`` is the segments' bytes in order, the last included."""
+    """The image is whole: ``image`` is the segments' bytes in index order.
+
+    The caller protects it, then calls :meth:`Reassembly.protected` (or ``abandon`` /
+    ``leave``); until then its segments stay held.
+    """
 
     image: bytes
     media_type: str
@@ -60,12 +81,30 @@ class Whole(Generic[T]):
 
 
 @dataclass(frozen=True)
+class Resend:
+    """A segment of a protected image arrived again with its original bytes: send it with
+    ``data``, its protected piece (of the same length)."""
+
+    index: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Reject:
+    """This request cannot be served as the upload stands, for ``reason`` (the upload
+    itself is not abandoned)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Abandon(Generic[T]):
     """The upload cannot be reassembled, for ``reason``.
 
     Attributes:
         reason: why, in words.
-        released: the segments that were held (empty when it was abandoned earlier).
+        released: the segments that were held, in index order (empty when it was
+            abandoned earlier).
     """
 
     reason: str
@@ -79,7 +118,7 @@ class Skip:
     reason: str
 
 
-Step = Hold | Whole[T] | Abandon[T] | Skip
+Step = Hold | Again | Whole[T] | Resend | Reject | Abandon[T] | Skip
 
 
 @dataclass
@@ -90,19 +129,31 @@ class _Upload(Generic[T]):
     updated: float
     state: State = "collecting"
     reason: str = ""
-    held: list[Held[T]] = field(default_factory=list)
+    held: dict[int, Held[T]] = field(default_factory=dict)
     first_held: float | None = None
+    first_index: int = 0
+    digests: tuple[bytes, ...] = ()  # of the original pieces, once whole
+    kept: tuple[bytes, ...] | None = None  # the protected pieces
+    kept_at: float = 0.0
 
     @property
     def received(self) -> int:
-        return sum(len(s.data) for s in self.held)
+        return sum(len(s.data) for s in self.held.values())
+
+    @property
+    def kept_bytes(self) -> int:
+        return sum(map(len, self.kept)) if self.kept is not None else 0
+
+    def in_order(self) -> tuple[Held[T], ...]:
+        return tuple(self.held[i] for i in sorted(self.held))
 
 
 class Reassembly(Generic[T]):
     """The uploads in progress, by media id.
 
     Args:
-        max_held_bytes: the most segment bytes held at once, over every upload.
+        max_held_bytes: the most bytes held at once, over every upload: segments held and
+            protected pieces kept.
         max_uploads: the most uploads remembered; past it the oldest that hold nothing
             are forgotten.
     """
@@ -120,8 +171,11 @@ class Reassembly(Generic[T]):
                 limits: ChunkedUpload, now: float) -> Skip | None:
         """An upload begins; a :class:`Skip` when its segments will not be held."""
         self._forget_stale(now)
-        if media_id in self._uploads and self._uploads[media_id].held:
+        earlier = self._uploads.get(media_id)
+        if earlier is not None and earlier.held:
             return Skip(f"media {media_id} was declared again while its segments are held")
+        if earlier is not None:
+            self._let_go(earlier)
         upload: _Upload[T] = _Upload(total_bytes, media_type, limits, now)
         if not media_type.lower().startswith("image/"):
             self._skip(upload, f"media_type {media_type or 'unknown'!r} is not an image")
@@ -146,40 +200,79 @@ class Reassembly(Generic[T]):
             return Skip(upload.reason)
         if upload.state == "abandoned":
             return Abandon(upload.reason)
-        expected = len(upload.held)
-        limits = upload.limits
-        problem = None
-        if upload.state == "whole":
-            problem = f"segment {index} arrived after the image was complete"
-        elif index != expected:
-            problem = f"segment {index} arrived where segment {expected} was expected"
-        elif expected >= limits.max_segments:
-            problem = f"more than {limits.max_segments} segments (chunked_upload max_segments)"
-        elif upload.received + len(data) > upload.total_bytes:
-            problem = f"the segments add up to more than total_bytes {upload.total_bytes}"
-        elif self.held_bytes + len(data) > self.max_held_bytes:
-            problem = f"holding it would pass the proxy's {self.max_held_bytes}-byte bound"
-        elif upload.first_held is not None and now - upload.first_held > limits.hold_s:
-            problem = f"not complete within {limits.hold_s:g} s (chunked_upload hold_s)"
+        if upload.state in ("whole", "protected"):
+            return self._again(upload, index, data)
+        problem = self._problem(upload, index, data, now)
+        if problem == "":
+            return Again(index)
         if problem is not None:
             return self._abandon(upload, problem)
-        upload.held.append(Held(index, data, item))
+        upload.held[index] = Held(index, data, item)
         self.held_bytes += len(data)
         if upload.first_held is None:
             upload.first_held = now
         received = upload.received
         if received < upload.total_bytes:
             return Hold(received, upload.total_bytes)
-        segments = tuple(upload.held)
-        self._release(upload)
-        upload.state = "whole"
+        segments = upload.in_order()
+        upload.state, upload.first_index = "whole", segments[0].index
+        upload.digests = tuple(hashlib.sha256(s.data).digest() for s in segments)
         return Whole(b"".join(s.data for s in segments), upload.media_type, segments)
 
+    def _problem(self, upload: _Upload[T], index: int, data: bytes, now: float) -> str | None:
+        """Why segment ``index`` abandons a collecting upload; "" when it is held already
+        with these bytes; None when it may be held."""
+        limits = upload.limits
+        if index in upload.held:
+            return "" if upload.held[index].data == data else \
+                f"segment {index} arrived again with other bytes"
+        if len(upload.held) >= limits.max_segments or index > limits.max_segments:
+            return f"more than {limits.max_segments} segments (chunked_upload max_segments)"
+        received = upload.received + len(data)
+        if received > upload.total_bytes:
+            return f"the segments add up to more than total_bytes {upload.total_bytes}"
+        indices = sorted([*upload.held, index])
+        if received == upload.total_bytes and (
+                indices[0] not in FIRST_INDICES or indices[-1] - indices[0] != len(indices) - 1):
+            return f"the segments add up to total_bytes but their indices {indices} leave a gap"
+        if upload.first_held is not None and now - upload.first_held > limits.hold_s:
+            return f"not complete within {limits.hold_s:g} s (chunked_upload hold_s)"
+        if not self._make_room(len(data)):
+            return f"holding it would pass the proxy's {self.max_held_bytes}-byte bound"
+        return None
+
+    def _again(self, upload: _Upload[T], index: int, data: bytes) -> Resend | Reject:
+        """A segment of a whole image arrived again."""
+        position = index - upload.first_index
+        if not 0 <= position < len(upload.digests):
+            return Reject(f"segment {index} arrived after the image was complete "
+                          f"(segments {upload.first_index}..."
+                          f"{upload.first_index + len(upload.digests) - 1})")
+        if hashlib.sha256(data).digest() != upload.digests[position]:
+            return Reject(f"segment {index} arrived again with bytes other than those "
+                          "of the image that was protected")
+        if upload.state == "whole":
+            return Reject(f"segment {index} arrived again before the image was protected")
+        if upload.kept is None:
+            return Reject(f"segment {index} arrived again after its protected bytes were "
+                          "let go (chunked_upload hold_s or the proxy's memory bound)")
+        return Resend(index, upload.kept[position])
+
+    def protected(self, media_id: str, pieces: tuple[bytes, ...], now: float) -> None:
+        """The whole image of ``media_id`` was protected into ``pieces`` (cut at the
+        segments' lengths): keep them for segments sent again, for ``hold_s``."""
+        upload = self._uploads[media_id]
+        assert upload.state == "whole" and len(pieces) == len(upload.digests)
+        self._release(upload)
+        upload.state, upload.kept, upload.kept_at = "protected", pieces, now
+        self.held_bytes += upload.kept_bytes
+
     def close(self, media_id: str) -> Abandon[T] | None:
-        """The client closed the upload (FINALIZE): forget it; an :class:`Abandon` unless it
-        was whole, skipped or unknown."""
-        upload = self._uploads.pop(media_id, None)
-        if upload is None or upload.state in ("whole", "skipped"):
+        """The client closed the upload (FINALIZE); an :class:`Abandon` unless its image was
+        whole, it was skipped or it is unknown. The upload stays remembered, for requests
+        sent again."""
+        upload = self._uploads.get(media_id)
+        if upload is None or upload.state in ("whole", "protected", "skipped"):
             return None
         if upload.state == "abandoned":
             return Abandon(upload.reason)
@@ -189,7 +282,7 @@ class Reassembly(Generic[T]):
     def verdict(self, media_id: str) -> Skip | Abandon[T] | None:
         """What stands for an upload skipped or abandoned earlier; None for any other."""
         upload = self._uploads.get(media_id)
-        if upload is None or upload.state in ("collecting", "whole"):
+        if upload is None or upload.state not in ("skipped", "abandoned"):
             return None
         return Skip(upload.reason) if upload.state == "skipped" else Abandon(upload.reason)
 
@@ -203,27 +296,31 @@ class Reassembly(Generic[T]):
         upload = self._uploads.get(media_id)
         if upload is None:
             return ()
-        released = tuple(upload.held)
+        released = upload.in_order()
         self._release(upload)
         self._skip(upload, reason)
         return released
 
     def expire(self, media_id: str, now: float) -> Abandon[T] | None:
-        """Abandon the upload if it holds segments for longer than its ``hold_s``."""
+        """Past ``hold_s``: abandon an upload still collecting (from its first segment), or
+        let go of the protected pieces kept (from the protection)."""
         upload = self._uploads.get(media_id)
-        if upload is None or upload.first_held is None or upload.state != "collecting":
+        if upload is None:
             return None
-        if now - upload.first_held < upload.limits.hold_s:
+        hold_s = upload.limits.hold_s
+        if upload.state == "protected" and now - upload.kept_at >= hold_s:
+            self._let_go(upload)
+        if upload.state != "collecting" or upload.first_held is None \
+                or now - upload.first_held < hold_s:
             return None
-        return self._abandon(upload, f"not complete within {upload.limits.hold_s:g} s "
-                                     "(chunked_upload hold_s)")
+        return self._abandon(upload, f"not complete within {hold_s:g} s (chunked_upload hold_s)")
 
     def pending(self) -> Iterator[str]:
         """The media ids whose segments are held."""
         return (media_id for media_id, upload in self._uploads.items() if upload.held)
 
     def _abandon(self, upload: _Upload[T], reason: str) -> Abandon[T]:
-        released = tuple(upload.held)
+        released = upload.in_order()
         self._release(upload)
         upload.state, upload.reason = "abandoned", reason
         return Abandon(reason, released)
@@ -233,16 +330,32 @@ class Reassembly(Generic[T]):
 
     def _release(self, upload: _Upload[T]) -> None:
         self.held_bytes -= upload.received
-        upload.held = []
+        upload.held = {}
+
+    def _let_go(self, upload: _Upload[T]) -> None:
+        """Forget the protected pieces an upload keeps."""
+        self.held_bytes -= upload.kept_bytes
+        upload.kept = None
+
+    def _make_room(self, needed: int) -> bool:
+        """Let go of the oldest protected pieces kept until ``needed`` more bytes fit;
+        whether they do. A retry of their segments is then refused, not sent as it is."""
+        keeping = sorted((u for u in self._uploads.values() if u.kept is not None),
+                         key=lambda u: u.kept_at)
+        while self.held_bytes + needed > self.max_held_bytes and keeping:
+            self._let_go(keeping.pop(0))
+        return self.held_bytes + needed <= self.max_held_bytes
 
     def _forget_stale(self, now: float) -> None:
-        """Forget uploads that hold nothing and were last heard of more than ``hold_s`` ago;
-        past ``max_uploads``, the oldest that hold nothing."""
-        idle = [media_id for media_id, u in self._uploads.items() if not u.held]
-        for media_id in idle:
-            upload = self._uploads[media_id]
-            if now - upload.updated > upload.limits.hold_s:
+        """Let go of protected pieces kept past ``hold_s``; forget uploads declared but
+        silent for ``hold_s``; past ``max_uploads``, the oldest that hold nothing."""
+        for media_id, upload in list(self._uploads.items()):
+            if upload.kept is not None and now - upload.kept_at > upload.limits.hold_s:
+                self._let_go(upload)
+            if upload.state == "collecting" and not upload.held \
+                    and now - upload.updated > upload.limits.hold_s:
                 del self._uploads[media_id]
-        idle = [media_id for media_id in idle if media_id in self._uploads]
+        idle = [media_id for media_id, u in self._uploads.items()
+                if not u.held and u.kept is None]
         while len(self._uploads) >= self.max_uploads and idle:
             del self._uploads[idle.pop(0)]
