@@ -1,15 +1,23 @@
 """X's chunked media upload through the proxy: hold the segments, protect the whole image,
 send the segments on with their original lengths.
 
-X clients send APPENDs one after another, each waiting for its answer: holding segment 0
-until the last one arrives would wait forever. So the proxy answers every earlier APPEND
-itself (204, X's own answer, with the CORS headers INIT's answer carried) and keeps a copy;
-when the last segment arrives, the reassembled image is protected with ``size_mode=exact``
-and the held segments go to the site in order (through mitmproxy's client replay), each
-with its original length, before the last one goes on with the client's own request. The
-trade-off: the client hears "accepted" for a segment before the site does. A held segment
-the site then refuses is told to the client on the last APPEND (502), so a broken upload
-never looks finished.
+X clients send APPENDs one after another, each waiting for its answer (X's web client), or
+a few at once (API libraries such as node-twitter-api-v2, with a concurrency limit): holding
+segment 0 until the last one arrives would wait forever. So the proxy answers every APPEND
+but the one that completes the image itself (X's own answer: 204, or the v2 API's JSON,
+with the CORS headers INIT's answer carried) and keeps a copy; when the segments add up to
+the whole image, it is protected with ``size_mode=exact`` and the held segments go to the
+site in index order (through mitmproxy's client replay), each with its original length,
+before the completing one goes on with the client's own request. The trade-off: the client
+hears "accepted" for a segment before the site does. A held segment the site then refuses
+is told to the client on the completing APPEND (502), so a broken upload never looks
+finished.
+
+Once protected, the image's protected pieces are kept for the hold time: an APPEND sent
+again (a client's retry, before or after FINALIZE) with its original bytes goes out with
+its protected piece instead, so original bytes never overwrite a protected segment on the
+site; one with other bytes, or once the pieces were let go, is handled under
+``on_failure``. Requests of an upload whose image is being protected wait for it.
 
 Anything incomplete, out of order, over a limit or too slow is abandoned: under
 ``on_failure: pass`` the held segments go to the site untouched, in order, before the
@@ -21,6 +29,7 @@ headers forbid rewriting (an unknown digest algorithm, a signature) goes untouch
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -38,7 +47,17 @@ from proxy_addon.errors import Undelivered
 from proxy_addon.failure import BLOCKED_HEADER, describe
 from proxy_addon.record import METADATA_KEY, record
 from proxy_addon.replay import Forward
-from proxy_addon.segments import Abandon, Held, Hold, Reassembly, Skip, Whole
+from proxy_addon.segments import (
+    Abandon,
+    Again,
+    Held,
+    Hold,
+    Reassembly,
+    Reject,
+    Resend,
+    Skip,
+    Whole,
+)
 from proxy_addon.settings import GuardSettings
 
 logger = logging.getLogger(__name__)
@@ -63,6 +82,19 @@ class Piece:
     length_locked: bool
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """What the proxy's own answers to an upload's APPENDs carry.
+
+    Attributes:
+        cors: the CORS headers of the site's answer to INIT.
+        expires_at: when the site said the upload expires (epoch seconds), if it did.
+    """
+
+    cors: list[tuple[bytes, bytes]]
+    expires_at: int | None
+
+
 class ChunkedUploads:
     """The chunked uploads in progress through one proxy.
 
@@ -80,9 +112,9 @@ class ChunkedUploads:
         self._cache = cache
         self._forward = forward
         self.reassembly: Reassembly[Piece] = Reassembly(settings().max_buffer)
-        self._cors: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._answers: dict[str, _Answer] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
-        self._flushes: dict[str, asyncio.Task[None]] = {}
+        self._busy: dict[str, asyncio.Event] = {}  # set when the upload's work is done
 
     async def request(self, flow: http.HTTPFlow, rule: SiteRule) -> bool:
         """Handle one request to a chunked-upload site; False leaves it to the single-upload
@@ -105,14 +137,13 @@ class ChunkedUploads:
         if command is None or command.media_id not in self.reassembly:
             return False
         media_id = command.media_id
-        flush = self._flushes.get(media_id)
-        if flush is not None:
-            await asyncio.shield(flush)  # the held segments reach the site first
+        busy = self._busy.get(media_id)
+        if busy is not None:  # held segments reach the site, or the image is protected, first
+            await busy.wait()
         if isinstance(command, x_media.Finalize):
-            self._stop_timer(media_id)
             closed = self.reassembly.close(media_id)
-            self._cors.pop(media_id, None)
             if closed is not None:
+                self._stop_timer(media_id)
                 raise await self._abandon(rule, media_id, closed)
             record(flow, "untouched", f"FINALIZE of media {media_id}", rule.name,
                    media_id=media_id)
@@ -127,11 +158,12 @@ class ChunkedUploads:
             return
         assert rule.chunked_upload is not None
         status = flow.response.status_code
-        media_id = x_media.media_id_of(flow.response.content or b"") \
+        declared = x_media.init_answer(flow.response.content or b"") \
             if 200 <= status < 300 else None
-        if media_id is None:
+        if declared is None:
             entry["reason"] += f"; no media_id in the site's answer ({status})"
             return
+        media_id = declared.media_id
         self.reassembly.max_held_bytes = self._settings().max_buffer
         skip = self.reassembly.declare(media_id, entry["total_bytes"], entry["media_type"],
                                        rule.chunked_upload, time.monotonic())
@@ -140,14 +172,16 @@ class ChunkedUploads:
             entry["reason"] += f"; its segments go untouched: {skip.reason}"
             return
         entry["reason"] += f"; media {media_id}: its segments are held until the last"
-        for media in [m for m in self._cors if m not in self.reassembly]:
-            del self._cors[media]
-        self._cors[media_id] = [(k, v) for k, v in flow.response.headers.fields
-                                if k.lower().startswith(_CORS)]
+        for media in [m for m in self._answers if m not in self.reassembly]:
+            del self._answers[media]
+        expires = declared.expires_after_s
+        self._answers[media_id] = _Answer(
+            [(k, v) for k, v in flow.response.headers.fields if k.lower().startswith(_CORS)],
+            None if expires is None else int(time.time()) + expires)
 
     def done(self) -> None:
         """The proxy stops: held segments that never reached the site are said in the log."""
-        for task in [*self._timers.values(), *self._flushes.values()]:
+        for task in self._timers.values():
             task.cancel()
         for media_id in self.reassembly.pending():
             logger.warning("media %s: held segments were not sent, the proxy stopped", media_id)
@@ -174,31 +208,54 @@ class ChunkedUploads:
         piece = Piece(flow.copy(), segment, fields, limits.length_locked)
         step = self.reassembly.add(media_id, command.segment_index, segment.data, piece,
                                    time.monotonic())
+        index = command.segment_index
         if isinstance(step, Abandon):
             self._stop_timer(media_id)
             raise await self._abandon(rule, media_id, step)
-        if isinstance(step, Hold):
-            self._hold(flow, rule, media_id, command.segment_index, step)
+        if isinstance(step, Reject):
+            raise RewriteError(f"media {media_id}: {step.reason}", site=rule.name,
+                               on_failure=rule.on_failure)
+        if isinstance(step, Hold | Again):
+            self._hold(flow, rule, media_id, index, step)
+        elif isinstance(step, Resend):
+            self._resend(flow, rule, media_id, piece, step)
         elif isinstance(step, Whole):
             self._stop_timer(media_id)
-            await self._complete(flow, rule, media_id, step)
+            done = self._busy[media_id] = asyncio.Event()
+            try:
+                await self._complete(flow, rule, media_id, index, step)
+            finally:
+                del self._busy[media_id]
+                done.set()
 
     def _hold(self, flow: http.HTTPFlow, rule: SiteRule, media_id: str, index: int,
-              step: Hold) -> None:
+              step: Hold | Again) -> None:
         assert rule.chunked_upload is not None
-        if media_id not in self._timers:
-            self._timers[media_id] = asyncio.create_task(
-                self._expire(rule, media_id, rule.chunked_upload.hold_s))
+        self._start_timer(rule, media_id)
+        answer = self._answers.get(media_id, _Answer([], None))
+        status, body, headers = x_media.accepted(flow.request.pretty_url, answer.expires_at)
         flow.response = http.Response.make(
-            204, b"", [*self._cors.get(media_id, []), (BLOCKED_HEADER.encode(), b"held")])
-        record(flow, "held", f"segment {index} of media {media_id} held ({step.received} of "
-               f"{step.total_bytes} bytes in) and answered by the proxy", rule.name,
-               media_id=media_id, segment_index=index)
+            status, body, [*headers, *answer.cors, (BLOCKED_HEADER.encode(), b"held")])
+        how = "held already" if isinstance(step, Again) else \
+            f"held ({step.received} of {step.total_bytes} bytes in)"
+        record(flow, "held", f"segment {index} of media {media_id} {how} and answered by the "
+               "proxy", rule.name, media_id=media_id, segment_index=index)
 
-    async def _complete(self, flow: http.HTTPFlow, rule: SiteRule, media_id: str,
+    def _resend(self, flow: http.HTTPFlow, rule: SiteRule, media_id: str, piece: Piece,
+                step: Resend) -> None:
+        """A segment sent again after its image was protected goes with its protected piece."""
+        fields, body = _rebuilt(rule, piece, step.index, step.data)
+        _apply(flow, fields, body)
+        record(flow, "protected", f"segment {step.index} of media {media_id} sent again after "
+               "its image was protected: it carries its protected bytes", rule.name,
+               media_id=media_id, segment_index=step.index)
+
+    async def _complete(self, flow: http.HTTPFlow, rule: SiteRule, media_id: str, index: int,
                         whole: Whole[Piece]) -> None:
+        """Protect the whole image and send its segments on, the one of ``flow`` (segment
+        ``index``) last."""
         started = time.monotonic()
-        earlier = whole.segments[:-1]
+        earlier = tuple(s for s in whole.segments if s.index != index)
         media_type = image_type(whole.image)
         if media_type is None or not is_complete(whole.image, media_type):
             return await self._leave(flow, rule, media_id, f"the {len(whole.image)} bytes of "
@@ -206,17 +263,22 @@ class ChunkedUploads:
         try:
             result, cached = await self._protect_whole(rule, whole.image, media_type)
             changed = result.data != whole.image
-            bodies = await asyncio.to_thread(_cut, rule, whole, result.data) if changed else []
+            bodies = await asyncio.to_thread(_cut, rule, whole, result.data) if changed else {}
         except Exception as exc:  # failure is a policy: pass or block
             step = self.reassembly.abandon(media_id, describe(exc))
             raise await self._abandon(rule, media_id, Abandon(step.reason, earlier)) from exc
         if not changed:
+            self.reassembly.leave(media_id, "no face found in its image")
             await self._send(rule, media_id, earlier, "no face found: sent untouched")
             record(flow, "untouched", f"media {media_id}: no image needed protection "
                    "(no face found)", rule.name, media_id=media_id)
             return
-        await self._send(rule, media_id, earlier, "protected", bodies[:-1])
-        _apply(flow, *bodies[-1])
+        self.reassembly.protected(media_id, _pieces(result.data, whole.lengths),
+                                  time.monotonic())
+        self._start_timer(rule, media_id)  # lets go of the protected pieces after hold_s
+        await self._send(rule, media_id, earlier, "protected",
+                         [bodies[s.index] for s in earlier])
+        _apply(flow, *bodies[index])
         logger.info("site %s: protected the %d-segment image of media %s", rule.name,
                     len(whole.segments), media_id)
         report = ImageReport(f"media {media_id}, {len(whole.segments)} segments", media_type,
@@ -281,20 +343,32 @@ class ChunkedUploads:
             if problem:
                 raise Undelivered(f"media {media_id}: held segment {segment.index} {problem}")
 
+    def _start_timer(self, rule: SiteRule, media_id: str) -> None:
+        assert rule.chunked_upload is not None
+        if media_id not in self._timers:
+            self._timers[media_id] = asyncio.create_task(
+                self._expire(rule, media_id, rule.chunked_upload.hold_s))
+
     async def _expire(self, rule: SiteRule, media_id: str, hold_s: float) -> None:
-        await asyncio.sleep(hold_s)
-        self._timers.pop(media_id, None)
-        step = self.reassembly.expire(media_id, time.monotonic())
-        if step is None:
-            return
-        self._flushes[media_id] = asyncio.current_task()  # type: ignore[assignment]
+        """After ``hold_s``: abandon the upload if still incomplete, or let go of its
+        protected pieces."""
         try:
-            error = await self._abandon(rule, media_id, step)
-            logger.warning("%s (on_failure %s)", error, rule.on_failure)
-        except Undelivered as exc:
-            logger.warning("%s (site %s)", exc, rule.name)
+            await asyncio.sleep(hold_s)
+            step = self.reassembly.expire(media_id, time.monotonic())
+            if step is None:
+                return
+            done = self._busy[media_id] = asyncio.Event()
+            try:
+                error = await self._abandon(rule, media_id, step)
+                logger.warning("%s (on_failure %s)", error, rule.on_failure)
+            except Undelivered as exc:
+                logger.warning("%s (site %s)", exc, rule.name)
+            finally:
+                del self._busy[media_id]
+                done.set()
         finally:
-            del self._flushes[media_id]
+            if self._timers.get(media_id) is asyncio.current_task():
+                del self._timers[media_id]
 
     def _stop_timer(self, media_id: str) -> None:
         timer = self._timers.pop(media_id, None)
@@ -302,21 +376,30 @@ class ChunkedUploads:
             timer.cancel()
 
 
-def _cut(rule: SiteRule, whole: Whole[Piece], image: bytes) -> list[tuple[hdrs.Fields, bytes]]:
-    """The segments' new headers and bodies: ``image`` cut at the original lengths."""
-    out = []
-    start = 0
-    for segment, length in zip(whole.segments, whole.lengths, strict=True):
-        piece = segment.item
-        body = piece.segment.replace(image[start:start + length])
-        start += length
-        old = piece.flow.request.raw_content or b""
-        if piece.length_locked and len(body) != len(old):
-            raise RewriteError(f"a signature covers Content-Length and segment {segment.index} "
-                               f"changed length ({len(old)} → {len(body)})",
-                               site=rule.name, on_failure=rule.on_failure)
-        out.append((hdrs.fix_up(piece.fields, body, rule.length_headers), body))
-    return out
+def _pieces(image: bytes, lengths: Sequence[int]) -> tuple[bytes, ...]:
+    """``image`` cut at ``lengths``."""
+    ends = list(itertools.accumulate(lengths))
+    return tuple(image[end - length:end] for end, length in zip(ends, lengths, strict=True))
+
+
+def _cut(rule: SiteRule, whole: Whole[Piece],
+         image: bytes) -> dict[int, tuple[hdrs.Fields, bytes]]:
+    """The segments' new headers and bodies by index: ``image`` cut at the original lengths."""
+    pieces = _pieces(image, whole.lengths)
+    return {segment.index: _rebuilt(rule, segment.item, segment.index, data)
+            for segment, data in zip(whole.segments, pieces, strict=True)}
+
+
+def _rebuilt(rule: SiteRule, piece: Piece, index: int,
+             data: bytes) -> tuple[hdrs.Fields, bytes]:
+    """Segment ``index``'s request headers and body with ``data`` as its bytes."""
+    body = piece.segment.replace(data)
+    old = piece.flow.request.raw_content or b""
+    if piece.length_locked and len(body) != len(old):
+        raise RewriteError(f"a signature covers Content-Length and segment {index} "
+                           f"changed length ({len(old)} → {len(body)})",
+                           site=rule.name, on_failure=rule.on_failure)
+    return hdrs.fix_up(piece.fields, body, rule.length_headers), body
 
 
 def _apply(flow: http.HTTPFlow, fields: hdrs.Fields, body: bytes) -> None:

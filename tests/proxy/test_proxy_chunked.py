@@ -48,6 +48,13 @@ sites:
     formats: [multipart]
     on_failure: block
     chunked_upload: {protocol: x, hold_s: 0.2}
+  - name: x-v2
+    hosts: [api.x.com]
+    paths: [/2/media/upload, /2/media/upload/initialize, "/2/media/upload/*/append",
+            "/2/media/upload/*/finalize"]
+    formats: [multipart, json_base64]
+    fields: [media]
+    chunked_upload: {protocol: x, max_total_bytes: 5000, max_segments: 4, hold_s: 30}
 """
 BOUNDARY = "----webkitXyZ"
 CORS = ("Access-Control-Allow-Origin", "https://x.com")
@@ -68,6 +75,18 @@ class FakeForward:
             flow.error = tflow.terr("connection refused")
         else:
             flow.response = http.Response.make(self.status, b"")
+
+
+@dataclass
+class Gate:
+    """A protection that waits until ``open`` is set (to send requests meanwhile)."""
+
+    inner: FakeProtect = field(default_factory=lambda: FakeProtect("scramble"))
+    open: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __call__(self, data: bytes, options: Any) -> Any:
+        await self.open.wait()
+        return await self.inner(data, options)
 
 
 def form_append(media_id: str, index: int, piece: bytes) -> bytes:
@@ -122,6 +141,15 @@ class Client:
 
     async def finalize(self) -> http.HTTPFlow:
         return await self._send(f"?command=FINALIZE&media_id={self.media_id}", b"", [])
+
+    async def append_bytes(self, index: int, piece: bytes) -> http.HTTPFlow:
+        """APPEND of ``piece`` as segment ``index`` (another piece than its own)."""
+        original = self.piece
+        self.piece = lambda i: piece  # type: ignore[method-assign]
+        try:
+            return await self.append(index)
+        finally:
+            self.piece = original  # type: ignore[method-assign]
 
     async def _send(self, query: str, body: bytes,
                     headers: list[tuple[str, str]]) -> http.HTTPFlow:
@@ -292,21 +320,22 @@ async def test_a_missing_middle_segment(policy_file: Path, jpeg: bytes, host: st
         await x.init()
         first, third = await x.append(0), await x.append(2)
         done = await x.finalize()
-    assert held(first)
-    assert record(third)["action"] == action
-    assert "segment 2 arrived where segment 1 was expected" in record(third)["reason"]
+        again = await x.finalize()  # a FINALIZE sent again hears the same
+        late = await x.append(0)  # and so does an APPEND sent again
+    assert held(first) and held(third)  # segment 2 may be the first of parallel APPENDs
+    assert record(done)["action"] == action
+    assert "closed after" in record(done)["reason"] and "(incomplete)" in record(done)["reason"]
     assert protect.calls == []
-    if action == "passed":  # segment 0 went on untouched, then segment 2 as sent
-        assert [media_of(body) for body, _ in forward.sent] == [x.piece(0)]
-        assert third.response is None
-        assert media_of(third.request.raw_content or b"") == x.piece(2)
-        assert done.response is None
+    assert record(again)["action"] == record(late)["action"] == action
+    if action == "passed":  # segments 0 and 2 went on untouched, in order, then FINALIZE
+        assert [media_of(body) for body, _ in forward.sent] == [x.piece(0), x.piece(2)]
+        assert done.response is None and late.response is None
     else:  # nothing reached the site; the client hears why, on every later request
         assert forward.sent == []
-        assert third.response is not None and third.response.status_code == 502
-        assert json.loads(third.response.content or b"")["error"]["site"] == "x-strict"
-        assert done.response is not None and record(done)["action"] == "blocked"
-    assert notices[0] == record(third)
+        assert done.response is not None and done.response.status_code == 502
+        assert json.loads(done.response.content or b"")["error"]["site"] == "x-strict"
+        assert again.response is not None and late.response is not None
+    assert notices[0] == record(done)
 
 
 @pytest.mark.parametrize(("host", "action"), [("upload.x.com", "passed"),
@@ -414,3 +443,226 @@ async def test_a_held_segment_the_site_refuses_is_told_on_the_last(
     error = json.loads(last.response.content or b"")["error"]
     assert error["kind"] == "upload_undelivered" and "held segment 0" in error["reason"]
     assert record(last)["action"] == "failed" and notices == [record(last)]
+
+
+# --- parallel APPENDs, and segments sent again --------------------------------------------
+
+@pytest.mark.parametrize("order", [(2, 0, 1), (1, 2, 0)])
+async def test_parallel_appends_are_reassembled_by_segment_index(
+        policy_file: Path, jpeg: bytes, order: tuple[int, ...]) -> None:
+    addon, protect, forward, tctx = guard(policy_file)
+    with tctx:
+        x = Client(addon, "upload.x.com", jpeg)
+        await x.init()
+        flows = dict(zip(order, await asyncio.gather(*(x.append(i) for i in order)),
+                         strict=True))
+        done = await x.finalize()
+    last = flows[order[-1]]
+    assert [held(flows[i]) for i in order] == [True, True, False]
+    assert record(last)["action"] == "protected" and protect.calls == [(jpeg, protect.calls[0][1])]
+    # The held ones reach the site in index order, before the one that completed the image.
+    earlier = sorted(order[:-1])
+    assert [media_of(body) for body, _ in forward.sent] == [
+        scramble(jpeg)[i * len(x.piece(0)):][:len(x.piece(i))] for i in earlier]
+    assert media_of(last.request.raw_content or b"") == \
+        scramble(jpeg)[order[-1] * len(x.piece(0)):][:len(x.piece(order[-1]))]
+    assert record(done)["action"] == "untouched" and done.response is None
+
+
+async def test_a_held_segment_sent_again_is_answered_again(policy_file: Path,
+                                                           jpeg: bytes) -> None:
+    addon, _, forward, tctx = guard(policy_file)
+    with tctx:
+        x = Client(addon, "upload.x.com", jpeg)
+        await x.init()
+        first, again = await x.append(0), await x.append(0)
+        rest = [await x.append(i) for i in (1, 2)]
+    assert held(first) and held(again) and "held already" in record(again)["reason"]
+    assert record(rest[-1])["action"] == "protected"
+    assert [media_of(body) for body, _ in forward.sent] == [
+        scramble(jpeg)[:len(x.piece(0))], scramble(jpeg)[len(x.piece(0)):][:len(x.piece(1))]]
+
+
+@pytest.mark.parametrize("host", ["upload.x.com", "upload.twitter.com"])
+@pytest.mark.parametrize("after_finalize", [False, True])
+async def test_a_segment_sent_again_after_protection_carries_its_protected_bytes(
+        policy_file: Path, jpeg: bytes, host: str, after_finalize: bool) -> None:
+    addon, protect, _, tctx = guard(policy_file)
+    with tctx:
+        x = Client(addon, host, jpeg)
+        await x.init()
+        flows = [await x.append(i) for i in range(3)]
+        done = await x.finalize() if after_finalize else None
+        retries = [await x.append(i) for i in (1, 2)]
+        again = await x.finalize()
+    assert record(flows[2])["action"] == "protected" and len(protect.calls) == 1
+    size = len(x.piece(0))
+    for index, retry in zip((1, 2), retries, strict=True):
+        assert retry.response is None and record(retry)["action"] == "protected"
+        assert "sent again after its image was protected" in record(retry)["reason"]
+        body = retry.request.raw_content or b""
+        assert media_of(body) == scramble(jpeg)[index * size:][:len(x.piece(index))]
+        assert retry.request.headers["Content-Length"] == str(len(body))
+    assert (done is None or done.response is None) and again.response is None
+    assert record(again)["action"] == "untouched" and notices == []
+
+
+@pytest.mark.parametrize(("host", "action"), [("upload.x.com", "passed"),
+                                              ("upload.twitter.com", "blocked")])
+async def test_a_segment_sent_again_with_other_bytes_follows_on_failure(
+        policy_file: Path, jpeg: bytes, host: str, action: str) -> None:
+    addon, _, _, tctx = guard(policy_file)
+    with tctx:
+        x = Client(addon, host, jpeg)
+        await x.init()
+        [await x.append(i) for i in range(3)]
+        other = await x.append_bytes(1, bytes(len(x.piece(1))))
+        same = await x.append(1)
+    assert record(other)["action"] == action
+    assert "segment 1 arrived again with bytes other than those" in record(other)["reason"]
+    assert (other.response is None) is (action == "passed")
+    assert notices == [record(other)]
+    assert record(same)["action"] == "protected"  # the upload itself stands
+
+
+async def test_a_segment_sent_again_once_its_protected_bytes_are_let_go(
+        policy_file: Path, jpeg: bytes) -> None:
+    addon, _, _, tctx = guard(policy_file)
+    with tctx:
+        x = Client(addon, "quick-strict.x.com", jpeg)
+        await x.init()
+        [await x.append(i) for i in range(3)]
+        await asyncio.sleep(0.4)  # hold_s 0.2: the timer lets go of the protected pieces
+        late = await x.append(0)
+    assert addon._chunked.reassembly.held_bytes == 0
+    assert record(late)["action"] == "blocked" and "let go" in record(late)["reason"]
+    assert late.response is not None and late.response.status_code == 502
+
+
+async def test_requests_during_the_protection_wait_for_it(policy_file: Path,
+                                                          jpeg: bytes) -> None:
+    gate, forward = Gate(), FakeForward()
+    addon = GraspGuard(protect=gate, forward=forward)
+    tctx = taddons.context(addon)
+    tctx.configure(addon, grasp_policy=str(policy_file))
+    with tctx:
+        x = Client(addon, "upload.x.com", jpeg)
+        await x.init()
+        [await x.append(i) for i in range(2)]
+        last = asyncio.create_task(x.append(2))
+        await asyncio.sleep(0.05)  # the last APPEND waits for the protection
+        retry = asyncio.create_task(x.append(2))  # the client gave up waiting, sends it again
+        done = asyncio.create_task(x.finalize())
+        await asyncio.sleep(0.05)
+        assert not (retry.done() or done.done())
+        gate.open.set()
+        flows = await asyncio.gather(last, retry, done)
+    assert [record(f)["action"] for f in flows] == ["protected", "protected", "untouched"]
+    assert flows[0].request.raw_content == flows[1].request.raw_content
+    assert media_of(flows[1].request.raw_content or b"") == scramble(jpeg)[-len(x.piece(2)):]
+    assert len(gate.inner.calls) == 1 and len(forward.sent) == 2
+
+
+# --- X API v2 -------------------------------------------------------------------------------
+
+@dataclass
+class V2Client:
+    """An X API v2 client: ``dedicated`` endpoints (``/initialize``, ``/{id}/append``,
+    ``/{id}/finalize``), APPENDs as multipart or as base64 in JSON; or the ``command``
+    style on ``/2/media/upload``. The shapes of docs.x.com's quickstart and references."""
+
+    addon: GraspGuard
+    image: bytes
+    style: str = "multipart"
+    media_id: str = "1880028106020515840"
+    base: str = "https://api.x.com/2/media/upload"
+
+    def piece(self, index: int) -> bytes:
+        size = -(-len(self.image) // 3)
+        return self.image[index * size:(index + 1) * size]
+
+    async def init(self) -> http.HTTPFlow:
+        if self.style == "command":
+            flow = await self._send("", *multipart_form({
+                "command": b"INIT", "media_type": b"image/jpeg",
+                "total_bytes": str(len(self.image)).encode(), "media_category": b"tweet_image"}))
+        else:
+            flow = await self._send("/initialize", json.dumps({
+                "media_category": "tweet_image", "media_type": "image/jpeg",
+                "total_bytes": len(self.image)}).encode(), "application/json")
+        flow.response = http.Response.make(200, json.dumps({"data": {
+            "id": self.media_id, "media_key": f"3_{self.media_id}",
+            "expires_after_secs": 86400}}), {"Content-Type": "application/json"})
+        self.addon.response(flow)
+        return flow
+
+    async def append(self, index: int) -> http.HTTPFlow:
+        piece = self.piece(index)
+        if self.style == "json":
+            return await self._send(f"/{self.media_id}/append", json.dumps({
+                "media": base64.b64encode(piece).decode(), "segment_index": index}).encode(),
+                "application/json")
+        fields = {"segment_index": str(index).encode(), "media": piece}
+        if self.style == "command":
+            fields = {"command": b"APPEND", "media_id": self.media_id.encode(), **fields}
+        path = "" if self.style == "command" else f"/{self.media_id}/append"
+        return await self._send(path, *multipart_form(fields))
+
+    async def finalize(self) -> http.HTTPFlow:
+        if self.style == "command":
+            return await self._send("", *multipart_form({
+                "command": b"FINALIZE", "media_id": self.media_id.encode()}))
+        return await self._send(f"/{self.media_id}/finalize", b"", "")
+
+    def media(self, body: bytes) -> bytes:
+        """The piece of the image in an APPEND body (a test-side parser)."""
+        if self.style == "json":
+            return base64.b64decode(json.loads(body)["media"])
+        return body.split(b'name="media"; filename="blob"\r\n'
+                          b"Content-Type: application/octet-stream\r\n\r\n", 1)[1] \
+            .rsplit(f"\r\n--{BOUNDARY}--".encode(), 1)[0]
+
+    async def _send(self, path: str, body: bytes, content_type: str) -> http.HTTPFlow:
+        request = http.Request.make("POST", self.base + path)
+        headers = [("Content-Length", str(len(body)))]
+        if content_type:
+            headers.insert(0, ("Content-Type", content_type))
+        request.headers = http.Headers([(k.encode(), v.encode()) for k, v in headers])
+        request.raw_content = body
+        flow = tflow.tflow(req=request)
+        self.addon.requestheaders(flow)
+        await self.addon.request(flow)
+        return flow
+
+
+def multipart_form(fields: dict[str, bytes]) -> tuple[bytes, str]:
+    body = b""
+    for name, value in fields.items():
+        extra = '; filename="blob"\r\nContent-Type: application/octet-stream' \
+            if name == "media" else ""
+        body += (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"{extra}"
+                 "\r\n\r\n").encode() + value + b"\r\n"
+    return body + f"--{BOUNDARY}--\r\n".encode(), f"multipart/form-data; boundary={BOUNDARY}"
+
+
+@pytest.mark.parametrize("style", ["multipart", "json", "command"])
+async def test_x_api_v2_chunked_upload_goes_out_protected(policy_file: Path, jpeg: bytes,
+                                                          style: str) -> None:
+    addon, protect, forward, tctx = guard(policy_file)
+    with tctx:
+        x = V2Client(addon, jpeg, style)
+        init = await x.init()
+        flows = [await x.append(i) for i in range(3)]
+        done = await x.finalize()
+    assert record(init)["action"] == "declared" and record(init)["media_id"] == x.media_id
+    for flow in flows[:2]:  # answered the way the v2 API answers: 200, JSON its clients parse
+        assert flow.response is not None and flow.response.status_code == 200
+        assert json.loads(flow.response.content or b"")["data"]["expires_at"] > 0
+        assert record(flow)["action"] == "held"
+    assert record(flows[2])["action"] == "protected" and flows[2].response is None
+    assert [options.size_mode for _, options in protect.calls] == ["exact"]
+    sent = [x.media(body) for body, _ in forward.sent] + [
+        x.media(flows[2].request.raw_content or b"")]
+    assert b"".join(sent) == scramble(jpeg)
+    assert [len(p) for p in sent] == [len(x.piece(i)) for i in range(3)]
+    assert record(done)["action"] == "untouched" and done.response is None
