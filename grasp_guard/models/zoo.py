@@ -32,6 +32,12 @@ from grasp_guard.models.cyclegan import (
     load_cyclegan,
 )
 from grasp_guard.models.editor import Editor, EditorInfo
+from grasp_guard.models.multistyle import (
+    MultiStyleEditor,
+    MultiStyleNet,
+    load_multistyle,
+    style_indices,
+)
 from grasp_guard.models.reference import load_reference
 from grasp_guard.models.seeded import calibration_images, match_output_contrast
 from grasp_guard.models.stargan import CELEBA_ATTRIBUTES, Generator, StarGANEditor
@@ -80,6 +86,7 @@ _FILE_HINTS = {
     "attgan": "weights.49.pth",
     "cyclegan": "latest_net_G.pth",
     "zerodce": "best_model.pth",
+    "multistyle": "multistyle26.onnx",
 }
 
 
@@ -127,6 +134,9 @@ def _checkpoint_loader(entry: ModelEntry) -> Callable[[Path], Editor]:
     if entry.architecture == "zerodce":
         zerodce = _zerodce_info(entry)
         return lambda path: load_zerodce(path, zerodce)
+    if entry.architecture == "multistyle":
+        multistyle = _multistyle_info(entry)
+        return lambda path: load_multistyle(path, multistyle)
     raise ConfigError(
         f"{entry.name} is embedded in the package: there are no weights to fetch or add"
     )
@@ -140,7 +150,9 @@ def _seeded_editor(entry: ModelEntry, seed: int, match_contrast: bool) -> Editor
     ``tanh(conv7)`` that :func:`~grasp_guard.models.seeded.match_output_contrast` sets says
     nothing of the edit's; the edit is a per-pixel curve of the photo itself, whose contrast it
     keeps at any scale. Default initialisation already gives small curve parameters, a mild
-    edit (seed 0 moves the calibration photos' pixels by 0.04 on [0, 1] on average).
+    edit (seed 0 moves the calibration photos' pixels by 0.04 on [0, 1] on average). Nor is
+    a seeded multi-style net: a conditional instance norm and a sigmoid follow its last conv,
+    so the norm's tables, not the conv's scale, set the edit's contrast.
     """
     if entry.embedded:
         raise ConfigError(
@@ -148,7 +160,7 @@ def _seeded_editor(entry: ModelEntry, seed: int, match_contrast: bool) -> Editor
             "official architectures"
         )
     photos = calibration_images(entry.resolution)
-    editor: StarGANEditor | AttGANEditor | CycleGANEditor | ZeroDCEEditor
+    editor: StarGANEditor | AttGANEditor | CycleGANEditor | ZeroDCEEditor | MultiStyleEditor
     with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left untouched
         torch.manual_seed(seed)
         if entry.architecture == "stargan":
@@ -166,13 +178,16 @@ def _seeded_editor(entry: ModelEntry, seed: int, match_contrast: bool) -> Editor
             )
         elif entry.architecture == "zerodce":
             editor = ZeroDCEEditor(ZeroDCE(), _zerodce_info(entry, seeded=True))
+        elif entry.architecture == "multistyle":
+            n_styles = max(style_indices(entry.attributes)) + 1
+            editor = MultiStyleEditor(MultiStyleNet(n_styles), _multistyle_info(entry, seeded=True))
         else:
             config = attgan_config(entry)
             editor = AttGANEditor(
                 build_generator(config), attgan_info(entry.name, config, seeded=True), config
             )
             calibrate_batchnorm(editor, photos)
-    if match_contrast and not isinstance(editor, ZeroDCEEditor):
+    if match_contrast and not isinstance(editor, (ZeroDCEEditor, MultiStyleEditor)):
         match_output_contrast(editor, editor.generator.output_conv, photos)
     return editor
 
@@ -187,6 +202,11 @@ def _zerodce_info(entry: ModelEntry, seeded: bool = False) -> EditorInfo:
     return zerodce_info(
         entry.name, entry.resolution, entry.scales, seeded, attributes=entry.attributes
     )
+
+
+def _multistyle_info(entry: ModelEntry, seeded: bool = False) -> EditorInfo:
+    return EditorInfo(entry.name, entry.resolution, entry.attributes, seeded=seeded,
+                      scales=entry.scales)
 
 
 def _cache(cache: WeightsCache | str | Path | None) -> WeightsCache:

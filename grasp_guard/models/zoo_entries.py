@@ -16,19 +16,22 @@ import yaml
 from grasp_guard.config import ZOO_ENV, config_path
 from grasp_guard.errors import ConfigError
 from grasp_guard.models.attgan import AttGANConfig
+from grasp_guard.models.multistyle import style_indices
 from grasp_guard.models.reference import reference_info
 from grasp_guard.models.weights import SAFE_NAME
 from grasp_guard.models.wheels import WHEEL_REQUIREMENT
 
 # $GRASP_GUARD_ZOO (read once, at import), else the zoo shipped in grasp_guard/config/.
 DEFAULT_ZOO_PATH = config_path("models.yaml", ZOO_ENV)
-ARCHITECTURES = ("reference", "stargan", "attgan", "cyclegan", "zerodce")
+ARCHITECTURES = ("reference", "stargan", "attgan", "cyclegan", "zerodce", "multistyle")
 _STARGAN_OPTIONS = {"conv_dim": 64, "repeat_num": 6}
 # Fully convolutional single-edit editors: their one edit's default name, and the multiple
-# every side they run at must be (the CycleGAN downsamples twice; Zero-DCE never does).
+# every side a fully convolutional editor runs at must be (the CycleGAN and the multi-style
+# net downsample twice; Zero-DCE never does).
 _ONE_EDIT = {"cyclegan": ("translate",), "zerodce": ("enhance",)}
-_SIDE_MULTIPLE = {"cyclegan": 4, "zerodce": 1}
-_LABELS = {"cyclegan": "a CycleGAN", "zerodce": "a Zero-DCE enhancer"}
+_SIDE_MULTIPLE = {"cyclegan": 4, "zerodce": 1, "multistyle": 4}
+_LABELS = {"cyclegan": "a CycleGAN", "zerodce": "a Zero-DCE enhancer",
+           "multistyle": "a multi-style net"}
 _KEYS = {
     "architecture",
     "description",
@@ -126,6 +129,11 @@ def parse_entry(name: str, raw: object) -> ModelEntry:
             f"model {name!r}: {_LABELS[architecture]} makes one edit: attributes must name "
             f"one, got {attributes!r}"
         )
+    if architecture == "multistyle":
+        try:
+            style_indices(tuple(attributes))
+        except ValueError as exc:
+            raise ConfigError(f"model {name!r}: {exc}") from exc
     scales = _parse_scales(name, architecture, resolution, raw.get("scales"))
     options = raw.get("options") or {}
     if not isinstance(options, dict):

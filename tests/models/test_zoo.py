@@ -49,6 +49,7 @@ def test_the_shipped_zoo() -> None:
         "attgan-celeba-128-inject1",
         "cyclegan-vintage",
         "zerodce-lowlight",
+        "multistyle-lite",
     ]
     stargan = zoo["stargan-celeba-128"]
     assert stargan.url == "https://www.dropbox.com/s/7e966qq0nlxwte4/celeba-128x128-5attrs.zip?dl=1"
@@ -57,8 +58,8 @@ def test_the_shipped_zoo() -> None:
         "conv_dim": 64,
         "repeat_num": 6,
     }
-    assert [e.n_edits for e in zoo.values()] == [5, 5, 14, 14, 1, 1]
-    assert [e.resolution for e in zoo.values()] == [64, 128, 128, 128, 256, 256]
+    assert [e.n_edits for e in zoo.values()] == [5, 5, 14, 14, 1, 1, 4]
+    assert [e.resolution for e in zoo.values()] == [64, 128, 128, 128, 256, 256, 256]
     cyclegan = zoo["cyclegan-vintage"]
     assert cyclegan.wheel == "vintagify==0.1.2" and cyclegan.url is None
     assert cyclegan.archive_member == "vintagify/resources/G_A2B_epoch33.pth"
