@@ -96,6 +96,11 @@ class GraspConfig:
             the same draw; one draw per step for every sample, seeded. 0: off. In [0, 0.5].
             The early stop and the result judge x' as it is.
         diversity_prob: the chance that a step draws such a view (else x' as it is), (0, 1].
+        feature_weight: transfer to editors never seen: the weight, ≥ 0, of a feature-level
+            term added to the defense loss — how far each editor's intermediate activations
+            (its :meth:`~grasp_guard.models.editor.Editor.feature_layers`) and their
+            per-channel statistics move from the clean ones (:mod:`grasp_guard.defense.features`).
+            0: off (outputs only).
         init: start from ``uniform`` noise U(−init_scale·eps, init_scale·eps), one draw shared
             by every sample, or from ``zero``. Every loss has a zero gradient at δ = 0 (the
             defense distance is minimal there), so ``zero`` only moves under a transform.
@@ -137,6 +142,7 @@ class GraspConfig:
     step_schedule: StepSchedule = "constant"
     input_diversity: float = 0.0
     diversity_prob: float = 0.5
+    feature_weight: float = 0.0
     init: Init = "uniform"
     init_scale: float = 0.5
     early_stop: bool = True
@@ -153,7 +159,7 @@ class GraspConfig:
             name: getattr(self, name)
             for name in ("eps", "alpha", "lambda_ssim", "lambda_lf", "lf_sigma", "lf_band",
                          "smooth_sigma", "init_scale", "success_threshold", "margin",
-                         "input_diversity", "diversity_prob")
+                         "input_diversity", "diversity_prob", "feature_weight")
         }
         for name, value in _finite.items():
             _check(isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -185,6 +191,7 @@ class GraspConfig:
         _check(0 <= self.input_diversity <= 0.5, "input_diversity", "in [0, 0.5]",
                self.input_diversity)
         _check(0 < self.diversity_prob <= 1, "diversity_prob", "in (0, 1]", self.diversity_prob)
+        _check(self.feature_weight >= 0, "feature_weight", "≥ 0", self.feature_weight)
         _check(self.init in INITS, "init", f"one of {INITS}", self.init)
         _check(0 < self.init_scale <= 1, "init_scale", "in (0, 1]", self.init_scale)
         _check(self.check_every >= 1, "check_every", "≥ 1", self.check_every)

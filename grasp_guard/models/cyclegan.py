@@ -180,6 +180,12 @@ class CycleGANEditor(Editor):
             )
         return self.generator(self.to_model_space(x))
 
+    def feature_layers(self) -> tuple[nn.Module, ...]:
+        """The down-sampled stem (after the second stride-2 conv's ReLU) and the second
+        residual block (the first when there is one)."""
+        blocks = [m for m in self.generator.model if isinstance(m, ResnetBlock)]
+        return (self.generator.model[9], blocks[min(1, len(blocks) - 1)])
+
 
 def _drop_stale_norm_buffers(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     def owner(key: str) -> str:

@@ -61,6 +61,12 @@ class Editor(nn.Module):
         """[0, 1] → [-1, 1] (mean 0.5, std 0.5), the official editors' normalisation."""
         return x * 2.0 - 1.0
 
+    def feature_layers(self) -> tuple[nn.Module, ...]:
+        """Intermediate modules whose outputs the feature-level defense pushes away from the
+        clean ones (the encoder's down-sampled stem and first residual blocks); none by
+        default."""
+        return ()
+
     def freeze(self) -> Editor:
         """No parameter gradients; gradients flow to the input only."""
         self.requires_grad_(False)

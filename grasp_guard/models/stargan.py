@@ -145,3 +145,9 @@ class StarGANEditor(Editor):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return self.generator(self.to_model_space(x), c)
+
+    def feature_layers(self) -> tuple[nn.Module, ...]:
+        """The down-sampled stem (after the second stride-2 conv's ReLU) and the second
+        residual block (the first when there is one)."""
+        blocks = [m for m in self.generator.main if isinstance(m, ResidualBlock)]
+        return (self.generator.main[8], blocks[min(1, len(blocks) - 1)])

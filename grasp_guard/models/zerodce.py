@@ -121,6 +121,10 @@ class ZeroDCEEditor(Editor):
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return self.generator(x) * 2.0 - 1.0
 
+    def feature_layers(self) -> tuple[nn.Module, ...]:
+        """The second and fourth convs of the curve estimator (it never down-samples)."""
+        return (self.generator.dce_net.conv2, self.generator.dce_net.conv4)
+
 
 def _network_state(checkpoint: object, path: str | Path) -> dict[str, torch.Tensor]:
     """The named tensors of a full training checkpoint (its ``model_state_dict``) or of a
