@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from grasp_guard.defense import diversity, losses
+from grasp_guard.defense import diversity, features, losses
 from grasp_guard.defense.config import GraspConfig
 from grasp_guard.defense.metrics import (
     batch_psnr,
@@ -242,7 +242,7 @@ class _Run:
 
     def _through_transform(
         self, view: Transform, xp: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int]
-    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         """x' and the clean crops through ONE draw of ``view``, and the clean side's edits.
 
         What a site's copy is measured against is the clean image through the same processing,
@@ -253,7 +253,7 @@ class _Run:
         x_t, clean_t = both[:n_a], both[n_a:].detach()
         refs = [clean_edits(self.targets[k].editor, clean_t, self.targets[k].conditions[idx],
                             self.targets[k].resolution) for k in chosen]
-        return x_t, refs
+        return x_t, clean_t, refs
 
     def _defense_loss(self, x_in: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int],
                       refs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
@@ -317,10 +317,15 @@ class _Run:
         chosen = self._step_targets()
         view = self._step_view()
         if view is not None:
-            x_in, refs = self._through_transform(view, xp, idx, chosen)
+            x_in, clean_in, refs = self._through_transform(view, xp, idx, chosen)
         else:
-            x_in, refs = xp, self._stored_refs(idx, chosen)
-        l_def = self._defense_loss(x_in, idx, chosen, refs)
+            x_in, clean_in, refs = xp, xa, self._stored_refs(idx, chosen)
+        tapped = [self.targets[k] for k in chosen] if cfg.feature_weight > 0 else []
+        with features.FeatureTap([t.editor for t in tapped]) as tap:
+            l_def = self._defense_loss(x_in, idx, chosen, refs)
+        if tapped:
+            l_def = l_def + cfg.feature_weight * features.feature_loss(
+                tap, [(t.editor, t.conditions[idx], t.resolution) for t in tapped], clean_in)
         s = losses.ssim(xp, xa)
         visuals: list[tuple[torch.Tensor | float, torch.Tensor]] = []
         if cfg.lambda_ssim > 0:
@@ -380,7 +385,7 @@ class _Run:
         ok = self._succeeds(xq, idx, threshold, self._stored_refs(idx, every))
         if self.transform is not None:
             with torch.no_grad():
-                xt, refs = self._through_transform(self.transform, xq, idx, every)
+                xt, _, refs = self._through_transform(self.transform, xq, idx, every)
             ok &= self._succeeds(xt, idx, threshold, refs)
         self.unsolved = ~ok.all(dim=0).cpu()
         self.disrupting[idx] = ok.all(dim=1)
