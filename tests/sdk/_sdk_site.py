@@ -1,21 +1,17 @@
-"""A local upload site with a stand-in protection service, served from a thread of its own,
+"""A local upload site with a stand-in protection service, served from a thread of its own
+(synchronous clients such as requests and ``httpx.Client`` block the thread they run in),
 and the policy for it.
-
-Synchronous clients (requests, ``httpx.Client``) block the thread they run in: the site
-runs its own event loop, so sync and async tests alike can post to it and read what it got.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import threading
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
-from typing import Self
 
+from _sites import ThreadedSite
 from aiohttp import web
 from grasp_sdk import Policy, parse_policy
 
@@ -43,51 +39,27 @@ class Upload:
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
 
-class LocalSite:
+class LocalSite(ThreadedSite):
     """The recording site and the stand-in service (``POST /v1/protect``) on 127.0.0.1.
 
     Attributes:
-        url: the base URL.
         uploads: what arrived at any path other than the service's, in order.
         protected: the images the service was asked to protect.
     """
 
     def __init__(self) -> None:
-        self.url = ""
+        super().__init__()
         self.uploads: list[Upload] = []
         self.protected: list[bytes] = []
-        self._started = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
 
-    def __enter__(self) -> Self:
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("the site did not start")
-        return self
+    @property
+    def url(self) -> str:
+        """The base URL."""
+        return f"http://127.0.0.1:{self.port}"
 
-    def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/protect", self._protect)
         app.router.add_route("*", "/{tail:.*}", self._record)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        self._started.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
 
     async def _record(self, request: web.Request) -> web.Response:
         body = await request.read()
