@@ -61,3 +61,11 @@ class DeadlineExceededError(GraspGuardError, TimeoutError):
     def __init__(self, message: str, *, started: bool) -> None:
         super().__init__(message)
         self.started = started
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuilt by keyword: the error crosses processes (the Ray backend's replicas).
+        return _deadline_exceeded, (str(self), self.started)
+
+
+def _deadline_exceeded(message: str, started: bool) -> DeadlineExceededError:
+    return DeadlineExceededError(message, started=started)

@@ -286,7 +286,7 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
     """
     options = prepared.options
     if prepared.passthrough:
-        return prepared.data, _passthrough_report(prepared)
+        return prepared.data, passthrough_report(prepared)
     if len(outcomes) != len(prepared.tasks):
         raise ValueError(f"{len(prepared.tasks)} crops but {len(outcomes)} outcomes")
     image = prepared.image
@@ -407,7 +407,8 @@ def protect_prepared(prepared: PreparedImage, engine: Engine) -> tuple[bytes, di
     return finish(prepared, [outcomes[i] for i in range(len(prepared.tasks))], engine)
 
 
-def _passthrough_report(prepared: PreparedImage) -> dict[str, Any]:
+def passthrough_report(prepared: PreparedImage) -> dict[str, Any]:
+    """The report of an image with nothing to protect: it goes back byte-identical."""
     return {
         "protected": False,
         "reason": "no face found",

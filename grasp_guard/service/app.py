@@ -1,8 +1,9 @@
 """``create_app(settings)``: the protection service as an aiohttp application.
 
 Cleanup contexts own what the app runs with: the CPU thread pool, and the runtime (the
-engine on its device thread, the batching worker). On shutdown the app stops admitting,
-lets the admitted requests finish, then cancels and awaits the worker.
+engine on its device thread and the batching worker, or, with the ``ray`` backend, the Ray
+Serve replicas holding them). On shutdown the app stops admitting, lets the admitted
+requests finish, then stops the runtime.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from grasp_guard.errors import ConfigError
 from grasp_guard.service.auth import bearer_auth
 from grasp_guard.service.cors import origin_guard
 from grasp_guard.service.cpu import CpuStage
@@ -21,7 +23,7 @@ from grasp_guard.service.keys import CPU, METRICS, RUNTIME, SETTINGS
 from grasp_guard.service.metrics import ServiceMetrics
 from grasp_guard.service.middleware import error_middleware
 from grasp_guard.service.routes import setup_routes
-from grasp_guard.service.runtime import EngineFactory, Runtime, load_engine
+from grasp_guard.service.runtime import EngineFactory, LocalRuntime, Runtime, load_engine
 from grasp_guard.service.settings import Settings
 
 
@@ -37,14 +39,31 @@ async def cpu_context(app: web.Application) -> AsyncIterator[None]:
         await cpu.close()
 
 
+def runtime_class(backend: str) -> type[Runtime]:
+    """The runtime of a backend: the engine in this process, or Ray Serve replicas of it.
+
+    Raises:
+        ConfigError: the ``ray`` backend without Ray Serve installed.
+    """
+    if backend == "ray":
+        try:
+            from grasp_guard.service.ray_backend import RayRuntime
+        except ImportError as exc:
+            raise ConfigError("the ray backend needs Ray Serve: "
+                              "pip install 'grasp-guard[ray]'") from exc
+        return RayRuntime
+    return LocalRuntime
+
+
 def runtime_context(
-    engine_factory: EngineFactory,
+    runtime_cls: type[Runtime], engine_factory: EngineFactory,
 ) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
-    """The cleanup context owning the engine and the worker, built by ``engine_factory``."""
+    """The cleanup context owning the runtime (the engine and its worker, or the Ray
+    replicas), whose engine ``engine_factory`` builds."""
 
     @contextlib.asynccontextmanager
     async def context(app: web.Application) -> AsyncIterator[None]:
-        runtime = Runtime(app[SETTINGS], app[METRICS], engine_factory)
+        runtime = runtime_cls(app[SETTINGS], app[METRICS], engine_factory)
         app[RUNTIME] = runtime
         loading = asyncio.create_task(runtime.start(), name="grasp-load-models")
         try:
@@ -70,7 +89,11 @@ def create_app(settings: Settings | None = None, *,
     Args:
         settings: how it runs (default: the embedded defaults).
         engine_factory: builds the engine from the settings (blocking; it runs on the
-            device thread while the app already answers ``/healthz``).
+            device thread while the app already answers ``/healthz``; with the ``ray``
+            backend, in each replica).
+
+    Raises:
+        ConfigError: the ``ray`` backend without Ray Serve installed.
     """
     settings = settings or Settings()
     # Outermost, the origin check: a foreign page is refused before anything else runs, and
@@ -82,7 +105,7 @@ def create_app(settings: Settings | None = None, *,
     app[SETTINGS] = settings
     app[METRICS] = ServiceMetrics()
     app.cleanup_ctx.append(cpu_context)
-    app.cleanup_ctx.append(runtime_context(engine_factory))
+    app.cleanup_ctx.append(runtime_context(runtime_class(settings.backend), engine_factory))
     app.on_shutdown.append(_drain)
     setup_routes(app)
     return app

@@ -1,22 +1,29 @@
-"""What a running service holds: the engine on its device thread, the worker, the admission.
+"""What a running service holds: the request slots, and the engine that optimises crops.
 
-The models load and warm up in the background so that ``/healthz`` answers at once and
-``/readyz`` turns 200 when they are ready. Requests are admitted up to ``queue_size`` at a
-time (the rest get 429 at once) and refused while loading or shutting down (503); the worker
-then queues a request's crops only when they can be optimised before its deadline (429
-with a computed Retry-After otherwise), by the batch times it measures in :attr:`times`.
+:class:`Runtime` admits requests up to ``queue_size`` at a time (the rest get 429 at once),
+refuses them while loading or shutting down (503) and drains on shutdown; a backend fills in
+how admitted crops become a protected image. :class:`LocalRuntime` is the default backend:
+the engine on its device thread in this process, its models loaded and warmed up in the
+background so that ``/healthz`` answers at once and ``/readyz`` turns 200 when they are
+ready; its batching worker queues a request's crops only when they can be optimised before
+its deadline (429 with a computed Retry-After otherwise), by the batch times it measures in
+:attr:`LocalRuntime.times`. The Ray Serve backend lives in :mod:`grasp_guard.service.ray_backend`.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Iterator
+from typing import Any
 
-from grasp_guard.errors import QueueFullError, ServiceUnavailableError
-from grasp_guard.pipeline import Engine
-from grasp_guard.service.admission import ServiceTimes
+from grasp_guard.errors import DeadlineExceededError, QueueFullError, ServiceUnavailableError
+from grasp_guard.pipeline import Engine, PreparedImage
+from grasp_guard.service.admission import ServiceTimes, optimise_by
+from grasp_guard.service.cpu import CpuStage
 from grasp_guard.service.metrics import ServiceMetrics
 from grasp_guard.service.settings import Settings
 from grasp_guard.service.worker import BatchWorker, DeviceThread
@@ -24,6 +31,8 @@ from grasp_guard.service.worker import BatchWorker, DeviceThread
 logger = logging.getLogger(__name__)
 
 EngineFactory = Callable[[Settings], Engine]
+#: A protected image, its full report, and the request's seconds spent in the backend.
+Protected = tuple[bytes, dict[str, Any], dict[str, float]]
 
 
 def load_engine(settings: Settings) -> Engine:
@@ -31,71 +40,87 @@ def load_engine(settings: Settings) -> Engine:
     return Engine.create(settings.models, settings.device)
 
 
-class Runtime:
-    """The engine, the device thread and the batching worker of one app, and its admission.
+def deadline_error(deadline_s: float, started: bool) -> DeadlineExceededError:
+    """The error of a request that ran out of its deadline (503 queued, 504 optimising)."""
+    where = "while optimising" if started else "before its optimisation began"
+    return DeadlineExceededError(
+        f"the request ran out of its {deadline_s:g} s deadline {where}; its work was dropped",
+        started=started)
+
+
+class Runtime(abc.ABC):
+    """The request slots of one app, and the backend that protects admitted images.
 
     Args:
         settings: the service settings.
         metrics: the app's metrics.
-        engine_factory: builds the engine (blocking; runs on the device thread).
+        engine_factory: builds the engine (blocking), wherever the backend runs it.
     """
 
     def __init__(self, settings: Settings, metrics: ServiceMetrics,
                  engine_factory: EngineFactory = load_engine) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.device = DeviceThread()
-        self.times = ServiceTimes(settings.admission_prior_s, settings.admission_retime_s)
-        self.engine: Engine | None = None
-        self.worker: BatchWorker | None = None
+        self.engine_factory = engine_factory
         self.error: str | None = None
         self.draining = False
         self.in_flight = 0
-        self._factory = engine_factory
         self._quiet = asyncio.Event()
         self._quiet.set()
 
+    @abc.abstractmethod
     async def start(self) -> None:
-        """Load and warm up the models on the device thread, then start the worker.
+        """Get the backend ready; a failure is kept in :attr:`error`, never raised."""
 
-        A failure is logged and kept in :attr:`error` (``/readyz`` shows it); the service
-        then stays up, unready, so that an operator can read why.
+    @abc.abstractmethod
+    def unavailable_reason(self) -> str | None:
+        """Why the backend cannot optimise now (loading, failed, stopped), or None."""
+
+    @abc.abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What ``/readyz`` shows of a ready backend (its device, its surrogates)."""
+
+    @abc.abstractmethod
+    async def protect(self, prepared: PreparedImage, cpu: CpuStage, start: float) -> Protected:
+        """Optimise an admitted image's crops and finish it, by its deadline.
+
+        Args:
+            prepared: the decoded image with at least one crop.
+            cpu: the app's CPU stage (for the paste-back and encode where they run here).
+            start: when the request arrived (the loop's clock); its deadline runs from then.
+
+        Raises:
+            QueueFullError: it would not finish in time (429, with when to retry).
+            DeadlineExceededError: it ran out of its deadline anyway.
+            ServiceUnavailableError: the backend cannot take it now.
         """
-        try:
-            engine = await self.device.call(self._factory, self.settings)
-            await self.device.call(engine.warm_up)
-        except Exception as exc:
-            self.error = f"the models failed to load: {type(exc).__name__}: {exc}"
-            logger.exception("the models failed to load")
-            return
-        worker = BatchWorker(engine, self.device, self.metrics, self.times,
-                             max_batch=self.settings.max_batch, gather_s=self.settings.gather_s)
-        worker.start()
-        self.engine, self.worker = engine, worker
-        logger.info("ready: %s on %s", ", ".join(engine.labels), engine.device)
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop the backend, failing what still waits."""
 
     def not_ready_reason(self) -> str | None:
         """Why the service cannot take a request now, or None when it can."""
         if self.draining:
             return "the service is shutting down"
-        if self.worker is None:
-            return self.error or "the models are loading"
-        if not self.worker.running:
-            return "the optimisation worker has stopped"
+        reason = self.unavailable_reason()
+        if reason is not None:
+            return reason
         if self.in_flight >= self.settings.queue_size:
             return f"the queue is full ({self.in_flight} requests)"
         return None
 
     @contextlib.contextmanager
-    def admit(self) -> Iterator[tuple[Engine, BatchWorker]]:
+    def admit(self) -> Iterator[None]:
         """Hold one of the ``queue_size`` request slots for the block.
 
         Raises:
             ServiceUnavailableError: loading, failed, or shutting down.
             QueueFullError: every slot is taken.
         """
-        if self.draining or self.engine is None or self.worker is None:
-            raise ServiceUnavailableError(self.not_ready_reason() or "not ready")
+        reason = "the service is shutting down" if self.draining else self.unavailable_reason()
+        if reason is not None:
+            raise ServiceUnavailableError(reason)
         if self.in_flight >= self.settings.queue_size:
             self.metrics.refused.labels("queue_full").inc()
             raise QueueFullError(f"the queue is full ({self.in_flight} requests); retry later")
@@ -103,7 +128,7 @@ class Runtime:
         self._quiet.clear()
         self.metrics.queue_depth.set(self.in_flight)
         try:
-            yield self.engine, self.worker
+            yield
         finally:
             self.in_flight -= 1
             self.metrics.queue_depth.set(self.in_flight)
@@ -118,6 +143,75 @@ class Runtime:
                 await self._quiet.wait()
         except TimeoutError:
             logger.warning("%d requests still in flight after %g s", self.in_flight, timeout)
+
+
+class LocalRuntime(Runtime):
+    """The engine, its device thread and the batching worker, in this process; the engine
+    factory runs on the device thread."""
+
+    def __init__(self, settings: Settings, metrics: ServiceMetrics,
+                 engine_factory: EngineFactory = load_engine) -> None:
+        super().__init__(settings, metrics, engine_factory)
+        self.device = DeviceThread()
+        self.times = ServiceTimes(settings.admission_prior_s, settings.admission_retime_s)
+        self.engine: Engine | None = None
+        self.worker: BatchWorker | None = None
+
+    async def start(self) -> None:
+        """Load and warm up the models on the device thread, then start the worker.
+
+        A failure is logged and kept in :attr:`error` (``/readyz`` shows it); the service
+        then stays up, unready, so that an operator can read why.
+        """
+        try:
+            engine = await self.device.call(self.engine_factory, self.settings)
+            await self.device.call(engine.warm_up)
+        except Exception as exc:
+            self.error = f"the models failed to load: {type(exc).__name__}: {exc}"
+            logger.exception("the models failed to load")
+            return
+        worker = BatchWorker(engine, self.device, self.metrics, self.times,
+                             max_batch=self.settings.max_batch, gather_s=self.settings.gather_s)
+        worker.start()
+        self.engine, self.worker = engine, worker
+        logger.info("ready: %s on %s", ", ".join(engine.labels), engine.device)
+
+    def unavailable_reason(self) -> str | None:
+        if self.worker is None:
+            return self.error or "the models are loading"
+        if not self.worker.running:
+            return "the optimisation worker has stopped"
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        if self.engine is None:
+            raise ServiceUnavailableError(self.unavailable_reason() or "not ready")
+        return {"device": str(self.engine.device), "surrogates": self.engine.labels}
+
+    async def protect(self, prepared: PreparedImage, cpu: CpuStage, start: float) -> Protected:
+        """Queue the crops with the worker and finish the image on ``cpu``.
+
+        The worker takes the crops only if they can be optimised early enough to leave the
+        last CPU stage its expected time before the deadline, with some headroom, for a full
+        batch's requests finishing ``cpu_threads`` at a time
+        (:func:`~grasp_guard.service.admission.optimise_by`; QueueFullError otherwise).
+        """
+        engine, worker = self.engine, self.worker
+        if engine is None or worker is None:
+            raise ServiceUnavailableError(self.unavailable_reason() or "not ready")
+        settings = self.settings
+        rounds = math.ceil(settings.max_batch / settings.cpu_threads)
+        ticket = worker.submit(prepared.tasks,
+                               optimise_by(start, settings.deadline_s, self.times, rounds))
+        try:
+            async with asyncio.timeout_at(start + settings.deadline_s):
+                outcomes = await ticket.future
+                out, report, finish_s = await cpu.finish(prepared, outcomes, engine)
+        except TimeoutError as exc:
+            raise deadline_error(settings.deadline_s, ticket.started) from exc
+        self.times.observe_finish(finish_s)
+        # expected: until optimised, as admission expected.
+        return out, report, {"queue": ticket.queue_wait, "expected": ticket.expected_s}
 
     async def close(self) -> None:
         """Stop the worker (failing what still waits) and the device thread."""

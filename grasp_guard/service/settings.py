@@ -26,6 +26,7 @@ from grasp_guard.errors import ConfigError
 DEFAULT_CONFIG_PATH = shipped_path("service.yaml")
 TOKEN_ENV = "GRASP_GUARD_TOKEN"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+BACKENDS = ("local", "ray")
 # scheme://host[:port] in lower case, nothing after: an origin as browsers send it.
 ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://([a-z0-9._~-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?")
 
@@ -44,6 +45,22 @@ def is_origin(value: Any) -> bool:
     """Whether ``value`` is an origin as a browser sends it in ``Origin``
     (``chrome-extension://<id>``, ``https://host:port``): no path, no wildcard."""
     return isinstance(value, str) and ORIGIN.fullmatch(value) is not None
+
+
+def parse_autoscale(text: str) -> tuple[int, int]:
+    """``MIN:MAX`` replicas (``1:4``) as a pair of ints.
+
+    Raises:
+        ValueError: not two whole numbers with 1 <= MIN <= MAX.
+    """
+    low, sep, high = text.partition(":")
+    try:
+        bounds = (int(low), int(high))
+    except ValueError:
+        bounds = (0, 0)
+    if not sep or not 1 <= bounds[0] <= bounds[1]:
+        raise ValueError(f"expected MIN:MAX replicas with 1 <= MIN <= MAX, got {text!r}")
+    return bounds
 
 
 def _check(ok: bool, name: str, expected: str, actual: Any) -> None:
@@ -92,6 +109,16 @@ class Settings:
         cors_origins: the browser origins allowed to call the service (the browser
             extension's, ``chrome-extension://<id>``); a request carrying any other
             ``Origin`` is refused (403). Requests without ``Origin`` are not affected.
+        backend: where crops are optimised: ``local`` (this process, one device) or
+            ``ray`` (replicas of a Ray Serve deployment; needs the ``ray`` extra).
+        ray_address: the Ray cluster of the ``ray`` backend: ``local`` (one started for
+            this service and stopped with it), ``auto`` (the cluster running on this
+            machine) or ``ray://host:port`` (a remote cluster's client server).
+        replicas: engine replicas of the ``ray`` backend, when not autoscaled.
+        autoscale: ``(min, max)`` replicas for Ray Serve's autoscaler; None: ``replicas``.
+        replica_cpus: CPUs Ray reserves for each replica.
+        replica_gpus: GPUs Ray reserves for each replica; None: one when ``device`` asks
+            for CUDA, or is ``auto`` and the cluster has a GPU; else none.
     """
 
     host: str = "127.0.0.1"
@@ -111,6 +138,12 @@ class Settings:
     cpu_threads: int = 2
     shutdown_timeout_s: float = 60.0
     cors_origins: tuple[str, ...] = ()
+    backend: str = "local"
+    ray_address: str = "local"
+    replicas: int = 1
+    autoscale: tuple[int, int] | None = None
+    replica_cpus: float = 1.0
+    replica_gpus: float | None = None
 
     def __post_init__(self) -> None:
         _check(isinstance(self.host, str) and bool(self.host), "host", "a host name or address",
@@ -155,6 +188,24 @@ class Settings:
         _check(isinstance(self.cors_origins, tuple) and all(map(is_origin, self.cors_origins)),
                "cors_origins", "a list of origins such as chrome-extension://<id> (scheme://host"
                "[:port], lower case, no path, no wildcard)", self.cors_origins)
+        _check(self.backend in BACKENDS, "backend", " or ".join(BACKENDS), self.backend)
+        _check(isinstance(self.ray_address, str) and (self.ray_address in ("local", "auto")
+                                                      or self.ray_address.startswith("ray://")),
+               "ray_address", "local, auto or ray://host:port", self.ray_address)
+        _check(_is_int(self.replicas) and 1 <= self.replicas <= 4096, "replicas",
+               "an int in 1..4096", self.replicas)
+        _check(self.autoscale is None or (
+            isinstance(self.autoscale, tuple) and len(self.autoscale) == 2
+            and all(map(_is_int, self.autoscale)) and 1 <= self.autoscale[0] <= self.autoscale[1]),
+            "autoscale", "null or MIN:MAX with 1 <= MIN <= MAX", self.autoscale)
+        if self.autoscale is not None and self.replicas != 1:
+            raise ConfigError("service settings replicas and autoscale exclude each other: "
+                              "give a fixed number of replicas or an autoscaling range")
+        _check(_is_number(self.replica_cpus) and self.replica_cpus > 0, "replica_cpus", "> 0",
+               self.replica_cpus)
+        _check(self.replica_gpus is None
+               or (_is_number(self.replica_gpus) and self.replica_gpus >= 0),
+               "replica_gpus", "null or a number >= 0", self.replica_gpus)
 
     @property
     def gather_s(self) -> float:
@@ -196,9 +247,14 @@ def load_settings(
     unknown = set(merged) - {f.name for f in dataclasses.fields(Settings)}
     if unknown:
         raise ConfigError(f"unknown service setting(s): {', '.join(sorted(unknown))}")
-    for key in ("models", "cors_origins"):
+    for key in ("models", "cors_origins", "autoscale"):
         if isinstance(merged.get(key), list):
             merged[key] = tuple(merged[key])
+    if isinstance(merged.get("autoscale"), str):
+        try:
+            merged["autoscale"] = parse_autoscale(merged["autoscale"])
+        except ValueError as exc:
+            raise ConfigError(f"service setting autoscale: {exc}") from exc
     # Validated once, on the final values: a flag's token may be what makes the file's host
     # valid.
     return Settings(**merged)

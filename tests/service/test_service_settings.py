@@ -14,6 +14,7 @@ from grasp_guard.service.settings import (
     Settings,
     is_loopback,
     load_settings,
+    parse_autoscale,
 )
 
 
@@ -89,6 +90,9 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     {"models": ()}, {"models": ("",)}, {"token": ""}, {"token": "two words"},
     {"token": "caf\u00e9"}, {"shutdown_timeout_s": -1}, {"host": ""},
     {"admission_retime_s": 0}, {"admission_retime_s": float("inf")},
+    {"backend": "spark"}, {"ray_address": "10.0.0.1:6379"}, {"replicas": 0},
+    {"autoscale": (0, 2)}, {"autoscale": (3, 2)}, {"autoscale": (1, 2), "replicas": 2},
+    {"replica_cpus": 0}, {"replica_gpus": -1},
 ])
 def test_invalid_values(changes: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
@@ -98,3 +102,23 @@ def test_invalid_values(changes: dict[str, Any]) -> None:
 def test_repr_hides_the_token() -> None:
     text = repr(Settings(token="very-secret-value"))
     assert "very-secret-value" not in text and "<hidden>" in text
+
+
+@pytest.mark.parametrize("text,bounds", [("1:4", (1, 4)), ("2:2", (2, 2))])
+def test_parse_autoscale(text: str, bounds: tuple[int, int]) -> None:
+    assert parse_autoscale(text) == bounds
+
+
+@pytest.mark.parametrize("text", ["4", "0:2", "3:2", "a:b", "1:", ":4", "1:2:3"])
+def test_parse_autoscale_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match="MIN:MAX"):
+        parse_autoscale(text)
+
+
+def test_autoscale_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "service.yaml"
+    path.write_text("backend: ray\nautoscale: '1:3'\n")
+    assert load_settings(path, env={}).autoscale == (1, 3)
+    path.write_text("autoscale: '3'\n")
+    with pytest.raises(ConfigError, match="autoscale"):
+        load_settings(path, env={})
