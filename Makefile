@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup weights test test-browser demo extension bench-quick bench lint clean
+.PHONY: setup weights test test-browser test-ray demo extension bench-quick bench lint clean
 
 setup: $(STAMP) weights
 
@@ -24,10 +24,15 @@ weights: $(STAMP)
 		|| echo "setup: COULD NOT FETCH the CycleGAN surrogate (see above): protection runs on the reference surrogate alone until 'grasp-guard models fetch cyclegan-vintage' succeeds" >&2
 
 test: setup
-	$(PY) -m pytest -q -m "not browser"
+	$(PY) -m pytest -q -m "not browser and not ray"
 
 test-browser: setup
 	$(PY) -m pytest -q -m browser
+
+# The Ray Serve backend against a local cluster it starts and stops (~1.5 min, +44 packages).
+test-ray: setup
+	$(PY) -m pip install -q -e '.[ray]'
+	$(PY) -m pytest -q -m ray
 
 demo: setup
 	$(PY) -m grasp_guard demo
