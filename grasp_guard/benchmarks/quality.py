@@ -219,6 +219,7 @@ def methods(steps: int | None = None) -> dict[str, Method]:
         "grasp-ball-budget": {"spend_budget": False},
         "grasp-fixed-lambda": {"ssim_target": None},
         "grasp+diversity": {"input_diversity": 0.2},
+        "grasp+features": {"feature_weight": 1.0},
     }
     for name, changes in ablations.items():
         config = base.replace(**changes)

@@ -25,7 +25,7 @@ from grasp_guard.models.editor import Editor
 
 logger = logging.getLogger(__name__)
 
-VARIANTS = ("grasp", "grasp+diversity")
+VARIANTS = ("grasp", "grasp+diversity", "grasp+features")
 
 
 @dataclass(frozen=True)
@@ -178,4 +178,6 @@ def about(pool: Sequence[Editor], n: int, resolution: int) -> str:
             "and B together (J left out), tuned to the level, DSR on J. `noise -> J`: Gaussian "
             "noise at the level's PSNR judged by J, the floor a row must clear to mean "
             "anything. `grasp+diversity`: the loop with input_diversity 0.2 (a random zoom "
-            "in [0.8, 1.2] and shift on half the steps).")
+            "in [0.8, 1.2] and shift on half the steps). `grasp+features`: the loop with "
+            "feature_weight 1 (the members' encoder activations and channel statistics pushed "
+            "from the clean ones, beside their outputs).")

@@ -144,7 +144,7 @@ def register_transfer(bench: argparse._SubParsersAction) -> None:
     parser.add_argument("--judges", default=None,
                         help="Comma-separated held-out nets to measure (default: every net of "
                              "the pool with real or trained weights).")
-    parser.add_argument("--variants", default="grasp,grasp+diversity",
+    parser.add_argument("--variants", default="grasp,grasp+diversity,grasp+features",
                         help="Comma-separated methods of the quality benchmark (GRASP variants).")
     parser.add_argument("--steps", type=int, default=40, help="Iterations of every run.")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="Results folder.")

@@ -84,3 +84,10 @@ def test_the_cli_writes_the_table_and_attaches_it_to_the_quality_json(
     md = (tmp_path / "transfer.md").read_text()
     assert "| member -> judge |" in md and "member: seeded" in md
     assert json.loads((tmp_path / "quality.json").read_text())["transfer"] == doc
+
+
+def test_every_transfer_variant_is_a_method_of_the_loop() -> None:
+    from grasp_guard.benchmarks.quality import methods
+
+    assert set(transfer.VARIANTS) <= set(methods(2))
+    assert {"grasp+diversity", "grasp+features"} <= set(transfer.VARIANTS)
