@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -37,6 +36,7 @@ from grasp_guard.errors import GraspGuardError, QueueFullError, ServiceUnavailab
 from grasp_guard.pipeline import PreparedImage
 from grasp_guard.service.cpu import CpuStage
 from grasp_guard.service.metrics import ServiceMetrics
+from grasp_guard.service.processes import descendants
 from grasp_guard.service.runtime import (
     EngineFactory,
     LocalRuntime,
@@ -252,29 +252,8 @@ class RayRuntime(Runtime):
 
 
 def replica_pids(root: int) -> list[int]:
-    """The process ids of this service's engine replicas among ``root``'s descendants, from
-    ``/proc`` (Linux): with the ``local`` cluster, ``root`` is the service's own process.
-    For fault drills (the load bench's replica kills, the tests)."""
-    parents: dict[int, int] = {}
-    titles: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            titles[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:  # it ended while we looked
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-
-    def descends(pid: int) -> bool:
-        while pid > 1:
-            pid = parents.get(pid, 0)
-            if pid == root:
-                return True
-        return False
-
+    """The process ids of this service's engine replicas among ``root``'s descendants (with
+    the ``local`` cluster, ``root`` is the service's own process). For fault drills: the
+    load bench's replica kills, the tests."""
     title = f"ray::ServeReplica:{APP_NAME}:"
-    return sorted(pid for pid, cmdline in titles.items()
-                  if cmdline.startswith(title) and descends(pid))
+    return sorted(pid for pid, cmdline in descendants(root).items() if cmdline.startswith(title))
