@@ -52,6 +52,14 @@ sites:
     fields: [media, media_data]
     size_mode: exact
     chunked_upload: {protocol: x, max_total_bytes: 1000000, max_segments: 8}
+  - name: x-v2
+    hosts: [localhost]
+    paths: [/2/media/upload/initialize, "/2/media/upload/*/append", "/2/media/upload/*/finalize"]
+    methods: [POST]
+    formats: [multipart, json_base64]
+    fields: [media]
+    size_mode: exact
+    chunked_upload: {protocol: x, max_total_bytes: 1000000, max_segments: 8}
   - name: x-api
     hosts: [localhost]
     paths: [/1.1/media/upload.json]
