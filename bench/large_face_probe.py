@@ -3,6 +3,7 @@ DSR per editing size, PSNR/SSIM as re-cut, and the λ_ssim trace of the SSIM ste
 
     .venv/bin/python bench/large_face_probe.py [--photo PATH] [--face 1] [--steps 30]
                                                [--variant default|no-ssim-target]
+                                               [--sampling random|all|focus]
 
 Prints one JSON line. It isolates the loop on a face shrunk to the 512-px bucket (no re-encode,
 no site transform), which is what the whole-photo bench spends its time on.
@@ -20,7 +21,7 @@ import torch
 from PIL import Image
 
 from grasp_guard.defense import grasp as loop
-from grasp_guard.defense.config import config_for
+from grasp_guard.defense.config import SCALE_SAMPLINGS, config_for
 from grasp_guard.defense.metrics import batch_psnr, batch_ssim, evaluate_defense
 from grasp_guard.faces.detect import HaarDetector
 from grasp_guard.faces.regions import (
@@ -41,6 +42,8 @@ def main() -> None:
     parser.add_argument("--face", type=int, default=1, help="Which detected face (0-based).")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--variant", choices=("default", "no-ssim-target"), default="default")
+    parser.add_argument("--sampling", choices=SCALE_SAMPLINGS, default=None,
+                        help="Scale sampling of the loop (the preset's when not given).")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rgb = np.asarray(Image.open(args.photo).convert("RGB"))
@@ -50,6 +53,8 @@ def main() -> None:
     weight = torch.from_numpy(feather_mask(region))[None, None]
     m = torch.from_numpy(round_trip_matrix(side, max(region.crop.side, side)))[None]
     overrides: dict = {"steps": args.steps, "check_every": 10}
+    if args.sampling is not None:
+        overrides["scale_sampling"] = args.sampling
     if args.variant == "no-ssim-target":
         overrides["ssim_target"] = None
     config = config_for("balanced", **overrides)
@@ -68,6 +73,7 @@ def main() -> None:
     mm = m.unsqueeze(1)
     seen = (x + mm.transpose(-1, -2) @ delta @ mm).clamp(0, 1).mul(255).round().div(255)
     out = {"photo": args.photo.name, "crop": region.crop.side, "variant": args.variant,
+           "sampling": config.scale_sampling, "steps": config.steps,
            "seconds": round(time.perf_counter() - start), "psnr": float(batch_psnr(seen, x)[0]),
            "ssim": float(batch_ssim(seen, x)[0]), "lambda_ssim_trace": trace[::5] + trace[-1:]}
     for res in (128, 256, 512):

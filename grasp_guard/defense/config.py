@@ -74,8 +74,10 @@ class GraspConfig:
             the perturbation it is allowed, and the visual gradients decide its shape, not
             its size. ``False``: the ball (δ only ever scaled down).
         scale_sampling: an editor that may run at several sizes (its editing resolutions)
-            is optimised at ``all`` of them every step, or at one drawn at ``random`` per
-            step (expectation over rescales: the cost of one size per step), or at one drawn
+            is optimised at ``all`` of them every step (the hinge stops a disrupted size
+            pulling, and its pull returns as soon as it slips back), or at one drawn at
+            ``random`` per step (expectation over rescales: the cost of one size per step,
+            but a size solved early fades while others are drawn), or at one drawn
             among those that a running sample still fails at the last check (``focus``:
             the steps go where the protection is missing). The early stop and the result
             always check every size.
@@ -131,7 +133,7 @@ class GraspConfig:
     objective: Objective = "hinge"
     psnr_budget: float | None = 40.3
     spend_budget: bool = True
-    scale_sampling: ScaleSampling = "random"
+    scale_sampling: ScaleSampling = "all"
     normalize: bool = True
     smoothing: Smoothing = "none"
     smooth_kernel: int = 3

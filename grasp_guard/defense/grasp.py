@@ -183,6 +183,10 @@ class _Run:
         # whether each sample disrupted every pair at the last check (none before the first)
         self.disrupting = torch.zeros(n, dtype=torch.bool, device=x.device)
         self.lambda_ssim = torch.full((n,), config.lambda_ssim, dtype=x.dtype, device=x.device)
+        # the best δ each sample reached at a check (most targets disrupted, then closest to
+        # disrupting the rest; the later of equals): the loop returns it, not the last step's
+        self.best_delta = self.delta.clone()
+        self.best_score = torch.full((n,), -math.inf, dtype=torch.float64, device=x.device)
 
     def _adapt_lambda_ssim(self, idx: torch.Tensor, ssim: torch.Tensor) -> None:
         """Dual ascent on the SSIM target, protection first: a sample that disrupted every
@@ -287,12 +291,18 @@ class _Run:
         return torch.cat(mse, dim=1), torch.cat(cmua, dim=1)
 
     def _succeeds(self, x_in: torch.Tensor, idx: torch.Tensor, threshold: float,
-                  refs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """Whether each sample clears ``threshold`` on every pair of each target: (n_a, T)."""
+                  refs: list[tuple[torch.Tensor, torch.Tensor]]
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whether each sample clears ``threshold`` on every pair of each target, (n_a, T),
+        and how close it comes over all pairs: the mean of distance / threshold capped at 1,
+        (n_a,) (the distance the metric judges by; the smaller of the two under ``both``)."""
         mse, cmua = self._pair_stats(x_in, idx, refs)
         ok = _success(mse, cmua, threshold, self.cfg.success_metric)
-        return torch.stack([ok[:, self.pair_target == k].all(dim=1)
-                            for k in range(len(self.targets))], dim=1)
+        judged = {"cmua": cmua, "ruiz": mse}.get(self.cfg.success_metric, torch.minimum(mse, cmua))
+        closeness = (judged.double() / threshold).clamp(max=1.0).mean(dim=1)
+        per_target = torch.stack([ok[:, self.pair_target == k].all(dim=1)
+                                  for k in range(len(self.targets))], dim=1)
+        return per_target, closeness
 
     def _quality_holds(self, psnr: torch.Tensor, ssim: torch.Tensor) -> torch.Tensor:
         ok = torch.ones(psnr.shape, dtype=torch.bool, device=psnr.device)
@@ -382,17 +392,43 @@ class _Run:
         xq = quantise(self._seen(xa, self.delta[idx], idx))
         threshold = cfg.success_threshold * cfg.margin
         every = range(len(self.targets))
-        ok = self._succeeds(xq, idx, threshold, self._stored_refs(idx, every))
+        ok, closeness = self._succeeds(xq, idx, threshold, self._stored_refs(idx, every))
         if self.transform is not None:
             with torch.no_grad():
                 xt, _, refs = self._through_transform(self.transform, xq, idx, every)
-            ok &= self._succeeds(xt, idx, threshold, refs)
+            ok_t, closeness_t = self._succeeds(xt, idx, threshold, refs)
+            ok &= ok_t
+            closeness = torch.minimum(closeness, closeness_t)
         self.unsolved = ~ok.all(dim=0).cpu()
         self.disrupting[idx] = ok.all(dim=1)
+        self._keep_best(idx, ok.sum(dim=1).double() + closeness)
         ssim = batch_ssim(xq, xa)
         return ok.all(dim=1) & self._quality_holds(batch_psnr(xq, xa), ssim) & self._targets_hold(ssim)
 
+    def _keep_best(self, idx: torch.Tensor, score: torch.Tensor) -> None:
+        """Remember δ of the samples whose check ``score`` is at least their best so far."""
+        better = score >= self.best_score[idx]
+        won = idx[better]
+        self.best_score[won] = score[better]
+        self.best_delta[won] = self.delta[won]
+
     def solve(self) -> None:
+        """Run the steps; a sample that never stopped ends on its best δ at a check.
+
+        The hinge and the PSNR sphere make the last step a poor choice: a size disrupted
+        early stops pulling and its part of δ shrinks under the later steps' projections, so
+        the disruption comes and goes; the check that saw the most of it is kept.
+        """
+        cfg = self.cfg
+        checking = cfg.early_stop or (cfg.ssim_target is not None and cfg.lambda_ssim > 0)
+        active = self._steps()
+        if checking and len(active):
+            if cfg.steps % cfg.check_every:
+                self._done(active)  # the last step's δ competes too
+            self.delta[active] = self.best_delta[active]
+
+    def _steps(self) -> torch.Tensor:
+        """The steps of GRASP.md; returns the samples still running at the end."""
         cfg = self.cfg
         n = self.x.shape[0]
         active = torch.arange(n, device=self.x.device)
@@ -419,6 +455,7 @@ class _Run:
                 logger.debug("step %d: %d of %d samples still running", t, len(active), n)
                 if len(active) == 0:
                     break
+        return active
 
     def result(self, seconds: float) -> DefenseResult:
         images = quantise(self.x + self.delta)

@@ -158,9 +158,10 @@ def test_a_fully_convolutional_editor_is_judged_at_each_editing_size() -> None:
 def test_focus_steps_only_on_sizes_still_unsolved(monkeypatch: pytest.MonkeyPatch) -> None:
     editor = ConvEditor(16, (32, 64))
 
-    def size_16_solved(self: _Run, x_in: torch.Tensor, idx: torch.Tensor, *args: object) -> torch.Tensor:
+    def size_16_solved(self: _Run, x_in: torch.Tensor, idx: torch.Tensor,
+                       *args: object) -> tuple[torch.Tensor, torch.Tensor]:
         editor.sizes.append(0)  # marks a check in the record of sizes
-        return torch.tensor([[True, False]]).expand(len(idx), 2)
+        return torch.tensor([[True, False]]).expand(len(idx), 2), torch.full((len(idx),), 0.5)
 
     monkeypatch.setattr(_Run, "_succeeds", size_16_solved)
     cfg = GraspConfig(psnr_budget=40.0, scale_sampling="focus", check_every=1, steps=8,
@@ -185,3 +186,25 @@ def test_a_delivered_perturbation_spends_the_budget_where_it_lands() -> None:
     assert (pasted < result.psnr - 0.3).all()
     with pytest.raises(ValueError, match="delivery"):
         grasp(x, [tiny_stargan()], cfg, delivery=m[:, :16, :16])
+
+
+def test_a_run_that_never_stops_returns_its_best_checked_perturbation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[torch.Tensor] = []
+    closeness = [0.2, 0.9, 0.1, 0.3]
+
+    def scored(self: _Run, x_in: torch.Tensor, idx: torch.Tensor,
+               *args: object) -> tuple[torch.Tensor, torch.Tensor]:
+        seen.append(self.delta[idx].clone())
+        k = len(seen) - 1
+        return (torch.zeros(len(idx), len(self.targets), dtype=torch.bool),
+                torch.full((len(idx),), closeness[k], dtype=torch.float64))
+
+    monkeypatch.setattr(_Run, "_succeeds", scored)
+    x = crops(size=(32, 32))
+    cfg = GraspConfig(psnr_budget=40.0, check_every=1, steps=4)
+    result = grasp(x, [tiny_stargan()], cfg)
+    assert len(seen) == 4 and not torch.equal(seen[1], seen[3])
+    # the second check came closest to disrupting: its δ is returned, not the last step's
+    assert torch.allclose(result.images, (x + seen[1]).mul(255).round().div(255), atol=1e-6)
+    assert not result.stopped.any()
