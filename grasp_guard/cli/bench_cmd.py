@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     quality = bench.add_parser("quality", help="Defense methods compared at matched PSNR.")
     quality.add_argument("--quick", action="store_true", help="The small plan (≤ 5 min on 2 cores).")
     quality.add_argument("--part", choices=("all", "reference", "models", "real-cyclegan", "real-reference",
-                                  "real-reference-levels", "real-transfer", "real-ablations"),
+                                  "real-reference-levels", "real-transfer", "real-ablations",
+                                  "real-cyclegan-levels"),
                          default="all",
                          help="Run one part of the full plan (two parts fit two cores side by side).")
     quality.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
@@ -50,7 +51,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_quality(args: argparse.Namespace) -> int:
-    from grasp_guard.benchmarks.quality import PARTS, QUICK, describe, plot_dsr_vs_psnr, run_plan
+    from grasp_guard.benchmarks.quality import (
+        PARTS,
+        QUICK,
+        RERUNS,
+        describe,
+        plot_dsr_vs_psnr,
+        run_plan,
+    )
     from grasp_guard.benchmarks.report import Row
 
     start = time.perf_counter()
@@ -64,7 +72,7 @@ def run_quality(args: argparse.Namespace) -> int:
         name = "quality-quick" if args.quick else (
             "quality" if args.part == "all" else f"quality-{args.part}")
         plans = [QUICK] if args.quick else (
-            list(PARTS.values()) if args.part == "all" else [PARTS[args.part]])
+            list(PARTS.values()) if args.part == "all" else [{**PARTS, **RERUNS}[args.part]])
         # the real-face parts say which faces, surrogates and n; the older parts share NOTES
         notes = "\n\n".join(p.about for p in plans if p.about) or NOTES
         rows = []
