@@ -1,9 +1,9 @@
-"""A headless Chromium with the extension loaded, driven over the DevTools protocol.
+"""Headless Chromium driven over the DevTools protocol (a websocket per page, with aiohttp),
+for the browser tests: the proxy's (tests/e2e/test_browser.py) and the extension's.
 
-The same few calls as tests/e2e/test_browser.py (a websocket per page, with aiohttp),
-plus what the extension tests need: a file put in an ``<input type=file>``
-(``DOM.setFileInputFiles``, which fires trusted ``input`` and ``change`` as a real choice
-does) and a file dropped on an element (``Input.dispatchDragEvent``, trusted too).
+Besides calls and scripts: a file put in an ``<input type=file>`` (``DOM.setFileInputFiles``,
+which fires trusted ``input`` and ``change`` as a real choice does), a file dropped on an
+element (``Input.dispatchDragEvent``, trusted too), and a Chromium with an extension loaded.
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ class Browser:
                     await resp.read()
 
 
-def _devtools_port(profile: Path, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> int:
+def devtools_port(profile: Path, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> int:
+    """The port Chromium chose for DevTools (it writes it to DevToolsActivePort)."""
     active = profile / "DevToolsActivePort"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -133,7 +134,7 @@ def chromium_with(extension: Path, folder: Path) -> Iterator[Browser]:
     with (folder / "chromium.log").open("wb") as log, \
             child(argv, stdout=log, stderr=subprocess.STDOUT) as proc:
         try:
-            yield Browser(_devtools_port(profile, proc))
+            yield Browser(devtools_port(profile, proc))
         finally:
             if proc.poll() is None:  # its renderers share its process group
                 os.killpg(proc.pid, signal.SIGTERM)

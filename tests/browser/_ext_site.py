@@ -8,11 +8,9 @@ page posts what the page script chose to ``/upload/<id>`` (the id from the page'
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from dataclasses import dataclass
-from typing import Self
 
+from _sites import Arrivals, ThreadedSite
 from aiohttp import web
 
 UPLOAD_FIELD = "photo"
@@ -83,59 +81,26 @@ class Upload:
     note: str
 
 
-class ExtensionSite:
-    """The pages and the upload recorder, in a thread with its own event loop."""
+class ExtensionSite(ThreadedSite):
+    """The pages and the upload recorder."""
 
     def __init__(self) -> None:
-        self._uploads: dict[str, Upload] = {}
-        self._arrived = threading.Condition()
-        self._started = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-        self.port = 0
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("the site did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        super().__init__(client_max_size=2**26)
+        self._uploads: Arrivals[Upload] = Arrivals()
 
     def url(self, host: str, page: str, test_id: str) -> str:
         return f"http://{host}:{self.port}/{page}?id={test_id}"
 
     def upload(self, test_id: str, timeout_s: float) -> Upload:
         """What arrived under ``test_id``, waiting up to ``timeout_s``."""
-        with self._arrived:
-            if not self._arrived.wait_for(lambda: test_id in self._uploads, timeout_s):
-                raise AssertionError(f"the site received nothing for {test_id!r}")
-            return self._uploads[test_id]
+        return self._uploads.wait(test_id, timeout_s)
 
     def received(self, test_id: str) -> bool:
-        with self._arrived:
-            return test_id in self._uploads
+        return test_id in self._uploads
 
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        app = web.Application(client_max_size=2**26)
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/{page}", self._page)
         app.router.add_post("/upload/{id}", self._record)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = runner.addresses[0][1]
-        self._started.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
 
     async def _page(self, request: web.Request) -> web.Response:
         page = PAGES.get(request.match_info["page"])
@@ -151,7 +116,5 @@ class ExtensionSite:
         if not isinstance(photo, web.FileField):
             raise web.HTTPBadRequest(text=f"no file in {UPLOAD_FIELD!r}")
         upload = Upload(photo.file.read(), photo.filename, str(form.get("note")))
-        with self._arrived:
-            self._uploads[request.match_info["id"]] = upload
-            self._arrived.notify_all()
+        self._uploads.put(request.match_info["id"], upload)
         return web.json_response({"length": len(upload.photo)})

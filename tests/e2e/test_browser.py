@@ -1,6 +1,6 @@
 """A real headless Chromium uploads a face photo through the proxy; the site gets it protected.
 
-Chromium is driven over the DevTools protocol (a websocket, with aiohttp): it loads a page
+Chromium is driven over the DevTools protocol (tests/_cdp.py): it loads a page
 with an ``<input type=file>`` from the local site, puts the photo in the input, and posts
 it with ``fetch`` and ``FormData`` as a site's own script would.
 """
@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import itertools
 import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
+from _cdp import CHROMIUM, Page, devtools_port
 from _e2e_helpers import Proxy, assert_protected, multipart_parts
 from _e2e_site import Site
 from cryptography import x509
@@ -28,7 +26,6 @@ from cryptography.hazmat.primitives import serialization
 
 from proxy_addon.launch import child
 
-CHROMIUM = Path("/usr/bin/chromium")
 FB_PATH = "/ajax/react_composer/attachments/photo/upload"
 
 pytestmark = [
@@ -60,44 +57,6 @@ def spki_sha256(cert_pem: Path) -> str:
     spki = cert.public_key().public_bytes(serialization.Encoding.DER,
                                           serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(hashlib.sha256(spki).digest()).decode()
-
-
-class DevTools:
-    """The few DevTools protocol calls the test needs, over one page's websocket."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self._ws = ws
-        self._ids = itertools.count(1)
-
-    async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        call_id = next(self._ids)
-        await self._ws.send_json({"id": call_id, "method": method, "params": params})
-        async for message in self._ws:
-            reply = json.loads(message.data)
-            if reply.get("id") == call_id:
-                if "error" in reply:
-                    raise AssertionError(f"{method}: {reply['error']}")
-                return reply["result"]
-        raise AssertionError(f"the browser closed the connection during {method}")
-
-    async def evaluate(self, expression: str) -> Any:
-        result = await self.call("Runtime.evaluate", expression=expression, awaitPromise=True,
-                                 returnByValue=True)
-        if "exceptionDetails" in result:
-            raise AssertionError(f"script failed: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-
-def devtools_port(profile: Path, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> int:
-    """The port Chromium chose for DevTools (it writes it to DevToolsActivePort)."""
-    active = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"chromium exited with status {proc.returncode}"
-        if active.exists() and active.read_text().strip():
-            return int(active.read_text().split()[0])
-        time.sleep(0.1)
-    raise AssertionError("chromium opened no DevTools port")
 
 
 async def test_a_browser_upload_arrives_protected(site: Site, guarded: Proxy, face: bytes,
@@ -132,15 +91,8 @@ async def _upload(port: int, page_url: str, face: bytes) -> str:
             targets = await resp.json()
         page = next(t for t in targets if t["type"] == "page")
         async with session.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-            tools = DevTools(ws)
-            await tools.call("Page.navigate", url=page_url)
-            for _ in range(600):
-                if await tools.evaluate("document.readyState === 'complete' && "
-                                        "!!document.querySelector('input[type=file]')"):
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError(f"the page never loaded: {page_url}")
+            tools = Page(ws)
+            await tools.open(page_url, "!!document.querySelector('input[type=file]')")
             return await tools.evaluate(UPLOAD_JS % {
                 "photo": json.dumps(base64.b64encode(face).decode()),
                 "path": json.dumps(FB_PATH), "test_id": json.dumps("browser")})
