@@ -3,6 +3,7 @@ and the load bench's memory figures, which look at the processes a service start
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -43,3 +44,13 @@ def rss_mib(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time the process has used so far (user + system), in seconds.
+
+    Raises:
+        OSError: the process has ended.
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -24,8 +24,13 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 from typing import Any
+
+# Ray's crash-report signal handler, installed as Ray loads, would take SIGTERM ahead of
+# aiohttp's and abort the graceful shutdown (exit 134, the local cluster's agents orphaned).
+os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
 
 import ray
 from ray import serve

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from grasp_guard.service.processes import descendants, rss_mib
+from grasp_guard.service.processes import cpu_seconds, descendants, rss_mib
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -41,3 +41,15 @@ def test_rss_of_a_live_and_an_ended_process() -> None:
     ended = subprocess.Popen(["true"])
     ended.wait()
     assert rss_mib(ended.pid) == 0.0
+
+
+def test_cpu_seconds_grow_with_work_and_an_ended_process_raises() -> None:
+    before = cpu_seconds(os.getpid())
+    end = time.process_time() + 0.2
+    while time.process_time() < end:
+        pass
+    assert cpu_seconds(os.getpid()) >= before + 0.1
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    with pytest.raises(OSError):
+        cpu_seconds(ended.pid)

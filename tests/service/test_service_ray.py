@@ -37,6 +37,7 @@ from grasp_guard.errors import (
     ServiceUnavailableError,
 )
 from grasp_guard.service.metrics import ServiceMetrics
+from grasp_guard.service.processes import cpu_seconds, descendants
 from grasp_guard.service.ray_backend import (
     RayRuntime,
     deployment_options,
@@ -201,20 +202,15 @@ def _post(url: str, data: bytes, preset: str) -> tuple[int, dict[str, str], byte
         return exc.code, dict(exc.headers), exc.read()
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _busy_replica(root: int, timeout: float) -> int:
     """A replica that is working (at least half a CPU over a second)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        before = {pid: _cpu_seconds(pid) for pid in replica_pids(root)}
+        before = {pid: cpu_seconds(pid) for pid in replica_pids(root)}
         time.sleep(1.0)
         for pid, seconds in before.items():
             try:
-                if _cpu_seconds(pid) - seconds > 0.5:
+                if cpu_seconds(pid) - seconds > 0.5:
                     return pid
             except OSError:
                 continue
@@ -249,6 +245,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 pytest.fail(f"not ready in {START_S:g} s: {log.read_text()[-3000:]}")
             time.sleep(0.5)
         yield Served(url, process, log)
+        cluster = descendants(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -256,7 +253,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    assert not replica_pids(process.pid)
+    # A clean shutdown: exit 0, and the local cluster's processes gone with the service.
+    assert process.returncode == 0, log.read_text()[-3000:]
+    end = time.monotonic() + 30
+    while left := [pid for pid in cluster if Path(f"/proc/{pid}").exists()]:
+        assert time.monotonic() < end, f"left behind: {[cluster[pid] for pid in left]}"
+        time.sleep(0.5)
 
 
 def _face_jpeg(face_rgb: Any) -> bytes:
