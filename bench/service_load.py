@@ -14,8 +14,16 @@ a result or an immediate 429 with Retry-After, never a timeout. ``--follow-retry
 each refused client retry when its Retry-After says, until it gets a result or
 ``--timeout`` passes.
 
+``--backend ray`` serves on Ray Serve replicas (``--replicas N``, a local cluster started by
+the service). ``--compare-replicas 1,2`` runs the timed load once per replica count, in one
+run, and adds their throughput ratio, the measured seconds of optimisation per face and the
+floating-point work per face (counted by torch), from which faces/s per GPU and per node are
+projected. Peak memory is the service's whole process tree (with Ray: the cluster too),
+sampled every second.
+
     .venv/bin/python bench/service_load.py [--clients 8] [--seconds 60] [--preset fast]
         [--device auto] [--models NAMES] [--max-batch 8] [--queue-size 32]
+        [--backend local|ray] [--replicas N] [--compare-replicas 1,2]
         [--burst 24 [--follow-retry]] [--out bench/results/service.md] [--append]
 """
 
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -43,6 +52,8 @@ import aiohttp
 import numpy as np
 from PIL import Image
 from skimage import data
+
+from grasp_guard.service.processes import descendants, rss_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 TITLE = "# Service load test (`bench/service_load.py`)\n\n"
@@ -66,6 +77,7 @@ class Tally:
     protected: int = 0
     unchanged: int = 0
     last_done: float = 0.0
+    optimise_per_face: list[float] = field(default_factory=list)  # seconds, from reports
 
 
 def _jpeg(rgb: np.ndarray, side: int) -> bytes:
@@ -105,7 +117,7 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
-def _check(sample: Sample, headers: object, body: bytes) -> str | None:
+def check_result(sample: Sample, headers: object, body: bytes) -> str | None:
     """What is wrong with a 200 answer, or None."""
     hdrs = dict(headers)  # type: ignore[call-overload]
     try:
@@ -121,6 +133,9 @@ def _check(sample: Sample, headers: object, body: bytes) -> str | None:
         return f"{sample.name}: protected={report.get('protected')}"
     if not sample.has_face and body != sample.data:
         return f"{sample.name}: a faceless image came back changed"
+    if sample.has_face and (report.get("faces") != 1 or body == sample.data
+                            or not report.get("regions", [{}])[0].get("psnr")):
+        return f"{sample.name}: its face did not come back protected: {report}"
     return None
 
 
@@ -145,7 +160,7 @@ async def client(i: int, url: str, token: str, preset: str, pool: list[Sample],
                 continue
             tally.statuses[status] += 1
             if status == 200:
-                problem = _check(sample, resp_headers, body)
+                problem = check_result(sample, resp_headers, body)
                 if problem is not None:
                     tally.problems.append(problem)
                     continue
@@ -156,6 +171,8 @@ async def client(i: int, url: str, token: str, preset: str, pool: list[Sample],
                     tally.protected += 1
                     for region in report.get("regions", []):
                         tally.batch_sizes[region["batch_size"]] += 1
+                    tally.optimise_per_face.append(report["seconds"]["optimise"]
+                                                   / report["faces"])
                 else:
                     tally.unchanged += 1
             elif status in (429, 503) and "Retry-After" in resp_headers:
@@ -164,10 +181,13 @@ async def client(i: int, url: str, token: str, preset: str, pool: list[Sample],
                 tally.problems.append(f"{sample.name}: unexpected {status}: {body[:200]!r}")
 
 
-def start_service(args: argparse.Namespace, token: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_service(args: argparse.Namespace, token: str, log: Path,
+                  replicas: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     command = [sys.executable, "-m", "grasp_guard", "serve", "--port", str(port),
                "--device", args.device, "--max-batch", str(args.max_batch)]
+    if args.backend == "ray":
+        command += ["--backend", "ray", "--replicas", str(replicas or args.replicas)]
     if args.queue_size is not None:
         command += ["--queue-size", str(args.queue_size)]
     if args.models is not None:
@@ -206,7 +226,7 @@ async def scrape(url: str, token: str) -> dict[str, float]:
     return out
 
 
-def _pct(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
@@ -244,7 +264,7 @@ async def burst_client(url: str, token: str, preset: str, sample: Sample, go: as
             if shot.first_status is None:
                 shot.first_status, shot.first_seconds = status, time.monotonic() - sent
             if status == 200:
-                shot.problem = _check(sample, resp_headers, body)
+                shot.problem = check_result(sample, resp_headers, body)
                 shot.result_seconds = time.monotonic() - start
                 return shot
             if status not in (429, 503) or "Retry-After" not in resp_headers:
@@ -260,7 +280,7 @@ async def burst_client(url: str, token: str, preset: str, sample: Sample, go: as
 def _spread(values: list[float]) -> str:
     if not values:
         return "n/a"
-    return f"{_pct(values, 50):.2f} / {max(values):.2f}"
+    return f"{percentile(values, 50):.2f} / {max(values):.2f}"
 
 
 async def run_burst(args: argparse.Namespace) -> str:
@@ -347,11 +367,56 @@ async def run_burst(args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def run(args: argparse.Namespace) -> str:
+class MemoryWatch:
+    """Samples, every second, the resident memory of the service and every process below it
+    (with Ray: the cluster it started and the replicas), and keeps the peaks."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_total = 0.0
+        self.peak_processes = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._sample())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _sample(self) -> None:
+        while True:
+            pids = [self.pid, *descendants(self.pid)]
+            self.peak_total = max(self.peak_total, sum(map(rss_mib, pids)))
+            self.peak_processes = max(self.peak_processes, len(pids))
+            await asyncio.sleep(1.0)
+
+
+@dataclass
+class LoadRun:
+    """One timed load against one service."""
+
+    replicas: int | None
+    tally: Tally
+    wall: float
+    ready_s: float
+    metrics: dict[str, float]
+    front_peak: float | None
+    memory: MemoryWatch
+    stop_s: float
+    rc: int
+    load_before: float
+
+
+async def load(args: argparse.Namespace, replicas: int | None = None) -> LoadRun:
+    """Start a service, run ``--clients`` clients for ``--seconds``, stop it."""
     load_before = os.getloadavg()[0]
     token = secrets.token_urlsafe(24)
-    log = Path(args.log)
-    process, url = start_service(args, token, log)
+    process, url = start_service(args, token, Path(args.log), replicas)
+    memory = MemoryWatch(process.pid)
+    memory.start()
     try:
         ready_s = await wait_ready(url, token, process)
         pool = samples()
@@ -362,8 +427,9 @@ async def run(args: argparse.Namespace) -> str:
                                       args.timeout) for i in range(args.clients)))
         finished = time.monotonic()
         metrics = await scrape(url, token)
-        rss_before_stop = peak_rss_mib(process.pid)
+        front_peak = peak_rss_mib(process.pid)
     finally:
+        await memory.stop()
         stop_start = time.monotonic()
         process.send_signal(signal.SIGTERM)
         try:
@@ -372,58 +438,176 @@ async def run(args: argparse.Namespace) -> str:
             process.kill()
             rc = -9
         stop_s = time.monotonic() - stop_start
-    wall = finished - start
+    return LoadRun(replicas, tally, finished - start, ready_s, metrics, front_peak, memory,
+                   stop_s, rc, load_before)
+
+
+def _service_flags(args: argparse.Namespace, replicas: int | None) -> str:
+    flags = f"--max-batch {args.max_batch}"
+    if args.queue_size is not None:
+        flags += f" --queue-size {args.queue_size}"
+    if args.models:
+        flags += f" --models {args.models}"
+    if args.backend == "ray":
+        flags += f" --backend ray --replicas {replicas or args.replicas}"
+    return flags
+
+
+def _machine(args: argparse.Namespace, load_before: float) -> str:
+    return (f"- machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other work, "
+            f"Python {platform.python_version()}; service device `{args.device}`; 1-min load "
+            f"average {load_before:.1f} before the run (timings are noisy)")
+
+
+def load_rows(args: argparse.Namespace, run: LoadRun) -> list[tuple[str, object]]:
+    tally, metrics, wall = run.tally, run.metrics, run.wall
     answered = sum(tally.statuses.values())
     lat = tally.latencies
     mean_batch = (metrics.get("grasp_batch_size_sum", 0) / metrics["grasp_batch_size_count"]
                   if metrics.get("grasp_batch_size_count") else float("nan"))
-    rows = [
+    batches = (f"{metrics.get('grasp_batch_size_count', 0):.0f} / {mean_batch:.2f}"
+               if args.backend == "local" else "in the replicas (not exported)")
+    return [
         ("clients", args.clients),
         ("load window (s)", args.seconds),
         ("wall until the last answer (s)", f"{wall:.1f}"),
         ("requests answered", answered),
         ("200 protected / unchanged", f"{tally.protected} / {tally.unchanged}"),
-        ("429 (queue full)", tally.statuses.get(429, 0)),
-        ("503 (overloaded / deadline)", tally.statuses.get(503, 0)),
+        ("429 (queue full, or not in time)", tally.statuses.get(429, 0)),
+        ("503 (unavailable / deadline)", tally.statuses.get(503, 0)),
         ("other statuses", sum(v for k, v in tally.statuses.items() if k not in (200, 429, 503))),
         ("lost or corrupted", len(tally.problems)),
         ("throughput, all 200 (images/s)", f"{len(lat) / wall:.3f}"),
         ("throughput, protected (faces/s)", f"{tally.protected / wall:.3f}"),
-        ("latency p50 (s)", f"{_pct(lat, 50):.2f}"),
-        ("latency p95 (s)", f"{_pct(lat, 95):.2f}"),
+        ("latency p50 (s)", f"{percentile(lat, 50):.2f}"),
+        ("latency p95 (s)", f"{percentile(lat, 95):.2f}"),
         ("latency max (s)", f"{max(lat):.2f}" if lat else "n/a"),
-        ("batches run / mean crops per batch",
-         f"{metrics.get('grasp_batch_size_count', 0):.0f} / {mean_batch:.2f}"),
+        ("optimisation per face p50 (s, its share of its batch)",
+         f"{percentile(tally.optimise_per_face, 50):.2f}"),
+        ("batches run / mean crops per batch", batches),
         ("crop batch sizes seen in reports", dict(sorted(tally.batch_sizes.items()))),
-        ("service ready after (s)", f"{ready_s:.1f}"),
-        ("service peak RSS (MiB, VmHWM)",
-         f"{rss_before_stop:.0f}" if rss_before_stop is not None else "n/a"),
-        ("SIGTERM to exit (s) / exit status", f"{stop_s:.1f} / {rc}"),
+        ("service ready after (s)", f"{run.ready_s:.1f}"),
+        ("front peak RSS (MiB, VmHWM)",
+         f"{run.front_peak:.0f}" if run.front_peak is not None else "n/a"),
+        ("service process tree peak RSS (MiB, summed, sampled 1/s) / processes",
+         f"{run.memory.peak_total:.0f} / {run.memory.peak_processes}"),
+        ("SIGTERM to exit (s) / exit status", f"{run.stop_s:.1f} / {run.rc}"),
     ]
+
+
+def _table(rows: list[tuple[str, object]]) -> list[str]:
+    return ["| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
+
+
+CHECKED = ("Every answer was checked: a 200 must decode with Pillow at the input's size and type "
+           "and, for a face photo, differ from the input and report its one face protected "
+           "with a PSNR; a faceless input must come back byte-identical; any other answer must "
+           "be 429/503 with Retry-After. Refused clients wait min(Retry-After, 1 s) and go on.")
+
+
+def _command() -> str:
+    return " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+
+
+async def run(args: argparse.Namespace) -> str:
+    result = await load(args)
     queue = args.queue_size if args.queue_size is not None else "default"
     lines = [
-        f"## {args.clients} clients, {args.seconds:g} s, queue size {queue}",
+        f"## {args.clients} clients, {args.seconds:g} s, queue size {queue}, backend "
+        f"{args.backend}" + (f" ({args.replicas} replicas)" if args.backend == "ray" else ""),
         "",
-        f"- command: `{' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}`",
+        f"- command: `{_command()}`",
         f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}",
-        (f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
-         f"{platform.python_version()}; service device `{args.device}`; 1-min load "
-         f"average {load_before:.1f} before the run (other work shares the CPUs)"),
-        f"- service: `grasp-guard serve --max-batch {args.max_batch}"
-        + (f" --queue-size {args.queue_size}" if args.queue_size is not None else "")
-        + f"`, preset `{args.preset}`, reference surrogate, token auth",
+        _machine(args, result.load_before),
+        (f"- service: `grasp-guard serve {_service_flags(args, None)}`, preset `{args.preset}`, "
+        "token auth"),
         f"- images, round-robin per client: {', '.join(s.name for s in samples())}",
         "",
-        "| measure | value |",
-        "|---|---|",
-        *(f"| {k} | {v} |" for k, v in rows),
+        *_table(load_rows(args, result)),
         "",
-        ("Every answer was checked: a 200 must decode with Pillow at the input's size and "
-         "type, a faceless input must come back byte-identical, and any other answer must "
-         "be 429/503 with Retry-After."),
+        CHECKED,
     ]
-    if tally.problems:
-        lines += ["", "Problems:", *(f"- {p}" for p in tally.problems[:20])]
+    if result.tally.problems:
+        lines += ["", "Problems:", *(f"- {p}" for p in result.tally.problems[:20])]
+    return "\n".join(lines) + "\n"
+
+
+def flops_per_face(models: str, preset: str, sample: Sample) -> tuple[float, int]:
+    """Floating-point operations torch runs to protect ``sample``'s one face (optimisation
+    and the surrogate evaluation), on the CPU, and the GRASP iterations that took."""
+    from grasp_sdk.options import ProtectOptions
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from grasp_guard.pipeline import Engine, prepare, protect_prepared
+
+    engine = Engine.create(tuple(models.split(",")), "cpu")
+    prepared = prepare(sample.data, ProtectOptions(preset=preset))
+    with FlopCounterMode(display=False) as counter:
+        _, report = protect_prepared(prepared, engine)
+    return float(counter.get_total_flops()), int(report["faces"][0]["iterations"])
+
+
+# Projection assumptions, said with the figures: an H100 SXM's dense FP32 peak (the loop runs
+# in float32), sustained at 10 % to 40 % of it, 8 GPUs a node.
+GPU_FP32_PEAK = 67e12
+GPU_SUSTAINED = (0.10, 0.40)
+GPUS_PER_NODE = 8
+
+
+async def run_compare(args: argparse.Namespace) -> str:
+    counts = [int(n) for n in args.compare_replicas.split(",")]
+    runs = [await load(args, n) for n in counts]
+    base = runs[0].tally.protected / runs[0].wall
+    sample = samples()[0]
+    flops, iterations = flops_per_face(args.models or "default", args.preset, sample)
+    per_face = percentile([t for r in runs for t in r.tally.optimise_per_face], 50)
+    low, high = (GPU_FP32_PEAK * share / flops for share in GPU_SUSTAINED)
+    lines = [
+        (f"## Throughput with {' vs '.join(map(str, counts))} replicas (one run), "
+        f"{args.clients} clients, {args.seconds:g} s each, preset {args.preset}"),
+        "",
+        f"- command: `{_command()}`",
+        f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}",
+        _machine(args, runs[0].load_before),
+        (f"- service: `grasp-guard serve {_service_flags(args, counts[0])}` and the same with "
+        f"{', '.join(f'--replicas {n}' for n in counts[1:])}, one after the other; each replica "
+        "reserves 1 CPU, so torch runs 1 thread in it"),
+        f"- images, round-robin per client: {', '.join(s.name for s in samples())}",
+        "",
+        ("| replicas | faces/s | images/s (all 200) | ratio to the first | latency p50 (s) | "
+        "429 / 503 / lost | tree peak RSS (MiB) |"),
+        "|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for run_ in runs:
+        t = run_.tally
+        faces_s = t.protected / run_.wall
+        lines.append(
+            f"| {run_.replicas} | {faces_s:.3f} | {len(t.latencies) / run_.wall:.3f} | "
+            f"{faces_s / base if base else float('nan'):.2f} | {percentile(t.latencies, 50):.2f} | "
+            f"{t.statuses.get(429, 0)} / {t.statuses.get(503, 0)} / {len(t.problems)} | "
+            f"{run_.memory.peak_total:.0f} |")
+    lines += [
+        "",
+        "Per-face work and the projection:",
+        "",
+        (f"- measured optimisation per face, p50 over both runs: {per_face:.2f} s on one CPU "
+        f"thread ({sample.name}, {iterations} GRASP iterations when counted)"),
+        (f"- floating-point work per face, counted by torch's FlopCounterMode over the "
+        f"optimisation and the surrogate evaluation of {sample.name} (models "
+        f"`{args.models or 'default'}`, preset {args.preset}): {flops / 1e9:.1f} GFLOP; "
+        f"this CPU thread ran it at {flops / per_face / 1e9:.1f} GFLOP/s"),
+        (f"- projected faces/s per GPU (an H100's {GPU_FP32_PEAK / 1e12:.0f} TFLOP/s dense FP32 "
+        f"peak, sustained at {GPU_SUSTAINED[0]:.0%}–{GPU_SUSTAINED[1]:.0%}): {low:,.0f}–{high:,.0f}; "
+        f"per node of {GPUS_PER_NODE} GPUs: {low * GPUS_PER_NODE:,.0f}–{high * GPUS_PER_NODE:,.0f}. "
+        "A projection from counted FLOPs, not a GPU measurement: a net this small is bound by "
+        "kernel launches rather than FLOPs at small batches, so it holds only for large ones."),
+        "",
+        CHECKED,
+    ]
+    for run_ in runs:
+        if run_.tally.problems:
+            lines += ["", f"Problems with {run_.replicas} replicas:",
+                      *(f"- {p}" for p in run_.tally.problems[:20])]
     return "\n".join(lines) + "\n"
 
 
@@ -439,6 +623,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="The service's --queue-size (default: its own).")
     parser.add_argument("--models", default=None,
                         help="The service's --models, comma-separated (default: its own).")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="The service's --backend.")
+    parser.add_argument("--replicas", type=int, default=2,
+                        help="With --backend ray: the service's --replicas.")
+    parser.add_argument("--compare-replicas", default=None, metavar="N,M",
+                        help="With --backend ray: one timed load per replica count.")
     parser.add_argument("--burst", type=int, default=None,
                         help="Send this many requests at once instead of the timed load.")
     parser.add_argument("--follow-retry", action="store_true",
@@ -451,7 +641,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", default=str(Path(tempfile.gettempdir()) / "grasp_service_load.log"),
                         help="Where the service's own log goes.")
     args = parser.parse_args(argv)
-    text = asyncio.run(run_burst(args) if args.burst else run(args))
+    if args.compare_replicas and args.backend != "ray":
+        parser.error("--compare-replicas needs --backend ray")
+    text = asyncio.run(run_burst(args) if args.burst
+                       else run_compare(args) if args.compare_replicas else run(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.append and args.out.exists():
         args.out.write_text(args.out.read_text() + "\n" + text)
