@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ pytest.importorskip("ray.serve")
 from grasp_sdk import GraspClient, ProtectOptions
 from PIL import Image
 from ray.exceptions import ActorDiedError, RayTaskError
+from ray.serve._private.common import ReplicaState
 from ray.serve.exceptions import BackPressureError
 
 from grasp_guard.errors import (
@@ -39,10 +41,12 @@ from grasp_guard.errors import (
 from grasp_guard.service.metrics import ServiceMetrics
 from grasp_guard.service.processes import cpu_seconds, descendants
 from grasp_guard.service.ray_backend import (
+    APP_NAME,
     RayRuntime,
     deployment_options,
     replica_gpus,
     replica_pids,
+    running_replicas,
 )
 from grasp_guard.service.settings import Settings
 
@@ -139,6 +143,18 @@ def test_ready_while_a_replica_runs(states: dict[str, int], ready: bool) -> None
     runtime, _ = _runtime(StandInResponse(PROTECTED))
     runtime._states = states
     assert (runtime.not_ready_reason() is None) is ready
+
+
+def test_replica_states_of_this_services_application_only() -> None:
+    def app(states: dict[Any, int]) -> SimpleNamespace:
+        return SimpleNamespace(deployments={"EngineReplica": SimpleNamespace(
+            replica_states=states)})
+
+    status = SimpleNamespace(applications={
+        APP_NAME: app({ReplicaState.RUNNING: 1, ReplicaState.STARTING: 1}),
+        "someone-else": app({ReplicaState.RUNNING: 5})})
+    assert running_replicas(status) == {"RUNNING": 1, "STARTING": 1}
+    assert running_replicas(SimpleNamespace(applications={})) == {}
 
 
 @pytest.mark.parametrize(("device", "setting", "cluster_gpus", "expected"), [
