@@ -32,6 +32,7 @@ from grasp_guard.errors import ImageTooLargeError
 from grasp_guard.faces.detect import FaceBox, FaceDetector, HaarDetector
 from grasp_guard.faces.regions import (
     FaceRegion,
+    crop_window,
     extract_crops,
     feather_mask,
     from_tensor,
@@ -299,11 +300,12 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
     faces = []
     for region, task, final, outcome, dsr, gain in zip(prepared.regions, prepared.tasks, finals,
                                                        outcomes, per_face, gains):
+        window = crop_window(region)
         faces.append({
             "box": [region.face.x, region.face.y, region.face.w, region.face.h],
             "crop": region.crop.side,
             "psnr": round(psnr(task.crop, final), 2),
-            "psnr_full": round(psnr(*_at_full_size(region, image.upright, received)), 2),
+            "psnr_full": round(psnr(image.upright[window], received[window]), 2),
             "ssim": round(ssim(task.crop, final), 4),
             "iterations": outcome.iterations,
             "budget_gain": round(gain, 3),
@@ -369,14 +371,6 @@ def _encode_spending_budget(
             break
         gains = wanted
     return out, received, finals, gains
-
-
-def _at_full_size(region: FaceRegion, *images: np.ndarray) -> list[np.ndarray]:
-    """The pixels of each image under the region's crop square, at image resolution."""
-    height, width = region.image_hw
-    c = region.crop
-    window = (slice(max(c.y, 0), min(c.y1, height)), slice(max(c.x, 0), min(c.x1, width)))
-    return [im[window] for im in images]
 
 
 def protect(

@@ -364,6 +364,12 @@ def _in_image(square: Square, height: int, width: int) -> tuple[int, int, int, i
     return max(square.x, 0), max(square.y, 0), min(square.x1, width), min(square.y1, height)
 
 
+def crop_window(region: FaceRegion) -> tuple[slice, slice]:
+    """The rows and columns of the image under the region's crop square (clipped to it)."""
+    x0, y0, x1, y1 = _in_image(region.crop, *region.image_hw)
+    return slice(y0, y1), slice(x0, x1)
+
+
 def _check_region(rgb: np.ndarray, region: FaceRegion) -> None:
     if rgb.shape[:2] != region.image_hw:
         raise ValueError(f"region planned for an image of (H, W) = {region.image_hw}, "
