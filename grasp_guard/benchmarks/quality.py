@@ -247,6 +247,9 @@ _COMPARED = ("pgd", "weighted_sum", "grasp")
 _REAL_COMPARED = ("grasp", "pgd", "pgd-l2", "weighted_sum")
 _REAL_FACES = ("Faces: the real-face set (grasp_guard/benchmarks/faces/, derived from "
                "shared/data/faces), its first n crops, resized to the benchmark side. ")
+_REAL_CYCLEGAN = (_REAL_FACES + "Surrogate: cyclegan-vintage, real trained weights (vintagify "
+                  "0.1.2), run on 128-px crops. n = 32 per row. GRASP's presets were chosen on "
+                  "crops 0-7, which these rows include.")
 _REAL_ABLATIONS = ("grasp", "grasp-ball-budget", "grasp-fixed-lambda", "grasp-no-lf",
                    "grasp-no-ssim", "grasp+cross", "grasp-lf-dct")
 QUICK = Plan(
@@ -288,9 +291,7 @@ PARTS = {
         calib_n=4,
         steps=40,
         seeded=False,
-        about=(_REAL_FACES + "Surrogate: cyclegan-vintage, real trained weights (vintagify "
-               "0.1.2), run on 128-px crops. n = 32 per row. GRASP's presets were chosen on crops "
-               "0-7, which these rows include."),
+        about=_REAL_CYCLEGAN,
     ),
     "real-reference": Plan(
         standard={"reference": 32},
@@ -348,9 +349,7 @@ RERUNS = {
         calib_n=4,
         steps=40,
         seeded=False,
-        about=(_REAL_FACES + "Surrogate: cyclegan-vintage, real trained weights (vintagify "
-               "0.1.2), run on 128-px crops. n = 32 per row. GRASP's presets were chosen on crops "
-               "0-7, which these rows include."),
+        about=_REAL_CYCLEGAN,
     ),
 }
 
