@@ -556,10 +556,14 @@ GPUS_PER_NODE = 8
 
 async def run_compare(args: argparse.Namespace) -> str:
     counts = [int(n) for n in args.compare_replicas.split(",")]
-    runs = [await load(args, n) for n in counts]
-    base = runs[0].tally.protected / runs[0].wall
     sample = samples()[0]
     flops, iterations = flops_per_face(args.models or "default", args.preset, sample)
+    runs: list[LoadRun] = []
+    for n in counts:
+        runs.append(await load(args, n))
+        sys.stdout.write(f"{n} replicas: {dict(load_rows(args, runs[-1]))}\n")  # kept if cut
+        sys.stdout.flush()
+    base = runs[0].tally.protected / runs[0].wall
     per_face = percentile([t for r in runs for t in r.tally.optimise_per_face], 50)
     low, high = (GPU_FP32_PEAK * share / flops for share in GPU_SUSTAINED)
     lines = [
