@@ -37,11 +37,11 @@ from grasp_sdk import GraspClient, ProtectOptions
 from grasp_sdk.errors import GraspSDKError
 from service_load import (
     ROOT,
-    TITLE,
     MemoryWatch,
     Sample,
     check_result,
     percentile,
+    record,
     samples,
     scrape,
     start_service,
@@ -244,12 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", default=str(Path(tempfile.gettempdir()) / "grasp_kills.log"),
                         help="Where the service's own log goes.")
     args = parser.parse_args(argv)
-    text = asyncio.run(run(args))
-    if args.append and args.out.exists():
-        args.out.write_text(args.out.read_text() + "\n" + text)
-    else:
-        args.out.write_text(TITLE + text)
-    sys.stdout.write(text)
+    record(args.out, text=asyncio.run(run(args)), append=args.append)
     return 0
 
 

@@ -649,13 +649,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--compare-replicas needs --backend ray")
     text = asyncio.run(run_burst(args) if args.burst
                        else run_compare(args) if args.compare_replicas else run(args))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.append and args.out.exists():
-        args.out.write_text(args.out.read_text() + "\n" + text)
-    else:
-        args.out.write_text(TITLE + text)
-    sys.stdout.write(text)
+    record(args.out, text, args.append)
     return 0
+
+
+def record(out: Path, text: str, append: bool) -> None:
+    """Write a run's section to ``out`` (after what is there, with ``append``) and stdout."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if append and out.exists():
+        out.write_text(out.read_text() + "\n" + text)
+    else:
+        out.write_text(TITLE + text)
+    sys.stdout.write(text)
 
 
 if __name__ == "__main__":
