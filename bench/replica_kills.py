@@ -23,7 +23,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,9 +35,9 @@ import aiohttp
 from grasp_sdk import GraspClient, ProtectOptions
 from grasp_sdk.errors import GraspSDKError
 from service_load import (
-    ROOT,
     MemoryWatch,
     Sample,
+    add_output_args,
     check_result,
     percentile,
     record,
@@ -238,11 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="The SDK client's total time per call (s).")
     parser.add_argument("--settle", type=float, default=3.0,
                         help="Seconds of load before the first kill and after each restart.")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "service.md")
-    parser.add_argument("--append", action="store_true",
-                        help="Add this run to --out instead of replacing the file.")
-    parser.add_argument("--log", default=str(Path(tempfile.gettempdir()) / "grasp_kills.log"),
-                        help="Where the service's own log goes.")
+    add_output_args(parser, "grasp_kills.log")
     args = parser.parse_args(argv)
     record(args.out, text=asyncio.run(run(args)), append=args.append)
     return 0

@@ -639,11 +639,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="With --burst: refused clients retry when Retry-After says.")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="Client-side limit per request (s); past it the answer is lost.")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "service.md")
-    parser.add_argument("--append", action="store_true",
-                        help="Add this run to --out instead of replacing the file.")
-    parser.add_argument("--log", default=str(Path(tempfile.gettempdir()) / "grasp_service_load.log"),
-                        help="Where the service's own log goes.")
+    add_output_args(parser, "grasp_service_load.log")
     args = parser.parse_args(argv)
     if args.compare_replicas and args.backend != "ray":
         parser.error("--compare-replicas needs --backend ray")
@@ -651,6 +647,15 @@ def main(argv: list[str] | None = None) -> int:
                        else run_compare(args) if args.compare_replicas else run(args))
     record(args.out, text, args.append)
     return 0
+
+
+def add_output_args(parser: argparse.ArgumentParser, log_name: str) -> None:
+    """--out, --append and --log (the service's own log, ``log_name`` in the temp folder)."""
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "service.md")
+    parser.add_argument("--append", action="store_true",
+                        help="Add this run to --out instead of replacing the file.")
+    parser.add_argument("--log", default=str(Path(tempfile.gettempdir()) / log_name),
+                        help="Where the service's own log goes.")
 
 
 def record(out: Path, text: str, append: bool) -> None:
