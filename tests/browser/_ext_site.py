@@ -14,6 +14,7 @@ from _sites import Arrivals, ThreadedSite
 from aiohttp import web
 
 UPLOAD_FIELD = "photo"
+CANVAS_SCALE = 0.8  # what the canvas page shrinks a photo's sides by
 
 # Each page reads the photo the way some sites do, then posts it with fetch(FormData).
 # window.uploaded says what happened ("200" or an error), for the test to wait on.
@@ -33,12 +34,12 @@ async function post(blob, name) {
 async function shrink(file) {
   const bitmap = await createImageBitmap(file);
   const canvas = document.createElement("canvas");
-  canvas.width = Math.round(bitmap.width * 0.8);
-  canvas.height = Math.round(bitmap.height * 0.8);
+  canvas.width = Math.round(bitmap.width * @SCALE@);
+  canvas.height = Math.round(bitmap.height * @SCALE@);
   canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
   return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
 }
-""".replace("@FIELD@", UPLOAD_FIELD)
+""".replace("@FIELD@", UPLOAD_FIELD).replace("@SCALE@", str(CANVAS_SCALE))
 
 PAGES = {
     # the photo chosen in a file input, posted as it is

@@ -1,9 +1,11 @@
 """The extension in a real headless Chromium, on the local site: what reaches the site.
 
-The four uploads that must arrive protected run at once, in four tabs, so that the
-service batches their faces (one protection takes minutes on two busy cores); each test
-then checks one of them. The failure tests switch the extension to a service that is not
-there, through its own storage, and back.
+The four uploads that must arrive protected run one after the other (on a CPU a batch
+saves no time, and each protection must end within the extension's own time limit); each
+test then requires that what the site received passes `grasp-guard verify` against the
+same default surrogate as the service's (the real CycleGAN). The failure
+tests switch the extension to a service that is not there, through its own storage, and
+back.
 """
 
 from __future__ import annotations
@@ -16,24 +18,24 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import piexif
 import pytest
 import pytest_asyncio
+import torch
 from _cdp import Browser, Page
 from _ext_site import ExtensionSite, Upload
-from conftest import CAMERA, Service
+from conftest import CAMERA, SHRUNK_SIDE, Service
 from PIL import Image
 
 from grasp_guard.extension.build import Built
+from grasp_guard.models.zoo import DEFAULT_SET, load_editor, resolve_models
 from grasp_guard.pipeline import Engine
 from grasp_guard.verify import verify
 from proxy_addon.launch import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(1800), pytest.mark.asyncio(loop_scope="module")]
 
-PROTECT_S = 1200  # every protected upload of the module, batched, on two busy cores
-FACE_BOX = (37, 46, 97, 97)  # where the Haar detector finds the face in face_file, (x, y, w, h)
+PROTECT_S = 300  # one protected upload: the extension gives up on the service at 270 s
 
 
 @dataclass(frozen=True)
@@ -62,45 +64,45 @@ async def _canvas(page: Page, face: Path) -> None:
 
 
 SCENARIOS = {"input": _input, "drop": _drop, "script": _script, "canvas": _canvas}
+# The enabled site of each scenario's page: the canvas page's site shrinks its photos.
+HOSTS = {"input": "pass.localhost", "drop": "pass.localhost", "script": "pass.localhost",
+         "canvas": "shrink.localhost"}
+
+
+@pytest.fixture(scope="module")
+def verifier(caller_weights_cache: Path) -> Engine:
+    """`grasp-guard verify`'s engine: the default surrogates, as the service runs them."""
+    names, missing = resolve_models([DEFAULT_SET], cache=caller_weights_cache)
+    if missing:
+        pytest.skip(f"the default surrogate(s) {', '.join(missing)} not in the weights cache "
+                    "(`make setup` fetches them): the reference standing in cannot pass verify")
+    return Engine([load_editor(n, cache=caller_weights_cache) for n in names], torch.device("cpu"))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def protected_uploads(browser: Browser, site: ExtensionSite,
-                            face_file: Path) -> dict[str, Sent]:
-    """Each scenario's upload from a page of the enabled `pass` site, all at once."""
+async def protected_uploads(browser: Browser, site: ExtensionSite, face_file: Path,
+                            verifier: Engine) -> dict[str, Sent]:
+    """Each scenario's upload from a page of an enabled site, one after the other."""
 
     async def run(name: str) -> Sent:
         async with browser.page() as page:
-            await page.open(site.url("pass.localhost", name, name))
+            await page.open(site.url(HOSTS[name], name, name))
             await SCENARIOS[name](page, face_file)
             await page.wait_for("window.uploaded", PROTECT_S)
             upload = await asyncio.to_thread(site.upload, name, 10)
             return Sent(upload, await page.notices())
 
-    names = list(SCENARIOS)
-    return dict(zip(names, await asyncio.gather(*(run(n) for n in names))))
-
-
-@pytest.fixture(scope="module")
-def reference() -> Engine:
-    return Engine.create(("reference",), "cpu")
+    return {name: await run(name) for name in SCENARIOS}
 
 
 def assert_protected(original: bytes, received: bytes, engine: Engine, notices: object) -> None:
-    """``received`` is ``original`` protected: the face region changed well beyond a
-    re-encode (what tests/e2e checks of the proxy's uploads too). `grasp-guard verify`'s
-    DSR is printed, not required: at the fast preset on the reference surrogate it was 0 on
-    this photo as the service returned it (an engine matter, issue 11)."""
+    """``received`` is ``original`` protected: `grasp-guard verify` finds its face and
+    says the editors are disrupted on it."""
     assert received != original, f"the photo arrived unprotected; notices: {notices}"
-    before = np.asarray(Image.open(io.BytesIO(original)).convert("RGB"), dtype=np.float32)
-    after = np.asarray(Image.open(io.BytesIO(received)).convert("RGB").resize(
-        before.shape[1::-1], Image.Resampling.BILINEAR), dtype=np.float32)
-    x, y, w, h = FACE_BOX
-    change = np.abs(after - before)[y:y + h, x:x + w].mean()
-    assert change > 0.5, f"the face region barely changed (mean |diff| {change:.2f})"
     report = verify(original, received, engine)
-    assert report["faces"], report
     print(f"verify: {report['verdict']}, DSR {report['dsr_cmua']}, PSNR {report['psnr']} dB")
+    assert len(report["faces"]) == 1, report
+    assert report["verdict"] == "protected", report
 
 
 def exif_make(photo: bytes) -> bytes | None:
@@ -109,22 +111,22 @@ def exif_make(photo: bytes) -> bytes | None:
 
 @pytest.mark.parametrize("name", ["input", "drop", "script"])
 async def test_a_photo_arrives_protected_with_its_metadata(
-        protected_uploads: dict[str, Sent], face_file: Path, reference: Engine,
+        protected_uploads: dict[str, Sent], face_file: Path, verifier: Engine,
         name: str) -> None:
     sent = protected_uploads[name]
     original = face_file.read_bytes()
-    assert_protected(original, sent.upload.photo, reference, sent.notices)
+    assert_protected(original, sent.upload.photo, verifier, sent.notices)
     assert exif_make(sent.upload.photo) == CAMERA
     assert sent.upload.note == "kept"
     assert not [n for n in sent.notices if n["level"] != "info"], sent.notices
 
 
 async def test_a_photo_the_page_shrinks_in_a_canvas_arrives_protected(
-        protected_uploads: dict[str, Sent], face_file: Path, reference: Engine) -> None:
+        protected_uploads: dict[str, Sent], face_file: Path, verifier: Engine) -> None:
     sent = protected_uploads["canvas"]
     photo = Image.open(io.BytesIO(sent.upload.photo))
-    assert (photo.width, photo.height) == (160, 176)  # what the page made: 0.8 x, no EXIF
-    assert_protected(face_file.read_bytes(), sent.upload.photo, reference, sent.notices)
+    assert photo.size == (SHRUNK_SIDE, SHRUNK_SIDE)  # what the page made, without EXIF
+    assert_protected(face_file.read_bytes(), sent.upload.photo, verifier, sent.notices)
 
 
 async def test_a_page_of_a_site_the_policy_does_not_enable_sends_the_original(
