@@ -80,8 +80,8 @@ def verifier(caller_weights_cache: Path) -> Engine:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def protected_uploads(browser: Browser, site: ExtensionSite, face_file: Path,
-                            verifier: Engine) -> dict[str, Sent]:
+async def protected_uploads(verifier: Engine, browser: Browser, site: ExtensionSite,
+                            face_file: Path) -> dict[str, Sent]:
     """Each scenario's upload from a page of an enabled site, one after the other."""
 
     async def run(name: str) -> Sent:
