@@ -4,6 +4,7 @@ DSR per editing size, PSNR/SSIM as re-cut, and the λ_ssim trace of the SSIM ste
     .venv/bin/python bench/large_face_probe.py [--photo PATH] [--face 1] [--steps 30]
                                                [--variant default|no-ssim-target]
                                                [--sampling random|all|focus]
+                                               [--preset balanced] [--site-jpeg Q]
 
 Prints one JSON line. It isolates the loop on a face shrunk to the 512-px bucket (no re-encode,
 no site transform), which is what the whole-photo bench spends its time on.
@@ -23,6 +24,7 @@ from PIL import Image
 from grasp_guard.defense import grasp as loop
 from grasp_guard.defense.config import SCALE_SAMPLINGS, config_for
 from grasp_guard.defense.metrics import batch_psnr, batch_ssim, evaluate_defense
+from grasp_guard.defense.transforms import SiteSpec, build_site_pipeline
 from grasp_guard.faces.detect import HaarDetector
 from grasp_guard.faces.regions import (
     extract_crops,
@@ -44,6 +46,10 @@ def main() -> None:
     parser.add_argument("--variant", choices=("default", "no-ssim-target"), default="default")
     parser.add_argument("--sampling", choices=SCALE_SAMPLINGS, default=None,
                         help="Scale sampling of the loop (the preset's when not given).")
+    parser.add_argument("--preset", default="balanced")
+    parser.add_argument("--site-jpeg", type=int, default=None,
+                        help="Optimise through the site loop's differentiable JPEG at this quality "
+                             "(the pipeline does so at a JPEG source's own quality).")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rgb = np.asarray(Image.open(args.photo).convert("RGB"))
@@ -57,7 +63,11 @@ def main() -> None:
         overrides["scale_sampling"] = args.sampling
     if args.variant == "no-ssim-target":
         overrides["ssim_target"] = None
-    config = config_for("balanced", **overrides)
+    config = config_for(args.preset, **overrides)
+    transform = None
+    if args.site_jpeg is not None:
+        spec = SiteSpec(jpeg_quality=(args.site_jpeg, args.site_jpeg))
+        transform = build_site_pipeline(spec, max(rgb.shape[:2]), seed=config.seed)
     editor = load_editor("cyclegan-vintage")
     trace: list[float] = []
     adapt = loop._Run._adapt_lambda_ssim
@@ -68,11 +78,11 @@ def main() -> None:
 
     loop._Run._adapt_lambda_ssim = traced  # type: ignore[method-assign]
     start = time.perf_counter()
-    result = loop.grasp(x, [editor], config, weight=weight, delivery=m)
+    result = loop.grasp(x, [editor], config, transform=transform, weight=weight, delivery=m)
     delta = result.images - x
     mm = m.unsqueeze(1)
     seen = (x + mm.transpose(-1, -2) @ delta @ mm).clamp(0, 1).mul(255).round().div(255)
-    out = {"photo": args.photo.name, "crop": region.crop.side, "variant": args.variant,
+    out = {"photo": args.photo.name, "crop": region.crop.side, "variant": args.variant, "preset": args.preset, "site_jpeg": args.site_jpeg,
            "sampling": config.scale_sampling, "steps": config.steps,
            "seconds": round(time.perf_counter() - start), "psnr": float(batch_psnr(seen, x)[0]),
            "ssim": float(batch_ssim(seen, x)[0]), "lambda_ssim_trace": trace[::5] + trace[-1:]}
