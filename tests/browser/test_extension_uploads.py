@@ -35,7 +35,7 @@ from proxy_addon.launch import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(1800), pytest.mark.asyncio(loop_scope="module")]
 
-PROTECT_S = 300  # one protected upload: the extension gives up on the service at 270 s
+PROTECT_S = 420  # one upload: past 270 s the extension gives up on the service and says so
 
 
 @dataclass(frozen=True)
