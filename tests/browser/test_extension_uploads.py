@@ -3,9 +3,8 @@
 The four uploads that must arrive protected run one after the other (on a CPU a batch
 saves no time, and each protection must end within the extension's own time limit); each
 test then requires that what the site received passes `grasp-guard verify` against the
-same default surrogate as the service's (the real CycleGAN). The failure
-tests switch the extension to a service that is not there, through its own storage, and
-back.
+same default surrogate as the service's (the real CycleGAN). The failure tests switch the
+extension to a service that is not there, through its own storage, and back.
 """
 
 from __future__ import annotations
