@@ -21,7 +21,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -44,6 +43,7 @@ from service_load import (
     samples,
     scrape,
     start_service,
+    stop_service,
     wait_ready,
 )
 
@@ -171,12 +171,7 @@ async def run(args: argparse.Namespace) -> str:
         metrics = await scrape(url, token)
     finally:
         await memory.stop()
-        process.send_signal(signal.SIGTERM)
-        try:
-            rc = process.wait(120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            rc = -9
+        rc = stop_service(process)
     cut = metrics.get('grasp_errors_total{kind="unavailable"}', 0)
     late = metrics.get('grasp_errors_total{kind="deadline_exceeded"}', 0)
     succeeded = sum(drill.results.values())

@@ -431,12 +431,7 @@ async def load(args: argparse.Namespace, replicas: int | None = None) -> LoadRun
     finally:
         await memory.stop()
         stop_start = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        try:
-            rc = process.wait(120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            rc = -9
+        rc = stop_service(process)
         stop_s = time.monotonic() - stop_start
     return LoadRun(replicas, tally, finished - start, ready_s, metrics, front_peak, memory,
                    stop_s, rc, load_before)
@@ -647,6 +642,16 @@ def main(argv: list[str] | None = None) -> int:
                        else run_compare(args) if args.compare_replicas else run(args))
     record(args.out, text, args.append)
     return 0
+
+
+def stop_service(process: subprocess.Popen) -> int:
+    """SIGTERM the service, wait up to 120 s, then SIGKILL; its exit status (-9 if killed)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return -9
 
 
 def add_output_args(parser: argparse.ArgumentParser, log_name: str) -> None:
