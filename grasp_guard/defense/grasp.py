@@ -405,6 +405,12 @@ class _Run:
         ssim = batch_ssim(xq, xa)
         return ok.all(dim=1) & self._quality_holds(batch_psnr(xq, xa), ssim) & self._targets_hold(ssim)
 
+    @property
+    def _checks(self) -> bool:
+        """Whether the loop checks its samples: for the early stop, or to steer SSIM."""
+        cfg = self.cfg
+        return cfg.early_stop or (cfg.ssim_target is not None and cfg.lambda_ssim > 0)
+
     def _keep_best(self, idx: torch.Tensor, score: torch.Tensor) -> None:
         """Remember δ of the samples whose check ``score`` is at least their best so far."""
         better = score >= self.best_score[idx]
@@ -420,9 +426,8 @@ class _Run:
         the disruption comes and goes; the check that saw the most of it is kept.
         """
         cfg = self.cfg
-        checking = cfg.early_stop or (cfg.ssim_target is not None and cfg.lambda_ssim > 0)
         active = self._steps()
-        if checking and len(active):
+        if self._checks and len(active):
             if cfg.steps % cfg.check_every:
                 self._done(active)  # the last step's δ competes too
             self.delta[active] = self.best_delta[active]
@@ -443,8 +448,7 @@ class _Run:
                     new = _onto_psnr_ball(new, cfg.psnr_budget, cfg.spend_budget, seen)
                 new = new.clamp(-cfg.eps, cfg.eps)
                 self.delta[active] = (xa + new).clamp(0.0, 1.0) - xa
-            steering = cfg.ssim_target is not None and cfg.lambda_ssim > 0
-            if (cfg.early_stop or steering) and t % cfg.check_every == 0:
+            if self._checks and t % cfg.check_every == 0:
                 done = self._done(active)  # also tells the SSIM steering who is disrupting
                 if not cfg.early_stop:
                     continue
