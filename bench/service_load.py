@@ -369,12 +369,14 @@ async def run_burst(args: argparse.Namespace) -> str:
 
 class MemoryWatch:
     """Samples, every second, the resident memory of the service and every process below it
-    (with Ray: the cluster it started and the replicas), and keeps the peaks."""
+    (with Ray: the cluster it started and the replicas), and keeps the peaks and the totals
+    seen (seconds since the start, MiB)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.peak_total = 0.0
         self.peak_processes = 0
+        self.totals: list[tuple[float, float]] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -386,10 +388,22 @@ class MemoryWatch:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def every(self, seconds: float) -> str:
+        """The first total sampled in each ``seconds``-long span, as ``s: MiB`` pairs."""
+        shown, spans = [], set()
+        for t, total in self.totals:
+            if int(t // seconds) not in spans:
+                spans.add(int(t // seconds))
+                shown.append(f"{t:.0f}: {total:.0f}")
+        return ", ".join(shown)
+
     async def _sample(self) -> None:
+        start = time.monotonic()
         while True:
             pids = [self.pid, *descendants(self.pid)]
-            self.peak_total = max(self.peak_total, sum(map(rss_mib, pids)))
+            total = sum(map(rss_mib, pids))
+            self.totals.append((time.monotonic() - start, total))
+            self.peak_total = max(self.peak_total, total)
             self.peak_processes = max(self.peak_processes, len(pids))
             await asyncio.sleep(1.0)
 
@@ -486,6 +500,7 @@ def load_rows(args: argparse.Namespace, run: LoadRun) -> list[tuple[str, object]
          f"{run.front_peak:.0f}" if run.front_peak is not None else "n/a"),
         ("service process tree peak RSS (MiB, summed, sampled 1/s) / processes",
          f"{run.memory.peak_total:.0f} / {run.memory.peak_processes}"),
+        ("service process tree RSS every 10 s from its start (s: MiB)", run.memory.every(10)),
         ("SIGTERM to exit (s) / exit status", f"{run.stop_s:.1f} / {run.rc}"),
     ]
 
