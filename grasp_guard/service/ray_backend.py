@@ -14,8 +14,10 @@ dies under a request (Ray restarts it) makes that request 503 with Retry-After, 
 partial answer; no replica answering within the deadline is 503.
 
 Images reach the replicas through Ray's object store, in memory. The ``local`` cluster this
-backend starts has object spilling to disk turned off; a cluster joined with ``auto`` or
-``ray://`` keeps its own setting (start it with ``automatic_object_spilling_enabled: false``).
+backend starts has object spilling to disk turned off, and runs its workers (the replicas) at
+the service's own priority rather than Ray's niceness 15; a cluster joined with ``auto`` or
+``ray://`` keeps its own settings (start it with ``automatic_object_spilling_enabled: false``
+and ``worker_niceness: 0``).
 """
 
 from __future__ import annotations
@@ -59,8 +61,12 @@ APP_NAME = "grasp-guard"
 REPLY_GRACE_S = 2.0
 #: Seconds between two looks at the replicas' states (for ``/readyz``).
 STATUS_POLL_S = 2.0
-#: Ray's system settings for the cluster this backend starts: no image written to disk.
-LOCAL_CLUSTER_CONFIG = {"automatic_object_spilling_enabled": False}
+#: Ray's system settings for the cluster this backend starts: no image written to disk, and
+#: the replicas at the service's niceness. Ray starts workers at 15 to keep its own daemons
+#: responsive, but here the workers are the engine, the service's whole work: at 15 any
+#: process of the machine at 0 takes their CPU (measured: two replicas got one core between
+#: them beside one busy neighbour, on two cores).
+LOCAL_CLUSTER_CONFIG = {"automatic_object_spilling_enabled": False, "worker_niceness": 0}
 
 
 class EngineReplica:

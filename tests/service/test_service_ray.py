@@ -291,6 +291,13 @@ def test_readyz_names_the_backend_and_its_running_replicas(served: Served) -> No
     assert len(replica_pids(served.process.pid)) == 2
 
 
+def test_replicas_run_at_the_services_own_priority(served: Served) -> None:
+    """Not at Ray's worker niceness (15), where any busy neighbour starves the engine."""
+    niceness = os.getpriority(os.PRIO_PROCESS, served.process.pid)
+    pids = replica_pids(served.process.pid)
+    assert pids and {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids} == {niceness}
+
+
 def test_replicas_protect_faces_and_pass_faceless_images_through(
         served: Served, face_rgb: Any, noface_png: bytes) -> None:
     status, headers, body = _post(served.url, _face_jpeg(face_rgb), "fast")
