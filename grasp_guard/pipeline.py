@@ -44,6 +44,7 @@ from grasp_guard.faces.regions import (
 )
 from grasp_guard.media import DecodedImage, decode, encode
 from grasp_guard.media.jpeg import JpegParams
+from grasp_guard.media.orientation import normalise
 from grasp_guard.models.editor import Editor
 from grasp_guard.models.zoo import DEFAULT_SET, load_editor, resolve_models
 from grasp_guard.sites import resolve_site
@@ -53,6 +54,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_PIXELS = 50_000_000
 
 
+_JPEG_MCU = 16
 _SUBSAMPLING = {0: "4:4:4", 1: "4:2:0", 2: "4:2:0", -1: "4:4:4"}  # 4:2:2 modelled as 4:2:0
 
 
@@ -80,7 +82,10 @@ class CropTask:
     ``site`` is what happens to the image after protection: the site's pipeline, or at
     least the re-encode of a lossy source at its own quality, which the perturbation must
     survive. ``source_side`` is the crop's side in image pixels when it was shrunk to fit the
-    ladder: its perturbation is then optimised through the paste round trip.
+    ladder: its perturbation is then optimised through the paste round trip. ``grid_phase``
+    is the crop's (row, column) offset in the image modulo the JPEG block grid (16 covers
+    8×8 blocks and 4:2:0 MCUs) when the site keeps the image's size and the crop its scale:
+    the simulated re-encode then quantises the very blocks the real one will.
     """
 
     crop: np.ndarray  # (S, S, 3) uint8
@@ -89,6 +94,7 @@ class CropTask:
     site: SiteSpec
     image_long_side: int
     source_side: int | None = None
+    grid_phase: tuple[int, int] | None = None
 
     @property
     def delivery(self) -> np.ndarray:
@@ -194,8 +200,11 @@ class Engine:
         delivery = None
         if any(t.source_side is not None for t in tasks):
             delivery = torch.from_numpy(np.stack([t.delivery for t in tasks])).to(self.device)
+        grid = None
+        if transform is not None and any(t.grid_phase is not None for t in tasks):
+            grid = torch.tensor([t.grid_phase or (-1, -1) for t in tasks])
         result = grasp(x, self.editors, config, transform=transform, weight=weight,
-                       delivery=delivery)
+                       delivery=delivery, grid=grid)
         share = result.seconds / len(tasks)
         return [
             CropOutcome(crop, int(it), share, len(tasks))
@@ -272,11 +281,27 @@ def prepare(
         regions = []
     spec = site_spec(options, image)
     long_side = max(rgb.shape[:2])
+    keeps_size = spec.max_side is None or long_side <= spec.max_side
     tasks = [CropTask(c, feather_mask(r), options.preset, spec, long_side,
-                      r.crop.side if r.downscaled else None)
+                      r.crop.side if r.downscaled else None,
+                      _grid_phase(r, image.orientation) if keeps_size and not r.downscaled
+                      else None)
              for c, r in zip(extract_crops(rgb, regions), regions)]
     timings = {"decode": t1 - t0, "detect": t2 - t1, "crop": time.perf_counter() - t2}
     return PreparedImage(data, options, image, boxes, regions, tasks, timings)
+
+
+def _grid_phase(region: FaceRegion, orientation: int) -> tuple[int, int] | None:
+    """The crop's (row, column) offset modulo the largest JPEG block unit (a 4:2:0 MCU) on
+    the grid of the stored pixels, seen upright: a mirrored axis counts from the far edge.
+    ``None`` under a quarter turn or transpose (5–8), whose blocks are transposed."""
+    o = normalise(orientation)
+    if o > 4:
+        return None
+    height, width = region.image_hw
+    y = region.crop.y - height if o in (3, 4) else region.crop.y
+    x = region.crop.x - width if o in (2, 3) else region.crop.x
+    return y % _JPEG_MCU, x % _JPEG_MCU
 
 
 def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Engine) -> tuple[bytes, dict[str, Any]]:

@@ -34,7 +34,8 @@ from grasp_guard.models.editor import Editor
 
 logger = logging.getLogger(__name__)
 
-Transform = Callable[[torch.Tensor], torch.Tensor]
+Transform = Callable[..., torch.Tensor]
+_View = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (batch, sample indices) → batch
 _ADAM_BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8
 _SSIM_GAP_PER_DOUBLING = 0.005
@@ -143,12 +144,13 @@ class _Run:
 
     def __init__(self, x: torch.Tensor, targets: list[_Target], config: GraspConfig,
                  transform: Transform | None, weight: torch.Tensor | None = None,
-                 delivery: torch.Tensor | None = None) -> None:
+                 delivery: torch.Tensor | None = None, grid: torch.Tensor | None = None) -> None:
         self.x = x
         self.targets = targets
         self.cfg = config
         self.transform = transform
         self.delivery = delivery
+        self.grid = grid
         # Where each sample may change, in [0, 1]: every step is scaled by it, so δ is
         # exactly the perturbation that will be pasted (feathered face regions).
         self.weight = torch.ones_like(x[:, :1]) if weight is None else weight
@@ -232,20 +234,29 @@ class _Run:
         """The ``chosen`` targets' clean edits and CMUA masks of the active samples."""
         return [(self.targets[k].clean[idx], self.targets[k].mask[idx]) for k in chosen]
 
-    def _step_view(self) -> Transform | None:
+    def _site(self, batch: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """``batch`` (samples ``idx``, repeated) through the site transform, on each sample's
+        block grid where it is known."""
+        assert self.transform is not None
+        if self.grid is None:
+            return self.transform(batch)
+        return self.transform(batch, grid=self.grid[idx].repeat(len(batch) // len(idx), 1))
+
+    def _step_view(self) -> _View | None:
         """What the editors see x' through on this step: the site transform, then (under
         ``input_diversity``) this step's random zoom and shift; ``None`` when neither."""
-        view = None
+        zoom = None
         if self.cfg.input_diversity > 0:
-            view = diversity.draw(self.diversity_rng, self.cfg.input_diversity,
+            zoom = diversity.draw(self.diversity_rng, self.cfg.input_diversity,
                                   self.cfg.diversity_prob)
-        site = self.transform
-        if view is None or site is None:
-            return view or site
-        return lambda b: view(site(b))
+        if self.transform is None:
+            return None if zoom is None else lambda b, _: zoom(b)
+        if zoom is None:
+            return self._site
+        return lambda b, idx: zoom(self._site(b, idx))
 
     def _through_transform(
-        self, view: Transform, xp: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int]
+        self, view: _View, xp: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int]
     ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         """x' and the clean crops through ONE draw of ``view``, and the clean side's edits.
 
@@ -253,7 +264,7 @@ class _Run:
         so the loss must not credit the processing's own damage to the perturbation.
         """
         n_a = len(idx)
-        both = view(torch.cat([xp, self.x[idx]]))
+        both = view(torch.cat([xp, self.x[idx]]), idx)
         x_t, clean_t = both[:n_a], both[n_a:].detach()
         refs = [clean_edits(self.targets[k].editor, clean_t, self.targets[k].conditions[idx],
                             self.targets[k].resolution) for k in chosen]
@@ -395,7 +406,7 @@ class _Run:
         ok, closeness = self._succeeds(xq, idx, threshold, self._stored_refs(idx, every))
         if self.transform is not None:
             with torch.no_grad():
-                xt, _, refs = self._through_transform(self.transform, xq, idx, every)
+                xt, _, refs = self._through_transform(self._site, xq, idx, every)
             ok_t, closeness_t = self._succeeds(xt, idx, threshold, refs)
             ok &= ok_t
             closeness = torch.minimum(closeness, closeness_t)
@@ -487,6 +498,7 @@ def grasp(
     conditions: Sequence[torch.Tensor | None] | None = None,
     weight: torch.Tensor | None = None,
     delivery: torch.Tensor | None = None,
+    grid: torch.Tensor | None = None,
 ) -> DefenseResult:
     """Protect a batch of face crops against every editor and edit at once.
 
@@ -511,6 +523,10 @@ def grasp(
             for one that was not): the crop re-cut from the protected image carries Mᵀ δ M.
             The editors, the visual losses, the budget and the returned statistics all see
             δ so.
+        grid: (N, 2) integers, each crop's (row, column) offset in the image it is pasted
+            into, modulo the JPEG block grid (negative: unknown); passed to the transform as
+            ``transform(batch, grid=...)``, so a simulated re-encode of the image at its own
+            size quantises the very blocks the real one will.
     Returns:
         The quantised protected images (x + δ, what is pasted) with per-sample iterations
         and final statistics (of the delivered image).
@@ -536,7 +552,10 @@ def grasp(
             raise ValueError(f"weight must be {(n, 1, *x.shape[2:])}, got {tuple(weight.shape)}")
         if delivery is not None and tuple(delivery.shape) != (n, x.shape[-2], x.shape[-1]):
             raise ValueError(f"delivery must be {(n, *x.shape[-2:])}, got {tuple(delivery.shape)}")
-        run = _Run(x, targets, config, transform, weight, delivery)
+        if grid is not None and (transform is None or tuple(grid.shape) != (n, 2)):
+            raise ValueError(f"grid must be ({n}, 2) and come with a transform, got "
+                             f"{tuple(grid.shape)}{'' if transform else ' without one'}")
+        run = _Run(x, targets, config, transform, weight, delivery, grid)
         run.solve()
         result = run.result(time.perf_counter() - start)
     logger.info("grasp: %d samples, %.2f s, mean iterations %.1f, mean PSNR %.2f dB, "

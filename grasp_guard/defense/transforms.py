@@ -238,14 +238,21 @@ class DiffJPEG(nn.Module):
             return lo
         return lo + int(torch.randint(hi - lo + 1, (), generator=self.generator))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, grid: Tensor | None = None) -> Tensor:
         """Re-encode a batch as JPEG at a freshly drawn quality.
 
         Args:
             x: ``(B, 3, H, W)`` floats in [0, 1], any H and W.
+            grid: ``(B, 2)`` integers, each sample's (row, column) phase on the block grid of
+                the image it lives in — its top-left pixel's position modulo the MCU, so the
+                simulated blocks are the real codec's; a negative entry (phase unknown) takes
+                this call's drawn (or zero) phase.
 
         Returns:
             ``(B, 3, H, W)`` decoded image in [0, 1], differentiable w.r.t. ``x``.
+
+        Raises:
+            ValueError: ``grid`` not ``(B, 2)``.
         """
         _check_images(x)
         quality = self.sample_quality()
@@ -254,6 +261,21 @@ class DiffJPEG(nn.Module):
         dy, dx = 0, 0
         if self.random_grid:
             dy, dx = (int(v) for v in torch.randint(mcu, (2,), generator=self.generator))
+        if grid is None:
+            return self._at_phase(x, tables, dy, dx)
+        if tuple(grid.shape) != (x.shape[0], 2):
+            raise ValueError(f"grid must be {(x.shape[0], 2)}, got {tuple(grid.shape)}")
+        phases = [(dy, dx) if min(p) < 0 else (p[0] % mcu, p[1] % mcu) for p in grid.tolist()]
+        out = torch.empty_like(x)
+        for phase in set(phases):
+            rows = [i for i, p in enumerate(phases) if p == phase]
+            out[rows] = self._at_phase(x[rows], tables, *phase)
+        return out
+
+    def _at_phase(self, x: Tensor, tables: Tensor, dy: int, dx: int) -> Tensor:
+        """The round trip with the block grid starting ``dy`` rows and ``dx`` columns before
+        the images' corner."""
+        mcu = self._mcu
         h, w = x.shape[-2:]
         pad_bottom = -(h + dy) % mcu
         pad_right = -(w + dx) % mcu
@@ -444,10 +466,11 @@ class SitePipeline(nn.Module):
             s if isinstance(s, nn.Module) else _CallableStep(s) for s in steps
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Run every step on ``x``."""
+    def forward(self, x: Tensor, grid: Tensor | None = None) -> Tensor:
+        """Run every step on ``x``; ``grid`` (see :meth:`DiffJPEG.forward`) goes to the JPEG
+        steps."""
         for step in self.steps:
-            x = step(x)
+            x = step(x, grid) if isinstance(step, DiffJPEG) else step(x)
         return x
 
 
@@ -537,8 +560,9 @@ def build_site_pipeline(
 
     A site shrinks the whole image to ``max_side``, so a crop of it shrinks by
     ``max_side / image_long_side`` when the image is larger than that, whatever the crop's size.
-    The JPEG step draws a random block-grid phase, since the crop's place on the site's grid is
-    unknown after the resize.
+    The JPEG step draws a random block-grid phase for a crop whose phase the caller does not
+    pass (``grid``, see :meth:`DiffJPEG.forward`): a crop's place on the site's grid is
+    unknown after a resize, and known (its offset in the image) when the size is kept.
 
     Args:
         spec: the parsed site behaviour.

@@ -230,3 +230,20 @@ def test_weight_confines_the_perturbation() -> None:
     assert changed[weight == 0].sum() == 0 and changed[weight == 1].any()
     with pytest.raises(ValueError, match="weight"):
         grasp(x, [editor], PLAIN, weight=weight[:, :, 1:])
+
+
+def test_each_samples_grid_reaches_the_transform_with_it() -> None:
+    editor, x = tiny_stargan(), crops(2)
+    grid = torch.tensor([[3, 5], [-1, 12]])
+    seen: list[torch.Tensor] = []
+
+    def site(batch: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        seen.append(grid)
+        return batch
+
+    grasp(x, [editor], PLAIN.replace(steps=2, input_diversity=0.1), transform=site, grid=grid)
+    assert seen and all(torch.equal(g, torch.cat([grid, grid])) for g in seen)
+    with pytest.raises(ValueError, match="grid"):
+        grasp(x, [editor], PLAIN, grid=grid)
+    with pytest.raises(ValueError, match="grid"):
+        grasp(x, [editor], PLAIN, transform=site, grid=grid[:1])

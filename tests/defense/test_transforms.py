@@ -165,6 +165,46 @@ def test_jpeg_random_grid_is_seeded_and_matters() -> None:
     assert all(_psnr(o, x) > 28.0 for o in outs)
 
 
+@pytest.mark.parametrize("subsampling", ["4:2:0", "4:4:4"])
+@pytest.mark.parametrize("offset", [(3, 0), (5, 11), (16, 24)])
+def test_jpeg_on_the_crops_grid_matches_the_real_encode_of_its_image(
+    subsampling: str, offset: tuple[int, int]
+) -> None:
+    # A crop cut at (y, x) from an image encoded whole sits on the image's block grid; given
+    # that phase the simulation quantises the same blocks, at any other it does not.
+    image = np.array(data.astronaut()[:160, 120:280])
+    y, x = offset
+    crop = image[y : y + 96, x : x + 96]
+    real = _to_tensor(_pillow_round_trip(image, 80, subsampling)[y : y + 96, x : x + 96])
+    jpeg = DiffJPEG(80, subsampling)
+
+    def error(phase: tuple[int, int]) -> float:
+        out = jpeg(_to_tensor(crop), grid=torch.tensor([phase]))
+        return _psnr(out[..., 8:-8, 8:-8], real[..., 8:-8, 8:-8])  # away from the cut's edges
+
+    right = error((y % 16, x % 16))
+    assert right > 45.0
+    assert right > max(error(((y + d) % 16, (x + d) % 16)) for d in (2, 4, 7)) + 3.0
+
+
+def test_jpeg_grid_is_per_sample_and_negative_means_drawn() -> None:
+    crops = _to_tensor(_face_crop(40, 40)).expand(3, -1, -1, -1)
+    grid = torch.tensor([[0, 0], [5, 9], [-1, -1]])
+    out = DiffJPEG(75, random_grid=True, seed=3)(crops, grid=grid)
+    assert torch.equal(out[0], DiffJPEG(75)(crops[:1])[0])
+    assert torch.equal(out[1:2], DiffJPEG(75)(crops[:1], grid=torch.tensor([[5, 9]])))
+    assert torch.equal(out[2], DiffJPEG(75, random_grid=True, seed=3)(crops[:1])[0])
+    with pytest.raises(ValueError, match="grid must be"):
+        DiffJPEG(75)(crops, grid=torch.zeros(2, 2, dtype=torch.long))
+
+
+def test_a_pipeline_hands_the_grid_to_its_jpeg_step() -> None:
+    x = _to_tensor(_face_crop(40, 40))
+    grid = torch.tensor([[4, 12]])
+    pipeline = site_pipeline_from_spec({"jpeg_quality": 70, "blur_sigma": 0.0})
+    assert torch.equal(pipeline(x, grid=grid), DiffJPEG(70)(x, grid=grid))
+
+
 # --- Resize and blur -----------------------------------------------------------------------
 
 
