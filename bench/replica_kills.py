@@ -6,22 +6,33 @@ clients protect the bench's photos back to back through ``GraspClient`` (its ret
 Retry-After on), and ``--kills`` times picks a replica that is working (it used half a CPU
 over the last half second), SIGKILLs it, and waits until Ray has a replica running in its
 place before the next kill. Every HTTP answer the clients get is recorded (status, whether a
-429/503 carried Retry-After, whether a body came back short), every result the SDK returns is
-checked like the load bench checks a 200, and every SDK call that gave up is counted with why.
+429/503 carried Retry-After and a JSON body, whether a body came back short), every result the
+SDK returns is checked like the load bench checks a 200, every SDK call that gave up is counted
+with why, and every call cut by a kill (answered 503) is followed to its end: a result after
+the SDK's retries, or a give-up.
+
+Beside them, ``--proxy-clients`` clients upload photos through mitmdump with the GRASP Guard
+addon (``on_failure: pass``) to a local site that judges each upload where it lands:
+protected whole, or byte-identical to what was sent, never half-rewritten
+(:mod:`proxied_uploads`).
 
     .venv/bin/python bench/replica_kills.py [--kills 20] [--clients 6] [--replicas 2]
-        [--preset fast] [--models reference] [--out bench/results/service.md] [--append]
+        [--proxy-clients 2] [--preset fast] [--models reference]
+        [--out bench/results/service.md] [--append]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import json
 import os
 import secrets
 import signal
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,6 +44,7 @@ from typing import Any
 import aiohttp
 from grasp_sdk import GraspClient, ProtectOptions
 from grasp_sdk.errors import GraspSDKError
+from proxied_uploads import Landed, Site, guarded_proxy, serve_site, upload_client
 from service_load import (
     MemoryWatch,
     Sample,
@@ -55,24 +67,31 @@ from grasp_guard.service.ray_backend import replica_pids
 class Drill:
     attempts: Counter[int] = field(default_factory=Counter)  # HTTP answers by status
     refusals_without_retry_after: int = 0
+    refusals_not_json: int = 0
     short_bodies: list[str] = field(default_factory=list)
     results: Counter[str] = field(default_factory=Counter)  # protected / unchanged
     gave_up: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # results that failed their check
     retried: int = 0  # results that needed more than one attempt
+    cut_then_result: int = 0  # calls answered 503 at least once that ended in a result
+    cut_then_gave_up: int = 0  # calls answered 503 at least once that gave up
     restarts: list[float] = field(default_factory=list)  # kill → a replica running again (s)
     kill_times: list[float] = field(default_factory=list)
 
 
-def traced_session(drill: Drill, timeout_s: float) -> aiohttp.ClientSession:
-    """A session that records every answer's status and Retry-After."""
+def traced_session(drill: Drill, statuses: list[int], timeout_s: float) -> aiohttp.ClientSession:
+    """A session that records every answer's status (in ``drill`` and, in order, in
+    ``statuses``: one client's own), its Retry-After and whether a refusal is JSON."""
     trace = aiohttp.TraceConfig()
 
     async def on_end(session: Any, context: Any, params: aiohttp.TraceRequestEndParams) -> None:
         status = params.response.status
         drill.attempts[status] += 1
+        statuses.append(status)
         if status in (429, 503) and "Retry-After" not in params.response.headers:
             drill.refusals_without_retry_after += 1
+        if status in (429, 503) and params.response.content_type != "application/json":
+            drill.refusals_not_json += 1
 
     trace.on_request_end.append(on_end)
     return aiohttp.ClientSession(trace_configs=[trace],
@@ -81,14 +100,15 @@ def traced_session(drill: Drill, timeout_s: float) -> aiohttp.ClientSession:
 
 async def client(i: int, url: str, token: str, args: argparse.Namespace, pool: list[Sample],
                  stop: asyncio.Event, drill: Drill) -> None:
-    async with traced_session(drill, args.timeout) as session:
+    statuses: list[int] = []  # this client's answers, in order
+    async with traced_session(drill, statuses, args.timeout) as session:
         sdk = GraspClient(url, token=token, session=session, total_timeout=args.timeout,
                           max_retries=args.retries, max_retry_after=10.0)
         n = i
         while not stop.is_set():
             sample = pool[n % len(pool)]
             n += 1
-            before = sum(drill.attempts.values())
+            before = len(statuses)
             try:
                 result = await sdk.protect(sample.data, ProtectOptions(preset=args.preset),
                                            content_type=sample.mime)
@@ -97,6 +117,7 @@ async def client(i: int, url: str, token: str, args: argparse.Namespace, pool: l
                 continue
             except (GraspSDKError, aiohttp.ClientError, TimeoutError) as exc:
                 drill.gave_up.append(f"{sample.name}: {type(exc).__name__}: {exc}")
+                drill.cut_then_gave_up += 503 in statuses[before:]
                 continue
             headers = {"X-Grasp-Report": json.dumps(result.report),
                        "Content-Type": result.content_type}
@@ -105,7 +126,8 @@ async def client(i: int, url: str, token: str, args: argparse.Namespace, pool: l
                 drill.problems.append(problem)
                 continue
             drill.results["protected" if result.report["protected"] else "unchanged"] += 1
-            drill.retried += sum(drill.attempts.values()) - before > 1
+            drill.retried += len(statuses) - before > 1
+            drill.cut_then_result += 503 in statuses[before:]
 
 
 async def busy_replica(root: int) -> int:
@@ -140,6 +162,21 @@ async def running_again(url: str, token: str, root: int, victim: int, replicas: 
             await asyncio.sleep(0.5)
 
 
+async def kill_replicas(args: argparse.Namespace, url: str, token: str, root: int,
+                        drill: Drill, start: float) -> None:
+    """After ``--settle`` s of load, ``--kills`` times: SIGKILL a working replica, wait for
+    its replacement to run, let the load settle again."""
+    await asyncio.sleep(args.settle)
+    for _ in range(args.kills):
+        victim = await busy_replica(root)
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        drill.kill_times.append(killed - start)
+        await running_again(url, token, root, victim, args.replicas)
+        drill.restarts.append(time.monotonic() - killed)
+        await asyncio.sleep(args.settle)
+
+
 async def run(args: argparse.Namespace) -> str:
     load_before = os.getloadavg()[0]
     token = secrets.token_urlsafe(24)
@@ -149,24 +186,26 @@ async def run(args: argparse.Namespace) -> str:
     memory = MemoryWatch(process.pid)
     memory.start()
     drill = Drill()
+    landed = Landed()
     try:
         ready_s = await wait_ready(url, token, process)
         stop = asyncio.Event()
         pool = samples()
-        start = time.monotonic()
-        clients = [asyncio.create_task(client(i, url, token, args, pool, stop, drill))
-                   for i in range(args.clients)]
-        await asyncio.sleep(args.settle)
-        for _ in range(args.kills):
-            victim = await busy_replica(process.pid)
-            os.kill(victim, signal.SIGKILL)
-            killed = time.monotonic()
-            drill.kill_times.append(killed - start)
-            await running_again(url, token, process.pid, victim, args.replicas)
-            drill.restarts.append(time.monotonic() - killed)
-            await asyncio.sleep(args.settle)
-        stop.set()
-        await asyncio.gather(*clients)
+        site = Site(landed)
+        async with contextlib.AsyncExitStack() as stack:
+            site_url = await stack.enter_async_context(serve_site(site))
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            proxy = stack.enter_context(guarded_proxy(folder, url, token, args.timeout))
+            start = time.monotonic()
+            numbers = itertools.count()
+            clients = [asyncio.create_task(client(i, url, token, args, pool, stop, drill))
+                       for i in range(args.clients)]
+            clients += [asyncio.create_task(upload_client(proxy, site_url, site, numbers, stop,
+                                                          args.timeout + 60))
+                        for _ in range(args.proxy_clients)]
+            await kill_replicas(args, url, token, process.pid, drill, start)
+            stop.set()
+            await asyncio.gather(*clients)
         wall = time.monotonic() - start
         metrics = await scrape(url, token)
     finally:
@@ -184,13 +223,23 @@ async def run(args: argparse.Namespace) -> str:
         ("SDK calls: checked results (protected / unchanged)",
          f"{succeeded} ({drill.results['protected']} / {drill.results['unchanged']})"),
         ("SDK calls that needed a retry and then succeeded", drill.retried),
+        (("SDK calls cut by a kill (answered 503) that the SDK's retries turned into a result "
+         "/ that gave up"), f"{drill.cut_then_result} / {drill.cut_then_gave_up}"),
         ("SDK calls that gave up (after retries)", len(drill.gave_up)),
         ("results that failed their check (corrupted, unprotected face)", len(drill.problems)),
         ("answers cut short (a partial body)", len(drill.short_bodies)),
         ("HTTP answers by status", dict(sorted(drill.attempts.items()))),
-        ("429/503 answers without Retry-After", drill.refusals_without_retry_after),
+        ("429/503 answers without Retry-After / without a JSON body",
+         f"{drill.refusals_without_retry_after} / {drill.refusals_not_json}"),
         (("503 `unavailable` (a request under a killed replica) / `deadline_exceeded` (503/504), "
          "from the service's metrics"), f"{cut:.0f} / {late:.0f}"),
+        (("proxy uploads landed at the site: protected / byte-identical (forwarded "
+         "unprotected)"), f"{landed.verdicts['protected']} / {landed.verdicts['original']}"),
+        ("proxy uploads landed half-rewritten", len(landed.half_rewritten)),
+        (("503 `unavailable` answered to the proxy's addon (the service's count less the SDK "
+          "clients' 503s)"), f"{cut - drill.attempts[503]:.0f}"),
+        ("proxy answers by status / uploads lost (no answer)",
+         f"{dict(sorted(landed.answers.items()))} / {len(landed.lost)}"),
         ("service process tree peak RSS (MiB, summed, sampled 1/s) / processes",
          f"{memory.peak_total:.0f} / {memory.peak_processes}"),
         ("service ready after (s) / exit status after SIGTERM", f"{ready_s:.1f} / {rc}"),
@@ -207,13 +256,19 @@ async def run(args: argparse.Namespace) -> str:
          f"token auth; clients: `GraspClient` (max_retries {args.retries}, Retry-After honoured "
          f"up to 10 s, total {args.timeout:g} s a call), preset `{args.preset}`, the load "
          f"bench's images round-robin: {', '.join(s.name for s in samples())}"),
+        (f"- proxy: {args.proxy_clients} clients upload a 220 x 200 face JPEG (each one "
+         "different) and a caption, multipart, through `mitmdump` with the GRASP Guard addon "
+         f"(policy `on_failure: pass`, preset `fast`, grasp_timeout {args.timeout:g} s) to a "
+         "local site that judges each upload as it lands"),
         "",
         "| measure | value |",
         "|---|---|",
         *(f"| {k} | {v} |" for k, v in rows),
     ]
     for title, items in (("Gave up", drill.gave_up), ("Failed their check", drill.problems),
-                         ("Cut short", drill.short_bodies)):
+                         ("Cut short", drill.short_bodies),
+                         ("Landed half-rewritten", landed.half_rewritten),
+                         ("Proxy uploads lost", landed.lost)):
         if items:
             lines += ["", f"{title}:", *(f"- {p}" for p in items[:20])]
     return "\n".join(lines) + "\n"
@@ -227,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="fast", help="Protection preset of every request.")
     parser.add_argument("--models", default="reference", help="The service's --models.")
     parser.add_argument("--max-batch", type=int, default=8, help="The service's --max-batch.")
+    parser.add_argument("--proxy-clients", type=int, default=2,
+                        help="Clients uploading through mitmdump with the addon.")
     parser.add_argument("--retries", type=int, default=8, help="The SDK client's max_retries.")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="The SDK client's total time per call (s).")
