@@ -50,6 +50,7 @@ from service_load import (
     Sample,
     add_output_args,
     check_result,
+    faces_line,
     percentile,
     record,
     samples,
@@ -243,6 +244,7 @@ async def run(args: argparse.Namespace) -> str:
         ("service process tree peak RSS (MiB, summed, sampled 1/s) / processes",
          f"{memory.peak_total:.0f} / {memory.peak_processes}"),
         ("service ready after (s) / exit status after SIGTERM", f"{ready_s:.1f} / {rc}"),
+        ("machine's 1-min load average during the run, min–max", memory.load_span()),
     ]
     lines = [
         f"## {args.kills} replica kills under load (SIGKILL of a working replica)",
@@ -260,6 +262,7 @@ async def run(args: argparse.Namespace) -> str:
          "different) and a caption, multipart, through `mitmdump` with the GRASP Guard addon "
          f"(policy `on_failure: pass`, preset `fast`, grasp_timeout {args.timeout:g} s) to a "
          "local site that judges each upload as it lands"),
+        faces_line(args.models),
         "",
         "| measure | value |",
         "|---|---|",

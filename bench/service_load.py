@@ -370,13 +370,14 @@ async def run_burst(args: argparse.Namespace) -> str:
 class MemoryWatch:
     """Samples, every second, the resident memory of the service and every process below it
     (with Ray: the cluster it started and the replicas), and keeps the peaks and the totals
-    seen (seconds since the start, MiB)."""
+    seen (seconds since the start, MiB), and the machine's 1-min load average with each."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.peak_total = 0.0
         self.peak_processes = 0
         self.totals: list[tuple[float, float]] = []
+        self.loads: list[float] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -397,6 +398,12 @@ class MemoryWatch:
                 shown.append(f"{t:.0f}: {total:.0f}")
         return ", ".join(shown)
 
+    def load_span(self) -> str:
+        """The 1-min load average seen while sampling, ``min–max``."""
+        if not self.loads:
+            return "n/a"
+        return f"{min(self.loads):.1f}–{max(self.loads):.1f}"
+
     async def _sample(self) -> None:
         start = time.monotonic()
         while True:
@@ -404,6 +411,7 @@ class MemoryWatch:
             total = sum(map(rss_mib, pids))
             self.totals.append((time.monotonic() - start, total))
             self.peak_total = max(self.peak_total, total)
+            self.loads.append(os.getloadavg()[0])
             self.peak_processes = max(self.peak_processes, len(pids))
             await asyncio.sleep(1.0)
 
@@ -462,6 +470,15 @@ def _service_flags(args: argparse.Namespace, replicas: int | None) -> str:
     return flags
 
 
+def faces_line(models: str | None) -> str:
+    """What the faces and the surrogates were, for a section's header."""
+    names = models or "the service's default"
+    trained = " (trained here, not a real deepfake model)" if models == "reference" else ""
+    return ("- faces: scikit-image's astronaut at 192 and 256 px (one face each) and a faceless "
+            f"coffee photo, round-robin; n = the answers counted below; surrogates: "
+            f"`{names}`{trained}")
+
+
 def _machine(args: argparse.Namespace, load_before: float) -> str:
     return (f"- machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other work, "
             f"Python {platform.python_version()}; service device `{args.device}`; 1-min load "
@@ -501,6 +518,7 @@ def load_rows(args: argparse.Namespace, run: LoadRun) -> list[tuple[str, object]
         ("service process tree peak RSS (MiB, summed, sampled 1/s) / processes",
          f"{run.memory.peak_total:.0f} / {run.memory.peak_processes}"),
         ("service process tree RSS every 10 s from its start (s: MiB)", run.memory.every(10)),
+        ("machine's 1-min load average during the run, min–max", run.memory.load_span()),
         ("SIGTERM to exit (s) / exit status", f"{run.stop_s:.1f} / {run.rc}"),
     ]
 
@@ -532,6 +550,7 @@ async def run(args: argparse.Namespace) -> str:
         (f"- service: `grasp-guard serve {_service_flags(args, None)}`, preset `{args.preset}`, "
         "token auth"),
         f"- images, round-robin per client: {', '.join(s.name for s in samples())}",
+        faces_line(args.models),
         "",
         *_table(load_rows(args, result)),
         "",
@@ -587,10 +606,11 @@ async def run_compare(args: argparse.Namespace) -> str:
         f"{', '.join(f'--replicas {n}' for n in counts[1:])}, one after the other; each replica "
         "reserves 1 CPU, so torch runs 1 thread in it"),
         f"- images, round-robin per client: {', '.join(s.name for s in samples())}",
+        faces_line(args.models),
         "",
         ("| replicas | faces/s | images/s (all 200) | ratio to the first | latency p50 (s) | "
-        "429 / 503 / lost | tree peak RSS (MiB) |"),
-        "|---:|---:|---:|---:|---:|---|---:|",
+        "429 / 503 / lost | tree peak RSS (MiB) | 1-min load during |"),
+        "|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for run_ in runs:
         t = run_.tally
@@ -599,7 +619,7 @@ async def run_compare(args: argparse.Namespace) -> str:
             f"| {run_.replicas} | {faces_s:.3f} | {len(t.latencies) / run_.wall:.3f} | "
             f"{faces_s / base if base else float('nan'):.2f} | {percentile(t.latencies, 50):.2f} | "
             f"{t.statuses.get(429, 0)} / {t.statuses.get(503, 0)} / {len(t.problems)} | "
-            f"{run_.memory.peak_total:.0f} |")
+            f"{run_.memory.peak_total:.0f} | {run_.memory.load_span()} |")
     lines += [
         "",
         "Per-face work and the projection:",

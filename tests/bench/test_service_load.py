@@ -22,3 +22,10 @@ async def test_it_samples_this_process_tree() -> None:
     await watch.stop()
     assert watch.peak_total == watch.totals[0][1] > 0
     assert watch.peak_processes >= 1
+
+
+def test_the_load_seen_while_sampling() -> None:
+    watch = MemoryWatch(os.getpid())
+    assert watch.load_span() == "n/a"
+    watch.loads = [2.25, 0.5, 3.0]
+    assert watch.load_span() == "0.5–3.0"
