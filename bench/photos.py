@@ -1,6 +1,6 @@
 """Protect the shared real photos end to end with the defaults; record `bench/results/photos.md`.
 
-    .venv/bin/python bench/photos.py [--preset balanced] [--limit N] [--faces DIR]
+    .venv/bin/python bench/photos.py [--preset balanced] [--limit N | --smallest N] [--faces DIR]
 
 Each photo goes through `protect()` exactly as `grasp-guard protect` sends it, with the
 default surrogate set (`Engine.create()`: the reference and, when cached, the real CycleGAN).
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from grasp_sdk.options import ProtectOptions
+from PIL import Image
 
 from grasp_guard.benchmarks.report import meta
 from grasp_guard.pipeline import Engine, protect
@@ -31,12 +32,19 @@ def _by_resolution(face: dict, name: str) -> dict[str, float]:
     return {r: v["dsr_cmua"] for r, v in s.get("by_resolution", {}).items()} or {"own": s["dsr_cmua"]}
 
 
+def _pixels(path: Path) -> int:
+    with Image.open(path) as im:
+        return im.width * im.height
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="balanced")
     parser.add_argument("--faces", type=Path,
                         default=Path(__file__).resolve().parents[2] / "shared" / "data" / "faces")
     parser.add_argument("--limit", type=int, help="The first N photos (by name) only.")
+    parser.add_argument("--smallest", type=int,
+                        help="The N photos of fewest pixels only (a sample a CPU can finish).")
     parser.add_argument("--rows-from", type=Path,
                         help="Write the tables from the JSON rows an interrupted run printed.")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
@@ -44,6 +52,8 @@ def main() -> None:
     engine = Engine.create()
     options = ProtectOptions(preset=args.preset)
     paths = sorted(p for p in args.faces.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    if args.smallest:
+        paths = sorted(paths, key=_pixels)[:args.smallest]
     paths = paths[:args.limit] if args.limit else paths
     rows, faces_all = [], []
     if args.rows_from:
@@ -71,7 +81,8 @@ def main() -> None:
         })
         print(json.dumps(rows[-1]), flush=True)
     info = meta(["bench/photos.py", "--preset", args.preset,
-                 *(["--limit", str(args.limit)] if args.limit else [])],
+                 *(["--limit", str(args.limit)] if args.limit else []),
+                 *(["--smallest", str(args.smallest)] if args.smallest else [])],
                 torch_threads=torch.get_num_threads(), photos=len(rows))
     summary = []
     for editor in engine.editors:
