@@ -80,19 +80,38 @@ class Drill:
     kill_times: list[float] = field(default_factory=list)
 
 
-def traced_session(drill: Drill, statuses: list[int], timeout_s: float) -> aiohttp.ClientSession:
-    """A session that records every answer's status (in ``drill`` and, in order, in
-    ``statuses``: one client's own), its Retry-After and whether a refusal is JSON."""
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer a client got: its status, Retry-After and, for a refusal, the start
+    of its error message."""
+
+    status: int
+    retry_after: str | None
+    why: str
+
+    def __str__(self) -> str:
+        hint = f", Retry-After {self.retry_after}" if self.retry_after is not None else ""
+        return f"{self.status}{hint}{': ' + self.why if self.why else ''}"
+
+
+def traced_session(drill: Drill, answers: list[Answer],
+                   timeout_s: float) -> aiohttp.ClientSession:
+    """A session that records every answer (counted in ``drill``, and listed in order in
+    ``answers``: one client's own), its Retry-After and whether a refusal is JSON."""
     trace = aiohttp.TraceConfig()
 
     async def on_end(session: Any, context: Any, params: aiohttp.TraceRequestEndParams) -> None:
-        status = params.response.status
+        response = params.response
+        status = response.status
         drill.attempts[status] += 1
-        statuses.append(status)
-        if status in (429, 503) and "Retry-After" not in params.response.headers:
-            drill.refusals_without_retry_after += 1
-        if status in (429, 503) and params.response.content_type != "application/json":
-            drill.refusals_not_json += 1
+        why = ""
+        if status in (429, 503):
+            drill.refusals_without_retry_after += "Retry-After" not in response.headers
+            try:  # read here, the body stays cached for the SDK
+                why = str((await response.json())["error"]["message"])[:48].rstrip(": ")
+            except (ValueError, KeyError, TypeError, aiohttp.ContentTypeError):
+                drill.refusals_not_json += 1
+        answers.append(Answer(status, response.headers.get("Retry-After"), why))
 
     trace.on_request_end.append(on_end)
     return aiohttp.ClientSession(trace_configs=[trace],
@@ -101,15 +120,15 @@ def traced_session(drill: Drill, statuses: list[int], timeout_s: float) -> aioht
 
 async def client(i: int, url: str, token: str, args: argparse.Namespace, pool: list[Sample],
                  stop: asyncio.Event, drill: Drill) -> None:
-    statuses: list[int] = []  # this client's answers, in order
-    async with traced_session(drill, statuses, args.timeout) as session:
+    answers: list[Answer] = []  # this client's, in order
+    async with traced_session(drill, answers, args.timeout) as session:
         sdk = GraspClient(url, token=token, session=session, total_timeout=args.timeout,
-                          max_retries=args.retries, max_retry_after=10.0)
+                          max_retries=args.retries, max_retry_after=args.max_retry_after)
         n = i
         while not stop.is_set():
             sample = pool[n % len(pool)]
             n += 1
-            before = len(statuses)
+            before, started = len(answers), time.monotonic()
             try:
                 result = await sdk.protect(sample.data, ProtectOptions(preset=args.preset),
                                            content_type=sample.mime)
@@ -117,8 +136,10 @@ async def client(i: int, url: str, token: str, args: argparse.Namespace, pool: l
                 drill.short_bodies.append(f"{sample.name}: {exc}")
                 continue
             except (GraspSDKError, aiohttp.ClientError, TimeoutError) as exc:
-                drill.gave_up.append(f"{sample.name}: {type(exc).__name__}: {exc}")
-                drill.cut_then_gave_up += 503 in statuses[before:]
+                story = "; ".join(map(str, answers[before:]))
+                drill.gave_up.append(f"{sample.name}, after {time.monotonic() - started:.0f} s: "
+                                     f"{type(exc).__name__}: {exc}. Its answers: {story}")
+                drill.cut_then_gave_up += any(a.status == 503 for a in answers[before:])
                 continue
             headers = {"X-Grasp-Report": json.dumps(result.report),
                        "Content-Type": result.content_type}
@@ -127,8 +148,8 @@ async def client(i: int, url: str, token: str, args: argparse.Namespace, pool: l
                 drill.problems.append(problem)
                 continue
             drill.results["protected" if result.report["protected"] else "unchanged"] += 1
-            drill.retried += len(statuses) - before > 1
-            drill.cut_then_result += 503 in statuses[before:]
+            drill.retried += len(answers) - before > 1
+            drill.cut_then_result += any(a.status == 503 for a in answers[before:])
 
 
 async def busy_replica(root: int) -> int:
@@ -256,8 +277,9 @@ async def run(args: argparse.Namespace) -> str:
         (f"- service: `grasp-guard serve --backend ray --replicas {args.replicas} --device cpu "
          f"--models {args.models} --max-batch {args.max_batch}` (a local cluster it starts), "
          f"token auth; clients: `GraspClient` (max_retries {args.retries}, Retry-After honoured "
-         f"up to 10 s, total {args.timeout:g} s a call), preset `{args.preset}`, the load "
-         f"bench's images round-robin: {', '.join(s.name for s in samples())}"),
+         f"up to {args.max_retry_after:g} s, total {args.timeout:g} s a call), preset "
+         f"`{args.preset}`, the load bench's images round-robin: "
+         f"{', '.join(s.name for s in samples())}"),
         (f"- proxy: {args.proxy_clients} clients upload a 220 x 200 face JPEG (each one "
          "different) and a caption, multipart, through `mitmdump` with the GRASP Guard addon "
          f"(policy `on_failure: pass`, preset `fast`, grasp_timeout {args.timeout:g} s) to a "
@@ -288,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proxy-clients", type=int, default=2,
                         help="Clients uploading through mitmdump with the addon.")
     parser.add_argument("--retries", type=int, default=8, help="The SDK client's max_retries.")
+    parser.add_argument("--max-retry-after", type=float, default=30.0,
+                        help="The longest Retry-After the SDK client honours (s); its default.")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="The SDK client's total time per call (s).")
     parser.add_argument("--settle", type=float, default=3.0,
