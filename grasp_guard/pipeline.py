@@ -34,9 +34,9 @@ from grasp_guard.faces.regions import (
     FaceRegion,
     crop_window,
     extract_crops,
-    feather_mask,
     from_tensor,
     paste,
+    paste_weights,
     plan_regions,
     round_trip_matrix,
     to_tensor,
@@ -89,7 +89,7 @@ class CropTask:
     """
 
     crop: np.ndarray  # (S, S, 3) uint8
-    weight: np.ndarray  # (S, S) float32 in [0, 1]: the feathered paste mask
+    weight: np.ndarray  # (S, S) float32 in [0, 1]: what the paste keeps (faces.paste_weights)
     preset: str
     site: SiteSpec
     image_long_side: int
@@ -282,11 +282,11 @@ def prepare(
     spec = site_spec(options, image)
     long_side = max(rgb.shape[:2])
     keeps_size = spec.max_side is None or long_side <= spec.max_side
-    tasks = [CropTask(c, feather_mask(r), options.preset, spec, long_side,
+    tasks = [CropTask(c, w, options.preset, spec, long_side,
                       r.crop.side if r.downscaled else None,
                       _grid_phase(r, image.orientation) if keeps_size and not r.downscaled
                       else None)
-             for c, r in zip(extract_crops(rgb, regions), regions)]
+             for c, w, r in zip(extract_crops(rgb, regions), paste_weights(regions), regions)]
     timings = {"decode": t1 - t0, "detect": t2 - t1, "crop": time.perf_counter() - t2}
     return PreparedImage(data, options, image, boxes, regions, tasks, timings)
 

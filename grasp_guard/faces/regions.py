@@ -262,9 +262,48 @@ def _mask(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, feather: float) ->
     return (wy[:, None] * wx[None, :]).astype(np.float32)
 
 
+def _distance(region: FaceRegion, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Chebyshev distance of image positions from the face box's centre, in face sides:
+    at most 0.5 inside the box."""
+    f = region.face
+    dx = np.abs(xs - (f.x + f.w / 2 - 0.5)) / f.w
+    dy = np.abs(ys - (f.y + f.h / 2 - 0.5)) / f.h
+    return np.maximum(dy[:, None], dx[None, :]).astype(np.float32)
+
+
+def _owned(claims: Sequence[tuple[np.ndarray, np.ndarray]], i: int) -> np.ndarray:
+    """Where claim ``i`` (weight, distance) wins: the highest weight, then the nearest face
+    centre, then the earlier region — the rule ``paste`` applies region by region."""
+    weight, distance = claims[i]
+    owned = np.ones(weight.shape, bool)
+    for j, (w, d) in enumerate(claims):
+        if j != i:
+            beats = (w > weight) | ((w == weight) & ((d < distance) | ((d == distance) & (j < i))))
+            owned &= ~beats
+    return owned
+
+
 def _check_feather(feather: float) -> None:
     if not 0 <= feather <= 1:
         raise ValueError(f"feather must be in [0, 1], got {feather}")
+
+
+def paste_weights(regions: Sequence[FaceRegion], feather: float = 0.5) -> list[np.ndarray]:
+    """What ``paste`` keeps of each crop's perturbation at each crop-array pixel: its
+    :func:`feather_mask` where the region owns the pixel, 0 where another region does.
+
+    A defense that multiplies each crop's perturbation by this mask optimises exactly what
+    is pasted, also where crops overlap (a group photo: a large face's crop covers its
+    neighbours' faces). Alone, a region's paste weights are its feather mask.
+    """
+    _check_feather(feather)
+    out = []
+    for i, region in enumerate(regions):
+        pos = (np.arange(region.bucket) + 0.5) / region.scale - 0.5
+        xs, ys = region.crop.x + pos, region.crop.y + pos
+        claims = [(_mask(r, xs, ys, feather), _distance(r, xs, ys)) for r in regions]
+        out.append(claims[i][0] * _owned(claims, i))
+    return out
 
 
 def feather_mask(region: FaceRegion, feather: float = 0.5) -> np.ndarray:
@@ -302,10 +341,11 @@ def paste(
     the pasted pixels equal the protected crop exactly.
 
     Overlapping regions: each pixel takes the perturbation of the region whose mask weight
-    is highest there (the earlier region on a tie), times that weight. So the perturbation
-    never exceeds any crop's own budget (sums would), each face box keeps its own optimised
-    perturbation wherever it does not overlap another face box, and the weight envelope
-    stays continuous.
+    is highest there (on a tie, the region whose face centre is nearer in face sides, then
+    the earlier region), times that weight. So the perturbation never exceeds any crop's
+    own budget (sums would), each face box keeps its own optimised perturbation (a small
+    face inside a large face's crop included), and the weight envelope stays continuous.
+    :func:`paste_weights` is what each crop keeps.
 
     Args:
         rgb: the original image, (H, W, 3) uint8.
@@ -328,6 +368,7 @@ def paste(
     bx0, by0 = min(s[0] for s in spans), min(s[1] for s in spans)
     bx1, by1 = max(s[2] for s in spans), max(s[3] for s in spans)
     best = np.zeros((by1 - by0, bx1 - bx0), np.float32)
+    nearest = np.full(best.shape, np.inf, np.float32)
     delta = np.zeros((by1 - by0, bx1 - bx0, 3), np.float32)
     for region, original, protected, (x0, y0, x1, y1) in zip(
         regions, extract_crops(rgb, regions), protected_crops, spans
@@ -339,10 +380,12 @@ def paste(
         if region.downscaled:
             d = cv2.resize(d, (region.crop.side,) * 2, interpolation=cv2.INTER_LINEAR)
         d = d[y0 - region.crop.y: y1 - region.crop.y, x0 - region.crop.x: x1 - region.crop.x]
-        weight = _mask(region, np.arange(x0, x1), np.arange(y0, y1), feather)
+        xs, ys = np.arange(x0, x1), np.arange(y0, y1)
+        weight, distance = _mask(region, xs, ys, feather), _distance(region, xs, ys)
         window = (slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0))
-        wins = weight > best[window]
+        wins = (weight > best[window]) | ((weight == best[window]) & (distance < nearest[window]))
         best[window][wins] = weight[wins]
+        nearest[window][wins] = distance[wins]
         delta[window][wins] = weight[wins][:, None] * d[wins]
     window = out[by0:by1, bx0:bx1]
     out[by0:by1, bx0:bx1] = np.clip(np.rint(window + delta), 0, 255).astype(np.uint8)
