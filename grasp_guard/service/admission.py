@@ -15,6 +15,11 @@ its requests is taken whatever its estimate says (as for a group never timed), a
 replaces the old ones. A probe rather than a decay toward the prior: the prior is pessimistic
 on purpose, so decay would slow fast groups and admit slow ones on a guess; a probe measures,
 and risks one request per group and ``retime_s``, which no waiting request pays for.
+
+Estimates travel. A new engine replica (the Ray backend starts one for each that dies) would
+otherwise start from the prior and refuse all but one request per group until it has timed
+them; :meth:`ServiceTimes.snapshot` and :meth:`ServiceTimes.adopt` let it start from what its
+peers measured, with their ages, and :func:`merge_snapshots` keeps the newest of each group.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 #: How much one new timing moves an estimate (the rest stays with the past ones).
 EWMA_WEIGHT = 0.3
@@ -33,6 +39,9 @@ FINISH_PRIOR_S = 2.0
 HEADROOM = 0.1
 #: Seconds after which a group's timings are due a fresh one (see the module docstring).
 RETIME_S = 300.0
+
+#: Measured batch times by group and batch size: (mean s, deviation s, timings, age s).
+TimesSnapshot: TypeAlias = dict[Hashable, dict[int, tuple[float, float, int, float]]]
 
 
 class Ewma:
@@ -54,6 +63,14 @@ class Ewma:
             self.deviation += DEVIATION_WEIGHT * (abs(self.value - value) - self.deviation)
             self.value += self._weight * (value - self.value)
         self.count += 1
+
+    @classmethod
+    def restored(cls, value: float, deviation: float, count: int,
+                 weight: float = EWMA_WEIGHT) -> Ewma:
+        """An estimate as another instance left it."""
+        ewma = cls(value, weight)
+        ewma.value, ewma.deviation, ewma.count = value, deviation, count
+        return ewma
 
     @property
     def upper(self) -> float:
@@ -121,6 +138,25 @@ class ServiceTimes:
         observed = self._observed.get(group)
         return max(0.0, max(observed.values()) + self.retime_s - now) if observed else 0.0
 
+    def snapshot(self, now: float) -> TimesSnapshot:
+        """What has been measured, ages counted back from ``now``, for :meth:`adopt`."""
+        return {group: {size: (e.value, e.deviation, e.count,
+                               now - self._observed[group][size])
+                        for size, e in sizes.items()}
+                for group, sizes in self._batches.items() if sizes}
+
+    def adopt(self, snapshot: TimesSnapshot, now: float) -> None:
+        """Start the groups this instance has never timed from another's measurements, as
+        old as they were there; what this instance measured itself stays its own."""
+        for group, sizes in snapshot.items():
+            if self.measured(group) or not sizes:
+                continue
+            self._batches[group] = {size: Ewma.restored(value, deviation, count,
+                                                        self._weight)
+                                    for size, (value, deviation, count, _) in sizes.items()}
+            self._observed[group] = {size: now - age
+                                     for size, (*_, age) in sizes.items()}
+
     def observe_finish(self, seconds: float) -> None:
         """Record how long a request's last CPU stage (paste, encode, measure) took."""
         self._finish.observe(seconds)
@@ -130,6 +166,18 @@ class ServiceTimes:
         """The seconds a request's last CPU stage rarely exceeds (mean plus four deviations:
         it shares the CPU with every other stage, and its time swings with the load)."""
         return self._finish.upper
+
+
+def merge_snapshots(known: TimesSnapshot, new: TimesSnapshot, elapsed: float) -> TimesSnapshot:
+    """``known`` aged by ``elapsed`` seconds, each group replaced by ``new``'s where ``new``
+    timed it more recently."""
+    merged = {group: {size: (*entry[:3], entry[3] + elapsed) for size, entry in sizes.items()}
+              for group, sizes in known.items()}
+    for group, sizes in new.items():
+        if sizes and (group not in merged or min(e[3] for e in sizes.values())
+                      < min(e[3] for e in merged[group].values())):
+            merged[group] = dict(sizes)
+    return merged
 
 
 def busy_until(started: float, expected_s: float, now: float) -> float:

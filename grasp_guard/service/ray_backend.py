@@ -8,6 +8,10 @@ per replica, or a CPU slot), its batching worker batching the crops of the reque
 its admission keeping their deadlines (429 with Retry-After when it cannot); it optimises,
 pastes back, encodes and measures, and returns the image and its report whole.
 
+A replica's measured batch times come back with each answer; the front keeps the newest of
+each crop group and sends them with each request, so that a replica started in place of one
+that died admits from its peers' timings rather than from the pessimistic prior.
+
 What can go wrong maps to the service's errors: a replica's refusal or error crosses back as
 it was raised; a request Ray cannot queue (``max_queued_requests``) is 429; a replica that
 dies under a request (Ray restarts it) makes that request 503 with Retry-After, never a
@@ -41,6 +45,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from grasp_guard.errors import GraspGuardError, QueueFullError, ServiceUnavailableError
 from grasp_guard.pipeline import PreparedImage
+from grasp_guard.service.admission import TimesSnapshot, merge_snapshots
 from grasp_guard.service.cpu import CpuStage
 from grasp_guard.service.metrics import ServiceMetrics
 from grasp_guard.service.processes import descendants
@@ -90,22 +95,27 @@ class EngineReplica:
         """The replica's device and surrogates."""
         return self._runtime.describe()
 
-    async def protect(self, prepared: PreparedImage,
-                      arrived: float) -> Protected | GraspGuardError:
+    async def protect(self, prepared: PreparedImage, arrived: float, known: TimesSnapshot
+                      ) -> tuple[Protected | GraspGuardError, TimesSnapshot]:
         """Optimise and finish an image that reached the front at ``arrived`` (wall clock);
-        its deadline runs from then.
+        its deadline runs from then. ``known``: the batch times the replicas measured, for
+        the crop groups this one has not timed yet.
 
         Returns:
-            the image, its report and its seconds here; or the error the client is to be
+            the image, its report and its seconds here, or the error the client is to be
             answered with (a refusal is an answer, not a replica failure: returned, it
-            leaves no traceback in Ray's log).
+            leaves no traceback in Ray's log); and this replica's batch times.
         """
         loop = asyncio.get_running_loop()
+        times = self._runtime.times
+        times.adopt(known, loop.time())
         start = loop.time() - max(0.0, time.time() - arrived)
         try:
-            return await self._runtime.protect(prepared, self._cpu, start)
+            answer: Protected | GraspGuardError = await self._runtime.protect(
+                prepared, self._cpu, start)
         except GraspGuardError as exc:
-            return exc
+            answer = exc
+        return answer, times.snapshot(loop.time())
 
 
 def replica_gpus(settings: Settings, cluster_gpus: float) -> float:
@@ -162,6 +172,8 @@ class RayRuntime(Runtime):
         self._states: dict[str, int] = {}
         self._owns_cluster = False
         self._watch: asyncio.Task[None] | None = None
+        self._known: TimesSnapshot = {}  # the replicas' batch times, aged to _known_at
+        self._known_at = 0.0
 
     async def start(self) -> None:
         """Join or start the cluster and deploy the replicas (blocking calls, on a thread);
@@ -218,10 +230,10 @@ class RayRuntime(Runtime):
             raise ServiceUnavailableError(self.unavailable_reason() or "not ready")
         loop = asyncio.get_running_loop()
         arrived = time.time() - (loop.time() - start)
-        response = self._handle.protect.remote(prepared, arrived)
+        response = self._handle.protect.remote(prepared, arrived, self._learn({}))
         try:
             async with asyncio.timeout_at(start + self.settings.deadline_s + REPLY_GRACE_S):
-                result: Protected | GraspGuardError = await response
+                result, measured = await response
         except asyncio.CancelledError:
             response.cancel()  # the client went away: its crops leave the replica's queue
             raise
@@ -237,9 +249,17 @@ class RayRuntime(Runtime):
             raise ServiceUnavailableError(
                 "the engine replica holding this request stopped before answering (Ray "
                 f"restarts it); retry: {type(exc).__name__}") from exc
+        self._learn(measured)
         if isinstance(result, GraspGuardError):
             raise result
         return result
+
+    def _learn(self, measured: TimesSnapshot) -> TimesSnapshot:
+        """Keep the newest of ``measured`` and what was known; returns it, aged to now."""
+        now = asyncio.get_running_loop().time()
+        self._known = merge_snapshots(self._known, measured, now - self._known_at)
+        self._known_at = now
+        return self._known
 
     async def close(self) -> None:
         """Stop watching, delete the deployment, and stop the cluster if this started it."""

@@ -15,6 +15,7 @@ from grasp_guard.service.admission import (
     ServiceTimes,
     busy_until,
     decide,
+    merge_snapshots,
     optimise_by,
     schedule,
 )
@@ -252,6 +253,35 @@ def test_a_due_timing_waits_for_an_idle_device(pending: dict[Hashable, list[Crop
     decision = decide(pending, crops("new", A, 1, 301.0), {"new": 401.0, "b": 1000.0}, times,
                       now=301.0, free_at=free_at, max_batch=4, gather_s=0.0)
     assert not decision.admit
+
+
+def test_a_new_instance_starts_from_anothers_timings_as_old_as_they_were() -> None:
+    peer = ServiceTimes(60.0, retime_s=300.0)
+    peer.observe(A, 1, 10.0, at=100.0)
+    peer.observe(A, 1, 20.0, at=120.0)
+    peer.observe(B, 2, 8.0, at=130.0)
+    snapshot = peer.snapshot(now=150.0)
+    assert snapshot == {A: {1: (13.0, 6.25, 2, 30.0)}, B: {2: (8.0, 4.0, 1, 20.0)}}
+    fresh = ServiceTimes(60.0, retime_s=300.0)
+    fresh.observe(B, 1, 3.0, at=990.0)  # its own timing of B stays its own
+    fresh.adopt(snapshot, now=1000.0)
+    assert fresh.batch_seconds(A, 1) == 13.0 and fresh.batch_seconds(B, 2) == 6.0
+    assert fresh.due_in(A, now=1000.0) == 270.0
+    # With A adopted, a second request of A fits behind the first; with the prior it did not.
+    request = ({A: crops("old", A, 1, 1000.0)}, crops("new", A, 1, 1000.0),
+               {"old": 1100.0, "new": 1100.0})
+    assert decide(*request, fresh, now=1000.0, free_at=None, max_batch=4, gather_s=0.0).admit
+    assert not decide(*request, ServiceTimes(60.0), now=1000.0, free_at=None, max_batch=4,
+                      gather_s=0.0).admit
+
+
+def test_merged_snapshots_age_and_keep_the_newest_timing_of_each_group() -> None:
+    known = {A: {1: (10.0, 1.0, 3, 5.0)}, B: {1: (4.0, 1.0, 1, 50.0)}}
+    new = {A: {1: (99.0, 1.0, 1, 20.0)}, B: {2: (6.0, 1.0, 1, 1.0)}}
+    assert merge_snapshots(known, new, elapsed=10.0) == {
+        A: {1: (10.0, 1.0, 3, 15.0)},  # 15 s old beats 20 s old
+        B: {2: (6.0, 1.0, 1, 1.0)},  # the newer timing replaces the group's
+    }
 
 
 def test_a_decision_is_about_one_request() -> None:

@@ -97,11 +97,12 @@ def _runtime(response: StandInResponse, **settings: Any) -> tuple[RayRuntime, St
 
 
 PROTECTED = (b"image", {"protected": True}, {"queue": 0.1})
+GROUP = (128, "fast", None, None, None, 1.0)
 
 
 @pytest.mark.parametrize(("outcome", "expected"), [
-    (QueueFullError("late", retry_after_s=7), QueueFullError),
-    (DeadlineExceededError("late", started=True), DeadlineExceededError),
+    ((QueueFullError("late", retry_after_s=7), {}), QueueFullError),
+    ((DeadlineExceededError("late", started=True), {}), DeadlineExceededError),
     (RayTaskError("protect", "traceback", InvalidImageError("bad")), InvalidImageError),
     (BackPressureError(32, 32), QueueFullError),
     (ActorDiedError(), ServiceUnavailableError),
@@ -112,21 +113,37 @@ async def test_replica_outcomes_become_the_services_errors(outcome: Any,
     with pytest.raises(expected) as caught:
         await runtime.protect(None, None, asyncio.get_running_loop().time())  # type: ignore[arg-type]
     assert "traceback" not in str(caught.value)
-    if isinstance(outcome, QueueFullError):
+    if expected is QueueFullError and not isinstance(outcome, BackPressureError):
         assert caught.value.retry_after_s == 7  # type: ignore[attr-defined]
 
 
 async def test_a_result_comes_back_whole_with_the_arrival_on_the_wall_clock() -> None:
-    runtime, handle = _runtime(StandInResponse(PROTECTED))
+    runtime, handle = _runtime(StandInResponse((PROTECTED, {})))
     loop = asyncio.get_running_loop()
     assert await runtime.protect("prepared", None, loop.time() - 5.0) == PROTECTED  # type: ignore[arg-type]
-    (prepared, arrived), = handle.calls
-    assert prepared == "prepared"
+    (prepared, arrived, known), = handle.calls
+    assert prepared == "prepared" and known == {}
     assert time.time() - 5.5 < arrived < time.time() - 4.5
 
 
+async def test_the_batch_times_a_replica_measured_go_out_with_the_next_requests() -> None:
+    measured = {GROUP: {1: (10.0, 5.0, 1, 2.0)}}
+    runtime, handle = _runtime(StandInResponse((QueueFullError("late", retry_after_s=3),
+                                                measured)))
+    loop = asyncio.get_running_loop()
+    with pytest.raises(QueueFullError):  # a refusal brings the replica's times too
+        await runtime.protect(None, None, loop.time())  # type: ignore[arg-type]
+    handle.response = StandInResponse((PROTECTED, {}))
+    await asyncio.sleep(0.05)
+    assert await runtime.protect(None, None, loop.time()) == PROTECTED  # type: ignore[arg-type]
+    (*_, first), (*_, second) = handle.calls
+    assert first == {}
+    (value, deviation, count, age), = second[GROUP].values()
+    assert (value, deviation, count) == (10.0, 5.0, 1) and 2.05 <= age < 3.0
+
+
 async def test_no_answer_by_the_deadline_is_503_and_cancels_the_call() -> None:
-    response = StandInResponse(PROTECTED, delay=30.0)
+    response = StandInResponse((PROTECTED, {}), delay=30.0)
     runtime, _ = _runtime(response, deadline_s=0.05)
     with pytest.raises(DeadlineExceededError) as caught:
         await runtime.protect(None, None, asyncio.get_running_loop().time() - 2.0)  # type: ignore[arg-type]
