@@ -41,7 +41,9 @@ from proxy_addon.settings import TOKEN_ENV
 
 UPLOAD_PATH = "/upload/photo"
 CAPTION = b"caption: a photo of me"
-POLICY = f"""\
+def upload_policy(on_failure: str) -> str:
+    """A policy that guards multipart uploads to ``UPLOAD_PATH`` on 127.0.0.1 (preset fast)."""
+    return f"""\
 version: 1
 sites:
   - name: bench
@@ -51,8 +53,10 @@ sites:
     formats: [multipart]
     fields: [photo]
     preset: fast
-    on_failure: pass
+    on_failure: {on_failure}
 """
+
+
 MAX_BUFFER = 32 * 2**20
 
 
@@ -153,7 +157,7 @@ def guarded_proxy(folder: Path, service_url: str, token: str,
     """mitmdump with the addon in front of ``service_url`` (its log in ``folder``); yields
     its proxy URL."""
     policy = folder / "upload-policy.yaml"
-    policy.write_text(POLICY)
+    policy.write_text(upload_policy("pass"))
     port = free_port()
     argv = mitmdump_command(host="127.0.0.1", port=port, confdir=folder / "mitm",
                             allow_hosts=[], stream_large_bodies=MAX_BUFFER,

@@ -42,6 +42,8 @@ import piexif
 from aiohttp import web
 from grasp_sdk.policy import shipped_policy_path
 from PIL import Image
+from proxied_uploads import UPLOAD_PATH
+from proxied_uploads import upload_policy as policy_for_uploads
 from skimage import data
 
 from proxy_addon.launch import (
@@ -56,19 +58,6 @@ from proxy_addon.launch import (
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_POLICY = shipped_policy_path()
-UPLOAD_PATH = "/upload/photo"
-UPLOAD_POLICY = f"""\
-version: 1
-sites:
-  - name: bench
-    hosts: ["127.0.0.1"]
-    paths: [{UPLOAD_PATH}]
-    methods: [POST]
-    formats: [multipart]
-    fields: [photo]
-    preset: fast
-    on_failure: block
-"""
 SMALL_BODY = os.urandom(1024)
 LABELS = {"plain": "plain mitmdump", "control": "plain mitmdump (control)",
           "guarded": "with the addon"}
@@ -238,7 +227,7 @@ def run(args: argparse.Namespace) -> str:
         service = stack.enter_context(child(service_command(
             "127.0.0.1", int(service_url.rsplit(":", 1)[1])), **quiet))
         upload_policy = folder / "upload-policy.yaml"
-        upload_policy.write_text(UPLOAD_POLICY)
+        upload_policy.write_text(policy_for_uploads("block"))
 
         def proxy(policy: Path | None) -> str:
             port = free_port()
