@@ -83,9 +83,10 @@ class CropTask:
     least the re-encode of a lossy source at its own quality, which the perturbation must
     survive. ``source_side`` is the crop's side in image pixels when it was shrunk to fit the
     ladder: its perturbation is then optimised through the paste round trip. ``grid_phase``
-    is the crop's (row, column) offset in the image modulo the JPEG block grid (16 covers
-    8×8 blocks and 4:2:0 MCUs) when the site keeps the image's size and the crop its scale:
-    the simulated re-encode then quantises the very blocks the real one will.
+    is where the crop lies on the stored image's JPEG block grid — (row, column) offset
+    modulo 16, which covers 8×8 blocks and 4:2:0 MCUs, and 1 if the image stores it
+    transposed — when the site keeps the image's size and the crop its scale: the simulated
+    re-encode then quantises the very blocks the real one will.
     """
 
     crop: np.ndarray  # (S, S, 3) uint8
@@ -94,7 +95,7 @@ class CropTask:
     site: SiteSpec
     image_long_side: int
     source_side: int | None = None
-    grid_phase: tuple[int, int] | None = None
+    grid_phase: tuple[int, int, int] | None = None
 
     @property
     def delivery(self) -> np.ndarray:
@@ -202,7 +203,7 @@ class Engine:
             delivery = torch.from_numpy(np.stack([t.delivery for t in tasks])).to(self.device)
         grid = None
         if transform is not None and any(t.grid_phase is not None for t in tasks):
-            grid = torch.tensor([t.grid_phase or (-1, -1) for t in tasks])
+            grid = torch.tensor([t.grid_phase or (-1, -1, 0) for t in tasks])
         result = grasp(x, self.editors, config, transform=transform, weight=weight,
                        delivery=delivery, grid=grid)
         share = result.seconds / len(tasks)
@@ -291,17 +292,15 @@ def prepare(
     return PreparedImage(data, options, image, boxes, regions, tasks, timings)
 
 
-def _grid_phase(region: FaceRegion, orientation: int) -> tuple[int, int] | None:
-    """The crop's (row, column) offset modulo the largest JPEG block unit (a 4:2:0 MCU) on
-    the grid of the stored pixels, seen upright: a mirrored axis counts from the far edge.
-    ``None`` under a quarter turn or transpose (5–8), whose blocks are transposed."""
+def _grid_phase(region: FaceRegion, orientation: int) -> tuple[int, int, int]:
+    """Where the crop lies on the stored pixels' JPEG grid, seen upright: its (row, column)
+    offset modulo the largest block unit (a 4:2:0 MCU), an axis that the EXIF orientation
+    mirrors counted from the far edge, and 1 if the orientation transposes (5–8)."""
     o = normalise(orientation)
-    if o > 4:
-        return None
     height, width = region.image_hw
-    y = region.crop.y - height if o in (3, 4) else region.crop.y
-    x = region.crop.x - width if o in (2, 3) else region.crop.x
-    return y % _JPEG_MCU, x % _JPEG_MCU
+    y = region.crop.y - height if o in (3, 4, 7, 8) else region.crop.y
+    x = region.crop.x - width if o in (2, 3, 6, 7) else region.crop.x
+    return y % _JPEG_MCU, x % _JPEG_MCU, int(o >= 5)
 
 
 def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Engine) -> tuple[bytes, dict[str, Any]]:

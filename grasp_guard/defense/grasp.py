@@ -523,8 +523,9 @@ def grasp(
             for one that was not): the crop re-cut from the protected image carries Mᵀ δ M.
             The editors, the visual losses, the budget and the returned statistics all see
             δ so.
-        grid: (N, 2) integers, each crop's (row, column) offset in the image it is pasted
-            into, modulo the JPEG block grid (negative: unknown); passed to the transform as
+        grid: (N, K) integers per crop, where it lies on the JPEG block grid of the image it
+            is pasted into (:meth:`~grasp_guard.defense.transforms.DiffJPEG.forward`: row and
+            column phase, transposed or not); passed to the transform as
             ``transform(batch, grid=...)``, so a simulated re-encode of the image at its own
             size quantises the very blocks the real one will.
     Returns:
@@ -552,8 +553,8 @@ def grasp(
             raise ValueError(f"weight must be {(n, 1, *x.shape[2:])}, got {tuple(weight.shape)}")
         if delivery is not None and tuple(delivery.shape) != (n, x.shape[-2], x.shape[-1]):
             raise ValueError(f"delivery must be {(n, *x.shape[-2:])}, got {tuple(delivery.shape)}")
-        if grid is not None and (transform is None or tuple(grid.shape) != (n, 2)):
-            raise ValueError(f"grid must be ({n}, 2) and come with a transform, got "
+        if grid is not None and (transform is None or grid.dim() != 2 or len(grid) != n):
+            raise ValueError(f"grid must be ({n}, K) and come with a transform, got "
                              f"{tuple(grid.shape)}{'' if transform else ' without one'}")
         run = _Run(x, targets, config, transform, weight, delivery, grid)
         run.solve()

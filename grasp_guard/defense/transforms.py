@@ -243,16 +243,18 @@ class DiffJPEG(nn.Module):
 
         Args:
             x: ``(B, 3, H, W)`` floats in [0, 1], any H and W.
-            grid: ``(B, 2)`` integers, each sample's (row, column) phase on the block grid of
-                the image it lives in — its top-left pixel's position modulo the MCU, so the
-                simulated blocks are the real codec's; a negative entry (phase unknown) takes
-                this call's drawn (or zero) phase.
+            grid: ``(B, 3)`` integers per sample: its (row, column) phase on the block grid
+                of the image it lives in — its top-left pixel's position modulo the MCU, so
+                the simulated blocks are the real codec's — and 1 where the image stores its
+                pixels transposed against the sample (an EXIF quarter turn: the blocks'
+                frequencies swap axes), else 0. A negative phase (unknown) takes this call's
+                drawn (or zero) phase.
 
         Returns:
             ``(B, 3, H, W)`` decoded image in [0, 1], differentiable w.r.t. ``x``.
 
         Raises:
-            ValueError: ``grid`` not ``(B, 2)``.
+            ValueError: ``grid`` not ``(B, 3)``.
         """
         _check_images(x)
         quality = self.sample_quality()
@@ -263,13 +265,15 @@ class DiffJPEG(nn.Module):
             dy, dx = (int(v) for v in torch.randint(mcu, (2,), generator=self.generator))
         if grid is None:
             return self._at_phase(x, tables, dy, dx)
-        if tuple(grid.shape) != (x.shape[0], 2):
-            raise ValueError(f"grid must be {(x.shape[0], 2)}, got {tuple(grid.shape)}")
-        phases = [(dy, dx) if min(p) < 0 else (p[0] % mcu, p[1] % mcu) for p in grid.tolist()]
+        if tuple(grid.shape) != (x.shape[0], 3):
+            raise ValueError(f"grid must be {(x.shape[0], 3)}, got {tuple(grid.shape)}")
+        cases = [((dy, dx) if min(y, x_) < 0 else (y % mcu, x_ % mcu), bool(t))
+                 for y, x_, t in grid.tolist()]
         out = torch.empty_like(x)
-        for phase in set(phases):
-            rows = [i for i, p in enumerate(phases) if p == phase]
-            out[rows] = self._at_phase(x[rows], tables, *phase)
+        for (phase, transposed) in set(cases):
+            rows = [i for i, c in enumerate(cases) if c == (phase, transposed)]
+            table = tables.transpose(-1, -2) if transposed else tables
+            out[rows] = self._at_phase(x[rows], table, *phase)
         return out
 
     def _at_phase(self, x: Tensor, tables: Tensor, dy: int, dx: int) -> Tensor:

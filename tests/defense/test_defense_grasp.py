@@ -234,7 +234,7 @@ def test_weight_confines_the_perturbation() -> None:
 
 def test_each_samples_grid_reaches_the_transform_with_it() -> None:
     editor, x = tiny_stargan(), crops(2)
-    grid = torch.tensor([[3, 5], [-1, 12]])
+    grid = torch.tensor([[3, 5, 0], [-1, 12, 1]])
     seen: list[torch.Tensor] = []
 
     def site(batch: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:

@@ -179,7 +179,7 @@ def test_jpeg_on_the_crops_grid_matches_the_real_encode_of_its_image(
     jpeg = DiffJPEG(80, subsampling)
 
     def error(phase: tuple[int, int]) -> float:
-        out = jpeg(_to_tensor(crop), grid=torch.tensor([phase]))
+        out = jpeg(_to_tensor(crop), grid=torch.tensor([[*phase, 0]]))
         return _psnr(out[..., 8:-8, 8:-8], real[..., 8:-8, 8:-8])  # away from the cut's edges
 
     right = error((y % 16, x % 16))
@@ -189,18 +189,26 @@ def test_jpeg_on_the_crops_grid_matches_the_real_encode_of_its_image(
 
 def test_jpeg_grid_is_per_sample_and_negative_means_drawn() -> None:
     crops = _to_tensor(_face_crop(40, 40)).expand(3, -1, -1, -1)
-    grid = torch.tensor([[0, 0], [5, 9], [-1, -1]])
+    grid = torch.tensor([[0, 0, 0], [5, 9, 0], [-1, -1, 0]])
     out = DiffJPEG(75, random_grid=True, seed=3)(crops, grid=grid)
     assert torch.equal(out[0], DiffJPEG(75)(crops[:1])[0])
-    assert torch.equal(out[1:2], DiffJPEG(75)(crops[:1], grid=torch.tensor([[5, 9]])))
+    assert torch.equal(out[1:2], DiffJPEG(75)(crops[:1], grid=torch.tensor([[5, 9, 0]])))
     assert torch.equal(out[2], DiffJPEG(75, random_grid=True, seed=3)(crops[:1])[0])
     with pytest.raises(ValueError, match="grid must be"):
-        DiffJPEG(75)(crops, grid=torch.zeros(2, 2, dtype=torch.long))
+        DiffJPEG(75)(crops, grid=torch.zeros(3, 2, dtype=torch.long))
+
+
+def test_jpeg_of_transposed_storage_is_the_transpose_of_the_stored_round_trip() -> None:
+    crop = _to_tensor(_face_crop(48, 40))
+    stored = DiffJPEG(70)(crop.transpose(-1, -2), grid=torch.tensor([[2, 7, 0]]))
+    seen = DiffJPEG(70)(crop, grid=torch.tensor([[7, 2, 1]]))
+    torch.testing.assert_close(seen, stored.transpose(-1, -2))
+    assert not torch.equal(seen, DiffJPEG(70)(crop, grid=torch.tensor([[7, 2, 0]])))
 
 
 def test_a_pipeline_hands_the_grid_to_its_jpeg_step() -> None:
     x = _to_tensor(_face_crop(40, 40))
-    grid = torch.tensor([[4, 12]])
+    grid = torch.tensor([[4, 12, 0]])
     pipeline = site_pipeline_from_spec({"jpeg_quality": 70, "blur_sigma": 0.0})
     assert torch.equal(pipeline(x, grid=grid), DiffJPEG(70)(x, grid=grid))
 
