@@ -271,16 +271,26 @@ def _distance(region: FaceRegion, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return np.maximum(dy[:, None], dx[None, :]).astype(np.float32)
 
 
-def _owned(claims: Sequence[tuple[np.ndarray, np.ndarray]], i: int) -> np.ndarray:
-    """Where claim ``i`` (weight, distance) wins: the highest weight, then the nearest face
-    centre, then the earlier region — the rule ``paste`` applies region by region."""
-    weight, distance = claims[i]
-    owned = np.ones(weight.shape, bool)
-    for j, (w, d) in enumerate(claims):
-        if j != i:
-            beats = (w > weight) | ((w == weight) & ((d < distance) | ((d == distance) & (j < i))))
-            owned &= ~beats
-    return owned
+def _owners(regions: Sequence[FaceRegion], xs: np.ndarray, ys: np.ndarray,
+            feather: float) -> tuple[np.ndarray, np.ndarray]:
+    """Who gets each image position of the grid ``ys`` × ``xs`` (ascending) when crops
+    overlap: the region of highest paste weight, then of the nearest face centre, then the
+    earlier one. Returns that weight and the region's index (-1 where no region reaches)."""
+    best = np.zeros((len(ys), len(xs)), np.float32)
+    nearest = np.full(best.shape, np.inf, np.float32)
+    owner = np.full(best.shape, -1)
+    for i, region in enumerate(regions):
+        c = region.crop
+        cols = slice(*np.searchsorted(xs, (c.x - 1, c.x1)))
+        rows = slice(*np.searchsorted(ys, (c.y - 1, c.y1)))
+        weight = _mask(region, xs[cols], ys[rows], feather)
+        distance = _distance(region, xs[cols], ys[rows])
+        wins = (weight > 0) & ((weight > best[rows, cols])
+                               | ((weight == best[rows, cols]) & (distance < nearest[rows, cols])))
+        best[rows, cols][wins] = weight[wins]
+        nearest[rows, cols][wins] = distance[wins]
+        owner[rows, cols][wins] = i
+    return best, owner
 
 
 def _check_feather(feather: float) -> None:
@@ -300,9 +310,8 @@ def paste_weights(regions: Sequence[FaceRegion], feather: float = 0.5) -> list[n
     out = []
     for i, region in enumerate(regions):
         pos = (np.arange(region.bucket) + 0.5) / region.scale - 0.5
-        xs, ys = region.crop.x + pos, region.crop.y + pos
-        claims = [(_mask(r, xs, ys, feather), _distance(r, xs, ys)) for r in regions]
-        out.append(claims[i][0] * _owned(claims, i))
+        weight, owner = _owners(regions, region.crop.x + pos, region.crop.y + pos, feather)
+        out.append(np.where(owner == i, weight, np.float32(0.0)))
     return out
 
 
@@ -367,12 +376,11 @@ def paste(
     spans = [_in_image(r.crop, height, width) for r in regions]
     bx0, by0 = min(s[0] for s in spans), min(s[1] for s in spans)
     bx1, by1 = max(s[2] for s in spans), max(s[3] for s in spans)
-    best = np.zeros((by1 - by0, bx1 - bx0), np.float32)
-    nearest = np.full(best.shape, np.inf, np.float32)
+    weight, owner = _owners(regions, np.arange(bx0, bx1), np.arange(by0, by1), feather)
     delta = np.zeros((by1 - by0, bx1 - bx0, 3), np.float32)
-    for region, original, protected, (x0, y0, x1, y1) in zip(
+    for i, (region, original, protected, (x0, y0, x1, y1)) in enumerate(zip(
         regions, extract_crops(rgb, regions), protected_crops, spans
-    ):
+    )):
         if protected.shape != original.shape or protected.dtype != np.uint8:
             raise ValueError(f"protected crop must be {original.shape} uint8, "
                              f"got {protected.shape} {protected.dtype}")
@@ -380,13 +388,9 @@ def paste(
         if region.downscaled:
             d = cv2.resize(d, (region.crop.side,) * 2, interpolation=cv2.INTER_LINEAR)
         d = d[y0 - region.crop.y: y1 - region.crop.y, x0 - region.crop.x: x1 - region.crop.x]
-        xs, ys = np.arange(x0, x1), np.arange(y0, y1)
-        weight, distance = _mask(region, xs, ys, feather), _distance(region, xs, ys)
         window = (slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0))
-        wins = (weight > best[window]) | ((weight == best[window]) & (distance < nearest[window]))
-        best[window][wins] = weight[wins]
-        nearest[window][wins] = distance[wins]
-        delta[window][wins] = weight[wins][:, None] * d[wins]
+        wins = owner[window] == i
+        delta[window][wins] = weight[window][wins][:, None] * d[wins]
     window = out[by0:by1, bx0:bx1]
     out[by0:by1, bx0:bx1] = np.clip(np.rint(window + delta), 0, 255).astype(np.uint8)
     return out
