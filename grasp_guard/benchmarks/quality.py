@@ -352,6 +352,18 @@ RERUNS = {
         seeded=False,
         about=_REAL_CYCLEGAN,
     ),
+    # What the run above did not reach before its session ended.
+    "real-cyclegan-levels-rest": Plan(
+        standard={},
+        levels=(*((m, "cyclegan-vintage", "psnr38", 32) for m in ("weighted_sum", "pgd-l2", "pgd")),
+                ("pgd", "cyclegan-vintage", "psnr42", 32),
+                ("grasp", "cyclegan-vintage", "psnr40", 32),
+                ("grasp", "cyclegan-vintage", "psnr38", 32)),
+        calib_n=4,
+        steps=40,
+        seeded=False,
+        about=_REAL_CYCLEGAN,
+    ),
 }
 
 
