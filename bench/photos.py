@@ -1,6 +1,7 @@
 """Protect the shared real photos end to end with the defaults; record `bench/results/photos.md`.
 
-    .venv/bin/python bench/photos.py [--preset balanced] [--limit N | --smallest N] [--faces DIR]
+    .venv/bin/python bench/photos.py [--preset balanced] [--limit N | --smallest N | --photos A,B]
+                                     [--faces DIR]
 
 Each photo goes through `protect()` exactly as `grasp-guard protect` sends it, with the
 default surrogate set (`Engine.create()`: the reference and, when cached, the real CycleGAN).
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="The first N photos (by name) only.")
     parser.add_argument("--smallest", type=int,
                         help="The N photos of fewest pixels only (a sample a CPU can finish).")
+    parser.add_argument("--photos", help="Comma-separated photo names, in this order.")
     parser.add_argument("--rows-from", type=Path,
                         help="Write the tables from the JSON rows an interrupted run printed.")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
@@ -54,6 +56,8 @@ def main() -> None:
     paths = sorted(p for p in args.faces.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
     if args.smallest:
         paths = sorted(paths, key=_pixels)[:args.smallest]
+    if args.photos:
+        paths = [args.faces / name for name in args.photos.split(",")]
     paths = paths[:args.limit] if args.limit else paths
     rows, faces_all = [], []
     if args.rows_from:
@@ -82,7 +86,8 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     info = meta(["bench/photos.py", "--preset", args.preset,
                  *(["--limit", str(args.limit)] if args.limit else []),
-                 *(["--smallest", str(args.smallest)] if args.smallest else [])],
+                 *(["--smallest", str(args.smallest)] if args.smallest else []),
+                 *(["--photos", args.photos] if args.photos else [])],
                 torch_threads=torch.get_num_threads(), photos=len(rows))
     summary = []
     for editor in engine.editors:

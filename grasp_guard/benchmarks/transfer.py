@@ -2,9 +2,10 @@
 
 For every net J of the pool with real or trained weights, the crops are protected against the
 pool minus J (seeded nets may be members, never judges), tuned to a matched PSNR level as the
-quality benchmark tunes its rows, and J edits them. Beside each judge and level, Gaussian noise
-of the level's PSNR judged by J the same way: the floor a protection must clear to mean
-anything against a net it never saw.
+quality benchmark tunes its rows, and J edits them. Beside each judge and level, two bounds:
+GRASP against J itself (white box, the ceiling) and Gaussian noise of the level's PSNR judged
+by J the same way (the floor a protection must clear to mean anything against a net it never
+saw).
 """
 
 from __future__ import annotations
@@ -132,12 +133,23 @@ def holdout_row(holdout: Holdout, variant: str, x: torch.Tensor, level: str, cal
                 run.budget, note)
 
 
+def ceiling_row(judge: Editor, x: torch.Tensor, level: str, calib_n: int,
+                steps: int | None) -> Row:
+    """GRASP tuned to ``level`` against the judge itself: the white-box DSR no transfer can be
+    expected to pass, so a held-out figure reads against what the judge's fragility allows."""
+    method = methods(steps)["grasp"]
+    run = tuned_run(method, [judge], x, level, calib_n)
+    return result_row("white-box", f"{judge.info.name} -> {judge.info.name}", level, x,
+                      run.result, [judge], run.seconds, run.budget,
+                      f"GRASP against the judge itself: the ceiling; {run.note(method)}")
+
+
 def transfer_table(pool: Sequence[Editor], n: int, resolution: int, levels: Sequence[str],
                    variants: Sequence[str] = VARIANTS, calib_n: int = 4, steps: int | None = 40,
                    judges: Sequence[str] | None = None,
                    progress: Callable[[Row, list[Row]], None] | None = None) -> list[Row]:
     """Every holdout of ``pool`` (with ``judges`` named, theirs only) at every level: the
-    variants' rows, then the noise floor.
+    variants' rows, then the white-box ceiling and the noise floor.
 
     Raises:
         ValueError: an unknown level or variant, or a pool :func:`leave_one_out` refuses.
@@ -156,9 +168,11 @@ def transfer_table(pool: Sequence[Editor], n: int, resolution: int, levels: Sequ
                 rows.append(holdout_row(holdout, variant, x, level, min(calib_n, n), steps))
                 if progress:
                     progress(rows[-1], rows)
-            rows.append(noise_row(holdout.judge, x, level))
-            if progress:
-                progress(rows[-1], rows)
+            for bound in (ceiling_row(holdout.judge, x, level, min(calib_n, n), steps),
+                          noise_row(holdout.judge, x, level)):
+                rows.append(bound)
+                if progress:
+                    progress(rows[-1], rows)
     return rows
 
 
@@ -177,7 +191,8 @@ def about(pool: Sequence[Editor], n: int, resolution: int) -> str:
             f"its resize. n = {n} per row. Nets: {nets}. Rows `A+B -> J`: protected against A "
             "and B together (J left out), tuned to the level, DSR on J. `noise -> J`: Gaussian "
             "noise at the level's PSNR judged by J, the floor a row must clear to mean "
-            "anything. `grasp+diversity`: the loop with input_diversity 0.2 (a random zoom "
+            "anything. `J -> J` (white-box): GRASP against J itself at the level, the ceiling "
+            "a held-out row can be expected to reach. `grasp+diversity`: the loop with input_diversity 0.2 (a random zoom "
             "in [0.8, 1.2] and shift on half the steps). `grasp+features`: the loop with "
             "feature_weight 1 (the members' encoder activations and channel statistics pushed "
             "from the clean ones, beside their outputs).")

@@ -77,9 +77,11 @@ def test_the_cli_writes_the_table_and_attaches_it_to_the_quality_json(
     doc = json.loads((tmp_path / "transfer.json").read_text())
     rows = doc["rows"]
     assert [(r["method"], r["model"]) for r in rows] == [("grasp", "member -> judge"),
+                                                         ("white-box", "judge -> judge"),
                                                          ("noise", "-> judge")]
     assert all(r["n"] == 2 and r["level"] == "psnr40" for r in rows)
-    assert abs(rows[0]["psnr"] - 40.0) <= 0.5 and abs(rows[1]["psnr"] - 40.0) <= 0.1
+    assert abs(rows[0]["psnr"] - 40.0) <= 0.5 and abs(rows[1]["psnr"] - 40.0) <= 0.5
+    assert abs(rows[2]["psnr"] - 40.0) <= 0.1
     assert "member (seeded)" in rows[0]["note"]
     md = (tmp_path / "transfer.md").read_text()
     assert "| member -> judge |" in md and "member: seeded" in md
