@@ -76,15 +76,16 @@ def run_quality(args: argparse.Namespace) -> int:
         # the real-face parts say which faces, surrogates and n; the older parts share NOTES
         notes = "\n\n".join(p.about for p in plans if p.about) or NOTES
         rows = []
+        started = meta(plan=name)  # the revision and date the rows were measured at
 
         def save(row: Row, done: list[Row]) -> None:
             print(describe(row), file=sys.stderr, flush=True)
-            info = meta(plan=name, seconds=round(time.perf_counter() - start, 1))
+            info = {**started, "seconds": round(time.perf_counter() - start, 1)}
             write_results(name, "Quality at matched PSNR", [*rows, *done], info, notes, args.out)
 
         for plan in plans:
             rows += run_plan(plan, progress=save)
-        info = meta(plan=name, seconds=round(time.perf_counter() - start, 1))
+        info = {**started, "seconds": round(time.perf_counter() - start, 1)}
     doc = write_results(name, "Quality at matched PSNR", rows, info, notes, args.out)
     if name == "quality":
         doc = attach_to_quality(args.out) or doc
@@ -115,6 +116,7 @@ def run_robustness(args: argparse.Namespace) -> int:
     from grasp_guard.benchmarks.robustness import markdown, robustness_rows
 
     start = time.perf_counter()
+    started = meta()  # the revision and date the rows were measured at
     editor = load_bench_editor(args.model, seeded=False)
     rows = [
         row
@@ -123,7 +125,7 @@ def run_robustness(args: argparse.Namespace) -> int:
                                    calib_n=min(6, args.n), crop_scale=int(scale),
                                    variants=args.variants.split(","))
     ]
-    info = meta(seconds=round(time.perf_counter() - start, 1))
+    info = {**started, "seconds": round(time.perf_counter() - start, 1)}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "robustness" if args.model == "reference" else f"robustness-{args.model}"
     (args.out / f"{stem}.json").write_text(
@@ -168,17 +170,18 @@ def run_transfer(args: argparse.Namespace) -> int:
     pool = load_pool(args.pool.split(",") if args.pool else available_models())
     notes = about(pool, args.n, args.resolution)
     title = "Transfer to editors never seen (leave-one-out)"
+    started = meta()  # the revision and date the rows were measured at
 
     def save(row: Row, done: list[Row]) -> None:
         print(describe(row), file=sys.stderr, flush=True)
-        info = meta(seconds=round(time.perf_counter() - start, 1))
+        info = {**started, "seconds": round(time.perf_counter() - start, 1)}
         write_results("transfer", title, done, info, notes, args.out)
 
     rows = transfer_table(pool, args.n, args.resolution, args.levels.split(","),
                           args.variants.split(","), steps=args.steps,
                           judges=args.judges.split(",") if args.judges else None, progress=save)
-    write_results("transfer", title, rows, meta(seconds=round(time.perf_counter() - start, 1)),
-                  notes, args.out)
+    write_results("transfer", title, rows,
+                  {**started, "seconds": round(time.perf_counter() - start, 1)}, notes, args.out)
     attach_to_quality(args.out)
     return 0
 
