@@ -334,36 +334,26 @@ PARTS = {
     ),
 }
 
+def _real_cyclegan_rows(levels: tuple[tuple[str, str, str, int], ...]) -> Plan:
+    """Rows of the real-GAN table (32 real faces, 40 steps), run on their own."""
+    return Plan(standard={}, levels=levels, calib_n=4, steps=40, seeded=False,
+                about=_REAL_CYCLEGAN)
+
+
 # Runs outside the full plan: rows of a part re-measured after the loop changed, and the
 # rows a part's interrupted run did not reach.
+_MISSING_38 = tuple((m, "cyclegan-vintage", "psnr38", 32) for m in ("weighted_sum", "pgd-l2", "pgd"))
+_REMEASURED = (("grasp", "cyclegan-vintage", "psnr40", 32), ("grasp", "cyclegan-vintage", "psnr38", 32))
 RERUNS = {
     # The same table's rows re-measured on the loop as it now is (protection-first SSIM
-    # steering, best checked δ), and its missing ones: 42 dB, and the baselines at 38 dB.
-    "real-cyclegan-levels": Plan(
-        standard={},
-        # missing rows first (each row is saved as it finishes), the re-measures last
-        levels=(*((m, "cyclegan-vintage", "psnr42", 32)
-                  for m in ("grasp", "weighted_sum", "pgd-l2", "pgd")),
-                *((m, "cyclegan-vintage", "psnr38", 32) for m in ("weighted_sum", "pgd-l2", "pgd")),
-                ("grasp", "cyclegan-vintage", "psnr40", 32),
-                ("grasp", "cyclegan-vintage", "psnr38", 32)),
-        calib_n=4,
-        steps=40,
-        seeded=False,
-        about=_REAL_CYCLEGAN,
-    ),
+    # steering, best checked δ), and its missing ones: 42 dB, and the baselines at 38 dB;
+    # missing rows first (each row is saved as it finishes), the re-measures last.
+    "real-cyclegan-levels": _real_cyclegan_rows((
+        *((m, "cyclegan-vintage", "psnr42", 32) for m in ("grasp", "weighted_sum", "pgd-l2", "pgd")),
+        *_MISSING_38, *_REMEASURED)),
     # What the run above did not reach before its session ended.
-    "real-cyclegan-levels-rest": Plan(
-        standard={},
-        levels=(*((m, "cyclegan-vintage", "psnr38", 32) for m in ("weighted_sum", "pgd-l2", "pgd")),
-                ("pgd", "cyclegan-vintage", "psnr42", 32),
-                ("grasp", "cyclegan-vintage", "psnr40", 32),
-                ("grasp", "cyclegan-vintage", "psnr38", 32)),
-        calib_n=4,
-        steps=40,
-        seeded=False,
-        about=_REAL_CYCLEGAN,
-    ),
+    "real-cyclegan-levels-rest": _real_cyclegan_rows((
+        *_MISSING_38, ("pgd", "cyclegan-vintage", "psnr42", 32), *_REMEASURED)),
 }
 
 
