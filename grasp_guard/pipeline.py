@@ -358,9 +358,39 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
     return out, report
 
 
-_TOP_UP_ROUNDS = 3
+_TOP_UP_ROUNDS = 4
 _TOP_UP_TOLERANCE_DB = 0.2
 _MAX_BUDGET_GAIN = 2.0
+
+
+def _overlaps(regions: Sequence[FaceRegion]) -> list[list[int]]:
+    """For each region, the other regions whose crop squares meet its own: what they paste
+    can land in its crop, and counts in its PSNR."""
+    return [[j for j, other in enumerate(regions) if j != i and r.crop.meets(other.crop)]
+            for i, r in enumerate(regions)]
+
+
+def _next_gains(gains: Sequence[float], lost: Sequence[float], overlaps: Sequence[Sequence[int]],
+                capped: set[int]) -> list[float]:
+    """One top-up round. ``lost[i]``: face i's PSNR as received minus the budget.
+
+    A face past its budget (a neighbour's pasted perturbation, or its own top-up) scales its
+    neighbours' perturbations down by what it is over, and its own back towards gain 1; the
+    neighbours so shrunk join ``capped`` and never rise again. A face the encode took
+    perturbation from, not capped, scales its own up by the PSNR it lost.
+    """
+    wanted = list(gains)
+    for i, dp in enumerate(lost):
+        if dp < -_TOP_UP_TOLERANCE_DB:
+            factor = 10.0 ** (dp / 20.0)
+            wanted[i] = min(wanted[i], max(1.0, gains[i] * factor))
+            for j in overlaps[i]:
+                wanted[j] = min(wanted[j], gains[j] * factor)
+                capped.add(j)
+    for i, dp in enumerate(lost):
+        if dp > _TOP_UP_TOLERANCE_DB and i not in capped and wanted[i] == gains[i]:
+            wanted[i] = min(gains[i] * 10.0 ** (dp / 20.0), _MAX_BUDGET_GAIN)
+    return wanted
 
 
 def _encode_spending_budget(
@@ -369,8 +399,10 @@ def _encode_spending_budget(
     """Paste, encode, and measure each face as it leaves; where the encode took part of a
     face's perturbation away (a lossy re-encode quantises it), scale that face's
     perturbation up by the PSNR it lost and encode again, so the budget the preset allows is
-    the one spent on what the site receives. At most ``_TOP_UP_ROUNDS`` extra encodes, a
-    gain of at most ``_MAX_BUDGET_GAIN``; never past the budget.
+    the one spent on what the site receives. Where crops overlap (a group photo), a face
+    whose crop the neighbours' perturbation pushed past the budget has theirs scaled down
+    (:func:`_next_gains`). At most ``_TOP_UP_ROUNDS`` extra encodes, a gain of at most
+    ``_MAX_BUDGET_GAIN``.
 
     Returns the output bytes, its decoded pixels, the re-cut face crops, and each face's gain.
     """
@@ -378,6 +410,7 @@ def _encode_spending_budget(
     budget = config_for(options.preset).psnr_budget
     deltas = [p.astype(np.float32) - t.crop.astype(np.float32) for p, t in zip(protected, tasks)]
     gains = [1.0] * len(tasks)
+    overlaps, capped = _overlaps(prepared.regions), set[int]()
     for round_ in range(_TOP_UP_ROUNDS + 1):
         crops = [np.clip(np.rint(t.crop + g * d), 0, 255).astype(np.uint8)
                  for t, d, g in zip(tasks, deltas, gains)]
@@ -389,8 +422,7 @@ def _encode_spending_budget(
         if budget is None or round_ == _TOP_UP_ROUNDS:
             break
         lost = [psnr(t.crop, f) - budget for t, f in zip(tasks, finals)]
-        wanted = [min(g * 10.0 ** (dp / 20.0), _MAX_BUDGET_GAIN) if dp > _TOP_UP_TOLERANCE_DB
-                  else g for g, dp in zip(gains, lost)]
+        wanted = _next_gains(gains, lost, overlaps, capped)
         if wanted == gains:
             break
         gains = wanted

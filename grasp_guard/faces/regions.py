@@ -59,6 +59,10 @@ class Square:
     def y1(self) -> int:
         return self.y + self.side
 
+    def meets(self, other: Square) -> bool:
+        """True when the two squares share at least one pixel."""
+        return self.x < other.x1 and other.x < self.x1 and self.y < other.y1 and other.y < self.y1
+
 
 @dataclass(frozen=True)
 class FaceRegion:

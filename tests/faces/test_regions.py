@@ -350,3 +350,10 @@ def test_the_round_trip_matrix_is_the_paste_and_recut_of_a_shrunk_crop(bucket: i
     # the paste rounds at full size and the re-cut rounds again: within one level
     assert np.abs(recut.astype(np.float32) - 128 - expected).max() <= 1.0
     assert np.allclose(round_trip_matrix(bucket, bucket), np.eye(bucket))
+
+
+def test_squares_meet_when_they_share_a_pixel() -> None:
+    a = Square(10, 10, 10)
+    assert a.meets(Square(19, 19, 5)) and Square(19, 19, 5).meets(a)
+    assert a.meets(Square(0, 0, 40))  # one inside the other
+    assert not a.meets(Square(20, 10, 10)) and not a.meets(Square(10, 20, 10))  # edge to edge
