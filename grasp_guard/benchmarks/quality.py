@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -241,6 +241,19 @@ class Plan:
     seeded: bool = True
     about: str = ""  # which faces, which surrogates (real, trained here, seeded) and n
     transfer: tuple[tuple[str, tuple[str, ...], str, int], ...] = ()  # (source, judges, level, n)
+
+    def only(self, rows: Sequence[str]) -> Plan:
+        """This plan's level rows named ``method:level`` (e.g. ``grasp:psnr38``), nothing else.
+
+        Raises:
+            ValueError: a name matches none of its level rows.
+        """
+        names = {f"{m}:{lv}" for m, _, lv, _ in self.levels}
+        if missing := [r for r in rows if r not in names]:
+            raise ValueError(f"not a level row of this plan: {', '.join(missing)} "
+                             f"(rows: {', '.join(sorted(names))})")
+        return replace(self, standard={}, transfer=(),
+                       levels=tuple(r for r in self.levels if f"{r[0]}:{r[2]}" in rows))
 
 
 _COMPARED = ("pgd", "weighted_sum", "grasp")

@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "real-cyclegan-levels", "real-cyclegan-levels-rest"),
                          default="all",
                          help="Run one part of the full plan (two parts fit two cores side by side).")
+    quality.add_argument("--only", metavar="METHOD:LEVEL,...",
+                         help="Only these level rows of the part (e.g. grasp:psnr38).")
     quality.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
                          help="Merge the JSON files of parts into the full table and plot.")
     quality.add_argument("--json", action="store_true",
@@ -73,6 +75,10 @@ def run_quality(args: argparse.Namespace) -> int:
             "quality" if args.part == "all" else f"quality-{args.part}")
         plans = [QUICK] if args.quick else (
             list(PARTS.values()) if args.part == "all" else [{**PARTS, **RERUNS}[args.part]])
+        if args.only:
+            rows_named = args.only.split(",")
+            plans = [p.only(rows_named) for p in plans]
+            name += "-" + "-".join(r.replace(":", "-") for r in rows_named)
         # the real-face parts say which faces, surrogates and n; the older parts share NOTES
         notes = "\n\n".join(p.about for p in plans if p.about) or NOTES
         rows = []

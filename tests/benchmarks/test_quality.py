@@ -81,3 +81,12 @@ def test_transfer_rows_protect_once_and_judge_by_each_net() -> None:
     assert rows[0].psnr == rows[1].psnr and rows[0].n == 2
     # the same weights judge the same images alike
     assert rows[0].dsr_cmua == rows[1].dsr_cmua and rows[0].distortion == rows[1].distortion
+
+
+def test_a_plan_runs_only_the_rows_named() -> None:
+    plan = quality.RERUNS["real-cyclegan-levels-rest"]
+    only = plan.only(["grasp:psnr38", "pgd:psnr42"])
+    assert [(m, lv) for m, _, lv, _ in only.levels] == [("pgd", "psnr42"), ("grasp", "psnr38")]
+    assert only.standard == {} and only.about == plan.about
+    with pytest.raises(ValueError, match="grasp:psnr41"):
+        plan.only(["grasp:psnr41"])
