@@ -263,6 +263,8 @@ _REAL_FACES = ("Faces: the real-face set (grasp_guard/benchmarks/faces/, derived
 _REAL_CYCLEGAN = (_REAL_FACES + "Surrogate: cyclegan-vintage, real trained weights (vintagify "
                   "0.1.2), run on 128-px crops. n = 32 per row. GRASP's presets were chosen on "
                   "crops 0-7, which these rows include.")
+_REAL_REFERENCE = (_REAL_FACES + "Surrogate: reference, trained in this repository (not a real "
+                   "deepfake model), run on 64-px crops. n = 32 per row.")
 _REAL_ABLATIONS = ("grasp", "grasp-ball-budget", "grasp-fixed-lambda", "grasp-no-lf",
                    "grasp-no-ssim", "grasp+cross", "grasp-lf-dct")
 QUICK = Plan(
@@ -312,8 +314,7 @@ PARTS = {
         calib_n=4,
         steps=40,
         seeded=False,
-        about=(_REAL_FACES + "Surrogate: reference, trained in this repository (not a real "
-               "deepfake model), run on 64-px crops. n = 32 per row."),
+        about=_REAL_REFERENCE,
     ),
     # Protected against one real-weights net alone, judged by another (the cheap way first).
     "real-transfer": Plan(
@@ -336,6 +337,7 @@ PARTS = {
         calib_n=4,
         steps=40,
         seeded=False,
+        about=_REAL_REFERENCE,
     ),
     # Which of GRASP's knobs earn their place against the real GAN (16 crops, 40 dB).
     "real-ablations": Plan(
