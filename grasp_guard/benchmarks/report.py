@@ -76,15 +76,14 @@ def markdown_table(rows: Sequence[Row]) -> str:
 
 def write_results(name: str, title: str, rows: Sequence[Row], info: dict[str, Any],
                   notes: str = "", out_dir: Path = RESULTS_DIR) -> dict[str, Any]:
-    """Write ``name.md`` and ``name.json``; return the JSON document."""
+    """Write ``name.md`` and ``name.json``; return the JSON document. ``notes`` (which faces,
+    which surrogates, n) go at the top, under the command, before the table they describe."""
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {"rows": [asdict(r) for r in rows], "meta": info}
     (out_dir / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
     header = "\n".join(f"- {k}: `{v}`" for k, v in info.items() if not isinstance(v, (dict, list)))
-    md = f"# {title}\n\n{header}\n\n{markdown_table(rows)}\n"
-    if notes:
-        md += f"\n{notes}\n"
-    (out_dir / f"{name}.md").write_text(md)
+    parts = [f"# {title}", header, notes, markdown_table(rows)]
+    (out_dir / f"{name}.md").write_text("\n\n".join(p for p in parts if p) + "\n")
     return doc
 
 

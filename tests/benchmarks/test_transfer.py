@@ -85,6 +85,7 @@ def test_the_cli_writes_the_table_and_attaches_it_to_the_quality_json(
     assert "member (seeded)" in rows[0]["note"]
     md = (tmp_path / "transfer.md").read_text()
     assert "| member -> judge |" in md and "member: seeded" in md
+    assert md.index("n = 2 per row") < md.index("| method |")  # what was measured, on top
     assert json.loads((tmp_path / "quality.json").read_text())["transfer"] == doc
 
 
