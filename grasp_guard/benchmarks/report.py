@@ -6,6 +6,7 @@ import json
 import platform
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -58,6 +59,18 @@ def meta(argv: Sequence[str] | None = None, **extra: Any) -> dict[str, Any]:
         "torch": torch.__version__,
         **extra,
     }
+
+
+class RunRecord:
+    """What a result file says of its run: command, revision and date fixed when the run
+    starts (a long run's files name the code that measured them), seconds since then."""
+
+    def __init__(self, argv: Sequence[str] | None = None, **extra: Any) -> None:
+        self._meta = meta(argv, **extra)
+        self._start = time.perf_counter()
+
+    def info(self) -> dict[str, Any]:
+        return {**self._meta, "seconds": round(time.perf_counter() - self._start, 1)}
 
 
 def markdown_table(rows: Sequence[Row]) -> str:

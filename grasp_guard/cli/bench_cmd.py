@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-from grasp_guard.benchmarks.report import RESULTS_DIR, attach_to_quality, meta, write_results
+from grasp_guard.benchmarks.report import (
+    RESULTS_DIR,
+    RunRecord,
+    attach_to_quality,
+    meta,
+    write_results,
+)
 from grasp_guard.cli.status import ExitStatus
 
 NOTES = """\
@@ -63,7 +68,6 @@ def run_quality(args: argparse.Namespace) -> int:
     )
     from grasp_guard.benchmarks.report import Row
 
-    start = time.perf_counter()
     if args.merge:
         docs = [json.loads(p.read_text()) for p in args.merge]
         rows = [Row(**r) for d in docs for r in d["rows"]]
@@ -82,16 +86,16 @@ def run_quality(args: argparse.Namespace) -> int:
         # the real-face parts say which faces, surrogates and n; the older parts share NOTES
         notes = "\n\n".join(p.about for p in plans if p.about) or NOTES
         rows = []
-        started = meta(plan=name)  # the revision and date the rows were measured at
+        record = RunRecord(plan=name)
 
         def save(row: Row, done: list[Row]) -> None:
             print(describe(row), file=sys.stderr, flush=True)
-            info = {**started, "seconds": round(time.perf_counter() - start, 1)}
-            write_results(name, "Quality at matched PSNR", [*rows, *done], info, notes, args.out)
+            write_results(name, "Quality at matched PSNR", [*rows, *done], record.info(), notes,
+                          args.out)
 
         for plan in plans:
             rows += run_plan(plan, progress=save)
-        info = {**started, "seconds": round(time.perf_counter() - start, 1)}
+        info = record.info()
     doc = write_results(name, "Quality at matched PSNR", rows, info, notes, args.out)
     if name == "quality":
         doc = attach_to_quality(args.out) or doc
@@ -121,8 +125,7 @@ def run_robustness(args: argparse.Namespace) -> int:
     from grasp_guard.benchmarks.quality import load_bench_editor
     from grasp_guard.benchmarks.robustness import markdown, robustness_rows
 
-    start = time.perf_counter()
-    started = meta()  # the revision and date the rows were measured at
+    record = RunRecord()
     editor = load_bench_editor(args.model, seeded=False)
     rows = [
         row
@@ -131,7 +134,7 @@ def run_robustness(args: argparse.Namespace) -> int:
                                    calib_n=min(6, args.n), crop_scale=int(scale),
                                    variants=args.variants.split(","))
     ]
-    info = {**started, "seconds": round(time.perf_counter() - start, 1)}
+    info = record.info()
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "robustness" if args.model == "reference" else f"robustness-{args.model}"
     (args.out / f"{stem}.json").write_text(
@@ -172,22 +175,19 @@ def run_transfer(args: argparse.Namespace) -> int:
     from grasp_guard.benchmarks.report import Row
     from grasp_guard.benchmarks.transfer import about, available_models, load_pool, transfer_table
 
-    start = time.perf_counter()
+    record = RunRecord()
     pool = load_pool(args.pool.split(",") if args.pool else available_models())
     notes = about(pool, args.n, args.resolution)
     title = "Transfer to editors never seen (leave-one-out)"
-    started = meta()  # the revision and date the rows were measured at
 
     def save(row: Row, done: list[Row]) -> None:
         print(describe(row), file=sys.stderr, flush=True)
-        info = {**started, "seconds": round(time.perf_counter() - start, 1)}
-        write_results("transfer", title, done, info, notes, args.out)
+        write_results("transfer", title, done, record.info(), notes, args.out)
 
     rows = transfer_table(pool, args.n, args.resolution, args.levels.split(","),
                           args.variants.split(","), steps=args.steps,
                           judges=args.judges.split(",") if args.judges else None, progress=save)
-    write_results("transfer", title, rows,
-                  {**started, "seconds": round(time.perf_counter() - start, 1)}, notes, args.out)
+    write_results("transfer", title, rows, record.info(), notes, args.out)
     attach_to_quality(args.out)
     return 0
 

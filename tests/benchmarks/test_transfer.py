@@ -9,9 +9,9 @@ import pytest
 import torch
 from test_quality import tiny_editor
 
-from grasp_guard.benchmarks import transfer
+from grasp_guard.benchmarks import report, transfer
 from grasp_guard.benchmarks.eval_set import eval_crops
-from grasp_guard.cli import bench_cmd, main
+from grasp_guard.cli import main
 from grasp_guard.defense.metrics import batch_psnr
 from grasp_guard.models.editor import EditorInfo
 from grasp_guard.models.stargan import CELEBA_ATTRIBUTES, StarGANEditor
@@ -100,7 +100,7 @@ def test_the_table_records_the_revision_its_run_started_at(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     revisions = iter(f"rev{i}" for i in range(100))
-    monkeypatch.setattr(bench_cmd, "meta", lambda *a, **kw: {"git": next(revisions), **kw})
+    monkeypatch.setattr(report, "meta", lambda *a, **kw: {"git": next(revisions), **kw})
     monkeypatch.setattr(transfer, "load_pool", lambda names: [named("judge"), named("m", seeded=True)])
     assert main(["bench", "transfer", "--n", "2", "--resolution", "32", "--levels", "psnr40",
                  "--variants", "grasp", "--steps", "2", "--out", str(tmp_path)]) == 0
