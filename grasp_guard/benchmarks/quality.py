@@ -22,7 +22,7 @@ from grasp_guard.benchmarks.report import Row
 from grasp_guard.defense.baselines import pgd, pgd_l2_config, weighted_sum
 from grasp_guard.defense.config import GraspConfig, config_for
 from grasp_guard.defense.grasp import DefenseResult, grasp
-from grasp_guard.defense.metrics import evaluate_editing
+from grasp_guard.defense.metrics import evaluate_editing, framed_editing
 from grasp_guard.models.editor import Editor
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ def scores(x: torch.Tensor, images: torch.Tensor, editors: Sequence[Editor]) -> 
     return {
         "dsr_cmua": float(np.mean([m.dsr_cmua for m in metrics])),
         "dsr_ruiz": float(np.mean([m.dsr_ruiz for m in metrics])),
+        "dsr_framed": float(np.mean([framed_editing(e, x, images).dsr_cmua for e in editors])),
         "distortion": float(np.mean([m.mean_distortion for m in metrics])),
     }
 
@@ -141,6 +142,7 @@ def standard_pgd_row(model: str, editor: Editor, x: torch.Tensor) -> Row:
         method="pgd", model=model, level="standard", n=len(x),
         psnr=float(result.psnr.double().mean()), ssim=float(result.ssim.double().mean()),
         dsr_cmua=metrics.dsr_cmua, dsr_ruiz=metrics.dsr_ruiz,
+        dsr_framed=framed_editing(editor, x, result.images).dsr_cmua,
         distortion=metrics.mean_distortion, iterations=10.0,
         sec_per_face=seconds / len(x), budget=0.025,
         note="one attack per (image, edit), Ruiz et al. protocol",

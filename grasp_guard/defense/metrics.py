@@ -240,3 +240,47 @@ def evaluate_editing(
              for res in editing_resolutions(editor, x_clean.shape[-1])]
     return EditMetrics(*(torch.cat([getattr(m, f.name) for m in parts], dim=1)
                          for f in dataclasses.fields(EditMetrics)))
+
+
+ATTACKER_SHIFTS: tuple[tuple[int, int], ...] = ((1, 0), (0, 1), (2, 2), (3, 1), (1, 3), (2, 0))
+"""Pixel shifts (dx, dy) of an attacker's crop against ours that :func:`framed_editing` judges
+by; with :data:`ATTACKER_ZOOMS`, none of them a framing the loop's checks use."""
+ATTACKER_ZOOMS: tuple[float, ...] = (0.93, 1.07)
+"""Face sizes of an attacker's crop relative to ours that :func:`framed_editing` judges by."""
+_FRAME_PAD = 16
+
+
+def reframe(x: torch.Tensor, dx: int = 0, dy: int = 0, zoom: float = 1.0) -> torch.Tensor:
+    """(..., 3, H, W) crops as another crop of the same neighbourhood frames them: the
+    content moved by (``dx``, ``dy``) whole pixels, then zoomed by ``zoom`` about the centre
+    (antialiased); the neighbourhood past the crop continued by mirroring."""
+    if x.ndim != 4:
+        return reframe(x.flatten(0, -4), dx, dy, zoom).view(x.shape)
+    h, w = x.shape[-2:]
+    p = min(_FRAME_PAD, h - 1, w - 1)
+    big = F.pad(x, (p, p, p, p), mode="reflect")
+    if zoom != 1.0:
+        side = round(big.shape[-1] * zoom), round(big.shape[-2] * zoom)
+        big = F.interpolate(big, size=(side[1], side[0]), mode="bilinear", align_corners=False,
+                            antialias=True)
+        cy, cx = (big.shape[-2] - h) // 2, (big.shape[-1] - w) // 2
+    else:
+        cy, cx = p, p
+    return big[..., cy - dy:cy - dy + h, cx - dx:cx - dx + w]
+
+
+def framed_editing(editor: Editor, x_clean: torch.Tensor, x_adv: torch.Tensor,
+                   conditions: torch.Tensor | None = None,
+                   threshold: float = SUCCESS_THRESHOLD) -> EditMetrics:
+    """:func:`evaluate_editing` with the attacker's crop a few pixels over or a few per cent
+    larger or smaller than ours (:data:`ATTACKER_SHIFTS`, :data:`ATTACKER_ZOOMS`), the clean
+    crop framed the same way: fields are (N, E·S·F), F the framings.
+
+    A perturbation tuned to one crop's phase on the editor's strided grid passes at our own
+    framing and fails at every other; no attacker crops a face exactly as we do.
+    """
+    views = [(dx, dy, 1.0) for dx, dy in ATTACKER_SHIFTS] + [(0, 0, z) for z in ATTACKER_ZOOMS]
+    parts = [evaluate_editing(editor, reframe(x_clean, dx, dy, z), reframe(x_adv, dx, dy, z),
+                              conditions, threshold) for dx, dy, z in views]
+    return EditMetrics(*(torch.cat([getattr(m, f.name) for m in parts], dim=1)
+                         for f in dataclasses.fields(EditMetrics)))

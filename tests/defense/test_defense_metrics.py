@@ -174,3 +174,44 @@ def test_per_image_conditions_and_shape_checks() -> None:
         metrics.evaluate_defense(editor, x, torch.zeros(2, 3, 3, RES, RES))
     with pytest.raises(ValueError, match="x_adv"):
         metrics.evaluate_defense(editor, x, torch.zeros(1, 3, RES, RES))
+
+
+class StridedEditor(Editor):
+    """Sees only every fourth pixel (phase 0, 0), as a strided convolution's grid does; an
+    output that differs from its input everywhere, so the CMUA mask is full."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.info = EditorInfo("strided", RES, ("only",))
+
+    def conditions(self, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.eye(1)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        seen = torch.nn.functional.interpolate(x[..., ::4, ::4], scale_factor=4, mode="nearest")
+        return self.to_model_space(seen) + 1.0
+
+
+def test_reframe_moves_by_whole_pixels_and_mirrors_past_the_border() -> None:
+    x = torch.rand(2, 3, 12, 12)
+    assert torch.equal(metrics.reframe(x), x)
+    moved = metrics.reframe(x, dx=2, dy=1)
+    assert torch.equal(moved[..., 1:, 2:], x[..., :-1, :-2])
+    assert torch.equal(moved[..., 1:, :2], x[..., :-1, 1:3].flip(-1))
+    assert metrics.reframe(x, zoom=1.07).shape == x.shape
+    per_edit = torch.rand(2, 4, 3, 12, 12)
+    assert torch.equal(metrics.reframe(per_edit, 1, 0)[1, 2], metrics.reframe(per_edit[1, 2:3], 1, 0)[0])
+
+
+def test_a_phase_locked_perturbation_passes_aligned_and_fails_the_attackers_framings() -> None:
+    editor = StridedEditor()
+    x = torch.full((1, 3, RES, RES), 0.5)
+    locked = x.clone()
+    locked[..., ::4, ::4] += 0.15  # only the pixels the editor's grid samples
+    assert metrics.evaluate_editing(editor, x, locked).dsr_cmua == 1.0
+    framed = metrics.framed_editing(editor, x, locked)
+    assert framed.cmua_success.shape == (1, len(metrics.ATTACKER_SHIFTS) + len(metrics.ATTACKER_ZOOMS))
+    assert not framed.cmua_success[0, :len(metrics.ATTACKER_SHIFTS)].any()
+    assert framed.dsr_cmua <= 0.25
+    smooth = x + 0.15  # the same change on every pixel survives any framing
+    assert metrics.framed_editing(editor, x, smooth).dsr_cmua == 1.0
