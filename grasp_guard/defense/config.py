@@ -109,6 +109,10 @@ class GraspConfig:
         init_scale: scale of the uniform start relative to eps, in (0, 1].
         early_stop: let each sample stop once it succeeds and its quality floor holds.
         check_every: iterations between early-stop checks (each check costs a forward).
+        check_framings: the checks (early stop, best δ) also ask for success under fixed
+            attacker framings of the crop (:func:`~grasp_guard.defense.diversity.framings`:
+            a few pixels over, 5% smaller or larger), each against the clean crop so framed;
+            four more forwards (and clean ones) per check.
         success_threshold: distortion above which an edit counts as disrupted (0.05, CMUA).
         success_metric: which distortion the early stop requires: ``cmua``, ``ruiz`` or
             ``both``.
@@ -149,6 +153,7 @@ class GraspConfig:
     init_scale: float = 0.5
     early_stop: bool = True
     check_every: int = 5
+    check_framings: bool = False
     success_threshold: float = 0.05
     success_metric: SuccessMetric = "both"
     margin: float = 1.2
@@ -169,7 +174,8 @@ class GraspConfig:
         for name in ("steps", "lf_levels", "smooth_kernel", "check_every", "seed"):
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool), name, "an int", value)
-        for name in ("masked_loss", "spend_budget", "normalize", "projection", "cross_projection", "early_stop"):
+        for name in ("masked_loss", "spend_budget", "normalize", "projection", "cross_projection", "early_stop",
+                     "check_framings"):
             _check(isinstance(getattr(self, name), bool), name, "a bool", getattr(self, name))
         _check(0 < self.eps <= 1, "eps", "in (0, 1]", self.eps)
         _check(0 < self.alpha <= self.eps, "alpha", f"in (0, eps={self.eps}]", self.alpha)

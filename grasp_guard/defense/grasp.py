@@ -129,6 +129,10 @@ def _onto_psnr_ball(delta: torch.Tensor, psnr: float, sphere: bool = False,
     return delta * scale.view(-1, 1, 1, 1)
 
 
+def _framed(framing: diversity.RescaleShift) -> _View:
+    return lambda batch, _: framing(batch)
+
+
 def _success(mse: torch.Tensor, cmua: torch.Tensor, threshold: float,
              metric: str) -> torch.Tensor:
     """Per-pair success by ``metric`` (an empty CMUA mask has distance 0: a failure)."""
@@ -404,9 +408,12 @@ class _Run:
         threshold = cfg.success_threshold * cfg.margin
         every = range(len(self.targets))
         ok, closeness = self._succeeds(xq, idx, threshold, self._stored_refs(idx, every))
-        if self.transform is not None:
+        views: list[_View] = [self._site] if self.transform is not None else []
+        if cfg.check_framings:
+            views += [_framed(f) for f in diversity.framings(xq.shape[-1])]
+        for view in views:
             with torch.no_grad():
-                xt, _, refs = self._through_transform(self._site, xq, idx, every)
+                xt, _, refs = self._through_transform(view, xq, idx, every)
             ok_t, closeness_t = self._succeeds(xt, idx, threshold, refs)
             ok &= ok_t
             closeness = torch.minimum(closeness, closeness_t)

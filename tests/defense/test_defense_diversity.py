@@ -9,6 +9,7 @@ from test_defense_grasp import PLAIN, crops, tiny_stargan
 from grasp_guard.defense import diversity
 from grasp_guard.defense.config import GraspConfig
 from grasp_guard.defense.grasp import grasp
+from grasp_guard.defense.metrics import editor_input
 from grasp_guard.errors import ConfigError
 
 DIVERSE = PLAIN.replace(input_diversity=0.2, diversity_prob=1.0)
@@ -19,12 +20,21 @@ def test_identity_view_leaves_the_image_as_it_is() -> None:
     assert torch.allclose(diversity.RescaleShift(1.0, 0.0, 0.0)(x), x, atol=1e-6)
 
 
-def test_a_shift_moves_the_content_and_pads_with_zeros() -> None:
+def test_a_shift_moves_the_content_and_mirrors_past_the_border() -> None:
     x = torch.rand(1, 3, 8, 8) * 0.5 + 0.5
     # half a side to the right = 2 px of 8
     moved = diversity.RescaleShift(1.0, 0.5, 0.0)(x)
     assert torch.allclose(moved[..., 2:], x[..., :-2], atol=1e-6)
-    assert torch.equal(moved[..., :2], torch.zeros_like(moved[..., :2]))
+    # what comes in at the left is the image's own left edge, mirrored, not black
+    assert torch.allclose(moved[..., :2], x[..., :2].flip(-1), atol=1e-6)
+
+
+def test_the_checks_framings_are_whole_pixels_and_small_zooms() -> None:
+    x = torch.rand(1, 3, 64, 64)
+    one, three = diversity.framings(64)[:2]
+    assert torch.allclose(one(x)[..., 2:, 1:], x[..., :-2, :-1], atol=1e-5)  # 1 px right, 2 down
+    assert torch.allclose(three(x)[..., 1:, 3:], x[..., :-1, :-3], atol=1e-5)
+    assert sorted(f.scale for f in diversity.framings(64)) == [0.95, 1.0, 1.0, 1.05]
 
 
 def test_zoom_in_enlarges_the_centre() -> None:
@@ -90,10 +100,31 @@ def test_the_early_stop_judges_the_image_as_it_is() -> None:
     assert len(calls) == without_checks + 2  # one plain forward per check, no view
 
 
+def test_framing_checks_judge_each_framing_against_the_clean_crop_framed_so() -> None:
+    editor, x = tiny_stargan(), crops(1)
+    seen: list[torch.Tensor] = []
+    handle = editor.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
+    cfg = PLAIN.replace(ssim_target=None, early_stop=True, check_every=3, steps=3, margin=1e6)
+    try:
+        grasp(x, [editor], cfg)
+        plain = len(seen)
+        seen.clear()
+        grasp(x, [editor], cfg.replace(check_framings=True))
+    finally:
+        handle.remove()
+    # one check: per framing, the clean crop so framed and the protected one
+    framings = diversity.framings(x.shape[-1])
+    assert len(seen) == plain + 2 * len(framings)
+    for framing in framings:
+        clean = editor_input(framing(x), editor.info.resolution)
+        assert any(torch.allclose(s[:1], clean, atol=1e-5) for s in seen)
+
+
 @pytest.mark.parametrize(("field", "value"), [("input_diversity", -0.1),
                                               ("input_diversity", 0.6),
                                               ("diversity_prob", 0.0),
-                                              ("diversity_prob", 1.5)])
+                                              ("diversity_prob", 1.5),
+                                              ("check_framings", 1)])
 def test_bad_diversity_settings_are_refused(field: str, value: float) -> None:
     with pytest.raises(ConfigError, match=field):
         GraspConfig(**{field: value})
