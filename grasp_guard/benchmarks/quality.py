@@ -221,6 +221,7 @@ def methods(steps: int | None = None) -> dict[str, Method]:
         "grasp-ball-budget": {"spend_budget": False},
         "grasp-fixed-lambda": {"ssim_target": None},
         "grasp+diversity": {"input_diversity": 0.2},
+        "grasp-aligned": {"input_diversity": 0.0, "check_framings": False},
         "grasp+features": {"feature_weight": 1.0},
     }
     for name, changes in ablations.items():
@@ -371,6 +372,11 @@ RERUNS = {
     # What the run above did not reach before its session ended.
     "real-cyclegan-levels-rest": _real_cyclegan_rows((
         *_MISSING_38, ("pgd", "cyclegan-vintage", "psnr42", 32), *_REMEASURED)),
+    # The 40-dB rows with the attacker's own framing judged too (DSR framed), and GRASP
+    # without its framing robustness (grasp-aligned) beside it.
+    "real-cyclegan-framing": _real_cyclegan_rows(tuple(
+        (m, "cyclegan-vintage", "psnr40", 32)
+        for m in ("grasp", "grasp-aligned", "pgd-l2", "weighted_sum", "pgd"))),
 }
 
 

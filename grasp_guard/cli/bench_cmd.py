@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     quality.add_argument("--quick", action="store_true", help="The small plan (≤ 5 min on 2 cores).")
     quality.add_argument("--part", choices=("all", "reference", "models", "real-cyclegan", "real-reference",
                                   "real-reference-levels", "real-transfer", "real-ablations",
-                                  "real-cyclegan-levels", "real-cyclegan-levels-rest"),
+                                  "real-cyclegan-levels", "real-cyclegan-levels-rest",
+                                  "real-cyclegan-framing"),
                          default="all",
                          help="Run one part of the full plan (two parts fit two cores side by side).")
     quality.add_argument("--only", metavar="METHOD:LEVEL,...",
