@@ -24,6 +24,7 @@ from grasp_guard.defense.metrics import (
     EditMetrics,
     editing_resolutions,
     evaluate_defense,
+    framed_editing,
     psnr,
     ssim,
 )
@@ -214,7 +215,9 @@ class Engine:
 
     def evaluate(self, original: Sequence[np.ndarray], protected: Sequence[np.ndarray]) -> list[dict[str, Any]]:
         """Per crop and surrogate: DSR (CMUA, Ruiz) and mean distortion over its edits and
-        editing resolutions; ``by_resolution`` splits them for an editor run at several sizes.
+        editing resolutions; ``by_resolution`` splits them for an editor run at several sizes;
+        ``dsr_framed``: CMUA DSR with the attacker's crop a few pixels over or 7% off ours
+        (:func:`~grasp_guard.defense.metrics.framed_editing`).
 
         Crops of one size are evaluated together; sizes may differ between faces.
         """
@@ -228,10 +231,12 @@ class Engine:
             for editor in self.editors:
                 sizes = editing_resolutions(editor, shape[0])
                 metrics = {res: evaluate_defense(editor, x, y, resolution=res) for res in sizes}
+                framed = framed_editing(editor, x, y).cmua_success.double()
                 for row, i in enumerate(indices):
                     per_res = {str(res): _face_metrics(m, row) for res, m in metrics.items()}
                     summary = {k: float(np.mean([v[k] for v in per_res.values()]))
                                for k in ("dsr_cmua", "dsr_ruiz", "distortion")}
+                    summary["dsr_framed"] = float(framed[row].mean())
                     if len(per_res) > 1:
                         summary["by_resolution"] = per_res
                     per_crop[i][editor.info.name] = summary
@@ -346,6 +351,7 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
         "psnr": round(psnr(image.upright, received), 2),
         "ssim": round(ssim(image.upright, received), 4),
         "dsr_cmua": _mean([s["dsr_cmua"] for f in per_face for s in f.values()]),
+        "dsr_framed": _mean([s["dsr_framed"] for f in per_face for s in f.values()]),
         "bytes_in": len(prepared.data),
         "bytes_out": len(out),
         "size_ratio": round(len(out) / len(prepared.data), 4),

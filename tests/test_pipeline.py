@@ -57,6 +57,8 @@ def test_report_measures_the_output(protected: tuple[bytes, dict]) -> None:
     assert 30 < report["psnr"] < 80 and 0.9 < report["ssim"] <= 1
     assert set(face["surrogates"]) == {"reference"}
     assert 0 <= face["surrogates"]["reference"]["dsr_cmua"] <= 1
+    assert report["dsr_framed"] == face["surrogates"]["reference"]["dsr_framed"]
+    assert 0 <= report["dsr_framed"] <= 1
     assert "not a real deepfake model" in report["surrogates"][0]
     assert report["bytes_out"] > 0 and report["seconds"]["total"] > 0
 

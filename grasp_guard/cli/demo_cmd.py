@@ -299,12 +299,14 @@ def _summary(report: dict[str, Any], changed: bool) -> str:
         (f"\nwhat the site received: {upload['bytes_received']} bytes "
          f"(sent {upload['bytes_sent']}), {bytes_}"),
         (f"  faces: {len(report['faces'])}; verdict: {report['verdict']} "
-         f"(DSR CMUA {report['dsr_cmua']:.2f}, Ruiz {report['dsr_ruiz']:.2f})"),
+         f"(DSR CMUA {report['dsr_cmua']:.2f}, Ruiz {report['dsr_ruiz']:.2f}; "
+         f"with the attacker's own framing {report['dsr_framed']:.2f})"),
     ]
     for i, face in enumerate(report["faces"]):
         lines.append(f"  face {i} at {face['box']}: PSNR {face['psnr']:.2f} dB")
         lines += [f"    {name}: DSR CMUA {s['dsr_cmua']:.2f}, Ruiz {s['dsr_ruiz']:.2f}, "
-                  f"distortion {s['distortion']:.4f}" for name, s in face["surrogates"].items()]
+                  f"framed {s['dsr_framed']:.2f}, distortion {s['distortion']:.4f}"
+                  for name, s in face["surrogates"].items()]
     kept = ", ".join(f"{k} {v!r}" for k, v in meta["kept"].items()) or "none"
     lines += [
         f"  whole image vs the original: PSNR {report['psnr']:.2f} dB, SSIM {report['ssim']:.4f}",
@@ -419,7 +421,8 @@ def _offline(args: argparse.Namespace) -> int:
         args.out / "comparison.png")
     print(json.dumps({k: v for k, v in report.items() if k != "faces"}, indent=2))
     for i, face in enumerate(report["faces"]):
-        dsr = ", ".join(f"{n}: DSR {s['dsr_cmua']:.2f}" for n, s in face["surrogates"].items())
+        dsr = ", ".join(f"{n}: DSR {s['dsr_cmua']:.2f} (framed {s['dsr_framed']:.2f})"
+                        for n, s in face["surrogates"].items())
         print(f"face {i} at {face['box']}: PSNR {face['psnr']:.2f} dB, SSIM {face['ssim']:.4f}, "
               f"{face['iterations']} iterations, {dsr}")
     print(f"\nwrote {args.out}/original.jpg, protected.jpg, report.json and comparison.png "

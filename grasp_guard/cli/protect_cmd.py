@@ -102,5 +102,6 @@ def _summary(src: Path, report: dict[str, Any]) -> str:
     if not report.get("protected"):
         return f"{src}: unchanged ({report.get('reason', 'not protected')})"
     return (f"{src}: {len(report['faces'])} face(s), PSNR {report['psnr']:.2f} dB, "
-            f"SSIM {report['ssim']:.4f}, DSR {report['dsr_cmua']:.2f}, "
+            f"SSIM {report['ssim']:.4f}, DSR {report['dsr_cmua']:.2f} "
+            f"(attacker's framing {report['dsr_framed']:.2f}), "
             f"{report['seconds'].get('total', 0):.1f} s, size x{report['size_ratio']:.3f}")
