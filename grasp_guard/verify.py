@@ -17,13 +17,17 @@ from grasp_guard.pipeline import Engine
 PROTECTED_AT = 0.8
 
 
-def align(original: np.ndarray, received: np.ndarray) -> np.ndarray:
-    """The received pixels on the original's grid (sites shrink uploads; area or linear resize)."""
+def common_grid(original: np.ndarray, received: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both images on the smaller one's grid (sites shrink uploads; area resize, never an
+    upscale): an attacker edits the copy the site has, at its size, and its clean
+    counterpart is the original shrunk so."""
     h, w = original.shape[:2]
-    if received.shape[:2] == (h, w):
-        return received
-    shrink = received.shape[0] > h
-    return cv2.resize(received, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    rh, rw = received.shape[:2]
+    if (rh, rw) == (h, w):
+        return original, received
+    if rh * rw < h * w:
+        return cv2.resize(original, (rw, rh), interpolation=cv2.INTER_AREA), received
+    return original, cv2.resize(received, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def verdict(dsr: float) -> str:
@@ -36,12 +40,13 @@ def verify(original: bytes, received: bytes, engine: Engine,
            detector: FaceDetector | None = None) -> dict[str, Any]:
     """Per face and surrogate edit: is the received copy still disrupting the editors?
 
-    Faces are found on the original; the received copy is resized onto the original's grid,
-    and both are cut into the same crops the protection used.
+    Both copies go onto the smaller one's grid (:func:`common_grid`); faces are found on
+    the original there, and both are cut into the crops the protection plans for such an
+    image. ``dsr_framed``: the same with the attacker's crop a few pixels over or 7% off.
     """
-    before = decode(original).upright
+    original_raw = decode(original).upright
     after_raw = decode(received).upright
-    after = align(before, after_raw)
+    before, after = common_grid(original_raw, after_raw)
     boxes = (detector or HaarDetector()).detect(before)
     regions = plan_regions(before.shape, boxes)
     faces: list[dict[str, Any]] = []
@@ -55,6 +60,7 @@ def verify(original: bytes, received: bytes, engine: Engine,
                 "box": [region.face.x, region.face.y, region.face.w, region.face.h],
                 "psnr": round(psnr(cb, ca), 2),
                 "dsr_cmua": round(mean, 4),
+                "dsr_framed": round(float(np.mean([s["dsr_framed"] for s in dsr.values()])), 4),
                 "verdict": verdict(mean),
                 "surrogates": dsr,
             })
@@ -64,10 +70,12 @@ def verify(original: bytes, received: bytes, engine: Engine,
         "dsr_cmua": round(overall, 4),
         "dsr_ruiz": round(float(np.mean([s["dsr_ruiz"] for f in faces for s in f["surrogates"].values()])), 4)
         if faces else 0.0,
+        "dsr_framed": round(float(np.mean([f["dsr_framed"] for f in faces])), 4) if faces else 0.0,
         "psnr": round(psnr(before, after), 2),
         "ssim": round(ssim(before, after), 4),
         "received_size": [int(after_raw.shape[1]), int(after_raw.shape[0])],
-        "original_size": [int(before.shape[1]), int(before.shape[0])],
+        "original_size": [int(original_raw.shape[1]), int(original_raw.shape[0])],
+        "compared_at": [int(before.shape[1]), int(before.shape[0])],
         "faces": faces,
         "surrogates": engine.labels,
     }

@@ -27,12 +27,13 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return 0
     print(f"verdict: {result['verdict']}  (DSR CMUA {result['dsr_cmua']:.2f}, "
-          f"Ruiz {result['dsr_ruiz']:.2f}; received vs original PSNR {result['psnr']:.2f} dB)")
+          f"Ruiz {result['dsr_ruiz']:.2f}; with the attacker's own framing "
+          f"{result['dsr_framed']:.2f}; received vs original PSNR {result['psnr']:.2f} dB)")
     for i, face in enumerate(result["faces"]):
-        print(f"  face {i} at {face['box']}: {face['verdict']}, DSR {face['dsr_cmua']:.2f}, "
-              f"PSNR {face['psnr']:.2f} dB")
+        print(f"  face {i} at {face['box']}: {face['verdict']}, DSR {face['dsr_cmua']:.2f} "
+              f"(framed {face['dsr_framed']:.2f}), PSNR {face['psnr']:.2f} dB")
         for name, s in face["surrogates"].items():
             print(f"    {name}: DSR CMUA {s['dsr_cmua']:.2f}, Ruiz {s['dsr_ruiz']:.2f}, "
-                  f"distortion {s['distortion']:.4f}")
+                  f"framed {s['dsr_framed']:.2f}, distortion {s['distortion']:.4f}")
     print("surrogates: " + "; ".join(result["surrogates"]))
     return 0
