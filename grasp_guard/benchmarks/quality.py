@@ -440,7 +440,8 @@ def run_plan(plan: Plan, progress: Callable[[Row, list[Row]], None] | None = Non
 def describe(row: Row) -> str:
     return (f"{row.method:>20} {row.model:>20} {row.level:>8}  n={row.n:<3} PSNR {row.psnr:6.2f}  "
             f"SSIM {row.ssim:.4f}  DSR {row.dsr_cmua:.2f}/{row.dsr_ruiz:.2f}  "
-            f"{row.sec_per_face:.2f} s/face")
+            + (f"framed {row.dsr_framed:.2f}  " if row.dsr_framed is not None else "")
+            + f"{row.sec_per_face:.2f} s/face")
 
 
 def plot_dsr_vs_psnr(rows: Sequence[Row], path: Any) -> None:
