@@ -5,7 +5,8 @@ Diversity", CVPR 2019): a perturbation that must work through a random resize an
 cannot lean on one exact pixel grid of the surrogates. That grid is also what an attacker
 does not share: their crop of the face lies a few pixels and a few per cent away from ours,
 and a perturbation tuned to our crop's phase on the editor's strided convolutions is gone
-one pixel over (measured: DSR 1.00 aligned, 0.02 over shifted and rescaled framings). The
+one pixel over (32 real faces, the real CycleGAN, 40 dB: DSR 1.00 at our crop, 0.08 at
+shifted and rescaled ones; bench/results/quality-real-cyclegan-framing-*.md). The
 draw is one affine zoom-and-shift (bilinear, differentiable, mirrored past the border as a
 real neighbourhood would continue), the same for every sample of a step, so a face's
 result does not depend on which batch it ran in.
