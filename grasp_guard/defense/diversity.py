@@ -7,13 +7,14 @@ does not share: their crop of the face lies a few pixels and a few per cent away
 and a perturbation tuned to our crop's phase on the editor's strided convolutions is gone
 one pixel over (32 real faces, the real CycleGAN, 40 dB: DSR 1.00 at our crop, 0.08 at
 shifted and rescaled ones; bench/results/quality-real-cyclegan-framing-*.md). The
-draw is one affine zoom-and-shift (bilinear, differentiable, mirrored past the border as a
-real neighbourhood would continue), the same for every sample of a step, so a face's
-result does not depend on which batch it ran in.
+draw is one affine view (differentiable, mirrored past the border as a real neighbourhood
+would continue): a whole-pixel shift or a bilinear zoom-and-shift, the same for every
+sample of a step, so a face's result does not depend on which batch it ran in.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -37,18 +38,32 @@ class RescaleShift:
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def draw(gen: torch.Generator, max_change: float, prob: float) -> RescaleShift | None:
-    """This step's view: with probability ``prob`` a zoom in [1 − max_change, 1 + max_change]
-    and a shift of up to ``max_change`` half-sides each way; otherwise ``None`` (x' as is).
+def draw(gen: torch.Generator, max_change: float, prob: float,
+         size: tuple[int, int]) -> RescaleShift | None:
+    """This step's view of an (H, W) = ``size`` crop: with probability ``prob`` a view,
+    otherwise ``None`` (x' as is). Half the views are a whole-pixel shift of up to
+    ``max_change`` half-sides each way: the editor's strided grid at another phase, x' not
+    resampled — an attacker's crop cut elsewhere and not resized keeps the finest detail
+    sharp, which a fractional shift or a zoom would blur away. The other half zoom by a
+    factor in [1 − max_change, 1 + max_change] and shift by up to ``max_change`` half-sides.
 
-    Four numbers are drawn every call, whatever the outcome, so the sequence of draws is
+    Six numbers are drawn every call, whatever the outcome, so the sequence of draws is
     fixed by the seed alone.
     """
-    u = torch.rand(4, generator=gen, dtype=torch.float64).tolist()
+    u = torch.rand(6, generator=gen, dtype=torch.float64).tolist()
     if u[0] >= prob:
         return None
-    return RescaleShift(scale=1.0 + max_change * (2.0 * u[1] - 1.0),
-                        dx=max_change * (2.0 * u[2] - 1.0), dy=max_change * (2.0 * u[3] - 1.0))
+    if u[1] < 0.5:
+        dy, dx = (_whole_pixels(v, max_change, side) for v, side in zip(u[2:4], size))
+        return RescaleShift(scale=1.0, dx=dx, dy=dy)
+    return RescaleShift(scale=1.0 + max_change * (2.0 * u[3] - 1.0),
+                        dx=max_change * (2.0 * u[4] - 1.0), dy=max_change * (2.0 * u[5] - 1.0))
+
+
+def _whole_pixels(u: float, max_change: float, side: int) -> float:
+    """A uniform ``u`` in [0, 1) → a whole-pixel shift of up to ``max_change`` half-sides."""
+    reach = round(max_change * side / 2)
+    return pixels(math.floor(u * (2 * reach + 1)) - reach, side)
 
 
 def pixels(shift: float, side: int) -> float:

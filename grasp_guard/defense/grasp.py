@@ -252,7 +252,8 @@ class _Run:
         zoom = None
         if self.cfg.input_diversity > 0:
             zoom = diversity.draw(self.diversity_rng, self.cfg.input_diversity,
-                                  self.cfg.diversity_prob)
+                                  self.cfg.diversity_prob,
+                                  (self.x.shape[-2], self.x.shape[-1]))
         if self.transform is None:
             return None if zoom is None else lambda b, _: zoom(b)
         if zoom is None:

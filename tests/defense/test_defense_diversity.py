@@ -52,13 +52,19 @@ def test_the_view_is_differentiable() -> None:
 def test_draws_are_fixed_by_the_seed_and_stay_in_range() -> None:
     def views(seed: int) -> list[diversity.RescaleShift | None]:
         gen = torch.Generator().manual_seed(seed)
-        return [diversity.draw(gen, 0.2, 0.5) for _ in range(50)]
+        return [diversity.draw(gen, 0.2, 0.5, (40, 60)) for _ in range(200)]
 
     a = views(3)
     assert a == views(3) and a != views(4)
     drawn = [v for v in a if v is not None]
-    assert 10 < len(drawn) < 40  # about half the steps
+    assert 70 < len(drawn) < 130  # about half the steps
     assert all(0.8 <= v.scale <= 1.2 and abs(v.dx) <= 0.2 and abs(v.dy) <= 0.2 for v in drawn)
+    # about half the views are whole-pixel shifts, up to 0.2 half-sides: 6 px of 60, 4 of 40
+    whole = [v for v in drawn if v.scale == 1.0]
+    assert 0.3 < len(whole) / len(drawn) < 0.7
+    assert {round(v.dx * 30) for v in whole} == set(range(-6, 7))
+    assert {round(v.dy * 20) for v in whole} == set(range(-4, 5))
+    assert all(abs(v.dx * 30 - round(v.dx * 30)) < 1e-9 for v in whole)
 
 
 def test_diversity_changes_what_the_editors_see_and_is_reproducible() -> None:
