@@ -30,10 +30,13 @@ def common_grid(original: np.ndarray, received: np.ndarray) -> tuple[np.ndarray,
     return original, cv2.resize(received, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def verdict(dsr: float) -> str:
-    if dsr >= PROTECTED_AT:
+def verdict(dsr: float, dsr_framed: float) -> str:
+    """Judged by the worse of our crop's DSR and the attacker's own framing's: a protection
+    that holds only where our crop lies holds nowhere an attacker crops the face."""
+    worst = min(dsr, dsr_framed)
+    if worst >= PROTECTED_AT:
         return "protected"
-    return "partially protected" if dsr > 0 else "unprotected"
+    return "partially protected" if max(dsr, dsr_framed) > 0 else "unprotected"
 
 
 def verify(original: bytes, received: bytes, engine: Engine,
@@ -42,7 +45,8 @@ def verify(original: bytes, received: bytes, engine: Engine,
 
     Both copies go onto the smaller one's grid (:func:`common_grid`); faces are found on
     the original there, and both are cut into the crops the protection plans for such an
-    image. ``dsr_framed``: the same with the attacker's crop a few pixels over or 7% off.
+    image. ``dsr_framed``: the same with the attacker's crop a few pixels over or 7% off;
+    the verdict is judged by the worse of the two (:func:`verdict`).
     """
     original_raw = decode(original).upright
     after_raw = decode(received).upright
@@ -56,21 +60,23 @@ def verify(original: bytes, received: bytes, engine: Engine,
         for region, cb, ca, dsr in zip(regions, crops_before, crops_after,
                                        engine.evaluate(crops_before, crops_after)):
             mean = float(np.mean([s["dsr_cmua"] for s in dsr.values()]))
+            framed = float(np.mean([s["dsr_framed"] for s in dsr.values()]))
             faces.append({
                 "box": [region.face.x, region.face.y, region.face.w, region.face.h],
                 "psnr": round(psnr(cb, ca), 2),
                 "dsr_cmua": round(mean, 4),
-                "dsr_framed": round(float(np.mean([s["dsr_framed"] for s in dsr.values()])), 4),
-                "verdict": verdict(mean),
+                "dsr_framed": round(framed, 4),
+                "verdict": verdict(mean, framed),
                 "surrogates": dsr,
             })
     overall = float(np.mean([f["dsr_cmua"] for f in faces])) if faces else 0.0
+    overall_framed = float(np.mean([f["dsr_framed"] for f in faces])) if faces else 0.0
     return {
-        "verdict": verdict(overall) if faces else "no face found",
+        "verdict": verdict(overall, overall_framed) if faces else "no face found",
         "dsr_cmua": round(overall, 4),
         "dsr_ruiz": round(float(np.mean([s["dsr_ruiz"] for f in faces for s in f["surrogates"].values()])), 4)
         if faces else 0.0,
-        "dsr_framed": round(float(np.mean([f["dsr_framed"] for f in faces])), 4) if faces else 0.0,
+        "dsr_framed": round(overall_framed, 4),
         "psnr": round(psnr(before, after), 2),
         "ssim": round(ssim(before, after), 4),
         "received_size": [int(after_raw.shape[1]), int(after_raw.shape[0])],

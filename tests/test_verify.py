@@ -1,11 +1,13 @@
-"""verify's common grid: an attacker edits the copy the site has, at its size."""
+"""verify: the common grid (an attacker edits the copy the site has, at its size) and the
+verdict (judged with the attacker's own framing too)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
-from grasp_guard.verify import common_grid
+from grasp_guard.verify import common_grid, verdict
 
 
 def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -29,3 +31,14 @@ def test_copies_of_one_size_are_compared_as_they_are() -> None:
     original, received = _image(40, 40), _image(40, 40, seed=1)
     before, after = common_grid(original, received)
     assert before is original and after is received
+
+
+@pytest.mark.parametrize(("dsr", "framed", "expected"), [
+    (1.0, 0.9, "protected"),
+    (1.0, 0.06, "partially protected"),  # holds only at our own crop
+    (0.5, 1.0, "partially protected"),
+    (0.0, 0.0, "unprotected"),
+])
+def test_the_verdict_is_judged_by_the_worse_framing(dsr: float, framed: float,
+                                                     expected: str) -> None:
+    assert verdict(dsr, framed) == expected
