@@ -52,14 +52,25 @@ def pgd_method(steps: int = 60) -> Method:
     )
 
 
-def pgd_l2_method(steps: int = 60) -> Method:
-    """Joint L2 PGD on the PSNR ball: the baseline that can land on any PSNR level."""
+def pgd_l2_method(steps: int = 60, input_diversity: float = 0.0) -> Method:
+    """Joint L2 PGD on the PSNR ball: the baseline that can land on any PSNR level; with
+    ``input_diversity``, through a random view of the crop every step (expectation over
+    framings, as the presets' loop): the baseline for an attacker's own crop."""
+
+    def run(x: torch.Tensor, eds: Sequence[Editor], b: float) -> DefenseResult:
+        config = pgd_l2_config(-20.0 * math.log10(b), steps)
+        if input_diversity > 0:
+            config = config.replace(input_diversity=input_diversity, diversity_prob=1.0)
+        return grasp(x, eds, config)
+
+    views = f", a random view every step (input_diversity {input_diversity:g})" \
+        if input_diversity > 0 else ""
     return Method(
-        "pgd-l2",
-        lambda x, eds, b: grasp(x, eds, pgd_l2_config(-20.0 * math.log10(b), steps)),
+        "pgd-l2+framing" if input_diversity > 0 else "pgd-l2",
+        run,
         initial_budget=10.0 ** (-40.0 / 20.0),
         note=f"one perturbation per image for all edits, RMS step budget/4, {steps} steps, "
-             "budget RMS (L2 ball)",
+             f"budget RMS (L2 ball){views}",
     )
 
 
@@ -197,6 +208,7 @@ def methods(steps: int | None = None) -> dict[str, Method]:
     table = {
         "pgd": pgd_method(base.steps),
         "pgd-l2": pgd_l2_method(base.steps),
+        "pgd-l2+framing": pgd_l2_method(base.steps, base.input_diversity),
         "weighted_sum": grasp_family("weighted_sum", base, projection=False),
         "grasp": grasp_family("grasp", base),
     }
@@ -376,7 +388,7 @@ RERUNS = {
     # without its framing robustness (grasp-aligned) beside it.
     "real-cyclegan-framing": _real_cyclegan_rows(tuple(
         (m, "cyclegan-vintage", "psnr40", 32)
-        for m in ("grasp", "grasp-aligned", "pgd-l2", "weighted_sum", "pgd"))),
+        for m in ("grasp", "grasp-aligned", "pgd-l2", "weighted_sum", "pgd", "pgd-l2+framing"))),
 }
 
 

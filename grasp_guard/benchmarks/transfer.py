@@ -193,8 +193,8 @@ def about(pool: Sequence[Editor], n: int, resolution: int) -> str:
             "noise at the level's PSNR judged by J, the floor a row must clear to mean "
             "anything. `J -> J` (white-box): GRASP against J itself at the level, the ceiling "
             "a held-out row can be expected to reach. `grasp+diversity`: the loop with "
-            "input_diversity 0.2 (a random zoom in [0.8, 1.2] and shift every step; the "
-            "presets' own is 0.05). "
+            "input_diversity 0.2 (every step a random whole-pixel shift, or a zoom in "
+            "[0.8, 1.2] and shift; the presets' own is 0.10). "
             "`grasp+features`: the loop with "
             "feature_weight 1 (the members' encoder activations and channel statistics pushed "
             "from the clean ones, beside their outputs).")
