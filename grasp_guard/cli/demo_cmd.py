@@ -293,6 +293,8 @@ def _show(out: Path, original: bytes, upload: Upload) -> int:
 
 
 def _summary(report: dict[str, Any], changed: bool) -> str:
+    from grasp_guard.verify import PROTECTED_AT
+
     upload, meta = report["upload"], report["metadata"]
     bytes_ = "different bytes from the original" if changed else "THE ORIGINAL BYTES, unprotected"
     lines = [
@@ -302,6 +304,10 @@ def _summary(report: dict[str, Any], changed: bool) -> str:
          f"(DSR CMUA {report['dsr_cmua']:.2f}, Ruiz {report['dsr_ruiz']:.2f}; "
          f"with the attacker's own framing {report['dsr_framed']:.2f})"),
     ]
+    if report["dsr_cmua"] >= PROTECTED_AT > report["dsr_framed"]:
+        lines.append("  (protected at our own crop of the face only: the verdict also weighs an "
+                     "attacker's crop; `--preset balanced` optimises for any framing, minutes "
+                     "per face on a CPU)")
     for i, face in enumerate(report["faces"]):
         lines.append(f"  face {i} at {face['box']}: PSNR {face['psnr']:.2f} dB")
         lines += [f"    {name}: DSR CMUA {s['dsr_cmua']:.2f}, Ruiz {s['dsr_ruiz']:.2f}, "

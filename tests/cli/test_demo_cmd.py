@@ -15,9 +15,10 @@ from grasp_sdk import parse_policy
 from PIL import Image
 
 from grasp_guard.cli import main
-from grasp_guard.cli.demo_cmd import POLICY
+from grasp_guard.cli.demo_cmd import POLICY, _summary
 from grasp_guard.demo import metadata_report, sample_photo
 from grasp_guard.demo_site import RECEIVED_PATH, UPLOAD_FIELD, UPLOAD_PATH
+from grasp_guard.verify import verdict
 
 
 def test_the_demo_policy_protects_the_demo_sites_uploads_only() -> None:
@@ -39,6 +40,19 @@ def test_metadata_report_tells_kept_tags_from_lost_ones() -> None:
     Image.open(io.BytesIO(photo)).save(stripped, "JPEG")
     assert metadata_report(photo, stripped.getvalue()) == {
         "kept": {}, "lost": ["Make", "Model", "DateTimeOriginal"], "thumbnail": "removed"}
+
+
+def _report(dsr: float, framed: float) -> dict[str, object]:
+    return {"upload": {"bytes_received": 10, "bytes_sent": 10}, "faces": [], "psnr": 45.0,
+            "ssim": 0.99, "verdict": verdict(dsr, framed), "dsr_cmua": dsr, "dsr_ruiz": dsr,
+            "dsr_framed": framed, "surrogates": ["reference"],
+            "metadata": {"kept": {}, "lost": [], "thumbnail": "none"}}
+
+
+def test_the_summary_says_when_the_protection_holds_at_our_crop_only() -> None:
+    only_ours = _summary(_report(1.0, 0.06), changed=True)
+    assert "verdict: partially protected" in only_ours and "--preset balanced" in only_ours
+    assert "--preset balanced" not in _summary(_report(1.0, 0.9), changed=True)
 
 
 @pytest.mark.slow
