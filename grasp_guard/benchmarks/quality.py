@@ -220,7 +220,7 @@ def methods(steps: int | None = None) -> dict[str, Method]:
         "grasp-lf-dct": {"lf_operator": "dct"},
         "grasp-step-sign": {"step_rule": "sign", "alpha": 0.25 / 255},
         "grasp-step-l2": {"step_rule": "l2"},
-        "grasp-objective-mean": {"objective": "mean"},
+        "grasp-objective-hinge": {"objective": "hinge"},
         "grasp-unmasked-loss": {"masked_loss": False},
         "grasp-linf-budget": {"psnr_budget": None, "eps": 2.5 / 255, "alpha": 0.25 / 255,
                               "step_rule": "sign"},
@@ -233,7 +233,8 @@ def methods(steps: int | None = None) -> dict[str, Method]:
         "grasp-ball-budget": {"spend_budget": False},
         "grasp-fixed-lambda": {"ssim_target": None},
         "grasp+diversity": {"input_diversity": 0.2},
-        "grasp-aligned": {"input_diversity": 0.0, "check_framings": False, "step_rule": "l2"},
+        "grasp-aligned": {"input_diversity": 0.0, "check_framings": False, "step_rule": "l2",
+                          "objective": "hinge"},
         "grasp+features": {"feature_weight": 1.0},
     }
     for name, changes in ablations.items():
@@ -289,7 +290,7 @@ QUICK = Plan(
     steps=30,
 )
 _ABLATIONS = ("grasp+cross", "grasp+smooth-before", "grasp-lf-dwt", "grasp-lf-dct",
-              "grasp-step-sign", "grasp-step-l2", "grasp-objective-mean", "grasp-unmasked-loss",
+              "grasp-step-sign", "grasp-step-l2", "grasp-objective-hinge", "grasp-unmasked-loss",
               "grasp-linf-budget", "grasp-20-iters", "grasp-150-iters", "grasp-cosine-steps",
               "grasp-no-ssim")
 # The full run in two parts that fit two cores side by side; `--part all` runs both.
