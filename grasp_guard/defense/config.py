@@ -267,11 +267,11 @@ class GraspConfig:
 # crop's phase on the editor's strided grid: on 32 real faces against the real CycleGAN at
 # 40 dB, DSR 1.00 at our framing and 0.08 one to three pixels over or 7% off
 # (bench/results/quality-real-cyclegan-framing*.md). Adam's moments average the gradient
-# over the steps' random views (scratch runs on crops 0-7, 40 steps, not in bench/: 0.44 of the attacker's framings disrupted with
-# the plain L2 step, 0.78 with Adam, 0.86 with whole-pixel shifts among the views and zooms
-# up to 10%, 0.92 with the mean objective: a hinge stops pulling once this step's view is past
-# the threshold, so other framings fall back under it; on 32 faces 0.85,
-# quality-real-cyclegan-framing-grasp-psnr40.md). They cost about 2.6 times the time of a
+# over the steps' random views. Scratch runs on crops 0-7 (40 steps, not in bench/): of the
+# attacker's framings 0.44 disrupted with the plain L2 step, 0.78 with Adam, 0.86 with
+# whole-pixel shifts among the views and zooms up to 10%, 0.92 with the mean objective (a
+# hinge stops pulling once this step's view is past the threshold, so other framings fall
+# back under it); on 32 faces 0.85 (quality-real-cyclegan-framing-grasp-psnr40.md). They cost about 2.6 times the time of a
 # loop tuned to our crop (50 s per face against 19 there).
 _ANY_FRAMING: dict[str, Any] = {"input_diversity": 0.10, "diversity_prob": 1.0,
                                 "check_framings": True, "step_rule": "adam", "objective": "mean"}
