@@ -241,6 +241,9 @@ def methods(steps: int | None = None) -> dict[str, Method]:
         config = base.replace(**changes)
         if config != base:  # an ablation equal to the default is not a row
             table[name] = grasp_family(name, config)
+    no_lf = base.replace(lambda_lf=0.0)
+    if no_lf != base:  # the projection's twin of grasp-no-lf
+        table["weighted_sum-no-lf"] = grasp_family("weighted_sum-no-lf", no_lf, projection=False)
     return table
 
 
@@ -389,7 +392,8 @@ RERUNS = {
     # without its framing robustness (grasp-aligned) beside it.
     "real-cyclegan-framing": _real_cyclegan_rows(tuple(
         (m, "cyclegan-vintage", "psnr40", 32)
-        for m in ("grasp", "grasp-aligned", "pgd-l2", "weighted_sum", "pgd", "pgd-l2+framing"))),
+        for m in ("grasp", "grasp-aligned", "pgd-l2", "weighted_sum", "pgd", "pgd-l2+framing",
+                  "grasp-no-lf", "weighted_sum-no-lf"))),
 }
 
 
