@@ -26,15 +26,13 @@ from grasp_guard.defense.config import config_for
 from grasp_guard.defense.grasp import grasp
 from grasp_guard.defense.metrics import evaluate_editing, framed_editing
 
-SSIM_C2 = 0.03**2
-
 
 def texture_weight(x: torch.Tensor, power: float) -> torch.Tensor:
     """(N, 1, H, W) in (0, 1]: (2σ² + C₂)^power over SSIM's Gaussian window, channel mean."""
     window = losses.gaussian_kernel1d(losses.SSIM_WINDOW, losses.SSIM_SIGMA, x.dtype)
     mu = losses.gaussian_blur(x, window)
     var = (losses.gaussian_blur(x * x, window) - mu * mu).clamp_min(0.0)
-    weight = ((2.0 * var + SSIM_C2) ** power).mean(dim=1, keepdim=True)
+    weight = ((2.0 * var + losses.SSIM_C2) ** power).mean(dim=1, keepdim=True)
     return weight / weight.amax(dim=(1, 2, 3), keepdim=True)
 
 

@@ -22,6 +22,7 @@ from grasp_guard.defense.config import LF_OPERATORS, LfOperator
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 _K1, _K2 = 0.01, 0.03
+SSIM_C2 = _K2**2  # SSIM's contrast-structure constant for pixels on [0, 1]
 CMUA_MASK_THRESHOLD = 0.5
 
 
@@ -74,7 +75,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor | None = None) -
     if min(x.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(f"ssim needs H, W ≥ {SSIM_WINDOW}, got {tuple(x.shape[-2:])}")
     w = _ssim_window(x.dtype) if window is None else window
-    c1, c2 = _K1**2, _K2**2
+    c1, c2 = _K1**2, SSIM_C2
     mx, my = _separable(x, w), _separable(y, w)
     vx = _separable(x * x, w) - mx * mx
     vy = _separable(y * y, w) - my * my
