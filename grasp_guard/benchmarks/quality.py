@@ -225,6 +225,7 @@ def methods(steps: int | None = None) -> dict[str, Method]:
         "grasp-linf-budget": {"psnr_budget": None, "eps": 2.5 / 255, "alpha": 0.25 / 255,
                               "step_rule": "sign"},
         "grasp-20-iters": {"steps": 20},
+        "grasp-80-iters": {"steps": 80},
         "grasp-150-iters": {"steps": 150},
         "grasp-cosine-steps": {"step_schedule": "cosine"},
         "grasp-no-lf": {"lambda_lf": 0.0},
@@ -393,7 +394,7 @@ RERUNS = {
     "real-cyclegan-framing": _real_cyclegan_rows(tuple(
         (m, "cyclegan-vintage", "psnr40", 32)
         for m in ("grasp", "grasp-aligned", "pgd-l2", "weighted_sum", "pgd", "pgd-l2+framing",
-                  "grasp-no-lf", "weighted_sum-no-lf"))),
+                  "grasp-no-lf", "weighted_sum-no-lf", "grasp-80-iters"))),
 }
 
 
