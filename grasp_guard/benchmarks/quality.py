@@ -229,6 +229,7 @@ def methods(steps: int | None = None) -> dict[str, Method]:
         "grasp-150-iters": {"steps": 150},
         "grasp-cosine-steps": {"step_schedule": "cosine"},
         "grasp-no-lf": {"lambda_lf": 0.0},
+        "grasp-80-iters-no-lf": {"steps": 80, "lambda_lf": 0.0},
         "grasp-no-ssim": {"lambda_ssim": 0.0},
         "grasp-ssim-x3": {"lambda_ssim": 3.0},
         "grasp-ball-budget": {"spend_budget": False},
@@ -394,7 +395,8 @@ RERUNS = {
     "real-cyclegan-framing": _real_cyclegan_rows(tuple(
         (m, "cyclegan-vintage", "psnr40", 32)
         for m in ("grasp", "grasp-aligned", "pgd-l2", "weighted_sum", "pgd", "pgd-l2+framing",
-                  "grasp-no-lf", "weighted_sum-no-lf", "grasp-80-iters"))),
+                  "grasp-no-lf", "weighted_sum-no-lf", "grasp-80-iters",
+                  "grasp-80-iters-no-lf"))),
 }
 
 
