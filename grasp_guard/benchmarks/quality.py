@@ -396,7 +396,7 @@ RERUNS = {
         (m, "cyclegan-vintage", "psnr40", 32)
         for m in ("grasp", "grasp-aligned", "pgd-l2", "weighted_sum", "pgd", "pgd-l2+framing",
                   "grasp-no-lf", "weighted_sum-no-lf", "grasp-80-iters",
-                  "grasp-80-iters-no-lf"))),
+                  "grasp-80-iters-no-lf", "grasp-150-iters"))),
 }
 
 
