@@ -227,6 +227,7 @@ def methods(steps: int | None = None) -> dict[str, Method]:
         "grasp-20-iters": {"steps": 20},
         "grasp-80-iters": {"steps": 80},
         "grasp-150-iters": {"steps": 150},
+        "grasp-300-iters": {"steps": 300},
         "grasp-cosine-steps": {"step_schedule": "cosine"},
         "grasp-no-lf": {"lambda_lf": 0.0},
         "grasp-80-iters-no-lf": {"steps": 80, "lambda_lf": 0.0},
@@ -246,6 +247,12 @@ def methods(steps: int | None = None) -> dict[str, Method]:
     no_lf = base.replace(lambda_lf=0.0)
     if no_lf != base:  # the projection's twin of grasp-no-lf
         table["weighted_sum-no-lf"] = grasp_family("weighted_sum-no-lf", no_lf, projection=False)
+    # grasp-300-iters' baselines at its iterations: the regime the framed goal needs.
+    long = base.replace(steps=300)
+    table["weighted_sum-300-iters"] = grasp_family("weighted_sum-300-iters", long,
+                                                   projection=False)
+    table["pgd-l2+framing-300-iters"] = replace(pgd_l2_method(300, base.input_diversity),
+                                                name="pgd-l2+framing-300-iters")
     return table
 
 
@@ -396,7 +403,8 @@ RERUNS = {
         (m, "cyclegan-vintage", "psnr40", 32)
         for m in ("grasp", "grasp-aligned", "pgd-l2", "weighted_sum", "pgd", "pgd-l2+framing",
                   "grasp-no-lf", "weighted_sum-no-lf", "grasp-80-iters",
-                  "grasp-80-iters-no-lf", "grasp-150-iters"))),
+                  "grasp-80-iters-no-lf", "grasp-150-iters", "grasp-300-iters",
+                  "weighted_sum-300-iters", "pgd-l2+framing-300-iters"))),
 }
 
 

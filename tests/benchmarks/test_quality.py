@@ -91,3 +91,16 @@ def test_a_plan_runs_only_the_rows_named() -> None:
     assert only.standard == {} and only.about == plan.about
     with pytest.raises(ValueError, match="grasp:psnr41"):
         plan.only(["grasp:psnr41"])
+
+
+@pytest.mark.parametrize("name,plan", [*quality.PARTS.items(), *quality.RERUNS.items()])
+def test_every_row_of_a_part_names_a_method_of_its_table(name: str, plan: quality.Plan) -> None:
+    table = quality.methods(plan.steps)
+    assert {m for m, *_ in plan.levels} <= table.keys()
+    assert all(table[m].name == m for m, *_ in plan.levels)
+
+
+def test_the_300_step_baselines_run_at_300_steps() -> None:
+    table = quality.methods(40)
+    assert "300 steps" in table["pgd-l2+framing-300-iters"].note
+    assert "input_diversity" in table["pgd-l2+framing-300-iters"].note
