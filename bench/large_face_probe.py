@@ -5,6 +5,7 @@ DSR per editing size, PSNR/SSIM as re-cut, and the λ_ssim trace of the SSIM ste
                                                [--variant default|no-ssim-target]
                                                [--sampling random|all|focus]
                                                [--preset balanced] [--site-jpeg Q]
+                                               [--set '{"objective": "log"}']
 
 Prints one JSON line. It isolates the loop on a face shrunk to the 512-px bucket (no re-encode,
 no site transform), which is what the whole-photo bench spends its time on.
@@ -23,7 +24,12 @@ from PIL import Image
 
 from grasp_guard.defense import grasp as loop
 from grasp_guard.defense.config import SCALE_SAMPLINGS, config_for
-from grasp_guard.defense.metrics import batch_psnr, batch_ssim, evaluate_defense
+from grasp_guard.defense.metrics import (
+    batch_psnr,
+    batch_ssim,
+    evaluate_defense,
+    framed_editing,
+)
 from grasp_guard.defense.transforms import SiteSpec, build_site_pipeline
 from grasp_guard.faces.detect import HaarDetector
 from grasp_guard.faces.regions import (
@@ -47,6 +53,7 @@ def main() -> None:
     parser.add_argument("--sampling", choices=SCALE_SAMPLINGS, default=None,
                         help="Scale sampling of the loop (the preset's when not given).")
     parser.add_argument("--preset", default="balanced")
+    parser.add_argument("--set", default="{}", help="JSON overrides of the preset.")
     parser.add_argument("--site-jpeg", type=int, default=None,
                         help="Optimise through the site loop's differentiable JPEG at this quality "
                              "(the pipeline does so at a JPEG source's own quality).")
@@ -63,6 +70,7 @@ def main() -> None:
         overrides["scale_sampling"] = args.sampling
     if args.variant == "no-ssim-target":
         overrides["ssim_target"] = None
+    overrides.update(json.loads(args.set))
     config = config_for(args.preset, **overrides)
     transform = None
     if args.site_jpeg is not None:
@@ -83,13 +91,14 @@ def main() -> None:
     mm = m.unsqueeze(1)
     seen = (x + mm.transpose(-1, -2) @ delta @ mm).clamp(0, 1).mul(255).round().div(255)
     out = {"photo": args.photo.name, "crop": region.crop.side, "variant": args.variant, "preset": args.preset, "site_jpeg": args.site_jpeg,
-           "sampling": config.scale_sampling, "steps": config.steps,
+           "sampling": config.scale_sampling, "steps": config.steps, "set": json.loads(args.set),
            "seconds": round(time.perf_counter() - start), "psnr": float(batch_psnr(seen, x)[0]),
            "ssim": float(batch_ssim(seen, x)[0]), "lambda_ssim_trace": trace[::5] + trace[-1:]}
     for res in (128, 256, 512):
         metrics = evaluate_defense(editor, x, seen, resolution=res)
         out[f"dsr@{res}"] = float(metrics.cmua_success.double().mean())
         out[f"distortion@{res}"] = float(metrics.distortion.double().mean())
+    out["dsr_framed"] = framed_editing(editor, x, seen).dsr_cmua  # at the crop's editing sizes
     print(json.dumps(out), flush=True)
 
 

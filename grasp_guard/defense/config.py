@@ -22,7 +22,7 @@ Smoothing = Literal["none", "before", "after"]
 StepRule = Literal["sign", "l2", "adam"]
 Init = Literal["zero", "uniform"]
 SuccessMetric = Literal["cmua", "ruiz", "both"]
-Objective = Literal["mean", "hinge"]
+Objective = Literal["mean", "hinge", "log"]
 StepSchedule = Literal["constant", "cosine"]
 ScaleSampling = Literal["all", "random", "focus"]
 
@@ -31,7 +31,7 @@ SMOOTHINGS = ("none", "before", "after")
 STEP_RULES = ("sign", "l2", "adam")
 INITS = ("zero", "uniform")
 SUCCESS_METRICS = ("cmua", "ruiz", "both")
-OBJECTIVES = ("mean", "hinge")
+OBJECTIVES = ("mean", "hinge", "log")
 STEP_SCHEDULES = ("constant", "cosine")
 SCALE_SAMPLINGS = ("all", "random", "focus")
 
@@ -65,7 +65,9 @@ class GraspConfig:
         objective: how the pairs' distances make one defense loss: their ``mean``, or
             ``hinge``: the mean of min(d, margin · threshold), so that the gradient comes only
             from the (editor, edit) pairs not yet disrupted and the budget is not spent
-            pushing an already broken edit further (DSR counts pairs, not distance).
+            pushing an already broken edit further (DSR counts pairs, not distance); or
+            ``log``: the mean of log d, whose gradient weighs each pair by 1/d, so the pairs
+            (edits, editing sizes) furthest from disrupted pull hardest and none ever stops.
         psnr_budget: a hard per-sample quality budget (dB): after every step δ is scaled
             back onto the L2 ball of that PSNR, so the budget is the PSNR itself rather than
             an L∞ ε. ``None``: only ε bounds δ.

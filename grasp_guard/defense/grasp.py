@@ -38,6 +38,8 @@ Transform = Callable[..., torch.Tensor]
 _View = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (batch, sample indices) → batch
 _ADAM_BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8
+# Smallest distance the ``log`` objective takes the log of (an edit not moved at all).
+_LOG_FLOOR = 1e-12
 _SSIM_GAP_PER_DOUBLING = 0.005
 _LAMBDA_MIN, _LAMBDA_MAX = 1e-3, 100.0
 
@@ -289,6 +291,8 @@ class _Run:
             pairs = d.view(len(idx), -1)
             if self.cfg.objective == "hinge":
                 pairs = pairs.clamp(max=self.cfg.success_threshold * self.cfg.margin)
+            elif self.cfg.objective == "log":
+                pairs = pairs.clamp_min(_LOG_FLOOR).log()
             per_editor.setdefault(id(t.editor), []).append(pairs.mean(dim=1))
         return torch.stack([torch.stack(v).mean(dim=0) for v in per_editor.values()]).mean(dim=0)
 

@@ -247,3 +247,35 @@ def test_each_samples_grid_reaches_the_transform_with_it() -> None:
         grasp(x, [editor], PLAIN, grid=grid)
     with pytest.raises(ValueError, match="grid"):
         grasp(x, [editor], PLAIN, transform=site, grid=grid[:1])
+
+
+class ChannelEditor(Editor):
+    """G(x) = gain · x_k in every channel: sees one colour channel only, at a gain."""
+
+    def __init__(self, channel: int, gain: float) -> None:
+        super().__init__()
+        self.info = EditorInfo(f"channel{channel}", 16, ("edit",))
+        self.channel, self.gain = channel, gain
+
+    def conditions(self, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.tensor([[1.0]])
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        seen = self.to_model_space(x)[:, self.channel:self.channel + 1]
+        return (self.gain * seen).expand(-1, 3, -1, -1)
+
+
+def test_log_objective_pulls_the_pair_furthest_from_disrupted() -> None:
+    x = crops(2, size=(16, 16))
+    editors = [ChannelEditor(0, 1.0), ChannelEditor(1, 0.1)]
+    cfg = PLAIN.replace(step_rule="l2", steps=10, lambda_ssim=0.0, lambda_lf=0.0)
+
+    def share_of_weak_channel(objective: str) -> float:
+        delta = grasp(x, editors, cfg.replace(objective=objective)).images - x
+        energy = delta.pow(2).sum(dim=(0, 2, 3))
+        return float(energy[1] / energy[0])
+
+    # the mean follows the strong editor (its distance is 100× the weak one's); the log
+    # weighs each by 1/d, so the weak editor's channel moves about as much
+    assert share_of_weak_channel("mean") < 0.3
+    assert share_of_weak_channel("log") > 0.6
