@@ -279,3 +279,13 @@ def test_log_objective_pulls_the_pair_furthest_from_disrupted() -> None:
     # weighs each by 1/d, so the weak editor's channel moves about as much
     assert share_of_weak_channel("mean") < 0.3
     assert share_of_weak_channel("log") > 0.6
+
+
+def test_log_objective_is_the_means_twin_where_a_crop_has_one_pair() -> None:
+    # one editor, one edit, one size: 1/d scales each sample's gradient, which the per-sample
+    # normalisation takes out again
+    x = crops(2, size=(16, 16))
+    cfg = PLAIN.replace(step_rule="adam", lambda_ssim=0.1, lambda_lf=0.1)
+    mean = grasp(x, [GainEditor()], cfg).images
+    log = grasp(x, [GainEditor()], cfg.replace(objective="log")).images
+    assert torch.allclose(mean, log, atol=1e-6)
