@@ -277,7 +277,7 @@ class GraspConfig:
 # loop tuned to our crop (50 s per face against 19 there). The log objective is the mean's
 # twin where a crop has one editing pair (the 128-px rows: its per-sample gradient, normalised,
 # is the same) and balances the pairs where it has several: a face over 128 px is edited at
-# 128 and 256, and the mean let the 256-px distance (3-6x the other) take the steps. On two
+# 128 and 256, and the mean let the 256-px distance (1.6-6x the other) take the steps. On two
 # real faces (bench/results/large_face_probe.md, 60 steps) DSR at 128 px went 0.00 -> 1.00
 # and framed DSR 0.56 -> 0.88 and 0.63 -> 0.75.
 _ANY_FRAMING: dict[str, Any] = {"input_diversity": 0.10, "diversity_prob": 1.0,
