@@ -70,7 +70,8 @@ def main() -> None:
         overrides["scale_sampling"] = args.sampling
     if args.variant == "no-ssim-target":
         overrides["ssim_target"] = None
-    overrides.update(json.loads(args.set))
+    extra = json.loads(args.set)
+    overrides.update(extra)
     config = config_for(args.preset, **overrides)
     transform = None
     if args.site_jpeg is not None:
@@ -91,7 +92,7 @@ def main() -> None:
     mm = m.unsqueeze(1)
     seen = (x + mm.transpose(-1, -2) @ delta @ mm).clamp(0, 1).mul(255).round().div(255)
     out = {"photo": args.photo.name, "crop": region.crop.side, "variant": args.variant, "preset": args.preset, "site_jpeg": args.site_jpeg,
-           "sampling": config.scale_sampling, "steps": config.steps, "set": json.loads(args.set),
+           "sampling": config.scale_sampling, "steps": config.steps, "set": extra,
            "seconds": round(time.perf_counter() - start), "psnr": float(batch_psnr(seen, x)[0]),
            "ssim": float(batch_ssim(seen, x)[0]), "lambda_ssim_trace": trace[::5] + trace[-1:]}
     for res in (128, 256, 512):
