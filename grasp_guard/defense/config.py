@@ -25,6 +25,7 @@ SuccessMetric = Literal["cmua", "ruiz", "both"]
 Objective = Literal["mean", "hinge", "log"]
 StepSchedule = Literal["constant", "cosine"]
 ScaleSampling = Literal["all", "random", "focus"]
+Precision = Literal["float32", "bfloat16", "auto"]
 
 LF_OPERATORS = ("gaussian", "dwt", "dct")
 SMOOTHINGS = ("none", "before", "after")
@@ -34,6 +35,7 @@ SUCCESS_METRICS = ("cmua", "ruiz", "both")
 OBJECTIVES = ("mean", "hinge", "log")
 STEP_SCHEDULES = ("constant", "cosine")
 SCALE_SAMPLINGS = ("all", "random", "focus")
+PRECISIONS = ("float32", "bfloat16", "auto")
 
 
 def _check(ok: bool, name: str, expected: str, actual: Any) -> None:
@@ -83,6 +85,13 @@ class GraspConfig:
             among those that a running sample still fails at the last check (``focus``:
             the steps go where the protection is missing). The early stop and the result
             always check every size.
+        precision: the number format of the editors' forward and backward passes on the
+            gradient steps (autocast): ``float32``, ``bfloat16`` (about 2.3 times faster for
+            the real CycleGAN on an AVX-512 BF16 CPU; the gradient's direction agrees with
+            float32's better than float32's own does one 8-bit level away), or ``auto``:
+            bfloat16 where the hardware computes it natively (a CUDA GPU that has it, a CPU
+            with AVX-512 BF16), else float32. Every check, the early stop, the best-δ choice
+            and the returned statistics run in float32 whatever this says.
         normalize: rescale each gradient to unit RMS per sample before combining them, so the
             λ weights are relative to the defense direction whatever the editor's scale.
         smoothing: Gaussian smoothing of the gradients: ``none``, ``before`` or ``after``
@@ -142,6 +151,7 @@ class GraspConfig:
     psnr_budget: float | None = 40.3
     spend_budget: bool = True
     scale_sampling: ScaleSampling = "all"
+    precision: Precision = "float32"
     normalize: bool = True
     smoothing: Smoothing = "none"
     smooth_kernel: int = 3
@@ -200,6 +210,8 @@ class GraspConfig:
                self.step_schedule)
         _check(self.scale_sampling in SCALE_SAMPLINGS, "scale_sampling",
                f"one of {SCALE_SAMPLINGS}", self.scale_sampling)
+        _check(self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}",
+               self.precision)
         _check(0 <= self.input_diversity <= 0.5, "input_diversity", "in [0, 0.5]",
                self.input_diversity)
         _check(0 < self.diversity_prob <= 1, "diversity_prob", "in (0, 1]", self.diversity_prob)

@@ -131,8 +131,22 @@ def _onto_psnr_ball(delta: torch.Tensor, psnr: float, sphere: bool = False,
     return delta * scale.view(-1, 1, 1, 1)
 
 
-def _framed(framing: diversity.RescaleShift) -> _View:
-    return lambda batch, _: framing(batch)
+def _native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively (else autocast would emulate it)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        probes = [getattr(torch.cpu, name, None)
+                  for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        return any(probe is not None and probe() for probe in probes)
+    return False
+
+
+def _gradient_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The lower-precision dtype of the gradient passes, or ``None`` for float32."""
+    if precision == "bfloat16" or (precision == "auto" and _native_bf16(device)):
+        return torch.bfloat16
+    return None
 
 
 def _success(mse: torch.Tensor, cmua: torch.Tensor, threshold: float,
@@ -157,6 +171,7 @@ class _Run:
         self.transform = transform
         self.delivery = delivery
         self.grid = grid
+        self.gradient_dtype = _gradient_dtype(config.precision, x.device)
         # Where each sample may change, in [0, 1]: every step is scaled by it, so δ is
         # exactly the perturbation that will be pasted (feathered face regions).
         self.weight = torch.ones_like(x[:, :1]) if weight is None else weight
@@ -195,6 +210,8 @@ class _Run:
         # disrupting the rest; the later of equals): the loop returns it, not the last step's
         self.best_delta = self.delta.clone()
         self.best_score = torch.full((n,), -math.inf, dtype=torch.float64, device=x.device)
+        self.framed_refs: list[tuple[diversity.RescaleShift,
+                                     list[tuple[torch.Tensor, torch.Tensor]]]] | None = None
 
     def _adapt_lambda_ssim(self, idx: torch.Tensor, ssim: torch.Tensor) -> None:
         """Dual ascent on the SSIM target, protection first: a sample that disrupted every
@@ -235,6 +252,13 @@ class _Run:
         """The crops ``idx`` as they will be re-cut from the protected image."""
         return (x + self._delivered(delta, idx)).clamp(0.0, 1.0)
 
+    def _editing(self, on_gradient_step: bool) -> contextlib.AbstractContextManager[None]:
+        """Autocast to :attr:`GraspConfig.precision` for the editors' passes of a gradient
+        step; float32 for everything else (checks, results)."""
+        dtype = self.gradient_dtype if on_gradient_step else None
+        return torch.autocast(self.x.device.type, dtype=dtype or torch.bfloat16,
+                              enabled=dtype is not None)
+
     def _stored_refs(self, idx: torch.Tensor,
                      chosen: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The ``chosen`` targets' clean edits and CMUA masks of the active samples."""
@@ -263,9 +287,11 @@ class _Run:
         return lambda b, idx: zoom(self._site(b, idx))
 
     def _through_transform(
-        self, view: _View, xp: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int]
+        self, view: _View, xp: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int],
+        on_gradient_step: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """x' and the clean crops through ONE draw of ``view``, and the clean side's edits.
+        """x' and the clean crops through ONE draw of ``view``, and the clean side's edits
+        (in the gradient steps' precision ``on_gradient_step``).
 
         What a site's copy is measured against is the clean image through the same processing,
         so the loss must not credit the processing's own damage to the perturbation.
@@ -273,9 +299,10 @@ class _Run:
         n_a = len(idx)
         both = view(torch.cat([xp, self.x[idx]]), idx)
         x_t, clean_t = both[:n_a], both[n_a:].detach()
-        refs = [clean_edits(self.targets[k].editor, clean_t, self.targets[k].conditions[idx],
-                            self.targets[k].resolution) for k in chosen]
-        return x_t, clean_t, refs
+        with self._editing(on_gradient_step):
+            refs = [clean_edits(self.targets[k].editor, clean_t, self.targets[k].conditions[idx],
+                                self.targets[k].resolution) for k in chosen]
+        return x_t, clean_t, [(clean.float(), mask) for clean, mask in refs]
 
     def _defense_loss(self, x_in: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int],
                       refs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
@@ -285,7 +312,8 @@ class _Run:
         per_editor: dict[int, list[torch.Tensor]] = {}
         for k, (clean, mask) in zip(chosen, refs):
             t = self.targets[k]
-            out = run_edits(t.editor, x_in, t.conditions[idx], t.resolution)
+            with self._editing(True):
+                out = run_edits(t.editor, x_in, t.conditions[idx], t.resolution).float()
             flat_mask = mask.flatten(0, 1) if self.cfg.masked_loss else None
             d = losses.defense_loss(out.flatten(0, 1), clean.flatten(0, 1), flat_mask)
             pairs = d.view(len(idx), -1)
@@ -347,15 +375,17 @@ class _Run:
         chosen = self._step_targets()
         view = self._step_view()
         if view is not None:
-            x_in, clean_in, refs = self._through_transform(view, xp, idx, chosen)
+            x_in, clean_in, refs = self._through_transform(view, xp, idx, chosen, True)
         else:
             x_in, clean_in, refs = xp, xa, self._stored_refs(idx, chosen)
         tapped = [self.targets[k] for k in chosen] if cfg.feature_weight > 0 else []
         with features.FeatureTap([t.editor for t in tapped]) as tap:
             l_def = self._defense_loss(x_in, idx, chosen, refs)
         if tapped:
-            l_def = l_def + cfg.feature_weight * features.feature_loss(
-                tap, [(t.editor, t.conditions[idx], t.resolution) for t in tapped], clean_in)
+            with self._editing(True):
+                l_feat = features.feature_loss(
+                    tap, [(t.editor, t.conditions[idx], t.resolution) for t in tapped], clean_in)
+            l_def = l_def + cfg.feature_weight * l_feat.float()
         s = losses.ssim(xp, xa)
         visuals: list[tuple[torch.Tensor | float, torch.Tensor]] = []
         if cfg.lambda_ssim > 0:
@@ -413,12 +443,16 @@ class _Run:
         threshold = cfg.success_threshold * cfg.margin
         every = range(len(self.targets))
         ok, closeness = self._succeeds(xq, idx, threshold, self._stored_refs(idx, every))
-        views: list[_View] = [self._site] if self.transform is not None else []
-        if cfg.check_framings:
-            views += [_framed(f) for f in diversity.framings(xq.shape[-1])]
-        for view in views:
+        judged: list[tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]] = []
+        if self.transform is not None:
             with torch.no_grad():
-                xt, _, refs = self._through_transform(view, xq, idx, every)
+                xt, _, refs = self._through_transform(self._site, xq, idx, every)
+            judged.append((xt, refs))
+        if cfg.check_framings:
+            for framing, refs in self._framed_refs():
+                with torch.no_grad():
+                    judged.append((framing(xq), [(c[idx], m[idx]) for c, m in refs]))
+        for xt, refs in judged:
             ok_t, closeness_t = self._succeeds(xt, idx, threshold, refs)
             ok &= ok_t
             closeness = torch.minimum(closeness, closeness_t)
@@ -427,6 +461,19 @@ class _Run:
         self._keep_best(idx, ok.sum(dim=1).double() + closeness)
         ssim = batch_ssim(xq, xa)
         return ok.all(dim=1) & self._quality_holds(batch_psnr(xq, xa), ssim) & self._targets_hold(ssim)
+
+    def _framed_refs(self) -> list[tuple[diversity.RescaleShift,
+                                          list[tuple[torch.Tensor, torch.Tensor]]]]:
+        """Each fixed attacker framing with every sample's clean edits and masks under it,
+        per target: the clean crops never change, so they are edited once per run."""
+        if self.framed_refs is None:
+            self.framed_refs = []
+            for framing in diversity.framings(self.x.shape[-1]):
+                clean_t = framing(self.x)
+                self.framed_refs.append((framing, [
+                    clean_edits(t.editor, clean_t, t.conditions, t.resolution)
+                    for t in self.targets]))
+        return self.framed_refs
 
     @property
     def _checks(self) -> bool:

@@ -126,6 +126,22 @@ def test_framing_checks_judge_each_framing_against_the_clean_crop_framed_so() ->
         assert any(torch.allclose(s[:1], clean, atol=1e-5) for s in seen)
 
 
+def test_the_clean_framed_edits_are_made_once_per_run() -> None:
+    editor, x = tiny_stargan(), crops(1)
+    calls: list[int] = []
+    handle = editor.register_forward_pre_hook(lambda m, args: calls.append(1))
+    cfg = PLAIN.replace(ssim_target=None, early_stop=True, check_every=2, steps=6, margin=1e6)
+    try:
+        grasp(x, [editor], cfg)
+        plain = len(calls)
+        calls.clear()
+        grasp(x, [editor], cfg.replace(check_framings=True))
+    finally:
+        handle.remove()
+    checks = cfg.steps // cfg.check_every
+    assert len(calls) == plain + len(diversity.framings(x.shape[-1])) * (checks + 1)
+
+
 @pytest.mark.parametrize(("field", "value"), [("input_diversity", -0.1),
                                               ("input_diversity", 0.6),
                                               ("diversity_prob", 0.0),

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from skimage import data
 
 from grasp_guard.defense.config import GraspConfig
+from grasp_guard.defense import grasp as grasp_module
 from grasp_guard.defense.grasp import grasp
 from grasp_guard.defense.metrics import evaluate_defense
 from grasp_guard.models.editor import Editor, EditorInfo
@@ -289,3 +290,43 @@ def test_log_objective_is_the_means_twin_where_a_crop_has_one_pair() -> None:
     mean = grasp(x, [GainEditor()], cfg).images
     log = grasp(x, [GainEditor()], cfg.replace(objective="log")).images
     assert torch.allclose(mean, log, atol=1e-6)
+
+
+def test_bfloat16_precision_runs_the_gradient_passes_only_in_bfloat16() -> None:
+    editor, x = tiny_stargan(), crops(1)
+    dtypes: list[tuple[torch.dtype, bool]] = []
+    conv = next(m for m in editor.modules() if isinstance(m, torch.nn.Conv2d))
+    handle = conv.register_forward_hook(
+        lambda m, args, out: dtypes.append((out.dtype, torch.is_grad_enabled())))
+    cfg = PLAIN.replace(steps=4, early_stop=True, check_every=2, margin=1e6, precision="bfloat16")
+    try:
+        r = grasp(x, [editor], cfg)
+    finally:
+        handle.remove()
+    stepped = {dtype for dtype, grad in dtypes if grad}
+    judged = {dtype for dtype, grad in dtypes if not grad}
+    assert stepped == {torch.bfloat16}
+    # the clean sides of the steps run in bf16 without gradients; the checks and the result
+    # (the last forwards of the run) are float32
+    assert torch.float32 in judged and dtypes[-1][0] == torch.float32
+    judge = evaluate_defense(editor, x, r.images)  # float32 throughout
+    torch.testing.assert_close(judge.distortion.mean(dim=1), r.distortion, rtol=0, atol=0)
+
+
+def test_bfloat16_steps_land_where_float32_steps_do() -> None:
+    editor, x = tiny_stargan(), crops(2)
+    cfg = PLAIN.replace(steps=8, psnr_budget=36.0, step_rule="l2")
+    full = grasp(x, [editor], cfg)
+    half = grasp(x, [editor], cfg.replace(precision="bfloat16"))
+    assert torch.allclose(half.psnr, full.psnr, atol=0.2)
+    assert torch.allclose(half.distortion, full.distortion, rtol=0.3)
+
+
+@pytest.mark.parametrize(("precision", "native", "expected"), [
+    ("float32", True, None), ("bfloat16", False, torch.bfloat16),
+    ("auto", True, torch.bfloat16), ("auto", False, None)])
+def test_auto_precision_takes_bfloat16_only_where_the_device_has_it(
+        monkeypatch: pytest.MonkeyPatch, precision: str, native: bool,
+        expected: torch.dtype | None) -> None:
+    monkeypatch.setattr(grasp_module, "_native_bf16", lambda device: native)
+    assert grasp_module._gradient_dtype(precision, torch.device("cpu")) is expected
