@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from skimage import data
 
-from grasp_guard.defense.config import GraspConfig
 from grasp_guard.defense import grasp as grasp_module
+from grasp_guard.defense.config import GraspConfig
 from grasp_guard.defense.grasp import grasp
 from grasp_guard.defense.metrics import evaluate_defense
 from grasp_guard.models.editor import Editor, EditorInfo
