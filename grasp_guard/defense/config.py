@@ -98,6 +98,10 @@ class GraspConfig:
             the conflict projection.
         smooth_kernel: odd kernel size of the gradient smoothing, 3..21.
         smooth_sigma: σ in pixels of the gradient smoothing.
+        protection_first: the visual gradients join a sample's steps only once it disrupts
+            every pair (and every checked framing) at a check; until then it steps on the
+            defense gradient alone, as PGD does. On the PSNR sphere any visual component of a
+            step is energy the defense does not get, projection or not.
         projection: project a visual gradient off the defense gradient when they conflict.
         cross_projection: also project the defense gradient off a conflicting visual one.
         step_rule: ``sign`` (PGD), ``l2`` (gradient scaled to RMS α) or ``adam``.
@@ -156,6 +160,7 @@ class GraspConfig:
     smoothing: Smoothing = "none"
     smooth_kernel: int = 3
     smooth_sigma: float = 0.8
+    protection_first: bool = False
     projection: bool = True
     cross_projection: bool = False
     step_rule: StepRule = "l2"
@@ -189,7 +194,7 @@ class GraspConfig:
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool), name, "an int", value)
         for name in ("masked_loss", "spend_budget", "normalize", "projection", "cross_projection", "early_stop",
-                     "check_framings"):
+                     "check_framings", "protection_first"):
             _check(isinstance(getattr(self, name), bool), name, "a bool", getattr(self, name))
         _check(0 < self.eps <= 1, "eps", "in (0, 1]", self.eps)
         _check(0 < self.alpha <= self.eps, "alpha", f"in (0, eps={self.eps}]", self.alpha)
@@ -291,9 +296,12 @@ class GraspConfig:
 # is the same) and balances the pairs where it has several: a face over 128 px is edited at
 # 128 and 256, and the mean let the 256-px distance (1.6-6x the other) take the steps. On two
 # real faces (bench/results/large_face_probe.md, 60 steps) DSR at 128 px went 0.00 -> 1.00
-# and framed DSR 0.56 -> 0.88 and 0.63 -> 0.75.
+# and framed DSR 0.56 -> 0.88 and 0.63 -> 0.75. The gradient passes run in bfloat16 where
+# the hardware has it ("auto"; checks and results stay float32): on the demo's face, 60 steps,
+# the same PSNR, SSIM and DSR at every size and framing in 133 s against 212 s.
 _ANY_FRAMING: dict[str, Any] = {"input_diversity": 0.10, "diversity_prob": 1.0,
-                                "check_framings": True, "step_rule": "adam", "objective": "log"}
+                                "check_framings": True, "step_rule": "adam", "objective": "log",
+                                "precision": "auto"}
 
 PRESETS: dict[str, GraspConfig] = {
     # The budget is the PSNR: 40 dB (after 8-bit rounding) is the published bar. The presets

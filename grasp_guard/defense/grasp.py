@@ -53,7 +53,8 @@ class DefenseResult:
         iterations: iterations each sample ran.
         stopped: whether each sample met the stop criterion at a check (every pair past
             threshold × margin on the quantised image, quality floors held) and stopped.
-        psnr: PSNR in dB against the input, on 8-bit pixels.
+        psnr: PSNR in dB against the input, on 8-bit pixels, over the pixels ``weight``
+            lets change (a crop's padding past the image border is not counted).
         ssim: SSIM against the input, on 8-bit pixels.
         distortion: mean over (editor, edit) of MSE(G(x_adv, c), G(x, c)) on [-1, 1].
         dsr: share of (editor, edit) pairs past the success threshold (no margin, by
@@ -120,10 +121,14 @@ def _rms_normalise(g: torch.Tensor) -> torch.Tensor:
 
 
 def _onto_psnr_ball(delta: torch.Tensor, psnr: float, sphere: bool = False,
-                    seen: torch.Tensor | None = None) -> torch.Tensor:
+                    seen: torch.Tensor | None = None,
+                    support: torch.Tensor | None = None) -> torch.Tensor:
     """Scale each sample's δ so its MSE is at most (``sphere``: exactly) that of ``psnr`` dB;
-    measured on ``seen``, the linear image of δ that reaches the image, when given."""
+    measured on ``seen``, the linear image of δ that reaches the image, when given, and over
+    each sample's ``support`` (N,), the share of its pixels δ may change, when given."""
     max_mse = 10.0 ** (-psnr / 10.0)
+    if support is not None:
+        max_mse = max_mse * support
     mse = (delta if seen is None else seen).flatten(1).square().mean(dim=1).clamp_min(1e-20)
     scale = (max_mse / mse).sqrt()
     if not sphere:
@@ -175,6 +180,9 @@ class _Run:
         # Where each sample may change, in [0, 1]: every step is scaled by it, so δ is
         # exactly the perturbation that will be pasted (feathered face regions).
         self.weight = torch.ones_like(x[:, :1]) if weight is None else weight
+        # The share of each crop δ may change: a crop cut past the image border is padded,
+        # and those pixels (weight 0) are not the photo's. PSNR is over the rest.
+        self.support = (self.weight > 0).flatten(1).to(x.dtype).mean(dim=1).clamp_min(1e-6)
         n = x.shape[0]
         if config.init == "uniform":
             # one seeded draw shared by every sample: a face's result does not depend on
@@ -407,7 +415,10 @@ class _Run:
             grads = [smooth(g, cfg.smooth_kernel, cfg.smooth_sigma) for g in grads]
         g_d, g_vs = resolve_conflicts(grads[0], grads[1:], cfg.projection, cfg.cross_projection)
         g_visual = sum((w * g for w, g in zip(weights, g_vs)), torch.zeros_like(g_d))
-        g = g_d + g_visual
+        if cfg.protection_first:
+            g = g_d + self.disrupting[idx].to(g_d.dtype).view(-1, 1, 1, 1) * g_visual
+        else:
+            g = g_d + g_visual
         if cfg.psnr_floor is not None or cfg.ssim_floor is not None:
             with torch.no_grad():
                 mse = (xp - xa).flatten(1).square().mean(dim=1).double()
@@ -460,7 +471,8 @@ class _Run:
         self.disrupting[idx] = ok.all(dim=1)
         self._keep_best(idx, ok.sum(dim=1).double() + closeness)
         ssim = batch_ssim(xq, xa)
-        return ok.all(dim=1) & self._quality_holds(batch_psnr(xq, xa), ssim) & self._targets_hold(ssim)
+        return (ok.all(dim=1) & self._quality_holds(self._psnr(xq, idx), ssim)
+                & self._targets_hold(ssim))
 
     def _framed_refs(self) -> list[tuple[diversity.RescaleShift,
                                           list[tuple[torch.Tensor, torch.Tensor]]]]:
@@ -480,6 +492,12 @@ class _Run:
         """Whether the loop checks its samples: for the early stop, or to steer SSIM."""
         cfg = self.cfg
         return cfg.early_stop or (cfg.ssim_target is not None and cfg.lambda_ssim > 0)
+
+    def _psnr(self, seen: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """8-bit PSNR of samples ``idx`` (their crops as re-cut, ``seen``) over the pixels
+        δ may change: the crop's PSNR less the share of it past the image border."""
+        support = self.support[idx].double()
+        return batch_psnr(seen, self.x[idx]) + 10.0 * torch.log10(support)
 
     def _keep_best(self, idx: torch.Tensor, score: torch.Tensor) -> None:
         """Remember δ of the samples whose check ``score`` is at least their best so far."""
@@ -515,7 +533,8 @@ class _Run:
                 new = self.delta[active] + cfg.step_size(t) * step
                 if cfg.psnr_budget is not None:
                     seen = self._delivered(new, active)
-                    new = _onto_psnr_ball(new, cfg.psnr_budget, cfg.spend_budget, seen)
+                    new = _onto_psnr_ball(new, cfg.psnr_budget, cfg.spend_budget, seen,
+                                          self.support[active])
                 new = new.clamp(-cfg.eps, cfg.eps)
                 self.delta[active] = (xa + new).clamp(0.0, 1.0) - xa
             if self._checks and t % cfg.check_every == 0:
@@ -541,7 +560,7 @@ class _Run:
             images=images,
             iterations=self.iterations,
             stopped=self.stopped,
-            psnr=batch_psnr(seen, self.x).cpu(),
+            psnr=self._psnr(seen, idx).cpu(),
             ssim=batch_ssim(seen, self.x).cpu(),
             distortion=mse.mean(dim=1).cpu(),
             dsr=success.double().mean(dim=1).cpu(),
@@ -576,7 +595,9 @@ def grasp(
         conditions: per editor, (E, C) edits for every image or (N, E, C) per image; the
             editor's standard edits for an entry (or the whole argument) left ``None``.
         weight: (N, 1, H, W) in [0, 1], how much each pixel may change (the paste's
-            feathered face mask); every pixel fully when ``None``.
+            feathered face mask); every pixel fully when ``None``. Pixels of weight 0 (a
+            crop's padding past the image border) are not the photo's: the PSNR budget and
+            the returned PSNR are over the rest.
         delivery: (N, H, H) per-sample matrices M of the paste round trip of a crop that
             was shrunk to fit the ladder (``faces.regions.round_trip_matrix``; the identity
             for one that was not): the crop re-cut from the protected image carries Mᵀ δ M.
