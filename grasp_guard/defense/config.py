@@ -98,10 +98,6 @@ class GraspConfig:
             the conflict projection.
         smooth_kernel: odd kernel size of the gradient smoothing, 3..21.
         smooth_sigma: σ in pixels of the gradient smoothing.
-        protection_first: the visual gradients join a sample's steps only once it disrupts
-            every pair (and every checked framing) at a check; until then it steps on the
-            defense gradient alone, as PGD does. On the PSNR sphere any visual component of a
-            step is energy the defense does not get, projection or not.
         projection: project a visual gradient off the defense gradient when they conflict.
         cross_projection: also project the defense gradient off a conflicting visual one.
         step_rule: ``sign`` (PGD), ``l2`` (gradient scaled to RMS α) or ``adam``.
@@ -160,7 +156,6 @@ class GraspConfig:
     smoothing: Smoothing = "none"
     smooth_kernel: int = 3
     smooth_sigma: float = 0.8
-    protection_first: bool = False
     projection: bool = True
     cross_projection: bool = False
     step_rule: StepRule = "l2"
@@ -194,7 +189,7 @@ class GraspConfig:
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool), name, "an int", value)
         for name in ("masked_loss", "spend_budget", "normalize", "projection", "cross_projection", "early_stop",
-                     "check_framings", "protection_first"):
+                     "check_framings"):
             _check(isinstance(getattr(self, name), bool), name, "a bool", getattr(self, name))
         _check(0 < self.eps <= 1, "eps", "in (0, 1]", self.eps)
         _check(0 < self.alpha <= self.eps, "alpha", f"in (0, eps={self.eps}]", self.alpha)

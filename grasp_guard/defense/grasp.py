@@ -415,10 +415,7 @@ class _Run:
             grads = [smooth(g, cfg.smooth_kernel, cfg.smooth_sigma) for g in grads]
         g_d, g_vs = resolve_conflicts(grads[0], grads[1:], cfg.projection, cfg.cross_projection)
         g_visual = sum((w * g for w, g in zip(weights, g_vs)), torch.zeros_like(g_d))
-        if cfg.protection_first:
-            g = g_d + self.disrupting[idx].to(g_d.dtype).view(-1, 1, 1, 1) * g_visual
-        else:
-            g = g_d + g_visual
+        g = g_d + g_visual
         if cfg.psnr_floor is not None or cfg.ssim_floor is not None:
             with torch.no_grad():
                 mse = (xp - xa).flatten(1).square().mean(dim=1).double()
