@@ -86,7 +86,7 @@ class GraspConfig:
             the steps go where the protection is missing). The early stop and the result
             always check every size.
         precision: the number format of the editors' forward and backward passes on the
-            gradient steps (autocast): ``float32``, ``bfloat16`` (about 2.3 times faster for
+            gradient steps (autocast): ``float32``, ``bfloat16`` (about twice as fast for
             the real CycleGAN on an AVX-512 BF16 CPU; the gradient's direction agrees with
             float32's better than float32's own does one 8-bit level away), or ``auto``:
             bfloat16 where the hardware computes it natively (a CUDA GPU that has it, a CPU
