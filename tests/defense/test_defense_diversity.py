@@ -106,11 +106,12 @@ def test_the_early_stop_judges_the_image_as_it_is() -> None:
     assert len(calls) == without_checks + 2  # one plain forward per check, no view
 
 
-def test_framing_checks_judge_each_framing_against_the_clean_crop_framed_so() -> None:
-    editor, x = tiny_stargan(), crops(1)
+def _editor_inputs(x: torch.Tensor, cfg: GraspConfig) -> tuple[int, list[torch.Tensor]]:
+    """How many forwards a run without framing checks makes, and every editor input of the
+    same run with them."""
+    editor = tiny_stargan()
     seen: list[torch.Tensor] = []
     handle = editor.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
-    cfg = PLAIN.replace(ssim_target=None, early_stop=True, check_every=3, steps=3, margin=1e6)
     try:
         grasp(x, [editor], cfg)
         plain = len(seen)
@@ -118,28 +119,27 @@ def test_framing_checks_judge_each_framing_against_the_clean_crop_framed_so() ->
         grasp(x, [editor], cfg.replace(check_framings=True))
     finally:
         handle.remove()
+    return plain, seen
+
+
+def test_framing_checks_judge_each_framing_against_the_clean_crop_framed_so() -> None:
+    x = crops(1)
+    cfg = PLAIN.replace(ssim_target=None, early_stop=True, check_every=3, steps=3, margin=1e6)
+    plain, seen = _editor_inputs(x, cfg)
     # one check: per framing, the clean crop so framed and the protected one
     framings = diversity.framings(x.shape[-1])
     assert len(seen) == plain + 2 * len(framings)
     for framing in framings:
-        clean = editor_input(framing(x), editor.info.resolution)
+        clean = editor_input(framing(x), tiny_stargan().info.resolution)
         assert any(torch.allclose(s[:1], clean, atol=1e-5) for s in seen)
 
 
 def test_the_clean_framed_edits_are_made_once_per_run() -> None:
-    editor, x = tiny_stargan(), crops(1)
-    calls: list[int] = []
-    handle = editor.register_forward_pre_hook(lambda m, args: calls.append(1))
+    x = crops(1)
     cfg = PLAIN.replace(ssim_target=None, early_stop=True, check_every=2, steps=6, margin=1e6)
-    try:
-        grasp(x, [editor], cfg)
-        plain = len(calls)
-        calls.clear()
-        grasp(x, [editor], cfg.replace(check_framings=True))
-    finally:
-        handle.remove()
+    plain, seen = _editor_inputs(x, cfg)
     checks = cfg.steps // cfg.check_every
-    assert len(calls) == plain + len(diversity.framings(x.shape[-1])) * (checks + 1)
+    assert len(seen) == plain + len(diversity.framings(x.shape[-1])) * (checks + 1)
 
 
 @pytest.mark.parametrize(("field", "value"), [("input_diversity", -0.1),
