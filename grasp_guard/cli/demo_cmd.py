@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"grasp-guard: error: the upload was refused ({upload.status}): "
               f"{upload.answer.decode('utf-8', 'replace')[:1000]}", file=sys.stderr)
         return ExitStatus.ERROR
-    return _show(args.out, original, upload)
+    return _show(args.out, original, upload, args.preset or "balanced")
 
 
 def _run_async(main: Coroutine[Any, Any, T]) -> T:
@@ -263,7 +263,7 @@ async def _upload_sample(args: argparse.Namespace, original: bytes) -> Upload:
             return await _upload(stack, original)
 
 
-def _show(out: Path, original: bytes, upload: Upload) -> int:
+def _show(out: Path, original: bytes, upload: Upload, preset: str) -> int:
     """Measure what the site received against the original; write and print it all."""
     from PIL import Image
 
@@ -278,7 +278,8 @@ def _show(out: Path, original: bytes, upload: Upload) -> int:
     engine = Engine.create()
     report = verify(original, received, engine)
     report["metadata"] = metadata_report(original, received)
-    report["upload"] = {"status": upload.status, "seconds": round(upload.seconds, 2),
+    report["upload"] = {"status": upload.status, "preset": preset,
+                        "seconds": round(upload.seconds, 2),
                         "bytes_sent": len(original), "bytes_received": len(received),
                         "site_answer": json.loads(upload.answer)}
     out.mkdir(parents=True, exist_ok=True)
@@ -309,8 +310,9 @@ def _summary(report: dict[str, Any], changed: bool) -> str:
     ]
     if report["dsr_cmua"] >= PROTECTED_AT > report["dsr_framed"]:
         lines.append("  (protected at our own crop of the face only: the verdict also weighs an "
-                     "attacker's crop; `--preset balanced` optimises for any framing, minutes "
-                     "per face on a CPU)")
+                     + ("attacker's crop; `--preset balanced` optimises for any framing, minutes "
+                        "per face on a CPU)" if upload["preset"] == "fast" else
+                        "attacker's crop, which more steps disrupt more: a GPU's budget)"))
     for i, face in enumerate(report["faces"]):
         lines.append(f"  face {i} at {face['box']}: PSNR {face['psnr']:.2f} dB")
         lines += [f"    {name}: DSR CMUA {s['dsr_cmua']:.2f}, Ruiz {s['dsr_ruiz']:.2f}, "

@@ -42,8 +42,9 @@ def test_metadata_report_tells_kept_tags_from_lost_ones() -> None:
         "kept": {}, "lost": ["Make", "Model", "DateTimeOriginal"], "thumbnail": "removed"}
 
 
-def _report(dsr: float, framed: float) -> dict[str, object]:
-    return {"upload": {"bytes_received": 10, "bytes_sent": 10}, "faces": [], "psnr": 45.0,
+def _report(dsr: float, framed: float, preset: str = "fast") -> dict[str, object]:
+    return {"upload": {"bytes_received": 10, "bytes_sent": 10, "preset": preset},
+            "faces": [], "psnr": 45.0,
             "ssim": 0.99, "verdict": verdict(dsr, framed), "dsr_cmua": dsr, "dsr_ruiz": dsr,
             "dsr_framed": framed, "surrogates": ["reference"],
             "metadata": {"kept": {}, "lost": [], "thumbnail": "none"}}
@@ -53,13 +54,17 @@ def test_the_summary_says_when_the_protection_holds_at_our_crop_only() -> None:
     only_ours = _summary(_report(1.0, 0.06), changed=True)
     assert "verdict: partially protected" in only_ours and "--preset balanced" in only_ours
     assert "--preset balanced" not in _summary(_report(1.0, 0.9), changed=True)
+    # already on the framing-robust preset: no advice to switch to it
+    balanced = _summary(_report(1.0, 0.75, preset="balanced"), changed=True)
+    assert "our own crop of the face only" in balanced and "--preset" not in balanced
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_demo_uploads_the_sample_through_the_proxy(tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+    # the plumbing, not the protection: the quick preset
+    assert main(["demo", "--out", str(tmp_path), "--preset", "fast"]) == 0
     out = capsys.readouterr().out
 
     for name in ("original.jpg", "received.jpg", "comparison.png", "report.json",
