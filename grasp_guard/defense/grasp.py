@@ -456,7 +456,15 @@ class _Run:
             with torch.no_grad():
                 xt, _, refs = self._through_transform(self._site, xq, idx, every)
             judged.append((xt, refs))
-        if cfg.check_framings:
+        if cfg.check_framings and self.transform is not None:
+            # the attacker frames the site's copy: each framing of the crop through the site
+            # (its draw may be random: the clean side goes through the same one)
+            for framing in diversity.framings(xq.shape[-1]):
+                with torch.no_grad():
+                    xt, _, refs = self._through_transform(
+                        lambda b, i, f=framing: f(self._site(b, i)), xq, idx, every)
+                judged.append((xt, refs))
+        elif cfg.check_framings:
             for framing, refs in self._framed_refs():
                 with torch.no_grad():
                     judged.append((framing(xq), [(c[idx], m[idx]) for c, m in refs]))

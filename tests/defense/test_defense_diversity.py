@@ -8,7 +8,7 @@ from test_defense_grasp import PLAIN, crops, tiny_stargan
 
 from grasp_guard.defense import diversity
 from grasp_guard.defense.config import GraspConfig
-from grasp_guard.defense.grasp import grasp
+from grasp_guard.defense.grasp import Transform, grasp
 from grasp_guard.defense.metrics import editor_input
 from grasp_guard.errors import ConfigError
 
@@ -106,17 +106,18 @@ def test_the_early_stop_judges_the_image_as_it_is() -> None:
     assert len(calls) == without_checks + 2  # one plain forward per check, no view
 
 
-def _editor_inputs(x: torch.Tensor, cfg: GraspConfig) -> tuple[int, list[torch.Tensor]]:
+def _editor_inputs(x: torch.Tensor, cfg: GraspConfig,
+                   transform: Transform | None = None) -> tuple[int, list[torch.Tensor]]:
     """How many forwards a run without framing checks makes, and every editor input of the
     same run with them."""
     editor = tiny_stargan()
     seen: list[torch.Tensor] = []
     handle = editor.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
     try:
-        grasp(x, [editor], cfg)
+        grasp(x, [editor], cfg, transform=transform)
         plain = len(seen)
         seen.clear()
-        grasp(x, [editor], cfg.replace(check_framings=True))
+        grasp(x, [editor], cfg.replace(check_framings=True), transform=transform)
     finally:
         handle.remove()
     return plain, seen
@@ -131,6 +132,21 @@ def test_framing_checks_judge_each_framing_against_the_clean_crop_framed_so() ->
     assert len(seen) == plain + 2 * len(framings)
     for framing in framings:
         clean = editor_input(framing(x), tiny_stargan().info.resolution)
+        assert any(torch.allclose(s[:1], clean, atol=1e-5) for s in seen)
+
+
+def test_with_a_site_the_framings_are_of_the_sites_copy() -> None:
+    x = crops(1)
+    cfg = PLAIN.replace(ssim_target=None, early_stop=True, check_every=3, steps=3, margin=1e6)
+
+    def site(batch: torch.Tensor) -> torch.Tensor:
+        return batch * 0.8 + 0.1
+
+    plain, seen = _editor_inputs(x, cfg, site)
+    framings = diversity.framings(x.shape[-1])
+    assert len(seen) == plain + 2 * len(framings)
+    for framing in framings:
+        clean = editor_input(framing(site(x)), tiny_stargan().info.resolution)
         assert any(torch.allclose(s[:1], clean, atol=1e-5) for s in seen)
 
 
