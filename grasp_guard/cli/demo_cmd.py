@@ -57,9 +57,9 @@ from proxy_addon.settings import DEFAULT_MAX_BUFFER
 
 T = TypeVar("T")
 SAMPLE_NAME = "astronaut.jpg"
-# Generous for two busy CPU cores without bfloat16 (the balanced loop on the sample's face:
-# about 2.5 min with it, twice that without): the service's deadline, then the proxy's, then
-# the client's.
+# Generous for two busy CPU cores at the fast preset; `--preset balanced` through the proxy
+# took 817 s of this 900 beside one benchmark (bench/results/large_face_probe.md): the
+# service's deadline, then the proxy's, then the client's.
 SERVICE_DEADLINE_S = 900.0
 PROXY_TIMEOUT_S = 930.0
 CLIENT_TIMEOUT_S = 960.0
@@ -93,8 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         help="Where to write the pictures, the report and the logs "
                              "(default demo-output).")
     parser.add_argument("--preset", choices=("fast", "balanced", "strong"),
-                        help="The optimisation budget (default balanced: any framing, minutes on "
-                             "a CPU; fast: a preview tuned to our own crop).")
+                        help="The optimisation budget (default fast: a preview tuned to our own "
+                             "crop; with --offline, balanced: any framing, many minutes on a "
+                             "CPU).")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--serve", action="store_true",
                       help="Keep the service, the proxy and the demo site running until Ctrl-C, "
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"grasp-guard: error: the upload was refused ({upload.status}): "
               f"{upload.answer.decode('utf-8', 'replace')[:1000]}", file=sys.stderr)
         return ExitStatus.ERROR
-    return _show(args.out, original, upload, args.preset or "balanced")
+    return _show(args.out, original, upload, args.preset or "fast")
 
 
 def _run_async(main: Coroutine[Any, Any, T]) -> T:
@@ -252,7 +253,7 @@ async def _upload(stack: Stack, photo: bytes) -> Upload:
 
 async def _upload_sample(args: argparse.Namespace, original: bytes) -> Upload:
     """Start the demo, upload ``original`` through the proxy, stop the demo."""
-    preset = args.preset or "balanced"
+    preset = args.preset or "fast"
     with tempfile.TemporaryDirectory(prefix="grasp-guard-demo-") as tmp:
         folder = Path(tmp)
         confdir = args.confdir.expanduser() if args.confdir else folder / "confdir"
@@ -341,7 +342,7 @@ try it with a real browser:
 
 async def _serve(args: argparse.Namespace) -> NoReturn:
     """Run the demo until a signal or a child's exit; print how to reach it meanwhile."""
-    preset = args.preset or "balanced"
+    preset = args.preset or "fast"
     confdir = (args.confdir or DEFAULT_CONFDIR).expanduser()
     origins = (extension_origin(),) if EXTENSION_SOURCE.is_dir() else ()
     with tempfile.TemporaryDirectory(prefix="grasp-guard-demo-") as tmp:
