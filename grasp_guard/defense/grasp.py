@@ -30,6 +30,7 @@ from grasp_guard.defense.metrics import (
     run_edits,
 )
 from grasp_guard.defense.projection import resolve_conflicts, smooth
+from grasp_guard.defense.transforms import SitePipeline
 from grasp_guard.models.editor import Editor
 
 logger = logging.getLogger(__name__)
@@ -218,8 +219,12 @@ class _Run:
         # disrupting the rest; the later of equals): the loop returns it, not the last step's
         self.best_delta = self.delta.clone()
         self.best_score = torch.full((n,), -math.inf, dtype=torch.float64, device=x.device)
-        self.framed_refs: list[tuple[diversity.RescaleShift,
-                                     list[tuple[torch.Tensor, torch.Tensor]]]] | None = None
+        # a site pipeline that draws nothing (fixed quality, every sample's block grid known)
+        # gives the clean crops the same copy at every check
+        self.site_is_fixed = isinstance(transform, SitePipeline) and transform.is_deterministic(
+            grid is not None and bool((grid[:, :2] >= 0).all()))
+        self.check_views: list[tuple[_View, list[tuple[torch.Tensor, torch.Tensor]] | None]] \
+            | None = None
 
     def _adapt_lambda_ssim(self, idx: torch.Tensor, ssim: torch.Tensor) -> None:
         """Dual ascent on the SSIM target, protection first: a sample that disrupted every
@@ -452,22 +457,13 @@ class _Run:
         every = range(len(self.targets))
         ok, closeness = self._succeeds(xq, idx, threshold, self._stored_refs(idx, every))
         judged: list[tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]] = []
-        if self.transform is not None:
+        for view, clean in self._check_views():
             with torch.no_grad():
-                xt, _, refs = self._through_transform(self._site, xq, idx, every)
+                if clean is None:
+                    xt, _, refs = self._through_transform(view, xq, idx, every)
+                else:
+                    xt, refs = view(xq, idx), [(c[idx], m[idx]) for c, m in clean]
             judged.append((xt, refs))
-        if cfg.check_framings and self.transform is not None:
-            # the attacker frames the site's copy: each framing of the crop through the site
-            # (its draw may be random: the clean side goes through the same one)
-            for framing in diversity.framings(xq.shape[-1]):
-                with torch.no_grad():
-                    xt, _, refs = self._through_transform(
-                        lambda b, i, f=framing: f(self._site(b, i)), xq, idx, every)
-                judged.append((xt, refs))
-        elif cfg.check_framings:
-            for framing, refs in self._framed_refs():
-                with torch.no_grad():
-                    judged.append((framing(xq), [(c[idx], m[idx]) for c, m in refs]))
         for xt, refs in judged:
             ok_t, closeness_t = self._succeeds(xt, idx, threshold, refs)
             ok &= ok_t
@@ -479,18 +475,26 @@ class _Run:
         return (ok.all(dim=1) & self._quality_holds(self._psnr(xq, idx), ssim)
                 & self._targets_hold(ssim))
 
-    def _framed_refs(self) -> list[tuple[diversity.RescaleShift,
-                                          list[tuple[torch.Tensor, torch.Tensor]]]]:
-        """Each fixed attacker framing with every sample's clean edits and masks under it,
-        per target: the clean crops never change, so they are edited once per run."""
-        if self.framed_refs is None:
-            self.framed_refs = []
-            for framing in diversity.framings(self.x.shape[-1]):
-                clean_t = framing(self.x)
-                self.framed_refs.append((framing, [
-                    clean_edits(t.editor, clean_t, t.conditions, t.resolution)
-                    for t in self.targets]))
-        return self.framed_refs
+    def _check_views(self) -> list[tuple[_View, list[tuple[torch.Tensor, torch.Tensor]] | None]]:
+        """The views the checks judge x' through besides our own crop: the site's copy, and
+        under ``check_framings`` the attacker's fixed framings (of the site's copy), each with
+        every sample's clean edits and masks through it per target. Those are made once per
+        run where the view is deterministic (no transform, or a site pipeline that draws
+        nothing); ``None`` where it draws: the clean side then goes through each check's own
+        draw (:meth:`_through_transform`)."""
+        if self.check_views is None:
+            views: list[_View] = [self._site] if self.transform is not None else []
+            if self.cfg.check_framings:
+                base: _View = self._site if self.transform is not None else lambda b, _: b
+                views += [lambda b, i, f=framing: f(base(b, i))
+                          for framing in diversity.framings(self.x.shape[-1])]
+            every = torch.arange(self.x.shape[0], device=self.x.device)
+            fixed = self.transform is None or self.site_is_fixed
+            self.check_views = [
+                (view, [clean_edits(t.editor, view(self.x, every), t.conditions, t.resolution)
+                        for t in self.targets] if fixed else None)
+                for view in views]
+        return self.check_views
 
     @property
     def _checks(self) -> bool:

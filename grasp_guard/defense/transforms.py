@@ -477,6 +477,23 @@ class SitePipeline(nn.Module):
             x = step(x, grid) if isinstance(step, DiffJPEG) else step(x)
         return x
 
+    def is_deterministic(self, grid_known: bool) -> bool:
+        """Whether every call maps an input to the same output: no step draws anything that
+        matters (a fixed quality, scale and σ, and a JPEG grid the caller passes for every
+        sample when the step would draw it). A plain callable step is not known to be."""
+        return all(_is_deterministic(step, grid_known) for step in self.steps)
+
+
+def _is_deterministic(step: nn.Module, grid_known: bool) -> bool:
+    if isinstance(step, DiffJPEG):
+        lo, hi = step.quality_range
+        return lo == hi and (grid_known or not step.random_grid)
+    if isinstance(step, Resize):
+        return step.max_side is not None or step.scale_range[0] == step.scale_range[1]
+    if isinstance(step, GaussianBlur):
+        return step.sigma_range[0] == step.sigma_range[1]
+    return False
+
 
 @dataclass(frozen=True)
 class SiteSpec:

@@ -10,6 +10,7 @@ from grasp_guard.defense import diversity
 from grasp_guard.defense.config import GraspConfig
 from grasp_guard.defense.grasp import Transform, grasp
 from grasp_guard.defense.metrics import editor_input
+from grasp_guard.defense.transforms import SitePipeline, SiteSpec, build_site_pipeline
 from grasp_guard.errors import ConfigError
 
 DIVERSE = PLAIN.replace(input_diversity=0.2, diversity_prob=1.0)
@@ -156,6 +157,51 @@ def test_the_clean_framed_edits_are_made_once_per_run() -> None:
     plain, seen = _editor_inputs(x, cfg)
     checks = cfg.steps // cfg.check_every
     assert len(seen) == plain + len(diversity.framings(x.shape[-1])) * (checks + 1)
+
+
+def _site_run(transform: Transform, grid: torch.Tensor | None,
+              cfg: GraspConfig) -> tuple[int, torch.Tensor]:
+    """How many forwards a run through ``transform`` makes, and its images."""
+    editor = tiny_stargan()
+    calls: list[int] = []
+    handle = editor.register_forward_pre_hook(lambda m, args: calls.append(1))
+    try:
+        result = grasp(crops(1), [editor], cfg, transform=transform, grid=grid)
+    finally:
+        handle.remove()
+    return len(calls), result.images
+
+
+def test_a_site_copy_that_draws_nothing_is_edited_clean_once_per_run() -> None:
+    cfg = PLAIN.replace(ssim_target=None, early_stop=True, check_every=2, steps=6, margin=1e6,
+                        check_framings=True)
+    grid = torch.tensor([[3, 5, 0]])  # the crop's place on the block grid is known
+
+    def pipeline() -> SitePipeline:
+        return build_site_pipeline(SiteSpec(jpeg_quality=(85, 85)), seed=4)
+
+    fixed = pipeline()
+    assert fixed.is_deterministic(grid_known=True)
+    cached, images = _site_run(fixed, grid, cfg)
+    opaque = pipeline()  # the same pipeline, not known to draw nothing: edited every check
+    uncached, reference = _site_run(lambda b, grid=None: opaque(b, grid), grid, cfg)
+    checks = cfg.steps // cfg.check_every
+    views = 1 + len(diversity.framings(crops(1).shape[-1]))  # the site's copy, its framings
+    assert cached == uncached - views * (checks - 1)
+    assert torch.equal(images, reference)
+
+
+@pytest.mark.parametrize(("spec", "grid_known", "fixed"), [
+    (SiteSpec(jpeg_quality=(85, 85)), True, True),
+    (SiteSpec(jpeg_quality=(85, 85)), False, False),  # a drawn block-grid phase
+    (SiteSpec(jpeg_quality=(80, 90)), True, False),  # a drawn quality
+    (SiteSpec(max_side=64, blur_sigma=(0.5, 0.5)), False, True),
+    (SiteSpec(blur_sigma=(0.0, 0.5)), True, False),  # a drawn σ
+])
+def test_a_site_pipeline_knows_whether_it_draws(spec: SiteSpec, grid_known: bool,
+                                                fixed: bool) -> None:
+    pipeline = build_site_pipeline(spec, image_long_side=128)
+    assert pipeline.is_deterministic(grid_known) is fixed
 
 
 @pytest.mark.parametrize(("field", "value"), [("input_diversity", -0.1),
