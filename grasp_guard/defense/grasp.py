@@ -56,7 +56,7 @@ class DefenseResult:
             threshold × margin on the quantised image, quality floors held) and stopped.
         psnr: PSNR in dB against the input, on 8-bit pixels, over the pixels ``weight``
             lets change (a crop's padding past the image border is not counted).
-        ssim: SSIM against the input, on 8-bit pixels.
+        ssim: SSIM against the input, on 8-bit pixels, over the same pixels as ``psnr``.
         distortion: mean over (editor, edit) of MSE(G(x_adv, c), G(x, c)) on [-1, 1].
         dsr: share of (editor, edit) pairs past the success threshold (no margin, by
             ``config.success_metric``), on the returned image without transform.
@@ -181,9 +181,12 @@ class _Run:
         # Where each sample may change, in [0, 1]: every step is scaled by it, so δ is
         # exactly the perturbation that will be pasted (feathered face regions).
         self.weight = torch.ones_like(x[:, :1]) if weight is None else weight
-        # The share of each crop δ may change: a crop cut past the image border is padded,
-        # and those pixels (weight 0) are not the photo's. PSNR is over the rest.
-        self.support = (self.weight > 0).flatten(1).to(x.dtype).mean(dim=1).clamp_min(1e-6)
+        # The pixels of each crop δ may change, and their share: a crop cut past the image
+        # border is padded, and those pixels (weight 0) are not the photo's. PSNR and SSIM
+        # are over the rest.
+        self.inside = self.weight > 0
+        self.support = self.inside.flatten(1).to(x.dtype).mean(dim=1).clamp_min(1e-6)
+        self.everywhere = bool((self.support == 1).all())
         n = x.shape[0]
         if config.init == "uniform":
             # one seeded draw shared by every sample: a face's result does not depend on
@@ -399,7 +402,7 @@ class _Run:
                 l_feat = features.feature_loss(
                     tap, [(t.editor, t.conditions[idx], t.resolution) for t in tapped], clean_in)
             l_def = l_def + cfg.feature_weight * l_feat.float()
-        s = losses.ssim(xp, xa)
+        s = losses.ssim(xp, xa, inside=self._inside(idx))
         visuals: list[tuple[torch.Tensor | float, torch.Tensor]] = []
         if cfg.lambda_ssim > 0:
             (g,) = torch.autograd.grad((1.0 - s).sum(), d, retain_graph=True)
@@ -471,7 +474,7 @@ class _Run:
         self.unsolved = ~ok.all(dim=0).cpu()
         self.disrupting[idx] = ok.all(dim=1)
         self._keep_best(idx, ok.sum(dim=1).double() + closeness)
-        ssim = batch_ssim(xq, xa)
+        ssim = batch_ssim(xq, xa, self._inside(idx))
         return (ok.all(dim=1) & self._quality_holds(self._psnr(xq, idx), ssim)
                 & self._targets_hold(ssim))
 
@@ -501,6 +504,11 @@ class _Run:
         """Whether the loop checks its samples: for the early stop, or to steer SSIM."""
         cfg = self.cfg
         return cfg.early_stop or (cfg.ssim_target is not None and cfg.lambda_ssim > 0)
+
+    def _inside(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """The pixels of samples ``idx`` that SSIM is over: ``None`` (all of them) when δ may
+        change every pixel of every crop."""
+        return None if self.everywhere else self.inside[idx]
 
     def _psnr(self, seen: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """8-bit PSNR of samples ``idx`` (their crops as re-cut, ``seen``) over the pixels
@@ -570,7 +578,7 @@ class _Run:
             iterations=self.iterations,
             stopped=self.stopped,
             psnr=self._psnr(seen, idx).cpu(),
-            ssim=batch_ssim(seen, self.x).cpu(),
+            ssim=batch_ssim(seen, self.x, self._inside(idx)).cpu(),
             distortion=mse.mean(dim=1).cpu(),
             dsr=success.double().mean(dim=1).cpu(),
             seconds=seconds,

@@ -58,12 +58,15 @@ def _ssim_window(dtype: torch.dtype = torch.float32) -> torch.Tensor:
     return gaussian_kernel1d(SSIM_WINDOW, SSIM_SIGMA, dtype)
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
+def ssim(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor | None = None,
+         inside: torch.Tensor | None = None) -> torch.Tensor:
     """Mean SSIM per sample over the valid region and the channels.
 
     Args:
         x, y: (B, C, H, W) in [0, 1], H and W ≥ 11.
         window: the 1-D Gaussian window; the standard 11-tap σ 1.5 one when ``None``.
+        inside: (B, 1, H, W) bool, the pixels to average over (windows centred there): a
+            crop's part that lies in the image, not its padding. ``None``: every one.
     Returns:
         (B,) SSIM in [-1, 1]; 1 for identical images.
     Raises:
@@ -81,7 +84,11 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor | None = None) -
     vy = _separable(y * y, w) - my * my
     cxy = _separable(x * y, w) - mx * my
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return s.mean(dim=(1, 2, 3))
+    if inside is None:
+        return s.mean(dim=(1, 2, 3))
+    r = (w.numel() - 1) // 2
+    keep = inside[..., r:inside.shape[-2] - r, r:inside.shape[-1] - r].to(s.dtype)
+    return (s * keep).sum(dim=(1, 2, 3)) / (keep.sum(dim=(1, 2, 3)) * s.shape[1]).clamp_min(1)
 
 
 def ssim_loss(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:

@@ -132,9 +132,11 @@ def batch_psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(1.0 / mse)
 
 
-def batch_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """SSIM per image of (N, C, H, W) [0, 1] tensors, after 8-bit quantisation: (N,)."""
-    return losses.ssim(quantise(x).double(), quantise(y).double())
+def batch_ssim(x: torch.Tensor, y: torch.Tensor,
+               inside: torch.Tensor | None = None) -> torch.Tensor:
+    """SSIM per image of (N, C, H, W) [0, 1] tensors, after 8-bit quantisation: (N,); over
+    the pixels ``inside`` (N, 1, H, W) only, when given."""
+    return losses.ssim(quantise(x).double(), quantise(y).double(), inside=inside)
 
 
 def _check_uint8(a: np.ndarray, b: np.ndarray) -> None:

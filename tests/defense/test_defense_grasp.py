@@ -11,7 +11,7 @@ from skimage import data
 from grasp_guard.defense import grasp as grasp_module
 from grasp_guard.defense.config import GraspConfig
 from grasp_guard.defense.grasp import grasp
-from grasp_guard.defense.metrics import evaluate_defense
+from grasp_guard.defense.metrics import batch_ssim, evaluate_defense
 from grasp_guard.models.editor import Editor, EditorInfo
 from grasp_guard.models.stargan import CELEBA_ATTRIBUTES, Generator, StarGANEditor
 
@@ -342,5 +342,11 @@ def test_the_budget_is_spent_on_the_pixels_that_exist() -> None:
               weight=weight)
     inside = (r.images - x)[..., x.shape[-1] // 2:]
     psnr_inside = -10 * torch.log10(inside.double().square().flatten(1).mean(dim=1))
-    assert ((psnr_inside - 36.0).abs() < 0.3).all()
+    # within 0.4 dB (a saturated pixel clamps its δ); the diluted budget lands 3 dB above
+    assert ((psnr_inside - 36.0).abs() < 0.4).all()
     torch.testing.assert_close(r.psnr, psnr_inside, atol=1e-6, rtol=0)
+    # so is SSIM: the unchanged padding does not lift it
+    half = x.shape[-1] // 2
+    ssim_inside = batch_ssim(r.images[..., half:], x[..., half:])
+    assert (r.ssim < batch_ssim(r.images, x)).all()
+    torch.testing.assert_close(r.ssim, ssim_inside, atol=2e-3, rtol=0)

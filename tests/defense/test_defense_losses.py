@@ -51,6 +51,20 @@ def test_ssim_is_per_sample() -> None:
     torch.testing.assert_close(together, alone)
 
 
+def test_ssim_inside_averages_only_the_windows_centred_there() -> None:
+    x = _rand(2, 3, 32, 48, seed=6)
+    y = x.clone()
+    y[..., :16] = _rand(2, 3, 32, 16, seed=7)  # the left third differs
+    every = torch.ones_like(x[:, :1], dtype=torch.bool)
+    torch.testing.assert_close(losses.ssim(x, y, inside=every), losses.ssim(x, y))
+    right = every.clone()
+    right[..., :16 + 5] = False  # windows centred here reach no changed pixel
+    assert (losses.ssim(x, y) < 0.9).all()
+    torch.testing.assert_close(losses.ssim(x, y, inside=right), torch.ones(2))
+    left = ~right
+    assert (losses.ssim(x, y, inside=left) < losses.ssim(x, y)).all()
+
+
 @pytest.mark.parametrize("shape", [(1, 3, 10, 16), (1, 3, 16), (1, 3, 16, 16, 1)])
 def test_ssim_rejects_small_or_misshapen_input(shape: tuple[int, ...]) -> None:
     x = torch.zeros(shape)
