@@ -1,10 +1,14 @@
-"""Seconds per GRASP iteration against a seeded full-size StarGAN-128 (5 edits).
+"""Seconds per GRASP iteration against a seeded full-size StarGAN-128 (5 edits), or against
+the default surrogate set under a preset.
 
-A mechanics measurement: seeded random weights, default GRASP settings, early stop off so
-every sample runs every step. The fixed cost of a run (clean edits, final statistics) is
-removed by differencing a run of ``--steps`` iterations with a run of one.
+A mechanics measurement: default GRASP settings (or ``--preset``'s), early stop off so every
+sample runs every step. The fixed cost of a run (clean edits, final statistics) is removed by
+differencing a run of ``--steps`` iterations with a run of one.
 
     .venv/bin/python bench/grasp_timing.py [--batches 1 8] [--steps 3] [--device cpu]
+                                           [--models default --preset balanced]
+
+``--models default``: the zoo's default set as ``protect`` loads it (real weights, cached).
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from skimage import data
 
-from grasp_guard.defense.config import GraspConfig
+from grasp_guard.defense.config import GraspConfig, config_for
 from grasp_guard.defense.grasp import grasp
 from grasp_guard.models.editor import Editor
-from grasp_guard.models.zoo import load_editor
+from grasp_guard.models.zoo import load_editor, resolve_models
 
 RESOLUTION = 128
 
@@ -43,11 +47,11 @@ def faces(n: int, device: torch.device) -> torch.Tensor:
     return (torch.round(torch.cat(out) * 255) / 255).to(device)
 
 
-def timed(x: torch.Tensor, editor: Editor, config: GraspConfig) -> float:
+def timed(x: torch.Tensor, editors: list[Editor], config: GraspConfig) -> float:
     if x.device.type == "cuda":
         torch.cuda.synchronize(x.device)
     start = time.perf_counter()
-    grasp(x, [editor], config)
+    grasp(x, editors, config)
     if x.device.type == "cuda":
         torch.cuda.synchronize(x.device)
     return time.perf_counter() - start
@@ -58,19 +62,29 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--steps", type=int, default=3, help="timed iterations per run (≥ 2)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--models", nargs="+",
+                        help="Zoo names (``default``: the default set) instead of the seeded StarGAN.")
+    parser.add_argument("--preset", help="A preset's settings instead of GraspConfig's defaults.")
     args = parser.parse_args()
     device = torch.device(args.device)
-    editor = load_editor("stargan-celeba-128", seeded=True, device=device)
-    config = GraspConfig(early_stop=False)
-    print(f"# GRASP timing: seeded StarGAN-128, 5 edits, device {device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()} × {os.cpu_count()} CPUs")
+    if args.models:
+        names, _ = resolve_models(args.models)
+        editors = [load_editor(name, device=device) for name in names]
+        label = ", ".join(e.info.label for e in editors)
+    else:
+        editors = [load_editor("stargan-celeba-128", seeded=True, device=device)]
+        label = "seeded StarGAN-128, 5 edits"
+    config = (config_for(args.preset) if args.preset else GraspConfig()).replace(early_stop=False)
+    print(f"# GRASP timing: {label}, {args.preset or 'GraspConfig()'} settings, {RESOLUTION}-px "
+          f"crops, device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.machine()} × {os.cpu_count()} CPUs")
     print("| batch | s / iteration | s / iteration / face | fixed s / run |")
     print("|---:|---:|---:|---:|")
-    timed(faces(1, device), editor, config.replace(steps=1))  # warm-up
+    timed(faces(1, device), editors, config.replace(steps=1))  # warm-up
     for n in args.batches:
         x = faces(n, device)
-        one = timed(x, editor, config.replace(steps=1))
-        many = timed(x, editor, config.replace(steps=args.steps))
+        one = timed(x, editors, config.replace(steps=1))
+        many = timed(x, editors, config.replace(steps=args.steps))
         per_iter = (many - one) / (args.steps - 1)
         print(f"| {n} | {per_iter:.3f} | {per_iter / n:.3f} | {one - per_iter:.3f} |",
               flush=True)
