@@ -33,10 +33,10 @@ from grasp_guard.defense.metrics import (
 from grasp_guard.defense.transforms import SiteSpec, build_site_pipeline
 from grasp_guard.faces.detect import HaarDetector
 from grasp_guard.faces.regions import (
+    delivery_maps,
     extract_crops,
     feather_mask,
     plan_regions,
-    round_trip_matrix,
     to_tensor,
 )
 from grasp_guard.models.zoo import load_editor
@@ -64,7 +64,9 @@ def main() -> None:
     x = to_tensor(extract_crops(rgb, [region]))
     side = x.shape[-1]
     weight = torch.from_numpy(feather_mask(region))[None, None]
-    m = torch.from_numpy(round_trip_matrix(side, max(region.crop.side, side)))[None]
+    maps = delivery_maps(region)
+    eye = np.eye(side, dtype=np.float32)
+    m = torch.from_numpy(np.stack([eye, eye]) if maps is None else maps)[None]
     overrides: dict = {"steps": args.steps, "check_every": 10}
     if args.sampling is not None:
         overrides["scale_sampling"] = args.sampling
@@ -89,8 +91,8 @@ def main() -> None:
     start = time.perf_counter()
     result = loop.grasp(x, [editor], config, transform=transform, weight=weight, delivery=m)
     delta = result.images - x
-    mm = m.unsqueeze(1)
-    seen = (x + mm.transpose(-1, -2) @ delta @ mm).clamp(0, 1).mul(255).round().div(255)
+    rows, columns = m[:, :1], m[:, 1:]
+    seen = (x + rows.transpose(-1, -2) @ delta @ columns).clamp(0, 1).mul(255).round().div(255)
     out = {"photo": args.photo.name, "crop": region.crop.side, "variant": args.variant, "preset": args.preset, "site_jpeg": args.site_jpeg,
            "sampling": config.scale_sampling, "steps": config.steps, "set": extra,
            "seconds": round(time.perf_counter() - start), "psnr": float(batch_psnr(seen, x)[0]),

@@ -34,12 +34,12 @@ from grasp_guard.faces.detect import FaceBox, FaceDetector, HaarDetector
 from grasp_guard.faces.regions import (
     FaceRegion,
     crop_window,
+    delivery_maps,
     extract_crops,
     from_tensor,
     paste,
     paste_weights,
     plan_regions,
-    round_trip_matrix,
     to_tensor,
     whole_image_region,
 )
@@ -82,8 +82,9 @@ class CropTask:
 
     ``site`` is what happens to the image after protection: the site's pipeline, or at
     least the re-encode of a lossy source at its own quality, which the perturbation must
-    survive. ``source_side`` is the crop's side in image pixels when it was shrunk to fit the
-    ladder: its perturbation is then optimised through the paste round trip. ``grid_phase``
+    survive. ``delivery`` is the paste round trip of a crop shrunk to fit the ladder or cut
+    past the image border (:func:`~grasp_guard.faces.regions.delivery_maps`), ``None`` where
+    it is the identity: its perturbation is optimised as the re-cut crop carries it. ``grid_phase``
     is where the crop lies on the stored image's JPEG block grid — (row, column) offset
     modulo 16, which covers 8×8 blocks and 4:2:0 MCUs, and 1 if the image stores it
     transposed — when the site keeps the image's size and the crop its scale: the simulated
@@ -95,16 +96,8 @@ class CropTask:
     preset: str
     site: SiteSpec
     image_long_side: int
-    source_side: int | None = None
+    delivery: np.ndarray | None = None  # (2, S, S) row and column maps
     grid_phase: tuple[int, int, int] | None = None
-
-    @property
-    def delivery(self) -> np.ndarray:
-        """The (S, S) paste round-trip matrix of the crop (the identity when not shrunk)."""
-        side = self.crop.shape[0]
-        if self.source_side is None or self.source_side <= side:
-            return np.eye(side, dtype=np.float32)
-        return round_trip_matrix(side, self.source_side)
 
     @property
     def group_key(self) -> tuple[Any, ...]:
@@ -200,8 +193,8 @@ class Engine:
         x = to_tensor([t.crop for t in tasks]).to(self.device)
         weight = torch.from_numpy(np.stack([t.weight for t in tasks]))[:, None].to(self.device)
         delivery = None
-        if any(t.source_side is not None for t in tasks):
-            delivery = torch.from_numpy(np.stack([t.delivery for t in tasks])).to(self.device)
+        if any(t.delivery is not None for t in tasks):
+            delivery = torch.from_numpy(np.stack([_delivery(t) for t in tasks])).to(self.device)
         grid = None
         if transform is not None and any(t.grid_phase is not None for t in tasks):
             grid = torch.tensor([t.grid_phase or (-1, -1, 0) for t in tasks])
@@ -241,6 +234,14 @@ class Engine:
                         summary["by_resolution"] = per_res
                     per_crop[i][editor.info.name] = summary
         return per_crop
+
+
+def _delivery(task: CropTask) -> np.ndarray:
+    """The task's (2, S, S) delivery maps, the identity where it has none."""
+    if task.delivery is not None:
+        return task.delivery
+    return np.broadcast_to(np.eye(task.crop.shape[0], dtype=np.float32),
+                           (2, *task.crop.shape[:2])).copy()
 
 
 def _face_metrics(m: EditMetrics, row: int) -> dict[str, float]:
@@ -289,7 +290,7 @@ def prepare(
     long_side = max(rgb.shape[:2])
     keeps_size = spec.max_side is None or long_side <= spec.max_side
     tasks = [CropTask(c, w, options.preset, spec, long_side,
-                      r.crop.side if r.downscaled else None,
+                      delivery_maps(r),
                       _grid_phase(r, image.orientation) if keeps_size and not r.downscaled
                       else None)
              for c, w, r in zip(extract_crops(rgb, regions), paste_weights(regions), regions)]

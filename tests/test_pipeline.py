@@ -122,8 +122,8 @@ def test_a_crop_shrunk_to_the_ladder_is_optimised_through_its_paste() -> None:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "PNG")
     (task,) = prepare(buf.getvalue(), ProtectOptions(on_no_face="whole")).tasks
-    assert task.crop.shape[0] == 512 and task.source_side == 700
-    assert not np.allclose(task.delivery, np.eye(512))
+    assert task.crop.shape[0] == 512 and task.delivery is not None
+    assert task.delivery.shape == (2, 512, 512) and not np.allclose(task.delivery[0], np.eye(512))
 
 
 @pytest.mark.parametrize(("height", "refused"), [(600, False), (601, True)])
@@ -138,7 +138,7 @@ def test_a_whole_image_square_past_the_pixel_limit_is_refused(height: int, refus
             prepare(buf.getvalue(), whole, max_pixels=600 * 600)
     else:
         (task,) = prepare(buf.getvalue(), whole, max_pixels=600 * 600).tasks
-        assert task.source_side == 600
+        assert task.delivery is not None and task.delivery.shape == (2, 512, 512)
 
 
 def test_no_face_is_byte_identical_with_skip(engine: Engine) -> None:

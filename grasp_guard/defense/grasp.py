@@ -258,11 +258,12 @@ class _Run:
         return picks
 
     def _delivered(self, delta: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """δ of samples ``idx`` as the re-cut crop carries it: Mᵀ δ M per sample."""
+        """δ of samples ``idx`` as the re-cut crop carries it: M_rowsᵀ δ M_columns per
+        sample."""
         if self.delivery is None:
             return delta
-        m = self.delivery[idx].unsqueeze(1)
-        return m.transpose(-1, -2) @ delta @ m
+        rows, columns = self.delivery[idx, :1], self.delivery[idx, 1:]
+        return rows.transpose(-1, -2) @ delta @ columns
 
     def _seen(self, x: torch.Tensor, delta: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """The crops ``idx`` as they will be re-cut from the protected image."""
@@ -512,9 +513,10 @@ class _Run:
 
     def _psnr(self, seen: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """8-bit PSNR of samples ``idx`` (their crops as re-cut, ``seen``) over the pixels
-        δ may change: the crop's PSNR less the share of it past the image border."""
-        support = self.support[idx].double()
-        return batch_psnr(seen, self.x[idx]) + 10.0 * torch.log10(support)
+        δ may change: the crop's PSNR, its padding (a mirror of those pixels) left out."""
+        xa = self.x[idx]
+        inside = torch.where(self.inside[idx], seen, xa)
+        return batch_psnr(inside, xa) + 10.0 * torch.log10(self.support[idx].double())
 
     def _keep_best(self, idx: torch.Tensor, score: torch.Tensor) -> None:
         """Remember δ of the samples whose check ``score`` is at least their best so far."""
@@ -549,7 +551,7 @@ class _Run:
                 step = self.weight[active] * self._step(g, active, t)
                 new = self.delta[active] + cfg.step_size(t) * step
                 if cfg.psnr_budget is not None:
-                    seen = self._delivered(new, active)
+                    seen = self._delivered(new, active) * self.inside[active]
                     new = _onto_psnr_ball(new, cfg.psnr_budget, cfg.spend_budget, seen,
                                           self.support[active])
                 new = new.clamp(-cfg.eps, cfg.eps)
@@ -615,11 +617,12 @@ def grasp(
             feathered face mask); every pixel fully when ``None``. Pixels of weight 0 (a
             crop's padding past the image border) are not the photo's: the PSNR budget and
             the returned PSNR are over the rest.
-        delivery: (N, H, H) per-sample matrices M of the paste round trip of a crop that
-            was shrunk to fit the ladder (``faces.regions.round_trip_matrix``; the identity
-            for one that was not): the crop re-cut from the protected image carries Mᵀ δ M.
-            The editors, the visual losses, the budget and the returned statistics all see
-            δ so.
+        delivery: (N, 2, H, H) per-sample row and column matrices of the paste round trip
+            of a crop shrunk to fit the ladder or cut past the image border, whose padding
+            the re-cut mirrors from the image (``faces.regions.delivery_maps``; the identity
+            for one that was neither): the crop re-cut from the protected image carries
+            M_rowsᵀ δ M_columns. The editors, the visual losses, the budget and the returned
+            statistics all see δ so.
         grid: (N, K) integers per crop, where it lies on the JPEG block grid of the image it
             is pasted into (:meth:`~grasp_guard.defense.transforms.DiffJPEG.forward`: row and
             column phase, transposed or not); passed to the transform as
@@ -648,8 +651,9 @@ def grasp(
                 targets.append(_Target(editor, res, cond, clean, mask))
         if weight is not None and tuple(weight.shape) != (n, 1, *x.shape[2:]):
             raise ValueError(f"weight must be {(n, 1, *x.shape[2:])}, got {tuple(weight.shape)}")
-        if delivery is not None and tuple(delivery.shape) != (n, x.shape[-2], x.shape[-1]):
-            raise ValueError(f"delivery must be {(n, *x.shape[-2:])}, got {tuple(delivery.shape)}")
+        if delivery is not None and tuple(delivery.shape) != (n, 2, x.shape[-2], x.shape[-1]):
+            raise ValueError(f"delivery must be {(n, 2, *x.shape[-2:])}, "
+                             f"got {tuple(delivery.shape)}")
         if grid is not None and (transform is None or grid.dim() != 2 or len(grid) != n):
             raise ValueError(f"grid must be ({n}, K) and come with a transform, got "
                              f"{tuple(grid.shape)}{'' if transform else ' without one'}")

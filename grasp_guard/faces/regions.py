@@ -400,15 +400,37 @@ def paste(
     return out
 
 
-def round_trip_matrix(bucket: int, side: int) -> np.ndarray:
-    """The (bucket, bucket) matrix M of the paste round trip of a crop shrunk from ``side``
-    pixels: ``paste`` upscales its perturbation bilinearly to ``side``, and ``extract_crops``
-    area-averages the image back to ``bucket``. Both resamplings are separable, so a
-    perturbation δ comes back as Mᵀ δ M (row i of M is the round trip of the unit vector eᵢ).
-    The finest checkerboard keeps a quarter of its amplitude."""
+def round_trip_matrix(bucket: int, side: int, start: int = 0,
+                      length: int | None = None) -> np.ndarray:
+    """The (bucket, bucket) matrix M of one axis of the paste round trip: ``paste`` upscales a
+    crop's perturbation bilinearly to ``side`` pixels when the crop was shrunk from that, and
+    ``extract_crops`` cuts the image again — mirrored where the crop, ``start``..``start + side``
+    on an axis of ``length`` pixels, runs past it, the perturbation with it — and area-averages
+    it back to ``bucket``. Each step is separable, so a perturbation δ comes back as
+    M_rowsᵀ δ M_columns (row i of M is the round trip of the unit vector eᵢ; a row of the
+    padding is zero, as the paste drops it). The finest checkerboard of a shrunk crop keeps a
+    quarter of its amplitude."""
+    length = start + side if length is None else length
     eye = np.eye(bucket, dtype=np.float32)
-    up = cv2.resize(eye, (side, bucket), interpolation=cv2.INTER_LINEAR)
-    return cv2.resize(up, (bucket, bucket), interpolation=cv2.INTER_AREA)
+    up = eye if side == bucket else cv2.resize(eye, (side, bucket), interpolation=cv2.INTER_LINEAR)
+    first, last = max(start, 0), min(start + side, length)
+    source = np.pad(np.arange(first, last), (first - start, start + side - last),
+                    mode="symmetric") - start
+    recut = up[:, source]
+    return recut if side == bucket else cv2.resize(recut, (bucket, bucket),
+                                                   interpolation=cv2.INTER_AREA)
+
+
+def delivery_maps(region: FaceRegion) -> np.ndarray | None:
+    """The region's paste round trip as (2, bucket, bucket) row and column matrices
+    (:func:`round_trip_matrix`), or ``None`` where it is the identity: a crop inside the image
+    at its own size."""
+    height, width = region.image_hw
+    c = region.crop
+    if not region.downscaled and c.x >= 0 and c.y >= 0 and c.x1 <= width and c.y1 <= height:
+        return None
+    return np.stack([round_trip_matrix(region.bucket, c.side, c.y, height),
+                     round_trip_matrix(region.bucket, c.side, c.x, width)])
 
 
 def _in_image(square: Square, height: int, width: int) -> tuple[int, int, int, int]:

@@ -176,7 +176,7 @@ def test_a_delivered_perturbation_spends_the_budget_where_it_lands() -> None:
     from grasp_guard.faces.regions import round_trip_matrix
 
     x = crops(size=(32, 32))
-    m = torch.from_numpy(round_trip_matrix(32, 90)).expand(2, 32, 32).contiguous()
+    m = torch.from_numpy(round_trip_matrix(32, 90)).expand(2, 2, 32, 32).contiguous()
     cfg = GraspConfig(psnr_budget=38.0, **UNREACHED)
     result = grasp(x, [tiny_stargan()], cfg, delivery=m)
     # the statistics are of the delivered crop, which sits on the budget ...
@@ -185,7 +185,25 @@ def test_a_delivered_perturbation_spends_the_budget_where_it_lands() -> None:
     pasted = 10 * torch.log10(1 / (result.images - x).flatten(1).square().mean(dim=1))
     assert (pasted < result.psnr - 0.3).all()
     with pytest.raises(ValueError, match="delivery"):
-        grasp(x, [tiny_stargan()], cfg, delivery=m[:, :16, :16])
+        grasp(x, [tiny_stargan()], cfg, delivery=m[:, 0])
+
+
+def test_a_mirrored_padding_is_seen_but_not_counted_in_the_budget() -> None:
+    from grasp_guard.faces.regions import round_trip_matrix
+
+    x = crops(size=(32, 32))
+    weight = torch.ones_like(x[:, :1])
+    weight[..., :8] = 0.0  # the crop starts 8 px left of the photo, mirrored there
+    eye = torch.eye(32)
+    columns = torch.from_numpy(round_trip_matrix(32, 32, start=-8, length=100))
+    m = torch.stack([eye, columns]).expand(2, 2, 32, 32).contiguous()
+    cfg = GraspConfig(psnr_budget=38.0, **UNREACHED)
+    result = grasp(x, [tiny_stargan()], cfg, weight=weight, delivery=m)
+    delta = result.images - x
+    assert delta[..., :8].abs().max() == 0  # nothing pasted past the border
+    inside = delta[..., 8:].double().square().flatten(1).mean(dim=1)
+    torch.testing.assert_close(result.psnr, -10 * torch.log10(inside), atol=1e-6, rtol=0)
+    assert (result.psnr - 38.0).abs().max() <= 0.3
 
 
 def test_a_run_that_never_stops_returns_its_best_checked_perturbation(

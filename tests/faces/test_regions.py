@@ -14,6 +14,7 @@ from grasp_guard.faces.regions import (
     BUCKETS,
     FaceRegion,
     Square,
+    delivery_maps,
     extract_crops,
     feather_mask,
     from_tensor,
@@ -350,6 +351,27 @@ def test_the_round_trip_matrix_is_the_paste_and_recut_of_a_shrunk_crop(bucket: i
     # the paste rounds at full size and the re-cut rounds again: within one level
     assert np.abs(recut.astype(np.float32) - 128 - expected).max() <= 1.0
     assert np.allclose(round_trip_matrix(bucket, bucket), np.eye(bucket))
+
+
+def test_the_delivery_of_a_crop_past_the_border_mirrors_its_perturbation() -> None:
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(60, 200, (150, 90, 3)).astype(np.uint8)
+    (region,) = plan_regions(rgb.shape, [FaceBox(5, 50, 60, 60)])
+    crop = region.crop
+    assert crop.x < 0 or crop.x1 > 90  # wider than the photo: mirrored on a side
+    maps = delivery_maps(region)
+    assert maps is not None and maps.shape == (2, region.bucket, region.bucket)
+    d = rng.integers(-6, 7, (region.bucket, region.bucket, 3))
+    protected = np.clip(extract_crops(rgb, [region])[0] + d, 0, 255).astype(np.uint8)
+    recut = extract_crops(paste(rgb, [region], [protected], feather=0.0), [region])[0]
+    expected = np.einsum("ij,jkc,kl->ilc", maps[0].T, d.astype(np.float32), maps[1])
+    actual = recut.astype(np.float32) - extract_crops(rgb, [region])[0]
+    assert np.abs(actual - expected).max() <= 1e-4  # the padding carries its mirror
+    outside = (np.arange(region.bucket) + crop.x < 0) | (np.arange(region.bucket) + crop.x >= 90)
+    assert np.abs(expected[:, outside]).max() > 0
+    # a crop inside the photo at its own size has none
+    (inner,) = plan_regions(rgb.shape, [FaceBox(30, 60, 30, 30)])
+    assert inner.crop.x >= 0 and inner.crop.x1 <= 90 and delivery_maps(inner) is None
 
 
 def test_squares_meet_when_they_share_a_pixel() -> None:
