@@ -427,7 +427,7 @@ def delivery_maps(region: FaceRegion) -> np.ndarray | None:
     at its own size."""
     height, width = region.image_hw
     c = region.crop
-    if not region.downscaled and c.x >= 0 and c.y >= 0 and c.x1 <= width and c.y1 <= height:
+    if not region.downscaled and _in_image(c, height, width) == (c.x, c.y, c.x1, c.y1):
         return None
     return np.stack([round_trip_matrix(region.bucket, c.side, c.y, height),
                      round_trip_matrix(region.bucket, c.side, c.x, width)])
