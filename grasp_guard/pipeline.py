@@ -37,6 +37,7 @@ from grasp_guard.faces.regions import (
     delivery_maps,
     extract_crops,
     from_tensor,
+    in_image_mask,
     paste,
     paste_weights,
     plan_regions,
@@ -334,9 +335,9 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
         faces.append({
             "box": [region.face.x, region.face.y, region.face.w, region.face.h],
             "crop": region.crop.side,
-            "psnr": round(psnr(task.crop, final), 2),
+            "psnr": round(psnr(task.crop, final, in_image_mask(region)), 2),
             "psnr_full": round(psnr(image.upright[window], received[window]), 2),
-            "ssim": round(ssim(task.crop, final), 4),
+            "ssim": round(ssim(task.crop, final, in_image_mask(region)), 4),
             "iterations": outcome.iterations,
             "budget_gain": round(gain, 3),
             "batch_size": outcome.batch_size,
@@ -418,6 +419,7 @@ def _encode_spending_budget(
     deltas = [p.astype(np.float32) - t.crop.astype(np.float32) for p, t in zip(protected, tasks)]
     gains = [1.0] * len(tasks)
     overlaps, capped = _overlaps(prepared.regions), set[int]()
+    shown = [in_image_mask(r) for r in prepared.regions]  # not the mirrored padding
     for round_ in range(_TOP_UP_ROUNDS + 1):
         crops = [np.clip(np.rint(t.crop + g * d), 0, 255).astype(np.uint8)
                  for t, d, g in zip(tasks, deltas, gains)]
@@ -428,7 +430,7 @@ def _encode_spending_budget(
         finals = extract_crops(received, prepared.regions)
         if budget is None or round_ == _TOP_UP_ROUNDS:
             break
-        lost = [psnr(t.crop, f) - budget for t, f in zip(tasks, finals)]
+        lost = [psnr(t.crop, f, inside) - budget for t, f, inside in zip(tasks, finals, shown)]
         wanted = _next_gains(gains, lost, overlaps, capped)
         if wanted == gains:
             break

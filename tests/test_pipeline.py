@@ -92,6 +92,28 @@ class _Fixed:
         return list(self.boxes)
 
 
+def test_a_border_faces_psnr_is_over_the_photo_not_its_mirrored_padding(engine: Engine) -> None:
+    # A face in a photo narrower than its crop: the crop is mirrored past the border, and
+    # the perturbation pasted near the edge comes back twice in the re-cut crop. The reported
+    # PSNR, and the budget the top-up aims at, are over the photo's pixels only.
+    rng = np.random.default_rng(3)
+    rgb = (rng.random((300, 120, 3)) * 120 + 60).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    prepared = prepare(buf.getvalue(), FAST, detector=_Fixed([FaceBox(20, 100, 80, 80)]))
+    (task,), (region,) = prepared.tasks, prepared.regions
+    assert region.crop.x < 0
+    noise = np.zeros(task.crop.shape, np.float32)
+    edge = -region.crop.x + np.arange(12)  # the photo's first 12 columns, mirrored outside
+    noise[:, edge] = rng.choice([-9.0, 9.0], noise[:, edge].shape)
+    crop = np.clip(task.crop + np.rint(noise * task.weight[..., None]), 0, 255).astype(np.uint8)
+    out, report = finish(prepared, [CropOutcome(crop, 1, 0.0, 1)], engine)
+    face = report["faces"][0]
+    assert face["psnr"] == pytest.approx(face["psnr_full"], abs=0.05)  # lossless, not shrunk
+    recut = extract_crops(decode(out).upright, prepared.regions)[0]
+    assert psnr(task.crop, recut) < face["psnr"] - 1.0  # the padding would count it twice
+
+
 def test_no_face_is_pushed_past_the_budget_by_a_neighbours_top_up(engine: Engine) -> None:
     # A group photo: a large face's crop covers a small face's. The large face's perturbation
     # lies only where the two crops meet, so its own crop sits far under the budget and asks

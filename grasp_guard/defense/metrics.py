@@ -107,15 +107,19 @@ def pair_distortions(adv: torch.Tensor, clean: torch.Tensor,
     return losses.defense_loss(a, c).view(n, e), losses.masked_mse(a, c, m).view(n, e)
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 images of one shape (data range 255); ``inf`` if identical."""
+def psnr(a: np.ndarray, b: np.ndarray, inside: np.ndarray | None = None) -> float:
+    """PSNR in dB of two uint8 images of one shape (data range 255); ``inf`` if identical.
+    Over the pixels ``inside`` ((H, W) bool: a crop's part that lies in its photo) only,
+    when given."""
     _check_uint8(a, b)
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    squares = (a.astype(np.float64) - b.astype(np.float64)) ** 2
+    mse = np.mean(squares if inside is None else squares[_checked_mask(a, inside)])
     return float("inf") if mse == 0 else float(10.0 * np.log10(255.0**2 / mse))
 
 
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of two uint8 images, (H, W) or (H, W, C), as skimage computes it (σ 1.5 window)."""
+def ssim(a: np.ndarray, b: np.ndarray, inside: np.ndarray | None = None) -> float:
+    """SSIM of two uint8 images, (H, W) or (H, W, C), as skimage computes it (σ 1.5 window);
+    averaged over the windows centred ``inside`` ((H, W) bool) only, when given."""
     _check_uint8(a, b)
     ta = torch.from_numpy(a.astype(np.float64) / 255.0)
     tb = torch.from_numpy(b.astype(np.float64) / 255.0)
@@ -123,7 +127,15 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
         ta, tb = ta[None], tb[None]
     else:
         ta, tb = ta.permute(2, 0, 1), tb.permute(2, 0, 1)
-    return float(losses.ssim(ta[None], tb[None]).item())
+    mask = None if inside is None else torch.from_numpy(_checked_mask(a, inside))[None, None]
+    return float(losses.ssim(ta[None], tb[None], inside=mask).item())
+
+
+def _checked_mask(image: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    if inside.dtype != np.bool_ or inside.shape != image.shape[:2] or not inside.any():
+        raise ValueError(f"inside must be a non-empty {image.shape[:2]} bool mask, got "
+                         f"{inside.dtype}{inside.shape}")
+    return inside
 
 
 def batch_psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

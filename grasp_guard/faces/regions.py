@@ -433,6 +433,16 @@ def delivery_maps(region: FaceRegion) -> np.ndarray | None:
                      round_trip_matrix(region.bucket, c.side, c.x, width)])
 
 
+def in_image_mask(region: FaceRegion) -> np.ndarray:
+    """Which crop-array pixels show the image rather than the mirrored padding past its
+    border: (bucket, bucket) bool, by where each pixel centre lies in the image."""
+    height, width = region.image_hw
+    pos = (np.arange(region.bucket) + 0.5) / region.scale - 0.5
+    xs, ys = region.crop.x + pos, region.crop.y + pos
+    return (((ys >= -0.5) & (ys < height - 0.5))[:, None]
+            & ((xs >= -0.5) & (xs < width - 0.5))[None, :])
+
+
 def _in_image(square: Square, height: int, width: int) -> tuple[int, int, int, int]:
     return max(square.x, 0), max(square.y, 0), min(square.x1, width), min(square.y1, height)
 

@@ -215,3 +215,24 @@ def test_a_phase_locked_perturbation_passes_aligned_and_fails_the_attackers_fram
     assert framed.dsr_cmua <= 0.25
     smooth = x + 0.15  # the same change on every pixel survives any framing
     assert metrics.framed_editing(editor, x, smooth).dsr_cmua == 1.0
+
+
+def test_psnr_and_ssim_over_a_mask_count_only_its_pixels() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    b = a.copy()
+    b[:, :8] = 255 - b[:, :8]  # changed left of column 8 only
+    inside = np.zeros((32, 32), bool)
+    inside[:, 8:] = True
+    psnr, ssim = metrics.psnr, metrics.ssim
+    assert psnr(a, b, inside) == float("inf")
+    assert psnr(a, b, ~inside) == pytest.approx(psnr(a[:, :8], b[:, :8]))
+    assert ssim(a, b, inside) < 1.0  # windows centred by the border reach the change ...
+    right = np.zeros((32, 32), bool)
+    right[:, 16:] = True
+    assert ssim(a, b, right) == pytest.approx(1.0)  # ... those further in do not
+    assert ssim(a, b, inside) > ssim(a, b)
+    with pytest.raises(ValueError, match="inside"):
+        psnr(a, b, np.zeros((32, 32), bool))
+    with pytest.raises(ValueError, match="inside"):
+        ssim(a, b, inside[:16])

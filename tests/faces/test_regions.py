@@ -18,6 +18,7 @@ from grasp_guard.faces.regions import (
     extract_crops,
     feather_mask,
     from_tensor,
+    in_image_mask,
     paste,
     paste_weights,
     plan_regions,
@@ -372,6 +373,20 @@ def test_the_delivery_of_a_crop_past_the_border_mirrors_its_perturbation() -> No
     # a crop inside the photo at its own size has none
     (inner,) = plan_regions(rgb.shape, [FaceBox(30, 60, 30, 30)])
     assert inner.crop.x >= 0 and inner.crop.x1 <= 90 and delivery_maps(inner) is None
+
+
+def test_the_in_image_mask_leaves_out_the_padding_past_the_border() -> None:
+    rgb = smooth_image(40, 30)
+    (r,) = plan_regions(rgb.shape, [FaceBox(5, 8, 20, 20)])
+    ox, oy = -r.crop.x, -r.crop.y
+    expected = np.zeros((r.bucket, r.bucket), bool)
+    expected[oy:oy + 40, ox:ox + 30] = True
+    np.testing.assert_array_equal(in_image_mask(r), expected)
+    (shrunk,) = plan_regions((2000, 900, 3), [FaceBox(150, 700, 600, 600)])
+    assert shrunk.downscaled and shrunk.crop.x == -150 and shrunk.crop.x1 == 1050
+    cols = in_image_mask(shrunk)[shrunk.bucket // 2]
+    past = round(150 / shrunk.crop.side * shrunk.bucket)  # 64 of 512 columns each side
+    assert cols[past:-past].all() and not cols[:past].any() and not cols[-past:].any()
 
 
 def test_squares_meet_when_they_share_a_pixel() -> None:
