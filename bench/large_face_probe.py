@@ -5,7 +5,7 @@ DSR per editing size, PSNR/SSIM as re-cut, and the λ_ssim trace of the SSIM ste
                                                [--variant default|no-ssim-target]
                                                [--sampling random|all|focus]
                                                [--preset balanced] [--site-jpeg Q]
-                                               [--set '{"objective": "log"}']
+                                               [--set '{"objective": "log"}'] [--threads 1]
 
 Prints one JSON line. It isolates the loop on a face shrunk to the 512-px bucket (no re-encode,
 no site transform), which is what the whole-photo bench spends its time on.
@@ -25,8 +25,10 @@ from PIL import Image
 from grasp_guard.defense import grasp as loop
 from grasp_guard.defense.config import SCALE_SAMPLINGS, config_for
 from grasp_guard.defense.metrics import (
+    SUCCESS_THRESHOLD,
     batch_psnr,
     batch_ssim,
+    editing_resolutions,
     evaluate_defense,
     framed_editing,
 )
@@ -53,12 +55,13 @@ def main() -> None:
     parser.add_argument("--sampling", choices=SCALE_SAMPLINGS, default=None,
                         help="Scale sampling of the loop (the preset's when not given).")
     parser.add_argument("--preset", default="balanced")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1).")
     parser.add_argument("--set", default="{}", help="JSON overrides of the preset.")
     parser.add_argument("--site-jpeg", type=int, default=None,
                         help="Optimise through the site loop's differentiable JPEG at this quality "
                              "(the pipeline does so at a JPEG source's own quality).")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     rgb = np.asarray(Image.open(args.photo).convert("RGB"))
     region = plan_regions(rgb.shape, HaarDetector().detect(rgb))[args.face]
     x = to_tensor(extract_crops(rgb, [region]))
@@ -101,7 +104,13 @@ def main() -> None:
         metrics = evaluate_defense(editor, x, seen, resolution=res)
         out[f"dsr@{res}"] = float(metrics.cmua_success.double().mean())
         out[f"distortion@{res}"] = float(metrics.distortion.double().mean())
-    out["dsr_framed"] = framed_editing(editor, x, seen).dsr_cmua  # at the crop's editing sizes
+    framed = framed_editing(editor, x, seen)  # at the crop's editing sizes
+    out["dsr_framed"] = framed.dsr_cmua
+    sizes = editing_resolutions(editor, side)
+    by_size = framed.cmua_distortion.view(len(x), -1, len(sizes), editor.conditions().shape[0])
+    for i, res in enumerate(sizes):
+        out[f"dsr_framed@{res}"] = float((by_size[:, :, i] > SUCCESS_THRESHOLD).double().mean())
+        out[f"worst_framed_distance@{res}"] = round(float(by_size[:, :, i].min()), 4)
     print(json.dumps(out), flush=True)
 
 
