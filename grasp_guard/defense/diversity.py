@@ -7,9 +7,10 @@ does not share: their crop of the face lies a few pixels and a few per cent away
 and a perturbation tuned to our crop's phase on the editor's strided convolutions is gone
 one pixel over (32 real faces, the real CycleGAN, 40 dB: DSR 1.00 at our crop, 0.08 at
 shifted and rescaled ones; bench/results/quality-real-cyclegan-framing-*.md). The
-draw is one affine view (differentiable, mirrored past the border as a real neighbourhood
-would continue): a whole-pixel shift or a bilinear zoom-and-shift, the same for every
-sample of a step, so a face's result does not depend on which batch it ran in.
+draw is one view (differentiable, mirrored past the border as a real neighbourhood would
+continue): a whole-pixel shift, or a zoom resized as Pillow resizes (antialiased bilinear)
+and shifted, the same for every sample of a step, so a face's result does not depend on
+which batch it ran in.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ import torch.nn.functional as F
 @dataclass(frozen=True)
 class RescaleShift:
     """Zoom by ``scale`` about the centre, then move by (``dx``, ``dy``) in units of half
-    the side (outside the image, x' is mirrored about its border)."""
+    the side (outside the image, x' is mirrored about its border).
+
+    A zoom resizes as an attacker's resizer does (Pillow, OpenCV's area, torchvision's
+    antialias): antialiased, then cut at whole pixels. Point sampling (``grid_sample``) would
+    alias a shrunk copy's finest detail, which is where a perturbation lives: on the demo's
+    face, optimised through point-sampled zooms, 4 of 8 attacker framings at 128 px were
+    disrupted; through antialiased ones, 6 of 8 (``bench/results/large_face_probe.md``).
+    """
 
     scale: float
     dx: float
@@ -32,10 +40,30 @@ class RescaleShift:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) in [0, 1] → the same shape and range."""
-        theta = torch.tensor([[1.0 / self.scale, 0.0, -self.dx],
-                              [0.0, 1.0 / self.scale, -self.dy]], dtype=x.dtype, device=x.device)
+        if self.scale != 1.0:
+            return self._zoom(x)
+        theta = torch.tensor([[1.0, 0.0, -self.dx], [0.0, 1.0, -self.dy]],
+                             dtype=x.dtype, device=x.device)
         grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    def _zoom(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        sx, sy = round(self.dx * w / 2), round(self.dy * h / 2)
+        p = mirror_margin(h, w)
+        big = F.pad(x, (p, p, p, p), mode="reflect")
+        size = (round(big.shape[-2] * self.scale), round(big.shape[-1] * self.scale))
+        big = F.interpolate(big, size=size, mode="bilinear", align_corners=False, antialias=True)
+        top = min(max((size[0] - h) // 2 - sy, 0), size[0] - h)
+        left = min(max((size[1] - w) // 2 - sx, 0), size[1] - w)
+        return big[..., top:top + h, left:left + w]
+
+
+def mirror_margin(h: int, w: int) -> int:
+    """The mirrored border a zoom resizes an (h, w) image with: a quarter of its side
+    (enough for a zoom and a shift of up to 20% each; a view past it is held at the border),
+    one size for every zoom and shift, so that a shifted view is the same resize moved."""
+    return min(math.ceil(max(h, w) / 4), h - 1, w - 1)
 
 
 def draw(gen: torch.Generator, max_change: float, prob: float,
@@ -45,7 +73,8 @@ def draw(gen: torch.Generator, max_change: float, prob: float,
     ``max_change`` half-sides each way: the editor's strided grid at another phase, x' not
     resampled — an attacker's crop cut elsewhere and not resized keeps the finest detail
     sharp, which a fractional shift or a zoom would blur away. The other half zoom by a
-    factor in [1 − max_change, 1 + max_change] and shift by up to ``max_change`` half-sides.
+    factor in [1 − max_change, 1 + max_change] and shift by up to ``max_change`` half-sides
+    (in whole pixels of the zoomed copy).
 
     Six numbers are drawn every call, whatever the outcome, so the sequence of draws is
     fixed by the seed alone.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from test_defense_grasp import PLAIN, crops, tiny_stargan
 
 from grasp_guard.defense import diversity
@@ -43,6 +45,29 @@ def test_zoom_in_enlarges_the_centre() -> None:
     x[..., 12:20, 12:20] = 1.0
     zoomed = diversity.RescaleShift(1.25, 0.0, 0.0)(x)
     assert float(zoomed.sum()) == pytest.approx(float(x.sum()) * 1.25**2, rel=0.1)
+
+
+@pytest.mark.parametrize("scale", [0.9, 1.1])
+def test_a_zoom_resizes_as_pillow_does(scale: float) -> None:
+    # an attacker's resizer antialiases a shrink; point sampling would alias the finest
+    # detail, which is where a perturbation lives
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    p = diversity.mirror_margin(64, 64)
+    big = np.pad(img, ((p, p), (p, p), (0, 0)), mode="reflect")
+    side = round(big.shape[0] * scale)
+    ref = np.array(Image.fromarray(big).resize((side, side), Image.BILINEAR))
+    top = (side - 64) // 2
+    expected = torch.from_numpy(ref[top:top + 64, top:top + 64]).permute(2, 0, 1)[None] / 255
+    assert (diversity.RescaleShift(scale, 0.0, 0.0)(x) - expected).abs().max() <= 1.5 / 255
+
+
+def test_a_zoomed_view_moves_by_whole_pixels() -> None:
+    x = torch.rand(1, 3, 40, 40)
+    still = diversity.RescaleShift(0.9, 0.0, 0.0)(x)
+    moved = diversity.RescaleShift(0.9, diversity.pixels(3, 40), diversity.pixels(-2, 40))(x)
+    assert torch.equal(moved[..., :-2, 3:], still[..., 2:, :-3])
 
 
 def test_the_view_is_differentiable() -> None:
