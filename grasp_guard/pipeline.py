@@ -331,13 +331,13 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
     faces = []
     for region, task, final, outcome, dsr, gain in zip(prepared.regions, prepared.tasks, finals,
                                                        outcomes, per_face, gains):
-        window = crop_window(region)
+        window, inside = crop_window(region), in_image_mask(region)
         faces.append({
             "box": [region.face.x, region.face.y, region.face.w, region.face.h],
             "crop": region.crop.side,
-            "psnr": round(psnr(task.crop, final, in_image_mask(region)), 2),
+            "psnr": round(psnr(task.crop, final, inside), 2),
             "psnr_full": round(psnr(image.upright[window], received[window]), 2),
-            "ssim": round(ssim(task.crop, final, in_image_mask(region)), 4),
+            "ssim": round(ssim(task.crop, final, inside), 4),
             "iterations": outcome.iterations,
             "budget_gain": round(gain, 3),
             "batch_size": outcome.batch_size,

@@ -48,6 +48,7 @@ class RescaleShift:
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
     def _zoom(self, x: torch.Tensor) -> torch.Tensor:
+        """Resize the mirrored neighbourhood (antialiased), cut the shifted window."""
         h, w = x.shape[-2:]
         sx, sy = round(self.dx * w / 2), round(self.dy * h / 2)
         p = mirror_margin(h, w)
