@@ -51,6 +51,12 @@ def main() -> None:
                         help="Write the tables from the JSON rows an interrupted run printed.")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
+    # the revision and date the run starts at, not those of its end
+    info = meta(["bench/photos.py", "--preset", args.preset,
+                 *(["--limit", str(args.limit)] if args.limit else []),
+                 *(["--smallest", str(args.smallest)] if args.smallest else []),
+                 *(["--photos", args.photos] if args.photos else [])],
+                torch_threads=torch.get_num_threads())
     engine = Engine.create()
     options = ProtectOptions(preset=args.preset)
     paths = sorted(p for p in args.faces.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
@@ -86,11 +92,7 @@ def main() -> None:
             "size_ratio": report["size_ratio"],
         })
         print(json.dumps(rows[-1]), flush=True)
-    info = meta(["bench/photos.py", "--preset", args.preset,
-                 *(["--limit", str(args.limit)] if args.limit else []),
-                 *(["--smallest", str(args.smallest)] if args.smallest else []),
-                 *(["--photos", args.photos] if args.photos else [])],
-                torch_threads=torch.get_num_threads(), photos=len(rows))
+    info["photos"] = len(rows)
     summary = []
     for editor in engine.editors:
         name = editor.info.name
