@@ -313,10 +313,15 @@ def paste_weights(regions: Sequence[FaceRegion], feather: float = 0.5) -> list[n
     _check_feather(feather)
     out = []
     for i, region in enumerate(regions):
-        pos = (np.arange(region.bucket) + 0.5) / region.scale - 0.5
-        weight, owner = _owners(regions, region.crop.x + pos, region.crop.y + pos, feather)
+        weight, owner = _owners(regions, *_pixel_centres(region), feather)
         out.append(np.where(owner == i, weight, np.float32(0.0)))
     return out
+
+
+def _pixel_centres(region: FaceRegion) -> tuple[np.ndarray, np.ndarray]:
+    """Image-space x and y of each crop-array column's and row's pixel centre."""
+    pos = (np.arange(region.bucket) + 0.5) / region.scale - 0.5
+    return region.crop.x + pos, region.crop.y + pos
 
 
 def feather_mask(region: FaceRegion, feather: float = 0.5) -> np.ndarray:
@@ -331,9 +336,7 @@ def feather_mask(region: FaceRegion, feather: float = 0.5) -> np.ndarray:
             1; 0 gives a hard edge at the crop border.
     """
     _check_feather(feather)
-    # Image-space position of each crop-array pixel centre.
-    pos = (np.arange(region.bucket) + 0.5) / region.scale - 0.5
-    return _mask(region, region.crop.x + pos, region.crop.y + pos, feather)
+    return _mask(region, *_pixel_centres(region), feather)
 
 
 def paste(
@@ -437,8 +440,7 @@ def in_image_mask(region: FaceRegion) -> np.ndarray:
     """Which crop-array pixels show the image rather than the mirrored padding past its
     border: (bucket, bucket) bool, by where each pixel centre lies in the image."""
     height, width = region.image_hw
-    pos = (np.arange(region.bucket) + 0.5) / region.scale - 0.5
-    xs, ys = region.crop.x + pos, region.crop.y + pos
+    xs, ys = _pixel_centres(region)
     return (((ys >= -0.5) & (ys < height - 0.5))[:, None]
             & ((xs >= -0.5) & (xs < width - 0.5))[None, :])
 
