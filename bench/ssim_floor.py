@@ -17,8 +17,10 @@ import statistics
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
+from grasp_guard.benchmarks.transfer import gaussian_noise
 from grasp_guard.defense.metrics import psnr, ssim
 from grasp_guard.faces.detect import HaarDetector
 from grasp_guard.faces.regions import extract_crops, in_image_mask, plan_regions
@@ -26,13 +28,12 @@ from grasp_guard.faces.regions import extract_crops, in_image_mask, plan_regions
 SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 
 
-def noisy(crop: np.ndarray, level_db: float, inside: np.ndarray, seed: int) -> np.ndarray:
-    """``crop`` plus seeded Gaussian noise scaled so that its PSNR over ``inside`` is ``level_db``
-    before rounding to 8 bits."""
-    noise = np.random.default_rng(seed).standard_normal(crop.shape)
-    rms = np.sqrt(np.mean(noise[inside] ** 2))
-    sigma = 255.0 * 10 ** (-level_db / 20) / rms
-    return np.clip(np.rint(crop + sigma * noise), 0, 255).astype(np.uint8)
+def noisy(crop: np.ndarray, level_db: float, seed: int) -> np.ndarray:
+    """``crop`` plus seeded Gaussian noise at ``level_db`` after clamping and 8-bit rounding
+    (the transfer benchmark's noise floor)."""
+    x = torch.from_numpy(crop.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+    out = gaussian_noise(x, level_db, seed=seed)[0].permute(1, 2, 0)
+    return (out * 255.0).round().to(torch.uint8).numpy()
 
 
 def shrink(crop: np.ndarray, inside: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,8 +58,8 @@ def main() -> None:
         for k, (region, crop) in enumerate(zip(regions, extract_crops(rgb, regions))):
             inside = in_image_mask(region)
             small, small_inside = shrink(crop, inside, args.small)
-            native = noisy(crop, args.psnr, inside, seed=k)
-            shrunk = noisy(small, args.psnr, small_inside, seed=k)
+            native = noisy(crop, args.psnr, seed=k)
+            shrunk = noisy(small, args.psnr, seed=k)
             rows.append((path.name, k, crop.shape[0],
                          psnr(crop, native, inside), ssim(crop, native, inside),
                          ssim(small, shrunk, small_inside)))
