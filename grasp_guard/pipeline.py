@@ -8,6 +8,7 @@ re-encode with the original metadata, measure the result as it leaves; CPU).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -28,12 +29,18 @@ from grasp_guard.defense.metrics import (
     psnr,
     ssim,
 )
-from grasp_guard.defense.transforms import SiteSpec, build_site_pipeline, estimate_jpeg_quality
+from grasp_guard.defense.transforms import (
+    SiteSpec,
+    build_site_pipeline,
+    estimate_jpeg_quality,
+    site_factor,
+)
 from grasp_guard.errors import ImageTooLargeError
 from grasp_guard.faces.detect import FaceBox, FaceDetector, HaarDetector
 from grasp_guard.faces.regions import (
     FaceRegion,
     crop_window,
+    crosstalk_maps,
     delivery_maps,
     extract_crops,
     from_tensor,
@@ -54,6 +61,7 @@ from grasp_guard.sites import resolve_site
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 50_000_000
+_PHOTOS = itertools.count()  # tells apart the photos whose crops share a batch
 
 
 _JPEG_MCU = 16
@@ -89,7 +97,11 @@ class CropTask:
     is where the crop lies on the stored image's JPEG block grid — (row, column) offset
     modulo 16, which covers 8×8 blocks and 4:2:0 MCUs, and 1 if the image stores it
     transposed — when the site keeps the image's size and the crop its scale: the simulated
-    re-encode then quantises the very blocks the real one will.
+    re-encode then quantises the very blocks the real one will. ``neighbours`` are the crops
+    of the same photo (``photo``, at ``index`` there) of the same size that overlap this one,
+    with what this crop re-cuts of each one's perturbation
+    (:func:`~grasp_guard.faces.regions.crosstalk_maps`): batched together, they are
+    optimised jointly.
     """
 
     crop: np.ndarray  # (S, S, 3) uint8
@@ -99,13 +111,15 @@ class CropTask:
     image_long_side: int
     delivery: np.ndarray | None = None  # (2, S, S) row and column maps
     grid_phase: tuple[int, int, int] | None = None
+    scale: float = 1.0  # crop pixels per photo pixel (below 1: shrunk to fit the ladder)
+    photo: int = 0
+    index: int = 0
+    neighbours: tuple[tuple[int, np.ndarray], ...] = ()  # (index, (2, S, S) maps)
 
     @property
     def group_key(self) -> tuple[Any, ...]:
-        scale = 1.0
-        if self.site.max_side is not None and self.image_long_side > self.site.max_side:
-            scale = round(self.site.max_side / self.image_long_side, 2)
-        site = (self.site.jpeg_quality, self.site.subsampling, self.site.blur_sigma, scale)
+        factor = round(site_factor(self.site, self.image_long_side, self.scale), 2)
+        site = (self.site.jpeg_quality, self.site.subsampling, self.site.blur_sigma, factor)
         return (self.crop.shape[0], self.preset, *site)
 
 
@@ -189,7 +203,8 @@ class Engine:
             config = config.replace(steps=min(config.steps, max_steps))
         transform = None
         if first.site != SiteSpec():
-            transform = build_site_pipeline(first.site, first.image_long_side, seed=config.seed)
+            transform = build_site_pipeline(first.site, first.image_long_side, seed=config.seed,
+                                            crop_scale=first.scale)
             transform = transform.to(self.device)
         x = to_tensor([t.crop for t in tasks]).to(self.device)
         weight = torch.from_numpy(np.stack([t.weight for t in tasks]))[:, None].to(self.device)
@@ -199,8 +214,12 @@ class Engine:
         grid = None
         if transform is not None and any(t.grid_phase is not None for t in tasks):
             grid = torch.tensor([t.grid_phase or (-1, -1, 0) for t in tasks])
+        slot = {(t.photo, t.index): p for p, t in enumerate(tasks)}
+        crosstalk = [(p, slot[t.photo, j], torch.from_numpy(maps).to(self.device))
+                     for p, t in enumerate(tasks) for j, maps in t.neighbours
+                     if (t.photo, j) in slot]
         result = grasp(x, self.editors, config, transform=transform, weight=weight,
-                       delivery=delivery, grid=grid)
+                       delivery=delivery, grid=grid, crosstalk=crosstalk)
         share = result.seconds / len(tasks)
         return [
             CropOutcome(crop, int(it), share, len(tasks))
@@ -290,13 +309,27 @@ def prepare(
     spec = site_spec(options, image)
     long_side = max(rgb.shape[:2])
     keeps_size = spec.max_side is None or long_side <= spec.max_side
+    photo = next(_PHOTOS)
     tasks = [CropTask(c, w, options.preset, spec, long_side,
                       delivery_maps(r),
                       _grid_phase(r, image.orientation) if keeps_size and not r.downscaled
-                      else None)
-             for c, w, r in zip(extract_crops(rgb, regions), paste_weights(regions), regions)]
+                      else None, r.scale, photo, i, _neighbours(regions, i))
+             for i, (c, w, r) in enumerate(zip(extract_crops(rgb, regions),
+                                                paste_weights(regions), regions))]
     timings = {"decode": t1 - t0, "detect": t2 - t1, "crop": time.perf_counter() - t2}
     return PreparedImage(data, options, image, boxes, regions, tasks, timings)
+
+
+def _neighbours(regions: Sequence[FaceRegion], i: int) -> tuple[tuple[int, np.ndarray], ...]:
+    """The regions of region ``i``'s size whose pasted perturbation its re-cut crop carries,
+    with the maps of what it carries (crops of other sizes never share a batch)."""
+    found = []
+    for j, other in enumerate(regions):
+        if j != i and other.bucket == regions[i].bucket and other.crop.meets(regions[i].crop):
+            maps = crosstalk_maps(regions[i], other)
+            if maps is not None:
+                found.append((j, maps))
+    return tuple(found)
 
 
 def _grid_phase(region: FaceRegion, orientation: int) -> tuple[int, int, int]:
@@ -423,8 +456,8 @@ def _encode_spending_budget(
     for round_ in range(_TOP_UP_ROUNDS + 1):
         crops = [np.clip(np.rint(t.crop + g * d), 0, 255).astype(np.uint8)
                  for t, d, g in zip(tasks, deltas, gains)]
-        # The crops already carry the feathered mask (optimised through it): paste them whole.
-        upright = paste(image.upright, prepared.regions, crops, feather=0.0)
+        # The crops already carry their paste weights (optimised through them).
+        upright = paste(image.upright, prepared.regions, crops, weighted=False)
         out = encode(image, upright, size_mode=options.size_mode)
         received = decode(out).upright
         finals = extract_crops(received, prepared.regions)

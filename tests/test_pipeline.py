@@ -12,6 +12,7 @@ from grasp_sdk.options import ProtectOptions
 from PIL import Image
 from skimage import data
 
+from grasp_guard import pipeline
 from grasp_guard.defense.metrics import psnr
 from grasp_guard.demo import sample_photo
 from grasp_guard.errors import ImageTooLargeError, InvalidImageError
@@ -146,6 +147,32 @@ def test_a_crop_shrunk_to_the_ladder_is_optimised_through_its_paste() -> None:
     (task,) = prepare(buf.getvalue(), ProtectOptions(on_no_face="whole")).tasks
     assert task.crop.shape[0] == 512 and task.delivery is not None
     assert task.delivery.shape == (2, 512, 512) and not np.allclose(task.delivery[0], np.eye(512))
+
+
+def test_overlapping_crops_of_one_size_are_optimised_jointly(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a couple: two faces of one bucket whose crops overlap, and a third face apart
+    rgb = (np.random.default_rng(5).random((300, 700, 3)) * 120 + 60).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    boxes = [FaceBox(100, 110, 60, 60), FaceBox(190, 100, 62, 62), FaceBox(560, 100, 60, 60)]
+    prepared = prepare(buf.getvalue(), FAST, detector=_Fixed(boxes))
+    a, b, apart = prepared.tasks
+    assert [j for j, _ in a.neighbours] == [1] and [j for j, _ in b.neighbours] == [0]
+    assert apart.neighbours == () and a.photo == b.photo == apart.photo
+    other = prepare(buf.getvalue(), FAST, detector=_Fixed(boxes)).tasks[1]
+    assert other.photo != a.photo
+    handed: list[list] = []
+    real = pipeline.grasp
+
+    def recording(*args: object, crosstalk: list, **kwargs: object) -> object:
+        handed.append(crosstalk)
+        return real(*args, crosstalk=crosstalk, **kwargs)
+
+    monkeypatch.setattr("grasp_guard.pipeline.grasp", recording)
+    engine.optimise([a, apart, other, b], max_steps=1)  # another photo's crop in the batch
+    assert [(i, j) for i, j, _ in handed[0]] == [(0, 3), (3, 0)]
+    np.testing.assert_array_equal(handed[0][0][2].numpy(), a.neighbours[0][1])
 
 
 @pytest.mark.parametrize(("height", "refused"), [(600, False), (601, True)])

@@ -36,6 +36,7 @@ from grasp_guard.models.editor import Editor
 logger = logging.getLogger(__name__)
 
 Transform = Callable[..., torch.Tensor]
+Crosstalk = tuple[int, int, torch.Tensor]  # (target sample, source sample, (2, H, H) maps)
 _View = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (batch, sample indices) → batch
 _ADAM_BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8
@@ -170,12 +171,14 @@ class _Run:
 
     def __init__(self, x: torch.Tensor, targets: list[_Target], config: GraspConfig,
                  transform: Transform | None, weight: torch.Tensor | None = None,
-                 delivery: torch.Tensor | None = None, grid: torch.Tensor | None = None) -> None:
+                 delivery: torch.Tensor | None = None, grid: torch.Tensor | None = None,
+                 crosstalk: Sequence[Crosstalk] = ()) -> None:
         self.x = x
         self.targets = targets
         self.cfg = config
         self.transform = transform
         self.delivery = delivery
+        self.crosstalk = list(crosstalk)
         self.grid = grid
         self.gradient_dtype = _gradient_dtype(config.precision, x.device)
         # Where each sample may change, in [0, 1]: every step is scaled by it, so δ is
@@ -266,8 +269,25 @@ class _Run:
         return rows.transpose(-1, -2) @ delta @ columns
 
     def _seen(self, x: torch.Tensor, delta: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """The crops ``idx`` as they will be re-cut from the protected image."""
-        return (x + self._delivered(delta, idx)).clamp(0.0, 1.0)
+        """The crops ``idx`` as they will be re-cut from the protected image: their own δ
+        delivered, and what overlapping neighbours paste into them."""
+        seen = x + self._delivered(delta, idx)
+        if self.crosstalk:
+            seen = seen + self._from_neighbours(delta, idx)
+        return seen.clamp(0.0, 1.0)
+
+    def _from_neighbours(self, delta: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Σ_j Rᵀ δ_j C over each sample's overlapping neighbours j: an active neighbour's
+        δ as given (the gradient reaches it: overlapping faces are optimised jointly), a
+        stopped one's as it stands."""
+        slot = {int(k): p for p, k in enumerate(idx.tolist())}
+        terms = [torch.zeros_like(delta[0]) for _ in slot]
+        for target, source, maps in self.crosstalk:
+            if target not in slot:
+                continue
+            d = delta[slot[source]] if source in slot else self.delta[source]
+            terms[slot[target]] = terms[slot[target]] + maps[0].T @ d @ maps[1]
+        return torch.stack(terms)
 
     def _editing(self, on_gradient_step: bool) -> contextlib.AbstractContextManager[None]:
         """Autocast to :attr:`GraspConfig.precision` for the editors' passes of a gradient
@@ -572,7 +592,8 @@ class _Run:
     def result(self, seconds: float) -> DefenseResult:
         images = quantise(self.x + self.delta)
         idx = torch.arange(self.x.shape[0], device=self.x.device)
-        seen = images if self.delivery is None else quantise(self._seen(self.x, self.delta, idx))
+        pasted_as_is = self.delivery is None and not self.crosstalk
+        seen = images if pasted_as_is else quantise(self._seen(self.x, self.delta, idx))
         mse, cmua = self._pair_stats(seen, idx, self._stored_refs(idx, range(len(self.targets))))
         success = _success(mse, cmua, self.cfg.success_threshold, self.cfg.success_metric)
         return DefenseResult(
@@ -596,6 +617,7 @@ def grasp(
     weight: torch.Tensor | None = None,
     delivery: torch.Tensor | None = None,
     grid: torch.Tensor | None = None,
+    crosstalk: Sequence[Crosstalk] = (),
 ) -> DefenseResult:
     """Protect a batch of face crops against every editor and edit at once.
 
@@ -628,6 +650,10 @@ def grasp(
             column phase, transposed or not); passed to the transform as
             ``transform(batch, grid=...)``, so a simulated re-encode of the image at its own
             size quantises the very blocks the real one will.
+        crosstalk: (target i, source j, (2, H, H) row and column matrices R, C) per pair of
+            overlapping crops (``faces.regions.crosstalk_maps``): the crop i re-cut from the
+            protected image also carries Rᵀ δ_j C of its neighbour j, which every view of i
+            then includes (its budget stays its own δ's).
     Returns:
         The quantised protected images (x + δ, what is pasted) with per-sample iterations
         and final statistics (of the delivered image).
@@ -657,7 +683,13 @@ def grasp(
         if grid is not None and (transform is None or grid.dim() != 2 or len(grid) != n):
             raise ValueError(f"grid must be ({n}, K) and come with a transform, got "
                              f"{tuple(grid.shape)}{'' if transform else ' without one'}")
-        run = _Run(x, targets, config, transform, weight, delivery, grid)
+        for target, source, maps in crosstalk:
+            if not (0 <= target < n and 0 <= source < n and target != source
+                    and tuple(maps.shape) == (2, x.shape[-2], x.shape[-1])):
+                raise ValueError(f"crosstalk ({target}, {source}) must join two of {n} samples "
+                                 f"with (2, {x.shape[-2]}, {x.shape[-1]}) maps, got "
+                                 f"{tuple(maps.shape)}")
+        run = _Run(x, targets, config, transform, weight, delivery, grid, crosstalk)
         run.solve()
         result = run.result(time.perf_counter() - start)
     logger.info("grasp: %d samples, %.2f s, mean iterations %.1f, mean PSNR %.2f dB, "

@@ -474,7 +474,7 @@ class SitePipeline(nn.Module):
         """Run every step on ``x``; ``grid`` (see :meth:`DiffJPEG.forward`) goes to the JPEG
         steps."""
         for step in self.steps:
-            x = step(x, grid) if isinstance(step, DiffJPEG) else step(x)
+            x = step(x, grid) if isinstance(step, (DiffJPEG, AtSiteScale)) else step(x)
         return x
 
     def is_deterministic(self, grid_known: bool) -> bool:
@@ -484,7 +484,44 @@ class SitePipeline(nn.Module):
         return all(_is_deterministic(step, grid_known) for step in self.steps)
 
 
+class AtSiteScale(nn.Module):
+    """Steps run on the crop as the site holds it, ``factor`` times finer than the crop:
+    a face shrunk to fit the ladder is re-encoded (and blurred) by the site at the photo's
+    resolution, where its perturbation is smooth and a codec's 8-px blocks are a fraction of
+    the crop's pixels. Upsamples bilinearly, runs the steps, area-averages back.
+
+    Args:
+        factor: the integer upsampling factor (≥ 2).
+        steps: the site's steps at its own resolution.
+    """
+
+    def __init__(self, factor: int, steps: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if factor < 2:
+            raise ValueError(f"factor must be at least 2, got {factor}")
+        self.factor = factor
+        self.inner = SitePipeline(steps)
+
+    def forward(self, x: Tensor, grid: Tensor | None = None) -> Tensor:
+        fine = F.interpolate(x, scale_factor=self.factor, mode="bilinear", align_corners=False)
+        return F.avg_pool2d(self.inner(fine.clamp(0.0, 1.0), grid), self.factor)
+
+
+def site_factor(spec: SiteSpec, image_long_side: int, crop_scale: float = 1.0) -> float:
+    """Site pixels per crop pixel, as the site pipeline of a crop uses it: below 1, the
+    site shrinks the crop by that much; from 1 up, the site holds it at least as finely as
+    the crop, rounded to an integer upsampling factor. ``crop_scale`` is the crop's pixels
+    per photo pixel (below 1 for a face shrunk to fit the ladder)."""
+    site = 1.0
+    if spec.max_side is not None and image_long_side > spec.max_side:
+        site = spec.max_side / image_long_side
+    ratio = site / crop_scale
+    return ratio if ratio < 1 else float(max(1, round(ratio)))
+
+
 def _is_deterministic(step: nn.Module, grid_known: bool) -> bool:
+    if isinstance(step, AtSiteScale):
+        return step.inner.is_deterministic(grid_known)
     if isinstance(step, DiffJPEG):
         lo, hi = step.quality_range
         return lo == hi and (grid_known or not step.random_grid)
@@ -575,12 +612,16 @@ def parse_site_spec(spec: Mapping[str, Any]) -> SiteSpec:
 
 
 def build_site_pipeline(
-    spec: SiteSpec, image_long_side: int | None = None, seed: int | None = 0
+    spec: SiteSpec, image_long_side: int | None = None, seed: int | None = 0,
+    crop_scale: float = 1.0,
 ) -> SitePipeline:
     """The crop-level transform for a site: resize, then blur, then JPEG re-encode.
 
     A site shrinks the whole image to ``max_side``, so a crop of it shrinks by
     ``max_side / image_long_side`` when the image is larger than that, whatever the crop's size.
+    A crop already shrunk to fit the ladder (``crop_scale`` < 1) shrinks by that much less;
+    where the site holds it finer than the crop (:func:`site_factor` ≥ 2), blur and JPEG
+    act there (:class:`AtSiteScale`), not on the crop's coarse pixels.
     The JPEG step draws a random block-grid phase for a crop whose phase the caller does not
     pass (``grid``, see :meth:`DiffJPEG.forward`): a crop's place on the site's grid is
     unknown after a resize, and known (its offset in the image) when the size is kept.
@@ -590,6 +631,7 @@ def build_site_pipeline(
         image_long_side: longest side of the image the crops come from; required when
             ``spec.max_side`` is set.
         seed: seeds the steps' generators (each step gets its own, derived from it).
+        crop_scale: the crops' pixels per image pixel (1: cut at the photo's resolution).
 
     Returns:
         The pipeline; the identity when the spec asks for nothing.
@@ -601,19 +643,23 @@ def build_site_pipeline(
         return None if seed is None else seed + i
 
     steps: list[nn.Module] = []
-    if spec.max_side is not None:
-        if image_long_side is None or image_long_side < 1:
-            raise ConfigError(
-                "site_pipeline.max_side needs the image's long side to scale a crop, "
-                f"got image_long_side={image_long_side!r}"
-            )
-        if image_long_side > spec.max_side:
-            steps.append(Resize(scale=spec.max_side / image_long_side, seed=step_seed(0)))
+    if spec.max_side is not None and (image_long_side is None or image_long_side < 1):
+        raise ConfigError(
+            "site_pipeline.max_side needs the image's long side to scale a crop, "
+            f"got image_long_side={image_long_side!r}"
+        )
+    if not 0 < crop_scale <= 1:
+        raise ConfigError(f"crop_scale must be in (0, 1], got {crop_scale!r}")
+    factor = site_factor(spec, image_long_side or 0, crop_scale)
+    if factor < 1:
+        steps.append(Resize(scale=factor, seed=step_seed(0)))
+    at_site: list[nn.Module] = []
     if spec.blur_sigma is not None and spec.blur_sigma[1] > 0:
-        steps.append(GaussianBlur(spec.blur_sigma, seed=step_seed(1)))
+        at_site.append(GaussianBlur(spec.blur_sigma, seed=step_seed(1)))
     if spec.jpeg_quality is not None:
-        steps.append(DiffJPEG(spec.jpeg_quality, spec.subsampling, random_grid=True,
-                              seed=step_seed(2)))
+        at_site.append(DiffJPEG(spec.jpeg_quality, spec.subsampling, random_grid=True,
+                                seed=step_seed(2)))
+    steps += [AtSiteScale(int(factor), at_site)] if factor >= 2 and at_site else at_site
     logger.debug("site pipeline for long side %s: %s", image_long_side, steps)
     return SitePipeline(steps)
 

@@ -345,6 +345,7 @@ def paste(
     protected_crops: Sequence[np.ndarray],
     *,
     feather: float = 0.5,
+    weighted: bool = True,
 ) -> np.ndarray:
     """Add each protected crop's perturbation back into the image, inside its region only.
 
@@ -368,6 +369,9 @@ def paste(
         regions: the regions the crops were extracted with.
         protected_crops: one (bucket, bucket, 3) uint8 array per region.
         feather: see ``feather_mask``.
+        weighted: ``False`` where the crops already carry their :func:`paste_weights` (a
+            defense optimised through them): each pixel then takes its owner's perturbation
+            whole, the owners being those of ``paste_weights`` at ``feather``.
 
     Returns:
         A new (H, W, 3) uint8 image; pixels outside every crop are byte-identical to ``rgb``.
@@ -384,6 +388,8 @@ def paste(
     bx0, by0 = min(s[0] for s in spans), min(s[1] for s in spans)
     bx1, by1 = max(s[2] for s in spans), max(s[3] for s in spans)
     weight, owner = _owners(regions, np.arange(bx0, bx1), np.arange(by0, by1), feather)
+    if not weighted:
+        weight = (owner >= 0).astype(np.float32)
     delta = np.zeros((by1 - by0, bx1 - bx0, 3), np.float32)
     for i, (region, original, protected, (x0, y0, x1, y1)) in enumerate(zip(
         regions, extract_crops(rgb, regions), protected_crops, spans
@@ -414,14 +420,28 @@ def round_trip_matrix(bucket: int, side: int, start: int = 0,
     padding is zero, as the paste drops it). The finest checkerboard of a shrunk crop keeps a
     quarter of its amplitude."""
     length = start + side if length is None else length
-    eye = np.eye(bucket, dtype=np.float32)
-    up = eye if side == bucket else cv2.resize(eye, (side, bucket), interpolation=cv2.INTER_LINEAR)
-    first, last = max(start, 0), min(start + side, length)
-    source = np.pad(np.arange(first, last), (first - start, start + side - last),
-                    mode="symmetric") - start
-    recut = up[:, source]
-    return recut if side == bucket else cv2.resize(recut, (bucket, bucket),
-                                                   interpolation=cv2.INTER_AREA)
+    return _transfer_matrix((bucket, side, start), (bucket, side, start), length)
+
+
+def _transfer_matrix(source: tuple[int, int, int], target: tuple[int, int, int],
+                     length: int) -> np.ndarray:
+    """One axis of what the ``target`` crop re-cuts of the ``source`` crop's pasted
+    perturbation: (source bucket, target bucket), each crop given as (bucket, side, start)
+    on an axis of ``length`` image pixels (see :func:`round_trip_matrix`)."""
+    s_bucket, s_side, s_start = source
+    t_bucket, t_side, t_start = target
+    eye = np.eye(s_bucket, dtype=np.float32)
+    up = eye if s_side == s_bucket else cv2.resize(eye, (s_side, s_bucket),
+                                                   interpolation=cv2.INTER_LINEAR)
+    first, last = max(t_start, 0), min(t_start + t_side, length)
+    # the image pixel under each target position (mirrored past the border), in source terms
+    under = np.pad(np.arange(first, last), (first - t_start, t_start + t_side - last),
+                   mode="symmetric") - s_start
+    pasted = (under >= 0) & (under < s_side)
+    recut = np.zeros((s_bucket, t_side), np.float32)
+    recut[:, pasted] = up[:, under[pasted]]
+    return recut if t_side == t_bucket else cv2.resize(recut, (t_bucket, s_bucket),
+                                                       interpolation=cv2.INTER_AREA)
 
 
 def delivery_maps(region: FaceRegion) -> np.ndarray | None:
@@ -434,6 +454,21 @@ def delivery_maps(region: FaceRegion) -> np.ndarray | None:
         return None
     return np.stack([round_trip_matrix(region.bucket, c.side, c.y, height),
                      round_trip_matrix(region.bucket, c.side, c.x, width)])
+
+
+def crosstalk_maps(target: FaceRegion, source: FaceRegion) -> np.ndarray | None:
+    """What ``target``'s re-cut crop carries of ``source``'s pasted perturbation, where their
+    crops overlap: (2, source bucket, target bucket) row and column matrices R, C, so that a
+    pasted source perturbation δ (its paste weights applied) reaches the target crop as
+    Rᵀ δ C; ``None`` where none of it does. Overlapping faces are then optimised knowing each
+    other's perturbation (a couple's crops can share half their pixels)."""
+    height, width = target.image_hw
+    s, t = source.crop, target.crop
+    rows = _transfer_matrix((source.bucket, s.side, s.y), (target.bucket, t.side, t.y), height)
+    columns = _transfer_matrix((source.bucket, s.side, s.x), (target.bucket, t.side, t.x), width)
+    if not rows.any() or not columns.any():
+        return None
+    return np.stack([rows, columns])
 
 
 def in_image_mask(region: FaceRegion) -> np.ndarray:

@@ -226,3 +226,27 @@ def test_a_run_that_never_stops_returns_its_best_checked_perturbation(
     # the second check came closest to disrupting: its δ is returned, not the last step's
     assert torch.allclose(result.images, (x + seen[1]).mul(255).round().div(255), atol=1e-6)
     assert not result.stopped.any()
+
+
+def test_overlapping_crops_are_optimised_with_what_their_neighbours_paste() -> None:
+    # crop 0 may not change its left half (a neighbour owns it), which carries crop 1's δ
+    x = crops(size=(32, 32))
+    weight = torch.ones_like(x[:, :1])
+    weight[0, ..., :16] = 0.0
+    eye = torch.eye(32)
+    left = torch.diag((torch.arange(32) < 16).float())
+    cfg = GraspConfig(psnr_budget=38.0, **UNREACHED)
+    editor = tiny_stargan()
+    alone = grasp(x, [editor], cfg, weight=weight)
+    joint = grasp(x, [editor], cfg, weight=weight, crosstalk=[(0, 1, torch.stack([eye, left]))])
+    # crop 1's δ is pulled by crop 0's edits too ...
+    assert (joint.images[1] - alone.images[1]).abs().max() > 1.5 / 255
+    # ... and crop 0 is judged on what it re-cuts: its own δ and its neighbour's left half
+    delta = joint.images - x
+    seen = (x[:1] + delta[:1] + delta[1:] @ left).clamp(0, 1).mul(255).round().div(255)
+    judged = evaluate_defense(editor, x[:1], seen, resolution=32).distortion.mean()
+    assert float(judged) == pytest.approx(float(joint.distortion[0]), rel=0.1)
+    own_only = evaluate_defense(editor, x[:1], joint.images[:1], resolution=32).distortion.mean()
+    assert abs(float(own_only) - float(joint.distortion[0])) > 0.1 * float(joint.distortion[0])
+    with pytest.raises(ValueError, match="crosstalk"):
+        grasp(x, [editor], cfg, crosstalk=[(0, 0, torch.stack([eye, eye]))])

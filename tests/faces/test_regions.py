@@ -14,6 +14,7 @@ from grasp_guard.faces.regions import (
     BUCKETS,
     FaceRegion,
     Square,
+    crosstalk_maps,
     delivery_maps,
     extract_crops,
     feather_mask,
@@ -373,6 +374,55 @@ def test_the_delivery_of_a_crop_past_the_border_mirrors_its_perturbation() -> No
     # a crop inside the photo at its own size has none
     (inner,) = plan_regions(rgb.shape, [FaceBox(30, 60, 30, 30)])
     assert inner.crop.x >= 0 and inner.crop.x1 <= 90 and delivery_maps(inner) is None
+
+
+def test_crosstalk_maps_are_what_a_crop_recuts_of_its_neighbours_paste() -> None:
+    # a couple: two faces larger than the top bucket whose crops share a third of their
+    # pixels, and one crop runs past the bottom (mirrored there)
+    rng = np.random.default_rng(2)
+    rgb = np.full((650, 1100, 3), 128, np.uint8)
+    regions = plan_regions(rgb.shape, [FaceBox(150, 250, 330, 330), FaceBox(600, 150, 300, 300)])
+    assert all(r.downscaled and r.bucket == 512 for r in regions)
+    assert regions[0].crop.meets(regions[1].crop) and regions[0].crop.y1 > 650
+    originals = extract_crops(rgb, regions)
+    deltas = [rng.integers(-6, 7, o.shape) * w[..., None] for o, w in
+              zip(originals, paste_weights(regions))]
+    protected = [np.clip(o + np.rint(d), 0, 255).astype(np.uint8) for o, d in zip(originals, deltas)]
+    recut = extract_crops(paste(rgb, regions, protected, weighted=False), regions)
+
+    def carried(maps: np.ndarray, d: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,jkc,kl->ilc", maps[0].T, d.astype(np.float32), maps[1],
+                         optimize=True)
+
+    for i, j in ((0, 1), (1, 0)):
+        maps = crosstalk_maps(regions[i], regions[j])
+        assert maps is not None and maps.shape == (2, 512, 512)
+        own = carried(delivery_maps(regions[i]), protected[i].astype(np.float32) - originals[i])
+        other = carried(maps, protected[j].astype(np.float32) - originals[j])
+        actual = recut[i].astype(np.float32) - originals[i]
+        assert np.abs(other).mean() > 0.15  # the neighbour's perturbation is no detail
+        # rounded at full size and again when re-cut; owners' edges resampled
+        assert np.sqrt(np.mean((actual - own - other) ** 2)) < 0.6
+        assert np.sqrt(np.mean((actual - own) ** 2)) > 2 * np.sqrt(np.mean((actual - own - other) ** 2))
+    (far,) = plan_regions(rgb.shape, [FaceBox(950, 500, 60, 60)])
+    assert crosstalk_maps(far, regions[0]) is None
+
+
+def test_a_paste_of_weighted_crops_keeps_the_owners_of_the_paste_weights() -> None:
+    rng = np.random.default_rng(4)
+    rgb = smooth_image(200, 260)
+    regions = plan_regions(rgb.shape, [FaceBox(60, 60, 60, 60), FaceBox(120, 70, 50, 50)])
+    assert regions[0].crop.meets(regions[1].crop) and not any(r.downscaled for r in regions)
+    originals = extract_crops(rgb, regions)
+    deltas = [rng.integers(-8, 9, o.shape).astype(np.float32) for o in originals]
+    whole = [np.clip(o + d, 0, 255).astype(np.uint8) for o, d in zip(originals, deltas)]
+    carrying = [np.clip(np.rint(o + d * w[..., None]), 0, 255).astype(np.uint8)
+                for o, d, w in zip(originals, deltas, paste_weights(regions))]
+    feathered = paste(rgb, regions, whole).astype(int)
+    unweighted = paste(rgb, regions, carrying, weighted=False).astype(int)
+    assert np.abs(feathered - unweighted).max() <= 1  # the same pixels from the same crops
+    # feather 0 would hand the pixels the feathered weights gave one face to the other
+    assert np.abs(paste(rgb, regions, carrying, feather=0.0).astype(int) - feathered).max() > 1
 
 
 def test_the_in_image_mask_leaves_out_the_padding_past_the_border() -> None:
