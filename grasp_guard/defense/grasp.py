@@ -179,6 +179,9 @@ class _Run:
         self.transform = transform
         self.delivery = delivery
         self.crosstalk = list(crosstalk)
+        # samples joined by crosstalk are one problem: they stop together and keep the
+        # check that served them best together (each sample's label: its group's smallest)
+        self.group = _groups(x.shape[0], [(t, s) for t, s, _ in self.crosstalk]).to(x.device)
         self.grid = grid
         self.gradient_dtype = _gradient_dtype(config.precision, x.device)
         # Where each sample may change, in [0, 1]: every step is scaled by it, so δ is
@@ -538,8 +541,20 @@ class _Run:
         inside = torch.where(self.inside[idx], seen, xa)
         return batch_psnr(inside, xa) + 10.0 * torch.log10(self.support[idx].double())
 
+    def _jointly(self, idx: torch.Tensor, values: torch.Tensor, how: str) -> torch.Tensor:
+        """``values`` of samples ``idx`` reduced over each sample's crosstalk group
+        (``sum`` or ``amin``), handed back to every member."""
+        if not self.crosstalk:
+            return values
+        group = self.group[idx]
+        init = torch.zeros if how == "sum" else torch.ones
+        pooled = init(self.x.shape[0], dtype=values.dtype, device=values.device)
+        return pooled.scatter_reduce(0, group, values, how, include_self=how != "sum")[group]
+
     def _keep_best(self, idx: torch.Tensor, score: torch.Tensor) -> None:
-        """Remember δ of the samples whose check ``score`` is at least their best so far."""
+        """Remember δ of the samples whose check ``score`` (their crosstalk group's total) is
+        at least their best so far."""
+        score = self._jointly(idx, score, "sum")
         better = score >= self.best_score[idx]
         won = idx[better]
         self.best_score[won] = score[better]
@@ -578,6 +593,7 @@ class _Run:
                 self.delta[active] = (xa + new).clamp(0.0, 1.0) - xa
             if self._checks and t % cfg.check_every == 0:
                 done = self._done(active)  # also tells the SSIM steering who is disrupting
+                done = self._jointly(active, done.to(torch.uint8), "amin").bool()
                 if not cfg.early_stop:
                     continue
                 finished = active[done].cpu()
@@ -696,6 +712,22 @@ def grasp(
                 "mean DSR %.3f", n, result.seconds, result.iterations.double().mean(),
                 _finite_mean(result.psnr), result.dsr.mean())
     return result
+
+
+def _groups(n: int, pairs: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """The connected components of ``n`` samples joined by ``pairs``: each sample's
+    component's smallest index, (n,) long."""
+    label = list(range(n))
+
+    def root(i: int) -> int:
+        while label[i] != i:
+            i = label[i]
+        return i
+
+    for a, b in pairs:
+        ra, rb = root(a), root(b)
+        label[max(ra, rb)] = min(ra, rb)
+    return torch.tensor([root(i) for i in range(n)], dtype=torch.long)
 
 
 def _finite_mean(v: torch.Tensor) -> float:

@@ -250,3 +250,35 @@ def test_overlapping_crops_are_optimised_with_what_their_neighbours_paste() -> N
     assert abs(float(own_only) - float(joint.distortion[0])) > 0.1 * float(joint.distortion[0])
     with pytest.raises(ValueError, match="crosstalk"):
         grasp(x, [editor], cfg, crosstalk=[(0, 0, torch.stack([eye, eye]))])
+
+
+def test_overlapping_crops_stop_together_and_keep_one_check_together(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[torch.Tensor] = []
+    closeness = torch.tensor([[0.9, 0.1], [0.1, 0.5], [0.2, 0.6], [0.3, 0.2]], dtype=torch.float64)
+    first_done = torch.tensor([True, False])
+
+    def scored(self: _Run, x_in: torch.Tensor, idx: torch.Tensor,
+               *args: object) -> tuple[torch.Tensor, torch.Tensor]:
+        seen.append(self.delta.clone())
+        k = min(len(seen) - 1, 3)
+        ok = first_done[idx, None].expand(len(idx), len(self.targets)).clone()
+        return ok, closeness[k, idx]
+
+    monkeypatch.setattr(_Run, "_succeeds", scored)
+    x = crops(size=(32, 32))
+    eye = torch.eye(32)
+    cfg = GraspConfig(psnr_budget=40.0, check_every=1, steps=4, ssim_target=None)
+    apart = grasp(x, [tiny_stargan()], cfg)
+    assert apart.stopped.tolist() == [True, False]  # crop 0 is done at the first check
+    seen.clear()
+    first_done[0] = False
+    coupled = grasp(x, [tiny_stargan()], cfg, crosstalk=[(0, 1, torch.stack([eye, eye]))])
+    # alone, crop 0 would keep the first check and crop 1 the third; together the first
+    expected = (x + seen[0]).mul(255).round().div(255)
+    assert not coupled.stopped.any()
+    assert torch.allclose(coupled.images, expected, atol=1e-6)
+    seen.clear()
+    first_done[0] = True
+    held = grasp(x, [tiny_stargan()], cfg, crosstalk=[(0, 1, torch.stack([eye, eye]))])
+    assert not held.stopped.any()  # crop 0 is done, but its neighbour is not
