@@ -8,9 +8,9 @@ re-encode with the original metadata, measure the result as it leaves; CPU).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +61,6 @@ from grasp_guard.sites import resolve_site
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 50_000_000
-_PHOTOS = itertools.count()  # tells apart the photos whose crops share a batch
 
 
 _JPEG_MCU = 16
@@ -309,7 +308,7 @@ def prepare(
     spec = site_spec(options, image)
     long_side = max(rgb.shape[:2])
     keeps_size = spec.max_side is None or long_side <= spec.max_side
-    photo = next(_PHOTOS)
+    photo = uuid.uuid4().int  # unique across processes: a Ray replica batches many ingresses' crops
     tasks = [CropTask(c, w, options.preset, spec, long_side,
                       delivery_maps(r),
                       _grid_phase(r, image.orientation) if keeps_size and not r.downscaled
