@@ -117,7 +117,9 @@ class CropTask:
 
     @property
     def group_key(self) -> tuple[Any, ...]:
-        factor = round(site_factor(self.site, self.image_long_side, self.scale), 2)
+        factor = 1.0  # without a site pipeline a crop's scale does not matter
+        if self.site != SiteSpec():
+            factor = round(site_factor(self.site, self.image_long_side, self.scale), 2)
         site = (self.site.jpeg_quality, self.site.subsampling, self.site.blur_sigma, factor)
         return (self.crop.shape[0], self.preset, *site)
 

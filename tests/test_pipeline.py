@@ -14,12 +14,13 @@ from skimage import data
 
 from grasp_guard import pipeline
 from grasp_guard.defense.metrics import psnr
+from grasp_guard.defense.transforms import SiteSpec
 from grasp_guard.demo import sample_photo
 from grasp_guard.errors import ImageTooLargeError, InvalidImageError
 from grasp_guard.faces.detect import FaceBox
 from grasp_guard.faces.regions import extract_crops, paste
 from grasp_guard.media import decode, encode
-from grasp_guard.pipeline import CropOutcome, Engine, finish, prepare, protect
+from grasp_guard.pipeline import CropOutcome, CropTask, Engine, finish, prepare, protect
 
 FAST = ProtectOptions(preset="fast")
 
@@ -211,6 +212,17 @@ def test_crops_share_a_group_per_bucket(photo: bytes) -> None:
     assert len(prepared.tasks) == 1 and prepared.tasks[0].crop.shape[0] in (128, 160, 192, 256)
     site = prepare(photo, ProtectOptions(preset="fast", site_jpeg_quality=80, site_max_side=256))
     assert site.tasks[0].group_key != prepared.tasks[0].group_key
+
+
+def test_shrunk_crops_group_by_the_scale_their_site_pipeline_runs_at() -> None:
+    crop, weight = np.zeros((512, 512, 3), np.uint8), np.ones((512, 512), np.float32)
+
+    def key(scale: float, site: SiteSpec) -> tuple:
+        return CropTask(crop, weight, "fast", site, 2280, scale=scale).group_key
+
+    jpeg = SiteSpec(jpeg_quality=(94, 94))
+    assert key(512 / 1328, SiteSpec()) == key(512 / 1598, SiteSpec()) == key(1.0, SiteSpec())
+    assert key(512 / 1328, jpeg) == key(512 / 1598, jpeg) != key(1.0, jpeg)  # both 3× finer
 
 
 def test_bad_input_is_a_typed_error(engine: Engine) -> None:
