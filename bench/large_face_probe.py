@@ -107,7 +107,11 @@ def main() -> None:
     framed = framed_editing(editor, x, seen)  # at the crop's editing sizes
     out["dsr_framed"] = framed.dsr_cmua
     sizes = editing_resolutions(editor, side)
-    by_size = framed.cmua_distortion.view(len(x), -1, len(sizes), editor.conditions().shape[0])
+    pairs = len(x) * len(sizes) * editor.conditions().shape[0]
+    if framed.cmua_distortion.numel() % pairs:  # a zoomed framing loses a size (a 512-px crop)
+        sizes = []
+    by_size = framed.cmua_distortion.view(len(x), -1, max(len(sizes), 1),
+                                          editor.conditions().shape[0])
     for i, res in enumerate(sizes):
         out[f"dsr_framed@{res}"] = float((by_size[:, :, i] > SUCCESS_THRESHOLD).double().mean())
         out[f"worst_framed_distance@{res}"] = round(float(by_size[:, :, i].min()), 4)
