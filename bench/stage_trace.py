@@ -57,11 +57,16 @@ def main() -> None:
                           "framed": {n: round(s["dsr_framed"], 3) for n, s in dsr.items()}})
         print(json.dumps({"stage": stage, "faces": faces, **extra}), flush=True)
 
-    seen = []  # the loop's own view: the crop as its paste round trip delivers it
-    for task, crop in zip(tasks, protected):
-        rows, columns = _delivery(task)
-        delta = crop.astype(np.float32) - task.crop.astype(np.float32)
-        moved = np.stack([rows.T @ delta[..., c] @ columns for c in range(3)], axis=-1)
+    deltas = [o.astype(np.float32) - t.crop.astype(np.float32) for o, t in zip(protected, tasks)]
+
+    def carried(maps: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        return np.stack([maps[0].T @ delta[..., c] @ maps[1] for c in range(3)], axis=-1)
+
+    seen = []  # the loop's own view: its own δ delivered, and its same-batch neighbours' paste
+    for task, delta in zip(tasks, deltas):
+        moved = carried(_delivery(task), delta)
+        for j, maps in task.neighbours:
+            moved += carried(maps, deltas[j])
         seen.append(np.clip(np.rint(task.crop + moved), 0, 255).astype(np.uint8))
     report("loop (delivered, no encode)", seen, seconds=round(seconds),
            site=str(tasks[0].site), iterations=[o.iterations for o in outcomes])

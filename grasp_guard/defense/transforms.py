@@ -504,7 +504,7 @@ class AtSiteScale(nn.Module):
 
     def forward(self, x: Tensor, grid: Tensor | None = None) -> Tensor:
         fine = F.interpolate(x, scale_factor=self.factor, mode="bilinear", align_corners=False)
-        return F.avg_pool2d(self.inner(fine.clamp(0.0, 1.0), grid), self.factor)
+        return F.avg_pool2d(self.inner(fine, grid), self.factor)  # bilinear stays in [0, 1]
 
 
 def site_factor(spec: SiteSpec, image_long_side: int, crop_scale: float = 1.0) -> float:
