@@ -1,48 +1,66 @@
 #!/usr/bin/env bash
 # The GPU measurements as one prepared device call: GRASP throughput (seeded StarGAN-128 and
-# the default surrogate set under `balanced`, batches 1-64) and whole photos end to end
-# (bench/photos.py, the defaults) on one part of the shared real photos.
+# the default surrogate set under `balanced` on 128- and 512-px crops, batches 1-64), then
+# whole photos end to end (bench/photos.py, the defaults) on the shared real photos that fit
+# the call's tree.
 #
-#   here:          bash bench/device_check.sh prepare [PART]    (PART 1, 2 or 3; default 1)
-#   device tool:   run(command="bash bench/device_check.sh run", carry=[".device"], timeout_s=590)
-#   a smoke test here: DEVICE=cpu TIMING_S=20 PHOTOS_S=20 PYTHON=.venv/bin/python bash bench/device_check.sh run
+#   here:          bash bench/device_check.sh prepare
+#   device tool:   run(command="bash bench/device_check.sh run", carry=[".device"], timeout_s=600)
+#   a smoke test here: DEVICE=cpu TOTAL_S=150 TIMING_S=20 PYTHON=.venv/bin/python \
+#                      bash bench/device_check.sh run
 #
-# `prepare` fills .device/ (git-ignored): the cached CycleGAN weights with their registry (the
-# device cannot fetch them) and the photos of PART, the shared photos by file size in three
-# parts that each fit the tree's 64 MiB beside the weights. `run` writes timing.md, the
-# photos' tables and their log (one JSON row per photo, for `photos.py --rows-from` if the
-# call stops early) under $OUT.
+# `prepare` fills .device/ (git-ignored) with what the device cannot fetch: the cached CycleGAN
+# weights (xz: the exact pinned bytes, smaller) with their registry, OpenCV 4's frontal-face
+# cascade (the device image's OpenCV 5 ships none), piexif's wheel, and the shared photos under
+# 2 MB (the three larger ones do not fit the tree's 64 MiB beside the weights). `run` writes
+# timing.md, the photos' tables and their log (one JSON row per photo, for
+# `photos.py --rows-from` if the call stops early) under $OUT, all within TOTAL_S seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 prepare() {
-    local part="${1:-1}" cache="${GRASP_GUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/grasp-guard/models}"
-    local faces="../shared/data/faces"
+    local cache="${GRASP_GUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/grasp-guard/models}"
+    local faces="../shared/data/faces" py="${PYTHON:-.venv/bin/python}"
     [ -f "$cache/registry.json" ] || { echo "no cached weights in $cache: run make setup" >&2; exit 1; }
-    rm -rf .device && mkdir -p .device/faces
+    rm -rf .device && mkdir -p .device/faces .device/wheels
     cp -r "$cache" .device/models
-    # Photos by size, dealt into three parts of about equal bytes (every third one).
-    ls -S "$faces" | grep -iE '\.(jpe?g|png|webp)$' | awk -v p="$part" 'NR % 3 == p % 3' |
-        while read -r name; do cp "$faces/$name" .device/faces/; done
-    du -sh .device/models .device/faces
+    find .device/models -name '*.pth' -exec xz -T2 -6 {} \;
+    xz -c "$("$py" -c 'import cv2; print(cv2.data.haarcascades)')/haarcascade_frontalface_default.xml" \
+        > .device/haarcascade_frontalface_default.xml.xz
+    "$py" -m pip download -q --no-deps -d .device/wheels piexif==1.1.3
+    find "$faces" -maxdepth 1 -type f -size -2000k -regextype egrep -iregex '.*\.(jpe?g|png|webp)' \
+        -exec cp {} .device/faces/ \;
+    du -sh .device/*
 }
 
 run() {
     export GRASP_GUARD_CACHE="$PWD/.device/models" PYTHONPATH="$PWD:$PWD/sdk" PYTHONUNBUFFERED=1
     local out="${OUT:-/tmp/device-out}" py="${PYTHON:-python3}" device="${DEVICE:-cuda}"
+    local total="${TOTAL_S:-560}" site=/tmp/device-site
     mkdir -p "$out"
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+    "$py" -m pip install -q --no-index --no-deps --target "$site" .device/wheels/*.whl
+    export PYTHONPATH="$PYTHONPATH:$site"
+    find .device/models -name '*.xz' -exec xz -d -k -f {} \;
+    xz -d -k -f .device/haarcascade_frontalface_default.xml.xz
+    { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+      "$py" -c 'import sys, torch, cv2, numpy; print(sys.version.split()[0], torch.__version__, cv2.__version__, numpy.__version__)'
+    } | tee "$out/preflight.txt"
     # Each step on its own clock: one running out does not cost the others their turn.
-    timeout "${TIMING_S:-60}" "$py" bench/grasp_timing.py --device "$device" \
+    timeout "${TIMING_S:-45}" "$py" bench/grasp_timing.py --device "$device" \
         --batches 1 8 32 64 | tee "$out/timing.md" || true
-    timeout "${TIMING_S:-120}" "$py" bench/grasp_timing.py --device "$device" \
+    timeout "${TIMING_S:-45}" "$py" bench/grasp_timing.py --device "$device" \
         --batches 1 8 32 64 --models default --preset balanced | tee -a "$out/timing.md" || true
-    timeout "${PHOTOS_S:-330}" "$py" bench/photos.py --faces .device/faces \
-        --out "$out/photos" | tee "$out/photos.log" || true
+    timeout "${TIMING_S:-60}" "$py" bench/grasp_timing.py --device "$device" \
+        --batches 1 8 32 --models default --preset balanced --crop 512 | tee -a "$out/timing.md" || true
+    # No photo starts in the last 60 s; the hard stop is the call's end.
+    local left=$((total - SECONDS))
+    timeout "$left" "$py" bench/photos.py --faces .device/faces --budget-s "$((left - 60))" \
+        --cascade .device/haarcascade_frontalface_default.xml --out "$out/photos" |
+        tee "$out/photos.log" || true
 }
 
 case "${1:-}" in
-    prepare) prepare "${2:-1}" ;;
+    prepare) prepare ;;
     run) run ;;
-    *) echo "usage: $0 prepare [PART] | run" >&2; exit 2 ;;
+    *) echo "usage: $0 prepare | run" >&2; exit 2 ;;
 esac

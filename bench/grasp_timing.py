@@ -6,7 +6,7 @@ sample runs every step. The fixed cost of a run (clean edits, final statistics) 
 differencing a run of ``--steps`` iterations with a run of one.
 
     .venv/bin/python bench/grasp_timing.py [--batches 1 8] [--steps 3] [--device cpu]
-                                           [--models default --preset balanced]
+                                           [--models default --preset balanced] [--crop 512]
 
 ``--models default``: the zoo's default set as ``protect`` loads it (real weights, cached).
 """
@@ -28,11 +28,9 @@ from grasp_guard.defense.grasp import grasp
 from grasp_guard.models.editor import Editor
 from grasp_guard.models.zoo import load_editor, resolve_models
 
-RESOLUTION = 128
 
-
-def faces(n: int, device: torch.device) -> torch.Tensor:
-    """``n`` seeded 128×128 crops of scikit-image's colour photographs, 8-bit quantised."""
+def faces(n: int, device: torch.device, side: int = 128) -> torch.Tensor:
+    """``n`` seeded ``side``-px square crops of scikit-image's colour photographs, 8-bit quantised."""
     rng = np.random.default_rng(0)
     sources = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
     out = []
@@ -43,7 +41,7 @@ def faces(n: int, device: torch.device) -> torch.Tensor:
         left = int(rng.integers(0, img.shape[1] - side + 1))
         crop = torch.from_numpy(np.ascontiguousarray(img[top:top + side, left:left + side]))
         crop = crop.permute(2, 0, 1)[None].float() / 255
-        out.append(F.interpolate(crop, size=(RESOLUTION, RESOLUTION), mode="area"))
+        out.append(F.interpolate(crop, size=(side, side), mode="bilinear", antialias=True))
     return (torch.round(torch.cat(out) * 255) / 255).to(device)
 
 
@@ -65,6 +63,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+",
                         help="Zoo names (``default``: the default set) instead of the seeded StarGAN.")
     parser.add_argument("--preset", help="A preset's settings instead of GraspConfig's defaults.")
+    parser.add_argument("--crop", type=int, default=128,
+                        help="Crop side in px (a face's bucket: 128, 256 or 512).")
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.models:
@@ -75,14 +75,14 @@ def main() -> None:
         editors = [load_editor("stargan-celeba-128", seeded=True, device=device)]
         label = "seeded StarGAN-128, 5 edits"
     config = (config_for(args.preset) if args.preset else GraspConfig()).replace(early_stop=False)
-    print(f"# GRASP timing: {label}, {args.preset or 'GraspConfig()'} settings, {RESOLUTION}-px "
+    print(f"# GRASP timing: {label}, {args.preset or 'GraspConfig()'} settings, {args.crop}-px "
           f"crops, device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.machine()} × {os.cpu_count()} CPUs")
     print("| batch | s / iteration | s / iteration / face | fixed s / run |")
     print("|---:|---:|---:|---:|")
-    timed(faces(1, device), editors, config.replace(steps=1))  # warm-up
+    timed(faces(1, device, args.crop), editors, config.replace(steps=1))  # warm-up
     for n in args.batches:
-        x = faces(n, device)
+        x = faces(n, device, args.crop)
         one = timed(x, editors, config.replace(steps=1))
         many = timed(x, editors, config.replace(steps=args.steps))
         per_iter = (many - one) / (args.steps - 1)

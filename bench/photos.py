@@ -1,7 +1,7 @@
 """Protect the shared real photos end to end with the defaults; record `bench/results/photos.md`.
 
     .venv/bin/python bench/photos.py [--preset balanced] [--limit N | --smallest N | --photos A,B]
-                                     [--faces DIR]
+                                     [--faces DIR] [--cascade XML] [--budget-s S]
 
 Each photo goes through `protect()` exactly as `grasp-guard protect` sends it, with the
 default surrogate set (`Engine.create()`: the reference and, when cached, the real CycleGAN).
@@ -23,6 +23,7 @@ from grasp_sdk.options import ProtectOptions
 from PIL import Image
 
 from grasp_guard.benchmarks.report import meta
+from grasp_guard.faces.detect import HaarDetector
 from grasp_guard.pipeline import Engine, protect
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -49,15 +50,22 @@ def main() -> None:
     parser.add_argument("--photos", help="Comma-separated photo names, in this order.")
     parser.add_argument("--rows-from", type=Path,
                         help="Write the tables from the JSON rows an interrupted run printed.")
+    parser.add_argument("--cascade", type=Path,
+                        help="OpenCV 4's frontal-face cascade XML, for an OpenCV that ships none.")
+    parser.add_argument("--budget-s", type=float,
+                        help="Start no photo after this many seconds; tables of those done.")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     # the revision and date the run starts at, not those of its end
     info = meta(["bench/photos.py", "--preset", args.preset,
                  *(["--limit", str(args.limit)] if args.limit else []),
                  *(["--smallest", str(args.smallest)] if args.smallest else []),
-                 *(["--photos", args.photos] if args.photos else [])],
+                 *(["--photos", args.photos] if args.photos else []),
+                 *(["--budget-s", f"{args.budget_s:.0f}"] if args.budget_s else [])],
                 torch_threads=torch.get_num_threads())
     engine = Engine.create()
+    engine.warm_up()  # lazy initialisation (a GPU's kernels) is not any one photo's seconds
+    detector = HaarDetector(cascade_path=args.cascade)
     options = ProtectOptions(preset=args.preset)
     paths = sorted(p for p in args.faces.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
     if args.smallest:
@@ -71,9 +79,13 @@ def main() -> None:
                 if line.startswith("{")]
         faces_all = [f for r in rows for f in r["faces"]]
         paths = []
+    began = time.perf_counter()
     for path in paths:
+        if args.budget_s is not None and time.perf_counter() - began > args.budget_s:
+            print(f"budget of {args.budget_s:.0f} s spent: {len(rows)} photos done", flush=True)
+            break
         start = time.perf_counter()
-        _, report = protect(path.read_bytes(), options, engine)
+        _, report = protect(path.read_bytes(), options, engine, detector=detector)
         seconds = time.perf_counter() - start
         faces = report["faces"]
         per_face = [{
@@ -93,6 +105,8 @@ def main() -> None:
         })
         print(json.dumps(rows[-1]), flush=True)
     info["photos"] = len(rows)
+    if not faces_all:
+        raise SystemExit("no face was protected: no tables to write")
     summary = []
     for editor in engine.editors:
         name = editor.info.name
