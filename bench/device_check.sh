@@ -6,15 +6,15 @@
 #
 #   here:          bash bench/device_check.sh prepare
 #   device tool:   run(command="bash bench/device_check.sh run", carry=[".device"], timeout_s=600)
-#   a smoke test here: DEVICE=cpu TOTAL_S=150 TIMING_S=20 PYTHON=.venv/bin/python \
+#   a smoke test here: DEVICE=cpu TOTAL_S=300 TIMING_S=20 SHARDS=2 PYTHON=.venv/bin/python \
 #                      bash bench/device_check.sh run
 #
 # `prepare` fills .device/ (git-ignored) with what the device cannot fetch: the cached CycleGAN
-# weights (xz: the exact pinned bytes, smaller) with their registry, OpenCV 4's frontal-face
-# cascade (the device image's OpenCV 5 ships none), piexif's wheel, and the shared photos under
-# 2 MB (the three larger ones do not fit the tree's 64 MiB beside the weights). `run` writes
-# timing.md, the photos' tables and their log (one JSON row per photo, for
-# `photos.py --rows-from` if the call stops early) under $OUT, all within TOTAL_S seconds.
+# weights (xz: the exact pinned bytes, smaller) with their registry, piexif's wheel, the shared
+# photos under 2 MB (the three larger ones do not fit the tree's 64 MiB beside the weights) and
+# the faces this machine's detector finds in them (the device image's OpenCV 5 has no Haar
+# cascades). `run` writes timing.md and the photos' logs (one JSON row per photo) under $OUT,
+# within TOTAL_S seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,11 +25,11 @@ prepare() {
     rm -rf .device && mkdir -p .device/faces .device/wheels
     cp -r "$cache" .device/models
     find .device/models -name '*.pth' -exec xz -T2 -6 {} \;
-    xz -c "$("$py" -c 'import cv2; print(cv2.data.haarcascades)')/haarcascade_frontalface_default.xml" \
-        > .device/haarcascade_frontalface_default.xml.xz
     "$py" -m pip download -q --no-deps -d .device/wheels piexif==1.1.3
     find "$faces" -maxdepth 1 -type f -size -2000k -regextype egrep -iregex '.*\.(jpe?g|png|webp)' \
         -exec cp {} .device/faces/ \;
+    PYTHONPATH="$PWD:$PWD/sdk" "$py" bench/photos.py --faces .device/faces --detect-only \
+        --boxes .device/boxes.json
     du -sh .device/*
 }
 
@@ -38,25 +38,32 @@ run() {
     local out="${OUT:-/tmp/device-out}" py="${PYTHON:-python3}" device="${DEVICE:-cuda}"
     local total="${TOTAL_S:-560}" site=/tmp/device-site
     mkdir -p "$out"
-    "$py" -m pip install -q --no-index --no-deps --target "$site" .device/wheels/*.whl
+    "$py" -m pip install -q --upgrade --no-index --no-deps --target "$site" .device/wheels/*.whl
     export PYTHONPATH="$PYTHONPATH:$site"
     find .device/models -name '*.xz' -exec xz -d -k -f {} \;
-    xz -d -k -f .device/haarcascade_frontalface_default.xml.xz
     { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
       "$py" -c 'import sys, torch, cv2, numpy; print(sys.version.split()[0], torch.__version__, cv2.__version__, numpy.__version__)'
     } | tee "$out/preflight.txt"
     # Each step on its own clock: one running out does not cost the others their turn.
-    timeout "${TIMING_S:-45}" "$py" bench/grasp_timing.py --device "$device" \
+    timeout "${TIMING_S:-30}" "$py" bench/grasp_timing.py --device "$device" \
         --batches 1 8 32 64 | tee "$out/timing.md" || true
-    timeout "${TIMING_S:-45}" "$py" bench/grasp_timing.py --device "$device" \
+    timeout "${TIMING_S:-40}" "$py" bench/grasp_timing.py --device "$device" \
         --batches 1 8 32 64 --models default --preset balanced | tee -a "$out/timing.md" || true
-    timeout "${TIMING_S:-60}" "$py" bench/grasp_timing.py --device "$device" \
+    timeout "${TIMING_S:-40}" "$py" bench/grasp_timing.py --device "$device" \
         --batches 1 8 32 --models default --preset balanced --crop 512 | tee -a "$out/timing.md" || true
-    # No photo starts in the last 60 s; the hard stop is the call's end.
-    local left=$((total - SECONDS))
-    timeout "$left" "$py" bench/photos.py --faces .device/faces --budget-s "$((left - 60))" \
-        --cascade .device/haarcascade_frontalface_default.xml --out "$out/photos" |
-        tee "$out/photos.log" || true
+    # The photos in SHARDS processes side by side (one face's batch leaves most of the GPU
+    # idle); no photo starts in the last 60 s, the hard stop is the call's end. Each shard
+    # logs one JSON row per photo: `photos.py --rows-from` makes the tables of them all.
+    local left=$((total - SECONDS > 120 ? total - SECONDS : 120)) shards="${SHARDS:-4}" i
+    for ((i = 0; i < shards; i++)); do
+        local names
+        names=$(ls .device/faces | awk -v k="$shards" -v i="$i" 'NR % k == i' | paste -sd,)
+        OMP_NUM_THREADS=$((16 / shards)) timeout "$left" "$py" bench/photos.py \
+            --faces .device/faces --photos "$names" --budget-s "$((left - 60))" \
+            --boxes .device/boxes.json --out "/tmp/photos-$i" > "$out/photos-$i.log" 2>&1 &
+    done
+    wait
+    tail -n 3 "$out"/photos-*.log
 }
 
 case "${1:-}" in

@@ -36,10 +36,10 @@ def faces(n: int, device: torch.device, side: int = 128) -> torch.Tensor:
     out = []
     for i in range(n):
         img = sources[i % len(sources)]
-        side = int(rng.integers(160, min(img.shape[:2]) + 1))
-        top = int(rng.integers(0, img.shape[0] - side + 1))
-        left = int(rng.integers(0, img.shape[1] - side + 1))
-        crop = torch.from_numpy(np.ascontiguousarray(img[top:top + side, left:left + side]))
+        cut = int(rng.integers(160, min(img.shape[:2]) + 1))
+        top = int(rng.integers(0, img.shape[0] - cut + 1))
+        left = int(rng.integers(0, img.shape[1] - cut + 1))
+        crop = torch.from_numpy(np.ascontiguousarray(img[top:top + cut, left:left + cut]))
         crop = crop.permute(2, 0, 1)[None].float() / 255
         out.append(F.interpolate(crop, size=(side, side), mode="bilinear", antialias=True))
     return (torch.round(torch.cat(out) * 255) / 255).to(device)

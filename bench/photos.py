@@ -1,13 +1,17 @@
 """Protect the shared real photos end to end with the defaults; record `bench/results/photos.md`.
 
     .venv/bin/python bench/photos.py [--preset balanced] [--limit N | --smallest N | --photos A,B]
-                                     [--faces DIR] [--cascade XML] [--budget-s S]
+                                     [--faces DIR] [--budget-s S] [--boxes JSON [--detect-only]]
 
 Each photo goes through `protect()` exactly as `grasp-guard protect` sends it, with the
 default surrogate set (`Engine.create()`: the reference and, when cached, the real CycleGAN).
 Per face, DSR (CMUA) is measured on the re-encoded output against every surrogate at each
 size it may edit the face at (CycleGAN: 128 and 256 px, and 512 where the crop is that
 large), plus face PSNR/SSIM and seconds per face on this machine.
+
+``--detect-only --boxes F`` writes the faces the default detector finds in each photo to F;
+``--boxes F`` alone answers with them instead of detecting, for a machine whose OpenCV has no
+Haar cascades (OpenCV 5).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +28,8 @@ from grasp_sdk.options import ProtectOptions
 from PIL import Image
 
 from grasp_guard.benchmarks.report import meta
-from grasp_guard.faces.detect import HaarDetector
-from grasp_guard.pipeline import Engine, protect
+from grasp_guard.faces.detect import FaceBox, HaarDetector
+from grasp_guard.pipeline import Engine, prepare, protect
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -32,6 +37,37 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 def _by_resolution(face: dict, name: str) -> dict[str, float]:
     s = face["surrogates"][name]
     return {r: v["dsr_cmua"] for r, v in s.get("by_resolution", {}).items()} or {"own": s["dsr_cmua"]}
+
+
+class RecordedBoxes:
+    """A face detector that answers with the boxes found earlier in this photo."""
+
+    def __init__(self, boxes: list[FaceBox]) -> None:
+        self.boxes = boxes
+
+    def detect(self, rgb: np.ndarray) -> list[FaceBox]:
+        return list(self.boxes)
+
+
+class RecordingDetector(HaarDetector):
+    """The default detector, keeping what it found."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[FaceBox] = []
+
+    def detect(self, rgb: np.ndarray) -> list[FaceBox]:
+        self.found = super().detect(rgb)
+        return self.found
+
+
+def _record_boxes(paths: list[Path], options: ProtectOptions, out: Path) -> None:
+    detector, boxes = RecordingDetector(), {}
+    for path in paths:
+        prepare(path.read_bytes(), options, detector=detector)
+        boxes[path.name] = [asdict(b) for b in detector.found]
+    out.write_text(json.dumps(boxes, indent=1) + "\n")
+    print(f"{sum(map(len, boxes.values()))} faces in {len(boxes)} photos -> {out}")
 
 
 def _pixels(path: Path) -> int:
@@ -50,8 +86,10 @@ def main() -> None:
     parser.add_argument("--photos", help="Comma-separated photo names, in this order.")
     parser.add_argument("--rows-from", type=Path,
                         help="Write the tables from the JSON rows an interrupted run printed.")
-    parser.add_argument("--cascade", type=Path,
-                        help="OpenCV 4's frontal-face cascade XML, for an OpenCV that ships none.")
+    parser.add_argument("--boxes", type=Path,
+                        help="Faces per photo (JSON), used instead of detecting them.")
+    parser.add_argument("--detect-only", action="store_true",
+                        help="Write the detector's faces per photo to --boxes and stop.")
     parser.add_argument("--budget-s", type=float,
                         help="Start no photo after this many seconds; tables of those done.")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
@@ -63,9 +101,6 @@ def main() -> None:
                  *(["--photos", args.photos] if args.photos else []),
                  *(["--budget-s", f"{args.budget_s:.0f}"] if args.budget_s else [])],
                 torch_threads=torch.get_num_threads())
-    engine = Engine.create()
-    engine.warm_up()  # lazy initialisation (a GPU's kernels) is not any one photo's seconds
-    detector = HaarDetector(cascade_path=args.cascade)
     options = ProtectOptions(preset=args.preset)
     paths = sorted(p for p in args.faces.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
     if args.smallest:
@@ -73,6 +108,11 @@ def main() -> None:
     if args.photos:
         paths = [args.faces / name for name in args.photos.split(",")]
     paths = paths[:args.limit] if args.limit else paths
+    if args.detect_only:
+        return _record_boxes(paths, options, args.boxes)
+    recorded = json.loads(args.boxes.read_text()) if args.boxes else None
+    engine = Engine.create()
+    engine.warm_up()  # lazy initialisation (a GPU's kernels) is not any one photo's seconds
     rows, faces_all = [], []
     if args.rows_from:
         rows = [json.loads(line) for line in args.rows_from.read_text().splitlines()
@@ -85,6 +125,8 @@ def main() -> None:
             print(f"budget of {args.budget_s:.0f} s spent: {len(rows)} photos done", flush=True)
             break
         start = time.perf_counter()
+        detector = (RecordedBoxes([FaceBox(**b) for b in recorded[path.name]])
+                    if recorded is not None else None)
         _, report = protect(path.read_bytes(), options, engine, detector=detector)
         seconds = time.perf_counter() - start
         faces = report["faces"]
