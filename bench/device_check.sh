@@ -6,6 +6,7 @@
 #
 #   here:          bash bench/device_check.sh prepare
 #   device tool:   run(command="bash bench/device_check.sh run", carry=[".device"], timeout_s=600)
+#                  (`photos` instead of `run`: the photos alone)
 #   a smoke test here: DEVICE=cpu TOTAL_S=300 TIMING_S=20 SHARDS=2 PYTHON=.venv/bin/python \
 #                      bash bench/device_check.sh run
 #
@@ -33,17 +34,19 @@ prepare() {
     du -sh .device/*
 }
 
-run() {
+setup() {
     export GRASP_GUARD_CACHE="$PWD/.device/models" PYTHONPATH="$PWD:$PWD/sdk" PYTHONUNBUFFERED=1
-    local out="${OUT:-/tmp/device-out}" py="${PYTHON:-python3}" device="${DEVICE:-cuda}"
-    local total="${TOTAL_S:-560}" site=/tmp/device-site
+    out="${OUT:-/tmp/device-out}" py="${PYTHON:-python3}" device="${DEVICE:-cuda}"
     mkdir -p "$out"
-    "$py" -m pip install -q --upgrade --no-index --no-deps --target "$site" .device/wheels/*.whl
-    export PYTHONPATH="$PYTHONPATH:$site"
+    "$py" -m pip install -q --upgrade --no-index --no-deps --target /tmp/device-site .device/wheels/*.whl
+    export PYTHONPATH="$PYTHONPATH:/tmp/device-site"
     find .device/models -name '*.xz' -exec xz -d -k -f {} \;
     { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
       "$py" -c 'import sys, torch, cv2, numpy; print(sys.version.split()[0], torch.__version__, cv2.__version__, numpy.__version__)'
     } | tee "$out/preflight.txt"
+}
+
+timing() {
     # Each step on its own clock: one running out does not cost the others their turn.
     timeout "${TIMING_S:-30}" "$py" bench/grasp_timing.py --device "$device" \
         --batches 1 8 32 64 | tee "$out/timing.md" || true
@@ -51,12 +54,15 @@ run() {
         --batches 1 8 32 64 --models default --preset balanced | tee -a "$out/timing.md" || true
     timeout "${TIMING_S:-40}" "$py" bench/grasp_timing.py --device "$device" \
         --batches 1 8 32 --models default --preset balanced --crop 512 | tee -a "$out/timing.md" || true
+}
+
+photos() {
     # The photos in SHARDS processes side by side (one face's batch leaves most of the GPU
     # idle); no photo starts in the last 60 s, the hard stop is the call's end. Each shard
     # logs one JSON row per photo: `photos.py --rows-from` makes the tables of them all.
-    local left=$((total - SECONDS > 120 ? total - SECONDS : 120)) shards="${SHARDS:-4}" i
+    local total="${TOTAL_S:-560}" shards="${SHARDS:-4}" i names left
+    left=$((total - SECONDS > 120 ? total - SECONDS : 120))
     for ((i = 0; i < shards; i++)); do
-        local names
         names=$(ls .device/faces | awk -v k="$shards" -v i="$i" 'NR % k == i' | paste -sd,)
         OMP_NUM_THREADS=$((16 / shards)) timeout "$left" "$py" bench/photos.py \
             --faces .device/faces --photos "$names" --budget-s "$((left - 60))" \
@@ -68,6 +74,7 @@ run() {
 
 case "${1:-}" in
     prepare) prepare ;;
-    run) run ;;
-    *) echo "usage: $0 prepare | run" >&2; exit 2 ;;
+    run) setup; timing; photos ;;
+    photos) setup; photos ;;
+    *) echo "usage: $0 prepare | run | photos" >&2; exit 2 ;;
 esac

@@ -182,7 +182,7 @@ class _Run:
         # samples joined by crosstalk are one problem: they stop together and keep the
         # check that served them best together (each sample's label: its group's smallest)
         self.group = _groups(x.shape[0], [(t, s) for t, s, _ in self.crosstalk]).to(x.device)
-        self.grid = grid
+        self.grid = None if grid is None else grid.to(x.device)  # indexed by x's indices
         self.gradient_dtype = _gradient_dtype(config.precision, x.device)
         # Where each sample may change, in [0, 1]: every step is scaled by it, so δ is
         # exactly the perturbation that will be pasted (feathered face regions).
