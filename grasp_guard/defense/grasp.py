@@ -349,7 +349,7 @@ class _Run:
         """L_def of the active samples, (n_a,): D(G_m(R_m(x'), c), y[m, c]) averaged over each
         editor's edits and sizes, then over editors, so every editor weighs the same however
         many edits it makes (five StarGAN edits do not outvote one CycleGAN translation)."""
-        per_editor: dict[int, list[torch.Tensor]] = {}
+        per_editor: dict[int, list[tuple[float, torch.Tensor]]] = {}
         for k, (clean, mask) in zip(chosen, refs):
             t = self.targets[k]
             with self._editing(True):
@@ -361,8 +361,10 @@ class _Run:
                 pairs = pairs.clamp(max=self.cfg.success_threshold * self.cfg.margin)
             elif self.cfg.objective == "log":
                 pairs = pairs.clamp_min(_LOG_FLOOR).log()
-            per_editor.setdefault(id(t.editor), []).append(pairs.mean(dim=1))
-        return torch.stack([torch.stack(v).mean(dim=0) for v in per_editor.values()]).mean(dim=0)
+            weight = max(1.0, x_in.shape[-1] / t.resolution) ** self.cfg.shrink_weighting
+            per_editor.setdefault(id(t.editor), []).append((weight, pairs.mean(dim=1)))
+        return torch.stack([sum(w * loss for w, loss in v) / sum(w for w, _ in v)
+                            for v in per_editor.values()]).mean(dim=0)
 
     def _pair_stats(self, x_in: torch.Tensor, idx: torch.Tensor,
                     refs: list[tuple[torch.Tensor, torch.Tensor]]

@@ -282,3 +282,28 @@ def test_overlapping_crops_stop_together_and_keep_one_check_together(
     first_done[0] = True
     held = grasp(x, [tiny_stargan()], cfg, crosstalk=[(0, 1, torch.stack([eye, eye]))])
     assert not held.stopped.any()  # crop 0 is done, but its neighbour is not
+
+
+class SizeChannelEditor(ConvEditor):
+    """Sees colour channel 0 when run at its smallest size and channel 1 at any other."""
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        channel = 0 if x.shape[-1] == min(self.info.resolutions) else 1
+        return self.to_model_space(x)[:, channel:channel + 1].expand(-1, 3, -1, -1)
+
+
+def test_shrink_weighting_gives_a_large_face_s_small_size_the_steps() -> None:
+    x = crops(2, size=(32, 32))
+    cfg = GraspConfig(psnr_budget=40.0, early_stop=False, steps=10, lambda_ssim=0.0,
+                      lambda_lf=0.0, step_rule="l2", objective="mean")
+
+    def small_size_share(power: float) -> float:
+        delta = grasp(x, [SizeChannelEditor(32, (8,))], cfg.replace(shrink_weighting=power)).images - x
+        energy = delta.pow(2).sum(dim=(0, 2, 3))
+        return float(energy[0] / (energy[0] + energy[1]))
+
+    # the 8-px view (channel 0) is the crop shrunk 4×: unweighed it takes a small share of
+    # the steps, weighed 4× (power 1) more, weighed 16× (power 2) most
+    shares = [small_size_share(p) for p in (0.0, 1.0, 2.0)]
+    assert shares[0] < 0.1 and shares[2] > 0.5
+    assert shares[0] < shares[1] < shares[2]
