@@ -94,6 +94,8 @@ def main() -> None:
                         help="Start no photo after this many seconds; tables of those done.")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
+    if args.detect_only and args.boxes is None:
+        parser.error("--detect-only writes to --boxes: name the file")
     # the revision and date the run starts at, not those of its end
     info = meta(["bench/photos.py", "--preset", args.preset,
                  *(["--limit", str(args.limit)] if args.limit else []),
