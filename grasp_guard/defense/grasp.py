@@ -214,6 +214,9 @@ class _Run:
         for i, t in enumerate(targets):
             self.by_editor.setdefault(id(t.editor), []).append(i)
         self.scale_rng = torch.Generator().manual_seed(config.seed)
+        # each target's weight in its editor's defense loss (crop side / size)^shrink_weighting
+        self.loss_weight = [max(1.0, x.shape[-1] / t.resolution) ** config.shrink_weighting
+                            for t in targets]
         # its own stream (seed + 1), so turning diversity on leaves the scale draws as they were
         self.diversity_rng = torch.Generator().manual_seed(config.seed + 1)
         # which target each pair column of _pair_stats belongs to, and which targets some
@@ -361,8 +364,7 @@ class _Run:
                 pairs = pairs.clamp(max=self.cfg.success_threshold * self.cfg.margin)
             elif self.cfg.objective == "log":
                 pairs = pairs.clamp_min(_LOG_FLOOR).log()
-            weight = max(1.0, x_in.shape[-1] / t.resolution) ** self.cfg.shrink_weighting
-            per_editor.setdefault(id(t.editor), []).append((weight, pairs.mean(dim=1)))
+            per_editor.setdefault(id(t.editor), []).append((self.loss_weight[k], pairs.mean(dim=1)))
         return torch.stack([sum(w * loss for w, loss in v) / sum(w for w, _ in v)
                             for v in per_editor.values()]).mean(dim=0)
 
