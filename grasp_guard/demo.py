@@ -11,10 +11,9 @@ import piexif
 from PIL import Image
 
 from grasp_guard.defense.metrics import editor_input
-from grasp_guard.faces.detect import HaarDetector
 from grasp_guard.faces.regions import FaceRegion, extract_crops, plan_regions, to_tensor
 from grasp_guard.media import decode
-from grasp_guard.pipeline import Engine
+from grasp_guard.pipeline import Engine, shared_default_detector
 
 # The EXIF tags the demo reports on: where each lives in piexif's dictionary.
 EXIF_TAGS = {
@@ -73,9 +72,9 @@ def comparison(original: bytes, protected: bytes, regions: list[FaceRegion],
 
 
 def face_regions(photo: bytes) -> list[FaceRegion]:
-    """The crops protection cuts from ``photo``: faces found by the embedded Haar detector."""
+    """The crops protection cuts from ``photo``: faces found by the default detector."""
     upright = decode(photo).upright
-    return plan_regions(upright.shape, HaarDetector().detect(upright))
+    return plan_regions(upright.shape, shared_default_detector().detect(upright))
 
 
 def metadata_report(original: bytes, received: bytes) -> dict[str, Any]:

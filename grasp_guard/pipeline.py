@@ -8,6 +8,7 @@ re-encode with the original metadata, measure the result as it leaves; CPU).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -36,7 +37,8 @@ from grasp_guard.defense.transforms import (
     site_factor,
 )
 from grasp_guard.errors import ImageTooLargeError
-from grasp_guard.faces.detect import FaceBox, FaceDetector, HaarDetector
+from grasp_guard.faces.choose import default_detector
+from grasp_guard.faces.detect import FaceBox, FaceDetector
 from grasp_guard.faces.regions import (
     FaceRegion,
     crop_window,
@@ -144,6 +146,7 @@ class PreparedImage:
     boxes: list[FaceBox]
     regions: list[FaceRegion]
     tasks: list[CropTask]
+    detector: str = ""  # the name of the detector that found ``boxes``
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -292,7 +295,8 @@ def prepare(
     image = decode(data, max_pixels=max_pixels)
     t1 = time.perf_counter()
     rgb = image.upright
-    boxes = (detector or HaarDetector()).detect(rgb)
+    detector = detector or shared_default_detector()
+    boxes = detector.detect(rgb)
     t2 = time.perf_counter()
     if boxes:
         regions = plan_regions(rgb.shape, boxes)
@@ -318,7 +322,20 @@ def prepare(
              for i, (c, w, r) in enumerate(zip(extract_crops(rgb, regions),
                                                 paste_weights(regions), regions))]
     timings = {"decode": t1 - t0, "detect": t2 - t1, "crop": time.perf_counter() - t2}
-    return PreparedImage(data, options, image, boxes, regions, tasks, timings)
+    return PreparedImage(data, options, image, boxes, regions, tasks, detector_name(detector),
+                         timings)
+
+
+@functools.cache
+def shared_default_detector() -> FaceDetector:
+    """The process's default detector (:func:`~grasp_guard.faces.choose.default_detector`),
+    chosen once: weights fetched later count from the next process on."""
+    return default_detector()
+
+
+def detector_name(detector: FaceDetector) -> str:
+    """What reports call ``detector``: its ``name``, else its class name."""
+    return str(getattr(detector, "name", type(detector).__name__))
 
 
 def _neighbours(regions: Sequence[FaceRegion], i: int) -> tuple[tuple[int, np.ndarray], ...]:
@@ -394,6 +411,7 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
         "options": options.to_params(),
         "surrogates": engine.labels,
         "surrogates_missing": engine.missing,
+        "detector": prepared.detector,
         "notes": list(image.notes),
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
@@ -505,6 +523,7 @@ def passthrough_report(prepared: PreparedImage) -> dict[str, Any]:
     return {
         "protected": False,
         "reason": "no face found",
+        "detector": prepared.detector,
         "faces": [],
         "bytes_in": len(prepared.data),
         "bytes_out": len(prepared.data),

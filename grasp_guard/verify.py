@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 
 from grasp_guard.defense.metrics import psnr, ssim
-from grasp_guard.faces.detect import FaceDetector, HaarDetector
+from grasp_guard.faces.detect import FaceDetector
 from grasp_guard.faces.regions import extract_crops, plan_regions
 from grasp_guard.media import decode
-from grasp_guard.pipeline import Engine
+from grasp_guard.pipeline import Engine, detector_name, shared_default_detector
 
 # Mean DSR (CMUA) over a face's edits at which it counts as protected.
 PROTECTED_AT = 0.8
@@ -51,7 +51,8 @@ def verify(original: bytes, received: bytes, engine: Engine,
     original_raw = decode(original).upright
     after_raw = decode(received).upright
     before, after = common_grid(original_raw, after_raw)
-    boxes = (detector or HaarDetector()).detect(before)
+    detector = detector or shared_default_detector()
+    boxes = detector.detect(before)
     regions = plan_regions(before.shape, boxes)
     faces: list[dict[str, Any]] = []
     if regions:
@@ -84,4 +85,5 @@ def verify(original: bytes, received: bytes, engine: Engine,
         "compared_at": [int(before.shape[1]), int(before.shape[0])],
         "faces": faces,
         "surrogates": engine.labels,
+        "detector": detector_name(detector),
     }

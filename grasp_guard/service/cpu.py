@@ -11,7 +11,8 @@ from typing import Any
 
 from grasp_sdk.options import ProtectOptions
 
-from grasp_guard.faces.detect import FaceDetector, HaarDetector
+from grasp_guard.faces.choose import default_detector
+from grasp_guard.faces.detect import FaceDetector
 from grasp_guard.pipeline import CropOutcome, Engine, PreparedImage, finish, prepare
 
 
@@ -21,8 +22,8 @@ class CpuStage:
     New requests are prepared in one pool and admitted ones finished in the other, so that
     finishing a request never waits behind a burst of new arrivals being decoded: the
     admission's promise (its deadline) holds only if its last stage takes its usual time.
-    OpenCV's cascade classifier is not documented as thread-safe, and loading it costs more
-    than a small image's detection, so each preparing thread keeps its own.
+    OpenCV's detectors are not documented as thread-safe, and loading one costs more than a
+    small image's detection, so each preparing thread keeps its own (the default detector).
 
     Args:
         threads: the size of each pool.
@@ -40,7 +41,7 @@ class CpuStage:
     def _detector(self) -> FaceDetector:
         detector: FaceDetector | None = getattr(self._local, "detector", None)
         if detector is None:
-            detector = self._local.detector = HaarDetector()
+            detector = self._local.detector = default_detector()
         return detector
 
     def _prepare(self, data: bytes, options: ProtectOptions) -> PreparedImage:

@@ -11,13 +11,13 @@ import skimage.data
 
 from grasp_guard.errors import ConfigError
 from grasp_guard.faces import detect as detect_mod
+from grasp_guard.faces.choose import detector_from_spec
 from grasp_guard.faces.detect import (
     DetectionSettings,
     FaceBox,
     FaceDetector,
     HaarDetector,
     YuNetDetector,
-    detector_from_spec,
     merge_overlapping,
 )
 

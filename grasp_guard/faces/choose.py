@@ -1,0 +1,77 @@
+"""Which face detector runs: the default one, or one named in configuration."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import fields
+from typing import Any
+
+from grasp_guard.errors import ConfigError
+from grasp_guard.faces.centerface import CenterFaceDetector
+from grasp_guard.faces.detect import (
+    DetectionSettings,
+    FaceDetector,
+    HaarDetector,
+    YuNetDetector,
+    _ScaledDetector,
+)
+from grasp_guard.models.weights import WeightsCache
+
+logger = logging.getLogger(__name__)
+
+DETECTORS: dict[str, type[_ScaledDetector]] = {
+    "centerface": CenterFaceDetector, "haar": HaarDetector, "yunet": YuNetDetector,
+}
+
+_warned: set[str] = set()
+
+
+def default_detector(cache: WeightsCache | None = None) -> FaceDetector:
+    """CenterFace when ``models fetch centerface`` has cached it, else the embedded Haar
+    cascade, which misses more faces and takes texture for faces: a warning says so, once
+    per process and reason."""
+    record = (cache or WeightsCache()).record("centerface")
+    if record is not None:
+        try:
+            return CenterFaceDetector(record.path)
+        except ConfigError as e:
+            reason = f"the cached CenterFace model does not load ({e})"
+    else:
+        reason = "its model is not cached"
+    if reason not in _warned:
+        _warned.add(reason)
+        logger.warning("face detection falls back to the Haar cascade: %s; it misses faces "
+                       "that CenterFace finds (run `grasp-guard models fetch centerface`)", reason)
+    return HaarDetector()
+
+
+def detector_from_spec(name: str, **kwargs: Any) -> FaceDetector:
+    """Build a detector by name from configuration values.
+
+    Keyword arguments named like a ``DetectionSettings`` field go to the settings; the rest
+    go to the detector's constructor (e.g. ``model_path`` for ``yunet`` and ``centerface``,
+    ``min_neighbors`` for ``haar``).
+
+    Raises:
+        ConfigError: unknown name, unknown or invalid option, missing model file.
+    """
+    key = name.strip().lower()
+    if key not in DETECTORS:
+        raise ConfigError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}")
+    cls = DETECTORS[key]
+    setting_names = {f.name for f in fields(DetectionSettings)}
+    accepted = set(inspect.signature(cls).parameters) - {"settings"}
+    unknown = set(kwargs) - setting_names - accepted
+    if unknown:
+        raise ConfigError(
+            f"face detector {key!r} takes no option(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(setting_names | accepted))}"
+        )
+    try:
+        settings = DetectionSettings(**{k: v for k, v in kwargs.items() if k in setting_names})
+        return cls(settings=settings, **{k: v for k, v in kwargs.items() if k in accepted})
+    except (TypeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"face detector {key!r}: {e}") from e
