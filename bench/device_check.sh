@@ -13,8 +13,8 @@
 # `prepare` fills .device/ (git-ignored) with what the device cannot fetch: the cached CycleGAN
 # weights (xz: the exact pinned bytes, smaller) with their registry, piexif's wheel, the shared
 # photos under 2 MB (the three larger ones do not fit the tree's 64 MiB beside the weights) and
-# the faces this machine's detector finds in them (the device image's OpenCV 5 has no Haar
-# cascades). `run` writes timing.md and the photos' logs (one JSON row per photo) under $OUT,
+# the faces this machine's default detector finds in them (CenterFace once fetched; the device
+# image's OpenCV 5 has no Haar cascades). `run` writes timing.md and the photos' logs (one JSON row per photo) under $OUT,
 # within TOTAL_S seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,7 @@ prepare() {
     [ -f "$cache/registry.json" ] || { echo "no cached weights in $cache: run make setup" >&2; exit 1; }
     rm -rf .device && mkdir -p .device/faces .device/wheels
     cp -r "$cache" .device/models
+    rm -rf .device/models/centerface  # the boxes are found here and replayed there
     find .device/models -name '*.pth' -exec xz -T2 -6 {} \;
     "$py" -m pip download -q --no-deps -d .device/wheels piexif==1.1.3
     find "$faces" -maxdepth 1 -type f -size -2000k -regextype egrep -iregex '.*\.(jpe?g|png|webp)' \

@@ -9,9 +9,9 @@ Per face, DSR (CMUA) is measured on the re-encoded output against every surrogat
 size it may edit the face at (CycleGAN: 128 and 256 px, and 512 where the crop is that
 large), plus face PSNR/SSIM and seconds per face on this machine.
 
-``--detect-only --boxes F`` writes the faces the default detector finds in each photo to F;
-``--boxes F`` alone answers with them instead of detecting, for a machine whose OpenCV has no
-Haar cascades (OpenCV 5).
+``--detect-only --boxes F`` writes the faces the default detector (CenterFace once fetched,
+else Haar) finds in each photo to F; ``--boxes F`` alone answers with them instead of
+detecting, for a machine whose OpenCV cannot detect (OpenCV 5 has no Haar cascades).
 """
 
 from __future__ import annotations
@@ -28,8 +28,14 @@ from grasp_sdk.options import ProtectOptions
 from PIL import Image
 
 from grasp_guard.benchmarks.report import meta
-from grasp_guard.faces.detect import FaceBox, HaarDetector
-from grasp_guard.pipeline import Engine, prepare, protect
+from grasp_guard.faces.detect import FaceBox, FaceDetector
+from grasp_guard.pipeline import (
+    Engine,
+    detector_name,
+    prepare,
+    protect,
+    shared_default_detector,
+)
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -49,25 +55,27 @@ class RecordedBoxes:
         return list(self.boxes)
 
 
-class RecordingDetector(HaarDetector):
-    """The default detector, keeping what it found."""
+class RecordingDetector:
+    """A detector keeping what it found."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, inner: FaceDetector) -> None:
+        self.inner = inner
+        self.name = detector_name(inner)
         self.found: list[FaceBox] = []
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
-        self.found = super().detect(rgb)
+        self.found = self.inner.detect(rgb)
         return self.found
 
 
 def _record_boxes(paths: list[Path], options: ProtectOptions, out: Path) -> None:
-    detector, boxes = RecordingDetector(), {}
+    detector, boxes = RecordingDetector(shared_default_detector()), {}
     for path in paths:
         prepare(path.read_bytes(), options, detector=detector)
         boxes[path.name] = [asdict(b) for b in detector.found]
     out.write_text(json.dumps(boxes, indent=1) + "\n")
-    print(f"{sum(map(len, boxes.values()))} faces in {len(boxes)} photos -> {out}")
+    print(f"{sum(map(len, boxes.values()))} faces in {len(boxes)} photos found by "
+          f"{detector.name} -> {out}")
 
 
 def _pixels(path: Path) -> int:
