@@ -53,6 +53,7 @@ from grasp_guard.faces.regions import (
     to_tensor,
     whole_image_region,
 )
+from grasp_guard.faces.sharing import budget_shares
 from grasp_guard.media import DecodedImage, decode, encode
 from grasp_guard.media.jpeg import JpegParams
 from grasp_guard.media.orientation import normalise
@@ -102,7 +103,9 @@ class CropTask:
     of the same photo (``photo``, at ``index`` there) of the same size that overlap this one,
     with what this crop re-cuts of each one's perturbation
     (:func:`~grasp_guard.faces.regions.crosstalk_maps`): batched together, they are
-    optimised jointly.
+    optimised jointly. ``budget_share`` is the share of the budget this face may spend so
+    that overlapping crops of any size stay within theirs
+    (:func:`~grasp_guard.faces.sharing.budget_shares`).
     """
 
     crop: np.ndarray  # (S, S, 3) uint8
@@ -116,6 +119,7 @@ class CropTask:
     photo: int = 0
     index: int = 0
     neighbours: tuple[tuple[int, np.ndarray], ...] = ()  # (index, (2, S, S) maps)
+    budget_share: float = 1.0  # of the PSNR budget's MSE (faces.sharing.budget_shares)
 
     @property
     def group_key(self) -> tuple[Any, ...]:
@@ -222,8 +226,11 @@ class Engine:
         crosstalk = [(p, slot[t.photo, j], torch.from_numpy(maps).to(self.device))
                      for p, t in enumerate(tasks) for j, maps in t.neighbours
                      if (t.photo, j) in slot]
+        share = None
+        if any(t.budget_share < 1.0 for t in tasks):
+            share = torch.tensor([t.budget_share for t in tasks], dtype=torch.float64)
         result = grasp(x, self.editors, config, transform=transform, weight=weight,
-                       delivery=delivery, grid=grid, crosstalk=crosstalk)
+                       delivery=delivery, grid=grid, crosstalk=crosstalk, budget_share=share)
         share = result.seconds / len(tasks)
         return [
             CropOutcome(crop, int(it), share, len(tasks))
@@ -318,9 +325,10 @@ def prepare(
     tasks = [CropTask(c, w, options.preset, spec, long_side,
                       delivery_maps(r),
                       _grid_phase(r, image.orientation) if keeps_size and not r.downscaled
-                      else None, r.scale, photo, i, _neighbours(regions, i))
-             for i, (c, w, r) in enumerate(zip(extract_crops(rgb, regions),
-                                                paste_weights(regions), regions))]
+                      else None, r.scale, photo, i, _neighbours(regions, i), float(share))
+             for i, (c, w, r, share) in enumerate(zip(extract_crops(rgb, regions),
+                                                       paste_weights(regions), regions,
+                                                       budget_shares(regions)))]
     timings = {"decode": t1 - t0, "detect": t2 - t1, "crop": time.perf_counter() - t2}
     return PreparedImage(data, options, image, boxes, regions, tasks, detector_name(detector),
                          timings)
@@ -390,6 +398,7 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
             "psnr_full": round(psnr(image.upright[window], received[window]), 2),
             "ssim": round(ssim(task.crop, final, inside), 4),
             "iterations": outcome.iterations,
+            "budget_share": round(task.budget_share, 3),
             "budget_gain": round(gain, 3),
             "batch_size": outcome.batch_size,
             "surrogates": dsr,

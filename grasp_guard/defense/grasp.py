@@ -122,12 +122,13 @@ def _rms_normalise(g: torch.Tensor) -> torch.Tensor:
     return g / rms.clamp_min(torch.finfo(g.dtype).tiny)
 
 
-def _onto_psnr_ball(delta: torch.Tensor, psnr: float, sphere: bool = False,
+def _onto_psnr_ball(delta: torch.Tensor, psnr: float | torch.Tensor, sphere: bool = False,
                     seen: torch.Tensor | None = None,
                     support: torch.Tensor | None = None) -> torch.Tensor:
-    """Scale each sample's δ so its MSE is at most (``sphere``: exactly) that of ``psnr`` dB;
-    measured on ``seen``, the linear image of δ that reaches the image, when given, and over
-    each sample's ``support`` (N,), the share of its pixels δ may change, when given."""
+    """Scale each sample's δ so its MSE is at most (``sphere``: exactly) that of ``psnr`` dB
+    (one level, or (N,) levels); measured on ``seen``, the linear image of δ that reaches
+    the image, when given, and over each sample's ``support`` (N,), the share of its pixels
+    δ may change, when given."""
     max_mse = 10.0 ** (-psnr / 10.0)
     if support is not None:
         max_mse = max_mse * support
@@ -172,13 +173,19 @@ class _Run:
     def __init__(self, x: torch.Tensor, targets: list[_Target], config: GraspConfig,
                  transform: Transform | None, weight: torch.Tensor | None = None,
                  delivery: torch.Tensor | None = None, grid: torch.Tensor | None = None,
-                 crosstalk: Sequence[Crosstalk] = ()) -> None:
+                 crosstalk: Sequence[Crosstalk] = (),
+                 budget_share: torch.Tensor | None = None) -> None:
         self.x = x
         self.targets = targets
         self.cfg = config
         self.transform = transform
         self.delivery = delivery
         self.crosstalk = list(crosstalk)
+        # each sample's PSNR budget: the configured one, raised where it has a share of it
+        self.psnr_budget: float | torch.Tensor | None = config.psnr_budget
+        if config.psnr_budget is not None and budget_share is not None:
+            self.psnr_budget = config.psnr_budget - 10.0 * torch.log10(
+                budget_share.to(x.device, torch.float64))
         # samples joined by crosstalk are one problem: they stop together and keep the
         # check that served them best together (each sample's label: its group's smallest)
         self.group = _groups(x.shape[0], [(t, s) for t, s, _ in self.crosstalk]).to(x.device)
@@ -589,9 +596,11 @@ class _Run:
                 xa = self.x[active]
                 step = self.weight[active] * self._step(g, active, t)
                 new = self.delta[active] + cfg.step_size(t) * step
-                if cfg.psnr_budget is not None:
+                if self.psnr_budget is not None:
                     seen = self._delivered(new, active) * self.inside[active]
-                    new = _onto_psnr_ball(new, cfg.psnr_budget, cfg.spend_budget, seen,
+                    budget = (self.psnr_budget[active].to(new.dtype)
+                              if isinstance(self.psnr_budget, torch.Tensor) else self.psnr_budget)
+                    new = _onto_psnr_ball(new, budget, cfg.spend_budget, seen,
                                           self.support[active])
                 new = new.clamp(-cfg.eps, cfg.eps)
                 self.delta[active] = (xa + new).clamp(0.0, 1.0) - xa
@@ -638,6 +647,7 @@ def grasp(
     delivery: torch.Tensor | None = None,
     grid: torch.Tensor | None = None,
     crosstalk: Sequence[Crosstalk] = (),
+    budget_share: torch.Tensor | None = None,
 ) -> DefenseResult:
     """Protect a batch of face crops against every editor and edit at once.
 
@@ -674,6 +684,9 @@ def grasp(
             overlapping crops (``faces.regions.crosstalk_maps``): the crop i re-cut from the
             protected image also carries Rᵀ δ_j C of its neighbour j, which every view of i
             then includes (its budget stays its own δ's).
+        budget_share: (N,) in (0, 1], each sample's share of the PSNR budget's MSE (a group
+            photo's overlapping crops: ``faces.sharing.budget_shares``); all of it when
+            ``None``.
     Returns:
         The quantised protected images (x + δ, what is pasted) with per-sample iterations
         and final statistics (of the delivered image).
@@ -709,7 +722,11 @@ def grasp(
                 raise ValueError(f"crosstalk ({target}, {source}) must join two of {n} samples "
                                  f"with (2, {x.shape[-2]}, {x.shape[-1]}) maps, got "
                                  f"{tuple(maps.shape)}")
-        run = _Run(x, targets, config, transform, weight, delivery, grid, crosstalk)
+        if budget_share is not None and (tuple(budget_share.shape) != (n,)
+                                         or not bool(((budget_share > 0)
+                                                      & (budget_share <= 1)).all())):
+            raise ValueError(f"budget_share must be ({n},) in (0, 1], got {budget_share}")
+        run = _Run(x, targets, config, transform, weight, delivery, grid, crosstalk, budget_share)
         run.solve()
         result = run.result(time.perf_counter() - start)
     logger.info("grasp: %d samples, %.2f s, mean iterations %.1f, mean PSNR %.2f dB, "

@@ -44,6 +44,19 @@ def test_an_undisrupted_face_reaches_the_psnr_it_is_allowed(level: float) -> Non
     assert (result.psnr - level).abs().max() <= 0.3
 
 
+def test_a_face_with_a_share_of_the_budget_spends_that_share() -> None:
+    x = crops()
+    share = torch.ones(len(x), dtype=torch.float64)
+    share[0] = 0.5  # half the MSE: 3 dB more PSNR
+    cfg = GraspConfig(psnr_budget=40.3, **UNREACHED)
+    result = grasp(x, [tiny_stargan()], cfg, budget_share=share)
+    expected = torch.full((len(x),), 40.3, dtype=torch.float64)
+    expected[0] += 10 * np.log10(2)
+    assert (result.psnr - expected).abs().max() <= 0.3
+    with pytest.raises(ValueError, match="budget_share"):
+        grasp(x, [tiny_stargan()], cfg, budget_share=torch.zeros(len(x)))
+
+
 class BlindEditor(ConvEditor):
     """An editor whose output ignores its input: no defense gradient, only the visual ones."""
 
