@@ -55,7 +55,7 @@ def compact_report(report: dict[str, Any], seconds: dict[str, float]) -> dict[st
     }
     if not compact["protected"]:
         compact["reason"] = report.get("reason", "")
-    for key in ("format", "psnr", "ssim", "whole_image", "bytes_in", "bytes_out"):
+    for key in ("format", "psnr", "ssim", "whole_image", "bytes_in", "bytes_out", "detector"):
         if key in report:
             compact[key] = report[key]
     if faces:

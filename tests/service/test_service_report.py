@@ -18,7 +18,7 @@ def test_protected_report_counts_faces_and_averages_dsr_per_surrogate() -> None:
     engine_report = {"protected": True, "format": "JPEG", "faces": [_face(1.0, 0.5), _face(0.0, 0.5)],
                      "psnr": 44.0, "ssim": 0.995, "bytes_in": 100, "bytes_out": 90,
                      "surrogates": ["reference (...)"], "notes": ["thumbnail regenerated"],
-                     "seconds": {"decode": 0.01}}
+                     "detector": "centerface", "seconds": {"decode": 0.01}}
     report = compact_report(engine_report, {"queue": 0.12345, "total": 1.0})
     assert report["protected"] is True and report["faces"] == 2
     assert report["dsr"] == {"reference": {"cmua": 0.5, "ruiz": 0.5}}
@@ -26,12 +26,14 @@ def test_protected_report_counts_faces_and_averages_dsr_per_surrogate() -> None:
                                     "ssim": 0.99, "iterations": 5, "batch_size": 2}
     assert report["seconds"] == {"decode": 0.01, "queue": 0.123, "total": 1.0}
     assert report["notes"] == ["thumbnail regenerated"]
+    assert report["detector"] == "centerface"
     assert json.loads(report_header(report)) == report
 
 
 def test_unprotected_report_says_why() -> None:
-    report = compact_report({"protected": False, "reason": "no face found", "faces": []}, {})
-    assert report["protected"] is False and report["faces"] == 0
+    report = compact_report({"protected": False, "reason": "no face found", "faces": [],
+                             "detector": "haar"}, {})
+    assert report["protected"] is False and report["faces"] == 0 and report["detector"] == "haar"
     assert report["reason"] == "no face found" and "dsr" not in report
 
 
