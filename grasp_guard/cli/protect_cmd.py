@@ -17,6 +17,7 @@ from grasp_guard.cli.common import (
     options_from_args,
 )
 from grasp_guard.errors import GraspGuardError
+from grasp_guard.faces.choose import detector_named
 from grasp_guard.pipeline import protect
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--report", type=Path, help="Write the per-image reports as JSON here.")
     parser.add_argument("--overwrite", action="store_true",
                         help="Allow writing over existing files, inputs included.")
+    parser.add_argument("--detector", default="auto",
+                        help="Face detector: auto (CenterFace once fetched, else the Haar "
+                        "cascade), centerface, haar, or yunet (with --detector-model).")
+    parser.add_argument("--detector-model", type=Path,
+                        help="The detector's model file (yunet; centerface: instead of the "
+                        "cached one).")
     add_site_args(parser)
     add_engine_args(parser)
     parser.set_defaults(func=run)
@@ -60,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         print("grasp-guard: no images found", file=sys.stderr)
         return 1
     options = options_from_args(args)
+    detector = detector_named(args.detector, args.detector_model)
     engine = engine_from_args(args)
     single = len(images) == 1
     reports: list[dict[str, Any]] = []
@@ -71,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             if dst.exists() and not args.overwrite:
                 raise FileExistsError(f"{dst} exists (use --overwrite)")
             data = src.read_bytes()
-            out, report = protect(data, options, engine)
+            out, report = protect(data, options, engine, detector=detector)
             dst.parent.mkdir(parents=True, exist_ok=True)
             tmp = dst.with_name(dst.name + ".part")
             tmp.write_bytes(out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from grasp_guard.errors import ConfigError
@@ -44,6 +45,33 @@ def default_detector(cache: WeightsCache | None = None) -> FaceDetector:
         logger.warning("face detection falls back to the Haar cascade: %s; it misses faces "
                        "that CenterFace finds (run `grasp-guard models fetch centerface`)", reason)
     return HaarDetector()
+
+
+def detector_named(name: str, model_path: Path | None = None,
+                   cache: WeightsCache | None = None) -> FaceDetector | None:
+    """The detector a user names: ``auto`` (``None``: the default, :func:`default_detector`),
+    ``haar``, ``centerface`` (``model_path``, else the cached model) or ``yunet``
+    (``model_path``).
+
+    Raises:
+        ConfigError: an unknown name, a model file missing or not given, or not cached.
+    """
+    key = name.strip().lower()
+    if key == "auto":
+        return None
+    if key == "centerface" and model_path is None:
+        record = (cache or WeightsCache()).record("centerface")
+        if record is None:
+            raise ConfigError("the CenterFace model is not cached: run `grasp-guard models "
+                              "fetch centerface`, or pass its file")
+        model_path = record.path
+    if key in ("centerface", "yunet"):
+        if model_path is None:
+            raise ConfigError(f"the {key} detector needs its model file")
+        return detector_from_spec(key, model_path=model_path)
+    if model_path is not None:
+        raise ConfigError(f"the {key} detector takes no model file")
+    return detector_from_spec(key)
 
 
 def detector_from_spec(name: str, **kwargs: Any) -> FaceDetector:

