@@ -31,7 +31,8 @@ from grasp_guard.service.settings import Settings
 async def cpu_context(app: web.Application) -> AsyncIterator[None]:
     """The thread pool that decodes, detects and encodes off the event loop."""
     settings = app[SETTINGS]
-    cpu = CpuStage(settings.cpu_threads, settings.max_pixels)
+    cpu = CpuStage(settings.cpu_threads, settings.max_pixels, settings.detector,
+                   settings.detector_model)
     app[CPU] = cpu
     try:
         yield

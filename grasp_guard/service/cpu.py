@@ -7,11 +7,12 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from grasp_sdk.options import ProtectOptions
 
-from grasp_guard.faces.choose import default_detector
+from grasp_guard.faces.choose import default_detector, detector_named
 from grasp_guard.faces.detect import FaceDetector
 from grasp_guard.pipeline import CropOutcome, Engine, PreparedImage, finish, prepare
 
@@ -28,20 +29,30 @@ class CpuStage:
     Args:
         threads: the size of each pool.
         max_pixels: the decompression-bomb limit handed to the decoder.
+        detector, detector_model: the face detector by name and its model file
+            (:func:`~grasp_guard.faces.choose.detector_named`).
+
+    Raises:
+        ConfigError: the detector named cannot be built (its model missing).
     """
 
-    def __init__(self, threads: int, max_pixels: int) -> None:
+    def __init__(self, threads: int, max_pixels: int, detector: str = "auto",
+                 detector_model: str | None = None) -> None:
         self._prepare_pool = ThreadPoolExecutor(max_workers=threads,
                                                 thread_name_prefix="grasp-prepare")
         self._finish_pool = ThreadPoolExecutor(max_workers=threads,
                                                thread_name_prefix="grasp-finish")
         self._local = threading.local()
         self._max_pixels = max_pixels
+        self._detector_spec = (detector, Path(detector_model) if detector_model else None)
+        self._detector()  # a missing model is a start-up error, not a failed request
 
     def _detector(self) -> FaceDetector:
         detector: FaceDetector | None = getattr(self._local, "detector", None)
         if detector is None:
-            detector = self._local.detector = default_detector()
+            detector = (detector_named(*self._detector_spec)
+                        or default_detector())
+            self._local.detector = detector
         return detector
 
     def _prepare(self, data: bytes, options: ProtectOptions) -> PreparedImage:

@@ -86,7 +86,8 @@ class EngineReplica:
     async def __init__(  # type: ignore[misc]  # Ray Serve awaits an async constructor
             self, settings: Settings, engine_factory: EngineFactory) -> None:
         self._runtime = LocalRuntime(settings, ServiceMetrics(), engine_factory)
-        self._cpu = CpuStage(settings.cpu_threads, settings.max_pixels)
+        self._cpu = CpuStage(settings.cpu_threads, settings.max_pixels, settings.detector,
+                             settings.detector_model)
         await self._runtime.start()
         if self._runtime.error is not None:
             raise RuntimeError(self._runtime.error)

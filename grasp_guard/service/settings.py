@@ -27,6 +27,7 @@ DEFAULT_CONFIG_PATH = shipped_path("service.yaml")
 TOKEN_ENV = "GRASP_GUARD_TOKEN"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 BACKENDS = ("local", "ray")
+DETECTOR_CHOICES = ("auto", "centerface", "haar", "yunet")
 # scheme://host[:port] in lower case, nothing after: an origin as browsers send it.
 ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://([a-z0-9._~-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?")
 
@@ -87,6 +88,10 @@ class Settings:
         token: the bearer token every request but ``/healthz`` must carry; None: none asked.
         device: ``auto`` (the GPU when there is one, else the CPU), ``cpu``, ``cuda``, ``cuda:N``.
         models: the surrogate editors (zoo names) the defense optimises against.
+        detector: the face detector: ``auto`` (CenterFace once fetched, else the Haar
+            cascade), ``centerface``, ``haar`` or ``yunet`` (with ``detector_model``).
+        detector_model: the detector's model file (yunet; centerface: instead of the cached
+            one); None: none.
         max_batch: the most face crops optimised together in one batch.
         gather_ms: how long the oldest waiting crop waits for others to fill its batch.
         queue_size: requests admitted at once (decoding, queued or optimising); beyond: 429.
@@ -126,6 +131,8 @@ class Settings:
     token: str | None = None
     device: str = "auto"
     models: tuple[str, ...] = ("default",)
+    detector: str = "auto"
+    detector_model: str | None = None
     max_batch: int = 8
     gather_ms: float = 20.0
     queue_size: int = 32
@@ -163,6 +170,13 @@ class Settings:
         _check(isinstance(self.models, tuple) and bool(self.models)
                and all(isinstance(m, str) and m for m in self.models), "models",
                "a non-empty list of model names", self.models)
+        _check(self.detector in DETECTOR_CHOICES, "detector", ", ".join(DETECTOR_CHOICES),
+               self.detector)
+        _check(self.detector_model is None or (isinstance(self.detector_model, str)
+                                               and bool(self.detector_model)),
+               "detector_model", "null or a model file path", self.detector_model)
+        if self.detector == "yunet" and self.detector_model is None:
+            raise ConfigError("service setting detector yunet needs detector_model, its file")
         _check(_is_int(self.max_batch) and 1 <= self.max_batch <= 256, "max_batch",
                "an int in 1..256", self.max_batch)
         _check(_is_number(self.gather_ms) and 0 <= self.gather_ms <= 1000, "gather_ms",

@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 
 from grasp_guard.errors import ConfigError
+from grasp_guard.faces.detect import HaarDetector
+from grasp_guard.models.weights import CACHE_ENV
+from grasp_guard.service.cpu import CpuStage
 from grasp_guard.service.settings import (
     DEFAULT_CONFIG_PATH,
     TOKEN_ENV,
@@ -92,7 +95,8 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     {"admission_retime_s": 0}, {"admission_retime_s": float("inf")},
     {"backend": "spark"}, {"ray_address": "10.0.0.1:6379"}, {"replicas": 0},
     {"autoscale": (0, 2)}, {"autoscale": (3, 2)}, {"autoscale": (1, 2), "replicas": 2},
-    {"replica_cpus": 0}, {"replica_gpus": -1},
+    {"replica_cpus": 0}, {"replica_gpus": -1}, {"detector": "mtcnn"}, {"detector": "yunet"},
+    {"detector_model": ""},
 ])
 def test_invalid_values(changes: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
@@ -122,3 +126,12 @@ def test_autoscale_from_the_file(tmp_path: Path) -> None:
     path.write_text("autoscale: '3'\n")
     with pytest.raises(ConfigError, match="autoscale"):
         load_settings(path, env={})
+
+
+def test_the_service_detects_with_the_detector_it_is_told(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    cpu = CpuStage(1, 10_000_000, "haar")
+    assert isinstance(cpu._detector(), HaarDetector)
+    with pytest.raises(ConfigError, match="models fetch centerface"):
+        CpuStage(1, 10_000_000, "centerface")  # at start-up, not on a request
