@@ -226,11 +226,12 @@ class Engine:
         crosstalk = [(p, slot[t.photo, j], torch.from_numpy(maps).to(self.device))
                      for p, t in enumerate(tasks) for j, maps in t.neighbours
                      if (t.photo, j) in slot]
-        share = None
+        budget_share = None
         if any(t.budget_share < 1.0 for t in tasks):
-            share = torch.tensor([t.budget_share for t in tasks], dtype=torch.float64)
+            budget_share = torch.tensor([t.budget_share for t in tasks], dtype=torch.float64)
         result = grasp(x, self.editors, config, transform=transform, weight=weight,
-                       delivery=delivery, grid=grid, crosstalk=crosstalk, budget_share=share)
+                       delivery=delivery, grid=grid, crosstalk=crosstalk,
+                       budget_share=budget_share)
         share = result.seconds / len(tasks)
         return [
             CropOutcome(crop, int(it), share, len(tasks))

@@ -1,4 +1,5 @@
-"""Options shared by the engine-driving subcommands: presets, site pipeline, models, device."""
+"""Options shared by the engine-driving subcommands: presets, site pipeline, models, device,
+face detector."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 from grasp_sdk.options import ON_NO_FACE, PRESETS, SIZE_MODES, ProtectOptions
 
+from grasp_guard.faces.choose import detector_named
+from grasp_guard.faces.detect import FaceDetector
 from grasp_guard.pipeline import Engine
 from grasp_guard.sites import resolve_site
 
@@ -30,6 +33,20 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
                         help="Comma-separated surrogate editors (see `grasp-guard models list`); "
                              "`default`: the zoo's default set, those whose weights are cached.")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N.")
+
+
+def add_detector_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detector", default="auto",
+                        help="Face detector: auto (CenterFace once fetched, else the Haar "
+                        "cascade), centerface, haar, or yunet (with --detector-model).")
+    parser.add_argument("--detector-model", type=Path,
+                        help="The detector's model file (yunet; centerface: instead of the "
+                        "cached one).")
+
+
+def detector_from_args(args: argparse.Namespace) -> FaceDetector | None:
+    """The detector the flags name; ``None`` for the default."""
+    return detector_named(args.detector, args.detector_model)
 
 
 def options_from_args(args: argparse.Namespace) -> ProtectOptions:

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from grasp_guard.cli.common import (
+    add_detector_args,
     add_engine_args,
     add_site_args,
+    detector_from_args,
     engine_from_args,
     options_from_args,
 )
 from grasp_guard.errors import GraspGuardError
-from grasp_guard.faces.choose import detector_named
 from grasp_guard.pipeline import protect
 
 logger = logging.getLogger(__name__)
@@ -33,12 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--report", type=Path, help="Write the per-image reports as JSON here.")
     parser.add_argument("--overwrite", action="store_true",
                         help="Allow writing over existing files, inputs included.")
-    parser.add_argument("--detector", default="auto",
-                        help="Face detector: auto (CenterFace once fetched, else the Haar "
-                        "cascade), centerface, haar, or yunet (with --detector-model).")
-    parser.add_argument("--detector-model", type=Path,
-                        help="The detector's model file (yunet; centerface: instead of the "
-                        "cached one).")
+    add_detector_args(parser)
     add_site_args(parser)
     add_engine_args(parser)
     parser.set_defaults(func=run)
@@ -67,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         print("grasp-guard: no images found", file=sys.stderr)
         return 1
     options = options_from_args(args)
-    detector = detector_named(args.detector, args.detector_model)
+    detector = detector_from_args(args)
     engine = engine_from_args(args)
     single = len(images) == 1
     reports: list[dict[str, Any]] = []

@@ -6,7 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from grasp_guard.cli.common import add_engine_args, engine_from_args
+from grasp_guard.cli.common import (
+    add_detector_args,
+    add_engine_args,
+    detector_from_args,
+    engine_from_args,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("received", type=Path, help="The copy downloaded back from the site.")
     parser.add_argument("--json", action="store_true",
                         help="Print the result as one JSON object on the last line of stdout.")
+    add_detector_args(parser)
     add_engine_args(parser)
     parser.set_defaults(func=run)
 
@@ -22,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from grasp_guard.verify import verify
 
-    result = verify(args.original.read_bytes(), args.received.read_bytes(), engine_from_args(args))
+    detector = detector_from_args(args)
+    result = verify(args.original.read_bytes(), args.received.read_bytes(), engine_from_args(args),
+                    detector)
     if args.json:
         print(json.dumps(result))
         return 0

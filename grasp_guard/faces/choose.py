@@ -32,14 +32,14 @@ def default_detector(cache: WeightsCache | None = None) -> FaceDetector:
     """CenterFace when ``models fetch centerface`` has cached it, else the embedded Haar
     cascade, which misses more faces and takes texture for faces: a warning says so, once
     per process and reason."""
-    record = (cache or WeightsCache()).record("centerface")
-    if record is not None:
-        try:
+    try:
+        record = (cache or WeightsCache()).record("centerface")
+        if record is None:
+            reason = "its model is not cached"
+        else:
             return CenterFaceDetector(record.path)
-        except ConfigError as e:
-            reason = f"the cached CenterFace model does not load ({e})"
-    else:
-        reason = "its model is not cached"
+    except ConfigError as e:  # an unreadable cache registry, a model that does not load
+        reason = f"the cached CenterFace model cannot be used ({e})"
     if reason not in _warned:
         _warned.add(reason)
         logger.warning("face detection falls back to the Haar cascade: %s; it misses faces "
@@ -57,6 +57,10 @@ def detector_named(name: str, model_path: Path | None = None,
         ConfigError: an unknown name, a model file missing or not given, or not cached.
     """
     key = name.strip().lower()
+    if key != "auto" and key not in DETECTORS:
+        raise ConfigError(f"unknown face detector {name!r}; known: auto, {', '.join(DETECTORS)}")
+    if model_path is not None and key not in ("centerface", "yunet"):
+        raise ConfigError(f"the {key} detector takes no model file")
     if key == "auto":
         return None
     if key == "centerface" and model_path is None:
@@ -68,9 +72,7 @@ def detector_named(name: str, model_path: Path | None = None,
     if key in ("centerface", "yunet"):
         if model_path is None:
             raise ConfigError(f"the {key} detector needs its model file")
-        return detector_from_spec(key, model_path=model_path)
-    if model_path is not None:
-        raise ConfigError(f"the {key} detector takes no model file")
+        return detector_from_spec(key, model_path=Path(model_path).expanduser())
     return detector_from_spec(key)
 
 

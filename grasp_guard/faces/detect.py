@@ -1,4 +1,5 @@
-"""Face detectors: one small protocol, the embedded Haar cascade, and YuNet from a user's model.
+"""Face detectors: one small protocol, the embedded Haar cascade, and the frame of a CNN
+detector run from a model file (YuNet from a user's model; CenterFace: ``faces.centerface``).
 
 Every detector takes upright RGB pixels (the codec has already applied the EXIF orientation)
 and returns face boxes in the image's own pixel coordinates, already filtered by size, with

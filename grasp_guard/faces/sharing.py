@@ -16,19 +16,19 @@ import numpy as np
 from grasp_guard.faces.regions import FaceRegion, _in_image, _owners
 
 _GRID_SIDE = 1024  # the longest side of the grid the paste weights are sampled on
-_ROUNDS = 100
-_TOLERANCE = 1e-3
 
 
 def budget_shares(regions: Sequence[FaceRegion], feather: float = 0.5) -> np.ndarray:
-    """Each face's share of its crop's MSE budget, in (0, 1]: 1 where no crop overlaps.
+    """Each face's share of its MSE budget, in (0, 1]: 1 where no crop overlaps another.
 
-    A face spending MSE budget M on its crop puts its perturbation's energy where the paste
-    keeps it, in proportion to its paste weight squared. So a share ρ_ki of it lands in crop
-    k — the weight² it owns inside crop k over all it owns, times its crop's area over crop
-    k's — and crop k's MSE is M (α_k + Σ_i ρ_ki α_i) when each face i spends α_i M. The shares
-    start at 1; every face adding to a crop over the budget is scaled down by that crop's
-    overload, until none is over.
+    The loop holds a face's perturbation to the budget M over the pixels its paste keeps (its
+    own: :func:`~grasp_guard.faces.regions.paste_weights` > 0), and puts its energy there in
+    proportion to the paste weight squared. So crop k, of area A_k, owning N_k of its pixels,
+    receives M (α_k N_k + Σ_i α_i N_i s_ki) / A_k when each face i spends α_i M, s_ki being
+    the share of face i's weight² that lies inside crop k. One pass divides every face adding
+    to an over-full crop by that crop's overload (the largest of them): each crop's load being
+    linear in the shares, every crop is then within budget — conservatively, as a face barely
+    touching a crop is cut as much as the crop's main guest.
 
     Returns:
         (N,) float64 shares, in the order of ``regions``.
@@ -42,24 +42,19 @@ def budget_shares(regions: Sequence[FaceRegion], feather: float = 0.5) -> np.nda
     xs = np.arange(min(s[0] for s in spans), max(s[2] for s in spans), step, dtype=np.float64)
     ys = np.arange(min(s[1] for s in spans), max(s[3] for s in spans), step, dtype=np.float64)
     weight, owner = _owners(regions, xs, ys, feather)
-    energy = np.where(owner >= 0, weight.astype(np.float64) ** 2, 0.0)
-    inside = [((ys >= y0) & (ys < y1))[:, None] & ((xs >= x0) & (xs < x1))[None, :]
-              for x0, y0, x1, y1 in spans]
-    area = np.array([m.sum() for m in inside], dtype=np.float64).clip(min=1.0)
-    owned = np.array([energy[owner == i].sum() for i in range(n)]).clip(min=1e-12)
-    # spill[k, i]: crop k's MSE, in budgets, from face i spending its whole budget (i != k)
-    spill = np.zeros((n, n))
-    for k in range(n):
-        for i in range(n):
-            if i != k:
-                landed = energy[inside[k] & (owner == i)].sum()
-                spill[k, i] = landed / owned[i] * area[i] / area[k]
-    shares = np.ones(n)
-    touches = (spill > 0) | np.eye(n, dtype=bool)  # touches[k, i]: face i adds to crop k
-    for _ in range(_ROUNDS):
-        load = shares + spill @ shares
-        if load.max() <= 1.0 + _TOLERANCE:
-            break
-        overload = np.where(touches, np.maximum(load, 1.0)[:, None], 1.0).max(axis=0)
-        shares = shares / overload
-    return shares
+    owned = owner >= 0
+    energy = np.where(owned, weight.astype(np.float64) ** 2, 0.0)
+    pixels = np.bincount(owner[owned], minlength=n).astype(np.float64)
+    total = np.bincount(owner[owned], energy[owned], minlength=n).clip(min=1e-12)
+    load_per_share = np.zeros((n, n))  # [k, i]: crop k's MSE, in budgets, from face i's all
+    for k, (x0, y0, x1, y1) in enumerate(spans):
+        rows = slice(*np.searchsorted(ys, (y0, y1)))
+        cols = slice(*np.searchsorted(xs, (x0, x1)))
+        who, what = owner[rows, cols], energy[rows, cols]
+        area = max(who.size, 1)
+        inside = np.bincount(who[who >= 0], what[who >= 0], minlength=n)
+        load_per_share[k] = pixels * inside / total / area
+        load_per_share[k, k] = pixels[k] / area  # all of face k's own energy is in its crop
+    load = load_per_share.sum(axis=1)
+    overload = np.where(load_per_share > 0, np.maximum(load, 1.0)[:, None], 1.0).max(axis=0)
+    return 1.0 / overload

@@ -24,7 +24,7 @@ class CpuStage:
     finishing a request never waits behind a burst of new arrivals being decoded: the
     admission's promise (its deadline) holds only if its last stage takes its usual time.
     OpenCV's detectors are not documented as thread-safe, and loading one costs more than a
-    small image's detection, so each preparing thread keeps its own (the default detector).
+    small image's detection, so each preparing thread keeps its own (the configured one).
 
     Args:
         threads: the size of each pool.

@@ -177,6 +177,9 @@ class Settings:
                "detector_model", "null or a model file path", self.detector_model)
         if self.detector == "yunet" and self.detector_model is None:
             raise ConfigError("service setting detector yunet needs detector_model, its file")
+        if self.detector in ("auto", "haar") and self.detector_model is not None:
+            raise ConfigError(f"service setting detector {self.detector} takes no "
+                              "detector_model (name centerface or yunet)")
         _check(_is_int(self.max_batch) and 1 <= self.max_batch <= 256, "max_batch",
                "an int in 1..256", self.max_batch)
         _check(_is_number(self.gather_ms) and 0 <= self.gather_ms <= 1000, "gather_ms",

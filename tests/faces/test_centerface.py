@@ -187,7 +187,9 @@ def test_a_named_detector_is_built_or_refused_plainly(model: Path, tmp_path: Pat
     with pytest.raises(ConfigError, match="takes no model file"):
         detector_named("haar", model, cache=cache)
     with pytest.raises(ConfigError, match="unknown face detector"):
-        detector_named("mtcnn", cache=cache)
+        detector_named("mtcnn", model, cache=cache)
+    with pytest.raises(ConfigError, match="takes no model file"):
+        detector_named("auto", model, cache=cache)
 
 
 def test_protect_says_so_when_the_detector_asked_for_is_not_there(

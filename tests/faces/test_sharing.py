@@ -30,7 +30,8 @@ def _psnr(a: np.ndarray, b: np.ndarray, inside: np.ndarray) -> float:
 
 def paste_spending(shares: np.ndarray, boxes: list[FaceBox]) -> list[float]:
     """Each face's crop PSNR after every face put noise worth its share of the budget
-    where the paste keeps it (its own crop exactly at share × budget)."""
+    where the paste keeps it, as the loop does (its MSE over the pixels it owns exactly at
+    share × budget)."""
     rng = np.random.default_rng(0)
     photo = np.full(SHAPE, 128, np.uint8)
     regions = plan_regions(SHAPE, boxes)
@@ -38,9 +39,9 @@ def paste_spending(shares: np.ndarray, boxes: list[FaceBox]) -> list[float]:
     protected = []
     for crop, weight, share, region in zip(crops, paste_weights(regions), shares, regions):
         noise = rng.standard_normal(crop.shape) * weight[..., None]
-        inside = in_image_mask(region)
+        owned = weight > 0
         mse = share * 255.0 ** 2 * 10 ** (-BUDGET_DB / 10)
-        noise *= np.sqrt(mse / (noise ** 2)[inside].mean())
+        noise *= np.sqrt(mse / (noise ** 2)[owned].mean())
         protected.append(np.clip(np.rint(crop + noise), 0, 255).astype(np.uint8))
     out = paste(photo, regions, protected, weighted=False)
     return [_psnr(c, f, in_image_mask(r))
@@ -58,12 +59,12 @@ def test_shared_budgets_keep_every_crop_of_a_group_photo_within_it() -> None:
     regions = plan_regions(SHAPE, GROUP)
     assert len({r.bucket for r in regions}) == 4  # no two in one batch: no joint optimisation
     shares = budget_shares(regions)
-    assert (shares < 1).all() and (shares > 0.2).all()
+    assert (shares < 1).all() and (shares > 0.5).all()
     whole = paste_spending(np.ones(len(GROUP)), GROUP)
     shared = paste_spending(shares, GROUP)
-    assert min(whole) < BUDGET_DB - 1.0  # each spending its all: crops over the budget
-    assert min(shared) >= BUDGET_DB - 0.3
-    assert max(shared) <= BUDGET_DB + 2.0  # and the shares are not thrown away
+    assert min(whole) < BUDGET_DB - 0.4  # each spending its all: a crop over the budget
+    assert min(shared) >= BUDGET_DB - 0.1
+    assert max(shared) <= BUDGET_DB + 0.6  # and the shares are not thrown away
 
 
 @pytest.mark.parametrize("side", [100, 200])

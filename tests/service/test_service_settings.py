@@ -96,7 +96,7 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     {"backend": "spark"}, {"ray_address": "10.0.0.1:6379"}, {"replicas": 0},
     {"autoscale": (0, 2)}, {"autoscale": (3, 2)}, {"autoscale": (1, 2), "replicas": 2},
     {"replica_cpus": 0}, {"replica_gpus": -1}, {"detector": "mtcnn"}, {"detector": "yunet"},
-    {"detector_model": ""},
+    {"detector_model": ""}, {"detector_model": "m.onnx"}, {"detector": "haar", "detector_model": "m.onnx"},
 ])
 def test_invalid_values(changes: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
@@ -132,6 +132,6 @@ def test_the_service_detects_with_the_detector_it_is_told(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     cpu = CpuStage(1, 10_000_000, "haar")
-    assert isinstance(cpu._detector(), HaarDetector)
+    assert isinstance(cpu._prepare_pool.submit(cpu._detector).result(), HaarDetector)
     with pytest.raises(ConfigError, match="models fetch centerface"):
         CpuStage(1, 10_000_000, "centerface")  # at start-up, not on a request
