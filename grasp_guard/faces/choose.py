@@ -25,7 +25,13 @@ DETECTORS: dict[str, type[_ScaledDetector]] = {
     "centerface": CenterFaceDetector, "haar": HaarDetector, "yunet": YuNetDetector,
 }
 
+_WITH_MODEL = ("centerface", "yunet")  # the detectors run from a model file
 _warned: set[str] = set()
+
+
+def _cached_centerface(cache: WeightsCache | None) -> Path | None:
+    record = (cache or WeightsCache()).record("centerface")
+    return None if record is None else record.path
 
 
 def default_detector(cache: WeightsCache | None = None) -> FaceDetector:
@@ -33,11 +39,11 @@ def default_detector(cache: WeightsCache | None = None) -> FaceDetector:
     cascade, which misses more faces and takes texture for faces: a warning says so, once
     per process and reason."""
     try:
-        record = (cache or WeightsCache()).record("centerface")
-        if record is None:
+        path = _cached_centerface(cache)
+        if path is None:
             reason = "its model is not cached"
         else:
-            return CenterFaceDetector(record.path)
+            return CenterFaceDetector(path)
     except ConfigError as e:  # an unreadable cache registry, a model that does not load
         reason = f"the cached CenterFace model cannot be used ({e})"
     if reason not in _warned:
@@ -59,17 +65,16 @@ def detector_named(name: str, model_path: Path | None = None,
     key = name.strip().lower()
     if key != "auto" and key not in DETECTORS:
         raise ConfigError(f"unknown face detector {name!r}; known: auto, {', '.join(DETECTORS)}")
-    if model_path is not None and key not in ("centerface", "yunet"):
+    if model_path is not None and key not in _WITH_MODEL:
         raise ConfigError(f"the {key} detector takes no model file")
     if key == "auto":
         return None
     if key == "centerface" and model_path is None:
-        record = (cache or WeightsCache()).record("centerface")
-        if record is None:
+        model_path = _cached_centerface(cache)
+        if model_path is None:
             raise ConfigError("the CenterFace model is not cached: run `grasp-guard models "
                               "fetch centerface`, or pass its file")
-        model_path = record.path
-    if key in ("centerface", "yunet"):
+    if key in _WITH_MODEL:
         if model_path is None:
             raise ConfigError(f"the {key} detector needs its model file")
         return detector_from_spec(key, model_path=Path(model_path).expanduser())
