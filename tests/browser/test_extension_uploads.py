@@ -27,6 +27,9 @@ from conftest import CAMERA, SHRUNK_SIDE, Service
 from PIL import Image
 
 from grasp_guard.extension.build import Built
+from grasp_guard.faces.choose import default_detector
+from grasp_guard.faces.detect import FaceDetector
+from grasp_guard.models.weights import WeightsCache
 from grasp_guard.models.zoo import DEFAULT_SET, load_editor, resolve_models
 from grasp_guard.pipeline import Engine
 from grasp_guard.verify import PROTECTED_AT, verify
@@ -68,18 +71,28 @@ HOSTS = {"input": "pass.localhost", "drop": "pass.localhost", "script": "pass.lo
          "canvas": "shrink.localhost"}
 
 
+@dataclass(frozen=True)
+class Verifier:
+    """`grasp-guard verify` as this user runs it: the service's default surrogates and
+    default face detector, both from the same weights cache."""
+
+    engine: Engine
+    detector: FaceDetector
+
+
 @pytest.fixture(scope="module")
-def verifier(caller_weights_cache: Path) -> Engine:
-    """`grasp-guard verify`'s engine: the default surrogates, as the service runs them."""
+def verifier(caller_weights_cache: Path) -> Verifier:
     names, missing = resolve_models([DEFAULT_SET], cache=caller_weights_cache)
     if missing:
         pytest.skip(f"the default surrogate(s) {', '.join(missing)} not in the weights cache "
                     "(`make setup` fetches them): the reference standing in cannot pass verify")
-    return Engine([load_editor(n, cache=caller_weights_cache) for n in names], torch.device("cpu"))
+    engine = Engine([load_editor(n, cache=caller_weights_cache) for n in names],
+                    torch.device("cpu"))
+    return Verifier(engine, default_detector(WeightsCache(caller_weights_cache)))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def protected_uploads(verifier: Engine, browser: Browser, site: ExtensionSite,
+async def protected_uploads(verifier: Verifier, browser: Browser, site: ExtensionSite,
                             face_file: Path) -> dict[str, Sent]:
     """Each scenario's upload from a page of an enabled site, one after the other."""
 
@@ -94,13 +107,15 @@ async def protected_uploads(verifier: Engine, browser: Browser, site: ExtensionS
     return {name: await run(name) for name in SCENARIOS}
 
 
-def assert_protected(original: bytes, received: bytes, engine: Engine, notices: object) -> None:
+def assert_protected(original: bytes, received: bytes, verifier: Verifier,
+                     notices: object) -> None:
     """``received`` is ``original`` protected: `grasp-guard verify` finds its face and
     measures the editors disrupted on it at our crop. (The site policy runs the `fast`
     preview, tuned to our crop: how far a protection holds at an attacker's own framing,
-    which the verdict also weighs, is the engine's to measure, in `bench/`.)"""
+    which the verdict also weighs, is the engine's to measure, in `bench/`. So verify must
+    find the face where the service did: the same detector, from the same cache.)"""
     assert received != original, f"the photo arrived unprotected; notices: {notices}"
-    report = verify(original, received, engine)
+    report = verify(original, received, verifier.engine, detector=verifier.detector)
     print(f"verify: {report['verdict']}, DSR {report['dsr_cmua']} (framed "
           f"{report['dsr_framed']}), PSNR {report['psnr']} dB")
     assert len(report["faces"]) == 1, report
@@ -113,7 +128,7 @@ def exif_make(photo: bytes) -> bytes | None:
 
 @pytest.mark.parametrize("name", ["input", "drop", "script"])
 async def test_a_photo_arrives_protected_with_its_metadata(
-        protected_uploads: dict[str, Sent], face_file: Path, verifier: Engine,
+        protected_uploads: dict[str, Sent], face_file: Path, verifier: Verifier,
         name: str) -> None:
     sent = protected_uploads[name]
     original = face_file.read_bytes()
@@ -129,7 +144,7 @@ async def test_a_photo_arrives_protected_with_its_metadata(
     "verify finds neither protection at the site's copy (DSR 0.00 aligned and framed): "
     "each is tuned to a framing the other resample moves. README, 'What it does not promise'"))
 async def test_a_photo_the_page_shrinks_in_a_canvas_arrives_protected(
-        protected_uploads: dict[str, Sent], face_file: Path, verifier: Engine) -> None:
+        protected_uploads: dict[str, Sent], face_file: Path, verifier: Verifier) -> None:
     sent = protected_uploads["canvas"]
     photo = Image.open(io.BytesIO(sent.upload.photo))
     assert photo.size == (SHRUNK_SIDE, SHRUNK_SIDE)  # what the page made, without EXIF
