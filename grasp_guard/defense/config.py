@@ -89,6 +89,10 @@ class GraspConfig:
             this power (0: every size weighs the same). A large face's small editing sizes see
             its perturbation averaged over many pixels, only its low band, and their gradient
             shrinks with it: weighed up, they get their share of the steps.
+        solved_weight: the weight, relative to 1, of an editing target (editor and size) a
+            sample already disrupted at the last check, on every view it judges: under 1
+            the steps go to the sizes still missing rather than on pushing a disrupted one
+            further, so one size is not bought with another; 1: every target pulls alike.
         precision: the number format of the editors' forward and backward passes on the
             gradient steps (autocast): ``float32``, ``bfloat16`` (about twice as fast for
             the real CycleGAN on an AVX-512 BF16 CPU; the gradient's direction agrees with
@@ -156,6 +160,7 @@ class GraspConfig:
     spend_budget: bool = True
     scale_sampling: ScaleSampling = "all"
     shrink_weighting: float = 0.0
+    solved_weight: float = 1.0
     precision: Precision = "float32"
     normalize: bool = True
     smoothing: Smoothing = "none"
@@ -185,7 +190,7 @@ class GraspConfig:
             name: getattr(self, name)
             for name in ("eps", "alpha", "lambda_ssim", "lambda_lf", "lf_sigma", "lf_band",
                          "smooth_sigma", "init_scale", "success_threshold", "margin",
-                         "input_diversity", "diversity_prob", "feature_weight")
+                         "input_diversity", "diversity_prob", "feature_weight", "solved_weight")
         }
         for name, value in _finite.items():
             _check(isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -217,6 +222,7 @@ class GraspConfig:
                f"one of {SCALE_SAMPLINGS}", self.scale_sampling)
         _check(0.0 <= self.shrink_weighting <= 4.0, "shrink_weighting", "in [0, 4]",
                self.shrink_weighting)
+        _check(0.0 < self.solved_weight <= 1.0, "solved_weight", "in (0, 1]", self.solved_weight)
         _check(self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}",
                self.precision)
         _check(0 <= self.input_diversity <= 0.5, "input_diversity", "in [0, 0.5]",

@@ -231,6 +231,8 @@ class _Run:
         self.pair_target = torch.cat([torch.full((t.conditions.shape[1],), k, dtype=torch.long)
                                       for k, t in enumerate(targets)])
         self.unsolved = torch.ones(len(targets), dtype=torch.bool)
+        # which targets each sample disrupted at the last check, on every view it judges
+        self.solved = torch.zeros((n, len(targets)), dtype=torch.bool, device=x.device)
         # whether each sample disrupted every pair at the last check (none before the first)
         self.disrupting = torch.zeros(n, dtype=torch.bool, device=x.device)
         self.lambda_ssim = torch.full((n,), config.lambda_ssim, dtype=x.dtype, device=x.device)
@@ -358,8 +360,11 @@ class _Run:
                       refs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """L_def of the active samples, (n_a,): D(G_m(R_m(x'), c), y[m, c]) averaged over each
         editor's edits and sizes, then over editors, so every editor weighs the same however
-        many edits it makes (five StarGAN edits do not outvote one CycleGAN translation)."""
-        per_editor: dict[int, list[tuple[float, torch.Tensor]]] = {}
+        many edits it makes (five StarGAN edits do not outvote one CycleGAN translation).
+        Within an editor each size weighs ``loss_weight``, times ``solved_weight`` where the
+        sample disrupted it at the last check."""
+        per_editor: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        settled = torch.where(self.solved[idx], self.cfg.solved_weight, 1.0)
         for k, (clean, mask) in zip(chosen, refs):
             t = self.targets[k]
             with self._editing(True):
@@ -371,7 +376,8 @@ class _Run:
                 pairs = pairs.clamp(max=self.cfg.success_threshold * self.cfg.margin)
             elif self.cfg.objective == "log":
                 pairs = pairs.clamp_min(_LOG_FLOOR).log()
-            per_editor.setdefault(id(t.editor), []).append((self.loss_weight[k], pairs.mean(dim=1)))
+            weight = self.loss_weight[k] * settled[:, k]
+            per_editor.setdefault(id(t.editor), []).append((weight, pairs.mean(dim=1)))
         return torch.stack([sum(w * loss for w, loss in v) / sum(w for w, _ in v)
                             for v in per_editor.values()]).mean(dim=0)
 
@@ -507,6 +513,7 @@ class _Run:
             ok &= ok_t
             closeness = torch.minimum(closeness, closeness_t)
         self.unsolved = ~ok.all(dim=0).cpu()
+        self.solved[idx] = ok
         self.disrupting[idx] = ok.all(dim=1)
         self._keep_best(idx, ok.sum(dim=1).double() + closeness)
         ssim = batch_ssim(xq, xa, self._inside(idx))

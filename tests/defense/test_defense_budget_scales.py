@@ -11,6 +11,7 @@ from grasp_guard.defense.baselines import pgd_l2_config
 from grasp_guard.defense.config import GraspConfig
 from grasp_guard.defense.grasp import _Run, grasp
 from grasp_guard.defense.metrics import editing_resolutions, evaluate_defense, evaluate_editing
+from grasp_guard.errors import ConfigError
 from grasp_guard.models.editor import Editor, EditorInfo
 
 # a threshold no edit reaches: every sample keeps running, as an undisrupted face does
@@ -320,3 +321,30 @@ def test_shrink_weighting_gives_a_large_face_s_small_size_the_steps() -> None:
     shares = [small_size_share(p) for p in (0.0, 1.0, 2.0)]
     assert shares[0] < 0.1 and shares[2] > 0.5
     assert shares[0] < shares[1] < shares[2]
+
+
+def test_solved_weight_moves_the_steps_off_a_size_already_disrupted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def small_size_solved(self: _Run, x_in: torch.Tensor, idx: torch.Tensor,
+                          *args: object) -> tuple[torch.Tensor, torch.Tensor]:
+        ok = torch.zeros((len(idx), len(self.targets)), dtype=torch.bool)
+        ok[:, 0] = True  # the 8-px size, and only it, is disrupted at every check
+        return ok, torch.zeros(len(idx), dtype=torch.float64)
+
+    monkeypatch.setattr(_Run, "_succeeds", small_size_solved)
+    x = crops(2, size=(32, 32))
+    cfg = GraspConfig(psnr_budget=40.0, steps=10, check_every=1, lambda_ssim=0.0,
+                      lambda_lf=0.0, step_rule="l2", objective="mean", shrink_weighting=2.0)
+
+    def small_size_share(solved_weight: float) -> float:
+        run = cfg.replace(solved_weight=solved_weight)
+        delta = grasp(x, [SizeChannelEditor(32, (8,))], run).images - x
+        energy = delta.pow(2).sum(dim=(0, 2, 3))
+        return float(energy[0] / (energy[0] + energy[1]))
+
+    # weighed 16x, the 8-px size takes most of the steps; once disrupted, at a tenth of
+    # that it yields them to the size still missing
+    assert small_size_share(1.0) > 0.5
+    assert small_size_share(0.1) < 0.5 * small_size_share(1.0)
+    with pytest.raises(ConfigError, match="solved_weight"):
+        cfg.replace(solved_weight=0.0)
