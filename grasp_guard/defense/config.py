@@ -93,6 +93,8 @@ class GraspConfig:
             sample already disrupted at the last check, on every view it judges: under 1
             the steps go to the sizes still missing rather than on pushing a disrupted one
             further, so one size is not bought with another; 1: every target pulls alike.
+            Under ``check_framings`` a size counts as disrupted only at every framing, so
+            the weight rarely acts (bench/results/shrink_weighting.md).
         precision: the number format of the editors' forward and backward passes on the
             gradient steps (autocast): ``float32``, ``bfloat16`` (about twice as fast for
             the real CycleGAN on an AVX-512 BF16 CPU; the gradient's direction agrees with
