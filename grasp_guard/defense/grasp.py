@@ -232,9 +232,8 @@ class _Run:
                                       for k, t in enumerate(targets)])
         self.unsolved = torch.ones(len(targets), dtype=torch.bool)
         # which targets each sample disrupted at the last check, on every view it judges
+        # (none before the first)
         self.solved = torch.zeros((n, len(targets)), dtype=torch.bool, device=x.device)
-        # whether each sample disrupted every pair at the last check (none before the first)
-        self.disrupting = torch.zeros(n, dtype=torch.bool, device=x.device)
         self.lambda_ssim = torch.full((n,), config.lambda_ssim, dtype=x.dtype, device=x.device)
         # the best δ each sample reached at a check (most targets disrupted, then closest to
         # disrupting the rest; the later of equals): the loop returns it, not the last step's
@@ -256,9 +255,10 @@ class _Run:
         the budget (large, smooth faces), it then never outweighs the defense."""
         assert self.cfg.ssim_target is not None
         gap = (self.cfg.ssim_target - ssim.to(self.lambda_ssim.dtype)) / _SSIM_GAP_PER_DOUBLING
-        gap = torch.where(self.disrupting[idx], gap.clamp(-1.0, 1.0), torch.full_like(gap, -1.0))
+        disrupting = self.solved[idx].all(dim=1)
+        gap = torch.where(disrupting, gap.clamp(-1.0, 1.0), torch.full_like(gap, -1.0))
         lam = self.lambda_ssim[idx] * torch.exp2(gap)
-        floor = torch.where(self.disrupting[idx], _LAMBDA_MIN, self.cfg.lambda_ssim)
+        floor = torch.where(disrupting, _LAMBDA_MIN, self.cfg.lambda_ssim)
         self.lambda_ssim[idx] = torch.maximum(lam, torch.as_tensor(floor)).clamp(max=_LAMBDA_MAX)
 
     def _step_targets(self) -> list[int]:
@@ -514,7 +514,6 @@ class _Run:
             closeness = torch.minimum(closeness, closeness_t)
         self.unsolved = ~ok.all(dim=0).cpu()
         self.solved[idx] = ok
-        self.disrupting[idx] = ok.all(dim=1)
         self._keep_best(idx, ok.sum(dim=1).double() + closeness)
         ssim = batch_ssim(xq, xa, self._inside(idx))
         return (ok.all(dim=1) & self._quality_holds(self._psnr(xq, idx), ssim)
