@@ -1,6 +1,7 @@
 """Where a group photo's protection goes: faces whose crops overlap, optimised apart or in turn.
 
     .venv/bin/python bench/overlap_probe.py [--photo PATH] [--steps 25] [--in-turn]
+    .venv/bin/python bench/overlap_probe.py --census [--faces DIR]
 
 `protect` batches a photo's faces by crop size, and only faces of one size are optimised
 jointly; a face whose crop overlaps a face of another size is optimised without the
@@ -13,6 +14,9 @@ with only its own crop pasted, and of the photo with every crop pasted (what lea
 the other, smallest crops first, each seeing what the groups before it pasted into its crop
 (a fixed offset added to the loop's view of x', patched into ``_Run._seen`` here); only the
 every-crop-pasted row is printed.
+
+``--census`` optimises nothing: for each photo in ``--faces`` with several faces, the crop
+sides the default detector's faces get and which faces overlap a face of another crop size.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from grasp_sdk.options import ProtectOptions
 
 from grasp_guard.defense import grasp as loop
 from grasp_guard.faces.regions import extract_crops, paste
-from grasp_guard.pipeline import Engine, PreparedImage, prepare
+from grasp_guard.pipeline import Engine, PreparedImage, _overlaps, prepare
 
 _CONTEXT: dict[str, torch.Tensor | None] = {"offset": None}
 
@@ -73,13 +77,33 @@ def _distortions(engine: Engine, originals: list[np.ndarray],
     return rows
 
 
+def _census(faces: Path) -> None:
+    total = apart_total = 0
+    for path in sorted(faces.iterdir()):
+        if path.suffix.lower() not in (".jpg", ".jpeg", ".png", ".webp"):
+            continue
+        p = prepare(path.read_bytes(), ProtectOptions())
+        keys, overlaps = [t.group_key for t in p.tasks], _overlaps(p.regions)
+        apart = [i for i, near in enumerate(overlaps) if any(keys[j] != keys[i] for j in near)]
+        total, apart_total = total + len(p.regions), apart_total + len(apart)
+        if len(p.regions) > 1:
+            print(path.name, "crops", [r.crop.side for r in p.regions], "optimised apart from "
+                  "an overlapping face:", apart, flush=True)
+    print(f"{apart_total} of {total} faces overlap a face of another crop size")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--photo", type=Path,
                         default=Path("../shared/data/faces/selfie-many-people.jpg"))
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--in-turn", action="store_true")
+    parser.add_argument("--census", action="store_true")
+    parser.add_argument("--faces", type=Path, default=Path("../shared/data/faces"))
     args = parser.parse_args()
+    if args.census:
+        _census(args.faces)
+        return
     if args.in_turn:
         loop._Run._seen = _with_context(loop._Run._seen)  # type: ignore[method-assign]
     p = prepare(args.photo.read_bytes(), ProtectOptions())
