@@ -12,8 +12,8 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -105,7 +105,9 @@ class CropTask:
     (:func:`~grasp_guard.faces.regions.crosstalk_maps`): batched together, they are
     optimised jointly. ``budget_share`` is the share of the budget this face may spend so
     that overlapping crops of any size stay within theirs
-    (:func:`~grasp_guard.faces.sharing.budget_shares`).
+    (:func:`~grasp_guard.faces.sharing.budget_shares`). ``context`` is the crop as re-cut
+    once the crops of earlier stages (:meth:`PreparedImage.stages`) are pasted, where they
+    reach into it: the loop sees their perturbation as part of this crop.
     """
 
     crop: np.ndarray  # (S, S, 3) uint8
@@ -120,6 +122,7 @@ class CropTask:
     index: int = 0
     neighbours: tuple[tuple[int, np.ndarray], ...] = ()  # (index, (2, S, S) maps)
     budget_share: float = 1.0  # of the PSNR budget's MSE (faces.sharing.budget_shares)
+    context: np.ndarray | None = None  # (S, S, 3) uint8
 
     @property
     def group_key(self) -> tuple[Any, ...]:
@@ -157,6 +160,43 @@ class PreparedImage:
     def passthrough(self) -> bool:
         """Nothing to protect: the input goes back byte-identical."""
         return not self.tasks
+
+    def stages(self) -> list[list[int]]:
+        """The crops' indices in the order they are optimised: stages run one after another,
+        the crops of one stage at once (one batch per group).
+
+        A photo's overlapping crops of one group are optimised jointly (``neighbours``);
+        crops of different sizes cannot be, so a group whose crops overlap those of the
+        stage before it starts a stage of its own and sees what the earlier stages pasted
+        (:meth:`in_context`). Smaller crops go first: a small face's crop lies inside a
+        large one's more often than the other way round, and so measured best
+        (``bench/overlap_probe.py``). A photo with no such overlap has one stage.
+        """
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, task in enumerate(self.tasks):
+            groups.setdefault(task.group_key, []).append(i)
+        overlaps = _overlaps(self.regions)
+        stages: list[list[int]] = []
+        for members in sorted(groups.values(), key=lambda g: self.tasks[g[0]].crop.shape[0]):
+            if stages and not any(j in stages[-1] for i in members for j in overlaps[i]):
+                stages[-1].extend(members)
+            else:
+                stages.append(list(members))
+        return stages
+
+    def in_context(self, indices: Sequence[int],
+                   outcomes: Mapping[int, CropOutcome]) -> list[CropTask]:
+        """The tasks ``indices``, each with its ``context`` where the crops already
+        optimised (``outcomes``, by index) paste into it."""
+        tasks = [self.tasks[i] for i in indices]
+        if not outcomes:
+            return tasks
+        crops = [outcomes[i].protected if i in outcomes else t.crop
+                 for i, t in enumerate(self.tasks)]
+        recut = extract_crops(paste(self.image.upright, self.regions, crops, weighted=False),
+                              [self.regions[i] for i in indices])
+        return [t if np.array_equal(r, t.crop) else replace(t, context=r)
+                for t, r in zip(tasks, recut)]
 
 
 class Engine:
@@ -229,9 +269,13 @@ class Engine:
         budget_share = None
         if any(t.budget_share < 1.0 for t in tasks):
             budget_share = torch.tensor([t.budget_share for t in tasks], dtype=torch.float64)
+        context = None
+        if any(t.context is not None for t in tasks):
+            recut = [t.crop if t.context is None else t.context for t in tasks]
+            context = to_tensor(recut).to(self.device) - x
         result = grasp(x, self.editors, config, transform=transform, weight=weight,
                        delivery=delivery, grid=grid, crosstalk=crosstalk,
-                       budget_share=budget_share)
+                       budget_share=budget_share, context=context)
         share = result.seconds / len(tasks)
         return [
             CropOutcome(crop, int(it), share, len(tasks))
@@ -517,14 +561,16 @@ def protect(
 
 
 def protect_prepared(prepared: PreparedImage, engine: Engine) -> tuple[bytes, dict[str, Any]]:
-    """Optimise a prepared image's crops (one batch per group) and finish it."""
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, task in enumerate(prepared.tasks):
-        groups.setdefault(task.group_key, []).append(i)
+    """Optimise a prepared image's crops stage by stage (:meth:`PreparedImage.stages`; one
+    batch per group) and finish it."""
     outcomes: dict[int, CropOutcome] = {}
-    for indices in groups.values():
-        for i, outcome in zip(indices, engine.optimise([prepared.tasks[i] for i in indices])):
-            outcomes[i] = outcome
+    for stage in prepared.stages():
+        groups: dict[tuple[Any, ...], list[tuple[int, CropTask]]] = {}
+        for i, task in zip(stage, prepared.in_context(stage, outcomes)):
+            groups.setdefault(task.group_key, []).append((i, task))
+        for members in groups.values():
+            optimised = engine.optimise([task for _, task in members])
+            outcomes.update((i, outcome) for (i, _), outcome in zip(members, optimised))
     return finish(prepared, [outcomes[i] for i in range(len(prepared.tasks))], engine)
 
 

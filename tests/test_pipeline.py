@@ -177,6 +177,51 @@ def test_overlapping_crops_of_one_size_are_optimised_jointly(
     np.testing.assert_array_equal(handed[0][0][2].numpy(), a.neighbours[0][1])
 
 
+def _group_photo(boxes: list[FaceBox]) -> pipeline.PreparedImage:
+    rgb = (np.random.default_rng(5).random((400, 900, 3)) * 120 + 60).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    return prepare(buf.getvalue(), FAST, detector=_Fixed(boxes))
+
+
+def test_crops_of_other_sizes_that_overlap_are_optimised_in_turn_smallest_first() -> None:
+    # a large face whose crop covers a small one's; a third face, apart, of a third size
+    prepared = _group_photo([FaceBox(120, 100, 120, 120), FaceBox(300, 150, 40, 40),
+                             FaceBox(650, 120, 80, 80)])
+    sides = [t.crop.shape[0] for t in prepared.tasks]
+    assert len(set(sides)) == 3
+    assert prepared.stages() == [[1, 2], [0]]  # the face apart needs no stage of its own
+    apart = _group_photo([FaceBox(120, 100, 120, 120), FaceBox(650, 120, 40, 40)])
+    assert apart.stages() == [[1, 0]]
+
+
+def test_a_later_stage_sees_what_the_earlier_one_pasted(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    prepared = _group_photo([FaceBox(120, 100, 120, 120), FaceBox(300, 150, 40, 40)])
+    big, small = prepared.tasks
+    handed: list[torch.Tensor | None] = []
+    real = pipeline.grasp
+
+    def recording(*args: object, context: torch.Tensor | None, **kwargs: object) -> object:
+        handed.append(context)
+        return real(*args, context=context, **kwargs)
+
+    monkeypatch.setattr("grasp_guard.pipeline.grasp", recording)
+    _, report = pipeline.protect_prepared(prepared, engine)
+    assert handed[0] is None  # the small face goes first, alone
+    context = handed[1]
+    assert context is not None and context.shape == (1, 3, *big.crop.shape[:2])
+    # the small face's pasted perturbation, where its crop lies in the large face's crop
+    small_out = report["faces"][1]
+    assert small_out["crop"] == small.crop.shape[0]
+    rs, rb = prepared.regions[1], prepared.regions[0]
+    inside = context[0, :, max(rs.crop.y - rb.crop.y, 0):rs.crop.y1 - rb.crop.y,
+                     max(rs.crop.x - rb.crop.x, 0):rs.crop.x1 - rb.crop.x]
+    assert inside.abs().max() > 0 and float(context.abs().sum()) == pytest.approx(
+        float(inside.abs().sum()))
+    assert prepared.in_context([0], {})[0].context is None
+
+
 @pytest.mark.parametrize(("height", "refused"), [(600, False), (601, True)])
 def test_a_whole_image_square_past_the_pixel_limit_is_refused(height: int, refused: bool) -> None:
     # Found by the service fuzz: a JPEG declaring 48 × 41374 px made a 41374² square (20 GB).

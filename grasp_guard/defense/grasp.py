@@ -174,13 +174,15 @@ class _Run:
                  transform: Transform | None, weight: torch.Tensor | None = None,
                  delivery: torch.Tensor | None = None, grid: torch.Tensor | None = None,
                  crosstalk: Sequence[Crosstalk] = (),
-                 budget_share: torch.Tensor | None = None) -> None:
+                 budget_share: torch.Tensor | None = None,
+                 context: torch.Tensor | None = None) -> None:
         self.x = x
         self.targets = targets
         self.cfg = config
         self.transform = transform
         self.delivery = delivery
         self.crosstalk = list(crosstalk)
+        self.context = context
         # each sample's PSNR budget: the configured one, raised where it has a share of it
         self.psnr_budget: float | torch.Tensor | None = config.psnr_budget
         if config.psnr_budget is not None and budget_share is not None:
@@ -285,10 +287,12 @@ class _Run:
 
     def _seen(self, x: torch.Tensor, delta: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """The crops ``idx`` as they will be re-cut from the protected image: their own δ
-        delivered, and what overlapping neighbours paste into them."""
+        delivered, what overlapping neighbours paste into them, and the fixed ``context``."""
         seen = x + self._delivered(delta, idx)
         if self.crosstalk:
             seen = seen + self._from_neighbours(delta, idx)
+        if self.context is not None:
+            seen = seen + self.context[idx]
         return seen.clamp(0.0, 1.0)
 
     def _from_neighbours(self, delta: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -627,7 +631,7 @@ class _Run:
     def result(self, seconds: float) -> DefenseResult:
         images = quantise(self.x + self.delta)
         idx = torch.arange(self.x.shape[0], device=self.x.device)
-        pasted_as_is = self.delivery is None and not self.crosstalk
+        pasted_as_is = self.delivery is None and not self.crosstalk and self.context is None
         seen = images if pasted_as_is else quantise(self._seen(self.x, self.delta, idx))
         mse, cmua = self._pair_stats(seen, idx, self._stored_refs(idx, range(len(self.targets))))
         success = _success(mse, cmua, self.cfg.success_threshold, self.cfg.success_metric)
@@ -654,6 +658,7 @@ def grasp(
     grid: torch.Tensor | None = None,
     crosstalk: Sequence[Crosstalk] = (),
     budget_share: torch.Tensor | None = None,
+    context: torch.Tensor | None = None,
 ) -> DefenseResult:
     """Protect a batch of face crops against every editor and edit at once.
 
@@ -693,6 +698,11 @@ def grasp(
         budget_share: (N,) in (0, 1], each sample's share of the PSNR budget's MSE (a group
             photo's overlapping crops: ``faces.sharing.budget_shares``); all of it when
             ``None``.
+        context: (N, 3, H, W), what each crop as re-cut carries besides its own and its
+            crosstalk neighbours' δ: the perturbation that crops optimised before it (a
+            group photo's other crop sizes, ``pipeline.PreparedImage.stages``) pasted into
+            it, fixed for the run. Every view of the crop includes it, as crosstalk; its
+            budget stays its own δ's.
     Returns:
         The quantised protected images (x + δ, what is pasted) with per-sample iterations
         and final statistics (of the delivered image).
@@ -732,7 +742,10 @@ def grasp(
                                          or not bool(((budget_share > 0)
                                                       & (budget_share <= 1)).all())):
             raise ValueError(f"budget_share must be ({n},) in (0, 1], got {budget_share}")
-        run = _Run(x, targets, config, transform, weight, delivery, grid, crosstalk, budget_share)
+        if context is not None and context.shape != x.shape:
+            raise ValueError(f"context must be {tuple(x.shape)}, got {tuple(context.shape)}")
+        run = _Run(x, targets, config, transform, weight, delivery, grid, crosstalk, budget_share,
+                   None if context is None else context.to(x.device, x.dtype))
         run.solve()
         result = run.result(time.perf_counter() - start)
     logger.info("grasp: %d samples, %.2f s, mean iterations %.1f, mean PSNR %.2f dB, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from grasp_sdk.options import ProtectOptions
 
 from grasp_guard.faces.choose import default_detector, detector_named
 from grasp_guard.faces.detect import FaceDetector
-from grasp_guard.pipeline import CropOutcome, Engine, PreparedImage, finish, prepare
+from grasp_guard.pipeline import CropOutcome, CropTask, Engine, PreparedImage, finish, prepare
 
 
 class CpuStage:
@@ -81,6 +81,14 @@ class CpuStage:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._finish_pool, self._finish, prepared, outcomes,
                                           engine)
+
+    async def in_context(self, prepared: PreparedImage, indices: Sequence[int],
+                         outcomes: Mapping[int, CropOutcome]) -> list[CropTask]:
+        """A later stage's crops with what the earlier stages paste into them
+        (:meth:`~grasp_guard.pipeline.PreparedImage.in_context`), on a finishing thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._finish_pool, prepared.in_context, indices,
+                                          outcomes)
 
     async def close(self) -> None:
         """Stop the pools once their running jobs are done."""

@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from grasp_guard.errors import DeadlineExceededError, QueueFullError, ServiceUnavailableError
-from grasp_guard.pipeline import Engine, PreparedImage
+from grasp_guard.pipeline import CropOutcome, Engine, PreparedImage
 from grasp_guard.service.admission import ServiceTimes, optimise_by
 from grasp_guard.service.cpu import CpuStage
 from grasp_guard.service.metrics import ServiceMetrics
 from grasp_guard.service.settings import Settings
-from grasp_guard.service.worker import BatchWorker, DeviceThread
+from grasp_guard.service.worker import BatchWorker, DeviceThread, Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -189,29 +189,41 @@ class LocalRuntime(Runtime):
         return {"device": str(self.engine.device), "surrogates": self.engine.labels}
 
     async def protect(self, prepared: PreparedImage, cpu: CpuStage, start: float) -> Protected:
-        """Queue the crops with the worker and finish the image on ``cpu``.
+        """Queue the crops with the worker, stage after stage
+        (:meth:`~grasp_guard.pipeline.PreparedImage.stages`), and finish the image on ``cpu``.
 
-        The worker takes the crops only if they can be optimised early enough to leave the
-        last CPU stage its expected time before the deadline, with some headroom, for a full
-        batch's requests finishing ``cpu_threads`` at a time
-        (:func:`~grasp_guard.service.admission.optimise_by`; QueueFullError otherwise).
+        The worker takes the image only if all its crops can be optimised early enough to
+        leave the last CPU stage its expected time before the deadline, with some headroom,
+        for a full batch's requests finishing ``cpu_threads`` at a time
+        (:func:`~grasp_guard.service.admission.optimise_by`; QueueFullError otherwise); its
+        later stages, already admitted, are not refused.
         """
         engine, worker = self.engine, self.worker
         if engine is None or worker is None:
             raise ServiceUnavailableError(self.unavailable_reason() or "not ready")
         settings = self.settings
         rounds = math.ceil(settings.max_batch / settings.cpu_threads)
-        ticket = worker.submit(prepared.tasks,
-                               optimise_by(start, settings.deadline_s, self.times, rounds))
+        finish_by = optimise_by(start, settings.deadline_s, self.times, rounds)
+        outcomes: dict[int, CropOutcome] = {}
+        tickets: list[Ticket] = []
         try:
             async with asyncio.timeout_at(start + settings.deadline_s):
-                outcomes = await ticket.future
-                out, report, finish_s = await cpu.finish(prepared, outcomes, engine)
+                for stage in prepared.stages():
+                    if tickets:
+                        tasks = await cpu.in_context(prepared, stage, outcomes)
+                        tickets.append(worker.submit(tasks, finish_by, admitting=()))
+                    else:
+                        tasks = [prepared.tasks[i] for i in stage]
+                        tickets.append(worker.submit(tasks, finish_by, admitting=prepared.tasks))
+                    outcomes.update(zip(stage, await tickets[-1].future))
+                out, report, finish_s = await cpu.finish(
+                    prepared, [outcomes[i] for i in range(len(prepared.tasks))], engine)
         except TimeoutError as exc:
-            raise deadline_error(settings.deadline_s, ticket.started) from exc
+            raise deadline_error(settings.deadline_s, any(t.started for t in tickets)) from exc
         self.times.observe_finish(finish_s)
         # expected: until optimised, as admission expected.
-        return out, report, {"queue": ticket.queue_wait, "expected": ticket.expected_s}
+        return out, report, {"queue": sum(t.queue_wait for t in tickets),
+                             "expected": tickets[0].expected_s}
 
     async def close(self) -> None:
         """Stop the worker (failing what still waits) and the device thread."""

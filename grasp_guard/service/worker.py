@@ -120,7 +120,8 @@ class BatchWorker:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="grasp-batch-worker")
 
-    def submit(self, tasks: Sequence[CropTask], finish_by: float = math.inf) -> Ticket:
+    def submit(self, tasks: Sequence[CropTask], finish_by: float = math.inf, *,
+               admitting: Sequence[CropTask] | None = None) -> Ticket:
         """Queue one request's crops if they are expected optimised by ``finish_by``.
 
         Cancelling the ticket's future drops the crops not started.
@@ -128,6 +129,9 @@ class BatchWorker:
         Args:
             tasks: the request's crops (at least one).
             finish_by: when (the loop's clock) they must be optimised.
+            admitting: the crops the admission decides on, ``tasks`` when ``None``: a
+                request optimised in stages (``PreparedImage.stages``) is decided on all
+                its crops with its first stage, and its later stages (``()``) are taken.
 
         Raises:
             ServiceUnavailableError: the worker is not running.
@@ -141,7 +145,8 @@ class BatchWorker:
         loop = asyncio.get_running_loop()
         now = loop.time()
         ticket = Ticket(loop.create_future(), len(tasks), finish_by)
-        self._admit(ticket, tasks, now)
+        if admitting is None or admitting:
+            self._admit(ticket, tasks if admitting is None else admitting, now)
         for index, task in enumerate(tasks):
             self._pending.setdefault(task.group_key, []).append(_Item(ticket, index, task, now))
         self._update_pending()

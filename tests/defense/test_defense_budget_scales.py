@@ -266,6 +266,28 @@ def test_overlapping_crops_are_optimised_with_what_their_neighbours_paste() -> N
         grasp(x, [editor], cfg, crosstalk=[(0, 0, torch.stack([eye, eye]))])
 
 
+def test_a_fixed_context_is_part_of_what_the_loop_sees_not_of_what_it_returns() -> None:
+    # crop 0's left half carries what an earlier stage pasted there (another crop size)
+    x = crops(size=(32, 32))
+    context = torch.zeros_like(x)
+    context[0, :, :, :16] = torch.randint(-6, 7, (3, 32, 16), generator=torch.Generator().manual_seed(0)) / 255
+    context[0] = (x[0] + context[0]).clamp(0, 1) - x[0]
+    cfg = GraspConfig(psnr_budget=38.0, **UNREACHED)
+    editor = tiny_stargan()
+    alone = grasp(x, [editor], cfg)
+    seeing = grasp(x, [editor], cfg, context=context)
+    assert (seeing.images[0] - alone.images[0]).abs().max() > 1.5 / 255  # it steers crop 0
+    assert torch.equal(seeing.images[1], alone.images[1])  # and no other
+    # the returned crop is its own δ only; its statistics are of the crop as re-cut
+    own = seeing.images[:1] - x[:1]
+    assert float(own.square().mean()) <= 10 ** (-38.0 / 10) * 1.02
+    recut = (x[:1] + own + context[:1]).clamp(0, 1).mul(255).round().div(255)
+    judged = evaluate_defense(editor, x[:1], recut, resolution=32).distortion.mean()
+    assert float(judged) == pytest.approx(float(seeing.distortion[0]), rel=0.1)
+    with pytest.raises(ValueError, match="context"):
+        grasp(x, [editor], cfg, context=context[:1])
+
+
 def test_overlapping_crops_stop_together_and_keep_one_check_together(
         monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[torch.Tensor] = []

@@ -218,3 +218,20 @@ async def test_a_request_that_cannot_finish_in_time_is_refused_with_a_retry_hint
     engine.gate.set()
     await asyncio.gather(held, taken.future)
     assert engine.batches == [[99], [3]]
+
+
+async def test_a_staged_request_is_admitted_on_all_its_crops_and_its_later_stages_taken(
+        make_worker: WorkerFactory, engine: FakeEngine) -> None:
+    worker = make_worker()
+    held = await _hold(engine, worker)  # expected busy for 1 s; each crop 1 s (the prior)
+    now = asyncio.get_running_loop().time()
+    first, later = [task(value=1)], [task(value=2), task(value=3)]
+    with pytest.raises(QueueFullError, match="in time"):  # 1 + 3 s of work, 2.5 s left
+        worker.submit(first, finish_by=now + 2.5, admitting=first + later)
+    ticket = worker.submit(first, finish_by=now + 4.5, admitting=first + later)
+    assert ticket.expected_s == pytest.approx(4.0, abs=0.1)
+    engine.gate.set()
+    await asyncio.gather(held, ticket.future)
+    # past its deadline by now on the estimates, a later stage is taken all the same
+    await worker.submit(later, finish_by=now, admitting=()).future
+    assert engine.batches == [[99], [1], [2, 3]]

@@ -1,0 +1,57 @@
+"""A group photo whose crops of different sizes overlap goes through the service in stages."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import torch
+from _service_helpers import SpyEngine, encode
+from grasp_sdk.options import ProtectOptions
+
+from grasp_guard import pipeline
+from grasp_guard.faces.detect import FaceBox
+from grasp_guard.service import Settings
+from grasp_guard.service.cpu import CpuStage
+from grasp_guard.service.metrics import ServiceMetrics
+from grasp_guard.service.runtime import LocalRuntime
+
+
+class _Fixed:
+    def __init__(self, boxes: list[FaceBox]) -> None:
+        self.boxes = boxes
+
+    def detect(self, rgb: np.ndarray) -> list[FaceBox]:
+        return list(self.boxes)
+
+
+async def test_a_later_stage_is_optimised_with_what_the_first_pasted(
+        spy: SpyEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    rgb = (np.random.default_rng(5).random((400, 600, 3)) * 120 + 60).astype(np.uint8)
+    prepared = pipeline.prepare(encode(rgb, "PNG"), ProtectOptions(preset="fast"),
+                                detector=_Fixed([FaceBox(120, 100, 120, 120),
+                                                 FaceBox(300, 150, 40, 40)]))
+    assert prepared.stages() == [[1], [0]]
+    handed: list[torch.Tensor | None] = []
+    real = pipeline.grasp
+
+    def recording(*args: object, context: torch.Tensor | None, **kwargs: object) -> object:
+        handed.append(context)
+        return real(*args, context=context, **kwargs)
+
+    monkeypatch.setattr("grasp_guard.pipeline.grasp", recording)
+    runtime = LocalRuntime(Settings(gather_ms=5.0, admission_prior_s=0.5), ServiceMetrics(),
+                           engine_factory=lambda _: spy)
+    cpu = CpuStage(1, 10**8, "haar")
+    await runtime.start()
+    try:
+        _, report, seconds = await runtime.protect(prepared, cpu, asyncio.get_running_loop().time())
+    finally:
+        await runtime.close()
+        await cpu.close()
+    keys = [t.group_key for t in prepared.tasks]
+    assert spy.batches == [[keys[1]], [keys[0]]]
+    assert handed[0] is None and handed[1] is not None and handed[1].abs().max() > 0
+    assert report["protected"] and len(report["faces"]) == 2
+    assert seconds["expected"] > 0
