@@ -561,17 +561,24 @@ def protect(
 
 
 def protect_prepared(prepared: PreparedImage, engine: Engine) -> tuple[bytes, dict[str, Any]]:
-    """Optimise a prepared image's crops stage by stage (:meth:`PreparedImage.stages`; one
-    batch per group) and finish it."""
+    """Optimise a prepared image's crops (:func:`optimise_prepared`) and finish it."""
+    return finish(prepared, optimise_prepared(prepared, engine), engine)
+
+
+def optimise_prepared(prepared: PreparedImage, engine: Engine, *,
+                      stages: Sequence[Sequence[int]] | None = None,
+                      max_steps: int | None = None) -> list[CropOutcome]:
+    """A prepared image's crops optimised stage by stage, one batch per group; ``stages``:
+    :meth:`PreparedImage.stages` when ``None``."""
     outcomes: dict[int, CropOutcome] = {}
-    for stage in prepared.stages():
+    for stage in prepared.stages() if stages is None else stages:
         groups: dict[tuple[Any, ...], list[tuple[int, CropTask]]] = {}
         for i, task in zip(stage, prepared.in_context(stage, outcomes)):
             groups.setdefault(task.group_key, []).append((i, task))
         for members in groups.values():
-            optimised = engine.optimise([task for _, task in members])
+            optimised = engine.optimise([task for _, task in members], max_steps=max_steps)
             outcomes.update((i, outcome) for (i, _), outcome in zip(members, optimised))
-    return finish(prepared, [outcomes[i] for i in range(len(prepared.tasks))], engine)
+    return [outcomes[i] for i in range(len(prepared.tasks))]
 
 
 def passthrough_report(prepared: PreparedImage) -> dict[str, Any]:
