@@ -168,9 +168,10 @@ class PreparedImage:
         A photo's overlapping crops of one group are optimised jointly (``neighbours``);
         crops of different sizes cannot be, so a group whose crops overlap those of the
         stage before it starts a stage of its own and sees what the earlier stages pasted
-        (:meth:`in_context`). Smaller crops go first: a small face's crop lies inside a
-        large one's more often than the other way round, and so measured best
-        (``bench/overlap_probe.py``). A photo with no such overlap has one stage.
+        (:meth:`in_context`). Smaller crops go first (the order ``bench/overlap_probe.py``
+        measured against optimising apart): a small face's crop more often lies inside a
+        large one's than the other way round, so the large one, later, sees it whole. A
+        photo with no such overlap has one stage.
         """
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, task in enumerate(self.tasks):
