@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
-import torch
 from _service_helpers import SpyEngine, encode
 from grasp_sdk.options import ProtectOptions
 
@@ -33,14 +33,15 @@ async def test_a_later_stage_is_optimised_with_what_the_first_pasted(
                                 detector=_Fixed([FaceBox(120, 100, 120, 120),
                                                  FaceBox(300, 150, 40, 40)]))
     assert prepared.stages() == [[1], [0]]
-    handed: list[torch.Tensor | None] = []
-    real = pipeline.grasp
+    handed: list[list[np.ndarray | None]] = []
+    real = spy.optimise
 
-    def recording(*args: object, context: torch.Tensor | None, **kwargs: object) -> object:
-        handed.append(context)
-        return real(*args, context=context, **kwargs)
+    def recording(tasks: Sequence[pipeline.CropTask], max_steps: int | None = None
+                  ) -> list[pipeline.CropOutcome]:
+        handed.append([t.context for t in tasks])
+        return real(tasks, max_steps)
 
-    monkeypatch.setattr("grasp_guard.pipeline.grasp", recording)
+    monkeypatch.setattr(spy, "optimise", recording)
     runtime = LocalRuntime(Settings(gather_ms=5.0, admission_prior_s=0.5), ServiceMetrics(),
                            engine_factory=lambda _: spy)
     cpu = CpuStage(1, 10**8, "haar")
@@ -52,6 +53,7 @@ async def test_a_later_stage_is_optimised_with_what_the_first_pasted(
         await cpu.close()
     keys = [t.group_key for t in prepared.tasks]
     assert spy.batches == [[keys[1]], [keys[0]]]
-    assert handed[0] is None and handed[1] is not None and handed[1].abs().max() > 0
+    (first,), (later,) = handed
+    assert first is None and later is not None and not np.array_equal(later, prepared.tasks[0].crop)
     assert report["protected"] and len(report["faces"]) == 2
     assert seconds["expected"] > 0
