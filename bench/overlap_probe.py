@@ -1,6 +1,7 @@
 """Where a group photo's protection goes: faces whose crops overlap, optimised in turn or apart.
 
-    .venv/bin/python bench/overlap_probe.py [--photo PATH] [--steps 25] [--apart]
+    .venv/bin/python bench/overlap_probe.py [--photo PATH] [--steps 25]
+        [--apart | --reverse | --refine N [--blind]]
     .venv/bin/python bench/overlap_probe.py --census [--faces DIR]
 
 `protect` optimises only a photo's faces of one crop size jointly; crops of other sizes that
@@ -12,7 +13,11 @@ every crop pasted (what leaves).
 
 ``--apart`` optimises every group at once, none seeing the others (the product before
 stages), and also prints the rows of each face's own protected crop and of the photo with
-only its own crop pasted.
+only its own crop pasted. ``--reverse`` runs the stages largest crop first. ``--refine N``
+then runs the first stage again for N steps from its outcomes in the later stages' context
+(``optimise_prepared(refine_steps=N)``); ``--blind`` is its control, the same extra steps
+without that context. Each face's PSNR is printed too: its own perturbation over the pixels
+its paste keeps, and its crop as re-cut with every crop pasted.
 
 ``--census`` optimises nothing: for each photo in ``--faces`` with several faces, the crop
 sides the default detector's faces get and which faces overlap a face of another crop size.
@@ -22,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from grasp_sdk.options import ProtectOptions
 
-from grasp_guard.faces.regions import extract_crops, paste
+from grasp_guard.defense.metrics import psnr
+from grasp_guard.faces.regions import extract_crops, in_image_mask, paste
 from grasp_guard.pipeline import Engine, PreparedImage, _overlaps, optimise_prepared, prepare
 
 
@@ -68,6 +75,14 @@ def main() -> None:
                         default=Path("../shared/data/faces/selfie-many-people.jpg"))
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--apart", action="store_true")
+    parser.add_argument("--reverse", action="store_true",
+                        help="run the product's stages in reverse order (largest crop first)")
+    parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                        help="then run the first stage again for STEPS steps from its "
+                             "outcomes, in the later stages' context")
+    parser.add_argument("--blind", action="store_true",
+                        help="with --refine: the control, the first stage's extra steps "
+                             "without the later stages' context")
     parser.add_argument("--census", action="store_true")
     parser.add_argument("--faces", type=Path, default=Path("../shared/data/faces"))
     args = parser.parse_args()
@@ -77,12 +92,28 @@ def main() -> None:
     p = prepare(args.photo.read_bytes(), ProtectOptions())
     engine = Engine.create()
     start = time.time()
-    stages = [range(len(p.tasks))] if args.apart else None  # apart: every group at once
-    protected = [o.protected for o in optimise_prepared(p, engine, stages=stages,
-                                                        max_steps=args.steps)]
+    stages = [range(len(p.tasks))] if args.apart else p.stages()  # apart: all groups at once
+    if args.reverse:
+        stages = stages[::-1]
+    print("stages", [list(s) for s in stages], flush=True)
+    refine = 0 if args.blind else args.refine
+    outcomes = optimise_prepared(p, engine, stages=stages, max_steps=args.steps,
+                                 refine_steps=refine)
+    if args.blind and args.refine:
+        first = list(stages[0])
+        again = engine.optimise([replace(p.tasks[i], start=outcomes[i].protected)
+                                 for i in first], max_steps=args.refine)
+        for i, outcome in zip(first, again):
+            outcomes[i] = outcome
+    protected = [o.protected for o in outcomes]
     print(f"optimised in {time.time() - start:.0f} s", flush=True)
     originals = [t.crop for t in p.tasks]
-    rows = {"with neighbours": _distortions(engine, originals, _pasted(p, protected))}
+    pasted = _pasted(p, protected)
+    rows = {"with neighbours": _distortions(engine, originals, pasted)}
+    for i, (t, own, recut) in enumerate(zip(p.tasks, protected, pasted)):
+        print(i, "psnr: own δ over its pixels", round(psnr(t.crop, own, t.weight > 0), 2),
+              "| crop as re-cut", round(psnr(t.crop, recut, in_image_mask(p.regions[i])), 2),
+              "| share", round(t.budget_share, 3), flush=True)
     if args.apart:
         alone = [_pasted(p, [c if j == i else o for j, (c, o) in enumerate(zip(protected, originals))])[i]
                  for i in range(len(protected))]

@@ -107,7 +107,9 @@ class CropTask:
     that overlapping crops of any size stay within theirs
     (:func:`~grasp_guard.faces.sharing.budget_shares`). ``context`` is the crop as re-cut
     once the crops of earlier stages (:meth:`PreparedImage.stages`) are pasted, where they
-    reach into it: the loop sees their perturbation as part of this crop.
+    reach into it: the loop sees their perturbation as part of this crop. ``start`` is this
+    crop as an earlier run protected it, where a stage runs again: the loop goes on from it
+    (such crops batch only with each other).
     """
 
     crop: np.ndarray  # (S, S, 3) uint8
@@ -123,6 +125,7 @@ class CropTask:
     neighbours: tuple[tuple[int, np.ndarray], ...] = ()  # (index, (2, S, S) maps)
     budget_share: float = 1.0  # of the PSNR budget's MSE (faces.sharing.budget_shares)
     context: np.ndarray | None = None  # (S, S, 3) uint8
+    start: np.ndarray | None = None  # (S, S, 3) uint8
 
     @property
     def group_key(self) -> tuple[Any, ...]:
@@ -130,7 +133,7 @@ class CropTask:
         if self.site != SiteSpec():
             factor = round(site_factor(self.site, self.image_long_side, self.scale), 2)
         site = (self.site.jpeg_quality, self.site.subsampling, self.site.blur_sigma, factor)
-        return (self.crop.shape[0], self.preset, *site)
+        return (self.crop.shape[0], self.preset, *site, self.start is not None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,12 +190,15 @@ class PreparedImage:
 
     def in_context(self, indices: Sequence[int],
                    outcomes: Mapping[int, CropOutcome]) -> list[CropTask]:
-        """The tasks ``indices``, each with its ``context`` where the crops already
-        optimised (``outcomes``, by index) paste into it."""
-        tasks = [self.tasks[i] for i in indices]
-        if not outcomes:
+        """The tasks ``indices``, each with its ``context`` where the other crops already
+        optimised (``outcomes``, by index) paste into it; a crop with an outcome of its own
+        (a stage run again) starts from it."""
+        tasks = [self.tasks[i] if i not in outcomes
+                 else replace(self.tasks[i], start=outcomes[i].protected) for i in indices]
+        others = {i: o for i, o in outcomes.items() if i not in indices}
+        if not others:
             return tasks
-        crops = [outcomes[i].protected if i in outcomes else t.crop
+        crops = [others[i].protected if i in others else t.crop
                  for i, t in enumerate(self.tasks)]
         recut = extract_crops(paste(self.image.upright, self.regions, crops, weighted=False),
                               [self.regions[i] for i in indices])
@@ -274,9 +280,12 @@ class Engine:
         if any(t.context is not None for t in tasks):
             recut = [t.crop if t.context is None else t.context for t in tasks]
             context = to_tensor(recut).to(self.device) - x
+        init = None
+        if first.start is not None:  # the group key makes it every task's
+            init = to_tensor([t.start for t in tasks]).to(self.device) - x
         result = grasp(x, self.editors, config, transform=transform, weight=weight,
                        delivery=delivery, grid=grid, crosstalk=crosstalk,
-                       budget_share=budget_share, context=context)
+                       budget_share=budget_share, context=context, init=init)
         share = result.seconds / len(tasks)
         return [
             CropOutcome(crop, int(it), share, len(tasks))
@@ -568,18 +577,31 @@ def protect_prepared(prepared: PreparedImage, engine: Engine) -> tuple[bytes, di
 
 def optimise_prepared(prepared: PreparedImage, engine: Engine, *,
                       stages: Sequence[Sequence[int]] | None = None,
-                      max_steps: int | None = None) -> list[CropOutcome]:
+                      max_steps: int | None = None,
+                      refine_steps: int = 0) -> list[CropOutcome]:
     """A prepared image's crops optimised stage by stage, one batch per group; ``stages``:
-    :meth:`PreparedImage.stages` when ``None``."""
+    :meth:`PreparedImage.stages` when ``None``. With ``refine_steps`` and more than one
+    stage, the first stage then runs again for that many steps from its outcomes, in the
+    context of every later stage (which it could not see the first time)."""
+    order = [list(s) for s in (prepared.stages() if stages is None else stages)]
     outcomes: dict[int, CropOutcome] = {}
-    for stage in prepared.stages() if stages is None else stages:
-        groups: dict[tuple[Any, ...], list[tuple[int, CropTask]]] = {}
-        for i, task in zip(stage, prepared.in_context(stage, outcomes)):
-            groups.setdefault(task.group_key, []).append((i, task))
-        for members in groups.values():
-            optimised = engine.optimise([task for _, task in members], max_steps=max_steps)
-            outcomes.update((i, outcome) for (i, _), outcome in zip(members, optimised))
+    for stage in order:
+        _optimise_stage(prepared, engine, stage, outcomes, max_steps)
+    if refine_steps > 0 and len(order) > 1:
+        _optimise_stage(prepared, engine, order[0], outcomes, refine_steps)
     return [outcomes[i] for i in range(len(prepared.tasks))]
+
+
+def _optimise_stage(prepared: PreparedImage, engine: Engine, stage: Sequence[int],
+                    outcomes: dict[int, CropOutcome], max_steps: int | None) -> None:
+    """Optimise one stage's crops in the context of ``outcomes``, one batch per group, and
+    add theirs to it."""
+    groups: dict[tuple[Any, ...], list[tuple[int, CropTask]]] = {}
+    for i, task in zip(stage, prepared.in_context(stage, outcomes)):
+        groups.setdefault(task.group_key, []).append((i, task))
+    for members in groups.values():
+        optimised = engine.optimise([task for _, task in members], max_steps=max_steps)
+        outcomes.update((i, outcome) for (i, _), outcome in zip(members, optimised))
 
 
 def passthrough_report(prepared: PreparedImage) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 import piexif
@@ -18,7 +19,7 @@ from grasp_guard.defense.transforms import SiteSpec
 from grasp_guard.demo import sample_photo
 from grasp_guard.errors import ImageTooLargeError, InvalidImageError
 from grasp_guard.faces.detect import FaceBox
-from grasp_guard.faces.regions import extract_crops, paste
+from grasp_guard.faces.regions import extract_crops, paste, to_tensor
 from grasp_guard.media import decode, encode
 from grasp_guard.pipeline import CropOutcome, CropTask, Engine, finish, prepare, protect
 
@@ -220,6 +221,35 @@ def test_a_later_stage_sees_what_the_earlier_one_pasted(
     assert inside.abs().max() > 0 and float(context.abs().sum()) == pytest.approx(
         float(inside.abs().sum()))
     assert prepared.in_context([0], {})[0].context is None
+
+
+def test_the_first_stage_refined_goes_on_from_its_outcome_in_the_later_stages_context(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    prepared = _group_photo([FaceBox(120, 100, 120, 120), FaceBox(300, 150, 40, 40)])
+    small = prepared.tasks[1]
+    calls: list[dict[str, Any]] = []
+    real = pipeline.grasp
+
+    def recording(x: torch.Tensor, *args: object, **kwargs: Any) -> object:
+        calls.append({"x": x, "steps": args[1].steps, **kwargs})  # type: ignore[attr-defined]
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr("grasp_guard.pipeline.grasp", recording)
+    outcomes = pipeline.optimise_prepared(prepared, engine, max_steps=2, refine_steps=1)
+    assert [c["x"].shape[-1] for c in calls] == [small.crop.shape[0], prepared.tasks[0].crop.shape[0],
+                                                 small.crop.shape[0]]
+    assert calls[0]["init"] is None and calls[1]["init"] is None
+    refined = calls[2]
+    assert refined["steps"] == 1 and refined["init"].abs().max() > 0  # from its outcome
+    # in the large face's context as it finally stands, its own δ not in it
+    (later,) = prepared.in_context([1], {0: outcomes[0]})
+    assert later.context is not None
+    expected = to_tensor([later.context]) - to_tensor([small.crop])
+    torch.testing.assert_close(refined["context"], expected)
+    (again,) = prepared.in_context([1], {0: outcomes[0], 1: outcomes[1]})
+    np.testing.assert_array_equal(again.start, outcomes[1].protected)
+    np.testing.assert_array_equal(again.context, later.context)
+    assert again.group_key != small.group_key  # a warm start never batches with a fresh one
 
 
 @pytest.mark.parametrize(("height", "refused"), [(600, False), (601, True)])

@@ -175,7 +175,8 @@ class _Run:
                  delivery: torch.Tensor | None = None, grid: torch.Tensor | None = None,
                  crosstalk: Sequence[Crosstalk] = (),
                  budget_share: torch.Tensor | None = None,
-                 context: torch.Tensor | None = None) -> None:
+                 context: torch.Tensor | None = None,
+                 init: torch.Tensor | None = None) -> None:
         self.x = x
         self.targets = targets
         self.cfg = config
@@ -203,7 +204,9 @@ class _Run:
         self.support = self.inside.flatten(1).to(x.dtype).mean(dim=1).clamp_min(1e-6)
         self.everywhere = bool((self.support == 1).all())
         n = x.shape[0]
-        if config.init == "uniform":
+        if init is not None:
+            self.delta = (x + init).clamp(0.0, 1.0) - x
+        elif config.init == "uniform":
             # one seeded draw shared by every sample: a face's result does not depend on
             # which batch it ran in
             gen = torch.Generator(device=x.device).manual_seed(config.seed)
@@ -659,6 +662,7 @@ def grasp(
     crosstalk: Sequence[Crosstalk] = (),
     budget_share: torch.Tensor | None = None,
     context: torch.Tensor | None = None,
+    init: torch.Tensor | None = None,
 ) -> DefenseResult:
     """Protect a batch of face crops against every editor and edit at once.
 
@@ -703,6 +707,9 @@ def grasp(
             group photo's other crop sizes, ``pipeline.PreparedImage.stages``) pasted into
             it, fixed for the run. Every view of the crop includes it, as crosstalk; its
             budget stays its own δ's.
+        init: (N, 3, H, W), the δ each sample starts from instead of ``config.init``'s (a
+            warm start: a crop's earlier outcome minus the crop, run again in a new
+            ``context``); the steps then go on from it as from any δ.
     Returns:
         The quantised protected images (x + δ, what is pasted) with per-sample iterations
         and final statistics (of the delivered image).
@@ -744,8 +751,11 @@ def grasp(
             raise ValueError(f"budget_share must be ({n},) in (0, 1], got {budget_share}")
         if context is not None and context.shape != x.shape:
             raise ValueError(f"context must be {tuple(x.shape)}, got {tuple(context.shape)}")
+        if init is not None and init.shape != x.shape:
+            raise ValueError(f"init must be {tuple(x.shape)}, got {tuple(init.shape)}")
         run = _Run(x, targets, config, transform, weight, delivery, grid, crosstalk, budget_share,
-                   None if context is None else context.to(x.device, x.dtype))
+                   None if context is None else context.to(x.device, x.dtype),
+                   None if init is None else init.to(x.device, x.dtype))
         run.solve()
         result = run.result(time.perf_counter() - start)
     logger.info("grasp: %d samples, %.2f s, mean iterations %.1f, mean PSNR %.2f dB, "

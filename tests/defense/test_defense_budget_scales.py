@@ -288,6 +288,21 @@ def test_a_fixed_context_is_part_of_what_the_loop_sees_not_of_what_it_returns() 
         grasp(x, [editor], cfg, context=context[:1])
 
 
+def test_a_warm_start_is_where_the_loop_goes_on_from() -> None:
+    x = crops(size=(32, 32))
+    gen = torch.Generator().manual_seed(1)
+    init = (x + torch.randint(-4, 5, x.shape, generator=gen) / 255).clamp(0, 1) - x
+    cfg = GraspConfig(psnr_budget=None, success_threshold=1e6, steps=1, alpha=0.1 / 255)
+    editor = tiny_stargan()
+    started = grasp(x, [editor], cfg, init=init).images
+    fresh = grasp(x, [editor], cfg).images
+    expected = (x + init).mul(255).round().div(255)
+    assert float((started - expected).abs().max()) <= 1.01 / 255  # one 0.1/255 step on
+    assert float((fresh - expected).abs().max()) > 2 / 255
+    with pytest.raises(ValueError, match="init"):
+        grasp(x, [editor], cfg, init=init[:1])
+
+
 def test_overlapping_crops_stop_together_and_keep_one_check_together(
         monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[torch.Tensor] = []
