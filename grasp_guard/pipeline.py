@@ -595,13 +595,18 @@ def optimise_prepared(prepared: PreparedImage, engine: Engine, *,
 def _optimise_stage(prepared: PreparedImage, engine: Engine, stage: Sequence[int],
                     outcomes: dict[int, CropOutcome], max_steps: int | None) -> None:
     """Optimise one stage's crops in the context of ``outcomes``, one batch per group, and
-    add theirs to it."""
+    put theirs in it (a crop run again counts the steps and seconds of both runs)."""
     groups: dict[tuple[Any, ...], list[tuple[int, CropTask]]] = {}
     for i, task in zip(stage, prepared.in_context(stage, outcomes)):
         groups.setdefault(task.group_key, []).append((i, task))
     for members in groups.values():
         optimised = engine.optimise([task for _, task in members], max_steps=max_steps)
-        outcomes.update((i, outcome) for (i, _), outcome in zip(members, optimised))
+        for (i, _), outcome in zip(members, optimised):
+            if i in outcomes:
+                before = outcomes[i]
+                outcome = replace(outcome, iterations=before.iterations + outcome.iterations,
+                                  seconds=before.seconds + outcome.seconds)
+            outcomes[i] = outcome
 
 
 def passthrough_report(prepared: PreparedImage) -> dict[str, Any]:

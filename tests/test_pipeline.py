@@ -250,6 +250,7 @@ def test_the_first_stage_refined_goes_on_from_its_outcome_in_the_later_stages_co
     np.testing.assert_array_equal(again.start, outcomes[1].protected)
     np.testing.assert_array_equal(again.context, later.context)
     assert again.group_key != small.group_key  # a warm start never batches with a fresh one
+    assert outcomes[1].iterations == 2 + 1 and outcomes[0].iterations == 2  # both runs count
 
 
 @pytest.mark.parametrize(("height", "refused"), [(600, False), (601, True)])
