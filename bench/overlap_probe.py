@@ -76,7 +76,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--apart", action="store_true")
     parser.add_argument("--reverse", action="store_true",
-                        help="run the product's stages in reverse order (largest crop first)")
+                        help="run the product's stages in reverse order (largest crop first "
+                             "where each group overlaps the one before, as on the selfie)")
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
                         help="then run the first stage again for STEPS steps from its "
                              "outcomes, in the later stages' context")
@@ -99,7 +100,7 @@ def main() -> None:
     refine = 0 if args.blind else args.refine
     outcomes = optimise_prepared(p, engine, stages=stages, max_steps=args.steps,
                                  refine_steps=refine)
-    if args.blind and args.refine:
+    if args.blind and args.refine:  # a first stage of one crop size: one batch
         first = list(stages[0])
         again = engine.optimise([replace(p.tasks[i], start=outcomes[i].protected)
                                  for i in first], max_steps=args.refine)
