@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -102,8 +101,8 @@ def main() -> None:
                                  refine_steps=refine)
     if args.blind and args.refine:  # a first stage of one crop size: one batch
         first = list(stages[0])
-        again = engine.optimise([replace(p.tasks[i], start=outcomes[i].protected)
-                                 for i in first], max_steps=args.refine)
+        own = {i: outcomes[i] for i in first}  # its own outcomes only: no context
+        again = engine.optimise(p.in_context(first, own), max_steps=args.refine)
         for i, outcome in zip(first, again):
             outcomes[i] = outcome
     protected = [o.protected for o in outcomes]
