@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/photos.py [--preset balanced] [--limit N | --smallest N | --photos A,B]
                                      [--faces DIR] [--budget-s S] [--boxes JSON [--detect-only]]
+                                     [--refine-steps N]
 
 Each photo goes through `protect()` exactly as `grasp-guard protect` sends it, with the
 default surrogate set (`Engine.create()`: the reference and, when cached, the real CycleGAN).
@@ -100,6 +101,9 @@ def main() -> None:
                         help="Write the detector's faces per photo to --boxes and stop.")
     parser.add_argument("--budget-s", type=float,
                         help="Start no photo after this many seconds; tables of those done.")
+    parser.add_argument("--refine-steps", type=int, default=0,
+                        help="Run a group photo's first stage again for N steps in the "
+                             "later stages' context (optimise_prepared's refine_steps).")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     if args.detect_only and args.boxes is None:
@@ -109,7 +113,8 @@ def main() -> None:
                  *(["--limit", str(args.limit)] if args.limit else []),
                  *(["--smallest", str(args.smallest)] if args.smallest else []),
                  *(["--photos", args.photos] if args.photos else []),
-                 *(["--budget-s", f"{args.budget_s:.0f}"] if args.budget_s else [])],
+                 *(["--budget-s", f"{args.budget_s:.0f}"] if args.budget_s else []),
+                 *(["--refine-steps", str(args.refine_steps)] if args.refine_steps else [])],
                 torch_threads=torch.get_num_threads())
     options = ProtectOptions(preset=args.preset)
     paths = sorted(p for p in args.faces.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
@@ -137,7 +142,8 @@ def main() -> None:
         start = time.perf_counter()
         detector = (RecordedBoxes([FaceBox(**b) for b in recorded[path.name]])
                     if recorded is not None else None)
-        _, report = protect(path.read_bytes(), options, engine, detector=detector)
+        _, report = protect(path.read_bytes(), options, engine, detector=detector,
+                            refine_steps=args.refine_steps)
         seconds = time.perf_counter() - start
         faces = report["faces"]
         per_face = [{

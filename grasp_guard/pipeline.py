@@ -561,18 +561,22 @@ def protect(
     *,
     detector: FaceDetector | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    refine_steps: int = 0,
 ) -> tuple[bytes, dict[str, Any]]:
-    """Protect one image: all its faces batched per crop group; see the module docstring."""
+    """Protect one image: all its faces batched per crop group; see the module docstring
+    (``refine_steps``: :func:`optimise_prepared`)."""
     start = time.perf_counter()
     prepared = prepare(data, options, detector=detector, max_pixels=max_pixels)
-    out, report = protect_prepared(prepared, engine)
+    out, report = protect_prepared(prepared, engine, refine_steps=refine_steps)
     report.setdefault("seconds", {})["total"] = round(time.perf_counter() - start, 3)
     return out, report
 
 
-def protect_prepared(prepared: PreparedImage, engine: Engine) -> tuple[bytes, dict[str, Any]]:
+def protect_prepared(prepared: PreparedImage, engine: Engine, *,
+                     refine_steps: int = 0) -> tuple[bytes, dict[str, Any]]:
     """Optimise a prepared image's crops (:func:`optimise_prepared`) and finish it."""
-    return finish(prepared, optimise_prepared(prepared, engine), engine)
+    outcomes = optimise_prepared(prepared, engine, refine_steps=refine_steps)
+    return finish(prepared, outcomes, engine)
 
 
 def optimise_prepared(prepared: PreparedImage, engine: Engine, *,
