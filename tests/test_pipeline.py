@@ -253,6 +253,24 @@ def test_the_first_stage_refined_goes_on_from_its_outcome_in_the_later_stages_co
     assert outcomes[1].iterations == 2 + 1 and outcomes[0].iterations == 2  # both runs count
 
 
+def test_protect_runs_the_first_stage_again_when_asked(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    boxes = [FaceBox(120, 100, 120, 120), FaceBox(300, 150, 40, 40)]
+    seen: list[dict[str, Any]] = []
+    real = pipeline.optimise_prepared
+
+    def one_step(prepared: pipeline.PreparedImage, engine: Engine, **kwargs: Any) -> object:
+        seen.append(kwargs)
+        return real(prepared, engine, max_steps=1, **kwargs)
+
+    monkeypatch.setattr("grasp_guard.pipeline.optimise_prepared", one_step)
+    data = _group_photo(boxes).data
+    _, report = protect(data, FAST, engine, detector=_Fixed(boxes), refine_steps=2)
+    assert seen == [{"refine_steps": 2}]
+    large, small = report["faces"]
+    assert large["iterations"] == 1 and small["iterations"] > 1  # the first stage ran twice
+
+
 @pytest.mark.parametrize(("height", "refused"), [(600, False), (601, True)])
 def test_a_whole_image_square_past_the_pixel_limit_is_refused(height: int, refused: bool) -> None:
     # Found by the service fuzz: a JPEG declaring 48 × 41374 px made a 41374² square (20 GB).
