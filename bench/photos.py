@@ -29,7 +29,7 @@ from grasp_sdk.options import ProtectOptions
 from PIL import Image
 
 from grasp_guard.benchmarks.report import meta
-from grasp_guard.faces.detect import FaceBox, FaceDetector
+from grasp_guard.faces.detect import FaceBox, FaceDetector, KnownBoxes
 from grasp_guard.pipeline import (
     Engine,
     detector_name,
@@ -44,16 +44,6 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 def _by_resolution(face: dict, name: str) -> dict[str, float]:
     s = face["surrogates"][name]
     return {r: v["dsr_cmua"] for r, v in s.get("by_resolution", {}).items()} or {"own": s["dsr_cmua"]}
-
-
-class RecordedBoxes:
-    """A face detector that answers with the boxes found earlier in this photo."""
-
-    def __init__(self, boxes: list[FaceBox]) -> None:
-        self.boxes = boxes
-
-    def detect(self, rgb: np.ndarray) -> list[FaceBox]:
-        return list(self.boxes)
 
 
 class RecordingDetector:
@@ -140,7 +130,7 @@ def main() -> None:
             print(f"budget of {args.budget_s:.0f} s spent: {len(rows)} photos done", flush=True)
             break
         start = time.perf_counter()
-        detector = (RecordedBoxes([FaceBox(**b) for b in recorded[path.name]])
+        detector = (KnownBoxes([FaceBox(**b) for b in recorded[path.name]])
                     if recorded is not None else None)
         _, report = protect(path.read_bytes(), options, engine, detector=detector,
                             refine_steps=args.refine_steps)

@@ -18,7 +18,7 @@ from grasp_guard.defense.metrics import psnr
 from grasp_guard.defense.transforms import SiteSpec
 from grasp_guard.demo import sample_photo
 from grasp_guard.errors import ImageTooLargeError, InvalidImageError
-from grasp_guard.faces.detect import FaceBox
+from grasp_guard.faces.detect import FaceBox, KnownBoxes
 from grasp_guard.faces.regions import extract_crops, paste, to_tensor
 from grasp_guard.media import decode, encode
 from grasp_guard.pipeline import CropOutcome, CropTask, Engine, finish, prepare, protect
@@ -86,16 +86,6 @@ def test_the_budget_is_spent_on_what_leaves(engine: Engine, photo: bytes) -> Non
     assert face["psnr_full"] == pytest.approx(face["psnr"], abs=0.5)  # a crop not shrunk
 
 
-class _Fixed:
-    """A detector that finds the boxes it was given."""
-
-    def __init__(self, boxes: list[FaceBox]) -> None:
-        self.boxes = boxes
-
-    def detect(self, rgb: np.ndarray) -> list[FaceBox]:
-        return list(self.boxes)
-
-
 def test_a_border_faces_psnr_is_over_the_photo_not_its_mirrored_padding(engine: Engine) -> None:
     # A face in a photo narrower than its crop: the crop is mirrored past the border, and
     # the perturbation pasted near the edge comes back twice in the re-cut crop. The reported
@@ -104,7 +94,7 @@ def test_a_border_faces_psnr_is_over_the_photo_not_its_mirrored_padding(engine: 
     rgb = (rng.random((300, 120, 3)) * 120 + 60).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "PNG")
-    prepared = prepare(buf.getvalue(), FAST, detector=_Fixed([FaceBox(20, 100, 80, 80)]))
+    prepared = prepare(buf.getvalue(), FAST, detector=KnownBoxes([FaceBox(20, 100, 80, 80)]))
     (task,), (region,) = prepared.tasks, prepared.regions
     assert region.crop.x < 0
     noise = np.zeros(task.crop.shape, np.float32)
@@ -128,7 +118,7 @@ def test_no_face_is_pushed_past_the_budget_by_a_neighbours_top_up(engine: Engine
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "PNG")
     prepared = prepare(buf.getvalue(), FAST,
-                       detector=_Fixed([FaceBox(120, 100, 120, 120), FaceBox(300, 150, 40, 40)]))
+                       detector=KnownBoxes([FaceBox(120, 100, 120, 120), FaceBox(300, 150, 40, 40)]))
     (big, small), (rb, rs) = prepared.tasks, prepared.regions
     assert rb.crop.meets(rs.crop)
     noise = np.zeros(big.crop.shape, np.float32)
@@ -159,11 +149,11 @@ def test_overlapping_crops_of_one_size_are_optimised_jointly(
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "PNG")
     boxes = [FaceBox(100, 110, 60, 60), FaceBox(190, 100, 62, 62), FaceBox(560, 100, 60, 60)]
-    prepared = prepare(buf.getvalue(), FAST, detector=_Fixed(boxes))
+    prepared = prepare(buf.getvalue(), FAST, detector=KnownBoxes(boxes))
     a, b, apart = prepared.tasks
     assert [j for j, _ in a.neighbours] == [1] and [j for j, _ in b.neighbours] == [0]
     assert apart.neighbours == () and a.photo == b.photo == apart.photo
-    other = prepare(buf.getvalue(), FAST, detector=_Fixed(boxes)).tasks[1]
+    other = prepare(buf.getvalue(), FAST, detector=KnownBoxes(boxes)).tasks[1]
     assert other.photo != a.photo
     handed: list[list] = []
     real = pipeline.grasp
@@ -182,7 +172,7 @@ def _group_photo(boxes: list[FaceBox]) -> pipeline.PreparedImage:
     rgb = (np.random.default_rng(5).random((400, 900, 3)) * 120 + 60).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "PNG")
-    return prepare(buf.getvalue(), FAST, detector=_Fixed(boxes))
+    return prepare(buf.getvalue(), FAST, detector=KnownBoxes(boxes))
 
 
 def test_crops_of_other_sizes_that_overlap_are_optimised_in_turn_smallest_first() -> None:
@@ -265,7 +255,7 @@ def test_protect_runs_the_first_stage_again_when_asked(
 
     monkeypatch.setattr("grasp_guard.pipeline.optimise_prepared", one_step)
     data = _group_photo(boxes).data
-    _, report = protect(data, FAST, engine, detector=_Fixed(boxes), refine_steps=2)
+    _, report = protect(data, FAST, engine, detector=KnownBoxes(boxes), refine_steps=2)
     assert seen == [{"refine_steps": 2}]
     large, small = report["faces"]
     assert large["iterations"] == 1 and small["iterations"] > 1  # the first stage ran twice

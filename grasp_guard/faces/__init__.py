@@ -7,6 +7,7 @@ from grasp_guard.faces.detect import (
     FaceBox,
     FaceDetector,
     HaarDetector,
+    KnownBoxes,
     YuNetDetector,
     merge_overlapping,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "FaceDetector",
     "FaceRegion",
     "HaarDetector",
+    "KnownBoxes",
     "Square",
     "YuNetDetector",
     "default_detector",

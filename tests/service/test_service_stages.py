@@ -11,26 +11,18 @@ from _service_helpers import SpyEngine, encode
 from grasp_sdk.options import ProtectOptions
 
 from grasp_guard import pipeline
-from grasp_guard.faces.detect import FaceBox
+from grasp_guard.faces.detect import FaceBox, KnownBoxes
 from grasp_guard.service import Settings
 from grasp_guard.service.cpu import CpuStage
 from grasp_guard.service.metrics import ServiceMetrics
 from grasp_guard.service.runtime import LocalRuntime
 
 
-class _Fixed:
-    def __init__(self, boxes: list[FaceBox]) -> None:
-        self.boxes = boxes
-
-    def detect(self, rgb: np.ndarray) -> list[FaceBox]:
-        return list(self.boxes)
-
-
 async def test_a_later_stage_is_optimised_with_what_the_first_pasted(
         spy: SpyEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     rgb = (np.random.default_rng(5).random((400, 600, 3)) * 120 + 60).astype(np.uint8)
     prepared = pipeline.prepare(encode(rgb, "PNG"), ProtectOptions(preset="fast"),
-                                detector=_Fixed([FaceBox(120, 100, 120, 120),
+                                detector=KnownBoxes([FaceBox(120, 100, 120, 120),
                                                  FaceBox(300, 150, 40, 40)]))
     assert prepared.stages() == [[1], [0]]
     handed: list[list[np.ndarray | None]] = []
