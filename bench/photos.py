@@ -91,9 +91,9 @@ def main() -> None:
                         help="Write the detector's faces per photo to --boxes and stop.")
     parser.add_argument("--budget-s", type=float,
                         help="Start no photo after this many seconds; tables of those done.")
-    parser.add_argument("--refine-steps", type=int, default=0,
-                        help="Run a group photo's first stage again for N steps in the "
-                             "later stages' context (optimise_prepared's refine_steps).")
+    parser.add_argument("--refine-steps", type=int,
+                        help="Run a group photo's first stage again for N steps in the later "
+                             "stages' context (default: the preset's, pipeline.REFINE_STEPS).")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     if args.detect_only and args.boxes is None:
@@ -104,7 +104,8 @@ def main() -> None:
                  *(["--smallest", str(args.smallest)] if args.smallest else []),
                  *(["--photos", args.photos] if args.photos else []),
                  *(["--budget-s", f"{args.budget_s:.0f}"] if args.budget_s else []),
-                 *(["--refine-steps", str(args.refine_steps)] if args.refine_steps else [])],
+                 *(["--refine-steps", str(args.refine_steps)] if args.refine_steps is not None
+                   else [])],
                 torch_threads=torch.get_num_threads())
     options = ProtectOptions(preset=args.preset)
     paths = sorted(p for p in args.faces.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)

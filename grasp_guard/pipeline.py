@@ -109,7 +109,7 @@ class CropTask:
     once the crops of earlier stages (:meth:`PreparedImage.stages`) are pasted, where they
     reach into it: the loop sees their perturbation as part of this crop. ``start`` is this
     crop as an earlier run protected it, where a stage runs again: the loop goes on from it
-    (such crops batch only with each other).
+    for at most ``steps`` steps (such crops batch only with each other).
     """
 
     crop: np.ndarray  # (S, S, 3) uint8
@@ -126,6 +126,7 @@ class CropTask:
     budget_share: float = 1.0  # of the PSNR budget's MSE (faces.sharing.budget_shares)
     context: np.ndarray | None = None  # (S, S, 3) uint8
     start: np.ndarray | None = None  # (S, S, 3) uint8
+    steps: int | None = None  # a cap on the preset's steps
 
     @property
     def group_key(self) -> tuple[Any, ...]:
@@ -133,7 +134,7 @@ class CropTask:
         if self.site != SiteSpec():
             factor = round(site_factor(self.site, self.image_long_side, self.scale), 2)
         site = (self.site.jpeg_quality, self.site.subsampling, self.site.blur_sigma, factor)
-        return (self.crop.shape[0], self.preset, *site, self.start is not None)
+        return (self.crop.shape[0], self.preset, *site, self.start is not None, self.steps)
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,13 +189,14 @@ class PreparedImage:
                 stages.append(list(members))
         return stages
 
-    def in_context(self, indices: Sequence[int],
-                   outcomes: Mapping[int, CropOutcome]) -> list[CropTask]:
+    def in_context(self, indices: Sequence[int], outcomes: Mapping[int, CropOutcome],
+                   steps: int | None = None) -> list[CropTask]:
         """The tasks ``indices``, each with its ``context`` where the other crops already
         optimised (``outcomes``, by index) paste into it; a crop with an outcome of its own
-        (a stage run again) starts from it."""
+        (a stage run again) starts from it, for at most ``steps`` steps."""
         tasks = [self.tasks[i] if i not in outcomes
-                 else replace(self.tasks[i], start=outcomes[i].protected) for i in indices]
+                 else replace(self.tasks[i], start=outcomes[i].protected, steps=steps)
+                 for i in indices]
         others = {i: o for i, o in outcomes.items() if i not in indices}
         if not others:
             return tasks
@@ -254,8 +256,9 @@ class Engine:
             raise ValueError(f"crops of one batch must share a group, got {sorted(map(str, keys))}")
         first = tasks[0]
         config = config_for(first.preset)
-        if max_steps is not None:
-            config = config.replace(steps=min(config.steps, max_steps))
+        for cap in (max_steps, first.steps):  # the group key makes first.steps every task's
+            if cap is not None:
+                config = config.replace(steps=min(config.steps, cap))
         transform = None
         if first.site != SiteSpec():
             transform = build_site_pipeline(first.site, first.image_long_side, seed=config.seed,
@@ -561,7 +564,7 @@ def protect(
     *,
     detector: FaceDetector | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    refine_steps: int = 0,
+    refine_steps: int | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
     """Protect one image: all its faces batched per crop group; see the module docstring
     (``refine_steps``: :func:`optimise_prepared`)."""
@@ -573,44 +576,57 @@ def protect(
 
 
 def protect_prepared(prepared: PreparedImage, engine: Engine, *,
-                     refine_steps: int = 0) -> tuple[bytes, dict[str, Any]]:
+                     refine_steps: int | None = None) -> tuple[bytes, dict[str, Any]]:
     """Optimise a prepared image's crops (:func:`optimise_prepared`) and finish it."""
     outcomes = optimise_prepared(prepared, engine, refine_steps=refine_steps)
     return finish(prepared, outcomes, engine)
 
 
+# Steps a group photo's first stage runs again once the later stages are pasted (passes).
+REFINE_STEPS: dict[str, int] = {"fast": 0, "balanced": 25, "strong": 25}
+
+
+def passes(stages: Sequence[Sequence[int]], refine_steps: int) -> list[tuple[list[int], int | None]]:
+    """The optimisation passes over a photo's crops, as (indices, step cap): its stages
+    (:meth:`PreparedImage.stages`) in turn, uncapped; then, with ``refine_steps`` and more
+    than one stage, the first stage again for that many steps, from its outcomes and in the
+    context of every later stage, which it could not see the first time."""
+    order: list[tuple[list[int], int | None]] = [(list(stage), None) for stage in stages]
+    if refine_steps > 0 and len(order) > 1:
+        order.append((order[0][0], refine_steps))
+    return order
+
+
+def record_outcomes(outcomes: dict[int, CropOutcome], indices: Sequence[int],
+                    optimised: Sequence[CropOutcome]) -> None:
+    """Put a pass's outcomes in ``outcomes``; a crop run again counts both runs' steps and
+    seconds."""
+    for i, outcome in zip(indices, optimised):
+        if i in outcomes:
+            before = outcomes[i]
+            outcome = replace(outcome, iterations=before.iterations + outcome.iterations,
+                              seconds=before.seconds + outcome.seconds)
+        outcomes[i] = outcome
+
+
 def optimise_prepared(prepared: PreparedImage, engine: Engine, *,
                       stages: Sequence[Sequence[int]] | None = None,
                       max_steps: int | None = None,
-                      refine_steps: int = 0) -> list[CropOutcome]:
-    """A prepared image's crops optimised stage by stage, one batch per group; ``stages``:
-    :meth:`PreparedImage.stages` when ``None``. With ``refine_steps`` and more than one
-    stage, the first stage then runs again for that many steps from its outcomes, in the
-    context of every later stage (which it could not see the first time)."""
-    order = [list(s) for s in (prepared.stages() if stages is None else stages)]
+                      refine_steps: int | None = None) -> list[CropOutcome]:
+    """A prepared image's crops optimised pass by pass (:func:`passes`), one batch per group;
+    ``stages``: :meth:`PreparedImage.stages` and ``refine_steps``: the preset's
+    (``REFINE_STEPS``) when ``None``."""
+    if refine_steps is None:
+        refine_steps = REFINE_STEPS.get(prepared.options.preset, 0)
     outcomes: dict[int, CropOutcome] = {}
-    for stage in order:
-        _optimise_stage(prepared, engine, stage, outcomes, max_steps)
-    if refine_steps > 0 and len(order) > 1:
-        _optimise_stage(prepared, engine, order[0], outcomes, refine_steps)
+    for indices, steps in passes(prepared.stages() if stages is None else stages, refine_steps):
+        groups: dict[tuple[Any, ...], list[tuple[int, CropTask]]] = {}
+        for i, task in zip(indices, prepared.in_context(indices, outcomes, steps)):
+            groups.setdefault(task.group_key, []).append((i, task))
+        for members in groups.values():
+            optimised = engine.optimise([task for _, task in members], max_steps=max_steps)
+            record_outcomes(outcomes, [i for i, _ in members], optimised)
     return [outcomes[i] for i in range(len(prepared.tasks))]
-
-
-def _optimise_stage(prepared: PreparedImage, engine: Engine, stage: Sequence[int],
-                    outcomes: dict[int, CropOutcome], max_steps: int | None) -> None:
-    """Optimise one stage's crops in the context of ``outcomes``, one batch per group, and
-    put theirs in it (a crop run again counts the steps and seconds of both runs)."""
-    groups: dict[tuple[Any, ...], list[tuple[int, CropTask]]] = {}
-    for i, task in zip(stage, prepared.in_context(stage, outcomes)):
-        groups.setdefault(task.group_key, []).append((i, task))
-    for members in groups.values():
-        optimised = engine.optimise([task for _, task in members], max_steps=max_steps)
-        for (i, _), outcome in zip(members, optimised):
-            if i in outcomes:
-                before = outcomes[i]
-                outcome = replace(outcome, iterations=before.iterations + outcome.iterations,
-                                  seconds=before.seconds + outcome.seconds)
-            outcomes[i] = outcome
 
 
 def passthrough_report(prepared: PreparedImage) -> dict[str, Any]:

@@ -83,12 +83,13 @@ class CpuStage:
                                           engine)
 
     async def in_context(self, prepared: PreparedImage, indices: Sequence[int],
-                         outcomes: Mapping[int, CropOutcome]) -> list[CropTask]:
-        """A later stage's crops with what the earlier stages paste into them
+                         outcomes: Mapping[int, CropOutcome],
+                         steps: int | None = None) -> list[CropTask]:
+        """A later pass's crops with what the earlier passes paste into them
         (:meth:`~grasp_guard.pipeline.PreparedImage.in_context`), on a finishing thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._finish_pool, prepared.in_context, indices,
-                                          outcomes)
+                                          outcomes, steps)
 
     async def close(self) -> None:
         """Stop the pools once their running jobs are done."""

@@ -21,7 +21,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from grasp_guard.errors import DeadlineExceededError, QueueFullError, ServiceUnavailableError
-from grasp_guard.pipeline import CropOutcome, Engine, PreparedImage
+from grasp_guard.pipeline import (
+    REFINE_STEPS,
+    CropOutcome,
+    Engine,
+    PreparedImage,
+    passes,
+    record_outcomes,
+)
 from grasp_guard.service.admission import ServiceTimes, optimise_by
 from grasp_guard.service.cpu import CpuStage
 from grasp_guard.service.metrics import ServiceMetrics
@@ -189,14 +196,15 @@ class LocalRuntime(Runtime):
         return {"device": str(self.engine.device), "surrogates": self.engine.labels}
 
     async def protect(self, prepared: PreparedImage, cpu: CpuStage, start: float) -> Protected:
-        """Queue the crops with the worker, stage after stage
-        (:meth:`~grasp_guard.pipeline.PreparedImage.stages`), and finish the image on ``cpu``.
+        """Queue the crops with the worker, pass after pass (:func:`~grasp_guard.pipeline.passes`:
+        the stages, and a group photo's first stage again), and finish the image on ``cpu``.
 
         The worker takes the image only if all its crops can be optimised early enough to
         leave the last CPU stage its expected time before the deadline, with some headroom,
         for a full batch's requests finishing ``cpu_threads`` at a time
         (:func:`~grasp_guard.service.admission.optimise_by`; QueueFullError otherwise); its
-        later stages, already admitted, are not refused.
+        later passes, already admitted, are not refused. The estimate leaves out a group
+        photo's second pass of its first stage (a fraction of its steps).
         """
         engine, worker = self.engine, self.worker
         if engine is None or worker is None:
@@ -208,14 +216,15 @@ class LocalRuntime(Runtime):
         tickets: list[Ticket] = []
         try:
             async with asyncio.timeout_at(start + settings.deadline_s):
-                for stage in prepared.stages():
+                refine = REFINE_STEPS.get(prepared.options.preset, 0)
+                for indices, steps in passes(prepared.stages(), refine):
                     if tickets:
-                        tasks = await cpu.in_context(prepared, stage, outcomes)
+                        tasks = await cpu.in_context(prepared, indices, outcomes, steps)
                         tickets.append(worker.submit(tasks, finish_by, admitting=()))
                     else:
-                        tasks = [prepared.tasks[i] for i in stage]
+                        tasks = [prepared.tasks[i] for i in indices]
                         tickets.append(worker.submit(tasks, finish_by, admitting=prepared.tasks))
-                    outcomes.update(zip(stage, await tickets[-1].future))
+                    record_outcomes(outcomes, indices, await tickets[-1].future)
                 out, report, finish_s = await cpu.finish(
                     prepared, [outcomes[i] for i in range(len(prepared.tasks))], engine)
         except TimeoutError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,19 +19,22 @@ from grasp_guard.service.metrics import ServiceMetrics
 from grasp_guard.service.runtime import LocalRuntime
 
 
-async def test_a_later_stage_is_optimised_with_what_the_first_pasted(
-        spy: SpyEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+async def _through_service(spy: SpyEngine, monkeypatch: pytest.MonkeyPatch, preset: str
+                           ) -> tuple[pipeline.PreparedImage, list[list[pipeline.CropTask]],
+                                      dict[str, Any], dict[str, float]]:
+    """A large face whose crop covers a small one's, protected by the service; the batches
+    the engine was handed."""
     rgb = (np.random.default_rng(5).random((400, 600, 3)) * 120 + 60).astype(np.uint8)
-    prepared = pipeline.prepare(encode(rgb, "PNG"), ProtectOptions(preset="fast"),
+    prepared = pipeline.prepare(encode(rgb, "PNG"), ProtectOptions(preset=preset),
                                 detector=KnownBoxes([FaceBox(120, 100, 120, 120),
-                                                 FaceBox(300, 150, 40, 40)]))
+                                                     FaceBox(300, 150, 40, 40)]))
     assert prepared.stages() == [[1], [0]]
-    handed: list[list[np.ndarray | None]] = []
+    handed: list[list[pipeline.CropTask]] = []
     real = spy.optimise
 
     def recording(tasks: Sequence[pipeline.CropTask], max_steps: int | None = None
                   ) -> list[pipeline.CropOutcome]:
-        handed.append([t.context for t in tasks])
+        handed.append(list(tasks))
         return real(tasks, max_steps)
 
     monkeypatch.setattr(spy, "optimise", recording)
@@ -43,9 +47,27 @@ async def test_a_later_stage_is_optimised_with_what_the_first_pasted(
     finally:
         await runtime.close()
         await cpu.close()
+    return prepared, handed, report, seconds
+
+
+async def test_a_later_stage_is_optimised_with_what_the_first_pasted(
+        spy: SpyEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    prepared, handed, report, seconds = await _through_service(spy, monkeypatch, "fast")
     keys = [t.group_key for t in prepared.tasks]
-    assert spy.batches == [[keys[1]], [keys[0]]]
+    assert spy.batches == [[keys[1]], [keys[0]]]  # fast: no second pass
     (first,), (later,) = handed
-    assert first is None and later is not None and not np.array_equal(later, prepared.tasks[0].crop)
+    assert first.context is None and later.context is not None
+    assert not np.array_equal(later.context, prepared.tasks[0].crop)
     assert report["protected"] and len(report["faces"]) == 2
     assert seconds["expected"] > 0
+
+
+async def test_the_first_stage_runs_again_in_the_later_stages_context(
+        spy: SpyEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, handed, report, _ = await _through_service(spy, monkeypatch, "balanced")
+    (first,), (later,), (again,) = handed
+    assert again.start is not None and again.steps == pipeline.REFINE_STEPS["balanced"] > 0
+    assert again.context is not None  # the large face's paste
+    assert again.group_key not in (first.group_key, later.group_key)
+    small, large = report["faces"][1], report["faces"][0]
+    assert small["iterations"] == 2 and large["iterations"] == 1  # the spy's one step a run
