@@ -15,7 +15,8 @@ every crop pasted (what leaves).
 stages), and also prints the rows of each face's own protected crop and of the photo with
 only its own crop pasted. ``--reverse`` runs the stages largest crop first. ``--refine N``
 then runs the first stage again for N steps from its outcomes in the later stages' context
-(``optimise_prepared(refine_steps=N)``); ``--blind`` is its control, the same extra steps
+(``optimise_prepared(refine_steps=N)``: the product's second pass, ``pipeline.REFINE_STEPS``,
+which this probe leaves out unless named); ``--blind`` is its control, the same extra steps
 without that context. Each face's PSNR is printed too: its own perturbation over the pixels
 its paste keeps, and its crop as re-cut with every crop pasted.
 
