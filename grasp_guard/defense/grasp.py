@@ -204,6 +204,7 @@ class _Run:
         self.support = self.inside.flatten(1).to(x.dtype).mean(dim=1).clamp_min(1e-6)
         self.everywhere = bool((self.support == 1).all())
         n = x.shape[0]
+        self.warm = init is not None
         if init is not None:
             self.delta = (x + init).clamp(0.0, 1.0) - x
         elif config.init == "uniform":
@@ -599,11 +600,16 @@ class _Run:
             self.delta[active] = self.best_delta[active]
 
     def _steps(self) -> torch.Tensor:
-        """The steps of GRASP.md; returns the samples still running at the end."""
+        """The steps of GRASP.md; returns the samples still running at the end. A warm start
+        is judged before the first step: a run never ends worse, by its checks, than it began,
+        and one already done stops at once."""
         cfg = self.cfg
-        n = self.x.shape[0]
-        active = torch.arange(n, device=self.x.device)
+        active = torch.arange(self.x.shape[0], device=self.x.device)
+        if self.warm and self._checks:
+            active = self._check(active, 0)
         for t in range(1, cfg.steps + 1):
+            if len(active) == 0:
+                break
             g = self._gradient(active)
             with torch.no_grad():
                 xa = self.x[active]
@@ -618,17 +624,20 @@ class _Run:
                 new = new.clamp(-cfg.eps, cfg.eps)
                 self.delta[active] = (xa + new).clamp(0.0, 1.0) - xa
             if self._checks and t % cfg.check_every == 0:
-                done = self._done(active)  # also tells the SSIM steering who is disrupting
-                done = self._jointly(active, done.to(torch.uint8), "amin").bool()
-                if not cfg.early_stop:
-                    continue
-                finished = active[done].cpu()
-                self.iterations[finished] = t
-                self.stopped[finished] = True
-                active = active[~done]
-                logger.debug("step %d: %d of %d samples still running", t, len(active), n)
-                if len(active) == 0:
-                    break
+                active = self._check(active, t)
+        return active
+
+    def _check(self, active: torch.Tensor, t: int) -> torch.Tensor:
+        """Judge the running samples after step ``t`` (which also tells the SSIM steering
+        who is disrupting); returns those still running: with the early stop, the done stop."""
+        done = self._jointly(active, self._done(active).to(torch.uint8), "amin").bool()
+        if not self.cfg.early_stop:
+            return active
+        finished = active[done].cpu()
+        self.iterations[finished] = t
+        self.stopped[finished] = True
+        active = active[~done]
+        logger.debug("step %d: %d of %d samples still running", t, len(active), self.x.shape[0])
         return active
 
     def result(self, seconds: float) -> DefenseResult:

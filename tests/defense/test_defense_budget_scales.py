@@ -303,6 +303,31 @@ def test_a_warm_start_is_where_the_loop_goes_on_from() -> None:
         grasp(x, [editor], cfg, init=init[:1])
 
 
+@pytest.mark.parametrize("already_done", [False, True])
+def test_a_warm_start_is_judged_before_the_first_step(
+        monkeypatch: pytest.MonkeyPatch, already_done: bool) -> None:
+    # the start scores best of every check (or is done already): the run ends where it began
+    calls: list[int] = []
+
+    def scored(self: _Run, x_in: torch.Tensor, idx: torch.Tensor,
+               *args: object) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(len(calls))
+        ok = torch.full((len(idx), len(self.targets)), already_done)
+        closeness = torch.full((len(idx),), 0.9 if len(calls) == 1 else 0.1, dtype=torch.float64)
+        return ok, closeness
+
+    monkeypatch.setattr(_Run, "_succeeds", scored)
+    x = crops(size=(32, 32))
+    gen = torch.Generator().manual_seed(2)
+    init = (x + torch.randint(-4, 5, x.shape, generator=gen) / 255).clamp(0, 1) - x
+    cfg = GraspConfig(psnr_budget=None, check_every=1, steps=3, ssim_target=None,
+                      alpha=1 / 255)
+    result = grasp(x, [tiny_stargan()], cfg, init=init)
+    expected = (x + init).mul(255).round().div(255)
+    assert torch.allclose(result.images, expected, atol=1e-6)
+    assert result.iterations.tolist() == ([0, 0] if already_done else [3, 3])
+
+
 def test_overlapping_crops_stop_together_and_keep_one_check_together(
         monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[torch.Tensor] = []
