@@ -17,13 +17,15 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from grasp_guard.errors import DeadlineExceededError, QueueFullError, ServiceUnavailableError
 from grasp_guard.pipeline import (
     REFINE_STEPS,
     CropOutcome,
+    CropTask,
     Engine,
     PreparedImage,
     passes,
@@ -203,8 +205,7 @@ class LocalRuntime(Runtime):
         leave the last CPU stage its expected time before the deadline, with some headroom,
         for a full batch's requests finishing ``cpu_threads`` at a time
         (:func:`~grasp_guard.service.admission.optimise_by`; QueueFullError otherwise); its
-        later passes, already admitted, are not refused. The estimate leaves out a group
-        photo's second pass of its first stage (a fraction of its steps).
+        later passes, already admitted, are not refused.
         """
         engine, worker = self.engine, self.worker
         if engine is None or worker is None:
@@ -216,14 +217,15 @@ class LocalRuntime(Runtime):
         tickets: list[Ticket] = []
         try:
             async with asyncio.timeout_at(start + settings.deadline_s):
-                refine = REFINE_STEPS.get(prepared.options.preset, 0)
-                for indices, steps in passes(prepared.stages(), refine):
+                plan = passes(prepared.stages(), REFINE_STEPS.get(prepared.options.preset, 0))
+                for indices, steps in plan:
                     if tickets:
                         tasks = await cpu.in_context(prepared, indices, outcomes, steps)
                         tickets.append(worker.submit(tasks, finish_by, admitting=()))
                     else:
                         tasks = [prepared.tasks[i] for i in indices]
-                        tickets.append(worker.submit(tasks, finish_by, admitting=prepared.tasks))
+                        tickets.append(worker.submit(tasks, finish_by,
+                                                     admitting=_every_pass(prepared, plan)))
                     record_outcomes(outcomes, indices, await tickets[-1].future)
                 out, report, finish_s = await cpu.finish(
                     prepared, [outcomes[i] for i in range(len(prepared.tasks))], engine)
@@ -240,3 +242,12 @@ class LocalRuntime(Runtime):
         if self.worker is not None:
             await self.worker.stop()
         await self.device.close()
+
+
+def _every_pass(prepared: PreparedImage, plan: Sequence[tuple[list[int], int | None]]
+                ) -> list[CropTask]:
+    """The crops of every pass of ``plan`` as the worker will group them, for admission: a
+    crop run again stands in for its warm start with its own pixels (the group is the same)."""
+    return [prepared.tasks[i] if steps is None
+            else replace(prepared.tasks[i], start=prepared.tasks[i].crop, steps=steps)
+            for indices, steps in plan for i in indices]
