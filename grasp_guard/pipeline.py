@@ -64,7 +64,13 @@ from grasp_guard.sites import resolve_site
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 50_000_000
-
+# Steps a group photo's first stage runs again once the later stages are pasted
+# (PreparedImage.passes). On the crowd selfie at 100 steps no (face, size) cell changed and
+# the first stage's framed DSR went 0.69 -> 0.79 for 1.4% more time; on img62 (10 steps)
+# 0.31 -> 0.38 (bench/results/photos-*-refine/; later stages reach every first-stage crop
+# of both, and a warm start was not yet judged at step 0). `strong` takes `balanced`'s,
+# unmeasured.
+REFINE_STEPS: dict[str, int] = {"fast": 0, "balanced": 25, "strong": 25}
 
 _JPEG_MCU = 16
 _SUBSAMPLING = {0: "4:4:4", 1: "4:2:0", 2: "4:2:0", -1: "4:4:4"}  # 4:2:2 modelled as 4:2:0
@@ -188,6 +194,28 @@ class PreparedImage:
             else:
                 stages.append(list(members))
         return stages
+
+    def passes(self, refine_steps: int | None = None,
+               stages: Sequence[Sequence[int]] | None = None) -> list[tuple[list[int], int | None]]:
+        """The optimisation passes over the crops, as (indices, step cap): the ``stages``
+        (:meth:`stages` when ``None``) in turn at the preset's steps; then, with
+        ``refine_steps`` (the preset's, ``REFINE_STEPS``, when ``None``) and several stages,
+        the crops of the first that a later stage's crops reach into, with their joint
+        neighbours, again for that many steps from their outcomes, seeing what the later
+        stages pasted (which they could not the first time)."""
+        order: list[tuple[list[int], int | None]] = [
+            (list(stage), None) for stage in (self.stages() if stages is None else stages)]
+        if refine_steps is None:
+            refine_steps = REFINE_STEPS.get(self.options.preset, 0)
+        if refine_steps <= 0 or len(order) < 2:
+            return order
+        later = {j for stage, _ in order[1:] for j in stage}
+        overlaps = _overlaps(self.regions)
+        reached = {i for i in order[0][0] if later.intersection(overlaps[i])}
+        reached |= {j for i in reached for j, _ in self.tasks[i].neighbours}
+        if reached:
+            order.append((sorted(reached), refine_steps))
+        return order
 
     def in_context(self, indices: Sequence[int], outcomes: Mapping[int, CropOutcome],
                    steps: int | None = None) -> list[CropTask]:
@@ -582,24 +610,6 @@ def protect_prepared(prepared: PreparedImage, engine: Engine, *,
     return finish(prepared, outcomes, engine)
 
 
-# Steps a group photo's first stage runs again once the later stages are pasted (passes).
-# On the crowd selfie at 100 steps no (face, size) cell changed and the first stage's framed
-# DSR went 0.69 -> 0.79 for 1.4% more time (bench/results/photos-selfie-refine/); on img62
-# (10 steps) 0.31 -> 0.38. `strong` takes `balanced`'s, unmeasured.
-REFINE_STEPS: dict[str, int] = {"fast": 0, "balanced": 25, "strong": 25}
-
-
-def passes(stages: Sequence[Sequence[int]], refine_steps: int) -> list[tuple[list[int], int | None]]:
-    """The optimisation passes over a photo's crops, as (indices, step cap): its stages
-    (:meth:`PreparedImage.stages`) in turn, uncapped; then, with ``refine_steps`` and more
-    than one stage, the first stage again for that many steps, from its outcomes and in the
-    context of every later stage, which it could not see the first time."""
-    order: list[tuple[list[int], int | None]] = [(list(stage), None) for stage in stages]
-    if refine_steps > 0 and len(order) > 1:
-        order.append((order[0][0], refine_steps))
-    return order
-
-
 def record_outcomes(outcomes: dict[int, CropOutcome], indices: Sequence[int],
                     optimised: Sequence[CropOutcome]) -> None:
     """Put a pass's outcomes in ``outcomes``; a crop run again counts both runs' steps and
@@ -616,13 +626,10 @@ def optimise_prepared(prepared: PreparedImage, engine: Engine, *,
                       stages: Sequence[Sequence[int]] | None = None,
                       max_steps: int | None = None,
                       refine_steps: int | None = None) -> list[CropOutcome]:
-    """A prepared image's crops optimised pass by pass (:func:`passes`), one batch per group;
-    ``stages``: :meth:`PreparedImage.stages` and ``refine_steps``: the preset's
-    (``REFINE_STEPS``) when ``None``."""
-    if refine_steps is None:
-        refine_steps = REFINE_STEPS.get(prepared.options.preset, 0)
+    """A prepared image's crops optimised pass by pass (:meth:`PreparedImage.passes` of
+    ``refine_steps`` and ``stages``), one batch per group; ``max_steps`` caps every pass."""
     outcomes: dict[int, CropOutcome] = {}
-    for indices, steps in passes(prepared.stages() if stages is None else stages, refine_steps):
+    for indices, steps in prepared.passes(refine_steps, stages):
         groups: dict[tuple[Any, ...], list[tuple[int, CropTask]]] = {}
         for i, task in zip(indices, prepared.in_context(indices, outcomes, steps)):
             groups.setdefault(task.group_key, []).append((i, task))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -186,6 +187,19 @@ def test_crops_of_other_sizes_that_overlap_are_optimised_in_turn_smallest_first(
     assert apart.stages() == [[1, 0]]
 
 
+def test_only_first_stage_crops_a_later_stage_reaches_run_again() -> None:
+    # face 2 is in the first stage's group (its crop size) but nothing later reaches it
+    prepared = _group_photo([FaceBox(120, 100, 120, 120), FaceBox(300, 150, 40, 40),
+                             FaceBox(650, 120, 40, 40)])
+    assert prepared.stages() == [[1, 2], [0]]
+    assert prepared.passes(3) == [([1, 2], None), ([0], None), ([1], 3)]
+    assert prepared.passes() == [([1, 2], None), ([0], None)]  # fast: none
+    balanced = replace(prepared, options=ProtectOptions(preset="balanced"))
+    assert balanced.passes()[-1] == ([1], pipeline.REFINE_STEPS["balanced"])
+    one_stage = _group_photo([FaceBox(120, 100, 120, 120), FaceBox(650, 120, 40, 40)])
+    assert one_stage.passes(3) == [([1, 0], None)]
+
+
 def test_a_later_stage_sees_what_the_earlier_one_pasted(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     prepared = _group_photo([FaceBox(120, 100, 120, 120), FaceBox(300, 150, 40, 40)])
@@ -213,8 +227,10 @@ def test_a_later_stage_sees_what_the_earlier_one_pasted(
     assert prepared.in_context([0], {})[0].context is None
 
 
+@pytest.mark.parametrize(("max_steps", "refine_steps"), [(2, 1), (1, 3)])
 def test_the_first_stage_refined_goes_on_from_its_outcome_in_the_later_stages_context(
-        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+        engine: Engine, monkeypatch: pytest.MonkeyPatch, max_steps: int, refine_steps: int
+) -> None:
     prepared = _group_photo([FaceBox(120, 100, 120, 120), FaceBox(300, 150, 40, 40)])
     small = prepared.tasks[1]
     calls: list[dict[str, Any]] = []
@@ -225,12 +241,14 @@ def test_the_first_stage_refined_goes_on_from_its_outcome_in_the_later_stages_co
         return real(x, *args, **kwargs)
 
     monkeypatch.setattr("grasp_guard.pipeline.grasp", recording)
-    outcomes = pipeline.optimise_prepared(prepared, engine, max_steps=2, refine_steps=1)
+    outcomes = pipeline.optimise_prepared(prepared, engine, max_steps=max_steps,
+                                          refine_steps=refine_steps)
+    capped = min(max_steps, refine_steps)  # both caps hold
     assert [c["x"].shape[-1] for c in calls] == [small.crop.shape[0], prepared.tasks[0].crop.shape[0],
                                                  small.crop.shape[0]]
     assert calls[0]["init"] is None and calls[1]["init"] is None
     refined = calls[2]
-    assert refined["steps"] == 1 and refined["init"].abs().max() > 0  # from its outcome
+    assert refined["steps"] == capped and refined["init"].abs().max() > 0  # from its outcome
     # in the large face's context as it finally stands, its own δ not in it
     (later,) = prepared.in_context([1], {0: outcomes[0]})
     assert later.context is not None
@@ -240,7 +258,8 @@ def test_the_first_stage_refined_goes_on_from_its_outcome_in_the_later_stages_co
     np.testing.assert_array_equal(again.start, outcomes[1].protected)
     np.testing.assert_array_equal(again.context, later.context)
     assert again.group_key != small.group_key  # a warm start never batches with a fresh one
-    assert outcomes[1].iterations == 2 + 1 and outcomes[0].iterations == 2  # both runs count
+    assert outcomes[1].iterations == max_steps + capped  # both runs count
+    assert outcomes[0].iterations == max_steps
 
 
 def test_protect_runs_the_first_stage_again_when_asked(

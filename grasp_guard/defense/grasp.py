@@ -601,8 +601,9 @@ class _Run:
 
     def _steps(self) -> torch.Tensor:
         """The steps of GRASP.md; returns the samples still running at the end. A warm start
-        is judged before the first step: a run never ends worse, by its checks, than it began,
-        and one already done stops at once."""
+        is judged before the first step: by the checks' score (edits disrupted, then how
+        close the rest are) a run never ends worse than it began, and one already done
+        stops at once. (λ_ssim starts again at ``lambda_ssim``.)"""
         cfg = self.cfg
         active = torch.arange(self.x.shape[0], device=self.x.device)
         if self.warm and self._checks:

@@ -17,20 +17,11 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from grasp_guard.errors import DeadlineExceededError, QueueFullError, ServiceUnavailableError
-from grasp_guard.pipeline import (
-    REFINE_STEPS,
-    CropOutcome,
-    CropTask,
-    Engine,
-    PreparedImage,
-    passes,
-    record_outcomes,
-)
+from grasp_guard.pipeline import CropOutcome, Engine, PreparedImage, record_outcomes
 from grasp_guard.service.admission import ServiceTimes, optimise_by
 from grasp_guard.service.cpu import CpuStage
 from grasp_guard.service.metrics import ServiceMetrics
@@ -205,7 +196,10 @@ class LocalRuntime(Runtime):
         leave the last CPU stage its expected time before the deadline, with some headroom,
         for a full batch's requests finishing ``cpu_threads`` at a time
         (:func:`~grasp_guard.service.admission.optimise_by`; QueueFullError otherwise); its
-        later passes, already admitted, are not refused.
+        later passes, already admitted, are not refused. A crop a group photo runs again
+        (:meth:`~grasp_guard.pipeline.PreparedImage.passes`) counts there as its first run, an
+        upper bound, and that pass is kept only if done by then: else the image is finished
+        with the outcomes it has.
         """
         engine, worker = self.engine, self.worker
         if engine is None or worker is None:
@@ -217,16 +211,21 @@ class LocalRuntime(Runtime):
         tickets: list[Ticket] = []
         try:
             async with asyncio.timeout_at(start + settings.deadline_s):
-                plan = passes(prepared.stages(), REFINE_STEPS.get(prepared.options.preset, 0))
+                plan = prepared.passes()
                 for indices, steps in plan:
                     if tickets:
                         tasks = await cpu.in_context(prepared, indices, outcomes, steps)
                         tickets.append(worker.submit(tasks, finish_by, admitting=()))
                     else:
                         tasks = [prepared.tasks[i] for i in indices]
-                        tickets.append(worker.submit(tasks, finish_by,
-                                                     admitting=_every_pass(prepared, plan)))
-                    record_outcomes(outcomes, indices, await tickets[-1].future)
+                        every = [prepared.tasks[i] for crops, _ in plan for i in crops]
+                        tickets.append(worker.submit(tasks, finish_by, admitting=every))
+                    if steps is None:
+                        record_outcomes(outcomes, indices, await tickets[-1].future)
+                        continue
+                    with contextlib.suppress(TimeoutError):  # cancelled: its crops leave
+                        async with asyncio.timeout_at(finish_by):
+                            record_outcomes(outcomes, indices, await tickets[-1].future)
                 out, report, finish_s = await cpu.finish(
                     prepared, [outcomes[i] for i in range(len(prepared.tasks))], engine)
         except TimeoutError as exc:
@@ -243,11 +242,3 @@ class LocalRuntime(Runtime):
             await self.worker.stop()
         await self.device.close()
 
-
-def _every_pass(prepared: PreparedImage, plan: Sequence[tuple[list[int], int | None]]
-                ) -> list[CropTask]:
-    """The crops of every pass of ``plan`` as the worker will group them, for admission: a
-    crop run again stands in for its warm start with its own pixels (the group is the same)."""
-    return [prepared.tasks[i] if steps is None
-            else replace(prepared.tasks[i], start=prepared.tasks[i].crop, steps=steps)
-            for indices, steps in plan for i in indices]

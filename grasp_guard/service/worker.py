@@ -130,8 +130,8 @@ class BatchWorker:
             tasks: the request's crops (at least one).
             finish_by: when (the loop's clock) they must be optimised.
             admitting: the crops the admission decides on, ``tasks`` when ``None``: a
-                request optimised in stages (``PreparedImage.stages``) is decided on all
-                its crops with its first stage, and its later stages (``()``) are taken.
+                request optimised in passes (``PreparedImage.passes``) is decided on all
+                its crops with its first pass, and its later passes (``()``) are taken.
 
         Raises:
             ServiceUnavailableError: the worker is not running.
@@ -287,5 +287,6 @@ class BatchWorker:
         """Teach the estimate a batch's timing (a failed batch teaches nothing)."""
         key = task.group_key
         self._times.observe(key, size, seconds, at=asyncio.get_running_loop().time())
-        per_crop = self._times.batch_seconds(key, self._max_batch) / self._max_batch
-        self._metrics.crop_seconds.labels(str(task.crop.shape[0]), task.preset).set(per_crop)
+        if task.steps is None:  # the gauge is of a preset's full run
+            per_crop = self._times.batch_seconds(key, self._max_batch) / self._max_batch
+            self._metrics.crop_seconds.labels(str(task.crop.shape[0]), task.preset).set(per_crop)
