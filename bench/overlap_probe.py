@@ -79,8 +79,8 @@ def main() -> None:
                         help="run the product's stages in reverse order (largest crop first "
                              "where each group overlaps the one before, as on the selfie)")
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
-                        help="then run the first stage again for STEPS steps from its "
-                             "outcomes, in the later stages' context")
+                        help="then run the first stage again for STEPS steps (at most "
+                             "--steps) from its outcomes, in the later stages' context")
     parser.add_argument("--blind", action="store_true",
                         help="with --refine: the control, the first stage's extra steps "
                              "without the later stages' context")
