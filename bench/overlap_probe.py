@@ -103,7 +103,7 @@ def main() -> None:
     if args.blind and args.refine:  # a first stage of one crop size: one batch
         first = list(stages[0])
         own = {i: outcomes[i] for i in first}  # its own outcomes only: no context
-        again = engine.optimise(p.in_context(first, own), max_steps=args.refine)
+        again = engine.optimise(p.in_context(first, own), max_steps=min(args.refine, args.steps))
         for i, outcome in zip(first, again):
             outcomes[i] = outcome
     protected = [o.protected for o in outcomes]
