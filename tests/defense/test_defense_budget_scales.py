@@ -303,9 +303,10 @@ def test_a_warm_start_is_where_the_loop_goes_on_from() -> None:
         grasp(x, [editor], cfg, init=init[:1])
 
 
-@pytest.mark.parametrize("already_done", [False, True])
+@pytest.mark.parametrize(("already_done", "early_stop"), [(False, True), (True, True),
+                                                         (True, False)])
 def test_a_warm_start_is_judged_before_the_first_step(
-        monkeypatch: pytest.MonkeyPatch, already_done: bool) -> None:
+        monkeypatch: pytest.MonkeyPatch, already_done: bool, early_stop: bool) -> None:
     # the start scores best of every check (or is done already): the run ends where it began
     calls: list[int] = []
 
@@ -320,12 +321,13 @@ def test_a_warm_start_is_judged_before_the_first_step(
     x = crops(size=(32, 32))
     gen = torch.Generator().manual_seed(2)
     init = (x + torch.randint(-4, 5, x.shape, generator=gen) / 255).clamp(0, 1) - x
-    cfg = GraspConfig(psnr_budget=None, check_every=1, steps=3, ssim_target=None,
-                      alpha=1 / 255)
+    # without the early stop, the checks run for the SSIM steering (a target)
+    cfg = GraspConfig(psnr_budget=None, check_every=1, steps=3, alpha=1 / 255,
+                      early_stop=early_stop, ssim_target=None if early_stop else 0.5)
     result = grasp(x, [tiny_stargan()], cfg, init=init)
     expected = (x + init).mul(255).round().div(255)
     assert torch.allclose(result.images, expected, atol=1e-6)
-    assert result.iterations.tolist() == ([0, 0] if already_done else [3, 3])
+    assert result.iterations.tolist() == ([0, 0] if already_done and early_stop else [3, 3])
 
 
 def test_overlapping_crops_stop_together_and_keep_one_check_together(
