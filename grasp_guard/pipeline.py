@@ -613,11 +613,12 @@ def protect_prepared(prepared: PreparedImage, engine: Engine, *,
 def record_outcomes(outcomes: dict[int, CropOutcome], indices: Sequence[int],
                     optimised: Sequence[CropOutcome]) -> None:
     """Put a pass's outcomes in ``outcomes``; a crop run again counts both runs' steps and
-    seconds."""
+    seconds, and keeps its first run's batch size."""
     for i, outcome in zip(indices, optimised):
         if i in outcomes:
             before = outcomes[i]
-            outcome = replace(outcome, iterations=before.iterations + outcome.iterations,
+            outcome = replace(before, protected=outcome.protected,
+                              iterations=before.iterations + outcome.iterations,
                               seconds=before.seconds + outcome.seconds)
         outcomes[i] = outcome
 
