@@ -189,16 +189,16 @@ class LocalRuntime(Runtime):
         return {"device": str(self.engine.device), "surrogates": self.engine.labels}
 
     async def protect(self, prepared: PreparedImage, cpu: CpuStage, start: float) -> Protected:
-        """Queue the crops with the worker, pass after pass (:func:`~grasp_guard.pipeline.passes`:
-        the stages, and a group photo's first stage again), and finish the image on ``cpu``.
+        """Queue the crops with the worker, pass after pass
+        (:meth:`~grasp_guard.pipeline.PreparedImage.passes`: the stages, and a group photo's
+        first stage again), and finish the image on ``cpu``.
 
         The worker takes the image only if all its crops can be optimised early enough to
         leave the last CPU stage its expected time before the deadline, with some headroom,
         for a full batch's requests finishing ``cpu_threads`` at a time
         (:func:`~grasp_guard.service.admission.optimise_by`; QueueFullError otherwise); its
         later passes, already admitted, are not refused. A crop a group photo runs again
-        (:meth:`~grasp_guard.pipeline.PreparedImage.passes`) counts there as its first run, an
-        upper bound, and that pass is kept only if done by then: else the image is finished
+        counts there as its first run, an upper bound, and that pass is kept only if done by then: else the image is finished
         with the outcomes it has.
         """
         engine, worker = self.engine, self.worker
@@ -212,14 +212,14 @@ class LocalRuntime(Runtime):
         try:
             async with asyncio.timeout_at(start + settings.deadline_s):
                 plan = prepared.passes()
+                every_pass = [prepared.tasks[i] for indices, _ in plan for i in indices]
                 for indices, steps in plan:
                     if tickets:
                         tasks = await cpu.in_context(prepared, indices, outcomes, steps)
                         tickets.append(worker.submit(tasks, finish_by, admitting=()))
                     else:
                         tasks = [prepared.tasks[i] for i in indices]
-                        every = [prepared.tasks[i] for crops, _ in plan for i in crops]
-                        tickets.append(worker.submit(tasks, finish_by, admitting=every))
+                        tickets.append(worker.submit(tasks, finish_by, admitting=every_pass))
                     if steps is None:
                         record_outcomes(outcomes, indices, await tickets[-1].future)
                         continue
@@ -241,4 +241,3 @@ class LocalRuntime(Runtime):
         if self.worker is not None:
             await self.worker.stop()
         await self.device.close()
-
