@@ -4,7 +4,9 @@ In a group photo one face's crop holds pixels that :func:`~grasp_guard.faces.reg
 gives to its neighbours, and their perturbation counts in its PSNR. Optimised each to the full
 budget of its own crop, such faces leave the photo over budget, and scaling them down after the
 fact spends less than the loop planned for. :func:`budget_shares` gives each face beforehand
-the share of its budget that keeps every crop within it when all spend their shares.
+the share of its budget that keeps every crop within it when all spend their shares, and
+:func:`top_up_gains` scales the faces' perturbations afterwards so that each crop, as the site
+receives it, lands on the budget.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import numpy as np
 from grasp_guard.faces.regions import FaceRegion, _in_image, _owners
 
 _GRID_SIDE = 1024  # the longest side of the grid the paste weights are sampled on
+_OVERSHOOT_COST = 100.0  # a crop past the budget weighs this much more than one short of it
+_SOLVER_STEPS = 4000
 
 
 def budget_shares(regions: Sequence[FaceRegion], feather: float = 0.5) -> np.ndarray:
@@ -58,3 +62,45 @@ def budget_shares(regions: Sequence[FaceRegion], feather: float = 0.5) -> np.nda
     load = load_per_share.sum(axis=1)
     overload = np.where(load_per_share > 0, np.maximum(load, 1.0)[:, None], 1.0).max(axis=0)
     return 1.0 / overload
+
+
+def top_up_gains(load: np.ndarray, received: np.ndarray, gains: np.ndarray, budget_mse: float,
+                 bounds: tuple[float, float]) -> np.ndarray:
+    """The gains on the faces' perturbations that bring every crop nearest the budget.
+
+    Crop k's MSE is modelled as linear in the squared gains s: its received MSE is
+    ``retention_k · Σ_i load[k, i] s_i``, ``load`` being what each face's perturbation puts in
+    each crop before the encode and ``retention`` what the encode kept of it at ``gains`` (a
+    lossy re-encode quantises part of it away). The squared gains minimise the predicted
+    crops' squared relative misses of the budget within ``bounds``, a crop past the budget (a
+    broken promise) weighing ``_OVERSHOOT_COST`` times one short of it (protection left
+    unspent), all faces at once: where crops
+    overlap, raising one face fills its neighbours' crops too, and a face whose crop its
+    neighbours fill is scaled down rather than left past the budget.
+
+    Args:
+        load: (N, N) [k, i], the MSE face i's perturbation at gain 1 puts in crop k.
+        received: (N,) each crop's MSE as received at ``gains``.
+        gains: (N,) the gains ``received`` was measured at.
+        budget_mse: the MSE each crop may reach.
+        bounds: the smallest and largest gain.
+
+    Returns:
+        (N,) float64 gains.
+    """
+    load, gains = np.asarray(load, np.float64), np.asarray(gains, np.float64)
+    squares = gains ** 2
+    planned = load @ squares
+    retention = np.divide(received, planned, out=np.ones_like(planned), where=planned > 0)
+    model = retention[:, None] * load / budget_mse  # crop k's MSE in budgets, per unit s_i
+    norm = np.linalg.norm(model, 2)
+    if norm == 0:
+        return gains
+    # Projected gradient on a convex piecewise quadratic: a step of 1 / its Lipschitz constant.
+    step = 1.0 / (2.0 * _OVERSHOOT_COST * norm ** 2)
+    low, high = bounds[0] ** 2, bounds[1] ** 2
+    for _ in range(_SOLVER_STEPS):
+        miss = model @ squares - 1.0
+        grad = 2.0 * model.T @ (np.where(miss > 0, _OVERSHOOT_COST, 1.0) * miss)
+        squares = np.clip(squares - step * grad, low, high)
+    return np.sqrt(squares)

@@ -1,5 +1,6 @@
 """Overlapping crops share the PSNR budget: with every face spending its share, no crop of
-the pasted photo is over it; alone, a face keeps all of it."""
+the pasted photo is over it; alone, a face keeps all of it. After the encode, the top-up lands
+every crop on it together."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from grasp_guard.faces.regions import (
     paste_weights,
     plan_regions,
 )
-from grasp_guard.faces.sharing import budget_shares
+from grasp_guard.faces.sharing import budget_shares, top_up_gains
 
 BUDGET_DB = 40.0
 SHAPE = (600, 600, 3)
@@ -72,3 +73,25 @@ def test_two_faces_overlapping_alike_get_alike_shares(side: int) -> None:
     boxes = [FaceBox(150, 200, side, side), FaceBox(150 + side, 200, side, side)]
     shares = budget_shares(plan_regions(SHAPE, boxes))
     assert shares[0] == pytest.approx(shares[1], rel=0.05)
+
+
+def test_top_up_gains_land_every_crop_on_the_budget_together() -> None:
+    # Each face's perturbation fills its neighbour's crop too, and the encode keeps half of
+    # it: topped up alone, each face would take its crop's whole shortfall and overshoot.
+    load = np.array([[1.0, 0.5], [0.2, 1.0]])
+    gains = np.ones(2)
+    received = 0.5 * load @ gains ** 2
+    topped = top_up_gains(load, received, gains, 1.0, (0.25, 2.0))
+    assert 0.5 * load @ topped ** 2 == pytest.approx([1.0, 1.0], rel=0.01)
+    alone = 1.0 / np.sqrt(received)  # each face scaled by its own crop's shortfall
+    assert (0.5 * load @ alone ** 2).max() > 1.05
+
+
+def test_top_up_gains_scale_down_a_face_whose_neighbour_is_past_the_budget() -> None:
+    # Face 1's perturbation lies mostly in face 0's crop, already past the budget.
+    load = np.array([[1.0, 1.5], [0.0, 0.5]])
+    gains = np.ones(2)
+    topped = top_up_gains(load, load @ gains ** 2, gains, 1.0, (0.25, 2.0))
+    assert (load @ topped ** 2).max() <= 1.01
+    assert topped[1] < 1.0 and topped[0] >= 0.25
+    assert top_up_gains(np.zeros((2, 2)), np.zeros(2), gains, 1.0, (0.25, 2.0)).tolist() == [1, 1]
