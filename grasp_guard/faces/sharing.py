@@ -74,9 +74,9 @@ def top_up_gains(load: np.ndarray, received: np.ndarray, gains: np.ndarray, budg
     lossy re-encode quantises part of it away). The squared gains minimise the predicted
     crops' squared relative misses of the budget within ``bounds``, a crop past the budget (a
     broken promise) weighing ``_OVERSHOOT_COST`` times one short of it (protection left
-    unspent), all faces at once: where crops
-    overlap, raising one face fills its neighbours' crops too, and a face whose crop its
-    neighbours fill is scaled down rather than left past the budget.
+    unspent), all faces at once: where crops overlap, raising one face fills its neighbours'
+    crops too, and a face whose crop its neighbours fill is scaled down rather than left past
+    the budget.
 
     Args:
         load: (N, N) [k, i], the MSE face i's perturbation at gain 1 puts in crop k.
