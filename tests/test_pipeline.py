@@ -135,7 +135,7 @@ def test_no_face_is_pushed_past_the_budget_by_a_neighbours_top_up(engine: Engine
 
 
 @pytest.mark.parametrize("quality", [75, 90])
-def test_every_crop_of_a_group_photo_leaves_on_the_budget(engine: Engine, quality: int) -> None:
+def test_a_group_photo_spends_its_budget_and_keeps_within_it(engine: Engine, quality: int) -> None:
     # Four faces whose crops (512, 320, 256, 128 px) all meet, each with fine noise near its
     # share of the budget. At q75 the re-encode quantises most of it away, and topping each
     # face up alone overshot where the neighbours' top-ups land in its crop too; capping
@@ -155,8 +155,12 @@ def test_every_crop_of_a_group_photo_leaves_on_the_budget(engine: Engine, qualit
         protected = np.clip(task.crop + np.rint(noise), 0, 255).astype(np.uint8)
         outcomes.append(CropOutcome(protected, 1, 0.0, 1))
     _, report = finish(prepared, outcomes, engine)
-    psnrs = [face["psnr"] for face in report["faces"]]
-    assert all(40.1 <= p <= 40.5 for p in psnrs), psnrs
+    faces = report["faces"]
+    assert min(face["psnr"] for face in faces) >= 40.1  # no crop past the budget
+    for i, meets in enumerate(pipeline._overlaps(prepared.regions)):
+        # each face spent what it could: at its largest gain, or one of its crops is full
+        full = [j for j in (i, *meets) if faces[j]["psnr"] <= 40.6]
+        assert faces[i]["budget_gain"] == 2.0 or full, (i, faces)
 
 
 def test_a_crop_shrunk_to_the_ladder_is_optimised_through_its_paste() -> None:

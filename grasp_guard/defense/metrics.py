@@ -107,14 +107,19 @@ def pair_distortions(adv: torch.Tensor, clean: torch.Tensor,
     return losses.defense_loss(a, c).view(n, e), losses.masked_mse(a, c, m).view(n, e)
 
 
-def psnr(a: np.ndarray, b: np.ndarray, inside: np.ndarray | None = None) -> float:
-    """PSNR in dB of two uint8 images of one shape (data range 255); ``inf`` if identical.
-    Over the pixels ``inside`` ((H, W) bool: a crop's part that lies in its photo) only,
-    when given."""
+def mse(a: np.ndarray, b: np.ndarray, inside: np.ndarray | None = None) -> float:
+    """Mean squared error of two uint8 images of one shape, in 8-bit levels squared. Over the
+    pixels ``inside`` ((H, W) bool: a crop's part that lies in its photo) only, when given."""
     _check_uint8(a, b)
     squares = (a.astype(np.float64) - b.astype(np.float64)) ** 2
-    mse = np.mean(squares if inside is None else squares[_checked_mask(a, inside)])
-    return float("inf") if mse == 0 else float(10.0 * np.log10(255.0**2 / mse))
+    return float(np.mean(squares if inside is None else squares[_checked_mask(a, inside)]))
+
+
+def psnr(a: np.ndarray, b: np.ndarray, inside: np.ndarray | None = None) -> float:
+    """PSNR in dB of two uint8 images of one shape (data range 255); ``inf`` if identical.
+    Over the pixels ``inside`` (see :func:`mse`) only, when given."""
+    error = mse(a, b, inside)
+    return float("inf") if error == 0 else float(10.0 * np.log10(255.0**2 / error))
 
 
 def ssim(a: np.ndarray, b: np.ndarray, inside: np.ndarray | None = None) -> float:

@@ -5,8 +5,8 @@ gives to its neighbours, and their perturbation counts in its PSNR. Optimised ea
 budget of its own crop, such faces leave the photo over budget, and scaling them down after the
 fact spends less than the loop planned for. :func:`budget_shares` gives each face beforehand
 the share of its budget that keeps every crop within it when all spend their shares, and
-:func:`top_up_gains` scales the faces' perturbations afterwards so that each crop, as the site
-receives it, lands on the budget.
+:func:`top_up_gains` scales the faces' perturbations after the encode so that, as the site
+receives them, they spend it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 from grasp_guard.faces.regions import FaceRegion, _in_image, _owners
 
 _GRID_SIDE = 1024  # the longest side of the grid the paste weights are sampled on
-_OVERSHOOT_COST = 100.0  # a crop past the budget weighs this much more than one short of it
-_SOLVER_STEPS = 4000
+_EXCESS_PENALTY = 1e4  # how stiffly top_up_gains holds a crop within its budget
+_SOLVER_STEPS = 4000  # FISTA's, ample for dozens of faces
 
 
 def budget_shares(regions: Sequence[FaceRegion], feather: float = 0.5) -> np.ndarray:
@@ -64,23 +64,24 @@ def budget_shares(regions: Sequence[FaceRegion], feather: float = 0.5) -> np.nda
     return 1.0 / overload
 
 
-def top_up_gains(load: np.ndarray, received: np.ndarray, gains: np.ndarray, budget_mse: float,
-                 bounds: tuple[float, float]) -> np.ndarray:
-    """The gains on the faces' perturbations that bring every crop nearest the budget.
+def top_up_gains(load: np.ndarray, received: np.ndarray, baseline: np.ndarray,
+                 gains: np.ndarray, budget_mse: float, bounds: tuple[float, float]) -> np.ndarray:
+    """The gains on the faces' perturbations that spend the budget: every face's perturbation
+    scaled up as far as the crops it lands in allow, faces sharing a full crop giving way in
+    proportion (the squared gains maximise Σ log g², every crop within the budget).
 
-    Crop k's MSE is modelled as linear in the squared gains s: its received MSE is
-    ``retention_k · Σ_i load[k, i] s_i``, ``load`` being what each face's perturbation puts in
-    each crop before the encode and ``retention`` what the encode kept of it at ``gains`` (a
-    lossy re-encode quantises part of it away). The squared gains minimise the predicted
-    crops' squared relative misses of the budget within ``bounds``, a crop past the budget (a
-    broken promise) weighing ``_OVERSHOOT_COST`` times one short of it (protection left
-    unspent), all faces at once: where crops overlap, raising one face fills its neighbours'
-    crops too, and a face whose crop its neighbours fill is scaled down rather than left past
-    the budget.
+    Crop k's received MSE is modelled as ``baseline_k + retention_k · Σ_i load[k, i] g_i²``:
+    ``baseline`` is what the encode alone costs the crop, ``load`` what each face's
+    perturbation puts in it before the encode, and ``retention`` the share of that the encode
+    kept at ``gains`` (a lossy re-encode quantises part of it away). So no face is starved to
+    fill a neighbour's crop, and no crop is left past the budget: each face ends at its
+    largest gain or shares a crop that is full. A crop whose encode alone leaves it almost
+    no budget holds its faces to a twentieth of it.
 
     Args:
         load: (N, N) [k, i], the MSE face i's perturbation at gain 1 puts in crop k.
         received: (N,) each crop's MSE as received at ``gains``.
+        baseline: (N,) each crop's MSE as received with no perturbation.
         gains: (N,) the gains ``received`` was measured at.
         budget_mse: the MSE each crop may reach.
         bounds: the smallest and largest gain.
@@ -91,21 +92,20 @@ def top_up_gains(load: np.ndarray, received: np.ndarray, gains: np.ndarray, budg
     load, gains = np.asarray(load, np.float64), np.asarray(gains, np.float64)
     squares = gains ** 2
     planned = load @ squares
-    retention = np.divide(received, planned, out=np.ones_like(planned), where=planned > 0)
-    model = retention[:, None] * load / budget_mse  # crop k's MSE in budgets, per unit s_i
-    norm = np.linalg.norm(model, 2)
-    if norm == 0:
-        return gains
-    # Accelerated projected gradient (FISTA) on a convex piecewise quadratic, steps of one
-    # over its Lipschitz constant.
-    step = 1.0 / (2.0 * _OVERSHOOT_COST * norm ** 2)
+    kept = np.clip(np.asarray(received, np.float64) - baseline, 0.0, None)
+    retention = np.divide(kept, planned, out=np.ones_like(planned), where=planned > 0)
+    room = np.maximum(budget_mse - np.asarray(baseline, np.float64), budget_mse / 20.0)
+    model = retention[:, None] * load / room[:, None]  # crop k's share of its room, per g_i²
     low, high = bounds[0] ** 2, bounds[1] ** 2
+    # Accelerated projected gradient (FISTA) on -Σ log s with a stiff penalty on each crop's
+    # excess over its room (a crop ends past it by about 1 / _EXCESS_PENALTY of it).
+    lipschitz = 1.0 / low ** 2 + _EXCESS_PENALTY * np.linalg.norm(model, 2) ** 2
     ahead, momentum = squares, 1.0
     for _ in range(_SOLVER_STEPS):
-        miss = model @ ahead - 1.0
-        grad = 2.0 * model.T @ (np.where(miss > 0, _OVERSHOOT_COST, 1.0) * miss)
-        stepped = np.clip(ahead - step * grad, low, high)
+        excess = np.clip(model @ ahead - 1.0, 0.0, None)
+        grad = -1.0 / ahead + _EXCESS_PENALTY * model.T @ excess
+        stepped = np.clip(ahead - grad / lipschitz, low, high)
         following = (1.0 + np.sqrt(1.0 + 4.0 * momentum ** 2)) / 2.0
-        ahead = stepped + (momentum - 1.0) / following * (stepped - squares)
+        ahead = np.clip(stepped + (momentum - 1.0) / following * (stepped - squares), low, high)
         squares, momentum = stepped, following
     return np.sqrt(squares)

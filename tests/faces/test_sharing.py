@@ -75,23 +75,42 @@ def test_two_faces_overlapping_alike_get_alike_shares(side: int) -> None:
     assert shares[0] == pytest.approx(shares[1], rel=0.05)
 
 
-def test_top_up_gains_land_every_crop_on_the_budget_together() -> None:
+def test_top_up_gains_fill_every_crop_together() -> None:
     # Each face's perturbation fills its neighbour's crop too, and the encode keeps half of
     # it: topped up alone, each face would take its crop's whole shortfall and overshoot.
     load = np.array([[1.0, 0.5], [0.2, 1.0]])
     gains = np.ones(2)
     received = 0.5 * load @ gains ** 2
-    topped = top_up_gains(load, received, gains, 1.0, (0.25, 2.0))
+    topped = top_up_gains(load, received, np.zeros(2), gains, 1.0, (0.25, 2.0))
     assert 0.5 * load @ topped ** 2 == pytest.approx([1.0, 1.0], rel=0.01)
     alone = 1.0 / np.sqrt(received)  # each face scaled by its own crop's shortfall
     assert (0.5 * load @ alone ** 2).max() > 1.05
 
 
-def test_top_up_gains_scale_down_a_face_whose_neighbour_is_past_the_budget() -> None:
-    # Face 1's perturbation lies mostly in face 0's crop, already past the budget.
-    load = np.array([[1.0, 1.5], [0.0, 0.5]])
+def test_top_up_gains_scale_down_the_faces_filling_a_crop_past_the_budget() -> None:
+    load = np.array([[1.0, 1.5], [0.0, 0.5]])  # face 1's perturbation lies mostly in crop 0
     gains = np.ones(2)
-    topped = top_up_gains(load, load @ gains ** 2, gains, 1.0, (0.25, 2.0))
+    topped = top_up_gains(load, load @ gains ** 2, np.zeros(2), gains, 1.0, (0.25, 2.0))
     assert (load @ topped ** 2).max() <= 1.01
-    assert topped[1] < 1.0 and topped[0] >= 0.25
-    assert top_up_gains(np.zeros((2, 2)), np.zeros(2), gains, 1.0, (0.25, 2.0)).tolist() == [1, 1]
+    assert (topped < 1.0).all()
+
+
+def test_top_up_gains_do_not_starve_a_face_whose_crop_a_neighbour_fills() -> None:
+    # A large face's paste fills most of a small face's crop and little of its own: raising
+    # it and flooring the small face would spend both budgets, and leave the small face
+    # with almost none of its own perturbation.
+    load = np.array([[0.9, 0.05], [0.9, 0.4]])
+    gains = np.ones(2)
+    large, small = top_up_gains(load, load @ gains ** 2, np.zeros(2), gains, 1.0, (0.25, 2.0))
+    assert (load @ np.array([large, small]) ** 2).max() <= 1.01
+    assert small >= large
+    assert load[1] @ np.array([large, small]) ** 2 == pytest.approx(1.0, rel=0.01)  # spent
+
+
+def test_top_up_gains_leave_out_what_the_encode_alone_costs() -> None:
+    # Half the crop's budget is the re-encode's own loss, which no gain scales; of the
+    # perturbation the encode keeps a quarter.
+    load, baseline = np.array([[1.0]]), np.array([0.5])
+    received = baseline + 0.25 * load[0]
+    (gain,) = top_up_gains(load, received, baseline, np.ones(1), 1.0, (0.25, 2.0))
+    assert 0.5 + 0.25 * gain ** 2 == pytest.approx(1.0, rel=0.01)
