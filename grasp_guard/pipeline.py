@@ -569,7 +569,7 @@ def _encode_spending_budget(
     for round_ in range(_TOP_UP_ROUNDS + 1):
         if round_:
             out, received, finals = _paste_and_encode(prepared, deltas, gains)
-        errors = np.array([mse(t.crop, f, inside) for t, f, inside in zip(tasks, finals, shown)])
+        errors = _crop_errors(prepared, finals, shown)
         past = 10.0 * np.log10(errors.clip(min=1e-12) / budget_mse)  # dB past the budget
         rank = (float(np.sum((past - _TOP_UP_TOLERANCE_DB).clip(min=0))),
                 -float(np.sum(np.log(gains))))
@@ -580,14 +580,19 @@ def _encode_spending_budget(
         if load is None:
             load = _paste_loads(prepared, protected, shown)
             clean = _paste_and_encode(prepared, deltas, np.zeros(len(tasks)))[2]
-            baseline = np.array([mse(t.crop, f, inside)
-                                 for t, f, inside in zip(tasks, clean, shown)])
+            baseline = _crop_errors(prepared, clean, shown)
         wanted = top_up_gains(load, errors, baseline, gains, budget_mse, _BUDGET_GAINS)
         if np.allclose(wanted, gains, rtol=_GAINS_SETTLED):
             break
         gains = wanted
     _, out, received, finals, gains = best
     return out, received, finals, gains.tolist()
+
+
+def _crop_errors(prepared: PreparedImage, finals: Sequence[np.ndarray],
+                 shown: Sequence[np.ndarray]) -> np.ndarray:
+    """(N,) each face crop's MSE as re-cut, over the photo's pixels of it."""
+    return np.array([mse(t.crop, f, inside) for t, f, inside in zip(prepared.tasks, finals, shown)])
 
 
 def _paste_and_encode(prepared: PreparedImage, deltas: Sequence[np.ndarray],
