@@ -198,8 +198,8 @@ class LocalRuntime(Runtime):
         for a full batch's requests finishing ``cpu_threads`` at a time
         (:func:`~grasp_guard.service.admission.optimise_by`; QueueFullError otherwise); its
         later passes, already admitted, are not refused. A crop a group photo runs again
-        counts there as its first run, an upper bound, and that pass is kept only if done by then: else the image is finished
-        with the outcomes it has.
+        counts there as its first run, an upper bound, and that pass is kept only if done by
+        then: else the image is finished with the outcomes it has.
         """
         engine, worker = self.engine, self.worker
         if engine is None or worker is None:
