@@ -15,7 +15,13 @@ from PIL import Image
 from skimage import data
 
 from grasp_guard import pipeline
-from grasp_guard.defense.metrics import psnr
+from grasp_guard.defense.metrics import (
+    SUCCESS_THRESHOLD,
+    evaluate_editing,
+    framed_editing,
+    mse,
+    psnr,
+)
 from grasp_guard.defense.transforms import SiteSpec
 from grasp_guard.demo import sample_photo
 from grasp_guard.errors import ImageTooLargeError, InvalidImageError
@@ -66,6 +72,21 @@ def test_report_measures_the_output(protected: tuple[bytes, dict]) -> None:
     assert "not a real deepfake model" in report["surrogates"][0]
     assert report["detector"] == "haar"  # the suite's cache is empty: the fallback
     assert report["bytes_out"] > 0 and report["seconds"]["total"] > 0
+
+
+def test_a_faces_margin_is_its_weakest_judged_edit_over_the_threshold(engine: Engine) -> None:
+    rng = np.random.default_rng(3)
+    clean = (rng.random((2, 64, 64, 3)) * 200 + 20).astype(np.uint8)
+    noisy = np.clip(clean + rng.normal(0, 40, clean.shape), 0, 255).astype(np.uint8)
+    (editor,) = engine.editors
+    x, y = to_tensor(list(clean)), to_tensor(list(noisy))
+    judged = torch.cat([evaluate_editing(editor, x, y).cmua_distortion,
+                        framed_editing(editor, x, y).cmua_distortion], dim=1)
+    faces = engine.evaluate(list(clean), list(noisy))
+    for face, weakest in zip(faces, judged.min(dim=1).values):
+        assert face["reference"]["margin"] == pytest.approx(float(weakest) / SUCCESS_THRESHOLD)
+    untouched = engine.evaluate(list(clean), list(clean))
+    assert [face["reference"]["margin"] for face in untouched] == [0.0, 0.0]
 
 
 def test_the_budget_is_spent_on_what_leaves(engine: Engine, photo: bytes) -> None:
@@ -161,6 +182,59 @@ def test_a_group_photo_spends_its_budget_and_keeps_within_it(engine: Engine, qua
         # each face spent what it could: at its largest gain, or one of its crops is full
         full = [j for j in (i, *meets) if faces[j]["psnr"] <= 40.6]
         assert faces[i]["budget_gain"] == 2.0 or full, (i, faces)
+
+
+class CentreJudge:
+    """Stands in for a surrogate whose distortion grows with a face's perturbation: a face's
+    margin is the MSE its crop's centre received, times that face's factor."""
+
+    def __init__(self, factors: list[float]) -> None:
+        self.factors = factors
+        self.labels, self.missing = ["centre"], []
+
+    def evaluate(self, originals: list[np.ndarray], finals: list[np.ndarray]) -> list[dict]:
+        faces = []
+        for original, final, factor in zip(originals, finals, self.factors):
+            centre = slice(original.shape[0] // 4, 3 * original.shape[0] // 4)
+            margin = factor * mse(original[centre, centre], final[centre, centre])
+            hit = float(margin > 1.0)
+            faces.append({"centre": {"dsr_cmua": hit, "dsr_ruiz": hit, "distortion": margin,
+                                     "dsr_framed": hit, "margin": margin}})
+        return faces
+
+
+@pytest.mark.parametrize("short", [0.9, 0.2])
+def test_a_face_disrupted_with_room_to_spare_gives_way_to_one_not_disrupted(short: float) -> None:
+    # A small face's crop lies in a large face's, which binds: spending alike, the small face
+    # stops under its budget (42 dB). Judged short of disrupted (margin 0.9) beside a large
+    # face with margin 4, the budget moves to it; judged far short (0.2, out of reach even at
+    # the largest gain), the first encode stays. Lossless PNG: the gains alone move the PSNRs.
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((400, 400, 3)) * 120 + 60).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    prepared = prepare(buf.getvalue(), FAST,
+                       detector=KnownBoxes([FaceBox(130, 120, 150, 150), FaceBox(60, 60, 50, 50)]))
+    outcomes = []
+    for task in prepared.tasks:
+        noise = rng.choice([-2.0, 2.0], task.crop.shape) * task.weight[..., None]
+        outcomes.append(CropOutcome(np.clip(task.crop + np.rint(noise), 0, 255).astype(np.uint8),
+                                    1, 0.0, 1))
+    _, alike = finish(prepared, outcomes, CentreJudge([1.0, 1.0]))  # both far past: no move
+    assert not alike["budget_gave_way"]
+    energy = [face["surrogates"]["centre"]["margin"] for face in alike["faces"]]
+    _, report = finish(prepared, outcomes, CentreJudge([4.0 / energy[0], short / energy[1]]))
+    (large, small), (large_before, small_before) = report["faces"], alike["faces"]
+    assert min(large["psnr"], small["psnr"]) >= 40.1  # no crop past the budget
+    if short == 0.2:
+        assert not report["budget_gave_way"]
+        assert [large["budget_gain"], small["budget_gain"]] == [
+            large_before["budget_gain"], small_before["budget_gain"]]
+        return
+    assert report["budget_gave_way"]
+    assert small["budget_gain"] > 1.2 * small_before["budget_gain"]
+    assert small["surrogates"]["centre"]["dsr_cmua"] == 1.0  # now disrupted
+    assert large["surrogates"]["centre"]["margin"] > 1.0  # and the large face still is
 
 
 def test_a_crop_shrunk_to_the_ladder_is_optimised_through_its_paste() -> None:

@@ -20,6 +20,8 @@ from grasp_guard.faces.regions import FaceRegion, _in_image, _owners
 _GRID_SIDE = 1024  # the longest side of the grid the paste weights are sampled on
 _EXCESS_PENALTY = 1e4  # how stiffly top_up_gains holds a crop within its budget
 _SOLVER_STEPS = 4000  # FISTA's, ample for dozens of faces
+KEEP_MARGIN = 1.5  # the margin a face giving way keeps, by the model of give_way
+GIVING_WEIGHT = 0.05  # the claim on a shared crop of a face that gives way
 
 
 def budget_shares(regions: Sequence[FaceRegion], feather: float = 0.5) -> np.ndarray:
@@ -65,10 +67,12 @@ def budget_shares(regions: Sequence[FaceRegion], feather: float = 0.5) -> np.nda
 
 
 def top_up_gains(load: np.ndarray, received: np.ndarray, baseline: np.ndarray,
-                 gains: np.ndarray, budget_mse: float, bounds: tuple[float, float]) -> np.ndarray:
+                 gains: np.ndarray, budget_mse: float, bounds: tuple[float, float],
+                 claims: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The gains on the faces' perturbations that spend the budget: every face's perturbation
     scaled up as far as the crops it lands in allow, faces sharing a full crop giving way in
-    proportion (the squared gains maximise Σ log g², every crop within the budget).
+    proportion to their claims (the squared gains maximise Σ w log g², every crop within the
+    budget).
 
     Crop k's received MSE is modelled as ``baseline_k + retention_k · Σ_i load[k, i] g_i²``:
     ``baseline`` is what the encode alone costs the crop, ``load`` what each face's
@@ -85,27 +89,64 @@ def top_up_gains(load: np.ndarray, received: np.ndarray, baseline: np.ndarray,
         gains: (N,) the gains ``received`` was measured at.
         budget_mse: the MSE each crop may reach.
         bounds: the smallest and largest gain.
+        claims: (N,) weights w and (N,) floors, each face's smallest gain (within ``bounds``),
+            as :func:`give_way` sets them; by default w = 1 and every floor ``bounds[0]``.
 
     Returns:
         (N,) float64 gains.
     """
     load, gains = np.asarray(load, np.float64), np.asarray(gains, np.float64)
+    weights, floors = claims if claims is not None else (np.ones(len(gains)), bounds[0])
     squares = gains ** 2
     planned = load @ squares
     kept = np.clip(np.asarray(received, np.float64) - baseline, 0.0, None)
     retention = np.divide(kept, planned, out=np.ones_like(planned), where=planned > 0)
     room = np.maximum(budget_mse - np.asarray(baseline, np.float64), budget_mse / 20.0)
     model = retention[:, None] * load / room[:, None]  # crop k's share of its room, per g_i²
-    low, high = bounds[0] ** 2, bounds[1] ** 2
-    # Accelerated projected gradient (FISTA) on -Σ log s with a stiff penalty on each crop's
+    high = bounds[1] ** 2
+    low = np.clip(floors, bounds[0], bounds[1]) ** 2 * np.ones(len(gains))
+    squares = np.clip(squares, low, high)
+    # Accelerated projected gradient (FISTA) on -Σ w log s with a stiff penalty on each crop's
     # excess over its room (a crop ends past it by about 1 / _EXCESS_PENALTY of it).
-    lipschitz = 1.0 / low ** 2 + _EXCESS_PENALTY * np.linalg.norm(model, 2) ** 2
+    lipschitz = np.max(weights / low ** 2) + _EXCESS_PENALTY * np.linalg.norm(model, 2) ** 2
     ahead, momentum = squares, 1.0
     for _ in range(_SOLVER_STEPS):
         excess = np.clip(model @ ahead - 1.0, 0.0, None)
-        grad = -1.0 / ahead + _EXCESS_PENALTY * model.T @ excess
+        grad = -weights / ahead + _EXCESS_PENALTY * model.T @ excess
         stepped = np.clip(ahead - grad / lipschitz, low, high)
         following = (1.0 + np.sqrt(1.0 + 4.0 * momentum ** 2)) / 2.0
         ahead = np.clip(stepped + (momentum - 1.0) / following * (stepped - squares), low, high)
         squares, momentum = stepped, following
     return np.sqrt(squares)
+
+
+def give_way(margins: np.ndarray, gains: np.ndarray, load: np.ndarray,
+             bounds: tuple[float, float]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Claims for :func:`top_up_gains` that move a full shared crop's budget from faces
+    disrupted with room to spare to the faces in it not yet disrupted.
+
+    A face's margin is its weakest judged edit's distortion over the success threshold (> 1:
+    disrupted at every edit judged). One past ``KEEP_MARGIN`` gives way down to the gain that
+    keeps it there if distortion grew as the perturbation's energy (g²), and claims a shared
+    crop with ``GIVING_WEIGHT``; every other face claims fully. On trained GANs a disrupted
+    face's distortion grows slower than its energy, so the floor errs towards keeping it.
+
+    Args:
+        margins: (N,) each face's margin at ``gains``.
+        gains: (N,) the gains the margins were measured at.
+        load: (N, N) [k, i], what face i's perturbation puts in crop k (> 0 where they meet).
+        bounds: the smallest and largest gain.
+
+    Returns:
+        (weights, floors), or ``None`` where no crop holds both a face that can give way and
+        one not disrupted that may still grow.
+    """
+    margins, gains = np.asarray(margins, np.float64), np.asarray(gains, np.float64)
+    giving = margins > KEEP_MARGIN
+    short = (margins <= 1.0) & (gains < bounds[1])
+    meets = np.asarray(load) > 0
+    if not (meets[:, giving].any(axis=1) & meets[:, short].any(axis=1)).any():
+        return None
+    weights = np.where(giving, GIVING_WEIGHT, 1.0)
+    kept = gains * np.sqrt(KEEP_MARGIN / margins.clip(min=KEEP_MARGIN))
+    return weights, np.where(giving, kept, bounds[0]).clip(bounds[0], bounds[1])

@@ -15,7 +15,7 @@ from grasp_guard.faces.regions import (
     paste_weights,
     plan_regions,
 )
-from grasp_guard.faces.sharing import budget_shares, top_up_gains
+from grasp_guard.faces.sharing import KEEP_MARGIN, budget_shares, give_way, top_up_gains
 
 BUDGET_DB = 40.0
 SHAPE = (600, 600, 3)
@@ -114,3 +114,30 @@ def test_top_up_gains_leave_out_what_the_encode_alone_costs() -> None:
     received = baseline + 0.25 * load[0]
     (gain,) = top_up_gains(load, received, baseline, np.ones(1), 1.0, (0.25, 2.0))
     assert 0.5 + 0.25 * gain ** 2 == pytest.approx(1.0, rel=0.01)
+
+
+def test_a_face_that_gives_way_leaves_a_shared_crop_to_its_neighbour_down_to_its_floor() -> None:
+    # Two faces fill one crop alike; each also fills a crop of its own to half.
+    load = np.array([[0.5, 0.5], [0.5, 0.0], [0.0, 0.5]])
+    gains = np.ones(2)
+    fair = top_up_gains(load, load @ gains ** 2, np.zeros(3), gains, 1.0, (0.25, 2.0))
+    assert fair == pytest.approx([1.0, 1.0], rel=0.02)
+    claims = (np.array([0.05, 1.0]), np.array([0.6, 0.25]))  # face 0 gives way down to 0.6
+    giving, taking = top_up_gains(load, load @ gains ** 2, np.zeros(3), gains, 1.0, (0.25, 2.0),
+                                  claims)
+    assert giving == pytest.approx(0.6, rel=0.02)
+    assert 0.5 * giving ** 2 + 0.5 * taking ** 2 == pytest.approx(1.0, rel=0.01)  # still spent
+    assert taking > 1.25
+
+
+def test_faces_give_way_only_where_a_crop_holds_one_with_room_and_one_not_disrupted() -> None:
+    meets = np.array([[1.0, 0.3, 0.0], [0.2, 1.0, 0.0], [0.0, 0.0, 1.0]])  # face 2 apart
+    gains = np.array([1.2, 1.0, 1.0])
+    weights, floors = give_way(np.array([6.0, 0.8, 3.0]), gains, meets, (0.25, 2.0))
+    assert weights.tolist() == [pytest.approx(0.05), 1.0, pytest.approx(0.05)]
+    assert floors[0] == pytest.approx(1.2 * np.sqrt(KEEP_MARGIN / 6.0))
+    assert floors[1] == 0.25
+    assert give_way(np.array([6.0, 1.2, 0.8]), gains, meets, (0.25, 2.0)) is None  # 2 apart
+    assert give_way(np.array([1.4, 0.8, 3.0]), gains, meets, (0.25, 2.0)) is None  # no room
+    at_most = np.array([1.2, 2.0, 1.0])  # the face not disrupted cannot grow any more
+    assert give_way(np.array([6.0, 0.8, 3.0]), at_most, meets, (0.25, 2.0)) is None
