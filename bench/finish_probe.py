@@ -8,7 +8,7 @@ finishing step does.
 ``--save`` runs the pipeline's optimisation (`optimise_prepared`, the preset's steps and
 second pass) with the default surrogate set and keeps the protected crops; ``--load`` finishes
 them (`finish`) and prints each face's PSNR, budget gain, DSR and distortion per editing size
-(`own`: an editor's one size), as JSON.
+(`own`: an editor's one size) and margin (where the revision reports it), as JSON.
 """
 
 from __future__ import annotations
@@ -58,10 +58,13 @@ def main() -> None:
                       for name, s in f["surrogates"].items()},
               "distortion": {name: {r: round(v["distortion"], 4) for r, v in _sizes(s).items()}
                              for name, s in f["surrogates"].items()},
-              "dsr_framed": {name: s["dsr_framed"] for name, s in f["surrogates"].items()}}
+              "dsr_framed": {name: s["dsr_framed"] for name, s in f["surrogates"].items()},
+              "margin": {name: s.get("margin") for name, s in f["surrogates"].items()}}
              for f in report["faces"]]
     print(json.dumps({"photo": args.photo.name, "faces": faces,
-                      "seconds_encode": report["seconds"]["encode"]}, indent=1))
+                      "budget_gave_way": report.get("budget_gave_way"),
+                      "seconds": {k: report["seconds"][k] for k in ("encode", "evaluate")}},
+                     indent=1))
 
 
 if __name__ == "__main__":
