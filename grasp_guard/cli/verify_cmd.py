@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
               f"(framed {face['dsr_framed']:.2f}), PSNR {face['psnr']:.2f} dB")
         for name, s in face["surrogates"].items():
             print(f"    {name}: DSR CMUA {s['dsr_cmua']:.2f}, Ruiz {s['dsr_ruiz']:.2f}, "
-                  f"framed {s['dsr_framed']:.2f}, distortion {s['distortion']:.4f}")
+                  f"framed {s['dsr_framed']:.2f}, distortion {s['distortion']:.4f}, "
+                  f"margin {s['margin']:.2f} (weakest edit / threshold)")
     print("surrogates: " + "; ".join(result["surrogates"]))
     return 0

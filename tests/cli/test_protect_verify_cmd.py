@@ -79,3 +79,5 @@ def test_verify_reports_protection_and_its_absence(
     assert main(["verify", str(original), str(same), "--json"]) == 0
     clean = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert clean["verdict"] == "unprotected" and clean["dsr_cmua"] == 0.0
+    assert main(["verify", str(original), str(same)]) == 0  # the same, as text
+    assert "margin 0.00 (weakest edit / threshold)" in capsys.readouterr().out
