@@ -33,6 +33,13 @@ from grasp_guard.pipeline import CropOutcome, CropTask, Engine, finish, prepare,
 FAST = ProtectOptions(preset="fast")
 
 
+def _noise_png(rng: np.random.Generator, height: int, width: int) -> bytes:
+    """A lossless photo of mid-grey noise: every change of PSNR is the code's."""
+    buf = io.BytesIO()
+    Image.fromarray((rng.random((height, width, 3)) * 120 + 60).astype(np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     return Engine.create(("reference",), "cpu")
@@ -113,10 +120,8 @@ def test_a_border_faces_psnr_is_over_the_photo_not_its_mirrored_padding(engine: 
     # the perturbation pasted near the edge comes back twice in the re-cut crop. The reported
     # PSNR, and the budget the top-up aims at, are over the photo's pixels only.
     rng = np.random.default_rng(3)
-    rgb = (rng.random((300, 120, 3)) * 120 + 60).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "PNG")
-    prepared = prepare(buf.getvalue(), FAST, detector=KnownBoxes([FaceBox(20, 100, 80, 80)]))
+    png = _noise_png(rng, 300, 120)
+    prepared = prepare(png, FAST, detector=KnownBoxes([FaceBox(20, 100, 80, 80)]))
     (task,), (region,) = prepared.tasks, prepared.regions
     assert region.crop.x < 0
     noise = np.zeros(task.crop.shape, np.float32)
@@ -136,10 +141,8 @@ def test_no_face_is_pushed_past_the_budget_by_a_neighbours_top_up(engine: Engine
     # for the largest top-up, which would put the small face's crop 4 dB past it (35.99 dB
     # before this was handled). Lossless PNG: every change of PSNR is the top-up's.
     rng = np.random.default_rng(0)
-    rgb = (rng.random((360, 480, 3)) * 120 + 60).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "PNG")
-    prepared = prepare(buf.getvalue(), FAST,
+    png = _noise_png(rng, 360, 480)
+    prepared = prepare(png, FAST,
                        detector=KnownBoxes([FaceBox(120, 100, 120, 120), FaceBox(300, 150, 40, 40)]))
     (big, small), (rb, rs) = prepared.tasks, prepared.regions
     assert rb.crop.meets(rs.crop)
@@ -210,10 +213,8 @@ def test_a_face_disrupted_with_room_to_spare_gives_way_to_one_not_disrupted(shor
     # face with margin 4, the budget moves to it; judged far short (0.2, out of reach even at
     # the largest gain), the first encode stays. Lossless PNG: the gains alone move the PSNRs.
     rng = np.random.default_rng(0)
-    rgb = (rng.random((400, 400, 3)) * 120 + 60).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "PNG")
-    prepared = prepare(buf.getvalue(), FAST,
+    png = _noise_png(rng, 400, 400)
+    prepared = prepare(png, FAST,
                        detector=KnownBoxes([FaceBox(130, 120, 150, 150), FaceBox(60, 60, 50, 50)]))
     outcomes = []
     for task in prepared.tasks:
@@ -249,15 +250,13 @@ def test_a_crop_shrunk_to_the_ladder_is_optimised_through_its_paste() -> None:
 def test_overlapping_crops_of_one_size_are_optimised_jointly(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     # a couple: two faces of one bucket whose crops overlap, and a third face apart
-    rgb = (np.random.default_rng(5).random((300, 700, 3)) * 120 + 60).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "PNG")
+    png = _noise_png(np.random.default_rng(5), 300, 700)
     boxes = [FaceBox(100, 110, 60, 60), FaceBox(190, 100, 62, 62), FaceBox(560, 100, 60, 60)]
-    prepared = prepare(buf.getvalue(), FAST, detector=KnownBoxes(boxes))
+    prepared = prepare(png, FAST, detector=KnownBoxes(boxes))
     a, b, apart = prepared.tasks
     assert [j for j, _ in a.neighbours] == [1] and [j for j, _ in b.neighbours] == [0]
     assert apart.neighbours == () and a.photo == b.photo == apart.photo
-    other = prepare(buf.getvalue(), FAST, detector=KnownBoxes(boxes)).tasks[1]
+    other = prepare(png, FAST, detector=KnownBoxes(boxes)).tasks[1]
     assert other.photo != a.photo
     handed: list[list] = []
     real = pipeline.grasp
@@ -273,10 +272,8 @@ def test_overlapping_crops_of_one_size_are_optimised_jointly(
 
 
 def _group_photo(boxes: list[FaceBox]) -> pipeline.PreparedImage:
-    rgb = (np.random.default_rng(5).random((400, 900, 3)) * 120 + 60).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "PNG")
-    return prepare(buf.getvalue(), FAST, detector=KnownBoxes(boxes))
+    png = _noise_png(np.random.default_rng(5), 400, 900)
+    return prepare(png, FAST, detector=KnownBoxes(boxes))
 
 
 def test_crops_of_other_sizes_that_overlap_are_optimised_in_turn_smallest_first() -> None:
