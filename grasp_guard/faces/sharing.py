@@ -12,6 +12,7 @@ receives them, they spend it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,6 +23,15 @@ _EXCESS_PENALTY = 1e4  # how stiffly top_up_gains holds a crop within its budget
 _SOLVER_STEPS = 4000  # FISTA's, ample for dozens of faces
 KEEP_MARGIN = 1.5  # the margin a face giving way keeps, by the model of give_way
 GIVING_WEIGHT = 0.05  # the claim on a shared crop of a face that gives way
+
+
+class Claims(NamedTuple):
+    """What each face may take of the crops it lands in (:func:`top_up_gains`): its weight
+    w in Σ w log g², and its smallest and largest gain; each (N,)."""
+
+    weights: np.ndarray
+    floors: np.ndarray
+    ceilings: np.ndarray
 
 
 def budget_shares(regions: Sequence[FaceRegion], feather: float = 0.5) -> np.ndarray:
@@ -68,7 +78,7 @@ def budget_shares(regions: Sequence[FaceRegion], feather: float = 0.5) -> np.nda
 
 def top_up_gains(load: np.ndarray, received: np.ndarray, baseline: np.ndarray,
                  gains: np.ndarray, budget_mse: float, bounds: tuple[float, float],
-                 claims: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                 claims: Claims | None = None) -> np.ndarray:
     """The gains on the faces' perturbations that spend the budget: every face's perturbation
     scaled up as far as the crops it lands in allow, faces sharing a full crop giving way in
     proportion to their claims (the squared gains maximise Σ w log g², every crop within the
@@ -89,22 +99,24 @@ def top_up_gains(load: np.ndarray, received: np.ndarray, baseline: np.ndarray,
         gains: (N,) the gains ``received`` was measured at.
         budget_mse: the MSE each crop may reach.
         bounds: the smallest and largest gain.
-        claims: (N,) weights w and (N,) floors, each face's smallest gain (within ``bounds``),
-            as :func:`give_way` sets them; by default w = 1 and every floor ``bounds[0]``.
+        claims: each face's weight and gain range within ``bounds``, as :func:`give_way`
+            sets them; by default w = 1 and ``bounds`` for every face.
 
     Returns:
         (N,) float64 gains.
     """
     load, gains = np.asarray(load, np.float64), np.asarray(gains, np.float64)
-    weights, floors = claims if claims is not None else (np.ones(len(gains)), bounds[0])
+    weights, floors, ceilings = claims if claims is not None else (1.0, *bounds)
     squares = gains ** 2
     planned = load @ squares
     kept = np.clip(np.asarray(received, np.float64) - baseline, 0.0, None)
     retention = np.divide(kept, planned, out=np.ones_like(planned), where=planned > 0)
     room = np.maximum(budget_mse - np.asarray(baseline, np.float64), budget_mse / 20.0)
     model = retention[:, None] * load / room[:, None]  # crop k's share of its room, per g_i²
-    high = bounds[1] ** 2
-    low = np.clip(floors, bounds[0], bounds[1]) ** 2 * np.ones(len(gains))
+    ones = np.ones(len(gains))
+    weights = weights * ones
+    high = np.clip(ceilings, bounds[0], bounds[1]) ** 2 * ones
+    low = np.minimum(np.clip(floors, bounds[0], bounds[1]) ** 2, high)
     squares = np.clip(squares, low, high)
     # Accelerated projected gradient (FISTA) on -Σ w log s with a stiff penalty on each crop's
     # excess over its room (a crop ends past it by about 1 / _EXCESS_PENALTY of it).
@@ -121,15 +133,16 @@ def top_up_gains(load: np.ndarray, received: np.ndarray, baseline: np.ndarray,
 
 
 def give_way(margins: np.ndarray, gains: np.ndarray, load: np.ndarray,
-             bounds: tuple[float, float]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Claims for :func:`top_up_gains` that move a full shared crop's budget from faces
-    disrupted with room to spare to the faces in it not yet disrupted.
+             bounds: tuple[float, float]) -> Claims | None:
+    """Claims for :func:`top_up_gains` that move budget from faces disrupted with room to
+    spare to the faces not yet disrupted whose crops they land in.
 
     A face's margin is its weakest judged edit's distortion over the success threshold (> 1:
-    disrupted at every edit judged). One past ``KEEP_MARGIN`` gives way down to the gain that
-    keeps it there if distortion grew as the perturbation's energy (g²), and claims a shared
-    crop with ``GIVING_WEIGHT``; every other face claims fully. On trained GANs a disrupted
-    face's distortion grows slower than its energy, so the floor errs towards keeping it.
+    disrupted at every edit judged). A face past ``KEEP_MARGIN`` that lands in a crop a face
+    not yet disrupted lands in gives way: it claims with ``GIVING_WEIGHT``, down to the gain
+    that would keep it at ``KEEP_MARGIN`` were distortion to grow as the perturbation's energy
+    (g²) — a model only: the caller judges the result. The faces not yet disrupted claim
+    fully, up to the largest gain; every other face keeps at most its gain.
 
     Args:
         margins: (N,) each face's margin at ``gains``.
@@ -138,15 +151,16 @@ def give_way(margins: np.ndarray, gains: np.ndarray, load: np.ndarray,
         bounds: the smallest and largest gain.
 
     Returns:
-        (weights, floors), or ``None`` where no crop holds both a face that can give way and
-        one not disrupted that may still grow.
+        The claims, or ``None`` where no face can give way to one that may still grow.
     """
     margins, gains = np.asarray(margins, np.float64), np.asarray(gains, np.float64)
-    giving = margins > KEEP_MARGIN
     short = (margins <= 1.0) & (gains < bounds[1])
     meets = np.asarray(load) > 0
-    if not (meets[:, giving].any(axis=1) & meets[:, short].any(axis=1)).any():
+    with_short = meets[:, short].any(axis=1)  # crops that a face not yet disrupted lands in
+    giving = (margins > KEEP_MARGIN) & meets[with_short].any(axis=0)
+    if not giving.any():
         return None
-    weights = np.where(giving, GIVING_WEIGHT, 1.0)
     kept = gains * np.sqrt(KEEP_MARGIN / margins.clip(min=KEEP_MARGIN))
-    return weights, np.where(giving, kept, bounds[0]).clip(bounds[0], bounds[1])
+    return Claims(weights=np.where(giving, GIVING_WEIGHT, 1.0),
+                  floors=np.where(giving, kept, bounds[0]).clip(bounds[0], bounds[1]),
+                  ceilings=np.where(short, bounds[1], gains))
