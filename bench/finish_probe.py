@@ -62,7 +62,6 @@ def main() -> None:
               "margin": {name: s.get("margin") for name, s in f["surrogates"].items()}}
              for f in report["faces"]]
     print(json.dumps({"photo": args.photo.name, "faces": faces,
-                      "budget_gave_way": report.get("budget_gave_way"),
                       "seconds": {k: report["seconds"][k] for k in ("encode", "evaluate")}},
                      indent=1))
 

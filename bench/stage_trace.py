@@ -22,7 +22,7 @@ from grasp_sdk.options import ProtectOptions
 from grasp_guard.defense.metrics import psnr
 from grasp_guard.faces.regions import extract_crops, in_image_mask, paste
 from grasp_guard.media import decode, encode
-from grasp_guard.pipeline import BudgetSpending, Engine, _delivery, prepare
+from grasp_guard.pipeline import Engine, _delivery, _encode_spending_budget, prepare
 
 
 def main() -> None:
@@ -74,7 +74,7 @@ def main() -> None:
     report("pasted, not encoded", extract_crops(pasted, regions))
     once = decode(encode(image, pasted, size_mode=prepared.options.size_mode)).upright
     report("encoded once, no top-up", extract_crops(once, regions))
-    _, _, finals, gains = BudgetSpending(prepared, protected).encode()
+    _, _, finals, gains = _encode_spending_budget(prepared, protected)
     report("finished (budget top-up)", finals, gains=[round(g, 3) for g in gains])
 
 

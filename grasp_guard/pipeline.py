@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ from grasp_guard.defense.transforms import (
     estimate_jpeg_quality,
     site_factor,
 )
-from grasp_guard.errors import ImageTooLargeError, SizeBudgetError
+from grasp_guard.errors import ImageTooLargeError
 from grasp_guard.faces.choose import default_detector
 from grasp_guard.faces.detect import FaceBox, FaceDetector
 from grasp_guard.faces.regions import (
@@ -55,13 +55,7 @@ from grasp_guard.faces.regions import (
     to_tensor,
     whole_image_region,
 )
-from grasp_guard.faces.sharing import (
-    KEEP_MARGIN,
-    Claims,
-    budget_shares,
-    give_way,
-    top_up_gains,
-)
+from grasp_guard.faces.sharing import budget_shares, top_up_gains
 from grasp_guard.media import DecodedImage, decode, encode
 from grasp_guard.media.jpeg import JpegParams
 from grasp_guard.media.orientation import normalise
@@ -479,15 +473,11 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
         raise ValueError(f"{len(prepared.tasks)} crops but {len(outcomes)} outcomes")
     image = prepared.image
     t0 = time.perf_counter()
-    spending = BudgetSpending(prepared, [o.protected for o in outcomes])
-    encoded = spending.encode()
+    out, received, finals, gains = _encode_spending_budget(prepared, [o.protected for o in outcomes])
     t1 = time.perf_counter()
     originals = [t.crop for t in prepared.tasks]
-    per_face = engine.evaluate(originals, encoded.finals)
+    per_face = engine.evaluate(originals, finals)
     t2 = time.perf_counter()
-    encoded, per_face, gave_way = _give_way(spending, encoded, per_face, engine)
-    out, received, finals, gains = encoded
-    t3 = time.perf_counter()
     faces = []
     for region, task, final, outcome, dsr, gain in zip(prepared.regions, prepared.tasks, finals,
                                                        outcomes, per_face, gains):
@@ -505,13 +495,12 @@ def finish(prepared: PreparedImage, outcomes: Sequence[CropOutcome], engine: Eng
             "surrogates": dsr,
         })
     timings = {**prepared.timings, "optimise": sum(o.seconds for o in outcomes),
-               "encode": t1 - t0, "evaluate": t2 - t1, "give_way": t3 - t2}
+               "encode": t1 - t0, "evaluate": t2 - t1}
     report = {
         "protected": True,
         "format": image.format,
         "faces": faces,
         "whole_image": not prepared.boxes,
-        "budget_gave_way": gave_way,
         "psnr": round(psnr(image.upright, received), 2),
         "ssim": round(ssim(image.upright, received), 4),
         "dsr_cmua": _mean([s["dsr_cmua"] for f in per_face for s in f.values()]),
@@ -558,128 +547,69 @@ def _paste_loads(prepared: PreparedImage, protected: Sequence[np.ndarray],
     return load
 
 
-class Encoded(NamedTuple):
-    """A finished photo: its bytes, their decoded pixels, the face crops re-cut from them, and
-    the gain each face's perturbation was pasted at."""
+def _encode_spending_budget(
+    prepared: PreparedImage, protected: Sequence[np.ndarray]
+) -> tuple[bytes, np.ndarray, list[np.ndarray], list[float]]:
+    """Paste, encode, and measure each face's crop as it leaves; then scale the faces'
+    perturbations so that they spend the budget on what the site receives: up where the
+    encode quantised part of them away, down where overlapping neighbours' pastes put a crop
+    past it, all faces solved at once (:func:`~grasp_guard.faces.sharing.top_up_gains`). At
+    most ``_TOP_UP_ROUNDS`` extra encodes, until the gains settle; the encode kept has the
+    fewest decibels past the budget's tolerance, then the largest gains.
 
-    out: bytes
-    received: np.ndarray
-    finals: list[np.ndarray]
-    gains: list[float]
-
-
-class BudgetSpending:
-    """A photo's protected crops pasted and encoded with each face's perturbation scaled so
-    that, as the site receives them, they spend the budget: up where the encode quantised part
-    of them away, down where overlapping neighbours' pastes put a crop past it, all faces
-    solved at once (:func:`~grasp_guard.faces.sharing.top_up_gains`)."""
-
-    def __init__(self, prepared: PreparedImage, protected: Sequence[np.ndarray]) -> None:
-        self.prepared = prepared
-        self.protected = protected
-        self.deltas = [p.astype(np.float32) - t.crop.astype(np.float32)
-                       for p, t in zip(protected, prepared.tasks)]
-        self.shown = [in_image_mask(r) for r in prepared.regions]  # not the mirrored padding
-        budget = config_for(prepared.options.preset).psnr_budget
-        self.budget_mse = None if budget is None else 255.0 ** 2 * 10.0 ** (-budget / 10.0)
-
-    @functools.cached_property
-    def load(self) -> np.ndarray:
-        """(N, N) [k, i]: the MSE face i's perturbation at gain 1 puts in crop k."""
-        return _paste_loads(self.prepared, self.protected, self.shown)
-
-    @functools.cached_property
-    def baseline(self) -> np.ndarray:
-        """(N,) each crop's MSE as received with no perturbation: the encode's own."""
-        clean = self.paste_and_encode(np.zeros(len(self.deltas))).finals
-        return _crop_errors(self.prepared, clean, self.shown)
-
-    def paste_and_encode(self, gains: np.ndarray) -> Encoded:
-        """The photo with each face's perturbation pasted at its gain, encoded."""
-        prepared = self.prepared
-        crops = [np.clip(np.rint(t.crop + g * d), 0, 255).astype(np.uint8)
-                 for t, d, g in zip(prepared.tasks, self.deltas, gains)]
-        # The crops already carry their paste weights (optimised through them).
-        upright = paste(prepared.image.upright, prepared.regions, crops, weighted=False)
-        out = encode(prepared.image, upright, size_mode=prepared.options.size_mode)
-        received = decode(out).upright
-        return Encoded(out, received, extract_crops(received, prepared.regions),
-                       [float(g) for g in gains])
-
-    def encode(self, start: Encoded | None = None, claims: Claims | None = None) -> Encoded:
-        """Spend the budget from ``start`` (an encode made; every gain 1 by default) with the
-        faces' ``claims`` (:func:`~grasp_guard.faces.sharing.give_way`; equal by default): at
-        most ``_TOP_UP_ROUNDS`` more encodes, until the gains settle; the encode kept has the
-        fewest decibels past the budget's tolerance, then the largest claimed gains."""
-        encoded = start or self.paste_and_encode(np.ones(len(self.deltas)))
-        if self.budget_mse is None:
-            return encoded
-        gains = np.asarray(encoded.gains, np.float64)
-        weights = np.ones(len(gains)) if claims is None else claims.weights
-        best: tuple[tuple[float, float], Encoded] | None = None
-        for round_ in range(_TOP_UP_ROUNDS + 1):
-            if round_:
-                encoded = self.paste_and_encode(gains)
-            errors = _crop_errors(self.prepared, encoded.finals, self.shown)
-            past = 10.0 * np.log10(errors.clip(min=1e-12) / self.budget_mse)  # dB past it
-            rank = (float(np.sum((past - _TOP_UP_TOLERANCE_DB).clip(min=0))),
-                    -float(np.sum(weights * np.log(gains))))
-            if best is None or rank < best[0]:
-                best = (rank, encoded)
-            within = (np.abs(past) <= _TOP_UP_TOLERANCE_DB).all() and (round_ or claims is None)
-            if round_ == _TOP_UP_ROUNDS or within:  # new claims are solved at least once
-                break
-            wanted = top_up_gains(self.load, errors, self.baseline, gains, self.budget_mse,
-                                  _BUDGET_GAINS, claims)
-            if np.allclose(wanted, gains, rtol=_GAINS_SETTLED):
-                break
-            gains = wanted
-        return best[1]
-
-
-def _give_way(spending: BudgetSpending, encoded: Encoded, per_face: list[dict[str, Any]],
-              engine: Engine) -> tuple[Encoded, list[dict[str, Any]], bool]:
-    """Where faces disrupted with room to spare land in the crops of faces not yet disrupted,
-    spend the budget again with the former giving way
-    (:func:`~grasp_guard.faces.sharing.give_way`). The crops that changed are judged again;
-    that encode is kept only if every face that gave way is still disrupted at every edit
-    judged and the faces' DSRs (ours and the attacker's framings, summed) rise. Returns the
-    encode kept, its faces' metrics, and whether faces gave way."""
-    margins = np.array([min((s["margin"] for s in face.values()), default=0.0) for face in per_face])
-    if spending.budget_mse is None or not ((margins > KEEP_MARGIN).any() and (margins <= 1).any()):
-        return encoded, per_face, False
-    claims = give_way(margins, encoded.gains, spending.load, _BUDGET_GAINS)
-    if claims is None:
-        return encoded, per_face, False
-    try:
-        moved = spending.encode(encoded, claims)
-    except SizeBudgetError:  # the first encode met the size budget: it stands
-        return encoded, per_face, False
-    changed = [k for k, (a, b) in enumerate(zip(encoded.finals, moved.finals))
-               if not np.array_equal(a, b)]
-    if not changed:
-        return encoded, per_face, False
-    judged = engine.evaluate([spending.prepared.tasks[k].crop for k in changed],
-                             [moved.finals[k] for k in changed])
-    moved_faces = list(per_face)
-    for k, face in zip(changed, judged):
-        moved_faces[k] = face
-    gave = np.flatnonzero(claims.weights < 1.0)
-    still = all(min(s["margin"] for s in moved_faces[i].values()) > 1.0 for i in gave)
-    if still and _disrupted(moved_faces) > _disrupted(per_face):
-        return moved, moved_faces, True
-    return encoded, per_face, False
-
-
-def _disrupted(per_face: Sequence[Mapping[str, Mapping[str, Any]]]) -> float:
-    """The faces' DSRs summed, at our framing and the attacker's, over every surrogate."""
-    return sum(s["dsr_cmua"] + s["dsr_framed"] for face in per_face for s in face.values())
+    Returns the output bytes, its decoded pixels, the re-cut face crops, and each face's gain.
+    """
+    tasks = prepared.tasks
+    budget = config_for(prepared.options.preset).psnr_budget
+    deltas = [p.astype(np.float32) - t.crop.astype(np.float32) for p, t in zip(protected, tasks)]
+    gains = np.ones(len(tasks))
+    out, received, finals = _paste_and_encode(prepared, deltas, gains)
+    if budget is None:
+        return out, received, finals, gains.tolist()
+    budget_mse = 255.0 ** 2 * 10.0 ** (-budget / 10.0)
+    shown = [in_image_mask(r) for r in prepared.regions]  # not the mirrored padding
+    load = baseline = None
+    best: tuple[tuple[float, float], bytes, np.ndarray, list[np.ndarray], np.ndarray] | None = None
+    for round_ in range(_TOP_UP_ROUNDS + 1):
+        if round_:
+            out, received, finals = _paste_and_encode(prepared, deltas, gains)
+        errors = _crop_errors(prepared, finals, shown)
+        past = 10.0 * np.log10(errors.clip(min=1e-12) / budget_mse)  # dB past the budget
+        rank = (float(np.sum((past - _TOP_UP_TOLERANCE_DB).clip(min=0))),
+                -float(np.sum(np.log(gains))))
+        if best is None or rank < best[0]:
+            best = (rank, out, received, finals, gains)
+        if round_ == _TOP_UP_ROUNDS or (np.abs(past) <= _TOP_UP_TOLERANCE_DB).all():
+            break
+        if load is None:
+            load = _paste_loads(prepared, protected, shown)
+            clean = _paste_and_encode(prepared, deltas, np.zeros(len(tasks)))[2]
+            baseline = _crop_errors(prepared, clean, shown)
+        wanted = top_up_gains(load, errors, baseline, gains, budget_mse, _BUDGET_GAINS)
+        if np.allclose(wanted, gains, rtol=_GAINS_SETTLED):
+            break
+        gains = wanted
+    _, out, received, finals, gains = best
+    return out, received, finals, gains.tolist()
 
 
 def _crop_errors(prepared: PreparedImage, finals: Sequence[np.ndarray],
                  shown: Sequence[np.ndarray]) -> np.ndarray:
     """(N,) each face crop's MSE as re-cut, over the photo's pixels of it."""
     return np.array([mse(t.crop, f, inside) for t, f, inside in zip(prepared.tasks, finals, shown)])
+
+
+def _paste_and_encode(prepared: PreparedImage, deltas: Sequence[np.ndarray],
+                      gains: np.ndarray) -> tuple[bytes, np.ndarray, list[np.ndarray]]:
+    """The photo with each face's perturbation pasted at its gain, encoded: the bytes, their
+    decoded pixels and the faces' crops re-cut from them."""
+    crops = [np.clip(np.rint(t.crop + g * d), 0, 255).astype(np.uint8)
+             for t, d, g in zip(prepared.tasks, deltas, gains)]
+    # The crops already carry their paste weights (optimised through them).
+    upright = paste(prepared.image.upright, prepared.regions, crops, weighted=False)
+    out = encode(prepared.image, upright, size_mode=prepared.options.size_mode)
+    received = decode(out).upright
+    return out, received, extract_crops(received, prepared.regions)
 
 
 def protect(

@@ -15,13 +15,7 @@ from grasp_guard.faces.regions import (
     paste_weights,
     plan_regions,
 )
-from grasp_guard.faces.sharing import (
-    KEEP_MARGIN,
-    Claims,
-    budget_shares,
-    give_way,
-    top_up_gains,
-)
+from grasp_guard.faces.sharing import budget_shares, top_up_gains
 
 BUDGET_DB = 40.0
 SHAPE = (600, 600, 3)
@@ -120,48 +114,3 @@ def test_top_up_gains_leave_out_what_the_encode_alone_costs() -> None:
     received = baseline + 0.25 * load[0]
     (gain,) = top_up_gains(load, received, baseline, np.ones(1), 1.0, (0.25, 2.0))
     assert 0.5 + 0.25 * gain ** 2 == pytest.approx(1.0, rel=0.01)
-
-
-def test_a_face_that_gives_way_leaves_a_shared_crop_to_its_neighbour_down_to_its_floor() -> None:
-    # Two faces fill one crop alike; each also fills a crop of its own to half.
-    load = np.array([[0.5, 0.5], [0.5, 0.0], [0.0, 0.5]])
-    gains = np.ones(2)
-    fair = top_up_gains(load, load @ gains ** 2, np.zeros(3), gains, 1.0, (0.25, 2.0))
-    assert fair == pytest.approx([1.0, 1.0], rel=0.02)
-    claims = Claims(np.array([0.05, 1.0]), np.array([0.6, 0.25]), np.array([1.0, 2.0]))
-    giving, taking = top_up_gains(load, load @ gains ** 2, np.zeros(3), gains, 1.0, (0.25, 2.0),
-                                  claims)
-    assert giving == pytest.approx(0.6, rel=0.02)
-    assert 0.5 * giving ** 2 + 0.5 * taking ** 2 == pytest.approx(1.0, rel=0.01)  # still spent
-    assert taking > 1.25
-
-
-def test_faces_give_way_only_to_a_face_not_disrupted_whose_crop_they_land_in() -> None:
-    # [k, i]: face 0 lands in crop 1, face 1 in crop 0; face 3 lands only in crop 2, which
-    # face 2 shares; face 4 lands in crop 4 alone
-    load = np.array([[1.0, 0.3, 0.0, 0.0, 0.0],
-                     [0.2, 1.0, 0.0, 0.0, 0.0],
-                     [0.0, 0.0, 1.0, 0.4, 0.0],
-                     [0.0, 0.0, 0.0, 1.0, 0.0],
-                     [0.0, 0.0, 0.0, 0.0, 1.0]])
-    gains = np.array([1.2, 1.0, 1.0, 1.1, 1.0])
-    claims = give_way(np.array([6.0, 0.8, 0.9, 3.0, 9.0]), gains, load, (0.25, 2.0))
-    # face 0 gives way to face 1; face 3 to face 2 (both land in crop 2); face 4 meets nobody
-    assert claims.weights.tolist() == pytest.approx([0.05, 1.0, 1.0, 0.05, 1.0])
-    assert claims.floors[0] == pytest.approx(1.2 * np.sqrt(KEEP_MARGIN / 6.0))
-    assert claims.floors[[1, 2, 4]].tolist() == [0.25, 0.25, 0.25]
-    assert claims.ceilings.tolist() == [1.2, 2.0, 2.0, 1.1, 1.0]  # only the short ones grow
-
-    # faces 0 and 1 land only in crop 2, not in each other's: read [i, k], they would not meet
-    third = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.3, 0.3, 1.0]])
-    margins = np.array([3.0, 0.9, 1.2])
-    assert give_way(margins, np.ones(3), third, (0.25, 2.0)).weights[0] == pytest.approx(0.05)
-    assert give_way(margins, np.ones(3), third.T, (0.25, 2.0)) is None
-
-
-def test_no_face_gives_way_without_room_or_a_face_short_of_disrupted_that_may_grow() -> None:
-    meets = np.array([[1.0, 0.3], [0.2, 1.0]])
-    assert give_way(np.array([1.4, 0.8]), np.ones(2), meets, (0.25, 2.0)) is None  # no room
-    assert give_way(np.array([6.0, 1.2]), np.ones(2), meets, (0.25, 2.0)) is None  # all disrupted
-    at_most = np.array([1.0, 2.0])  # the face not disrupted cannot grow any more
-    assert give_way(np.array([6.0, 0.8]), at_most, meets, (0.25, 2.0)) is None
