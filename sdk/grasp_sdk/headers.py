@@ -105,20 +105,30 @@ def constraints(fields: Fields, url: str, body: bytes | None = None) -> BodyCons
 
 
 def _signature_constraints(fields: Fields, url: str) -> BodyConstraints:
-    for name in ("x-amz-content-sha256", "x-goog-content-sha256"):
-        value = (get(fields, name) or "").strip()
-        if _HEX_SHA256.fullmatch(value) or value.upper().startswith("STREAMING-"):
-            return BodyConstraints(f"a signature covers the body ({name}: {value[:16]}…)")
+    query = [(k.lower(), v) for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True)]
+    # A presigned URL carries in its query what a signed request carries in its headers.
+    for name, value in [*((k.lower(), v) for k, v in fields), *query]:
+        if name in ("x-amz-content-sha256", "x-goog-content-sha256") and (
+                _HEX_SHA256.fullmatch(value.strip())
+                or value.strip().upper().startswith("STREAMING-")):
+            return BodyConstraints(f"a signature covers the body ({name}: {value.strip()[:16]}…)")
+    for name, _ in query:
+        if name.startswith(_AMZ_CHECKSUM) and name not in _AMZ_CHECKSUM_NOT_DIGESTS:
+            return BodyConstraints(f"the signed URL pins the body's checksum ({name})")
     signed: set[str] = set()
     authorization = get(fields, "authorization") or ""
+    keys = {name for name, _ in query}
     if authorization.upper().startswith(("AWS4-", "GOOG4-")):
         match = _SIGNED_HEADERS.search(authorization)
         if match:
             signed.update(match.group(1).lower().split(";"))
-    elif authorization.upper().startswith("AWS ") and get(fields, "content-md5") is not None:
-        return BodyConstraints("an AWS V2 signature covers Content-MD5")
-    for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
-        if key.lower() in ("x-amz-signedheaders", "x-goog-signedheaders"):
+    elif get(fields, "content-md5") is not None:
+        if authorization.upper().startswith("AWS "):
+            return BodyConstraints("an AWS V2 signature covers Content-MD5")
+        if "signature" in keys and keys & {"awsaccesskeyid", "googleaccessid"}:
+            return BodyConstraints("a V2 signed URL covers Content-MD5")
+    for key, value in query:
+        if key in ("x-amz-signedheaders", "x-goog-signedheaders"):
             signed.update(value.lower().split(";"))
     covered = sorted(h for h in signed if h in _PAYLOAD_SIGNED or h.startswith(_AMZ_CHECKSUM))
     if covered:

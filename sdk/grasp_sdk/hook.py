@@ -194,6 +194,11 @@ def _find_work(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes) -> _P
     limits = hdrs.constraints(fields, url, body)
     if limits.reason:
         raise _LeaveAlone(limits.reason)
+    for name in rule.length_headers:
+        declared = (hdrs.get(fields, name) or str(len(body))).strip()
+        if declared != str(len(body)):
+            raise _LeaveAlone(f"{name} declares {declared} bytes and the body holds "
+                              f"{len(body)} (a piece of a split upload?)")
     try:
         slots = _find_slots(rule, hdrs.get(fields, "content-type") or "", body)
     except MalformedBody as exc:
@@ -248,7 +253,12 @@ def _finish(plan: _Plan, results: list[tuple[ProtectResult, bool]]) -> UploadRew
 
 
 def _find_slots(rule: SiteRule, content_type: str, body: bytes) -> list[ImageSlot]:
-    """The images of the body, by declared format first, then by sniffing the bytes."""
+    """The images of the body: the whole body if its bytes are an image (whatever its
+    declared type: ``curl --data-binary`` labels a photo a form), else by the declared format."""
+    media_type = image_type(body)
+    if media_type is not None:
+        _require(rule, "raw")
+        return [ImageSlot("body", body, media_type, lambda new: [Edit(0, len(body), new)])]
     media = content_type.split(";", 1)[0].strip().lower()
     if media.startswith("multipart/"):
         _require(rule, "multipart")
@@ -259,10 +269,6 @@ def _find_slots(rule: SiteRule, content_type: str, body: bytes) -> list[ImageSlo
     if media == "application/json" or media.endswith("+json"):
         _require(rule, "json_base64")
         return find_json_images(body, rule.fields)
-    media_type = image_type(body)
-    if media_type is not None:
-        _require(rule, "raw")
-        return [ImageSlot("body", body, media_type, lambda new: [Edit(0, len(body), new)])]
     # Some clients post JSON as text/plain to avoid a CORS preflight.
     if body.lstrip()[:1] in (b"{", b"[") and "json_base64" in rule.formats:
         return find_json_images(body, rule.fields)

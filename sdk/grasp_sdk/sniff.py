@@ -10,6 +10,7 @@ from __future__ import annotations
 
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs"}
 _JPEG_STANDALONE = {0x01, 0xD8, *range(0xD0, 0xD8)}
+_SOI = b"\xff\xd8\xff"
 
 
 def image_type(data: bytes) -> str | None:
@@ -57,30 +58,50 @@ def is_complete(data: bytes, media_type: str) -> bool:
 
 
 def _jpeg_complete(data: bytes) -> bool:
-    """Walk the marker segments (skipping APPn, so an EXIF thumbnail's EOI does not count)."""
+    """The image ends at its EOI, and what follows it, where it is a structure we know, is
+    whole too: the frames an MPO or an Ultra HDR gain map appends, one JPEG after another,
+    and a motion photo's video (ISO BMFF). A piece of such a file cut past the first EOI
+    would otherwise pass for a whole photo."""
+    start = 0
+    while True:
+        end = _jpeg_end(data, start)
+        if end < 0:
+            return False
+        follows = data[end:end + 8]
+        if follows[:3] == _SOI:
+            start = end
+        elif follows and len(follows) < 3 and _SOI.startswith(follows):
+            return False
+        else:
+            return follows[4:8] != b"ftyp" or _bmff_complete(data[end:])
+
+
+def _jpeg_end(data: bytes, start: int) -> int:
+    """The offset just past the EOI of the JPEG at ``start``, or -1 if it has none; the
+    marker segments are walked, skipping APPn, so an EXIF thumbnail's EOI does not count."""
     n = len(data)
-    i = 2
+    i = start + 2
     while i + 1 < n:
         if data[i] != 0xFF:
-            return False
+            return -1
         marker = data[i + 1]
         if marker == 0xFF:
             i += 1
         elif marker == 0xD9:
-            return True
+            return i + 2
         elif marker in _JPEG_STANDALONE:
             i += 2
         elif marker == 0xDA:
             if i + 4 > n:
-                return False
+                return -1
             i = _next_jpeg_marker(data, i + 2 + int.from_bytes(data[i + 2:i + 4], "big"))
             if i < 0:
-                return False
+                return -1
         else:
             if i + 4 > n:
-                return False
+                return -1
             i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    return False
+    return -1
 
 
 def _next_jpeg_marker(data: bytes, start: int) -> int:

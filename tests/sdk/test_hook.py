@@ -14,6 +14,7 @@ from grasp_sdk import (
     ProtectCache,
     ProtectResult,
     RewriteError,
+    parse_policy,
     rewrite_upload,
     rewrite_upload_sync,
 )
@@ -74,6 +75,30 @@ async def test_resumed_upload_left_alone(policy: Policy, fake_protect, jpeg: byt
                                fake_protect)
     assert not out.changed and out.body is jpeg and "resumed upload" in out.reason
     assert dict(out.headers) == headers and not fake_protect.calls
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/x-www-form-urlencoded", "application/json", "multipart/form-data"])
+async def test_an_image_body_is_an_image_whatever_its_label(
+        policy: Policy, fake_protect, jpeg: bytes, content_type: str) -> None:
+    # `curl --data-binary @me.jpg` labels the photo a form; no label hides it
+    out = await rewrite_upload("POST", "https://block.test/u", {"Content-Type": content_type},
+                               jpeg, policy, fake_protect)
+    assert out.changed and out.body == fake_protect.transform(jpeg)
+    no_raw = parse_policy("sites:\n  - {name: s, hosts: ['*'], formats: [multipart]}\n")
+    out = await rewrite_upload("POST", "https://h/u", {"Content-Type": content_type}, jpeg,
+                               no_raw, fake_protect)
+    assert not out.changed and "format raw is not enabled" in out.reason
+
+
+async def test_a_piece_of_a_longer_file_is_left_alone(
+        policy: Policy, fake_protect, jpeg: bytes) -> None:
+    # the first piece of a photo with data after the image (a motion photo's video)
+    headers = {"X-Entity-Length": str(len(jpeg) + 5000), "Offset": "0"}
+    out = await rewrite_upload("POST", "https://raw.test/rupload/x", headers, jpeg, policy,
+                               fake_protect)
+    assert not out.changed and out.body is jpeg and not fake_protect.calls
+    assert f"X-Entity-Length declares {len(jpeg) + 5000} bytes" in out.reason
 
 
 async def test_multipart_only_image_parts_change(policy: Policy, fake_protect, jpeg: bytes) -> None:
@@ -201,12 +226,12 @@ async def test_service_breaking_the_contract_is_a_failure(
 
 
 @pytest.mark.parametrize(("url", "content_type", "body_kind", "reason"), [
-    ("https://site.test/u", "multipart/form-data; boundary=zz", "jpeg", "malformed body"),
+    ("https://site.test/u", "multipart/form-data; boundary=zz", "text", "malformed body"),
     ("https://site.test/u", "application/json", "broken-json", "malformed body"),
     ("https://site.test/u", "image/jpeg", "truncated", "incomplete image/jpeg"),
     ("https://site.test/u", "application/octet-stream", "text", "no image"),
     ("https://site.test/u", "image/jpeg", "empty", "empty body"),
-    ("https://raw.test/rupload/1", "multipart/form-data; boundary=zz", "jpeg",
+    ("https://raw.test/rupload/1", "multipart/form-data; boundary=zz", "text",
      "format multipart is not enabled"),
 ])
 async def test_left_alone_with_a_reason(policy: Policy, fake_protect, make_image,
@@ -222,8 +247,6 @@ async def test_left_alone_with_a_reason(policy: Policy, fake_protect, make_image
 
 
 async def test_max_bytes(fake_protect, jpeg: bytes) -> None:
-    from grasp_sdk import parse_policy
-
     small = parse_policy("sites:\n  - {name: s, hosts: ['*'], max_bytes: 10}\n")
     out = await rewrite_upload("PUT", "https://h/u", {}, jpeg, small, fake_protect)
     assert not out.changed and "exceeds max_bytes 10" in out.reason

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from grasp_sdk.sniff import image_type, is_complete
+from PIL import Image
 
 
 def _bmff(*boxes: tuple[bytes, bytes]) -> bytes:
@@ -61,3 +64,19 @@ def test_jpeg_thumbnail_eoi_does_not_count(make_image) -> None:
     assert data.index(b"\xff\xd9") < len(data) // 2
     assert is_complete(data, "image/jpeg")
     assert not is_complete(data[: len(data) - 200], "image/jpeg")
+
+
+def test_what_follows_a_jpeg_must_be_whole_too(make_image) -> None:
+    """An MPO's frames, a gain map or a motion photo's video after the image: a piece cut
+    past the first EOI is still a piece; an unknown trailer (padding, a vendor's) is not."""
+    frames = [Image.new("RGB", (32, 24), c) for c in ("red", "blue")]
+    out = io.BytesIO()
+    frames[0].save(out, "MPO", save_all=True, append_images=frames[1:])
+    mpo = out.getvalue()
+    second = mpo.index(b"\xff\xd8\xff", 2)
+    photo = make_image("JPEG", size=(32, 24))
+    motion = photo + _bmff((b"ftyp", b"mp42\x00\x00\x00\x00mp42isom"), (b"mdat", bytes(4000)))
+    for whole in (mpo, motion, photo + bytes(10), photo + b"SEFHjunkSEFT"):
+        assert is_complete(whole, "image/jpeg")
+    for piece in (mpo[:second + 2], mpo[:second + 200], mpo[:-1], motion[:len(photo) + 100]):
+        assert not is_complete(piece, "image/jpeg")

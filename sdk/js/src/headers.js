@@ -75,23 +75,30 @@ function refuse(reason) {
 }
 
 function signatureConstraints(fields, url) {
-  for (const name of ["x-amz-content-sha256", "x-goog-content-sha256"]) {
-    const value = (get(fields, name) ?? "").trim();
-    if (HEX_SHA256.test(value) || value.toUpperCase().startsWith("STREAMING-")) {
+  const query = queryPairs(url).map(([key, value]) => [key.toLowerCase(), value]);
+  // A presigned URL carries in its query what a signed request carries in its headers.
+  for (const [name, raw] of [...fields.map(([key, value]) => [key.toLowerCase(), value]), ...query]) {
+    const value = raw.trim();
+    if ((name === "x-amz-content-sha256" || name === "x-goog-content-sha256") &&
+        (HEX_SHA256.test(value) || value.toUpperCase().startsWith("STREAMING-"))) {
       return refuse(`a signature covers the body (${name}: ${value.slice(0, 16)}…)`);
+    }
+  }
+  for (const [name] of query) {
+    if (name.startsWith(AMZ_CHECKSUM) && !AMZ_CHECKSUM_NOT_DIGESTS.has(name)) {
+      return refuse(`the signed URL pins the body's checksum (${name})`);
     }
   }
   const signed = new Set();
   const authorization = get(fields, "authorization") ?? "";
   const scheme = authorization.toUpperCase();
+  // (A V2 signature covers the body only through Content-MD5, refused above.)
   if (scheme.startsWith("AWS4-") || scheme.startsWith("GOOG4-")) {
     const match = SIGNED_HEADERS.exec(authorization);
     if (match) match[1].toLowerCase().split(";").forEach((h) => signed.add(h));
-  } else if (scheme.startsWith("AWS ") && get(fields, "content-md5") !== null) {
-    return refuse("an AWS V2 signature covers Content-MD5");
   }
-  for (const [key, value] of queryPairs(url)) {
-    if (key.toLowerCase() === "x-amz-signedheaders" || key.toLowerCase() === "x-goog-signedheaders") {
+  for (const [key, value] of query) {
+    if (key === "x-amz-signedheaders" || key === "x-goog-signedheaders") {
       value.toLowerCase().split(";").forEach((h) => signed.add(h));
     }
   }

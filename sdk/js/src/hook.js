@@ -87,6 +87,13 @@ async function rewrite(rule, url, fields, body, protect) {
   }
   const limits = hdrs.constraints(fields, url);
   if (limits.reason) throw new LeaveAlone(limits.reason);
+  for (const name of rule.lengthHeaders) {
+    const declared = (hdrs.get(fields, name) ?? String(body.length)).trim();
+    if (declared !== String(body.length)) {
+      throw new LeaveAlone(`${name} declares ${declared} bytes and the body holds ${body.length} ` +
+        "(a piece of a split upload?)");
+    }
+  }
   let slots;
   try {
     slots = findSlots(rule, hdrs.get(fields, "content-type") ?? "", body);
@@ -176,8 +183,16 @@ function imageReport(slot, result) {
   };
 }
 
-/** The images of the body, by declared format first, then by sniffing the bytes. */
+/**
+ * The images of the body: the whole body if its bytes are an image (whatever its declared
+ * type: `curl --data-binary` labels a photo a form), else by the declared format.
+ */
 function findSlots(rule, contentType, body) {
+  const mediaType = imageType(body);
+  if (mediaType !== null) {
+    requireFormat(rule, "raw");
+    return [{ location: "body", data: body, mediaType, edits: (image) => [{ start: 0, end: body.length, data: image }] }];
+  }
   const media = contentType.split(";", 1)[0].trim().toLowerCase();
   if (media.startsWith("multipart/")) {
     requireFormat(rule, "multipart");
@@ -190,11 +205,6 @@ function findSlots(rule, contentType, body) {
   if (media === "application/json" || media.endsWith("+json")) {
     requireFormat(rule, "json_base64");
     return findJsonImages(body, rule.fields);
-  }
-  const mediaType = imageType(body);
-  if (mediaType !== null) {
-    requireFormat(rule, "raw");
-    return [{ location: "body", data: body, mediaType, edits: (image) => [{ start: 0, end: body.length, data: image }] }];
   }
   // Some clients post JSON as text/plain to avoid a CORS preflight.
   const first = body.find((b) => ![0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c].includes(b));

@@ -68,30 +68,57 @@ function readLittle32(data, at) {
 }
 
 const JPEG_STANDALONE = new Set([0x01, 0xd8, 0xd0, 0xd1, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7]);
+const SOI = Uint8Array.of(0xff, 0xd8, 0xff);
+const FTYP = Uint8Array.of(0x66, 0x74, 0x79, 0x70);
 
-/** Walk the marker segments (skipping APPn, so an EXIF thumbnail's EOI does not count). */
+/**
+ * The image ends at its EOI, and what follows it, where it is a structure we know, is whole
+ * too: the frames an MPO or an Ultra HDR gain map appends, one JPEG after another, and a
+ * motion photo's video (ISO BMFF). A piece of such a file cut past the first EOI would
+ * otherwise pass for a whole photo.
+ */
 function jpegComplete(data) {
+  let start = 0;
+  for (;;) {
+    const end = jpegEnd(data, start);
+    if (end < 0) return false;
+    const left = data.length - end;
+    if (startsWith(data, SOI, end)) {
+      start = end;
+    } else if (left > 0 && left < 3 && startsWith(SOI, data.subarray(end))) {
+      return false;
+    } else {
+      return !startsWith(data, FTYP, end + 4) || bmffComplete(data.subarray(end));
+    }
+  }
+}
+
+/**
+ * The offset just past the EOI of the JPEG at `start`, or -1 if it has none; the marker
+ * segments are walked, skipping APPn, so an EXIF thumbnail's EOI does not count.
+ */
+function jpegEnd(data, start) {
   const n = data.length;
-  let i = 2;
+  let i = start + 2;
   while (i + 1 < n) {
-    if (data[i] !== 0xff) return false;
+    if (data[i] !== 0xff) return -1;
     const marker = data[i + 1];
     if (marker === 0xff) {
       i += 1;
     } else if (marker === 0xd9) {
-      return true;
+      return i + 2;
     } else if (JPEG_STANDALONE.has(marker)) {
       i += 2;
     } else if (marker === 0xda) {
-      if (i + 4 > n) return false;
+      if (i + 4 > n) return -1;
       i = nextJpegMarker(data, i + 2 + readUint(data, i + 2, i + 4));
-      if (i < 0) return false;
+      if (i < 0) return -1;
     } else {
-      if (i + 4 > n) return false;
+      if (i + 4 > n) return -1;
       i += 2 + readUint(data, i + 2, i + 4);
     }
   }
-  return false;
+  return -1;
 }
 
 /** Offset of the next marker after entropy-coded data (skips FF00 stuffing and RSTn). */

@@ -213,3 +213,18 @@ test("patchXMLHttpRequest: block fires error and loadend and sends nothing; sync
   assert.deepEqual(passing.log.at(-1), ["send", form]);
   assert.match(outcomes.at(-1).reason, /synchronous XMLHttpRequest cannot wait/);
 });
+
+test("protectRequestBody: a photo is a photo whatever its label; a piece of a longer file and a URL-pinned checksum are left alone", async () => {
+  const protect = fakeProtect();
+  for (const type of ["application/x-www-form-urlencoded", "application/json", "multipart/form-data"]) {
+    const labelled = await protectRequestBody(INSTAGRAM, { method: "POST", body: JPEG, headers: { "Content-Type": type } }, { policy, protect });
+    assert.equal(labelled.changed, true, type);
+  }
+  const piece = await protectRequestBody(INSTAGRAM,
+    { method: "POST", body: JPEG, headers: { "X-Entity-Length": String(JPEG.length + 5000) } }, { policy, protect });
+  assert.equal(piece.reason, `X-Entity-Length declares ${JPEG.length + 5000} bytes and the body holds ${JPEG.length} (a piece of a split upload?)`);
+  const pinned = await protectRequestBody(`${INSTAGRAM}?X-Amz-Signature=1&x-amz-checksum-crc32=AAAAAA%3D%3D`,
+    { method: "POST", body: JPEG }, { policy, protect });
+  assert.equal(pinned.reason, "the signed URL pins the body's checksum (x-amz-checksum-crc32)");
+  assert.equal(protect.calls.length, 3);
+});

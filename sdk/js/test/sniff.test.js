@@ -47,3 +47,19 @@ test("PNG, GIF, WebP and BMFF pieces are told by their structure", () => {
   assert.equal(isComplete(heic, "image/heic"), true);
   assert.equal(isComplete(concat([heic, new Uint8Array([0, 0, 0, 16, 0x6d, 0x64, 0x61, 0x74])]), "image/heic"), false);
 });
+
+test("what follows a JPEG must be whole too: MPO frames, a motion photo's video", () => {
+  const box = (kind, length) => {
+    const data = concat([new Uint8Array(4), utf8(kind), new Uint8Array(length)]);
+    new DataView(data.buffer).setUint32(0, data.length);
+    return data;
+  };
+  const mpo = concat([JPEG, JPEG]);
+  const motion = concat([JPEG, box("ftyp", 16), box("mdat", 4000)]);
+  for (const whole of [mpo, motion, concat([JPEG, new Uint8Array(10)]), concat([JPEG, utf8("SEFHjunkSEFT")])]) {
+    assert.equal(isComplete(whole, "image/jpeg"), true);
+  }
+  for (const piece of [mpo.subarray(0, JPEG.length + 2), mpo.subarray(0, mpo.length - 1), motion.subarray(0, JPEG.length + 100)]) {
+    assert.equal(isComplete(piece, "image/jpeg"), false);
+  }
+});
