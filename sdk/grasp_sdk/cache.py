@@ -57,8 +57,9 @@ class ProtectCache:
             try:
                 return await asyncio.shield(pending), True
             except asyncio.CancelledError:
-                if not pending.cancelled():
-                    raise
+                task = asyncio.current_task()
+                if not pending.cancelled() or (task is not None and task.cancelling()):
+                    raise  # this caller was cancelled (its own deadline), not only the owner
                 # The caller that owned the call was cancelled: take over.
         cached = self._lookup(key)
         if cached is not None:

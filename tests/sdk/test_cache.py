@@ -81,6 +81,25 @@ async def test_a_cancelled_owner_hands_over() -> None:
         await owner
 
 
+async def test_a_waiter_cancelled_with_its_owner_stays_cancelled() -> None:
+    # its own deadline (asyncio.timeout) fired as the owner was cancelled: it must not
+    # take over and call the service past that deadline
+    cache, gate = ProtectCache(), asyncio.Event()
+    protect = Counting(gate)
+    owner = asyncio.create_task(cache.protect(b"img", OPTIONS, protect))
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(cache.protect(b"img", OPTIONS, protect))
+    await asyncio.sleep(0)
+    owner.cancel()
+    waiter.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    for task in (owner, waiter):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert protect.calls == 1
+
+
 def test_bounds_validated() -> None:
     with pytest.raises(ValueError, match="positive"):
         ProtectCache(max_entries=0)
