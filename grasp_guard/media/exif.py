@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .jpeg_segments import find_embedded_jpegs
+from .jpeg_segments import embedded_jpeg_end, find_embedded_jpegs
 from .orientation import normalise
 from .thumbnail import jpeg_thumbnail
 
@@ -120,6 +120,8 @@ def _integers(blob: bytes, entry: _Entry, order: str) -> list[int]:
     """The values of a SHORT or LONG entry (inline or at its offset)."""
     if entry.type not in (_SHORT, _LONG):
         raise ExifError(f"tag 0x{entry.tag:04X} has type {entry.type}, expected SHORT or LONG")
+    if entry.count == 0:
+        raise ExifError(f"tag 0x{entry.tag:04X} has no value")
     code = "H" if entry.type == _SHORT else "I"
     size = _TYPE_SIZES[entry.type] * entry.count
     start = entry.field if size <= 4 else _unpack(blob, order + "I", entry.field)
@@ -163,7 +165,9 @@ def parse(tiff: bytes) -> ExifLayout:
                 start = _integers(tiff, tags[_THUMB_OFFSET], order)[0]
                 length = _integers(tiff, tags[_THUMB_LENGTH], order)[0]
                 if 0 < start and 0 < length and start + length <= len(tiff):
-                    thumbnail = (start, start + length)
+                    # a length that stops short of the image's end would leave its tail
+                    end = max(start + length, embedded_jpeg_end(tiff, start) or 0)
+                    thumbnail = (start, end)
                     thumbnail_entries = (tags[_THUMB_OFFSET], tags[_THUMB_LENGTH])
             if _STRIP_OFFSETS in tags and _STRIP_COUNTS in tags:
                 strips = _ranges(
@@ -228,20 +232,20 @@ def _place_thumbnail(buf: bytearray, layout: ExifLayout, new: bytes) -> bytes:
 
 
 def protect(
-    tiff: bytes, layout: ExifLayout, stored: np.ndarray, *, max_len: int | None = None
+    tiff: bytes, layout: ExifLayout, stored: np.ndarray | None, *, max_len: int | None = None
 ) -> bytes:
     """The block with no unprotected copy of the image left in it.
 
     The JPEG thumbnail is regenerated from ``stored`` (same box, tables and subsampling) and
-    written over the old one; when it cannot be (it would not fit ``max_len``, or its IFD1
-    entries cannot be rewritten) IFD1 is unlinked. Uncompressed thumbnails and preview
+    written over the old one; when it cannot be (no ``stored`` pixels, it would not fit
+    ``max_len``, or its IFD1 entries cannot be rewritten) IFD1 is unlinked. Uncompressed thumbnails and preview
     JPEGs elsewhere in the block (maker notes) are overwritten with zeros. Everything else,
     the orientation tag included, is left byte-identical.
 
     Args:
         tiff: the TIFF block, without the ``Exif`` prefix.
         layout: :func:`parse` of ``tiff``.
-        stored: (H, W, 3) uint8 RGB protected pixels in stored orientation.
+        stored: (H, W, 3) uint8 RGB protected pixels in stored orientation, or None.
         max_len: the longest block the container can hold (JPEG: one APP1 segment).
     """
     buf = bytearray(tiff)
@@ -251,7 +255,7 @@ def protect(
         buf[start:end] = bytes(end - start)
     if not layout.has_ifd1:
         return bytes(buf)
-    if layout.thumbnail is not None:
+    if layout.thumbnail is not None and stored is not None:
         for scale in _THUMB_SCALES:
             try:
                 placed = _place_thumbnail(

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import io
 import logging
-import struct
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
 from ..errors import UnsupportedFormatError
-from . import exif, xmp
+from . import exif, photoshop, xmp
 from .budget import Padding, SizeMode, fit
 from .image import DecodedImage, Stored
 from .jpeg_segments import (
     APP0,
     COM,
+    MAX_PAYLOAD,
     MIN_PADDING,
     Segment,
     comment_padding,
@@ -33,6 +33,7 @@ from .jpeg_segments import (
     split_header,
     strip_metadata,
 )
+from .photoshop import PHOTOSHOP
 from .thumbnail import scale_qtables
 
 logger = logging.getLogger(__name__)
@@ -40,10 +41,7 @@ logger = logging.getLogger(__name__)
 APP1, APP2, APP11, APP13 = 0xE1, 0xE2, 0xEB, 0xED
 XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\x00"
 XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\x00"
-PHOTOSHOP = b"Photoshop 3.0\x00"
-_PHOTOSHOP_THUMBNAILS = frozenset({0x0409, 0x040C})
 _SCALE_LEVELS = 24  # quantisation multipliers from 1 up to all-255 tables, geometric
-_IRB_SIGNATURES = frozenset({b"8BIM", b"MeSa", b"PHUT", b"AgHg", b"DCSR"})
 
 
 @dataclass(frozen=True)
@@ -68,34 +66,6 @@ class JpegParams:
     keep_rgb: bool
     segments: tuple[Segment, ...]
     exif_layouts: tuple[exif.ExifLayout | None, ...]
-
-
-def _photoshop_without_thumbnails(payload: bytes) -> tuple[bytes, int] | None:
-    """The APP13 payload without thumbnail resources (0x0409, 0x040C), and how many went.
-
-    None when the resource block cannot be walked (e.g. it continues in another segment).
-    """
-    out = bytearray(PHOTOSHOP)
-    pos, removed = len(PHOTOSHOP), 0
-    try:
-        while pos + 12 <= len(payload):
-            if payload[pos : pos + 4] not in _IRB_SIGNATURES:
-                return None
-            name_len = payload[pos + 6]
-            size_pos = pos + 6 + name_len + 1 + ((name_len + 1) & 1)
-            (size,) = struct.unpack_from(">I", payload, size_pos)
-            end = size_pos + 4 + size + (size & 1)
-            if end > len(payload) + (size & 1):
-                return None
-            resource = struct.unpack_from(">H", payload, pos + 4)[0]
-            if resource in _PHOTOSHOP_THUMBNAILS:
-                removed += 1
-            else:
-                out += payload[pos:end]
-            pos = end
-    except (struct.error, IndexError):
-        return None
-    return bytes(out + payload[pos:]), removed
 
 
 def _carry(segment: Segment, notes: list[str]) -> Segment | None:
@@ -127,23 +97,42 @@ def _carry(segment: Segment, notes: list[str]) -> Segment | None:
     if m == APP11:
         notes.append("APP11 (JUMBF/C2PA) dropped: its thumbnail and signature no longer match")
         return None
-    if m == APP13 and p.startswith(PHOTOSHOP):
-        stripped = _photoshop_without_thumbnails(p)
-        if stripped is not None:
-            if stripped[1]:
-                notes.append("Photoshop thumbnail resource removed")
-            return Segment(m, stripped[0])
+    if _is_photoshop(segment):
+        stripped = photoshop.without_thumbnails(p[len(PHOTOSHOP) :])
+        if stripped is None:
+            notes.append("Photoshop resources (APP13) dropped: unreadable, they may hold a "
+                         "thumbnail")
+            return None
+        if stripped[1]:
+            notes.append("Photoshop thumbnail resource removed")
+        return Segment(m, PHOTOSHOP + stripped[0])
     if find_embedded_jpegs(p):
         notes.append(f"{name} segment with an embedded image dropped")
         return None
     return segment
 
 
+def _is_photoshop(segment: Segment) -> bool:
+    return segment.marker == APP13 and segment.payload.startswith(PHOTOSHOP)
+
+
+def _joined_photoshop(header: list[Segment]) -> list[Segment]:
+    """The header with each run of Photoshop APP13 segments joined into one (a resource
+    stream over 64 KB is split across them, a record possibly cut in two)."""
+    joined: list[Segment] = []
+    for segment in header:
+        if _is_photoshop(segment) and joined and _is_photoshop(joined[-1]):
+            joined[-1] = Segment(APP13, joined[-1].payload + segment.payload[len(PHOTOSHOP) :])
+        else:
+            joined.append(segment)
+    return joined
+
+
 def _metadata(data: bytes, notes: list[str]) -> tuple[list[Segment], list[exif.ExifLayout | None]]:
     header, _ = split_header(data)
     segments: list[Segment] = []
     layouts: list[exif.ExifLayout | None] = []
-    for segment in header:
+    for segment in _joined_photoshop(header):
         if not segment.is_metadata:
             continue
         if segment.marker == APP1 and segment.payload.startswith(exif.PREFIX):
@@ -157,7 +146,11 @@ def _metadata(data: bytes, notes: list[str]) -> tuple[list[Segment], list[exif.E
             layouts.append(layout)
             continue
         carried = _carry(segment, notes)
-        if carried is not None:
+        if carried is not None and _is_photoshop(carried) and len(carried.payload) > MAX_PAYLOAD:
+            parts = photoshop.split(carried.payload[len(PHOTOSHOP) :], MAX_PAYLOAD)
+            segments.extend(Segment(APP13, part) for part in parts)
+            layouts.extend([None] * len(parts))
+        elif carried is not None:
             segments.append(carried)
             layouts.append(None)
     return segments, layouts
@@ -190,7 +183,8 @@ def decode(data: bytes, img: Image.Image) -> Stored:
     keep_rgb = img.mode == "RGB" and img.info.get("adobe_transform") == 0
     params = JpegParams(
         mode=img.mode,
-        qtables=tuple(tuple(img.quantization[k]) for k in sorted(img.quantization)),
+        # a 0 entry (off-spec, yet libjpeg reads it) is written as 1, the finest step
+        qtables=tuple(tuple(max(1, q) for q in img.quantization[k]) for k in sorted(img.quantization)),
         subsampling=sampling,
         progressive=bool(img.info.get("progressive") or img.info.get("progression")),
         keep_rgb=keep_rgb,

@@ -2,7 +2,8 @@
 
 The image data is rewritten (:mod:`png_filter`) and spliced between the source's own
 chunks, so text (tEXt/zTXt/iTXt), iCCP, eXIf, gAMA/cHRM/sRGB/cICP, pHYs, tIME and any
-safe-to-copy private chunk stay byte-identical and in place. 16-bit samples keep their
+safe-to-copy private chunk stay byte-identical and in place; XMP and raw-profile text lose
+only the previews they embed (:mod:`png_text`). 16-bit samples keep their
 precision: the 8-bit protection delta is added ×257 to the original 16-bit values.
 Palette and 1/2/4-bit grey images cannot hold protected pixels; they are expanded to
 8-bit RGB(A)/grey(+alpha), and the report says so.
@@ -10,7 +11,6 @@ Palette and 1/2/4-bit grey images cannot hold protected pixels; they are expande
 
 from __future__ import annotations
 
-import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UnsupportedFormatError
-from . import exif, xmp
+from . import exif, png_text
 from .budget import Padding, SizeMode, fit
 from .image import DecodedImage, Stored
 from .jpeg_segments import find_embedded_jpegs
@@ -46,8 +46,6 @@ _LEVELS = (
     (ADAPTIVE, 9, zlib.Z_DEFAULT_STRATEGY),
     (4, 9, zlib.Z_FILTERED),
 )
-_XMP_KEYWORD = b"XML:com.adobe.xmp"
-_HEX_JPEG = re.compile(rb"ff\s*d8\s*ff", re.IGNORECASE)
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,33 +114,6 @@ def _to8(samples: np.ndarray) -> np.ndarray:
     return np.round(samples / 257.0).astype(np.uint8)
 
 
-def _text_keyword(chunk: Chunk) -> bytes:
-    return chunk.data.split(b"\x00", 1)[0]
-
-
-def _itxt_text(chunk: Chunk) -> tuple[bytes, bytes, bool]:
-    """(header up to the text, text, compressed) of an iTXt chunk."""
-    keyword, rest = chunk.data.split(b"\x00", 1)
-    compressed, method = rest[0], rest[1]
-    language, rest = rest[2:].split(b"\x00", 1)
-    translated, text = rest.split(b"\x00", 1)
-    header = (
-        keyword + b"\x00" + bytes((compressed, method)) + language + b"\x00" + translated + b"\x00"
-    )
-    return header, zlib.decompress(text) if compressed else text, bool(compressed)
-
-
-def _raw_profile_has_image(chunk: Chunk) -> bool:
-    """ImageMagick keeps EXIF/APP1 as hex text ("Raw profile type exif"): is a JPEG in it?"""
-    if chunk.type == b"tEXt":
-        text = chunk.data.split(b"\x00", 1)[1]
-    elif chunk.type == b"zTXt":
-        text = zlib.decompress(chunk.data.split(b"\x00", 1)[1][1:])
-    else:
-        text = _itxt_text(chunk)[1]
-    return _HEX_JPEG.search(text) is not None
-
-
 def _convert_bkgd(chunk: Chunk, palette: bytes | None, depth: int) -> Chunk:
     """bKGD of a palette or low-bit grey source, expressed for the expanded image."""
     if palette is not None:
@@ -169,20 +140,8 @@ def _carry(
     if kind == b"caBX":
         notes.append("caBX (C2PA) dropped: its thumbnail and signature no longer match")
         return None
-    if kind in (b"tEXt", b"zTXt", b"iTXt") and _text_keyword(chunk).startswith(b"Raw profile type"):
-        if _raw_profile_has_image(chunk):
-            notes.append(
-                f"{_text_keyword(chunk).decode('latin-1')!r} text dropped: it holds a preview"
-            )
-            return None
-        return chunk
-    if kind == b"iTXt" and _text_keyword(chunk) == _XMP_KEYWORD:
-        header, packet, compressed = _itxt_text(chunk)
-        clean, removed = xmp.sanitize(packet)
-        if not removed:
-            return chunk
-        notes.extend(xmp.notes(removed))
-        return Chunk(kind, header + (zlib.compress(clean) if compressed else clean))
+    if kind in png_text.TEXT_TYPES:
+        return png_text.clean(chunk, notes)
     if kind not in _KNOWN:
         if not chunk.safe_to_copy:
             notes.append(

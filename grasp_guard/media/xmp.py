@@ -2,30 +2,35 @@
 
 Google camera files keep the unprocessed photo (``GImage:Data``) and the depth map
 (``GDepth:Data``) in XMP, Photoshop keeps ``xmp:Thumbnails`` (``xmpGImg:image``), and motion
-photos point at a video appended after the JPEG (which the re-encode drops). A packet without
-any of them is returned byte-identical.
+photos and Ultra HDR photos point at a video or gain map appended after the JPEG (which the
+re-encode drops). A packet without any of them is returned byte-identical.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-_PROPERTIES = (
-    b"xmpGImg:image",
-    b"GImage:Data",
-    b"GDepth:Data",
-    b"GDepth:Confidence",
-    b"xmpNote:HasExtendedXMP",
-    b"GCamera:MicroVideo",
-    b"GCamera:MicroVideoVersion",
-    b"GCamera:MicroVideoOffset",
-    b"GCamera:MicroVideoPresentationTimestampUs",
-    b"GCamera:MotionPhoto",
-    b"GCamera:MotionPhotoVersion",
-    b"GCamera:MotionPhotoPresentationTimestampUs",
-)
+# The properties removed, by namespace: a packet may bind any prefix to it (Photoshop CS
+# wrote ``xapGImg:image`` for what later versions write ``xmpGImg:image``), so the prefixes
+# a packet declares are matched as well as the usual one. Motion photos' and Ultra HDR's
+# directories describe the video and gain map that the re-encode drops.
+_NAMESPACES: dict[bytes, tuple[bytes, tuple[bytes, ...]]] = {
+    b"http://ns.adobe.com/xap/1.0/g/img/": (b"xmpGImg", (b"image",)),
+    b"http://ns.google.com/photos/1.0/image/": (b"GImage", (b"Data",)),
+    b"http://ns.google.com/photos/1.0/depthmap/": (b"GDepth", (b"Data", b"Confidence")),
+    b"http://ns.adobe.com/xmp/note/": (b"xmpNote", (b"HasExtendedXMP",)),
+    b"http://ns.google.com/photos/1.0/camera/": (b"GCamera", (
+        b"MicroVideo", b"MicroVideoVersion", b"MicroVideoOffset",
+        b"MicroVideoPresentationTimestampUs", b"MotionPhoto", b"MotionPhotoVersion",
+        b"MotionPhotoPresentationTimestampUs")),
+    b"http://ns.google.com/photos/1.0/container/": (b"Container", (b"Directory",)),
+    b"http://ns.adobe.com/hdr-gain-map/1.0/": (b"hdrgm", (b"Version",)),
+}  # fmt: skip
+_XMLNS = re.compile(rb"xmlns:([\w.-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 
 
+@lru_cache(maxsize=256)
 def _patterns(name: bytes) -> tuple[re.Pattern[bytes], ...]:
     n = re.escape(name)
     return (
@@ -35,17 +40,25 @@ def _patterns(name: bytes) -> tuple[re.Pattern[bytes], ...]:
     )
 
 
-_REMOVALS = tuple((name, _patterns(name)) for name in _PROPERTIES)
+def _names(packet: bytes) -> list[bytes]:
+    """The qualified names to remove, under every prefix the packet binds to their namespace."""
+    bound: dict[bytes, set[bytes]] = {}
+    for prefix, double, single in _XMLNS.findall(packet):
+        bound.setdefault(double or single, set()).add(prefix)
+    return [prefix + b":" + local
+            for uri, (usual, locals_) in _NAMESPACES.items()
+            for prefix in sorted(bound.get(uri, set()) | {usual})
+            for local in locals_]
 
 
 def sanitize(packet: bytes) -> tuple[bytes, list[str]]:
     """The packet without image-carrying properties, and the names of those removed."""
     removed = []
-    for name, patterns in _REMOVALS:
+    for name in _names(packet):
         if name not in packet:
             continue
         before = packet
-        for pattern in patterns:
+        for pattern in _patterns(name):
             packet = pattern.sub(b"", packet)
         if packet != before:
             removed.append(name.decode())

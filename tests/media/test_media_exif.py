@@ -139,3 +139,38 @@ def test_maker_note_previews_are_blanked_in_place() -> None:
 def test_block_without_thumbnail_is_returned_unchanged() -> None:
     tiff = _tiff(exif_bytes(3))
     assert exif.protect(tiff, exif.parse(tiff), gradient()) == tiff
+
+
+def _with_entry(tiff: bytes, tag: int, *, count: int | None = None, value: int | None = None) -> bytes:
+    """``tiff`` (little-endian, from ``tiff_block``) with IFD1's LONG entry ``tag`` changed."""
+    at = tiff.index(tag.to_bytes(2, "little") + b"\x04\x00\x01\x00\x00\x00")
+    out = bytearray(tiff)
+    if count is not None:
+        out[at + 4 : at + 8] = count.to_bytes(4, "little")
+    if value is not None:
+        out[at + 8 : at + 12] = value.to_bytes(4, "little")
+    return bytes(out)
+
+
+def test_a_thumbnail_entry_without_value_unlinks_the_directory() -> None:
+    tiff = _with_entry(tiff_block(6, thumbnail_jpeg()), 0x0201, count=0)
+    layout = exif.parse(tiff)
+    assert layout.has_ifd1 and layout.thumbnail is None and layout.orientation == 6
+    assert exif.read_orientation(tiff) == 6
+    assert exif.parse(exif.protect(tiff, layout, gradient())).has_ifd1 is False
+
+
+def test_a_thumbnail_length_short_of_its_image_leaves_none_of_it() -> None:
+    thumb = thumbnail_jpeg()
+    header = thumb.index(b"\xff\xda")  # the length stops at the scan
+    tiff = _with_entry(tiff_block(1, thumb), 0x0202, value=header)
+    layout = exif.parse(tiff)
+    assert layout.thumbnail is not None and layout.thumbnail[1] - layout.thumbnail[0] == len(thumb)
+    out = exif.protect(tiff, layout, gradient())
+    assert thumb[header:] not in out
+
+
+def test_without_pixels_the_thumbnail_goes() -> None:
+    tiff = tiff_block(1, thumbnail_jpeg())
+    out = exif.protect(tiff, exif.parse(tiff), None)
+    assert not exif.parse(out).has_ifd1 and thumbnail_jpeg()[100:] not in out

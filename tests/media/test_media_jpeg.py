@@ -207,6 +207,37 @@ def test_image_carrying_segments_are_dropped_or_cleaned() -> None:
     assert _open(out).size == (64, 48)
 
 
+def test_photoshop_resources_split_over_segments_are_read_as_one() -> None:
+    # a thumbnail record cut in two by the APP13 segment boundary, as Photoshop splits
+    # resources over 64 KB: each half alone neither walks nor shows a JPEG
+    thumb, iptc = thumbnail_jpeg(), b"\x1c\x02\x78\x00\x05hello"
+    stream = _photoshop([(0x0404, iptc), (0x040C, b"\x00" * 28 + thumb)])
+    cut = stream.index(b"\x00" * 28) + 10
+    source = with_segments(encoded(gradient(), "JPEG", quality=80), segment(0xED, stream[:cut]),
+                           segment(0xED, b"Photoshop 3.0\x00" + stream[cut:]))
+    image = decode(source)
+    assert "Photoshop thumbnail resource removed" in image.notes
+    out = encode(image, protect(image.upright))
+    assert _app_payloads(out, 0xED) == [_photoshop([(0x0404, iptc)])]
+    assert thumb[20:] not in out
+
+
+def test_photoshop_resources_that_cannot_be_read_are_dropped() -> None:
+    broken = b"Photoshop 3.0\x00" + b"8BIM\x04\x0c\x00\x00" + b"\xff" * 8 + b"rest of a preview"
+    image = decode(with_segments(encoded(gradient(), "JPEG"), segment(0xED, broken)))
+    assert any("Photoshop resources (APP13) dropped" in n for n in image.notes)
+    assert _app_payloads(encode(image, protect(image.upright)), 0xED) == []
+
+
+def test_a_zero_in_a_quantisation_table_is_written_as_one() -> None:
+    source = bytearray(encoded(gradient(), "JPEG", quality=90))
+    source[source.index(b"\xff\xdb") + 5 + 63] = 0  # the last entry of the first table
+    image = decode(bytes(source))
+    noisy = np.clip(image.upright.astype(int) + 30, 0, 255).astype(np.uint8)
+    out = encode(image, noisy, size_mode="max")
+    assert len(out) <= len(source) and min(_open(out).quantization[0]) >= 1
+
+
 def test_mpo_secondary_frames_are_dropped() -> None:
     primary, second = gradient(), 255 - gradient()
     buf = io.BytesIO()

@@ -236,3 +236,30 @@ def test_noise_cannot_fit_a_flat_png() -> None:
     for mode in ("max", "exact"):
         with pytest.raises(SizeBudgetError, match="PNG cannot be re-encoded within"):
             encode(image, noise, size_mode=mode)
+
+
+def _raw_profile(name: str, data: bytes) -> str:
+    return f"\n{name}\n{len(data):8d}\n{binascii.hexlify(data).decode()}\n"
+
+
+def test_text_that_holds_the_image_is_cleaned_not_dropped() -> None:
+    """XMP in tEXt/zTXt and ImageMagick's raw profiles lose their previews, keep the rest."""
+    thumb_xmp = xmp_packet(b' xmp:Rating="4"><xmp:Thumbnails><rdf:Alt><rdf:li>'
+                           b'<xmpGImg:image>/9j/4AAQ</xmpGImg:image></rdf:li></rdf:Alt>'
+                           b'</xmp:Thumbnails></rdf:Description><rdf:Description rdf:about=""')
+    info = PngImagePlugin.PngInfo()
+    info.add_text("XML:com.adobe.xmp", thumb_xmp.decode())
+    info.add_text("Raw profile type xmp", _raw_profile("xmp", thumb_xmp), zip=True)
+    info.add_text("Raw profile type exif", _raw_profile("exif", exif_bytes(1, thumbnail_jpeg())))
+    source = encoded(gradient(), "PNG", pnginfo=info)
+    image = decode(source)
+    out = _open(encode(image, protect(image.upright)))
+    def profile(key: str) -> bytes:
+        return bytes.fromhex("".join(out.info[key].split("\n")[3:]))  # as Pillow reads one
+
+    for packet in (out.info["XML:com.adobe.xmp"].encode(), profile("Raw profile type xmp")):
+        assert b"xmpGImg:image" not in packet and b'xmp:Rating="4"' in packet
+    raw_exif = profile("Raw profile type exif")
+    assert thumbnail_jpeg()[20:] not in raw_exif
+    assert piexif.load(raw_exif)["0th"] == piexif.load(exif_bytes(1, thumbnail_jpeg()))["0th"]
+    assert any("Raw profile type exif" in n for n in image.notes)

@@ -5,6 +5,7 @@ import pytest
 from _media_builders import encoded, gradient
 from PIL import Image, JpegImagePlugin
 
+from grasp_guard.media.jpeg_segments import split_header
 from grasp_guard.media.thumbnail import DEFAULT_BOX, jpeg_thumbnail, scale_qtables
 
 
@@ -46,3 +47,21 @@ def test_scale_makes_a_smaller_thumbnail() -> None:
 def test_scale_qtables_clips() -> None:
     assert scale_qtables([[1, 100, 200]], 2.0) == [[2, 200, 255]]
     assert scale_qtables([[300]], 2.0) == [[300]]
+
+
+def _without_tables(jpeg: bytes) -> bytes:
+    segments, sos = split_header(jpeg)
+    kept = b"".join(s.to_bytes() for s in segments if s.marker != 0xDB)
+    return b"\xff\xd8" + kept + jpeg[sos:]
+
+
+def _huge(jpeg: bytes) -> bytes:
+    at = jpeg.index(b"\xff\xc0") + 5  # SOF0: length, precision, then height and width
+    return jpeg[:at] + b"\xff\xff\xff\xff" + jpeg[at + 4 :]
+
+
+@pytest.mark.parametrize("broken", [_without_tables, _huge])
+def test_an_unreadable_old_thumbnail_gives_the_default_one(broken) -> None:
+    old = broken(encoded(np.zeros((12, 16, 3), np.uint8), "JPEG"))
+    new = _open(jpeg_thumbnail(gradient(240, 320), like=old))
+    assert max(new.size) == max(DEFAULT_BOX)

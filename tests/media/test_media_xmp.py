@@ -17,6 +17,14 @@ from grasp_guard.media import xmp
             b'><xmp:Thumbnails><rdf:Alt><rdf:li><xmpGImg:image>/9j/4AAQ\n/9k=</xmpGImg:image></rdf:li></rdf:Alt></xmp:Thumbnails></rdf:Description><rdf:Description rdf:about=""',
             ["xmpGImg:image"],
         ),
+        (  # Photoshop CS and earlier: another prefix for the same namespace
+            b' xmlns:xapGImg="http://ns.adobe.com/xap/1.0/g/img/"><xap:Thumbnails><rdf:Alt><rdf:li><xapGImg:image>/9j/4AAQ\n/9k=</xapGImg:image></rdf:li></rdf:Alt></xap:Thumbnails></rdf:Description><rdf:Description rdf:about=""',
+            ["xapGImg:image"],
+        ),
+        (  # a motion photo's and an Ultra HDR photo's pointers at what the re-encode drops
+            b' hdrgm:Version="1.0"><Container:Directory><rdf:Seq><rdf:li rdf:parseType="Resource"><Container:Item Item:Mime="video/mp4" Item:Length="4242"/></rdf:li></rdf:Seq></Container:Directory></rdf:Description><rdf:Description rdf:about=""',
+            ["Container:Directory", "hdrgm:Version"],
+        ),
     ],
 )
 def test_sanitize_removes_image_carrying_properties(extra: bytes, removed: list[str]) -> None:

@@ -1,0 +1,110 @@
+"""PNG text chunks that may hold a copy of the image, cleaned: XMP packets (in any of tEXt,
+zTXt and iTXt) and ImageMagick's raw profiles, hex-encoded EXIF, XMP or Photoshop resources
+(``Raw profile type exif``), each rewritten without its thumbnails and embedded previews."""
+
+from __future__ import annotations
+
+import re
+import zlib
+
+from . import exif, photoshop, xmp
+from .jpeg_segments import find_embedded_jpegs
+from .png_chunks import Chunk
+
+TEXT_TYPES = frozenset({b"tEXt", b"zTXt", b"iTXt"})
+XMP_KEYWORD = b"XML:com.adobe.xmp"
+RAW_PROFILE = b"Raw profile type "
+_HEX_JPEG = re.compile(rb"ff\s*d8\s*ff", re.IGNORECASE)
+_HEX_LINE = 72  # ImageMagick's: 36 bytes a line
+
+
+def keyword(chunk: Chunk) -> bytes:
+    return chunk.data.split(b"\x00", 1)[0]
+
+
+def clean(chunk: Chunk, notes: list[str]) -> Chunk | None:
+    """The text chunk without copies of the image, or None to drop it; notes say why.
+    Chunks of other keywords come back as they are."""
+    key = keyword(chunk)
+    if key != XMP_KEYWORD and not key.startswith(RAW_PROFILE):
+        return chunk
+    name = key.decode("latin-1")
+    try:
+        header, text, compressed = _split(chunk)
+    except (ValueError, IndexError, zlib.error):
+        notes.append(f"unreadable {name!r} text dropped: it may hold a preview")
+        return None
+    if key == XMP_KEYWORD:
+        cleaned, removed = xmp.sanitize(text)
+        notes.extend(xmp.notes(removed))
+        return chunk if not removed else _joined(chunk, header, cleaned, compressed)
+    profile = key[len(RAW_PROFILE) :].decode("latin-1")
+    data = _raw_profile(text)
+    cleaned_data = None if data is None else _clean_profile(profile.lower(), data, name, notes)
+    if cleaned_data is None:
+        if _HEX_JPEG.search(text) or (data is not None and find_embedded_jpegs(data)):
+            notes.append(f"{name!r} text dropped: it holds a preview")
+            return None
+        return chunk
+    if cleaned_data == data:
+        return chunk
+    return _joined(chunk, header, _raw_profile_text(profile, cleaned_data), compressed)
+
+
+def _split(chunk: Chunk) -> tuple[bytes, bytes, bool]:
+    """(everything before the text, the text, whether it is compressed) of a text chunk."""
+    key, rest = chunk.data.split(b"\x00", 1)
+    if chunk.type == b"tEXt":
+        return key + b"\x00", rest, False
+    if chunk.type == b"zTXt":
+        return key + b"\x00" + rest[:1], zlib.decompress(rest[1:]), True
+    compressed, method = rest[0], rest[1]
+    language, rest = rest[2:].split(b"\x00", 1)
+    translated, text = rest.split(b"\x00", 1)
+    header = key + b"\x00" + bytes((compressed, method)) + language + b"\x00" + translated + b"\x00"
+    return header, zlib.decompress(text) if compressed else text, bool(compressed)
+
+
+def _joined(chunk: Chunk, header: bytes, text: bytes, compressed: bool) -> Chunk:
+    return Chunk(chunk.type, header + (zlib.compress(text) if compressed else text))
+
+
+def _raw_profile(text: bytes) -> bytes | None:
+    """The bytes of a raw profile ("\\nNAME\\n  LENGTH\\nHEX…"), or None if it is not one."""
+    parts = text.split()
+    if len(parts) < 2 or not parts[1].isdigit():
+        return None
+    try:
+        data = bytes.fromhex(b"".join(parts[2:]).decode("ascii"))
+    except ValueError:
+        return None
+    return data if len(data) == int(parts[1]) else None
+
+
+def _raw_profile_text(profile: str, data: bytes) -> bytes:
+    hexed = data.hex()
+    lines = [hexed[i : i + _HEX_LINE] for i in range(0, len(hexed), _HEX_LINE)]
+    return f"\n{profile}\n{len(data):8d}\n{chr(10).join(lines)}\n".encode("ascii")
+
+
+def _clean_profile(profile: str, data: bytes, name: str, notes: list[str]) -> bytes | None:
+    """The profile's bytes without images, or None where they cannot be told apart."""
+    if profile == "exif" or (profile == "app1" and data.startswith(exif.PREFIX)):
+        prefix, tiff = exif.split_prefix(data)
+        try:
+            layout = exif.parse(tiff)
+        except exif.ExifError:
+            return None
+        if layout.has_ifd1 or layout.strips or layout.previews:
+            notes.append(f"EXIF thumbnail and previews removed from {name!r}")
+        return prefix + exif.protect(tiff, layout, None)
+    if profile == "xmp":
+        cleaned, removed = xmp.sanitize(data)
+        notes.extend(xmp.notes(removed))
+        return cleaned
+    if profile == "8bim":
+        stripped = photoshop.without_thumbnails(data)
+        if stripped is not None and stripped[1]:
+            notes.append(f"Photoshop thumbnail resource removed from {name!r}")
+        return None if stripped is None else stripped[0]
+    return None if find_embedded_jpegs(data) else data
