@@ -38,7 +38,7 @@ from grasp_guard.defense.transforms import (
     estimate_jpeg_quality,
     site_factor,
 )
-from grasp_guard.errors import ImageTooLargeError
+from grasp_guard.errors import ImageTooLargeError, InvalidImageError
 from grasp_guard.faces.choose import default_detector
 from grasp_guard.faces.detect import FaceBox, FaceDetector
 from grasp_guard.faces.regions import (
@@ -66,6 +66,8 @@ from grasp_guard.sites import resolve_site
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 50_000_000
+# The shortest side, at the crop's scale, of an image protected whole: the SSIM window.
+MIN_WHOLE_SIDE = 11
 # Steps a group photo's first stage runs again once the later stages are pasted
 # (PreparedImage.passes). On the crowd selfie at 100 steps no (face, size) cell changed and
 # the first stage's framed DSR went 0.69 -> 0.79 for 1.4% more time; on img62 (10 steps)
@@ -82,7 +84,11 @@ def site_spec(options: ProtectOptions, image: DecodedImage | None = None) -> Sit
     """What happens to the image after protection: the site's pipeline from the options
     (policy resolved), and without one, a JPEG source's own re-encode at its quality."""
     q = options.site_jpeg_quality
+    # to 0.05 px, far finer than a blur's effect: each value is a batching group the
+    # service times apart, and a caller must not be able to make endless new ones
     sigma = options.site_blur_sigma
+    if sigma is not None:
+        sigma = max(1, round(sigma * 20)) / 20
     subsampling = "4:2:0"
     if q is None and image is not None and isinstance(image.params, JpegParams):
         q = estimate_jpeg_quality(image.params.qtables[0])
@@ -401,6 +407,12 @@ def prepare(
     elif options.on_no_face == "whole":
         regions = [whole_image_region(rgb.shape)]
         side = regions[0].crop.side
+        thinnest = min(rgb.shape[:2]) * regions[0].scale
+        if thinnest < MIN_WHOLE_SIDE:
+            raise InvalidImageError(
+                f"an image of {rgb.shape[1]} × {rgb.shape[0]} px is too small or too thin to "
+                f"protect whole: each side must span at least {MIN_WHOLE_SIDE} px of its "
+                f"{regions[0].bucket}-px crop")
         if side * side > max_pixels:
             # The square is worked on at full size (mirrored, then pasted back): a long thin
             # image would make arrays far past the pixel limit (48 × 41374 px: 20 GB).

@@ -27,7 +27,15 @@ from grasp_guard.errors import ImageTooLargeError, InvalidImageError
 from grasp_guard.faces.detect import FaceBox, KnownBoxes
 from grasp_guard.faces.regions import extract_crops, paste, to_tensor
 from grasp_guard.media import decode, encode
-from grasp_guard.pipeline import CropOutcome, CropTask, Engine, finish, prepare, protect
+from grasp_guard.pipeline import (
+    CropOutcome,
+    CropTask,
+    Engine,
+    finish,
+    prepare,
+    protect,
+    site_spec,
+)
 
 FAST = ProtectOptions(preset="fast")
 
@@ -338,7 +346,7 @@ def test_protect_runs_the_first_stage_again_when_asked(
 @pytest.mark.parametrize(("height", "refused"), [(600, False), (601, True)])
 def test_a_whole_image_square_past_the_pixel_limit_is_refused(height: int, refused: bool) -> None:
     # Found by the service fuzz: a JPEG declaring 48 × 41374 px made a 41374² square (20 GB).
-    rgb = (np.random.default_rng(0).random((height, 8, 3)) * 255).astype(np.uint8)
+    rgb = (np.random.default_rng(0).random((height, 16, 3)) * 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "PNG")
     whole = ProtectOptions(on_no_face="whole")
@@ -348,6 +356,23 @@ def test_a_whole_image_square_past_the_pixel_limit_is_refused(height: int, refus
     else:
         (task,) = prepare(buf.getvalue(), whole, max_pixels=600 * 600).tasks
         assert task.delivery is not None and task.delivery.shape == (2, 512, 512)
+
+
+def test_blur_sigmas_a_hair_apart_share_a_batching_group() -> None:
+    def blur(sigma: float) -> object:
+        return site_spec(ProtectOptions(site_blur_sigma=sigma)).blur_sigma
+
+    assert blur(1.0) == blur(1.0000000001) == blur(1.02) == (1.0, 1.0)
+    assert blur(0.001) == (0.05, 0.05) and blur(10.0) == (10.0, 10.0)
+
+
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (10, 40), (3000, 2), (600, 12)])
+def test_an_image_too_small_to_protect_whole_is_refused_before_any_work(
+        height: int, width: int) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((height, width, 3), 128, np.uint8)).save(buf, "PNG")
+    with pytest.raises(InvalidImageError, match="too small or too thin to protect whole"):
+        prepare(buf.getvalue(), ProtectOptions(on_no_face="whole"))
 
 
 def test_no_face_is_byte_identical_with_skip(engine: Engine) -> None:

@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from grasp_guard.service import create_app
+    from grasp_guard.service import SERVER_OPTIONS, create_app
 
     settings = load_settings(
         args.config, host=args.host, port=args.port, device=args.device, models=args.models,
@@ -88,5 +88,5 @@ def _serve(args: argparse.Namespace) -> int:
     )
     logger.info("serving with %r", settings)
     web.run_app(create_app(settings), host=settings.host, port=settings.port,
-                shutdown_timeout=settings.shutdown_timeout_s)
+                shutdown_timeout=settings.shutdown_timeout_s, **SERVER_OPTIONS)
     return 0

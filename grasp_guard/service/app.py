@@ -83,6 +83,12 @@ async def _drain(app: web.Application) -> None:
     await app[RUNTIME].drain(app[SETTINGS].shutdown_timeout_s)
 
 
+# How the service is served (``web.run_app``, ``web.AppRunner``): a client that hangs up
+# cancels its request, so its admission slot and its queued crops are given up at once
+# rather than at the end of the work or the deadline.
+SERVER_OPTIONS = {"handler_cancellation": True}
+
+
 def create_app(settings: Settings | None = None, *,
                engine_factory: EngineFactory = load_engine) -> web.Application:
     """The protection service.

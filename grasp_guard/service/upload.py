@@ -3,8 +3,11 @@
 The image is the raw body, or the multipart field ``image``; options come from the query
 string and, in a multipart body, from its other fields. aiohttp's ``request.post()`` spools
 file fields to a temporary file, so multipart bodies are read part by part here instead:
-uploads never touch the disk. A body the multipart reader cannot parse (boundaries, part
-headers, a part without a name) is an :class:`InvalidImageError`, whatever aiohttp raised.
+uploads never touch the disk. Every field counts toward ``max_bytes``, and a form is refused
+at its first field past a bound (their number, a name's length, a repeated option), not once
+it is all in memory. A body the multipart reader cannot parse (boundaries, part headers, a
+part without a name, an encoding that does not decode) is an :class:`InvalidImageError`,
+whatever aiohttp raised.
 """
 
 from __future__ import annotations
@@ -20,14 +23,17 @@ from grasp_guard.errors import ImageTooLargeError, InvalidImageError
 
 IMAGE_FIELD = "image"
 MAX_OPTION_BYTES = 1024
+MAX_FIELDS = 64  # far more than there are options
+MAX_NAME = 64  # characters of a field name
 _CHUNK = 64 * 1024
 # What aiohttp's multipart reader raises on a malformed body: HTTP parse errors for part
 # headers (too long, too many, no colon), ValueError for boundaries, RuntimeError for a
 # ``_charset_`` part longer than 31 bytes, AssertionError for one behind a boundary longer
 # than 30 (aiohttp 3.14 reads it in a 32-byte chunk and asserts the chunk outsizes the
-# boundary), and its Content-Disposition warnings where warnings are errors.
+# boundary), its Content-Disposition warnings where warnings are errors, and a body whose
+# Content-Encoding does not decode (RequestPayloadError).
 _MALFORMED = (HttpProcessingError, ValueError, RuntimeError, AssertionError,
-              BadContentDispositionHeader, BadContentDispositionParam)
+              BadContentDispositionHeader, BadContentDispositionParam, web.RequestPayloadError)
 
 
 @contextlib.contextmanager
@@ -63,7 +69,7 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[bytes, 
     with _parsing():
         reader = await request.multipart()
     image: bytes | None = None
-    fields: list[tuple[str, str]] = []
+    fields: dict[str, str] = {}
     total = 0
     while True:
         with _parsing():
@@ -76,6 +82,8 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[bytes, 
         if name is None:
             raise InvalidImageError("malformed multipart body: a part has no name (its "
                                     "Content-Disposition is missing or malformed)")
+        if len(name) > MAX_NAME:
+            raise ValueError(f"a form field name is longer than {MAX_NAME} characters")
         if name == IMAGE_FIELD:
             if image is not None:
                 raise ValueError(f"the form has more than one {IMAGE_FIELD!r} field")
@@ -85,17 +93,24 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[bytes, 
                 raise ImageTooLargeError(f"the request body exceeds {max_bytes} bytes")
             total += len(image)
             continue
+        if name in fields:  # refused before the rest of the body is read
+            raise ValueError(f"option {name!r} is given twice in the form")
+        if len(fields) == MAX_FIELDS:
+            raise ValueError(f"the form has more than {MAX_FIELDS} option fields")
         with _parsing():
             value = await _read_part(part, MAX_OPTION_BYTES)
         if value is None:
             raise ValueError(f"form field {name!r} is longer than {MAX_OPTION_BYTES} bytes")
+        total += len(value)
+        if total > max_bytes:
+            raise ImageTooLargeError(f"the request body exceeds {max_bytes} bytes")
         try:
-            fields.append((name, value.decode("utf-8")))
+            fields[name] = value.decode("utf-8")
         except UnicodeDecodeError:
             raise ValueError(f"form field {name!r} is not UTF-8 text") from None
     if image is None:
         raise InvalidImageError(f"the multipart body has no {IMAGE_FIELD!r} field")
-    return image, _unique(fields, "form")
+    return image, fields
 
 
 async def read_upload(request: web.Request, max_bytes: int) -> tuple[bytes, dict[str, str]]:
@@ -119,6 +134,8 @@ async def read_upload(request: web.Request, max_bytes: int) -> tuple[bytes, dict
             data = await request.read()
         except web.HTTPRequestEntityTooLarge as exc:
             raise ImageTooLargeError(f"the request body exceeds {max_bytes} bytes") from exc
+        except web.RequestPayloadError as exc:  # a Content-Encoding that does not decode
+            raise InvalidImageError(f"the request body cannot be read: {exc}") from exc
     if not data:
         raise InvalidImageError("the request carries no image (empty body)")
     return data, params

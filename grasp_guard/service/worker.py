@@ -150,6 +150,8 @@ class BatchWorker:
         for index, task in enumerate(tasks):
             self._pending.setdefault(task.group_key, []).append(_Item(ticket, index, task, now))
         self._update_pending()
+        # a request that gives up (deadline, disconnect) leaves the gauges at once
+        ticket.future.add_done_callback(lambda _: self._update_pending())
         self._wakeup.set()
         return ticket
 
@@ -230,7 +232,7 @@ class BatchWorker:
         self._update_pending()
 
     def _update_pending(self) -> None:
-        self._metrics.crops_pending.set(sum(map(len, self._pending.values())))
+        self._metrics.crops_pending.set(sum(map(len, self._waiting().values())))
         self._metrics.backlog_seconds.set(self.backlog_seconds())
 
     async def _next_batch(self) -> list[_Item]:

@@ -55,3 +55,40 @@ async def test_a_malformed_content_disposition_is_refused_whether_warnings_raise
     assert resp.status == 400
     error = (await resp.json())["error"]
     assert error["kind"] == "invalid_image" and "malformed multipart body" in error["message"]
+
+
+def option_part(name: str, value: bytes = b"x") -> bytes:
+    return f'Content-Disposition: form-data; name="{name}"'.encode() + b"\r\n\r\n" + value
+
+
+@pytest.mark.parametrize(("parts", "status", "message"), [
+    pytest.param([option_part(f"o{i}") for i in range(65)], 400, "more than 64 option fields",
+                 id="too-many-fields"),
+    pytest.param([option_part(f"o{i}", b"x" * 1000) for i in range(40)], 413, "exceeds 32768",
+                 id="fields-past-max-bytes"),
+    pytest.param([option_part("preset"), option_part("preset")] * 500, 400, "given twice",
+                 id="a-repeated-option"),
+    pytest.param([option_part("n" * 5000)], 400, "longer than 64 characters",
+                 id="a-long-name"),
+])
+async def test_a_form_is_bounded_as_it_is_read(service: ServiceFactory, parts: list[bytes],
+                                               status: int, message: str) -> None:
+    """Every field counts toward max_bytes, and a form is refused at the first field past a
+    bound, not once it is all in memory; no error echoes a field's name at length."""
+    client = await service(max_bytes=32768)
+    content_type, body = form(*parts, image_part())
+    resp = await client.post("/v1/protect", data=body, headers={"Content-Type": content_type})
+    assert resp.status == status
+    assert message in (await resp.json())["error"]["message"]
+    assert len(await resp.read()) < 200
+
+
+@pytest.mark.parametrize("content_type", ["image/jpeg", "multipart/form-data; boundary=b"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+async def test_a_body_whose_encoding_does_not_decode_is_an_invalid_image(
+        service: ServiceFactory, content_type: str, encoding: str) -> None:
+    client = await service()
+    resp = await client.post("/v1/protect", data=b"\x1f\x8b\x08\x00" + IMAGE,
+                             headers={"Content-Type": content_type, "Content-Encoding": encoding})
+    assert resp.status == 400, await resp.text()
+    assert (await resp.json())["error"]["kind"] == "invalid_image"

@@ -144,6 +144,8 @@ async def test_cancelled_requests_are_dropped(make_worker: WorkerFactory, engine
     kept = worker.submit([task(value=3)])
     assert metrics.registry.get_sample_value("grasp_crops_pending") == 3
     gone.future.cancel()
+    await asyncio.sleep(0)
+    assert metrics.registry.get_sample_value("grasp_crops_pending") == 1  # not at the next batch
     engine.gate.set()
     await asyncio.gather(held, kept.future)
     assert engine.batches == [[99], [3]] and not gone.started
