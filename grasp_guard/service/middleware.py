@@ -41,6 +41,7 @@ HTTP_KINDS = {
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "too_large",
 }
 

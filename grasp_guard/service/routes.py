@@ -27,6 +27,11 @@ async def _protect_admitted(request: web.Request, runtime: Runtime,
     try:
         async with asyncio.timeout_at(start + settings.deadline_s):
             data, params = await read_upload(request, settings.max_bytes)
+    except TimeoutError as exc:  # the client's upload, not the service, was too slow
+        raise web.HTTPRequestTimeout(text=f"the upload did not arrive within the "
+                                          f"{settings.deadline_s:g} s deadline") from exc
+    try:
+        async with asyncio.timeout_at(start + settings.deadline_s):
             options = ProtectOptions.from_params(params)
             prepared = await cpu.prepare(data, options)
     except TimeoutError as exc:

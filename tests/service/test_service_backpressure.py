@@ -139,6 +139,20 @@ async def test_deadline_while_optimising_is_504_and_while_queued_is_503(
     assert resp.status == 200 and len(spy.batches) == 2
 
 
+async def test_an_upload_that_stalls_is_the_clients_timeout_not_an_overload(
+        service: ServiceFactory, face_jpeg: bytes) -> None:
+    client = await service(deadline_s=1.0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    writer.write(b"POST /v1/protect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(face_jpeg) + face_jpeg[:100])
+    await writer.drain()  # and the rest never comes
+    head, _, body = (await asyncio.wait_for(reader.read(4096), 10)).partition(b"\r\n\r\n")
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 408") and b"Retry-After" not in head
+    assert b'"kind": "request_timeout"' in body and b"did not arrive within" in body
+    assert client.app[RUNTIME].in_flight == 0
+
+
 async def test_shutdown_finishes_the_in_flight_request(service: ServiceFactory, spy: SpyEngine,
                                                        face_jpeg: bytes) -> None:
     client = await service()
