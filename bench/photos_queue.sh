@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole-photo table on a CPU, over as many sessions as it takes, at one pinned revision:
+# every photo of the shared set goes through bench/photos.py (the defaults, one thread per
+# worker) in a fixed shuffled order, and its JSON row is kept under the results folder, so a
+# later session goes on with the photos not yet done and an interrupted run is a random sample.
+#
+#   bash bench/photos_queue.sh run REV [WORKERS]   # protect the photos not yet done (default 2 workers)
+#   bash bench/photos_queue.sh table REV           # photos.md / photos.json of the rows so far
+#
+# Rows: bench/results/photos-cpu-REV/rows/PHOTO.json; the order (seed 11): .../order.txt.
+# The photos run from a worktree of REV (/tmp/photos-queue-REV), so the checkout may move on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD" py="$PWD/.venv/bin/python" faces="$(cd ../shared/data/faces && pwd)"
+action="${1:?run or table}" rev="$(git rev-parse --short "${2:?a git revision}")"
+results="$root/bench/results/photos-cpu-$rev" tree="/tmp/photos-queue-$rev" scratch="/tmp/photos-queue-$rev-run"
+mkdir -p "$results/rows" "$scratch"
+[ -d "$tree" ] || git worktree add -f --detach "$tree" "$rev" >/dev/null
+[ -f "$results/order.txt" ] || "$py" -c 'import random, sys
+names = sorted(sys.argv[1:]); random.Random(11).shuffle(names); print("\n".join(names))' \
+    $(cd "$faces" && ls | grep -iE '\.(jpe?g|png|webp|heic)$') > "$results/order.txt"
+
+next_photo() {  # claims under a lock: two workers never take one photo
+    flock "$scratch/lock" bash -c 'while read -r p; do
+        [ -e "$1/rows/$p.json" ] || [ -e "$2/claim.$p" ] || { touch "$2/claim.$p"; echo "$p"; break; }
+        done < "$1/order.txt"' _ "$results" "$scratch"
+}
+
+worker() {
+    local photo
+    while photo="$(next_photo)" && [ -n "$photo" ]; do
+        echo "$(date -u +%FT%TZ) start $photo" >> "$scratch/worker$1.log"
+        if (cd "$tree" && OMP_NUM_THREADS=1 PYTHONPATH="$tree:$tree/sdk" "$py" bench/photos.py \
+                --faces "$faces" --photos "$photo" --out "$scratch/out.$photo") > "$scratch/log.$photo" 2>&1; then
+            grep '^{' "$scratch/log.$photo" > "$results/rows/$photo.json"
+        fi
+        echo "$(date -u +%FT%TZ) end $photo" >> "$scratch/worker$1.log"
+    done
+}
+
+case "$action" in
+run)
+    for w in $(seq "${3:-2}"); do worker "$w" & done
+    wait ;;
+table)
+    cat "$results"/rows/*.json > "$scratch/rows.jsonl"
+    (cd "$tree" && PYTHONPATH="$tree:$tree/sdk" "$py" bench/photos.py --faces "$faces" \
+        --rows-from "$scratch/rows.jsonl" --out "$results") ;;
+*) echo "unknown action $action: run or table" >&2; exit 2 ;;
+esac
