@@ -40,6 +40,7 @@ worker() {
 
 case "$action" in
 run)
+    rm -f "$scratch"/claim.*  # claims of an earlier, interrupted run
     for w in $(seq "${3:-2}"); do worker "$w" & done
     wait ;;
 table)
