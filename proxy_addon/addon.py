@@ -146,7 +146,7 @@ class GraspGuard:
             return
         site = record["site"]
         rule = policy.get(site) if site else None
-        if (rule is not None and rule.chunked_upload is not None
+        if (rule is not None and rule.chunked_upload is not None and not rule.signed
                 and record["action"] in ("buffered", "ignored")
                 and flow.request.raw_content is not None):
             started = time.monotonic()

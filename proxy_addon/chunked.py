@@ -200,11 +200,16 @@ class ChunkedUploads:
         try:
             segment = x_media.segment_of(request.headers.get("content-type", ""), body)
             limits = hdrs.constraints(fields, request.pretty_url, body)
+            problem = limits.reason and f"segment {command.segment_index}: {limits.reason}"
         except MalformedBody as exc:
-            return await self._leave(flow, rule, media_id, f"malformed APPEND: {exc}")
-        if limits.reason:
-            return await self._leave(flow, rule, media_id,
-                                     f"segment {command.segment_index}: {limits.reason}")
+            problem = f"malformed APPEND: {exc}"
+        if problem and self.reassembly.rewritten(media_id):
+            # its original bytes would land among protected ones: refused, whatever
+            # on_failure says, as a corrupt image would be the one answer worse than none
+            raise RewriteError(f"media {media_id}: {problem}; the segment cannot carry its "
+                               "protected bytes", site=rule.name, on_failure="block")
+        if problem:
+            return await self._leave(flow, rule, media_id, problem)
         piece = Piece(flow.copy(), segment, fields, limits.length_locked)
         step = self.reassembly.add(media_id, command.segment_index, segment.data, piece,
                                    time.monotonic())

@@ -286,6 +286,12 @@ class Reassembly(Generic[T]):
             return None
         return Skip(upload.reason) if upload.state == "skipped" else Abandon(upload.reason)
 
+    def rewritten(self, media_id: str) -> bool:
+        """Whether the upload's image is protected (or being protected): a segment of it
+        must not reach the site with its original bytes."""
+        upload = self._uploads.get(media_id)
+        return upload is not None and upload.state in ("whole", "protected")
+
     def abandon(self, media_id: str, reason: str) -> Abandon[T]:
         """Abandon the upload for ``reason`` (the whole image could not be protected)."""
         upload = self._uploads.get(media_id)

@@ -116,7 +116,8 @@ class Client:
 
     async def init(self, status: int = 202) -> http.HTTPFlow:
         flow = await self._send(f"?command=INIT&total_bytes={len(self.image)}"
-                                "&media_type=image%2Fjpeg&media_category=tweet_image", b"", [])
+                                "&media_type=image%2Fjpeg&media_category=tweet_image", b"",
+                                [("Content-Length", "0")])  # as HTTP/1.1 browsers send it
         if flow.response is None:
             flow.response = http.Response.make(status, json.dumps(
                 {"media_id": int(self.media_id), "media_id_string": self.media_id}),
@@ -256,6 +257,46 @@ async def test_base64_segments_get_their_digests_recomputed(policy_file: Path,
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
+
+
+async def test_a_retry_that_cannot_carry_its_protected_bytes_is_refused(
+        policy_file: Path, jpeg: bytes) -> None:
+    """After protection, a segment sent again that the proxy cannot rewrite must not reach
+    the site with its original bytes (they would land among protected ones), even where
+    ``on_failure`` says pass; plain retries still carry their protected bytes."""
+    addon, _, forward, tctx = guard(policy_file)
+    x = Client(addon, "upload.x.com", jpeg)
+    with tctx:
+        await x.init()
+        flows = [await x.append(i) for i in range(3)]
+        x.extra_headers[1] = [("Content-Digest", "md5=:AAAAAAAAAAAAAAAAAAAAAA==:")]
+        refused = await x.append(1)
+        x.extra_headers.clear()
+        again = await x.append(2)
+    assert record(flows[2])["action"] == "protected"
+    assert record(refused)["action"] == "blocked" and refused.response is not None
+    assert "cannot carry its protected bytes" in record(refused)["reason"]
+    assert record(again)["action"] == "protected"
+    assert media_of(again.request.raw_content or b"") == media_of(flows[2].request.raw_content
+                                                                  or b"")
+    assert len(forward.sent) == 2  # the held segments 0 and 1, protected, and nothing more
+
+
+async def test_a_signed_sites_chunked_upload_is_left_alone(tmp_path: Path, jpeg: bytes) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY.replace("    chunked_upload: {protocol: x, max_total_bytes: 5000, "
+                                   "max_segments: 4, hold_s: 30}\n  - name: x-strict",
+                                   "    signed: true\n    chunked_upload: {protocol: x, "
+                                   "max_total_bytes: 5000, max_segments: 4, hold_s: 30}\n"
+                                   "  - name: x-strict", 1), encoding="utf-8")
+    addon, protect, forward, tctx = guard(path)
+    x = Client(addon, "upload.x.com", jpeg)
+    with tctx:
+        await x.init()
+        flows = [await x.append(i) for i in range(3)]
+    assert protect.calls == [] and forward.sent == []
+    assert all(f.response is None for f in flows)
+    assert [media_of(f.request.raw_content or b"") for f in flows] == [x.piece(i) for i in range(3)]
 
 
 async def test_an_unknown_digest_algorithm_leaves_the_upload_untouched(policy_file: Path,
