@@ -29,7 +29,11 @@ async function protectInBackground(site, sizeMode, data) {
 
 function notify(level, text) {
   showNotice(document, level, `GRASP Guard: ${text}`);
-  chrome.runtime.sendMessage({ kind: "notice", level, text }).catch(() => {});
+  try {  // throws at once, not a rejection, once the extension was updated under the tab
+    chrome.runtime.sendMessage({ kind: "notice", level, text }).catch(() => {});
+  } catch {
+    // the page's own toast said it
+  }
 }
 
 /** The photos chosen or dropped, protected for `site` (or as its on_failure says); null: refused. */

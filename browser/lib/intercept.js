@@ -1,14 +1,19 @@
 /**
- * Photos the user chooses in a file input or drops on the page, held back from the page's
- * scripts until they are protected.
+ * Photos the user chooses in a file input, drops or pastes on the page, held back from the
+ * page's scripts until they are protected.
  *
  * The listeners are the content script's, added to the window in the capture phase at
  * document_start: before any page script runs, so they are the first of the window's and
  * the window is the first stop of every event's path. Only trusted events count (the
  * user's own choice; a page cannot make one). A held `input`/`change` or `drop` is stopped
  * there; the input is emptied meanwhile, so nothing reads the original; once protected,
- * the input gets the protected files and `input` and `change` are fired again (a drop: a
- * new `drop` carrying them). Refused photos (on_failure: block) never reach the page.
+ * the input gets the protected files and `input` and `change` are fired again (a drop or a
+ * paste: a new `drop` or `paste` carrying them, which page scripts read; a browser's own
+ * default, pasting an image into an editable field, does not follow an event a script
+ * fires). Refused photos (on_failure: block) never reach the page.
+ *
+ * Not held: a file input outside the document (made and clicked by a script) or in a
+ * shadow root, whose events never reach the window.
  */
 
 const IMAGE_NAME = /\.(jpe?g|jfif|png|gif|webp|heic|heif|avif)$/i;
@@ -55,29 +60,30 @@ export function interceptChoices(win, protectFiles) {
       input.files = filesOf(chosen).files;
       input.dispatchEvent(new Event("input", { bubbles: true, composed: true }));
       input.dispatchEvent(new Event("change", { bubbles: true }));
-    });
+    }, (error) => console.error("GRASP Guard could not protect the photo", error));
   };
-  const onDrop = (event) => {
-    const transfer = event.dataTransfer;
+  /** A drop or a paste: held, and made again with the protected files. */
+  const onTransfer = (transferOf, remake) => (event) => {
+    const transfer = transferOf(event);
     if (!event.isTrusted || !transfer) return;
     const files = [...transfer.files];
     if (!files.some(mayBeImage)) return;
     const strings = transfer.types.filter((t) => t !== "Files").map((t) => [t, transfer.getData(t)]);
     const target = event.composedPath()[0];
     const init = Object.fromEntries(DRAG_FIELDS.map((k) => [k, event[k]]));
-    event.preventDefault();  // the browser would open the file
+    event.preventDefault();  // the browser would open the file, or paste the original
     event.stopImmediatePropagation();
     protectFiles(files).then((chosen) => {
       if (chosen === null) return;
-      const dropped = filesOf(chosen);
-      for (const [type, value] of strings) dropped.setData(type, value);
-      const to = target.isConnected ? target : win.document;
-      to.dispatchEvent(new DragEvent("drop", {
-        ...init, bubbles: true, cancelable: true, composed: true, dataTransfer: dropped,
-      }));
-    });
+      const carried = filesOf(chosen);
+      for (const [type, value] of strings) carried.setData(type, value);
+      (target.isConnected ? target : win.document).dispatchEvent(remake(init, carried));
+    }, (error) => console.error("GRASP Guard could not protect the photo", error));
   };
   win.addEventListener("input", onChoice, true);
   win.addEventListener("change", onChoice, true);
-  win.addEventListener("drop", onDrop, true);
+  win.addEventListener("drop", onTransfer((e) => e.dataTransfer, (init, dataTransfer) =>
+    new DragEvent("drop", { ...init, bubbles: true, cancelable: true, composed: true, dataTransfer })), true);
+  win.addEventListener("paste", onTransfer((e) => e.clipboardData, (init, clipboardData) =>
+    new ClipboardEvent("paste", { bubbles: true, cancelable: true, composed: true, clipboardData })), true);
 }

@@ -17,6 +17,8 @@ export async function sha256(data) {
 }
 
 export class TabLog {
+  #queue = Promise.resolve();
+
   constructor(storage = chrome.storage.session) {
     this.storage = storage;
   }
@@ -26,10 +28,16 @@ export class TabLog {
     return { digests: [], notices: [], ...entry };
   }
 
-  async #update(tabId, change) {
-    const entry = await this.#read(tabId);
-    change(entry);
-    await this.storage.set({ [key(tabId)]: entry });
+  /** Read, change and write the tab's entry, one update after another: concurrent ones
+   * (the photos of one choice are protected at once) would each write over the others. */
+  #update(tabId, change) {
+    const update = this.#queue.then(async () => {
+      const entry = await this.#read(tabId);
+      change(entry);
+      await this.storage.set({ [key(tabId)]: entry });
+    });
+    this.#queue = update.catch(() => {});
+    return update;
   }
 
   /** Whether the image with this digest came out of a protection in this tab. */

@@ -7,6 +7,8 @@ import { ProtectOptions } from "./options.js";
 import { protectFnOf } from "./protect_fn.js";
 import { imageType, isComplete } from "./sniff.js";
 
+const SNIFF_BYTES = 256;  // all that imageType reads
+
 /**
  * What `protectFile` did.
  * @typedef {object} FileOutcome
@@ -51,13 +53,22 @@ export async function protectFile(file, options = {}) {
   const original = (reason, extra = {}) =>
     ({ file, protected: false, reason, site, report: null, error: null, ...extra });
 
-  const data = new Uint8Array(await file.arrayBuffer());
+  // Size and magic bytes first: a video chosen beside a photo is never read whole.
+  if (rule !== null && file.size > rule.maxBytes) {
+    return original(`${file.size} bytes exceeds max_bytes ${rule.maxBytes}`);
+  }
+  let data;
+  try {
+    if (imageType(new Uint8Array(await file.slice(0, SNIFF_BYTES).arrayBuffer())) === null) {
+      return original("not an image (by its bytes)");
+    }
+    data = new Uint8Array(await file.arrayBuffer());
+  } catch (error) {  // changed on disk, or a folder: the page cannot read it either
+    return original(`could not be read: ${error.message}`);
+  }
   const mediaType = imageType(data);
   if (mediaType === null) return original("not an image (by its bytes)");
   if (!isComplete(data, mediaType)) return original(`an incomplete ${mediaType}`);
-  if (rule !== null && data.length > rule.maxBytes) {
-    return original(`${data.length} bytes exceeds max_bytes ${rule.maxBytes}`);
-  }
   let result;
   try {
     result = await protect(data, protectOptions);

@@ -52,8 +52,11 @@ export async function protectRequestBody(url, init, options) {
   }
 }
 
-/** `url` made absolute against `base` (default: the page's location), as a string. */
-export function absoluteUrl(url, base = globalThis.location?.href) {
+/**
+ * `url` made absolute against `base` (default: the document's base URL, which a `<base href>`
+ * sets and fetch and XMLHttpRequest resolve against; else the page's location), as a string.
+ */
+export function absoluteUrl(url, base = globalThis.document?.baseURI ?? globalThis.location?.href) {
   return new URL(String(url), base).href;
 }
 

@@ -23,12 +23,14 @@ export function patchXMLHttpRequest(XHR, options) {
   const proto = XHR.prototype;
   const original = { open: proto.open, setRequestHeader: proto.setRequestHeader, send: proto.send };
 
-  proto.open = function open(method, url, async = true, ...credentials) {
+  proto.open = function open(method, url, ...rest) {
     const absolute = absoluteUrl(url, options.baseURL);
     const rule = options.policy.match(method, absolute);
+    // open(m, u) is asynchronous; open(m, u, undefined) is not (WebIDL makes it false)
+    const async = rest.length === 0 || Boolean(rest[0]);
     this[STATE] = rule === null ? null
-      : { method: method.toUpperCase(), url: absolute, async: Boolean(async), headers: [], site: rule };
-    return original.open.call(this, method, url, async, ...credentials);
+      : { method: method.toUpperCase(), url: absolute, async, headers: [], site: rule };
+    return original.open.call(this, method, url, ...rest);
   };
 
   proto.setRequestHeader = function setRequestHeader(name, value) {

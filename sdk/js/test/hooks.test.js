@@ -8,6 +8,7 @@ import {
   UploadBlockedError, loadPolicy, patchXMLHttpRequest, protectFormData, protectRequestBody, wrapFetch,
 } from "../index.js";
 import { toBase64 } from "../src/bytes.js";
+import { absoluteUrl } from "../src/request.js";
 import { JPEG, compiledPolicyText, fakeProtect, flip } from "./helpers.js";
 
 const shipped = JSON.parse(compiledPolicyText());
@@ -204,9 +205,11 @@ test("patchXMLHttpRequest: block fires error and loadend and sends nothing; sync
   assert.equal(xhr.log.length, 1); // open only
   assert.equal(outcomes[0].blocked, true);
 
-  const sync = new XHR();
-  sync.open("POST", "https://strict.example/up", false);
-  assert.throws(() => sync.send(form), UploadBlockedError);
+  for (const flag of [false, undefined]) {  // open(m, u, undefined) is synchronous too
+    const sync = new XHR();
+    sync.open("POST", "https://strict.example/up", flag);
+    assert.throws(() => sync.send(form), UploadBlockedError);
+  }
   const passing = new XHR();
   passing.open("POST", MASTODON, false);
   passing.send(form);
@@ -227,4 +230,13 @@ test("protectRequestBody: a photo is a photo whatever its label; a piece of a lo
     { method: "POST", body: JPEG }, { policy, protect });
   assert.equal(pinned.reason, "the signed URL pins the body's checksum (x-amz-checksum-crc32)");
   assert.equal(protect.calls.length, 3);
+});
+
+test("a relative upload URL resolves against the document's base URL, as fetch resolves it", () => {
+  globalThis.document = { baseURI: "https://social.example/app/" };  // <base href="/app/">
+  try {
+    assert.equal(absoluteUrl("api/v2/media"), "https://social.example/app/api/v2/media");
+  } finally {
+    delete globalThis.document;
+  }
 });

@@ -86,3 +86,19 @@ test("no face, not an image, a truncated image: the original, with the reason", 
 test("neither a service nor a protect function is a TypeError", async () => {
   await assert.rejects(protectFile(photo(), {}), TypeError);
 });
+
+test("a file past max_bytes is never read; one that cannot be read comes back as it is", async () => {
+  const site = blockingPolicy.sites[0];
+  const huge = { size: site.maxBytes + 1, name: "clip.mp4", type: "video/mp4",
+    slice: () => assert.fail("read"), arrayBuffer: () => assert.fail("read") };
+  const big = await protectFile(huge, { policy: blockingPolicy, site: "strict", protect: fakeProtect() });
+  assert.match(big.reason, /exceeds max_bytes/);
+  class Unreadable extends File {
+    arrayBuffer() { return Promise.reject(new Error("The requested file could not be read")); }
+    slice() { return this; }
+  }
+  const gone = new Unreadable([JPEG], "me.jpg", { type: "image/jpeg" });
+  const out = await protectFile(gone, { policy: blockingPolicy, site: "strict", protect: fakeProtect() });
+  assert.deepEqual([out.file, out.protected, out.error], [gone, false, null]);
+  assert.match(out.reason, /could not be read/);
+});

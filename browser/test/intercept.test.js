@@ -1,0 +1,78 @@
+// The choices held until protected, on a stand-in window (node has no DOM): the user's
+// (trusted) events are handed to the listeners the way the browser would.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { interceptChoices } from "../lib/intercept.js";
+
+/** What the listeners use of a DataTransfer: files, string types, setData/getData. */
+class FakeTransfer {
+  constructor() {
+    this.files = [];
+    this.strings = new Map();
+    this.items = { add: (file) => this.files.push(file) };
+  }
+  get types() { return [...(this.files.length ? ["Files"] : []), ...this.strings.keys()]; }
+  setData(type, value) { this.strings.set(type, value); }
+  getData(type) { return this.strings.get(type) ?? ""; }
+}
+
+class FakeClipboardEvent extends Event {
+  constructor(type, init) {
+    super(type, init);
+    this.clipboardData = init.clipboardData;
+  }
+}
+
+function stage() {
+  globalThis.DataTransfer = FakeTransfer;
+  globalThis.ClipboardEvent = FakeClipboardEvent;
+  const listeners = {};
+  const target = new EventTarget();
+  target.isConnected = true;
+  const win = { addEventListener: (type, listener) => { listeners[type] = listener; }, document: new EventTarget() };
+  return { listeners, target, win };
+}
+
+function userPaste(target, files, text) {
+  const clipboardData = new FakeTransfer();
+  files.forEach((file) => clipboardData.items.add(file));
+  if (text) clipboardData.setData("text/plain", text);
+  const held = { prevented: false, stopped: false };
+  return {
+    held,
+    event: {
+      isTrusted: true, clipboardData, composedPath: () => [target],
+      preventDefault: () => { held.prevented = true; }, stopImmediatePropagation: () => { held.stopped = true; },
+    },
+  };
+}
+
+test("a pasted photo reaches the page protected, with the pasted text; the original never", async () => {
+  const { listeners, target, win } = stage();
+  const original = new File([new Uint8Array([0xff, 0xd8, 0xff])], "me.jpg", { type: "image/jpeg" });
+  const protectedCopy = new File([new Uint8Array([1])], "me.jpg", { type: "image/jpeg" });
+  interceptChoices(win, async (files) => files.map((f) => (f === original ? protectedCopy : f)));
+  const seen = new Promise((resolve) => target.addEventListener("paste", resolve));
+  const { held, event } = userPaste(target, [original], "caption");
+  listeners.paste(event);
+  assert.deepEqual(held, { prevented: true, stopped: true });
+  const again = await seen;
+  assert.deepEqual(again.clipboardData.files, [protectedCopy]);
+  assert.equal(again.clipboardData.getData("text/plain"), "caption");
+});
+
+test("a paste without a photo is the page's own; a refused photo is never pasted", async () => {
+  const { listeners, target, win } = stage();
+  interceptChoices(win, async () => null);
+  const text = userPaste(target, [], "just text");
+  listeners.paste(text.event);
+  assert.deepEqual(text.held, { prevented: false, stopped: false });
+  let pasted = 0;
+  target.addEventListener("paste", () => { pasted += 1; });
+  const photo = userPaste(target, [new File([new Uint8Array([0xff])], "a.png", { type: "image/png" })]);
+  listeners.paste(photo.event);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual([photo.held.prevented, pasted], [true, 0]);
+});
