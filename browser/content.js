@@ -56,6 +56,15 @@ async function protectChosen(site, files) {
   return outcomes.map((o) => o.file);
 }
 
+/** The sites the user switched off in the popup (the background checks again). */
+async function disabledSites() {
+  try {
+    return (await chrome.storage.local.get("disabledSites")).disabledSites ?? [];
+  } catch {  // the extension was updated under the tab: the background will say
+    return [];
+  }
+}
+
 /** Serve the page-world script's requests arriving on our end of the private port. */
 function servePageScript(port) {
   port.onmessage = async ({ data: message }) => {
@@ -77,9 +86,10 @@ function servePageScript(port) {
 
 if (pageSites.sitesFor(location.href).length > 0) {
   servePageScript(offerPort(window));
-  interceptChoices(window, (files) => {
-    // Looked up per choice: the popup may have switched a site off since the page loaded.
-    const site = pageSites.siteFor(location.href);
-    return site === null ? Promise.resolve(files) : protectChosen(site, files);
+  interceptChoices(window, async (files) => {
+    // Looked up per choice: the popup may have switched a site off since the page loaded,
+    // and then the page's next site (if any) is the one the photos go to.
+    const site = pageSites.siteFor(location.href, await disabledSites());
+    return site === null ? files : protectChosen(site, files);
   });
 }
