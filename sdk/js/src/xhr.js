@@ -5,13 +5,15 @@ import { blockedOutcome, withoutInit } from "./fetch.js";
 import { absoluteUrl, protectRequestBody } from "./request.js";
 
 const STATE = Symbol("grasp-guard-xhr");
+const PROTECTING = Symbol("grasp-guard-xhr-protecting");
 
 /**
- * Patch `XHR.prototype` (`open`, `setRequestHeader`, `send`) so that a request a policy
- * site matches has its headers held until `send`, its body protected, and then is sent,
- * protected, with its headers fixed up. When protection fails the site's `on_failure`
- * decides: `pass` sends the original; `block` sends nothing and fires `error` and
- * `loadend` on the request. A synchronous request cannot wait for the service: it goes
+ * Patch `XHR.prototype` (`open`, `setRequestHeader`, `send`, `abort`) so that a request a
+ * policy site matches has its headers held until `send`, its body protected, and then is
+ * sent, protected, with its headers fixed up. When protection fails the site's `on_failure`
+ * decides: `pass` sends the original; `block` sends nothing and ends the request as a failed
+ * one (readyState 4, `readystatechange`, `error`, `loadend`). `abort()` while the photo is
+ * being protected ends it as an aborted one, and nothing is sent. A synchronous request cannot wait for the service: it goes
  * under `on_failure` at once (`block` throws UploadBlockedError from `send`).
  * Requests no site matches are untouched.
  *
@@ -21,9 +23,12 @@ const STATE = Symbol("grasp-guard-xhr");
  */
 export function patchXMLHttpRequest(XHR, options) {
   const proto = XHR.prototype;
-  const original = { open: proto.open, setRequestHeader: proto.setRequestHeader, send: proto.send };
+  const original = { open: proto.open, setRequestHeader: proto.setRequestHeader, send: proto.send,
+    abort: proto.abort };
 
   proto.open = function open(method, url, ...rest) {
+    delete this.readyState;  // the one a refused or aborted request was given (finish)
+    this[PROTECTING] = null;
     const absolute = absoluteUrl(url, options.baseURL);
     const rule = options.policy.match(method, absolute);
     // open(m, u) is asynchronous; open(m, u, undefined) is not (WebIDL makes it false)
@@ -47,17 +52,31 @@ export function patchXMLHttpRequest(XHR, options) {
       return original.send.call(this, payload);
     };
     if (!state.async) return sendSynchronous(this, state, body, go, options);
+    this[PROTECTING] = state;
     protectRequestBody(state.url, { method: state.method, headers: state.headers, body }, options).then(
       (outcome) => {
+        if (this[PROTECTING] !== state) return;  // aborted meanwhile: nothing goes
+        this[PROTECTING] = null;
         options.onOutcome?.(withoutInit(outcome));
         go(outcome.init.headers ?? state.headers, outcome.init.body ?? null);
       },
       (error) => {
+        if (this[PROTECTING] !== state) return;
+        this[PROTECTING] = null;
         const refusal = error instanceof UploadBlockedError ? error : new UploadBlockedError(state.site.name, error);
         options.onOutcome?.(blockedOutcome(state.method, state.url, refusal));
-        fail(this);
+        finish(this, "error");
       },
     );
+  };
+
+  // The page called send(): to it the request is under way, so abort() ends it as one
+  // (the real send() has not run, and the real abort() alone would neither stop it nor fire).
+  proto.abort = function abort() {
+    if (!this[PROTECTING]) return original.abort.call(this);
+    this[PROTECTING] = null;
+    original.abort.call(this);
+    finish(this, "abort");
   };
 
   return () => Object.assign(proto, original);
@@ -77,9 +96,15 @@ function sendSynchronous(xhr, state, body, go, options) {
   return go(state.headers, body);
 }
 
-/** Fire what a failed request fires, for the page's handlers. */
-function fail(xhr) {
-  const event = (type) => (typeof ProgressEvent === "function" ? new ProgressEvent(type) : new Event(type));
-  xhr.dispatchEvent(event("error"));
+/** End a request the page believes sent as a browser ends one that fails (`error`) or is
+ * aborted (`abort`): readyState 4 (DONE), `readystatechange`, the event, `loadend`; an
+ * aborted one is then UNSENT (0). Until the next open(), which goes back to the real state. */
+function finish(xhr, type) {
+  const event = (name) => (typeof ProgressEvent === "function" ? new ProgressEvent(name) : new Event(name));
+  const state = (value) => Object.defineProperty(xhr, "readyState", { value, configurable: true });
+  state(4);
+  xhr.dispatchEvent(new Event("readystatechange"));
+  xhr.dispatchEvent(event(type));
   xhr.dispatchEvent(event("loadend"));
+  if (type === "abort") state(0);
 }

@@ -197,11 +197,11 @@ test("patchXMLHttpRequest: block fires error and loadend and sends nothing; sync
   const xhr = new XHR();
   const events = [];
   const done = new Promise((resolve) => xhr.addEventListener("loadend", resolve));
-  xhr.addEventListener("error", () => events.push("error"));
+  for (const type of ["readystatechange", "error"]) xhr.addEventListener(type, () => events.push(`${type}@${xhr.readyState}`));
   xhr.open("POST", "https://strict.example/up");
   xhr.send(form);
   await done;
-  assert.deepEqual(events, ["error"]);
+  assert.deepEqual(events, ["readystatechange@4", "error@4"]);  // code waiting on readyState 4 hears it
   assert.equal(xhr.log.length, 1); // open only
   assert.equal(outcomes[0].blocked, true);
 
@@ -239,4 +239,25 @@ test("a relative upload URL resolves against the document's base URL, as fetch r
   } finally {
     delete globalThis.document;
   }
+});
+
+test("patchXMLHttpRequest: a request aborted while its photo is protected is never sent", async () => {
+  class XHR extends FakeXHR {
+    abort() { this.log.push(["abort"]); }
+  }
+  let release;
+  const slow = (data) => new Promise((resolve) => { release = () => resolve({ data, contentType: "image/jpeg", report: {} }); });
+  patchXMLHttpRequest(XHR, { policy, protect: slow });
+  const xhr = new XHR();
+  const events = [];
+  for (const type of ["abort", "loadend"]) xhr.addEventListener(type, () => events.push(type));
+  xhr.open("POST", INSTAGRAM);
+  xhr.send(JPEG);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  xhr.abort();
+  release();
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(events, ["abort", "loadend"]);
+  assert.equal(xhr.readyState, 0);
+  assert.ok(!xhr.log.some(([what]) => what === "send"));
 });
