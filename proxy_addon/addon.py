@@ -123,6 +123,10 @@ class GraspGuard:
                             sum(s.enabled for s in policy.sites))
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if self._replayer.given_up(flow):  # its client heard it failed: it never goes out
+            flow.response = http.Response.make(
+                504, b"GRASP Guard gave up on sending this held segment", {"Connection": "close"})
+            return
         if flow.response or flow.error or not flow.live or self._replayer.owns(flow):
             return
         matcher = self._matcher

@@ -25,10 +25,19 @@ class Replayer:
 
     def __init__(self) -> None:
         self._waiting: dict[str, asyncio.Future[None]] = {}
+        self._given_up: set[str] = set()
 
     def owns(self, flow: http.HTTPFlow) -> bool:
-        """Whether ``flow`` is one this replayer sent and waits for."""
-        return flow.id in self._waiting
+        """Whether ``flow`` is one this replayer sent (and waits for, or gave up on)."""
+        return flow.id in self._waiting or flow.id in self._given_up
+
+    def given_up(self, flow: http.HTTPFlow) -> bool:
+        """Whether ``flow`` is one this replayer stopped waiting for before it was sent: the
+        client was told it failed, so it must not reach the site after all."""
+        if flow.id not in self._given_up:
+            return False
+        self._given_up.discard(flow.id)
+        return True
 
     async def __call__(self, flow: http.HTTPFlow) -> None:
         answered = asyncio.get_running_loop().create_future()
@@ -36,6 +45,10 @@ class Replayer:
         try:
             ctx.master.commands.call("replay.client", [flow])
             await answered
+        except BaseException:  # a timeout or a cancellation: it may still wait in the queue
+            if answered.cancelled() or not answered.done():  # no answer came
+                self._given_up.add(flow.id)
+            raise
         finally:
             del self._waiting[flow.id]
 
