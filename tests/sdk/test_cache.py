@@ -65,13 +65,20 @@ async def test_failures_are_not_cached() -> None:
     assert protect.calls == 2 and len(cache) == 0
 
 
-async def test_a_cancelled_owner_hands_over() -> None:
-    cache, gate = ProtectCache(), asyncio.Event()
-    protect = Counting(gate)
+async def _owner_and_waiter(protect: Counting) -> tuple[asyncio.Task, asyncio.Task]:
+    """A call in flight (the owner) and a second caller of the same image waiting on it."""
+    cache = ProtectCache()
     owner = asyncio.create_task(cache.protect(b"img", OPTIONS, protect))
     await asyncio.sleep(0)
     waiter = asyncio.create_task(cache.protect(b"img", OPTIONS, protect))
     await asyncio.sleep(0)
+    return owner, waiter
+
+
+async def test_a_cancelled_owner_hands_over() -> None:
+    gate = asyncio.Event()
+    protect = Counting(gate)
+    owner, waiter = await _owner_and_waiter(protect)
     owner.cancel()
     await asyncio.sleep(0)
     gate.set()
@@ -84,12 +91,9 @@ async def test_a_cancelled_owner_hands_over() -> None:
 async def test_a_waiter_cancelled_with_its_owner_stays_cancelled() -> None:
     # its own deadline (asyncio.timeout) fired as the owner was cancelled: it must not
     # take over and call the service past that deadline
-    cache, gate = ProtectCache(), asyncio.Event()
+    gate = asyncio.Event()
     protect = Counting(gate)
-    owner = asyncio.create_task(cache.protect(b"img", OPTIONS, protect))
-    await asyncio.sleep(0)
-    waiter = asyncio.create_task(cache.protect(b"img", OPTIONS, protect))
-    await asyncio.sleep(0)
+    owner, waiter = await _owner_and_waiter(protect)
     owner.cancel()
     waiter.cancel()
     await asyncio.sleep(0)
