@@ -4,7 +4,8 @@
 # worker) in a fixed shuffled order, and its JSON row is kept under the results folder, so a
 # later session goes on with the photos not yet done and an interrupted run is a random sample.
 #
-#   bash bench/photos_queue.sh run REV [WORKERS]   # protect the photos not yet done (default 2 workers)
+#   bash bench/photos_queue.sh run REV [WORKERS]   # protect the photos not yet done (default 2
+#                                                  # workers; one run at a time on a machine)
 #   bash bench/photos_queue.sh table REV           # photos.md / photos.json of the rows so far
 #
 # Rows: bench/results/photos-cpu-REV/rows/PHOTO.json; the order (seed 11): .../order.txt.
@@ -30,8 +31,10 @@ worker() {
     local photo
     while photo="$(next_photo)" && [ -n "$photo" ]; do
         echo "$(date -u +%FT%TZ) start $photo" >> "$scratch/worker$1.log"
-        if (cd "$tree" && OMP_NUM_THREADS=1 PYTHONPATH="$tree:$tree/sdk" "$py" bench/photos.py \
-                --faces "$faces" --photos "$photo" --out "$scratch/out.$photo") > "$scratch/log.$photo" 2>&1; then
+        # a photo with no face prints its row, then exits non-zero (no table to write)
+        (cd "$tree" && OMP_NUM_THREADS=1 PYTHONPATH="$tree:$tree/sdk" "$py" bench/photos.py \
+            --faces "$faces" --photos "$photo" --out "$scratch/out.$photo") > "$scratch/log.$photo" 2>&1 || true
+        if grep -q '^{' "$scratch/log.$photo"; then
             grep '^{' "$scratch/log.$photo" > "$results/rows/$photo.json"
         fi
         echo "$(date -u +%FT%TZ) end $photo" >> "$scratch/worker$1.log"

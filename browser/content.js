@@ -1,7 +1,7 @@
 /**
  * The content script (isolated world, document_start) on the pages of enabled sites.
  *
- * It holds the photos the user chooses or drops until the background worker has them
+ * It holds the photos the user chooses, drops or pastes until the background worker has them
  * protected (lib/intercept.js), and it is the page-world script's only way to the
  * background: over the private port of lib/handshake.js it takes that script's requests
  * (an image in an upload a page script sends) and forwards them. Neither the page nor its
@@ -36,7 +36,7 @@ function notify(level, text) {
   }
 }
 
-/** The photos chosen or dropped, protected for `site` (or as its on_failure says); null: refused. */
+/** The photos chosen, dropped or pasted, protected for `site` (or as its on_failure says); null: refused. */
 async function protectChosen(site, files) {
   const protect = (data, options) => protectInBackground(options.site, options.sizeMode, data);
   let outcomes;

@@ -25,8 +25,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from grasp_guard.service import SERVER_OPTIONS
-
 logger = logging.getLogger(__name__)
 
 UPLOAD_PATH = "/upload"
@@ -139,7 +137,7 @@ def server_context(certs: Certs) -> ssl.SSLContext:
 async def serve(app: web.Application, certs: Certs, host: str = "127.0.0.1",
                 port: int = 0) -> AsyncIterator[int]:
     """Serve ``app`` over HTTPS on ``host:port`` (0: a free port); yields the port."""
-    runner = web.AppRunner(app, access_log=None, **SERVER_OPTIONS)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, ssl_context=server_context(certs))

@@ -32,7 +32,7 @@ function filesOf(list) {
 }
 
 /**
- * Hold and protect the photos chosen or dropped in `win`.
+ * Hold and protect the photos chosen, dropped or pasted in `win`.
  * @param {Window} win
  * @param {(files: File[]) => Promise<File[] | null>} protectFiles the files to give the
  *   page (protected or, per on_failure, the originals), or null: refused.
@@ -63,9 +63,9 @@ export function interceptChoices(win, protectFiles) {
     }, (error) => console.error("GRASP Guard could not protect the photo", error));
   };
   /** A drop or a paste: held, and made again with the protected files. */
-  const onTransfer = (transferOf, remake) => (event) => {
+  const onTransfer = (transferOf, remake, keeps = () => false) => (event) => {
     const transfer = transferOf(event);
-    if (!event.isTrusted || !transfer) return;
+    if (!event.isTrusted || !transfer || keeps(transfer)) return;
     const files = [...transfer.files];
     if (!files.some(mayBeImage)) return;
     const strings = transfer.types.filter((t) => t !== "Files").map((t) => [t, transfer.getData(t)]);
@@ -84,6 +84,8 @@ export function interceptChoices(win, protectFiles) {
   win.addEventListener("change", onChoice, true);
   win.addEventListener("drop", onTransfer((e) => e.dataTransfer, (init, dataTransfer) =>
     new DragEvent("drop", { ...init, bubbles: true, cancelable: true, composed: true, dataTransfer })), true);
+  // Copied text comes with a picture of itself (office suites): it pastes as text, untouched.
   win.addEventListener("paste", onTransfer((e) => e.clipboardData, (init, clipboardData) =>
-    new ClipboardEvent("paste", { bubbles: true, cancelable: true, composed: true, clipboardData })), true);
+    new ClipboardEvent("paste", { bubbles: true, cancelable: true, composed: true, clipboardData }),
+  (transfer) => transfer.types.includes("text/plain")), true);
 }

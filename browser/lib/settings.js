@@ -1,7 +1,7 @@
 /**
- * The user's settings, in `chrome.storage.local` (the extension's own storage: pages and
- * content scripts are never sent them): the service's URL, its bearer token, and the
- * policy sites switched off.
+ * The user's settings, in `chrome.storage.local` (the extension's own storage, which pages
+ * cannot read; the content script reads only the sites switched off): the service's URL,
+ * its bearer token, and the policy sites switched off.
  */
 
 import { SERVICE } from "../config.js";

@@ -35,10 +35,10 @@ function stage() {
   return { listeners, target, win };
 }
 
-function userPaste(target, files, text) {
+function userPaste(target, files, strings = {}) {
   const clipboardData = new FakeTransfer();
   files.forEach((file) => clipboardData.items.add(file));
-  if (text) clipboardData.setData("text/plain", text);
+  for (const [type, value] of Object.entries(strings)) clipboardData.setData(type, value);
   const held = { prevented: false, stopped: false };
   return {
     held,
@@ -49,26 +49,29 @@ function userPaste(target, files, text) {
   };
 }
 
-test("a pasted photo reaches the page protected, with the pasted text; the original never", async () => {
+test("a pasted photo reaches the page protected, with what came with it; the original never", async () => {
   const { listeners, target, win } = stage();
   const original = new File([new Uint8Array([0xff, 0xd8, 0xff])], "me.jpg", { type: "image/jpeg" });
   const protectedCopy = new File([new Uint8Array([1])], "me.jpg", { type: "image/jpeg" });
   interceptChoices(win, async (files) => files.map((f) => (f === original ? protectedCopy : f)));
   const seen = new Promise((resolve) => target.addEventListener("paste", resolve));
-  const { held, event } = userPaste(target, [original], "caption");
+  const { held, event } = userPaste(target, [original], { "text/html": "<img>" });
   listeners.paste(event);
   assert.deepEqual(held, { prevented: true, stopped: true });
   const again = await seen;
   assert.deepEqual(again.clipboardData.files, [protectedCopy]);
-  assert.equal(again.clipboardData.getData("text/plain"), "caption");
+  assert.equal(again.clipboardData.getData("text/html"), "<img>");
 });
 
-test("a paste without a photo is the page's own; a refused photo is never pasted", async () => {
+test("a paste without a photo, or of text with its picture, is the page's own; a refused photo is never pasted", async () => {
   const { listeners, target, win } = stage();
   interceptChoices(win, async () => null);
-  const text = userPaste(target, [], "just text");
-  listeners.paste(text.event);
-  assert.deepEqual(text.held, { prevented: false, stopped: false });
+  const picture = new File([new Uint8Array([0x89])], "image.png", { type: "image/png" });
+  for (const [files, strings] of [[[], { "text/plain": "just text" }], [[picture], { "text/plain": "a table" }]]) {
+    const text = userPaste(target, files, strings);
+    listeners.paste(text.event);
+    assert.deepEqual(text.held, { prevented: false, stopped: false });
+  }
   let pasted = 0;
   target.addEventListener("paste", () => { pasted += 1; });
   const photo = userPaste(target, [new File([new Uint8Array([0xff])], "a.png", { type: "image/png" })]);

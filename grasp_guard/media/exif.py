@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .jpeg_segments import embedded_jpeg_end, find_embedded_jpegs
+from .jpeg_segments import find_embedded_jpegs
 from .orientation import normalise
 from .thumbnail import jpeg_thumbnail
 
@@ -166,8 +166,8 @@ def parse(tiff: bytes) -> ExifLayout:
                 length = _integers(tiff, tags[_THUMB_LENGTH], order)[0]
                 if 0 < start and 0 < length and start + length <= len(tiff):
                     # a length that stops short of the image's end would leave its tail
-                    end = max(start + length, embedded_jpeg_end(tiff, start) or 0)
-                    thumbnail = (start, end)
+                    eoi = tiff.find(b"\xff\xd9", start + length - 2)
+                    thumbnail = (start, max(start + length, eoi + 2))
                     thumbnail_entries = (tags[_THUMB_OFFSET], tags[_THUMB_LENGTH])
             if _STRIP_OFFSETS in tags and _STRIP_COUNTS in tags:
                 strips = _ranges(

@@ -30,21 +30,43 @@ _NAMESPACES: dict[bytes, tuple[bytes, tuple[bytes, ...]]] = {
 _XMLNS = re.compile(rb"xmlns:([\w.-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 
 
+# More prefixes bound to the namespaces above than any writer uses: a packet made to cost
+# time (each prefix is a pass over it) is dropped whole.
+MAX_PREFIXES = 16
+
+
 @lru_cache(maxsize=256)
-def _patterns(name: bytes) -> tuple[re.Pattern[bytes], ...]:
+def _patterns(name: bytes) -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[bytes]]:
     n = re.escape(name)
     return (
         re.compile(rb"\s" + n + rb"\s*=\s*(?:\"[^\"]*\"|'[^']*')"),  # attribute form
         re.compile(rb"<" + n + rb"(?:\s[^>]*)?/>"),  # empty element
-        re.compile(rb"<" + n + rb"(?:\s[^>]*)?>.*?</" + n + rb"\s*>", re.DOTALL),  # element
+        re.compile(rb"<" + n + rb"(?:\s[^>]*)?>"),  # an element's start tag
     )
 
 
-def _names(packet: bytes) -> list[bytes]:
-    """The qualified names to remove, under every prefix the packet binds to their namespace."""
+def _without_elements(packet: bytes, name: bytes, start: re.Pattern[bytes]) -> bytes:
+    """``packet`` without the elements ``name``, start tag to end tag, in one pass (a lazy
+    ``.*?`` regex rescans the rest of the packet from every start tag that never closes)."""
+    out, pos = bytearray(), 0
+    while (found := start.search(packet, pos)) is not None:
+        close = packet.find(b"</" + name, found.end())
+        end = -1 if close < 0 else packet.find(b">", close)
+        if end < 0:
+            break
+        out += packet[pos : found.start()]
+        pos = end + 1
+    return bytes(out + packet[pos:])
+
+
+def _names(packet: bytes) -> list[bytes] | None:
+    """The qualified names to remove, under every prefix the packet binds to their
+    namespace; None past ``MAX_PREFIXES`` such prefixes."""
     bound: dict[bytes, set[bytes]] = {}
     for prefix, double, single in _XMLNS.findall(packet):
         bound.setdefault(double or single, set()).add(prefix)
+    if sum(len(bound.get(uri, ())) for uri in _NAMESPACES) > MAX_PREFIXES:
+        return None
     return [prefix + b":" + local
             for uri, (usual, locals_) in _NAMESPACES.items()
             for prefix in sorted(bound.get(uri, set()) | {usual})
@@ -53,13 +75,16 @@ def _names(packet: bytes) -> list[bytes]:
 
 def sanitize(packet: bytes) -> tuple[bytes, list[str]]:
     """The packet without image-carrying properties, and the names of those removed."""
+    names = _names(packet)
+    if names is None:
+        return b"", [f"the whole packet (over {MAX_PREFIXES} prefixes for image namespaces)"]
     removed = []
-    for name in _names(packet):
+    for name in names:
         if name not in packet:
             continue
         before = packet
-        for pattern in _patterns(name):
-            packet = pattern.sub(b"", packet)
+        attribute, empty, start = _patterns(name)
+        packet = _without_elements(empty.sub(b"", attribute.sub(b"", packet)), name, start)
         if packet != before:
             removed.append(name.decode())
     return packet, removed

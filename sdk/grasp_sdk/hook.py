@@ -195,9 +195,9 @@ def _find_work(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes) -> _P
     if limits.reason:
         raise _LeaveAlone(limits.reason)
     for name in rule.length_headers:
-        declared = (hdrs.get(fields, name) or str(len(body))).strip()
-        if declared != str(len(body)):
-            raise _LeaveAlone(f"{name} declares {declared} bytes and the body holds "
+        declared = hdrs.get(fields, name)
+        if declared is not None and declared.strip() != str(len(body)):
+            raise _LeaveAlone(f"{name} declares {declared.strip()} bytes and the body holds "
                               f"{len(body)} (a piece of a split upload?)")
     try:
         slots = _find_slots(rule, hdrs.get(fields, "content-type") or "", body)

@@ -293,7 +293,7 @@ export interface GuardOptions {
   token?: string;
   /** The fetch the service client uses: the original, never the wrapped one. */
   fetch?: typeof fetch;
-  /** Resolves relative request URLs (default: `location.href`). */
+  /** Resolves relative request URLs (default: `document.baseURI`, else `location.href`). */
   baseURL?: string;
   /** Told what happened to each request a policy site matched (for notices). */
   onOutcome?: (outcome: UploadOutcome) => void;
@@ -331,7 +331,7 @@ export function wrapFetch(fetchFn: typeof fetch, options: GuardOptions): typeof 
 
 /**
  * Patch `XHR.prototype` so that matching uploads go out protected; headers are held until
- * `send`. Under `block` a failed request sends nothing and fires `error` and `loadend`.
+ * `send`. Under `block` a failed request sends nothing and ends as a failed one (readyState 4, `readystatechange`, `error`, `loadend`); `abort()` during protection ends it as aborted, unsent.
  * @returns a function that undoes the patch.
  */
 export function patchXMLHttpRequest(XHR: { prototype: XMLHttpRequest }, options: GuardOptions): () => void;

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 from _media_builders import xmp_packet
 
@@ -42,3 +44,15 @@ def test_clean_packet_is_returned_byte_identical() -> None:
     packet = xmp_packet(b' xmp:Rating="5"')
     assert xmp.sanitize(packet) == (packet, [])
     assert xmp.notes([]) == []
+
+
+def test_a_packet_made_to_cost_time_does_not() -> None:
+    """Start tags that never close are one pass, not one per tag; a flood of prefixes bound
+    to the image namespaces drops the packet whole."""
+    unclosed = xmp_packet(b">" + b"<GImage:Data>" * 20_000 + b"</rdf:Description><rdf:Description")
+    started = time.perf_counter()
+    assert xmp.sanitize(unclosed)[0] == unclosed
+    prefixes = b"".join(b' xmlns:p%d="http://ns.google.com/photos/1.0/image/"' % i for i in range(17))
+    clean, names = xmp.sanitize(xmp_packet(prefixes + b' p16:Data="QUJD"'))
+    assert time.perf_counter() - started < 1.0
+    assert clean == b"" and "the whole packet" in names[0]

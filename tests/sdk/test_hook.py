@@ -99,6 +99,9 @@ async def test_a_piece_of_a_longer_file_is_left_alone(
                                fake_protect)
     assert not out.changed and out.body is jpeg and not fake_protect.calls
     assert f"X-Entity-Length declares {len(jpeg) + 5000} bytes" in out.reason
+    empty = await rewrite_upload("POST", "https://raw.test/rupload/x", {"X-Entity-Length": ""},
+                                 jpeg, policy, fake_protect)  # as the JS SDK reads it
+    assert not empty.changed and "X-Entity-Length declares  bytes" in empty.reason
 
 
 async def test_multipart_only_image_parts_change(policy: Policy, fake_protect, jpeg: bytes) -> None:

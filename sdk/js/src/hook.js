@@ -88,9 +88,9 @@ async function rewrite(rule, url, fields, body, protect) {
   const limits = hdrs.constraints(fields, url);
   if (limits.reason) throw new LeaveAlone(limits.reason);
   for (const name of rule.lengthHeaders) {
-    const declared = (hdrs.get(fields, name) ?? String(body.length)).trim();
-    if (declared !== String(body.length)) {
-      throw new LeaveAlone(`${name} declares ${declared} bytes and the body holds ${body.length} ` +
+    const declared = hdrs.get(fields, name);
+    if (declared !== null && declared.trim() !== String(body.length)) {
+      throw new LeaveAlone(`${name} declares ${declared.trim()} bytes and the body holds ${body.length} ` +
         "(a piece of a split upload?)");
     }
   }

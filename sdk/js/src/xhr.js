@@ -6,14 +6,15 @@ import { absoluteUrl, protectRequestBody } from "./request.js";
 
 const STATE = Symbol("grasp-guard-xhr");
 const PROTECTING = Symbol("grasp-guard-xhr-protecting");
+const SENT = Symbol("grasp-guard-xhr-sent");
 
 /**
  * Patch `XHR.prototype` (`open`, `setRequestHeader`, `send`, `abort`) so that a request a
  * policy site matches has its headers held until `send`, its body protected, and then is
  * sent, protected, with its headers fixed up. When protection fails the site's `on_failure`
- * decides: `pass` sends the original; `block` sends nothing and ends the request as a failed
- * one (readyState 4, `readystatechange`, `error`, `loadend`). `abort()` while the photo is
- * being protected ends it as an aborted one, and nothing is sent. A synchronous request cannot wait for the service: it goes
+ * decides: `pass` sends the original; `block` sends nothing and ends the request as a
+ * failed one (readyState 4, `readystatechange`, `error`, `loadend`). `abort()` while the
+ * photo is being protected ends it as an aborted one, and nothing is sent. A synchronous request cannot wait for the service: it goes
  * under `on_failure` at once (`block` throws UploadBlockedError from `send`).
  * Requests no site matches are untouched.
  *
@@ -29,6 +30,7 @@ export function patchXMLHttpRequest(XHR, options) {
   proto.open = function open(method, url, ...rest) {
     delete this.readyState;  // the one a refused or aborted request was given (finish)
     this[PROTECTING] = null;
+    this[SENT] = false;
     const absolute = absoluteUrl(url, options.baseURL);
     const rule = options.policy.match(method, absolute);
     // open(m, u) is asynchronous; open(m, u, undefined) is not (WebIDL makes it false)
@@ -44,9 +46,11 @@ export function patchXMLHttpRequest(XHR, options) {
   };
 
   proto.send = function send(body = null) {
+    if (this[SENT]) throw new DOMException("send() was called already; open() first", "InvalidStateError");
     const state = this[STATE];
     if (!state) return original.send.call(this, body);
     this[STATE] = null;
+    this[SENT] = true;  // until open(): the real XHR, never sent, would take a second send()
     const go = (headers, payload) => {
       for (const [name, value] of headers) original.setRequestHeader.call(this, name, value);
       return original.send.call(this, payload);

@@ -259,5 +259,6 @@ test("patchXMLHttpRequest: a request aborted while its photo is protected is nev
   await new Promise((resolve) => setTimeout(resolve, 10));
   assert.deepEqual(events, ["abort", "loadend"]);
   assert.equal(xhr.readyState, 0);
+  assert.throws(() => xhr.send(JPEG), { name: "InvalidStateError" });  // as a browser's would
   assert.ok(!xhr.log.some(([what]) => what === "send"));
 });
