@@ -39,6 +39,10 @@ FINISH_PRIOR_S = 2.0
 HEADROOM = 0.1
 #: Seconds after which a group's timings are due a fresh one (see the module docstring).
 RETIME_S = 300.0
+# The most crop groups timed at once: the group of a crop follows the request's options (site
+# quality, resize, blur), so a caller could otherwise grow the table without end; the group
+# timed longest ago goes first, and is timed afresh if it comes back.
+MAX_GROUPS = 1024
 
 #: Measured batch times by group and batch size: (mean s, deviation s, timings, age s).
 TimesSnapshot: TypeAlias = dict[Hashable, dict[int, tuple[float, float, int, float]]]
@@ -118,6 +122,9 @@ class ServiceTimes:
             del sizes[old], observed[old]
         sizes.setdefault(size, Ewma(seconds, self._weight)).observe(seconds)
         observed[size] = at
+        if len(self._batches) > MAX_GROUPS:
+            stalest = min(self._observed, key=lambda g: max(self._observed[g].values(), default=at))
+            del self._batches[stalest], self._observed[stalest]
 
     def batch_seconds(self, group: Hashable, size: int) -> float:
         """The expected seconds of a batch of ``size`` crops of ``group``."""

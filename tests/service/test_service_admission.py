@@ -288,3 +288,12 @@ def test_a_decision_is_about_one_request() -> None:
     with pytest.raises(ValueError, match="exactly one request"):
         decide({}, [Crop("x", A, 0.0), Crop("y", A, 0.0)], {}, times_of(), now=0.0,
                free_at=None, max_batch=4, gather_s=0.0)
+
+
+def test_the_groups_timed_are_bounded_the_stalest_going_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("grasp_guard.service.admission.MAX_GROUPS", 3)
+    times = ServiceTimes(prior_s=1.0)
+    for at, group in enumerate(["a", "b", "c", "d"]):
+        times.observe(group, 1, 5.0, at=float(at))
+    assert [times.measured(g) for g in "abcd"] == [False, True, True, True]
+    assert times.batch_seconds("a", 1) == 1.0  # back to the prior
