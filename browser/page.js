@@ -6,12 +6,15 @@
  * the page's sites. Installed before any page script runs, so that none holds the
  * unwrapped fetch. It has no access to the service: each image goes over the private port
  * to the content script, which asks the background worker. A photo already protected by
- * the extension comes back as it is.
+ * the extension comes back as it is. It also holds the choices of the file inputs whose
+ * events never reach the window, where the content script holds the others
+ * (lib/intercept.js).
  */
 
 import { PAGES, POLICY } from "./config.js";
-import { loadPolicy, patchXMLHttpRequest, wrapFetch } from "./sdk/index.js";
+import { loadPolicy, patchXMLHttpRequest, protectFile, wrapFetch } from "./sdk/index.js";
 import { takePort } from "./lib/handshake.js";
+import { choiceHolder, holdUnreachableInputs } from "./lib/intercept.js";
 import { PageSites } from "./lib/sites.js";
 
 const pageSites = new PageSites(loadPolicy(POLICY, { source: "the extension's policy" }), PAGES);
@@ -57,9 +60,26 @@ function portClient() {
   };
 }
 
+/** The photos of one choice protected for the page's first site, or as its on_failure
+ * says (the background answers a site the user switched off with the photo as it is). */
+async function protectChoice(client, files) {
+  const site = policy.sites[0].name;
+  try {
+    const outcomes = await Promise.all(files.map((file) => protectFile(file, { policy, site, protect: client.protect })));
+    for (const { file, error } of outcomes.filter((o) => o.error !== null)) {
+      client.report({ site, blocked: false, error, reason: `${file.name} went UNPROTECTED: ${error.message}` });
+    }
+    return outcomes.map((o) => o.file);
+  } catch (error) {
+    client.report({ site, blocked: true, error, reason: error.message });
+    return null;
+  }
+}
+
 if (policy.sites.length > 0) {
   const client = portClient();
   const options = { policy, protect: client.protect, onOutcome: client.report };
   window.fetch = wrapFetch(window.fetch.bind(window), options);
   patchXMLHttpRequest(window.XMLHttpRequest, options);
+  holdUnreachableInputs(window, choiceHolder((files) => protectChoice(client, files)));
 }

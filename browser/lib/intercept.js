@@ -12,8 +12,9 @@
  * default, pasting an image into an editable field, does not follow an event a script
  * fires). Refused photos (on_failure: block) never reach the page.
  *
- * Not held: a file input outside the document (made and clicked by a script) or in a
- * shadow root, whose events never reach the window.
+ * A file input outside the document (made and clicked by a script) or in a shadow root,
+ * whose events never reach the window, is held from the page's world
+ * (holdUnreachableInputs): the window's listeners cannot see it.
  */
 
 const IMAGE_NAME = /\.(jpe?g|jfif|png|gif|webp|heic|heif|avif)$/i;
@@ -32,17 +33,15 @@ function filesOf(list) {
 }
 
 /**
- * Hold and protect the photos chosen, dropped or pasted in `win`.
- * @param {Window} win
- * @param {(files: File[]) => Promise<File[] | null>} protectFiles the files to give the
- *   page (protected or, per on_failure, the originals), or null: refused.
+ * What holds a choice: given a trusted `input` or `change` event of a file input, it stops
+ * the event, empties the input, and once `protectFiles` answers gives the input the files
+ * and fires `input` and `change` again.
+ * @param {(files: File[]) => Promise<File[] | null>} protectFiles as for interceptChoices.
+ * @returns {(event: Event, input: HTMLInputElement) => void}
  */
-export function interceptChoices(win, protectFiles) {
+export function choiceHolder(protectFiles) {
   const pending = new WeakMap();  // input -> the choice being protected
-  const onChoice = (event) => {
-    if (!event.isTrusted) return;
-    const input = event.composedPath()[0];
-    if (!(input instanceof win.HTMLInputElement) || input.type !== "file") return;
+  return (event, input) => {
     const files = [...(input.files ?? [])];
     if (pending.has(input) && files.length === 0) {
       event.stopImmediatePropagation();  // the `change` after the `input` we hold
@@ -61,6 +60,48 @@ export function interceptChoices(win, protectFiles) {
       input.dispatchEvent(new Event("input", { bubbles: true, composed: true }));
       input.dispatchEvent(new Event("change", { bubbles: true }));
     }, (error) => console.error("GRASP Guard could not protect the photo", error));
+  };
+}
+
+/**
+ * File inputs whose events never reach the window (made and clicked by a script without
+ * being put in the document, or in a shadow root): from the page's world, where a script
+ * opens their file picker (`click`, `showPicker`), each gets its own capture listeners,
+ * which run before the page's others on it.
+ * @param {Window} win the page's own window (its prototypes are the page's).
+ * @param {(event: Event, input: HTMLInputElement) => void} holdChoice a choiceHolder.
+ */
+export function holdUnreachableInputs(win, holdChoice) {
+  const watched = new WeakSet();
+  const proto = win.HTMLInputElement.prototype;
+  for (const name of ["click", "showPicker"]) {
+    const open = proto[name];
+    if (typeof open !== "function") continue;
+    proto[name] = function openPicker(...args) {
+      if (this.type === "file" && this.getRootNode() !== win.document && !watched.has(this)) {
+        watched.add(this);
+        const onChoice = (event) => { if (event.isTrusted) holdChoice(event, this); };
+        this.addEventListener("input", onChoice, true);
+        this.addEventListener("change", onChoice, true);
+      }
+      return open.apply(this, args);
+    };
+  }
+}
+
+/**
+ * Hold and protect the photos chosen, dropped or pasted in `win`.
+ * @param {Window} win
+ * @param {(files: File[]) => Promise<File[] | null>} protectFiles the files to give the
+ *   page (protected or, per on_failure, the originals), or null: refused.
+ */
+export function interceptChoices(win, protectFiles) {
+  const holdChoice = choiceHolder(protectFiles);
+  const onChoice = (event) => {
+    if (!event.isTrusted) return;
+    const input = event.composedPath()[0];
+    if (!(input instanceof win.HTMLInputElement) || input.type !== "file") return;
+    holdChoice(event, input);
   };
   /** A drop or a paste: held, and made again with the protected files. */
   const onTransfer = (transferOf, remake, keeps = () => false) => (event) => {

@@ -59,6 +59,18 @@ zone.addEventListener("drop", (e) => { e.preventDefault(); const f = e.dataTrans
 <script>@SCRIPT@
 document.querySelector("input").addEventListener("change", async (e) => post(await shrink(e.target.files[0]), "shrunk.jpg"));
 </script>""",
+    # the photo chosen in a file input a script made and opened without putting it in the
+    # document (its events never reach the window), posted as it is
+    "detached": """<script>@SCRIPT@
+window.picker = document.createElement("input");
+window.picker.type = "file";
+window.picker.addEventListener("change", async (e) => {
+  const file = e.target.files[0];
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
+  window.seen = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");  // what it read
+  post(file, file.name);
+});
+</script>""",
     # a page script that listens to every message from its first line, to catch the
     # extension's port if it ever showed
     "spy": """<script>
