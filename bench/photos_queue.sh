@@ -49,6 +49,27 @@ run)
 table)
     cat "$results"/rows/*.json > "$scratch/rows.jsonl"
     (cd "$tree" && PYTHONPATH="$tree:$tree/sdk" "$py" bench/photos.py --faces "$faces" \
-        --rows-from "$scratch/rows.jsonl" --out "$results") ;;
+        --rows-from "$scratch/rows.jsonl" --out "$results")
+    # The header says how the rows were made, not how this run wrote the tables.
+    n_photos=$(wc -l < "$scratch/rows.jsonl")
+    "$py" - "$results/photos.md" "$rev" "$n_photos" <<'PY'
+import sys
+path, rev, n = sys.argv[1], sys.argv[2], sys.argv[3]
+lines = open(path, encoding="utf-8").read().split("\n")
+header = [
+    f"- command: `bash bench/photos_queue.sh run {rev}` (each photo: `bench/photos.py --faces "
+    "../shared/data/faces --photos P`, defaults, one torch thread), then "
+    f"`bash bench/photos_queue.sh table {rev}`",
+    f"- faces: the shared real photos (../shared/data/faces, PROVENANCE.md) in `order.txt`'s "
+    f"shuffled order, n = {n} photos so far; faces found by CenterFace in each run",
+    "- surrogate and judge: cyclegan-vintage, real trained weights (vintagify 0.1.2), the default set",
+    f"- git: `{rev}` for every row; machine: the developer CPU, 2 cores, two photos at a time "
+    "with one torch thread each (README.md: sessions, load)",
+]
+body = [line for line in lines[1:] if not line.startswith(("- command:", "- git:", "- machine:",
+                                                             "- torch_threads:", "- photos:"))]
+open(path, "w", encoding="utf-8").write("\n".join([lines[0], "", *header, *body[1:]]))
+PY
+    ;;
 *) echo "unknown action $action: run or table" >&2; exit 2 ;;
 esac
