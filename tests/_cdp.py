@@ -69,7 +69,12 @@ class Page:
 
     async def choose_file(self, selector: str, path: Path) -> None:
         """The user picks ``path`` in the file input at ``selector``."""
-        found = await self.call("Runtime.evaluate", expression=f"document.querySelector({json.dumps(selector)})")
+        await self.choose_file_in(f"document.querySelector({json.dumps(selector)})", path)
+
+    async def choose_file_in(self, expression: str, path: Path) -> None:
+        """The user picks ``path`` in the file input ``expression`` evaluates to (one outside
+        the document too)."""
+        found = await self.call("Runtime.evaluate", expression=expression)
         await self.call("DOM.setFileInputFiles", files=[str(path)],
                         objectId=found["result"]["objectId"])
 

@@ -69,9 +69,7 @@ async def _canvas(page: Page, face: Path) -> None:
 
 async def _detached(page: Page, face: Path) -> None:
     await page.evaluate("window.picker.click()")  # the page opens the picker; the user picks
-    found = await page.call("Runtime.evaluate", expression="window.picker")
-    await page.call("DOM.setFileInputFiles", files=[str(face)],
-                    objectId=found["result"]["objectId"])
+    await page.choose_file_in("window.picker", face)
 
 
 SCENARIOS = {"input": _input, "drop": _drop, "script": _script, "canvas": _canvas,
