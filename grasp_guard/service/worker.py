@@ -150,8 +150,9 @@ class BatchWorker:
         for index, task in enumerate(tasks):
             self._pending.setdefault(task.group_key, []).append(_Item(ticket, index, task, now))
         self._update_pending()
-        # a request that gives up (deadline, disconnect) leaves the gauges at once
-        ticket.future.add_done_callback(lambda _: self._update_pending())
+        # a request that gives up (deadline, disconnect) leaves the gauges at once; one
+        # delivered leaves them when its batch ends (_run)
+        ticket.future.add_done_callback(lambda f: self._update_pending() if f.cancelled() else None)
         self._wakeup.set()
         return ticket
 
