@@ -25,7 +25,8 @@ from grasp_guard.service.keys import METRICS, SETTINGS
 
 logger = logging.getLogger(__name__)
 
-# Most specific first: every GraspGuardError input error is also a ValueError.
+# Most specific first. A ValueError of no domain class is a bug of ours, not the client's:
+# it is a 500 like any other, never a 400 that blames the request.
 DOMAIN_ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
     (InvalidImageError, 400, "invalid_image"),
     (UnsupportedFormatError, 415, "unsupported_format"),
@@ -34,7 +35,6 @@ DOMAIN_ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
     (QueueFullError, 429, "queue_full"),
     (ServiceUnavailableError, 503, "unavailable"),
     (ConfigError, 400, "invalid_options"),
-    (ValueError, 400, "invalid_options"),
 )
 
 HTTP_KINDS = {

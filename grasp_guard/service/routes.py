@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import hdrs, web
 from grasp_sdk.options import ProtectOptions
 
+from grasp_guard.errors import ConfigError
 from grasp_guard.pipeline import passthrough_report
 from grasp_guard.service.cpu import CpuStage
 from grasp_guard.service.keys import CPU, METRICS, RUNTIME, SETTINGS
@@ -16,6 +17,14 @@ from grasp_guard.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from grasp_guard.service.report import REPORT_HEADER, compact_report, report_header
 from grasp_guard.service.runtime import Runtime, deadline_error
 from grasp_guard.service.upload import read_upload
+
+
+def _options(params: dict[str, str]) -> ProtectOptions:
+    """The request's options; a bad one is the client's error (ConfigError, 400)."""
+    try:
+        return ProtectOptions.from_params(params)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 async def _protect_admitted(request: web.Request, runtime: Runtime,
@@ -32,7 +41,7 @@ async def _protect_admitted(request: web.Request, runtime: Runtime,
                                           f"{settings.deadline_s:g} s deadline") from exc
     try:
         async with asyncio.timeout_at(start + settings.deadline_s):
-            options = ProtectOptions.from_params(params)
+            options = _options(params)
             prepared = await cpu.prepare(data, options)
     except TimeoutError as exc:
         raise deadline_error(settings.deadline_s, started=False) from exc

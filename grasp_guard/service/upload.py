@@ -19,7 +19,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 
-from grasp_guard.errors import ImageTooLargeError, InvalidImageError
+from grasp_guard.errors import ConfigError, ImageTooLargeError, InvalidImageError
 
 IMAGE_FIELD = "image"
 MAX_OPTION_BYTES = 1024
@@ -50,7 +50,7 @@ def _unique(pairs: Iterable[tuple[str, str]], where: str) -> dict[str, str]:
     params: dict[str, str] = {}
     for name, value in pairs:
         if name in params:
-            raise ValueError(f"option {name!r} is given twice in the {where}")
+            raise ConfigError(f"option {name!r} is given twice in the {where}")
         params[name] = value
     return params
 
@@ -83,10 +83,10 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[bytes, 
             raise InvalidImageError("malformed multipart body: a part has no name (its "
                                     "Content-Disposition is missing or malformed)")
         if len(name) > MAX_NAME:
-            raise ValueError(f"a form field name is longer than {MAX_NAME} characters")
+            raise ConfigError(f"a form field name is longer than {MAX_NAME} characters")
         if name == IMAGE_FIELD:
             if image is not None:
-                raise ValueError(f"the form has more than one {IMAGE_FIELD!r} field")
+                raise ConfigError(f"the form has more than one {IMAGE_FIELD!r} field")
             with _parsing():
                 image = await _read_part(part, max_bytes - total)
             if image is None:
@@ -94,20 +94,20 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[bytes, 
             total += len(image)
             continue
         if name in fields:  # refused before the rest of the body is read
-            raise ValueError(f"option {name!r} is given twice in the form")
+            raise ConfigError(f"option {name!r} is given twice in the form")
         if len(fields) == MAX_FIELDS:
-            raise ValueError(f"the form has more than {MAX_FIELDS} option fields")
+            raise ConfigError(f"the form has more than {MAX_FIELDS} option fields")
         with _parsing():
             value = await _read_part(part, MAX_OPTION_BYTES)
         if value is None:
-            raise ValueError(f"form field {name!r} is longer than {MAX_OPTION_BYTES} bytes")
+            raise ConfigError(f"form field {name!r} is longer than {MAX_OPTION_BYTES} bytes")
         total += len(value)
         if total > max_bytes:
             raise ImageTooLargeError(f"the request body exceeds {max_bytes} bytes")
         try:
             fields[name] = value.decode("utf-8")
         except UnicodeDecodeError:
-            raise ValueError(f"form field {name!r} is not UTF-8 text") from None
+            raise ConfigError(f"form field {name!r} is not UTF-8 text") from None
     if image is None:
         raise InvalidImageError(f"the multipart body has no {IMAGE_FIELD!r} field")
     return image, fields
@@ -119,14 +119,14 @@ async def read_upload(request: web.Request, max_bytes: int) -> tuple[bytes, dict
     Raises:
         InvalidImageError: no image (an empty body, a form without ``image``, a malformed form).
         ImageTooLargeError: the body is longer than ``max_bytes``.
-        ValueError: options given twice, too long or not text.
+        ConfigError: options given twice, too long or not text.
     """
     params = _unique(request.query.items(), "query string")
     if request.content_type.startswith("multipart/"):
         data, fields = await _read_multipart(request, max_bytes)
         both = set(params) & set(fields)
         if both:
-            raise ValueError(f"option(s) {', '.join(sorted(both))} given in both the query "
+            raise ConfigError(f"option(s) {', '.join(sorted(both))} given in both the query "
                              "string and the form")
         params.update(fields)
     else:

@@ -131,6 +131,21 @@ async def test_unsupported_format_is_415(service: ServiceFactory, face_rgb: np.n
     assert _error(await resp.json())[0] == "unsupported_format"
 
 
+async def test_a_bug_of_ours_is_500_not_the_clients_fault(service: ServiceFactory, face_jpeg: bytes,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from grasp_guard.service.cpu import CpuStage
+
+    def broken(*_: Any) -> Any:
+        raise ValueError("an internal shape mismatch")
+
+    monkeypatch.setattr(CpuStage, "_prepare", staticmethod(broken))
+    client = await service()
+    resp = await client.post("/v1/protect", data=face_jpeg)
+    assert resp.status == 500
+    kind, message = _error(await resp.json())
+    assert kind == "internal" and "shape mismatch" not in message
+
+
 async def test_body_over_max_bytes_is_413(service: ServiceFactory, face_jpeg: bytes) -> None:
     client = await service(max_bytes=len(face_jpeg) - 1)
     resp = await client.post("/v1/protect", data=face_jpeg)
