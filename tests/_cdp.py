@@ -78,13 +78,24 @@ class Page:
         await self.call("DOM.setFileInputFiles", files=[str(path)],
                         objectId=found["result"]["objectId"])
 
+    async def _centre(self, selector: str) -> tuple[float, float]:
+        x, y = await self.evaluate(f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+                                   ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        return x, y
+
     async def drop_file(self, selector: str, path: Path) -> None:
         """The user drags ``path`` from the desktop and drops it on the element at ``selector``."""
-        box = await self.evaluate(f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
-                                  ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        x, y = await self._centre(selector)
         data = {"items": [], "files": [str(path)], "dragOperationsMask": 1}
         for kind in ("dragEnter", "dragOver", "drop"):
-            await self.call("Input.dispatchDragEvent", type=kind, x=box[0], y=box[1], data=data)
+            await self.call("Input.dispatchDragEvent", type=kind, x=x, y=y, data=data)
+
+    async def click(self, selector: str) -> None:
+        """The user clicks the element at ``selector`` (a trusted click)."""
+        x, y = await self._centre(selector)
+        for kind in ("mousePressed", "mouseReleased"):
+            await self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left",
+                            clickCount=1)
 
     async def notices(self) -> list[dict[str, str]]:
         """The extension's notices on the page: level and text."""

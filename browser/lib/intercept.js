@@ -10,7 +10,9 @@
  * the input gets the protected files and `input` and `change` are fired again (a drop or a
  * paste: a new `drop` or `paste` carrying them, which page scripts read; a browser's own
  * default, pasting an image into an editable field, does not follow an event a script
- * fires). Refused photos (on_failure: block) never reach the page.
+ * fires). Refused photos (on_failure: block) never reach the page. A form the user submits
+ * while one of its photos is being protected is held too, and submitted again (with its
+ * submitter) once the photo is in the input: it would otherwise go without it.
  *
  * A file input outside the document (made and clicked by a script) or in a shadow root,
  * whose events never reach the window, is held from the page's world
@@ -35,13 +37,15 @@ function filesOf(list) {
 /**
  * What holds a choice: given a trusted `input` or `change` event of a file input, it stops
  * the event, empties the input, and once `protectFiles` answers gives the input the files
- * and fires `input` and `change` again.
+ * and fires `input` and `change` again. `holdChoice.pendingIn(form)`: the choices of the
+ * form's inputs still being protected, each a promise of whether the page got files (false:
+ * refused, or protection failed).
  * @param {(files: File[]) => Promise<File[] | null>} protectFiles as for interceptChoices.
- * @returns {(event: Event, input: HTMLInputElement) => void}
+ * @returns {((event: Event, input: HTMLInputElement) => void) & {pendingIn: (form: HTMLFormElement) => Promise<boolean>[]}}
  */
 export function choiceHolder(protectFiles) {
   const pending = new WeakMap();  // input -> the choice being protected
-  return (event, input) => {
+  const holdChoice = (event, input) => {
     const files = [...(input.files ?? [])];
     if (pending.has(input) && files.length === 0) {
       event.stopImmediatePropagation();  // the `change` after the `input` we hold
@@ -49,17 +53,56 @@ export function choiceHolder(protectFiles) {
     }
     if (!files.some(mayBeImage)) return;
     event.stopImmediatePropagation();
-    const choice = {};
-    pending.set(input, choice);
     input.files = new DataTransfer().files;
-    protectFiles(files).then((chosen) => {
-      if (pending.get(input) !== choice) return;  // the user chose again meanwhile
+    const choice = protectFiles(files).then((chosen) => {
+      if (pending.get(input) !== choice) return true;  // the user chose again meanwhile
       pending.delete(input);
-      if (chosen === null) return;
+      if (chosen === null) return false;
       input.files = filesOf(chosen).files;
       input.dispatchEvent(new Event("input", { bubbles: true, composed: true }));
       input.dispatchEvent(new Event("change", { bubbles: true }));
-    }, (error) => console.error("GRASP Guard could not protect the photo", error));
+      return true;
+    }, (error) => {
+      if (pending.get(input) === choice) pending.delete(input);
+      console.error("GRASP Guard could not protect the photo", error);
+      return false;
+    });
+    pending.set(input, choice);
+  };
+  holdChoice.pendingIn = (form) => [...form.elements].filter((el) => pending.has(el)).map((el) => pending.get(el));
+  return holdChoice;
+}
+
+/**
+ * A trusted submit of a form whose photo is being protected: held until every choice of
+ * its inputs settles, then made again with the same submitter, unless one was refused.
+ * @param {Window} win
+ * @param {ReturnType<typeof choiceHolder>} holdChoice
+ * @returns {(event: SubmitEvent) => void}
+ */
+function submitHolder(win, holdChoice) {
+  const settled = async (form) => {
+    let given = true;
+    for (let waits = holdChoice.pendingIn(form); waits.length; waits = holdChoice.pendingIn(form)) {
+      given = (await Promise.all(waits)).every(Boolean);  // the latest choices decide
+    }
+    return given;
+  };
+  return (event) => {
+    const form = event.target;
+    if (!event.isTrusted || !(form instanceof win.HTMLFormElement)) return;
+    if (holdChoice.pendingIn(form).length === 0) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    const { submitter } = event;
+    settled(form).then((given) => {
+      if (!given || !form.isConnected) return;
+      try {
+        form.requestSubmit(submitter);
+      } catch {  // the submitter left the form meanwhile
+        form.requestSubmit();
+      }
+    });
   };
 }
 
@@ -111,22 +154,23 @@ export function interceptChoices(win, protectFiles) {
     if (!files.some(mayBeImage)) return;
     const strings = transfer.types.filter((t) => t !== "Files").map((t) => [t, transfer.getData(t)]);
     const target = event.composedPath()[0];
-    const init = Object.fromEntries(DRAG_FIELDS.map((k) => [k, event[k]]));
     event.preventDefault();  // the browser would open the file, or paste the original
     event.stopImmediatePropagation();
     protectFiles(files).then((chosen) => {
       if (chosen === null) return;
       const carried = filesOf(chosen);
       for (const [type, value] of strings) carried.setData(type, value);
-      (target.isConnected ? target : win.document).dispatchEvent(remake(init, carried));
+      (target.isConnected ? target : win.document).dispatchEvent(remake(event, carried));
     }, (error) => console.error("GRASP Guard could not protect the photo", error));
   };
   win.addEventListener("input", onChoice, true);
   win.addEventListener("change", onChoice, true);
-  win.addEventListener("drop", onTransfer((e) => e.dataTransfer, (init, dataTransfer) =>
-    new DragEvent("drop", { ...init, bubbles: true, cancelable: true, composed: true, dataTransfer })), true);
+  win.addEventListener("submit", submitHolder(win, holdChoice), true);
+  const dragFields = (event) => Object.fromEntries(DRAG_FIELDS.map((k) => [k, event[k]]));
+  win.addEventListener("drop", onTransfer((e) => e.dataTransfer, (held, dataTransfer) =>
+    new DragEvent("drop", { ...dragFields(held), bubbles: true, cancelable: true, composed: true, dataTransfer })), true);
   // Copied text comes with a picture of itself (office suites): it pastes as text, untouched.
-  win.addEventListener("paste", onTransfer((e) => e.clipboardData, (init, clipboardData) =>
+  win.addEventListener("paste", onTransfer((e) => e.clipboardData, (_held, clipboardData) =>
     new ClipboardEvent("paste", { bubbles: true, cancelable: true, composed: true, clipboardData }),
   (transfer) => transfer.types.includes("text/plain")), true);
 }

@@ -79,3 +79,66 @@ test("a paste without a photo, or of text with its picture, is the page's own; a
   await new Promise((resolve) => setTimeout(resolve, 10));
   assert.deepEqual([photo.held.prevented, pasted], [true, 0]);
 });
+
+class FakeInput extends EventTarget {
+  type = "file";
+  files = [];
+}
+
+class FakeForm {
+  isConnected = true;
+  submitted = [];
+  constructor(elements) { this.elements = elements; }
+  requestSubmit(submitter = null) { this.submitted.push(submitter); }
+}
+
+function formStage(protectFiles) {
+  const { listeners, win } = stage();
+  Object.assign(win, { HTMLInputElement: FakeInput, HTMLFormElement: FakeForm });
+  interceptChoices(win, protectFiles);
+  const input = new FakeInput();
+  const form = new FakeForm([input]);
+  const choose = (file) => {
+    input.files = [file];
+    listeners.change({ isTrusted: true, composedPath: () => [input], stopImmediatePropagation() {} });
+  };
+  const submit = (submitter) => {
+    const held = { prevented: false, stopped: false };
+    listeners.submit({
+      isTrusted: true, target: form, submitter,
+      preventDefault: () => { held.prevented = true; }, stopImmediatePropagation: () => { held.stopped = true; },
+    });
+    return held;
+  };
+  return { input, form, choose, submit };
+}
+
+const photo = () => new File([new Uint8Array([0xff, 0xd8, 0xff])], "me.jpg", { type: "image/jpeg" });
+const settle = () => new Promise((resolve) => setTimeout(resolve, 10));
+
+test("a form submitted while its photo is protected waits, then goes with the protected photo and its submitter", async () => {
+  let answer;
+  const protectedCopy = new File([new Uint8Array([1])], "me.jpg", { type: "image/jpeg" });
+  const { input, form, choose, submit } = formStage(() => new Promise((resolve) => { answer = resolve; }));
+  choose(photo());
+  assert.deepEqual(input.files, []);  // nothing of the original while it is protected
+  const button = { name: "send" };
+  assert.deepEqual(submit(button), { prevented: true, stopped: true });
+  await settle();
+  assert.deepEqual(form.submitted, []);  // not before the photo is in
+  answer([protectedCopy]);
+  await settle();
+  assert.deepEqual(input.files, [protectedCopy]);
+  assert.deepEqual(form.submitted, [button]);
+  assert.deepEqual(submit(button), { prevented: false, stopped: false });  // nothing pending now
+});
+
+test("a held form is not submitted again when its photo is refused; a form with nothing pending is the page's", async () => {
+  const refused = formStage(async () => null);
+  refused.choose(photo());
+  assert.deepEqual(refused.submit(null), { prevented: true, stopped: true });
+  await settle();
+  assert.deepEqual(refused.form.submitted, []);
+  const idle = formStage(async (files) => files);
+  assert.deepEqual(idle.submit(null), { prevented: false, stopped: false });
+});

@@ -71,6 +71,12 @@ window.picker.addEventListener("change", async (e) => {
   post(file, file.name);
 });
 </script>""",
+    # the photo chosen in a file input of a plain HTML form, which the user submits at once
+    # (no script: the browser posts the form and leaves the page)
+    "form": """<form method="post" enctype="multipart/form-data">
+<input type="file" name="@FIELD@" accept="image/*"><input type="hidden" name="note" value="kept">
+<button id="send">send</button></form>
+<script>document.forms[0].action = "/upload/" + new URLSearchParams(location.search).get("id");</script>""",
     # a page script that listens to every message from its first line, to catch the
     # extension's port if it ever showed
     "spy": """<script>
@@ -119,7 +125,7 @@ class ExtensionSite(ThreadedSite):
         page = PAGES.get(request.match_info["page"])
         if page is None:
             raise web.HTTPNotFound()
-        body = page.replace("@SCRIPT@", _SCRIPT)
+        body = page.replace("@SCRIPT@", _SCRIPT).replace("@FIELD@", UPLOAD_FIELD)
         return web.Response(text=f"<!doctype html><html><body>{body}</body></html>",
                             content_type="text/html")
 

@@ -154,6 +154,19 @@ async def test_a_script_made_input_never_shows_the_page_the_original(
     assert sent.seen != hashlib.sha256(face_file.read_bytes()).hexdigest()
 
 
+async def test_a_form_the_user_submits_during_protection_posts_the_protected_photo(
+        browser: Browser, site: ExtensionSite, face_file: Path, verifier: Verifier) -> None:
+    # the browser's own form post, no page script: the submit waits for the photo
+    async with browser.page() as page:
+        await page.open(site.url("pass.localhost", "form", "form"))
+        await page.choose_file("input", face_file)
+        await page.click("#send")
+        upload = await asyncio.to_thread(site.upload, "form", PROTECT_S)
+    assert_protected(face_file.read_bytes(), upload.photo, verifier, "the page was left")
+    assert exif_make(upload.photo) == CAMERA
+    assert upload.note == "kept"
+
+
 @pytest.mark.xfail(strict=False, reason=(
     "known limitation: the photo is protected when picked (through the site's declared "
     "shrink) and its canvas-shrunk copy again on its way out; measured on Chromium 156, "
