@@ -6,6 +6,8 @@
 #
 #   bash bench/photos_queue.sh run REV [WORKERS]   # protect the photos not yet done (default 2
 #                                                  # workers; one run at a time on a machine)
+#   NO_START_AFTER=04:30 bash bench/photos_queue.sh run REV   # no photo started after 04:30
+#                                                  # UTC: a photo stopped unfinished is lost
 #   bash bench/photos_queue.sh table REV           # photos.md / photos.json of the rows so far
 #
 # Rows: bench/results/photos-cpu-REV/rows/PHOTO.json; the order (seed 11): .../order.txt.
@@ -27,9 +29,17 @@ next_photo() {  # claims under a lock: two workers never take one photo
         done < "$1/order.txt"' _ "$results" "$scratch"
 }
 
+# The next time of day NO_START_AFTER (UTC) names, as epoch seconds; never when unset.
+no_start_after=never
+if [ -n "${NO_START_AFTER:-}" ]; then
+    no_start_after=$(date -u -d "$NO_START_AFTER" +%s)
+    [ "$no_start_after" -gt "$(date +%s)" ] || no_start_after=$((no_start_after + 86400))
+fi
+
 worker() {
     local photo
-    while photo="$(next_photo)" && [ -n "$photo" ]; do
+    while { [ "$no_start_after" = never ] || [ "$(date +%s)" -lt "$no_start_after" ]; } &&
+            photo="$(next_photo)" && [ -n "$photo" ]; do
         echo "$(date -u +%FT%TZ) start $photo" >> "$scratch/worker$1.log"
         # a photo with no face prints its row, then exits non-zero (no table to write)
         (cd "$tree" && OMP_NUM_THREADS=1 PYTHONPATH="$tree:$tree/sdk" "$py" bench/photos.py \
