@@ -21,6 +21,11 @@ class SizeBudgetError(GraspGuardError, ValueError):
     """The protected image cannot meet the requested byte size (size_mode max or exact)."""
 
 
+class NotComparableError(GraspGuardError, ValueError):
+    """``verify``: the received copy does not line up with the original (another photo, or
+    one the site changed past comparing), so no verdict can be given."""
+
+
 class CheckpointError(GraspGuardError, ValueError):
     """A weights file does not match the architecture it is loaded into."""
 

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from grasp_guard.defense.metrics import psnr, ssim
+from grasp_guard.errors import NotComparableError
 from grasp_guard.faces.detect import FaceDetector
 from grasp_guard.faces.regions import extract_crops, plan_regions
 from grasp_guard.media import decode
@@ -15,6 +16,12 @@ from grasp_guard.pipeline import Engine, detector_name, shared_default_detector
 
 # Mean DSR (CMUA) over a face's edits at which it counts as protected.
 PROTECTED_AT = 0.8
+# Under this PSNR (dB) of the two copies on one grid, the received copy is another photo, or
+# one the site changed past comparing (a protected copy re-encoded by a site sits near 35).
+COMPARABLE_PSNR = 25.0
+SAME_ASPECT = 0.01  # relative difference of aspect ratios under which a copy is only resized
+_MIN_MATCHES = 12  # feature matches that must agree on where a cropped copy lies
+_MAX_TILT = 0.5  # degrees: a site crops and scales, it does not rotate
 
 
 def common_grid(original: np.ndarray, received: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -30,6 +37,98 @@ def common_grid(original: np.ndarray, received: np.ndarray) -> tuple[np.ndarray,
     return original, cv2.resize(received, (w, h), interpolation=cv2.INTER_AREA)
 
 
+def locate(original: np.ndarray, received: np.ndarray) -> np.ndarray | None:
+    """Where a cropped (and scaled) copy lies in the original: the 2x3 similarity taking
+    original pixel coordinates to the copy's, from ORB matches agreed on by RANSAC; None
+    when too few agree or they say the copy is rotated."""
+    orb = cv2.ORB_create(4000)
+    found = [orb.detectAndCompute(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), None)
+             for im in (original, received)]
+    (kp_o, des_o), (kp_r, des_r) = found
+    if des_o is None or des_r is None:
+        return None
+    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(des_o, des_r)
+    if len(matches) < _MIN_MATCHES:
+        return None
+    src = np.float32([kp_o[m.queryIdx].pt for m in matches])
+    dst = np.float32([kp_r[m.trainIdx].pt for m in matches])
+    similarity, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
+                                                      ransacReprojThreshold=2.0)
+    if similarity is None or int(inliers.sum()) < _MIN_MATCHES:
+        return None
+    if abs(np.degrees(np.arctan2(similarity[1, 0], similarity[0, 0]))) > _MAX_TILT:
+        return None
+    return similarity
+
+
+def _resize_map(before: tuple[int, int], after: tuple[int, int]) -> np.ndarray:
+    """The 3x3 map of pixel coordinates that cv2.resize from ``before`` to ``after`` (W, H)
+    applies (pixel centres at integers)."""
+    fx, fy = after[0] / before[0], after[1] / before[1]
+    return np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5], [0, 0, 1]])
+
+
+def cropped_grid(original: np.ndarray, received: np.ndarray,
+                 similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both on the coarser one's grid, the original cut to the part the copy shows; None
+    when the copy shows more than the original has."""
+    h, w = original.shape[:2]
+    rh, rw = received.shape[:2]
+    scale = float(np.hypot(similarity[0, 0], similarity[1, 0]))
+    if abs(scale - 1) * max(h, w) < 0.5:  # a crop alone (under half a pixel of scale): cut it
+        x, y = (round(-float(t)) for t in similarity[:, 2])
+        if x < 0 or y < 0 or x + rw > w or y + rh > h:
+            return None
+        return original[y:y + rh, x:x + rw], received
+    to_copy = np.vstack([similarity, [0, 0, 1]])
+    if scale <= 1:  # the copy is the coarser: shrink the original to its scale first
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        source = cv2.resize(original, size, interpolation=cv2.INTER_AREA)
+        warp, out, after = to_copy @ np.linalg.inv(_resize_map((w, h), size)), (rw, rh), received
+    else:  # the original is the coarser: shrink the copy to the original's scale
+        out = (max(1, round(rw / scale)), max(1, round(rh / scale)))
+        after = cv2.resize(received, out, interpolation=cv2.INTER_AREA)
+        source, warp = original, _resize_map((rw, rh), out) @ to_copy
+    corners = np.array([[0, 0, 1], [out[0] - 1, 0, 1], [0, out[1] - 1, 1],
+                        [out[0] - 1, out[1] - 1, 1]], dtype=float).T
+    inside = (np.linalg.inv(warp) @ corners)[:2]
+    sh, sw = source.shape[:2]
+    if inside.min() < -1 or (inside[0] > sw).any() or (inside[1] > sh).any():
+        return None
+    before = cv2.warpAffine(source, _refined(source, after, warp), out,
+                            flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                            borderMode=cv2.BORDER_REPLICATE)
+    return before, after
+
+
+def _refined(source: np.ndarray, target: np.ndarray, warp: np.ndarray) -> np.ndarray:
+    """The 2x3 map from ``target``'s pixels to ``source``'s, ``warp`` (source to target, from
+    feature matches: a few tenths of a pixel off) refined by ECC to a hundredth or so."""
+    start = np.linalg.inv(warp)[:2].astype(np.float32)
+    gray = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float32) for im in (target, source)]
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-6)
+    try:
+        _, refined = cv2.findTransformECC(*gray, start, cv2.MOTION_AFFINE, criteria, None, 1)
+    except cv2.error:  # did not converge: the matches' estimate stands
+        return start
+    return refined
+
+
+def aligned(original: np.ndarray, received: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both copies on one grid, pixel for pixel: resized when the copy keeps the original's
+    aspect ratio, else located in it (a site's crop, :func:`locate`); None when neither
+    gives a pair within :data:`COMPARABLE_PSNR` (another photo, or changed past comparing)."""
+    h, w = original.shape[:2]
+    rh, rw = received.shape[:2]
+    if abs((w / h) / (rw / rh) - 1) <= SAME_ASPECT:
+        pair = common_grid(original, received)
+        if psnr(*pair) >= COMPARABLE_PSNR:
+            return pair
+    similarity = locate(original, received)
+    pair = None if similarity is None else cropped_grid(original, received, similarity)
+    return pair if pair is not None and psnr(*pair) >= COMPARABLE_PSNR else None
+
+
 def verdict(dsr: float, dsr_framed: float) -> str:
     """Judged by the worse of our crop's DSR and the attacker's own framing's: a protection
     that holds only where our crop lies holds nowhere an attacker crops the face."""
@@ -43,14 +142,24 @@ def verify(original: bytes, received: bytes, engine: Engine,
            detector: FaceDetector | None = None) -> dict[str, Any]:
     """Per face and surrogate edit: is the received copy still disrupting the editors?
 
-    Both copies go onto the smaller one's grid (:func:`common_grid`); faces are found on
-    the original there, and both are cut into the crops the protection plans for such an
-    image. ``dsr_framed``: the same with the attacker's crop a few pixels over or 7% off;
-    the verdict is judged by the worse of the two (:func:`verdict`).
+    Both copies go onto one grid, the coarser one's (:func:`aligned`: resized, or the part
+    of the original a site's crop kept); faces are found on the original there, and both
+    are cut into the crops the protection plans for such an image. ``dsr_framed``: the same
+    with the attacker's crop a few pixels over or 7% off; the verdict is judged by the
+    worse of the two (:func:`verdict`).
+
+    Raises:
+        NotComparableError: the copies do not line up (:func:`aligned`).
     """
     original_raw = decode(original).upright
     after_raw = decode(received).upright
-    before, after = common_grid(original_raw, after_raw)
+    pair = aligned(original_raw, after_raw)
+    if pair is None:
+        raise NotComparableError(
+            f"the received copy does not line up with the original (under {COMPARABLE_PSNR:g} "
+            "dB resized to it and located in it as a crop): another photo, or one the site "
+            "changed past comparing; no verdict")
+    before, after = pair
     detector = detector or shared_default_detector()
     boxes = detector.detect(before)
     regions = plan_regions(before.shape, boxes)

@@ -1,13 +1,20 @@
-"""verify: the common grid (an attacker edits the copy the site has, at its size) and the
-verdict (judged with the attacker's own framing too)."""
+"""verify: the common grid (an attacker edits the copy the site has, at its size), a site's
+crop located in the original, copies that do not line up refused, and the verdict (judged
+with the attacker's own framing too)."""
 
 from __future__ import annotations
+
+import io
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
+from skimage import data
 
-from grasp_guard.verify import common_grid, verdict
+from grasp_guard.defense.metrics import psnr
+from grasp_guard.errors import NotComparableError
+from grasp_guard.verify import aligned, common_grid, verdict, verify
 
 
 def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -42,3 +49,51 @@ def test_copies_of_one_size_are_compared_as_they_are() -> None:
 def test_the_verdict_is_judged_by_the_worse_framing(dsr: float, framed: float,
                                                      expected: str) -> None:
     assert verdict(dsr, framed) == expected
+
+
+def _site(rgb: np.ndarray, quality: int = 85) -> np.ndarray:
+    """What a site keeps of ``rgb``: a JPEG re-encode."""
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "JPEG", quality=quality)
+    return np.asarray(Image.open(out).convert("RGB"))
+
+
+def test_a_site_crop_is_cut_from_the_original_pixel_for_pixel() -> None:
+    photo = data.astronaut()
+    before, after = aligned(photo, _site(photo[30:470, 12:400]))  # a crop of another aspect
+    np.testing.assert_array_equal(before, photo[30:470, 12:400])
+    assert after.shape == (440, 388, 3)
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.3])
+def test_a_cropped_and_scaled_copy_lines_up_on_the_coarser_grid(scale: float) -> None:
+    photo = data.astronaut()
+    part = photo[40:440, 60:380]  # 4:5, as a feed crops
+    copy = _site(cv2.resize(part, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
+                            if scale < 1 else cv2.INTER_CUBIC))
+    before, after = aligned(photo, copy)
+    coarser = (200, 160) if scale < 1 else (400, 320)
+    assert before.shape[:2] == after.shape[:2] == coarser
+    # as close as the crop itself, resized: found to a small fraction of a pixel (ECC)
+    resized = cv2.resize(part, coarser[::-1], interpolation=cv2.INTER_AREA)
+    assert psnr(before, after) > psnr(resized, after) - 0.2 > 30
+
+
+@pytest.mark.parametrize("other", [
+    lambda photo: data.coffee()[:400, :400],  # another photo
+    lambda photo: np.random.default_rng(0).integers(0, 256, photo.shape, dtype=np.uint8),
+    lambda photo: np.roll(photo, 9, axis=1),  # shows what the original does not have
+])
+def test_a_copy_that_does_not_line_up_has_no_grid(other: object) -> None:
+    photo = data.astronaut()
+    assert aligned(photo, other(photo)) is None  # type: ignore[operator]
+
+
+def test_verify_refuses_a_verdict_on_another_photo() -> None:
+    def encode(rgb: np.ndarray) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(rgb).save(out, "PNG")
+        return out.getvalue()
+
+    with pytest.raises(NotComparableError, match="no verdict"):
+        verify(encode(data.astronaut()), encode(data.coffee()), engine=None)  # type: ignore[arg-type]

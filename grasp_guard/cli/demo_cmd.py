@@ -40,6 +40,7 @@ from grasp_guard.demo_site import (
 )
 from grasp_guard.extension.build import SOURCE as EXTENSION_SOURCE
 from grasp_guard.extension.build import build_extension, extension_origin
+from grasp_guard.json_report import dumps
 from proxy_addon.hosts import allow_hosts
 from proxy_addon.launch import (
     CA_CERT,
@@ -289,7 +290,7 @@ def _show(out: Path, original: bytes, upload: Upload, preset: str) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "original.jpg").write_bytes(original)
     (out / "received.jpg").write_bytes(received)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.json").write_text(dumps(report, indent=2) + "\n")
     Image.fromarray(comparison(original, received, face_regions(original), engine)).save(
         out / "comparison.png")
     print(_summary(report, received != original))
@@ -432,10 +433,10 @@ def _offline(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "original.jpg").write_bytes(original)
     (args.out / "protected.jpg").write_bytes(protected)
-    (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "report.json").write_text(dumps(report, indent=2) + "\n")
     Image.fromarray(comparison(original, protected, prepared.regions, engine)).save(
         args.out / "comparison.png")
-    print(json.dumps({k: v for k, v in report.items() if k != "faces"}, indent=2))
+    print(dumps({k: v for k, v in report.items() if k != "faces"}, indent=2))
     for i, face in enumerate(report["faces"]):
         dsr = ", ".join(f"{n}: DSR {s['dsr_cmua']:.2f} (framed {s['dsr_framed']:.2f})"
                         for n, s in face["surrogates"].items())

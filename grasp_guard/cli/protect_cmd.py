@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from grasp_guard.cli.common import (
     options_from_args,
 )
 from grasp_guard.errors import GraspGuardError
+from grasp_guard.json_report import dumps
 from grasp_guard.pipeline import protect
 
 logger = logging.getLogger(__name__)
@@ -88,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{src}: FAILED: {exc}", file=sys.stderr)
         reports.append(entry)
     if args.report:
-        args.report.write_text(json.dumps(reports, indent=2) + "\n")
+        args.report.write_text(dumps(reports, indent=2) + "\n")
     elif single and "error" not in reports[0]:
-        print(json.dumps(reports[0], indent=2))
+        print(dumps(reports[0], indent=2))
     return 1 if failed else 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from grasp_guard.cli.common import (
@@ -12,6 +11,7 @@ from grasp_guard.cli.common import (
     detector_from_args,
     engine_from_args,
 )
+from grasp_guard.json_report import dumps
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     result = verify(args.original.read_bytes(), args.received.read_bytes(), engine_from_args(args),
                     detector)
     if args.json:
-        print(json.dumps(result))
+        print(dumps(result))
         return 0
     print(f"verdict: {result['verdict']}  (DSR CMUA {result['dsr_cmua']:.2f}, "
           f"Ruiz {result['dsr_ruiz']:.2f}; with the attacker's own framing "

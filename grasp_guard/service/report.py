@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from typing import Any
+
+from grasp_guard.json_report import finite
 
 REPORT_HEADER = "X-Grasp-Report"
 MAX_HEADER_CHARS = 6000
@@ -13,17 +14,6 @@ MAX_HEADER_CHARS = 6000
 and notes are left out and ``truncated`` is set."""
 
 _FACE_KEYS = ("box", "crop", "psnr", "psnr_full", "ssim", "iterations", "budget_gain", "batch_size")
-
-
-def _finite(value: Any) -> Any:
-    """JSON-safe: non-finite floats (PSNR of an unchanged crop) become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _dsr(faces: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -66,7 +56,7 @@ def compact_report(report: dict[str, Any], seconds: dict[str, float]) -> dict[st
         compact["notes"] = list(report["notes"])
     compact["seconds"] = {**report.get("seconds", {}),
                           **{k: round(v, 3) for k, v in seconds.items()}}
-    return _finite(compact)
+    return finite(compact)
 
 
 def report_header(report: dict[str, Any]) -> str:

@@ -13,6 +13,10 @@ from grasp_guard.cli import main
 from grasp_guard.demo import sample_photo
 
 
+def _strict(constant: str) -> None:
+    raise AssertionError(f"{constant} is not JSON")
+
+
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("photos")
@@ -74,10 +78,22 @@ def test_verify_reports_protection_and_its_absence(
     face = next(r for r in reports if r["input"].endswith("face.jpg"))["faces"][0]
     assert exact["faces"][0]["surrogates"] == face["surrogates"]
 
+    # A site's crop (24 px off the right): located in the original, the face found there.
+    cropped = tmp_path / "cropped.png"
+    protected = Image.open(out / "protected" / "face.jpg")
+    protected.crop((0, 0, protected.width - 24, protected.height)).save(cropped, "PNG")
+    assert main(["verify", str(original), str(cropped), "--json"]) == 0
+    cut = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert cut["compared_at"] == [protected.width - 24, protected.height]
+    (x, y, w, h), (ex, ey, ew, eh) = cut["faces"][0]["box"], exact["faces"][0]["box"]
+    assert len(cut["faces"]) == 1 and abs(x + w / 2 - ex - ew / 2) + abs(y + h / 2 - ey - eh / 2) < 6
+    assert cut["psnr"] > 40  # the protection alone: the crop is cut, not resampled
+
     same = tmp_path / "same.png"
     Image.open(io.BytesIO(original.read_bytes())).save(same, "PNG")
     assert main(["verify", str(original), str(same), "--json"]) == 0
-    clean = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    clean = json.loads(capsys.readouterr().out.strip().splitlines()[-1], parse_constant=_strict)
     assert clean["verdict"] == "unprotected" and clean["dsr_cmua"] == 0.0
+    assert clean["psnr"] is None  # identical: strict JSON has no Infinity
     assert main(["verify", str(original), str(same)]) == 0  # the same, as text
     assert "margin 0.00 (weakest edit / threshold)" in capsys.readouterr().out
