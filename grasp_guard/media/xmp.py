@@ -28,6 +28,7 @@ _NAMESPACES: dict[bytes, tuple[bytes, tuple[bytes, ...]]] = {
     b"http://ns.adobe.com/hdr-gain-map/1.0/": (b"hdrgm", (b"Version",)),
 }  # fmt: skip
 _XMLNS = re.compile(rb"xmlns:([\w.-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+_DEFAULT_XMLNS = re.compile(rb"xmlns\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 
 
 # More prefixes bound to the namespaces above than any writer uses: a packet made to cost
@@ -36,27 +37,42 @@ MAX_PREFIXES = 16
 
 
 @lru_cache(maxsize=256)
-def _patterns(name: bytes) -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[bytes]]:
-    n = re.escape(name)
-    return (
-        re.compile(rb"\s" + n + rb"\s*=\s*(?:\"[^\"]*\"|'[^']*')"),  # attribute form
-        re.compile(rb"<" + n + rb"(?:\s[^>]*)?/>"),  # empty element
-        re.compile(rb"<" + n + rb"(?:\s[^>]*)?>"),  # an element's start tag
-    )
+def _whole_name(name: bytes) -> re.Pattern[bytes]:
+    return re.compile(re.escape(name) + rb"(?![\w.-])")  # not the start of a longer name
 
 
-def _without_elements(packet: bytes, name: bytes, start: re.Pattern[bytes]) -> bytes:
-    """``packet`` without the elements ``name``, start tag to end tag, in one pass (a lazy
-    ``.*?`` regex rescans the rest of the packet from every start tag that never closes)."""
-    out, pos = bytearray(), 0
-    while (found := start.search(packet, pos)) is not None:
-        close = packet.find(b"</" + name, found.end())
-        end = -1 if close < 0 else packet.find(b">", close)
+@lru_cache(maxsize=256)
+def _attribute(name: bytes) -> re.Pattern[bytes]:
+    # each value's scan stops at the next quote of its kind: linear however many there are
+    return re.compile(rb"\s" + re.escape(name) + rb"\s*=\s*(?:\"[^\"]*\"|'[^']*')")
+
+
+def _without_elements(packet: bytes, name: bytes) -> bytes | None:
+    """``packet`` without the elements ``name`` (empty, or start tag to end tag), in one
+    linear scan; None when one never closes (what follows it may be the image)."""
+    out, pos, opening = bytearray(), 0, b"<" + name
+    while (at := packet.find(opening, pos)) >= 0:
+        after = at + len(opening)
+        if packet[after : after + 1] not in (b" ", b"\t", b"\r", b"\n", b"/", b">"):
+            out += packet[pos:after]  # a longer name, or the packet's end
+            pos = after
+            continue
+        end = packet.find(b">", after)
         if end < 0:
-            break
-        out += packet[pos : found.start()]
+            return None
+        if packet[end - 1 : end] != b"/":  # a start tag: to its end tag
+            close = packet.find(b"</" + name, end)
+            end = -1 if close < 0 else packet.find(b">", close)
+            if end < 0:
+                return None
+        out += packet[pos:at]
         pos = end + 1
     return bytes(out + packet[pos:])
+
+
+def _default_namespaces(packet: bytes) -> set[bytes]:
+    """The namespaces the packet binds as the default one (``xmlns="..."``)."""
+    return {double or single for double, single in _DEFAULT_XMLNS.findall(packet)}
 
 
 def _names(packet: bytes) -> list[bytes] | None:
@@ -74,19 +90,25 @@ def _names(packet: bytes) -> list[bytes] | None:
 
 
 def sanitize(packet: bytes) -> tuple[bytes, list[str]]:
-    """The packet without image-carrying properties, and the names of those removed."""
+    """The packet without image-carrying properties, and the names of those removed. The
+    packet is dropped whole (``b""``) where they cannot be removed with certainty: an image
+    namespace bound as the default one, a property that never closes, one left after removal,
+    or more prefixes than :data:`MAX_PREFIXES`."""
     names = _names(packet)
     if names is None:
         return b"", [f"the whole packet (over {MAX_PREFIXES} prefixes for image namespaces)"]
+    if any(uri in _NAMESPACES for uri in _default_namespaces(packet)):
+        return b"", ["the whole packet (an image namespace bound as the default one)"]
     removed = []
     for name in names:
         if name not in packet:
             continue
-        before = packet
-        attribute, empty, start = _patterns(name)
-        packet = _without_elements(empty.sub(b"", attribute.sub(b"", packet)), name, start)
-        if packet != before:
+        cleaned = _without_elements(_attribute(name).sub(b"", packet), name)
+        if cleaned is None or _whole_name(name).search(cleaned):
+            return b"", [f"the whole packet ({name.decode(errors='replace')} unclosed or left)"]
+        if cleaned != packet:
             removed.append(name.decode())
+        packet = cleaned
     return packet, removed
 
 

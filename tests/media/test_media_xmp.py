@@ -47,12 +47,34 @@ def test_clean_packet_is_returned_byte_identical() -> None:
 
 
 def test_a_packet_made_to_cost_time_does_not() -> None:
-    """Start tags that never close are one pass, not one per tag; a flood of prefixes bound
-    to the image namespaces drops the packet whole."""
-    unclosed = xmp_packet(b">" + b"<GImage:Data>" * 20_000 + b"</rdf:Description><rdf:Description")
+    """Start tags that never end, or never close, are one pass, not one per tag (the packet
+    is dropped: what follows them may be the image); a flood of prefixes bound to the image
+    namespaces drops the packet whole."""
     started = time.perf_counter()
-    assert xmp.sanitize(unclosed)[0] == unclosed
+    for flood in (b"<GImage:Data>" * 20_000, b"<GImage:Data " * 20_000):
+        clean, names = xmp.sanitize(xmp_packet(b">" + flood + b"</rdf:Description><rdf:Description"))
+        assert clean == b"" and "the whole packet" in names[0]
     prefixes = b"".join(b' xmlns:p%d="http://ns.google.com/photos/1.0/image/"' % i for i in range(17))
     clean, names = xmp.sanitize(xmp_packet(prefixes + b' p16:Data="QUJD"'))
     assert time.perf_counter() - started < 1.0
     assert clean == b"" and "the whole packet" in names[0]
+
+
+@pytest.mark.parametrize("extra", [
+    # the property in the default namespace, as valid RDF/XML as a prefixed one
+    b'><Data xmlns="http://ns.google.com/photos/1.0/image/">QUJD</Data></rdf:Description><rdf:Description',
+    # an element that never closes (a truncated packet): the image runs to its end
+    b'><GImage:Data>QUJD',
+    # one inside another: the inner end tag is not the outer one's
+    b'><GImage:Data><GImage:Data>X</GImage:Data>QUJD</GImage:Data></rdf:Description><rdf:Description',
+])
+def test_an_image_that_cannot_be_cut_out_surely_drops_the_packet(extra: bytes) -> None:
+    clean, names = xmp.sanitize(xmp_packet(extra))
+    assert clean == b"" and b"QUJD" not in clean and "the whole packet" in names[0]
+
+
+def test_a_longer_name_is_not_taken_for_a_property() -> None:
+    packet = xmp_packet(b' GCamera:MicroVideoVersion="1" GCamera:MicroVideo="1"')
+    clean, names = xmp.sanitize(packet)
+    assert names == ["GCamera:MicroVideo", "GCamera:MicroVideoVersion"]
+    assert b"MicroVideo" not in clean and clean.endswith(b'<?xpacket end="w"?>')
