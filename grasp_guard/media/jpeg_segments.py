@@ -40,10 +40,22 @@ class Segment:
         )
 
 
-def split_header(data: bytes, start: int = 0) -> tuple[list[Segment], int]:
+class HeaderTooLong(ValueError):
+    """A JPEG header of more segments than the walk was allowed."""
+
+
+# Segments an embedded JPEG's header may have before the first scan (cameras write a few
+# dozen): a blob of tiny segments each holding another SOI would otherwise cost a walk of
+# the whole chain per candidate.
+MAX_EMBEDDED_SEGMENTS = 256
+
+
+def split_header(data: bytes, start: int = 0,
+                 max_segments: int | None = None) -> tuple[list[Segment], int]:
     """The segments between SOI and the first SOS, and the offset of that SOS marker.
 
     Raises:
+        HeaderTooLong: more than ``max_segments`` segments (when given).
         ValueError: not a JPEG, or the header is truncated or malformed.
     """
     if data[start : start + 2] != b"\xff\xd8":
@@ -72,6 +84,8 @@ def split_header(data: bytes, start: int = 0) -> tuple[list[Segment], int]:
         if length < 2 or pos + length > len(data):
             raise ValueError(f"JPEG segment 0x{marker:02X} has a bad length {length}")
         segments.append(Segment(marker, data[pos + 2 : pos + length]))
+        if max_segments is not None and len(segments) > max_segments:
+            raise HeaderTooLong(f"a JPEG header of over {max_segments} segments")
         pos += length
 
 
@@ -79,10 +93,14 @@ def embedded_jpeg_end(data: bytes, start: int) -> int | None:
     """End offset of a JPEG image that starts at ``start`` inside a blob, or None.
 
     The candidate must parse as a header with a frame (SOF) segment; it ends after the
-    next EOI marker, or at the end of the blob when it was cut short.
+    next EOI marker, or at the end of the blob when it was cut short. One whose header runs
+    past :data:`MAX_EMBEDDED_SEGMENTS` is taken for an image to the blob's end: dropping too
+    much keeps no original pixels, and each candidate costs a bounded walk.
     """
     try:
-        segments, sos = split_header(data, start)
+        segments, sos = split_header(data, start, MAX_EMBEDDED_SEGMENTS)
+    except HeaderTooLong:
+        return len(data)
     except ValueError:
         return None
     if not any(s.marker in _FRAME_MARKERS for s in segments):

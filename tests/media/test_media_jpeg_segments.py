@@ -1,4 +1,5 @@
 import io
+import time
 
 import numpy as np
 import pytest
@@ -103,6 +104,15 @@ def test_find_embedded_jpegs_finds_whole_images_and_skips_noise() -> None:
     found = find_embedded_jpegs(blob)
     assert found == [(blob.index(thumb), blob.index(thumb) + len(thumb))]
     assert find_embedded_jpegs(blob, skip=found[0]) == []
+
+
+def test_a_chain_of_tiny_segments_each_holding_a_start_is_one_bounded_walk_each() -> None:
+    # each APP0 holds FF D8 FF: every candidate used to walk the whole chain (4x per doubling)
+    blob = b"\xff\xd8" + b"\xff\xe0\x00\x05\xff\xd8\xff" * 20_000
+    started = time.perf_counter()
+    found = find_embedded_jpegs(blob)
+    assert time.perf_counter() - started < 2.0
+    assert found == [(0, len(blob))]  # past the walk's bound: taken for an image, to the end
 
 
 def test_segment_payload_limit() -> None:
