@@ -261,7 +261,7 @@ def protect(
                 placed = _place_thumbnail(
                     buf, layout, jpeg_thumbnail(stored, like=old_thumbnail, scale=scale)
                 )
-            except ExifError as e:
+            except (ValueError, OSError) as e:  # ExifError, or the JPEG writer's refusal
                 logger.info("EXIF thumbnail cannot be rewritten in place (%s): unlinking IFD1", e)
                 break
             if max_len is None or len(placed) <= max_len:

@@ -28,15 +28,16 @@ def _coding_of(like: bytes | None) -> tuple[tuple[int, int], str, dict[str, obje
             with Image.open(io.BytesIO(like), formats=["JPEG"]) as old:
                 assert isinstance(old, JpegImagePlugin.JpegImageFile)
                 tables = [list(t) for t in old.quantization.values()]
-                if not tables:
-                    raise ValueError("no quantisation table")
+                if not 0 < len(tables) <= 4:  # what a JPEG writer takes
+                    raise ValueError(f"{len(tables)} quantisation tables")
                 sampling = JpegImagePlugin.get_sampling(old)
                 settings: dict[str, object] = {"qtables": tables}
                 if sampling >= 0:
                     settings["subsampling"] = sampling
                 mode = "L" if old.mode == "L" else "RGB"
                 return old.size, mode, settings
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning) as e:  # the warning, where warnings are errors
             logger.debug("old EXIF thumbnail unreadable (%s); using defaults", e)
     return DEFAULT_BOX, "RGB", {"quality": DEFAULT_QUALITY}
 

@@ -1,4 +1,6 @@
 import io
+import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -60,8 +62,21 @@ def _huge(jpeg: bytes) -> bytes:
     return jpeg[:at] + b"\xff\xff\xff\xff" + jpeg[at + 4 :]
 
 
-@pytest.mark.parametrize("broken", [_without_tables, _huge])
+def _five_tables(jpeg: bytes) -> bytes:
+    """Valid, but more quantisation tables (ids 2-4 added) than a JPEG writer takes."""
+    extra = b"".join(bytes([i]) + bytes(range(1, 65)) for i in (2, 3, 4))
+    return jpeg[:2] + b"\xff\xdb" + struct.pack(">H", len(extra) + 2) + extra + jpeg[2:]
+
+
+def _bomb(jpeg: bytes) -> bytes:
+    at = jpeg.index(b"\xff\xc0") + 5
+    return jpeg[:at] + struct.pack(">HH", 10_000, 10_000) + jpeg[at + 4 :]
+
+
+@pytest.mark.parametrize("broken", [_without_tables, _huge, _five_tables, _bomb])
 def test_an_unreadable_old_thumbnail_gives_the_default_one(broken) -> None:
     old = broken(encoded(np.zeros((12, 16, 3), np.uint8), "JPEG"))
-    new = _open(jpeg_thumbnail(gradient(240, 320), like=old))
+    with warnings.catch_warnings():  # where warnings are errors, a bomb's is one
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        new = _open(jpeg_thumbnail(gradient(240, 320), like=old))
     assert max(new.size) == max(DEFAULT_BOX)
