@@ -13,7 +13,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image
 
 from ..errors import UnsupportedFormatError
 from . import bmff, exif, xmp
@@ -95,6 +95,10 @@ def decode(data: bytes, img: Image.Image) -> Stored:
         except exif.ExifError as e:
             notes.append(f"unreadable EXIF dropped ({e})")
             raw_exif = None
+        else:
+            if not _writer_takes(raw_exif):
+                notes.append("EXIF dropped: the AVIF writer cannot rewrite it (a mistyped tag)")
+                layout = None
     packet = img.info.get("xmp")
     if packet:
         packet, removed = xmp.sanitize(packet)
@@ -115,6 +119,21 @@ def decode(data: bytes, img: Image.Image) -> Stored:
         params=params,
         notes=notes,
     )
+
+
+def _writer_takes(raw_exif: bytes) -> bool:
+    """Whether Pillow's AVIF writer can write this EXIF: it moves the Orientation tag into the
+    container and re-serialises the rest, which fails on a tag of the wrong type. Checked
+    at decode, before any protection work is spent on a photo that could not be written."""
+    tags = Image.Exif()
+    try:
+        tags.load(raw_exif)
+        if ExifTags.Base.Orientation in tags:
+            tags.pop(ExifTags.Base.Orientation)
+            tags.tobytes()
+    except Exception:  # noqa: BLE001 - its serialiser raises TypeError, struct.error, ...
+        return False
+    return True
 
 
 def encode(

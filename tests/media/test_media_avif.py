@@ -1,4 +1,5 @@
 import io
+import struct
 
 import numpy as np
 import pytest
@@ -66,3 +67,21 @@ def test_exact_and_max_sizes() -> None:
     exact = encode(image, noisy, size_mode="exact")
     assert len(bounded) <= len(source) and len(exact) == len(source)
     assert _open(exact).size == (64, 48)
+
+
+def _mistyped_exif(orientation_tag: int) -> bytes:
+    """A TIFF block with an Orientation tag (or a stand-in id) and XResolution typed UNDEFINED."""
+    entries = [(orientation_tag, 3, 1, struct.pack("<HH", 1, 0)), (0x011A, 7, 4, b"\x48\x00\x00\x00")]
+    body = struct.pack("<H", len(entries)) + b"".join(
+        struct.pack("<HHI", tag, kind, count) + value for tag, kind, count, value in entries)
+    return b"II*\x00" + struct.pack("<I", 8) + body + struct.pack("<I", 0)
+
+
+def test_exif_the_writer_cannot_rewrite_is_dropped_at_decode() -> None:
+    # Pillow's writer re-serialises EXIF that has an Orientation tag (and fails on the
+    # mistyped one): write a stand-in tag id, then make it Orientation in the file
+    source = encoded(gradient(), "AVIF", quality=80, exif=b"Exif\x00\x00" + _mistyped_exif(0x0113))
+    source = source.replace(_mistyped_exif(0x0113), _mistyped_exif(0x0112))
+    image = decode(source)
+    assert any("EXIF dropped" in note for note in image.notes)
+    assert _open(encode(image, protect(image.upright))).getexif().get(0x011A) is None
