@@ -16,7 +16,7 @@ import numpy as np
 from PIL import ExifTags, Image
 
 from ..errors import UnsupportedFormatError
-from . import bmff, exif, xmp
+from . import av1, bmff, exif, xmp
 from .bmff import boxes
 from .budget import Padding, SizeMode, fit
 from .exif import ExifLayout
@@ -71,6 +71,29 @@ def _coding(data: bytes) -> tuple[str, int]:
         ((flags >> 3) & 1, (flags >> 2) & 1), "4:2:0"
     )
     return subsampling, depth
+
+
+def frame_sizes(data: bytes) -> list[tuple[int, int]]:
+    """The frame size each AV1 item's sequence header declares (colour, alpha, tiles): what
+    libavif decodes, whatever ``ispe`` says. An item whose header cannot be read is left
+    to the decoder.
+
+    Raises:
+        ValueError: the item index is malformed.
+    """
+    items = bmff.read_items(data)
+    sizes = []
+    for item, kind in items.types.items():
+        if kind != b"av01" or item not in items.first_extents:
+            continue
+        start, length = items.first_extents[item]
+        try:
+            size = av1.frame_size(data[start : start + length])
+        except ValueError:
+            continue
+        if size is not None:
+            sizes.append(size)
+    return sizes
 
 
 def decode(data: bytes, img: Image.Image) -> Stored:

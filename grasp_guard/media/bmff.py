@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _FULL_BOX = 4  # version (1 byte) and flags (3 bytes)
 FREE_BOX_MIN = 8  # size + type of an empty top-level "free" box
@@ -84,6 +84,8 @@ class ItemIndex:
         references: reference type (``dimg``, ``thmb``, ``auxl``, ``cdsc``...) → from id →
             to ids, in file order.
         properties: item id → its properties (type, payload) in association order.
+        first_extents: item id → (file offset, length) of its first extent, for the items
+            stored in the file itself.
     """
 
     primary: int | None
@@ -92,6 +94,7 @@ class ItemIndex:
     data_end: int
     references: dict[bytes, dict[int, tuple[int, ...]]]
     properties: dict[int, tuple[tuple[bytes, bytes], ...]]
+    first_extents: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def tiles(self, item: int) -> tuple[int, ...]:
         """The tiles of a ``grid`` item, in raster order (empty for other items)."""
@@ -158,8 +161,10 @@ def _types(data: bytes, span: tuple[int, int]) -> dict[int, bytes]:
     return types
 
 
-def _locations(data: bytes, span: tuple[int, int]) -> tuple[dict[int, int], int]:
-    """(item id → coded length, end of the furthest extent in the file) from ``iloc``."""
+def _locations(data: bytes, span: tuple[int, int]
+               ) -> tuple[dict[int, int], int, dict[int, tuple[int, int]]]:
+    """(item id → coded length, end of the furthest extent in the file, item id → its first
+    extent in the file) from ``iloc``."""
     r = _Reader(data, *span)
     version, _ = r.full_box()
     if version > 2:
@@ -168,7 +173,7 @@ def _locations(data: bytes, span: tuple[int, int]) -> tuple[dict[int, int], int]
     offset_size, length_size = sizes >> 4, sizes & 15
     sizes = r.uint(1)
     base_size, index_size = sizes >> 4, (sizes & 15 if version in (1, 2) else 0)
-    lengths, data_end = {}, 0
+    lengths, data_end, first = {}, 0, {}
     for _ in range(r.uint(2 if version < 2 else 4)):
         item = r.uint(2 if version < 2 else 4)
         in_file = version == 0 or r.uint(2) & 15 == 0  # construction method 0: file offsets
@@ -181,8 +186,9 @@ def _locations(data: bytes, span: tuple[int, int]) -> tuple[dict[int, int], int]
             total += length
             if in_file:
                 data_end = max(data_end, base + offset + length)
+                first.setdefault(item, (base + offset, length))
         lengths[item] = total
-    return lengths, data_end
+    return lengths, data_end, first
 
 
 def _references(data: bytes, span: tuple[int, int]) -> dict[bytes, dict[int, tuple[int, ...]]]:
@@ -225,7 +231,8 @@ def read_items(data: bytes) -> ItemIndex:
     if meta is None:
         raise ValueError("no 'meta' box: not a HEIF still image")
     inside = _children(data, meta[0] + _FULL_BOX, meta[1])
-    lengths, data_end = _locations(data, inside[b"iloc"]) if b"iloc" in inside else ({}, 0)
+    lengths, data_end, first = (_locations(data, inside[b"iloc"]) if b"iloc" in inside
+                                else ({}, 0, {}))
     return ItemIndex(
         primary=_primary(data, inside[b"pitm"]) if b"pitm" in inside else None,
         types=_types(data, inside[b"iinf"]) if b"iinf" in inside else {},
@@ -233,4 +240,5 @@ def read_items(data: bytes) -> ItemIndex:
         data_end=data_end,
         references=_references(data, inside[b"iref"]) if b"iref" in inside else {},
         properties=_properties(data, inside[b"iprp"]) if b"iprp" in inside else {},
+        first_extents=first,
     )

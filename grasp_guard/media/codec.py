@@ -54,11 +54,13 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 
 def _decode_with_pillow(data: bytes, sniffed: str, max_pixels: int) -> tuple[str, Stored]:
     with Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS[sniffed]) as img:
-        width, height = img.size
-        if width * height > max_pixels:
-            raise ImageTooLargeError(
-                f"{width}×{height} = {width * height} pixels exceeds the limit of {max_pixels}"
-            )
+        # libavif decodes the AV1 frame at its own size, not the container's
+        sizes = [img.size, *(avif.frame_sizes(data) if img.format == "AVIF" else ())]
+        for width, height in sizes:
+            if width * height > max_pixels:
+                raise ImageTooLargeError(
+                    f"{width}×{height} = {width * height} pixels exceeds the limit of {max_pixels}"
+                )
         fmt = img.format or sniffed
         return fmt, _HANDLERS[fmt].decode(data, img)
 
