@@ -38,7 +38,7 @@ from grasp_guard.defense.transforms import (
     estimate_jpeg_quality,
     site_factor,
 )
-from grasp_guard.errors import ImageTooLargeError, InvalidImageError
+from grasp_guard.errors import ConfigError, ImageTooLargeError, InvalidImageError
 from grasp_guard.faces.choose import default_detector
 from grasp_guard.faces.detect import FaceBox, FaceDetector
 from grasp_guard.faces.regions import (
@@ -244,6 +244,24 @@ class PreparedImage:
                 for t, r in zip(tasks, recut)]
 
 
+def torch_device(name: str) -> torch.device:
+    """The device ``name`` names (``auto``: the GPU when there is one).
+
+    Raises:
+        ConfigError: no such device, or not on this machine (CUDA without a GPU).
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {name!r}: expected auto, cpu, cuda or cuda:N") from exc
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r} is not on this machine (torch {torch.__version__} "
+                          f"sees {torch.cuda.device_count()} CUDA device(s))")
+    return device
+
+
 class Engine:
     """The surrogate editors on one device, optimising batches of same-group crops."""
 
@@ -262,9 +280,7 @@ class Engine:
         ``default`` stands for the zoo's default set; a default surrogate whose weights are
         not cached is left out with a warning (``missing``) and named in every report.
         """
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        dev = torch.device(device)
+        dev = torch_device(device)
         names, missing = resolve_models(models)
         if missing:
             logger.warning("default surrogate(s) %s left out: their weights are not cached "

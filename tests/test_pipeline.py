@@ -23,7 +23,7 @@ from grasp_guard.defense.metrics import (
 )
 from grasp_guard.defense.transforms import SiteSpec
 from grasp_guard.demo import sample_photo
-from grasp_guard.errors import ImageTooLargeError, InvalidImageError
+from grasp_guard.errors import ConfigError, ImageTooLargeError, InvalidImageError
 from grasp_guard.faces.detect import FaceBox, KnownBoxes
 from grasp_guard.faces.regions import extract_crops, paste, to_tensor
 from grasp_guard.media import decode, encode
@@ -35,6 +35,7 @@ from grasp_guard.pipeline import (
     prepare,
     protect,
     site_spec,
+    torch_device,
 )
 
 FAST = ProtectOptions(preset="fast")
@@ -467,3 +468,11 @@ def test_a_fully_convolutional_surrogate_is_judged_at_every_editing_size() -> No
     mean = np.mean([v["distortion"] for v in per_size.values()])
     assert face["tiny-cyclegan"]["distortion"] == pytest.approx(mean)
     assert all(v["distortion"] > 0 for v in per_size.values())
+
+
+@pytest.mark.parametrize(("name", "says"), [("gpu", "unknown device"),
+                                             ("cuda:99", "not on this machine")])
+def test_a_device_that_is_not_there_is_a_config_error(name: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        torch_device(name)
+    assert torch_device("cpu") == torch.device("cpu")
