@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from grasp_guard.cli.common import (
     engine_from_args,
     options_from_args,
 )
+from grasp_guard.cli.status import ExitStatus
 from grasp_guard.errors import GraspGuardError
 from grasp_guard.json_report import dumps
 from grasp_guard.pipeline import protect
@@ -29,8 +32,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".avif", ".mpo", ".heic", ".
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("protect", help="Protect face photos (files or folders).")
     parser.add_argument("paths", nargs="+", type=Path, help="Image files or folders of images.")
-    parser.add_argument("-o", "--out", type=Path, required=True,
-                        help="Output folder (or output file when protecting one image).")
+    parser.add_argument("-o", "--out", required=True,
+                        help="Output folder; an output file when protecting one image and it "
+                             "names an image file (me.protected.jpg, no trailing slash).")
     parser.add_argument("--report", type=Path, help="Write the per-image reports as JSON here.")
     parser.add_argument("--overwrite", action="store_true",
                         help="Allow writing over existing files, inputs included.")
@@ -51,35 +55,61 @@ def find_images(paths: list[Path]) -> Iterator[tuple[Path, Path]]:
             yield root, Path(root.name)
 
 
-def output_path(out: Path, relative: Path, single: bool) -> Path:
-    if single and not out.is_dir() and out.suffix:
-        return out
-    return out / relative
+def output_paths(images: list[tuple[Path, Path]], out: str) -> list[Path]:
+    """Where each image goes: into the folder ``out``, or to the file ``out`` when one image
+    is protected and ``out`` names an image file (not an existing folder, no trailing slash)."""
+    target = Path(out)
+    if (len(images) == 1 and not out.endswith(("/", os.sep)) and not target.is_dir()
+            and target.suffix.lower() in IMAGE_SUFFIXES):
+        return [target]
+    return [target / relative for _, relative in images]
+
+
+def refusal(images: list[tuple[Path, Path]], outputs: list[Path], out: str,
+            report: Path | None) -> str | None:
+    """Why the run cannot write what it would make, found before any image is protected."""
+    clashes = [dst for dst, n in Counter(outputs).items() if n > 1]
+    if clashes:
+        sources = [str(src) for (src, _), dst in zip(images, outputs) if dst == clashes[0]]
+        return f"{' and '.join(sources)} would all be written to {clashes[0]}: protect them apart"
+    folder = outputs[0].parent if outputs[0] == Path(out) else Path(out)
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is a file, not a folder for the outputs"
+    if report is not None and not report.parent.is_dir():
+        return f"the report's folder {report.parent} does not exist"
+    return None
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write through a temporary file beside ``path``: never a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def run(args: argparse.Namespace) -> int:
     images = list(find_images(args.paths))
     if not images:
         print("grasp-guard: no images found", file=sys.stderr)
-        return 1
+        return ExitStatus.ERROR
+    outputs = output_paths(images, args.out)
+    problem = refusal(images, outputs, args.out, args.report)
+    if problem is not None:
+        print(f"grasp-guard: error: {problem}", file=sys.stderr)
+        return ExitStatus.USAGE
     options = options_from_args(args)
     detector = detector_from_args(args)
     engine = engine_from_args(args)
-    single = len(images) == 1
     reports: list[dict[str, Any]] = []
     failed = 0
-    for src, relative in _progress(images):
-        dst = output_path(args.out, relative, single)
+    for (src, _), dst in zip(_progress(images), outputs):
         entry: dict[str, Any] = {"input": str(src), "output": str(dst)}
         try:
             if dst.exists() and not args.overwrite:
                 raise FileExistsError(f"{dst} exists (use --overwrite)")
-            data = src.read_bytes()
-            out, report = protect(data, options, engine, detector=detector)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dst.with_name(dst.name + ".part")
-            tmp.write_bytes(out)
-            tmp.replace(dst)  # never a partial output file
+            out, report = protect(src.read_bytes(), options, engine, detector=detector)
+            _write(dst, out)
             entry.update(report)
             print(_summary(src, report), file=sys.stderr)
         except (GraspGuardError, OSError, ValueError) as exc:
@@ -88,10 +118,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{src}: FAILED: {exc}", file=sys.stderr)
         reports.append(entry)
     if args.report:
-        args.report.write_text(dumps(reports, indent=2) + "\n")
-    elif single and "error" not in reports[0]:
+        _write(args.report, (dumps(reports, indent=2) + "\n").encode())
+    elif len(images) == 1 and "error" not in reports[0]:
         print(dumps(reports[0], indent=2))
-    return 1 if failed else 0
+    return ExitStatus.ERROR if failed else ExitStatus.OK
 
 
 def _progress(items: list[tuple[Path, Path]]) -> Any:

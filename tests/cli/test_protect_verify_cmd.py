@@ -97,3 +97,51 @@ def test_verify_reports_protection_and_its_absence(
     assert clean["psnr"] is None  # identical: strict JSON has no Infinity
     assert main(["verify", str(original), str(same)]) == 0  # the same, as text
     assert "margin 0.00 (weakest edit / threshold)" in capsys.readouterr().out
+
+
+@pytest.fixture
+def engine_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """`protect` with the engine stubbed: the photos it was asked to protect."""
+    from grasp_guard.cli import protect_cmd
+
+    seen: list[bytes] = []
+
+    def fake_protect(data: bytes, *_: object, **__: object) -> tuple[bytes, dict]:
+        seen.append(data)
+        return data + b" protected", {"protected": False, "reason": "stub"}
+
+    monkeypatch.setattr(protect_cmd, "protect", fake_protect)
+    monkeypatch.setattr(protect_cmd, "engine_from_args", lambda _: None)
+    return seen
+
+
+def _two_photos(tmp_path: Path, same_name: bool) -> list[str]:
+    paths = [tmp_path / "a" / "photo.jpg", tmp_path / "b" / ("photo.jpg" if same_name else "other.jpg")]
+    for i, path in enumerate(paths):
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"photo %d" % i)
+    return [str(p) for p in paths]
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_photo_is_protected(
+        tmp_path: Path, engine_calls: list[bytes], capsys: pytest.CaptureFixture[str]) -> None:
+    same = _two_photos(tmp_path, same_name=True)
+    assert main(["protect", *same, "-o", str(tmp_path / "out"), "--overwrite"]) == 2
+    assert "would all be written to" in capsys.readouterr().err  # one would be lost
+    a_file = tmp_path / "out.jpg"
+    a_file.write_bytes(b"in the way")
+    assert main(["protect", *_two_photos(tmp_path, same_name=False), "-o", str(a_file)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["protect", same[0], "-o", str(tmp_path / "out"),
+                 "--report", str(tmp_path / "missing" / "report.json")]) == 2
+    assert engine_calls == [] and not (tmp_path / "out").exists()
+
+
+def test_a_trailing_slash_or_a_name_that_is_no_image_file_is_a_folder(
+        tmp_path: Path, engine_calls: list[bytes]) -> None:
+    photo = _two_photos(tmp_path, same_name=False)[0]
+    for out in (str(tmp_path / "protected.2024-06"), str(tmp_path / "mine.jpg") + "/"):
+        assert main(["protect", photo, "-o", out, "--report", str(tmp_path / "r.json")]) == 0
+        assert (Path(out) / "photo.jpg").read_bytes() == b"photo 0 protected"
+    assert main(["protect", photo, "-o", str(tmp_path / "me.JPG")]) == 0  # names an image file
+    assert (tmp_path / "me.JPG").is_file()
