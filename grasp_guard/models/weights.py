@@ -10,6 +10,7 @@ The cache knows nothing of architectures: callers pass a ``verify`` callable.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import http.client
 import json
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import torch
 from torch import nn
@@ -168,6 +170,16 @@ class WeightsCache:
 
     def record(self, name: str) -> CacheRecord | None:
         return self.records().get(name)
+
+    def intact(self, name: str, sha256: str | None) -> CacheRecord | None:
+        """The record of ``name`` when its file, hashed now, is ``sha256`` (the zoo's pin as
+        it is today; None: the digest recorded at install); None otherwise (not cached, a
+        pin that moved on, a file changed on disk)."""
+        record = self.record(name)
+        if record is None:
+            return None
+        expected = (sha256 or record.sha256).lower()
+        return record if sha256_file(record.path) == expected else None
 
     def path_for(self, name: str) -> Path | None:
         """The cached weights file of ``name``, or None when it is not in the cache."""
@@ -356,12 +368,24 @@ class WeightsCache:
             pinned,
             datetime.now(UTC).isoformat(timespec="seconds"),
         )
-        registry = self._read_registry()
-        registry[name] = {k: v for k, v in asdict(record).items() if k not in ("name", "path")}
-        registry[name]["file"] = filename
-        self._write_registry(registry)
+        with self._registry_lock():  # installs side by side each keep their entry
+            registry = self._read_registry()
+            registry[name] = {k: v for k, v in asdict(record).items() if k not in ("name", "path")}
+            registry[name]["file"] = filename
+            self._write_registry(registry)
         logger.info("installed %s at %s (sha256 %s)", name, record.path, digest)
         return record
+
+    @contextlib.contextmanager
+    def _registry_lock(self) -> Iterator[None]:
+        """An exclusive lock on the registry across processes, for a read-modify-write."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".registry.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _read_registry(self) -> dict[str, dict[str, object]]:
         path = self.root / REGISTRY_FILE
@@ -392,13 +416,25 @@ def _url_filename(url: str) -> str:
     return name if SAFE_NAME.fullmatch(name) else "checkpoint.pth"
 
 
+class _HttpRedirectsOnly(urllib.request.HTTPRedirectHandler):
+    """Redirects followed to http(s) only (urllib's own handler would follow one to ftp)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+            raise WeightsUnavailableError(f"{req.full_url} redirects to {newurl!r}: only http(s) "
+                                          "URLs are fetched")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _download(url: str, dest: Path, *, timeout: float, desc: str) -> None:
     """Stream ``url`` to ``dest`` with a progress bar on stderr (shown on terminals only)."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise WeightsUnavailableError(f"only http(s) URLs can be fetched, got {url!r}")
     request = urllib.request.Request(url, headers={"User-Agent": "grasp-guard"})
+    opener = urllib.request.build_opener(_HttpRedirectsOnly)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, dest.open("wb") as out:
+        with opener.open(request, timeout=timeout) as response, dest.open("wb") as out:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             received = 0

@@ -85,6 +85,24 @@ def test_fetch_with_a_pin(
     assert "(matches the pinned value)" in capsys.readouterr().out
 
 
+def test_fetch_if_missing_fetches_again_when_the_pin_moved_or_the_file_changed(
+    http_server: Server, make_zoo: ZooFactory, cache_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zip_path = write_stargan_zip(http_server.root / "celeba.zip", tiny_stargan().state_dict())
+    with zipfile.ZipFile(zip_path) as zf:
+        digest = hashlib.sha256(zf.read("200000-G.ckpt")).hexdigest()
+    url = f"{http_server.url}/celeba.zip"
+    zoo = str(make_zoo(stargan_url=url, stargan_sha256=digest))
+    fetch = ["models", "fetch", "stargan-tiny", "--if-missing", "--config", zoo]
+    assert main(fetch) == ExitStatus.OK and "(matches the pinned value)" in capsys.readouterr().out
+    assert main(fetch) == ExitStatus.OK and "already cached" in capsys.readouterr().out
+    WeightsCache(cache_root).path_for("stargan-tiny").write_bytes(b"cut short")  # type: ignore[union-attr]
+    assert main(fetch) == ExitStatus.OK and "(matches the pinned value)" in capsys.readouterr().out
+    moved = str(make_zoo(stargan_url=url, stargan_sha256="ab" * 32))  # a new release pinned
+    assert main([*fetch[:-1], moved]) == ExitStatus.ERROR
+    assert "already cached" not in capsys.readouterr().out
+
+
 def test_fetch_with_the_server_down(
     make_zoo: ZooFactory, cache_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

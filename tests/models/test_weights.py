@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import logging
+import multiprocessing
 import socket
 import threading
 import zipfile
@@ -45,7 +46,7 @@ def _leftovers(cache: WeightsCache) -> list[str]:
     """Anything in the cache besides installed model folders and the registry."""
     if not cache.root.exists():
         return []
-    installed = set(cache.records()) | {"registry.json"}
+    installed = set(cache.records()) | {"registry.json", ".registry.lock"}
     return sorted(p.name for p in cache.root.iterdir() if p.name not in installed)
 
 
@@ -320,3 +321,50 @@ def test_pickled_code_never_runs(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
         read_checkpoint(path)
     assert not marker.exists()
+
+
+def test_intact_hashes_the_file_now_against_the_pin_of_today(cache: WeightsCache,
+                                                            tmp_path: Path) -> None:
+    src = tmp_path / "w.pth"
+    src.write_bytes(b"release 1")
+    record = cache.add("m", src, sha256=_sha(src))
+    assert cache.intact("m", _sha(src)) == record == cache.intact("m", None)
+    assert cache.intact("m", "ab" * 32) is None  # the zoo's pin moved on to a new release
+    record.path.write_bytes(b"release 1, cut sh")  # changed on disk since it was installed
+    assert cache.intact("m", _sha(src)) is None and cache.intact("m", None) is None
+    assert cache.intact("other", None) is None
+
+
+def test_installs_side_by_side_each_keep_their_registry_entry(cache: WeightsCache,
+                                                              tmp_path: Path) -> None:
+    sources = []
+    for i in range(16):
+        sources.append(tmp_path / f"w{i}.pth")
+        sources[-1].write_bytes(b"%d" % i)
+    fork = multiprocessing.get_context("fork")  # `models fetch` run twice at once
+    workers = [fork.Process(target=cache.add, args=(f"m{i}", src)) for i, src in enumerate(sources)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert sorted(cache.records()) == sorted(f"m{i}" for i in range(16))
+
+
+def test_a_redirect_off_http_is_refused(cache: WeightsCache) -> None:
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", "ftp://127.0.0.1:9/weights.pth")
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(WeightsUnavailableError, match="only http"):
+            cache.fetch("m", f"http://127.0.0.1:{server.server_port}/weights.pth", timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()

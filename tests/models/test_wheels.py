@@ -47,10 +47,10 @@ def _zoo(tmp_path: Path, sha256: str | None, requirement: str = "vintagify==0.1.
 
 
 def _leftovers(root: Path) -> list[str]:
-    """Everything in the cache folder besides the registry (an install leaves its folder)."""
-    return (
-        sorted(p.name for p in root.iterdir() if p.name != "registry.json") if root.exists() else []
-    )
+    """Everything in the cache folder besides the registry and its lock (an install leaves
+    its folder)."""
+    kept = {"registry.json", ".registry.lock"}
+    return sorted(p.name for p in root.iterdir() if p.name not in kept) if root.exists() else []
 
 
 def test_fetch_from_a_local_wheel_then_list_and_load(
