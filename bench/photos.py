@@ -5,7 +5,8 @@
                                      [--refine-steps N]
 
 Each photo goes through `protect()` exactly as `grasp-guard protect` sends it, with the
-default surrogate set (`Engine.create()`: the reference and, when cached, the real CycleGAN).
+default surrogate set (`Engine.create()`: the real CycleGAN when its weights are cached, else
+the reference).
 Per face, DSR (CMUA) is measured on the re-encoded output against every surrogate at each
 size it may edit the face at (CycleGAN: 128 and 256 px, and 512 where the crop is that
 large), plus face PSNR/SSIM and seconds per face on this machine.
@@ -29,7 +30,9 @@ from grasp_sdk.options import ProtectOptions
 from PIL import Image
 
 from grasp_guard.benchmarks.report import meta
+from grasp_guard.defense.metrics import editing_resolutions
 from grasp_guard.faces.detect import FaceBox, FaceDetector, KnownBoxes
+from grasp_guard.models.editor import Editor
 from grasp_guard.pipeline import (
     Engine,
     detector_name,
@@ -41,9 +44,21 @@ from grasp_guard.pipeline import (
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
-def _by_resolution(face: dict, name: str) -> dict[str, float]:
-    s = face["surrogates"][name]
-    return {r: v["dsr_cmua"] for r, v in s.get("by_resolution", {}).items()} or {"own": s["dsr_cmua"]}
+def _by_resolution(face: dict, editor: Editor) -> dict[str, float]:
+    """DSR per editing size; a face edited at one size only (a small crop) under that size."""
+    s = face["surrogates"][editor.info.name]
+    return ({r: v["dsr_cmua"] for r, v in s.get("by_resolution", {}).items()}
+            or {str(editing_resolutions(editor, face["crop"])[0]): s["dsr_cmua"]})
+
+
+def _own_size_named(face: dict, editors: list[Editor]) -> dict:
+    """A row face written before single sizes were named (``own``), with its size named."""
+    dsr = dict(face["dsr"])
+    for editor in editors:
+        sizes = dsr.get(editor.info.name, {})
+        if "own" in sizes:
+            dsr[editor.info.name] = {str(editing_resolutions(editor, face["crop"])[0]): sizes["own"]}
+    return {**face, "dsr": dsr}
 
 
 class RecordingDetector:
@@ -123,6 +138,8 @@ def main() -> None:
     if args.rows_from:
         rows = [json.loads(line) for line in args.rows_from.read_text().splitlines()
                 if line.startswith("{")]
+        rows = [{**r, "faces": [_own_size_named(f, engine.editors) for f in r["faces"]]}
+                for r in rows]
         faces_all = [f for r in rows for f in r["faces"]]
         paths = []
     began = time.perf_counter()
@@ -141,7 +158,7 @@ def main() -> None:
             "crop": f["crop"], "psnr": f["psnr"], "psnr_full": f.get("psnr_full"),
             "ssim": f["ssim"], "iterations": f["iterations"],
             "budget_gain": f.get("budget_gain"),
-            "dsr": {e.info.name: _by_resolution(f, e.info.name) for e in engine.editors},
+            "dsr": {e.info.name: _by_resolution(f, e) for e in engine.editors},
             "dsr_framed": {e.info.name: f["surrogates"][e.info.name].get("dsr_framed")
                            for e in engine.editors},
         } for f in faces]
@@ -180,8 +197,8 @@ def main() -> None:
          f"(min {min(f['psnr'] for f in faces_all):.2f}), face SSIM mean "
          f"{np.mean([f['ssim'] for f in faces_all]):.4f}; {total / max(1, n_faces):.1f} s per "
          "face on this machine."), "",
-        ("DSR (CMUA) of each face on the re-encoded output, per surrogate and editing size "
-         "(`own`: the editor's one size). `all edits` = share of faces with every edit disrupted. "
+        ("DSR (CMUA) of each face on the re-encoded output, per surrogate and editing size (a "
+         "small crop is edited at one size only). `all edits` = share of faces with every edit disrupted. "
          "`attacker's framing`: the same with the attacker's crop 1-3 px over or 7% off ours."),
         "", "| surrogate | edited at (px) | faces | mean DSR | all edits |", "|---|---|---|---|---|",
         *summary, "",

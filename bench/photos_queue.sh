@@ -58,7 +58,8 @@ run)
     wait ;;
 table)
     cat "$results"/rows/*.json > "$scratch/rows.jsonl"
-    (cd "$tree" && PYTHONPATH="$tree:$tree/sdk" "$py" bench/photos.py --faces "$faces" \
+    # The rows' product code, this checkout's table writer (it only labels and averages).
+    (cd "$tree" && PYTHONPATH="$tree:$tree/sdk" "$py" "$root/bench/photos.py" --faces "$faces" \
         --rows-from "$scratch/rows.jsonl" --out "$results")
     # The header says how the rows were made, not how this run wrote the tables.
     n_photos=$(wc -l < "$scratch/rows.jsonl")
