@@ -10,7 +10,7 @@ import numpy as np
 from grasp_guard.defense.metrics import psnr, ssim
 from grasp_guard.errors import NotComparableError
 from grasp_guard.faces.detect import FaceDetector
-from grasp_guard.faces.regions import extract_crops, plan_regions
+from grasp_guard.faces.regions import extract_crops, in_image_mask, plan_regions
 from grasp_guard.media import decode
 from grasp_guard.pipeline import Engine, detector_name, shared_default_detector
 
@@ -173,7 +173,7 @@ def verify(original: bytes, received: bytes, engine: Engine,
             framed = float(np.mean([s["dsr_framed"] for s in dsr.values()]))
             faces.append({
                 "box": [region.face.x, region.face.y, region.face.w, region.face.h],
-                "psnr": round(psnr(cb, ca), 2),
+                "psnr": round(psnr(cb, ca, in_image_mask(region)), 2),  # not the mirrored padding
                 "dsr_cmua": round(mean, 4),
                 "dsr_framed": round(framed, 4),
                 "verdict": verdict(mean, framed),

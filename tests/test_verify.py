@@ -97,3 +97,29 @@ def test_verify_refuses_a_verdict_on_another_photo() -> None:
 
     with pytest.raises(NotComparableError, match="no verdict"):
         verify(encode(data.astronaut()), encode(data.coffee()), engine=None)  # type: ignore[arg-type]
+
+
+def test_a_faces_psnr_is_over_the_photo_not_the_mirrored_padding_past_its_border() -> None:
+    import torch
+
+    from grasp_guard.faces.detect import FaceBox, KnownBoxes
+    from grasp_guard.faces.regions import extract_crops, in_image_mask, plan_regions
+    from grasp_guard.models.zoo import load_editor
+    from grasp_guard.pipeline import Engine
+
+    def encode(rgb: np.ndarray) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(rgb).save(out, "PNG")
+        return out.getvalue()
+
+    photo = cv2.resize(data.astronaut()[:300, 60:560], (120, 72), interpolation=cv2.INTER_AREA)
+    noise = np.random.default_rng(0).normal(0, 1, photo.shape)
+    noise[60:] *= 6  # stronger by the bottom border, which the 96-px crop mirrors
+    received = np.clip(photo + noise, 0, 255).round().astype(np.uint8)
+    box = FaceBox(40, 20, 40, 40)
+    report = verify(encode(photo), encode(received), Engine([load_editor("reference")],
+                    torch.device("cpu")), detector=KnownBoxes([box]))
+    region = plan_regions(photo.shape, [box])[0]
+    (before,), (after,) = extract_crops(photo, [region]), extract_crops(received, [region])
+    assert in_image_mask(region).mean() < 1  # the crop does run past the border
+    assert report["faces"][0]["psnr"] == round(psnr(before, after, in_image_mask(region)), 2)
