@@ -152,7 +152,7 @@ class GraspGuard:
         rule = policy.get(site) if site else None
         if (rule is not None and rule.chunked_upload is not None and not rule.signed
                 and record["action"] in ("buffered", "ignored")
-                and flow.request.raw_content is not None):
+                and not flow.request.stream and flow.request.raw_content is not None):
             started = time.monotonic()
             try:
                 if await self._chunked.request(flow, rule):

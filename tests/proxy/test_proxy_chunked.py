@@ -231,6 +231,25 @@ async def test_three_segments_go_out_protected_with_their_original_lengths(
     assert notices == []
 
 
+async def test_a_segment_mitmproxy_streamed_is_left_alone_even_with_its_body_kept(
+        policy_file: Path, jpeg: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    # mitmproxy 12's store_streamed_bodies keeps the body of a request it streamed to the site
+    addon, protect, forward, tctx = guard(policy_file)
+    headers_hook = addon.requestheaders
+
+    def outgrew(flow: http.HTTPFlow) -> None:
+        headers_hook(flow)
+        flow.request.stream = True  # the body went on past stream_large_bodies
+
+    with tctx:
+        x = Client(addon, "upload.x.com", jpeg)
+        await x.init()
+        monkeypatch.setattr(addon, "requestheaders", outgrew)
+        first = await x.append(0)
+    assert first.response is None and record(first)["action"] == "streamed"
+    assert protect.calls == [] and forward.sent == []
+
+
 async def test_base64_segments_get_their_digests_recomputed(policy_file: Path,
                                                             jpeg: bytes) -> None:
     addon, _, forward, tctx = guard(policy_file)
