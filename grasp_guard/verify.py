@@ -22,6 +22,7 @@ COMPARABLE_PSNR = 25.0
 SAME_ASPECT = 0.01  # relative difference of aspect ratios under which a copy is only resized
 _MIN_MATCHES = 12  # feature matches that must agree on where a cropped copy lies
 _MAX_TILT = 0.5  # degrees: a site crops and scales, it does not rotate
+_MIN_SIDE = 32  # px: smaller images have too few features to place one in the other
 
 
 def common_grid(original: np.ndarray, received: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,11 +41,26 @@ def common_grid(original: np.ndarray, received: np.ndarray) -> tuple[np.ndarray,
 def locate(original: np.ndarray, received: np.ndarray) -> np.ndarray | None:
     """Where a cropped (and scaled) copy lies in the original: the 2x3 similarity taking
     original pixel coordinates to the copy's, from ORB matches agreed on by RANSAC; None
-    when too few agree or they say the copy is rotated."""
+    when too few agree, they say the copy is rotated, or an image is too small to match.
+
+    The original is first shrunk near the copy's scale (which a copy showing part of it
+    is at least), so matches are found at any shrink, not only within ORB's own pyramid."""
+    h, w = original.shape[:2]
+    rh, rw = received.shape[:2]
+    if min(h, w, rh, rw) < _MIN_SIDE:
+        return None
+    shrink = 2 * max(rw / w, rh / h)
+    if shrink < 0.5:  # past what ORB's pyramid spans (1.2^7), with room
+        size = (max(_MIN_SIDE, round(w * shrink)), max(_MIN_SIDE, round(h * shrink)))
+        seen = cv2.resize(original, size, interpolation=cv2.INTER_AREA)
+    else:
+        size, seen = (w, h), original
     orb = cv2.ORB_create(4000)
-    found = [orb.detectAndCompute(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), None)
-             for im in (original, received)]
-    (kp_o, des_o), (kp_r, des_r) = found
+    try:
+        (kp_o, des_o), (kp_r, des_r) = [orb.detectAndCompute(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY),
+                                                              None) for im in (seen, received)]
+    except cv2.error:
+        return None
     if des_o is None or des_r is None:
         return None
     matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(des_o, des_r)
@@ -58,7 +74,7 @@ def locate(original: np.ndarray, received: np.ndarray) -> np.ndarray | None:
         return None
     if abs(np.degrees(np.arctan2(similarity[1, 0], similarity[0, 0]))) > _MAX_TILT:
         return None
-    return similarity
+    return (np.vstack([similarity, [0, 0, 1]]) @ _resize_map((w, h), size))[:2]
 
 
 def _resize_map(before: tuple[int, int], after: tuple[int, int]) -> np.ndarray:
@@ -115,18 +131,20 @@ def _refined(source: np.ndarray, target: np.ndarray, warp: np.ndarray) -> np.nda
 
 
 def aligned(original: np.ndarray, received: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Both copies on one grid, pixel for pixel: resized when the copy keeps the original's
-    aspect ratio, else located in it (a site's crop, :func:`locate`); None when neither
-    gives a pair within :data:`COMPARABLE_PSNR` (another photo, or changed past comparing)."""
+    """Both copies on one grid, pixel for pixel: the better of the copy resized whole (when
+    it keeps the original's aspect ratio) and the copy located in it (a site's crop, also
+    of a few pixels, which a resize would leave out of register: :func:`locate`); None when
+    neither is within :data:`COMPARABLE_PSNR` (another photo, or changed past comparing)."""
     h, w = original.shape[:2]
     rh, rw = received.shape[:2]
+    pairs = []
     if abs((w / h) / (rw / rh) - 1) <= SAME_ASPECT:
-        pair = common_grid(original, received)
-        if psnr(*pair) >= COMPARABLE_PSNR:
-            return pair
+        pairs.append(common_grid(original, received))
     similarity = locate(original, received)
-    pair = None if similarity is None else cropped_grid(original, received, similarity)
-    return pair if pair is not None and psnr(*pair) >= COMPARABLE_PSNR else None
+    if similarity is not None and (pair := cropped_grid(original, received, similarity)):
+        pairs.append(pair)
+    best = max(pairs, key=lambda pair: psnr(*pair), default=None)
+    return best if best is not None and psnr(*best) >= COMPARABLE_PSNR else None
 
 
 def verdict(dsr: float, dsr_framed: float) -> str:

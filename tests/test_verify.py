@@ -79,6 +79,24 @@ def test_a_cropped_and_scaled_copy_lines_up_on_the_coarser_grid(scale: float) ->
     assert psnr(before, after) > psnr(resized, after) - 0.2 > 30
 
 
+def test_a_trim_of_a_few_pixels_that_keeps_the_aspect_is_cut_not_resized() -> None:
+    photo = data.chelsea()  # smooth: the resize alone reads 26 dB, out of register by 4 px
+    before, _ = aligned(photo, photo[4:-4, 4:-4])
+    np.testing.assert_array_equal(before, photo[4:-4, 4:-4])
+
+
+def test_a_small_thumbnail_of_a_crop_is_found_below_orbs_own_pyramid() -> None:
+    photo = cv2.resize(data.astronaut(), (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    copy = cv2.resize(photo[160:1760, 200:1480], (256, 320), interpolation=cv2.INTER_AREA)  # 0.2x
+    pair = aligned(photo, copy)
+    assert pair is not None and pair[0].shape == copy.shape and psnr(*pair) > 30
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 300, 3), (300, 1, 3)])
+def test_an_image_too_thin_to_place_is_no_grid_not_a_crash(shape: tuple[int, int, int]) -> None:
+    assert aligned(data.astronaut(), np.full(shape, 128, np.uint8)) is None
+
+
 @pytest.mark.parametrize("other", [
     lambda photo: data.coffee()[:400, :400],  # another photo
     lambda photo: np.random.default_rng(0).integers(0, 256, photo.shape, dtype=np.uint8),
