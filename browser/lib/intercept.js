@@ -75,12 +75,14 @@ export function choiceHolder(protectFiles) {
 
 /**
  * A trusted submit of a form whose photo is being protected: held until every choice of
- * its inputs settles, then made again with the same submitter, unless one was refused.
+ * its inputs settles, then made again once, with the last submitter, unless one was
+ * refused. A second click meanwhile (nothing seems to happen) joins the one held.
  * @param {Window} win
  * @param {ReturnType<typeof choiceHolder>} holdChoice
  * @returns {(event: SubmitEvent) => void}
  */
 function submitHolder(win, holdChoice) {
+  const held = new WeakMap();  // form -> the submitter of its held submit
   const settled = async (form) => {
     let given = true;
     for (let waits = holdChoice.pendingIn(form); waits.length; waits = holdChoice.pendingIn(form)) {
@@ -91,11 +93,15 @@ function submitHolder(win, holdChoice) {
   return (event) => {
     const form = event.target;
     if (!event.isTrusted || !(form instanceof win.HTMLFormElement)) return;
-    if (holdChoice.pendingIn(form).length === 0) return;
+    if (!held.has(form) && holdChoice.pendingIn(form).length === 0) return;
     event.preventDefault();
     event.stopImmediatePropagation();
-    const { submitter } = event;
+    const waiting = held.has(form);
+    held.set(form, event.submitter);
+    if (waiting) return;
     settled(form).then((given) => {
+      const submitter = held.get(form);
+      held.delete(form);
       if (!given || !form.isConnected) return;
       try {
         form.requestSubmit(submitter);

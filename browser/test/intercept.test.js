@@ -142,3 +142,16 @@ test("a held form is not submitted again when its photo is refused; a form with 
   const idle = formStage(async (files) => files);
   assert.deepEqual(idle.submit(null), { prevented: false, stopped: false });
 });
+
+test("a second submit while the first is held is not made again: the form goes once", async () => {
+  let answer;
+  const { form, choose, submit } = formStage(() => new Promise((resolve) => { answer = resolve; }));
+  choose(photo());
+  const first = { name: "post" };
+  const again = { name: "post again" };
+  submit(first);
+  assert.deepEqual(submit(again), { prevented: true, stopped: true });  // the page never sees it
+  answer([new File([new Uint8Array([1])], "me.jpg", { type: "image/jpeg" })]);
+  await settle();
+  assert.deepEqual(form.submitted, [again]);
+});
