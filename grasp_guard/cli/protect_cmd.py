@@ -72,11 +72,20 @@ def refusal(images: list[tuple[Path, Path]], outputs: list[Path], out: str,
     if clashes:
         sources = [str(src) for (src, _), dst in zip(images, outputs) if dst == clashes[0]]
         return f"{' and '.join(sources)} would all be written to {clashes[0]}: protect them apart"
-    folder = outputs[0].parent if outputs[0] == Path(out) else Path(out)
-    if folder.exists() and not folder.is_dir():
-        return f"{folder} is a file, not a folder for the outputs"
+    for folder in dict.fromkeys(dst.parent for dst in outputs):
+        blocking = _file_in_the_way(folder)
+        if blocking is not None:
+            return f"{blocking} is a file, not a folder for the outputs"
     if report is not None and not report.parent.is_dir():
         return f"the report's folder {report.parent} does not exist"
+    return None
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The first of ``folder`` and its parents that exists, when it is not a folder."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            return None if path.is_dir() else path
     return None
 
 

@@ -130,8 +130,9 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_photo_is_protect
     assert "would all be written to" in capsys.readouterr().err  # one would be lost
     a_file = tmp_path / "out.jpg"
     a_file.write_bytes(b"in the way")
-    assert main(["protect", *_two_photos(tmp_path, same_name=False), "-o", str(a_file)]) == 2
-    assert "is a file, not a folder" in capsys.readouterr().err
+    for out in (a_file, a_file / "protected"):  # the folder, or one of its parents
+        assert main(["protect", *_two_photos(tmp_path, same_name=False), "-o", str(out)]) == 2
+        assert "is a file, not a folder" in capsys.readouterr().err
     assert main(["protect", same[0], "-o", str(tmp_path / "out"),
                  "--report", str(tmp_path / "missing" / "report.json")]) == 2
     assert engine_calls == [] and not (tmp_path / "out").exists()
