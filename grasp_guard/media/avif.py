@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ExifTags, Image
 
-from ..errors import UnsupportedFormatError
+from ..errors import InvalidImageError, UnsupportedFormatError
 from . import av1, bmff, exif, xmp
 from .bmff import boxes
 from .budget import Padding, SizeMode, fit
@@ -25,6 +25,7 @@ from .image import DecodedImage, Stored
 DEFAULT_QUALITY = 80
 _QUALITY_STEP = 5  # quality levels tried under a byte budget (AVIF encodes are slow)
 _CONTAINERS = {b"meta": 4, b"iprp": 0, b"ipco": 0}  # box types to descend into: header extra bytes
+_HEADER_BYTES = 64 * 1024  # of an item's data, where its sequence header is read
 
 
 @dataclass(frozen=True)
@@ -75,24 +76,32 @@ def _coding(data: bytes) -> tuple[str, int]:
 
 def frame_sizes(data: bytes) -> list[tuple[int, int]]:
     """The frame size each AV1 item's sequence header declares (colour, alpha, tiles): what
-    libavif decodes, whatever ``ispe`` says. An item whose header cannot be read is left
-    to the decoder.
+    libavif decodes, whatever ``ispe`` says; from the item's data (all its extents) or
+    else its ``av1C`` configuration.
 
     Raises:
+        InvalidImageError: an AV1 item whose frame size cannot be read.
         ValueError: the item index is malformed.
     """
     items = bmff.read_items(data)
     sizes = []
     for item, kind in items.types.items():
-        if kind != b"av01" or item not in items.first_extents:
+        if kind != b"av01":
             continue
-        start, length = items.first_extents[item]
-        try:
-            size = av1.frame_size(data[start : start + length])
-        except ValueError:
-            continue
-        if size is not None:
-            sizes.append(size)
+        head = b"".join(data[start : start + length]
+                        for start, length in items.extents.get(item, ()))[:_HEADER_BYTES]
+        configs = [payload[4:] for box, payload in items.properties.get(item, ()) if box == b"av1C"]
+        size = None
+        for obus in (head, *configs):
+            try:
+                size = av1.frame_size(obus)
+            except ValueError:
+                continue
+            if size is not None:
+                break
+        if size is None:
+            raise InvalidImageError(f"AV1 item {item} declares no readable frame size")
+        sizes.append(size)
     return sizes
 
 

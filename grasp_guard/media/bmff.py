@@ -84,8 +84,8 @@ class ItemIndex:
         references: reference type (``dimg``, ``thmb``, ``auxl``, ``cdsc``...) → from id →
             to ids, in file order.
         properties: item id → its properties (type, payload) in association order.
-        first_extents: item id → (file offset, length) of its first extent, for the items
-            stored in the file itself.
+        extents: item id → the (file offset, length) of each of its extents, in order, for
+            the items stored in the file or in the ``idat`` box (construction methods 0, 1).
     """
 
     primary: int | None
@@ -94,7 +94,7 @@ class ItemIndex:
     data_end: int
     references: dict[bytes, dict[int, tuple[int, ...]]]
     properties: dict[int, tuple[tuple[bytes, bytes], ...]]
-    first_extents: dict[int, tuple[int, int]] = field(default_factory=dict)
+    extents: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     def tiles(self, item: int) -> tuple[int, ...]:
         """The tiles of a ``grid`` item, in raster order (empty for other items)."""
@@ -161,10 +161,10 @@ def _types(data: bytes, span: tuple[int, int]) -> dict[int, bytes]:
     return types
 
 
-def _locations(data: bytes, span: tuple[int, int]
-               ) -> tuple[dict[int, int], int, dict[int, tuple[int, int]]]:
-    """(item id → coded length, end of the furthest extent in the file, item id → its first
-    extent in the file) from ``iloc``."""
+def _locations(data: bytes, span: tuple[int, int], idat: int | None
+               ) -> tuple[dict[int, int], int, dict[int, tuple[tuple[int, int], ...]]]:
+    """(item id → coded length, end of the furthest extent in the file, item id → its
+    extents in the file) from ``iloc``; ``idat``: where that box's payload starts."""
     r = _Reader(data, *span)
     version, _ = r.full_box()
     if version > 2:
@@ -173,22 +173,26 @@ def _locations(data: bytes, span: tuple[int, int]
     offset_size, length_size = sizes >> 4, sizes & 15
     sizes = r.uint(1)
     base_size, index_size = sizes >> 4, (sizes & 15 if version in (1, 2) else 0)
-    lengths, data_end, first = {}, 0, {}
+    lengths, data_end, extents = {}, 0, {}
     for _ in range(r.uint(2 if version < 2 else 4)):
         item = r.uint(2 if version < 2 else 4)
-        in_file = version == 0 or r.uint(2) & 15 == 0  # construction method 0: file offsets
+        method = 0 if version == 0 else r.uint(2) & 15  # 0: file offsets, 1: in idat
         r.uint(2)  # data reference index
         base = r.uint(base_size)
-        total = 0
+        total, found = 0, []
         for _ in range(r.uint(2)):
             r.uint(index_size)
             offset, length = r.uint(offset_size), r.uint(length_size)
             total += length
-            if in_file:
+            if method == 0:
                 data_end = max(data_end, base + offset + length)
-                first.setdefault(item, (base + offset, length))
+                found.append((base + offset, length))
+            elif method == 1 and idat is not None:
+                found.append((idat + base + offset, length))
         lengths[item] = total
-    return lengths, data_end, first
+        if found:
+            extents[item] = tuple(found)
+    return lengths, data_end, extents
 
 
 def _references(data: bytes, span: tuple[int, int]) -> dict[bytes, dict[int, tuple[int, ...]]]:
@@ -231,8 +235,9 @@ def read_items(data: bytes) -> ItemIndex:
     if meta is None:
         raise ValueError("no 'meta' box: not a HEIF still image")
     inside = _children(data, meta[0] + _FULL_BOX, meta[1])
-    lengths, data_end, first = (_locations(data, inside[b"iloc"]) if b"iloc" in inside
-                                else ({}, 0, {}))
+    idat = inside[b"idat"][0] if b"idat" in inside else None
+    lengths, data_end, extents = (_locations(data, inside[b"iloc"], idat) if b"iloc" in inside
+                                  else ({}, 0, {}))
     return ItemIndex(
         primary=_primary(data, inside[b"pitm"]) if b"pitm" in inside else None,
         types=_types(data, inside[b"iinf"]) if b"iinf" in inside else {},
@@ -240,5 +245,5 @@ def read_items(data: bytes) -> ItemIndex:
         data_end=data_end,
         references=_references(data, inside[b"iref"]) if b"iref" in inside else {},
         properties=_properties(data, inside[b"iprp"]) if b"iprp" in inside else {},
-        first_extents=first,
+        extents=extents,
     )

@@ -46,6 +46,11 @@ def _check_supported(sniffed: str | None) -> str:
     return sniffed
 
 
+# An AVIF's AV1 frames together (tiles, alpha, a gain map, a thumbnail) may hold this many
+# times the pixel limit: each frame is held to the limit, their sum to this.
+_MAX_FRAMES_SHARE = 4
+
+
 def _read_only(array: np.ndarray) -> np.ndarray:
     array = np.ascontiguousarray(array)
     array.flags.writeable = False
@@ -54,13 +59,17 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 
 def _decode_with_pillow(data: bytes, sniffed: str, max_pixels: int) -> tuple[str, Stored]:
     with Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS[sniffed]) as img:
-        # libavif decodes the AV1 frame at its own size, not the container's
-        sizes = [img.size, *(avif.frame_sizes(data) if img.format == "AVIF" else ())]
-        for width, height in sizes:
+        # libavif decodes each AV1 frame at its own size, not the container's
+        frames = avif.frame_sizes(data) if img.format == "AVIF" else []
+        for width, height in [img.size, *frames]:
             if width * height > max_pixels:
                 raise ImageTooLargeError(
                     f"{width}×{height} = {width * height} pixels exceeds the limit of {max_pixels}"
                 )
+        decoded = sum(w * h for w, h in frames)
+        if decoded > _MAX_FRAMES_SHARE * max_pixels:  # a grid's tiles, alpha, gain map...
+            raise ImageTooLargeError(f"its AV1 frames hold {decoded} pixels in all, over "
+                                     f"{_MAX_FRAMES_SHARE}x the limit of {max_pixels}")
         fmt = img.format or sniffed
         return fmt, _HANDLERS[fmt].decode(data, img)
 
