@@ -38,7 +38,7 @@ MAX_PREFIXES = 16
 
 @lru_cache(maxsize=256)
 def _whole_name(name: bytes) -> re.Pattern[bytes]:
-    return re.compile(re.escape(name) + rb"(?![\w.-])")  # not the start of a longer name
+    return re.compile(rb"(?<![\w.:-])" + re.escape(name) + rb"(?![\w.-])")  # a name of its own
 
 
 @lru_cache(maxsize=256)

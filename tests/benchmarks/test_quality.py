@@ -106,7 +106,7 @@ def test_the_300_step_baselines_run_at_300_steps() -> None:
     assert "input_diversity" in table["pgd-l2+framing-300-iters"].note
 
 
-def test_a_level_run_keeps_the_closer_of_its_two_tries_and_says_when_it_is_off() -> None:
+def test_a_level_run_keeps_the_closer_of_its_two_tries() -> None:
     from types import SimpleNamespace
 
     from grasp_guard.benchmarks.quality import Method, tuned_run

@@ -78,3 +78,9 @@ def test_a_longer_name_is_not_taken_for_a_property() -> None:
     clean, names = xmp.sanitize(packet)
     assert names == ["GCamera:MicroVideo", "GCamera:MicroVideoVersion"]
     assert b"MicroVideo" not in clean and clean.endswith(b'<?xpacket end="w"?>')
+
+
+def test_a_name_that_only_ends_in_a_propertys_keeps_the_packet() -> None:
+    packet = xmp_packet(b' xGImage:Data="not the image" GImage:Data="QUJD"')
+    clean, names = xmp.sanitize(packet)
+    assert names == ["GImage:Data"] and b"QUJD" not in clean and b"xGImage:Data" in clean
