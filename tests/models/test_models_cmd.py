@@ -36,6 +36,13 @@ def _table(out: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split() for line in lines[1:]}
 
 
+def _served_stargan(server: Server) -> tuple[str, str]:
+    """A tiny StarGAN release zip on the loopback server: (its URL, its member's SHA-256)."""
+    zip_path = write_stargan_zip(server.root / "celeba.zip", tiny_stargan().state_dict())
+    with zipfile.ZipFile(zip_path) as zf:
+        return f"{server.url}/celeba.zip", hashlib.sha256(zf.read("200000-G.ckpt")).hexdigest()
+
+
 def test_list_the_shipped_zoo(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "list"]) == ExitStatus.OK
     out = capsys.readouterr().out
@@ -61,11 +68,8 @@ def test_list_the_shipped_zoo(capsys: pytest.CaptureFixture[str]) -> None:
 def test_fetch_from_a_url_then_list(
     http_server: Server, make_zoo: ZooFactory, cache_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    zip_path = write_stargan_zip(http_server.root / "celeba.zip", tiny_stargan().state_dict())
-    with zipfile.ZipFile(zip_path) as zf:
-        digest = hashlib.sha256(zf.read("200000-G.ckpt")).hexdigest()
+    url, digest = _served_stargan(http_server)
     zoo = str(make_zoo())
-    url = f"{http_server.url}/celeba.zip"
     assert main(["models", "fetch", "stargan-tiny", "--url", url, "--config", zoo]) == ExitStatus.OK
     out = capsys.readouterr().out
     assert f"stargan-tiny: {cache_root / 'stargan-tiny' / '200000-G.ckpt'}" in out
@@ -77,10 +81,8 @@ def test_fetch_from_a_url_then_list(
 def test_fetch_with_a_pin(
     http_server: Server, make_zoo: ZooFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    zip_path = write_stargan_zip(http_server.root / "celeba.zip", tiny_stargan().state_dict())
-    with zipfile.ZipFile(zip_path) as zf:
-        digest = hashlib.sha256(zf.read("200000-G.ckpt")).hexdigest()
-    zoo = str(make_zoo(stargan_url=f"{http_server.url}/celeba.zip", stargan_sha256=digest))
+    url, digest = _served_stargan(http_server)
+    zoo = str(make_zoo(stargan_url=url, stargan_sha256=digest))
     assert main(["models", "fetch", "stargan-tiny", "--config", zoo]) == ExitStatus.OK
     assert "(matches the pinned value)" in capsys.readouterr().out
 
@@ -88,10 +90,7 @@ def test_fetch_with_a_pin(
 def test_fetch_if_missing_fetches_again_when_the_pin_moved_or_the_file_changed(
     http_server: Server, make_zoo: ZooFactory, cache_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    zip_path = write_stargan_zip(http_server.root / "celeba.zip", tiny_stargan().state_dict())
-    with zipfile.ZipFile(zip_path) as zf:
-        digest = hashlib.sha256(zf.read("200000-G.ckpt")).hexdigest()
-    url = f"{http_server.url}/celeba.zip"
+    url, digest = _served_stargan(http_server)
     zoo = str(make_zoo(stargan_url=url, stargan_sha256=digest))
     fetch = ["models", "fetch", "stargan-tiny", "--if-missing", "--config", zoo]
     assert main(fetch) == ExitStatus.OK and "(matches the pinned value)" in capsys.readouterr().out
