@@ -177,7 +177,8 @@ class GraspClient:
             raise _Refused(f"{url}: connect timeout") from exc
         except TimeoutError as exc:
             raise ProtectTimeout(f"no result within {self.total_timeout:g} s") from exc
-        except aiohttp.ClientConnectionError as exc:
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            # no answer, or one cut short (a replica that died mid-reply): try again
             raise _Refused(f"{url}: {type(exc).__name__}: {exc}") from exc
 
     async def ready(self) -> bool:

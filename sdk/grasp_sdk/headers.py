@@ -31,6 +31,7 @@ _PAYLOAD_SIGNED = {"content-md5", "x-goog-hash", "digest", *digest_fields.FIELDS
 _SIGNED_HEADERS = re.compile(r"SignedHeaders=([^,\s]+)", re.IGNORECASE)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_FORM = "application/x-www-form-urlencoded"
 _GOOG_HASH_ITEM = re.compile(r"([\w-]+)=([A-Za-z0-9+/]*=*)")
 
 
@@ -60,8 +61,8 @@ class BodyConstraints:
 
     Attributes:
         reason: why the body must be left untouched, or None if it may change.
-        length_locked: a signature covers ``Content-Length``: the body may change only if
-            its length does not.
+        length_locked: the body may change only if its length does not (a signature covers
+            ``Content-Length``, or a tus upload fixed it when it was created).
     """
 
     reason: str | None
@@ -118,7 +119,13 @@ def _signature_constraints(fields: Fields, url: str) -> BodyConstraints:
     signed: set[str] = set()
     authorization = get(fields, "authorization") or ""
     keys = {name for name, _ in query}
-    if authorization.upper().startswith(("AWS4-", "GOOG4-")):
+    scheme = authorization.upper()
+    if scheme.startswith("OAUTH ") and (
+            "oauth_body_hash" in authorization.lower()
+            or (get(fields, "content-type") or "").lower().startswith(_FORM)):
+        return BodyConstraints("an OAuth 1.0a signature covers the body (its form fields or "
+                               "its hash)")
+    if scheme.startswith(("AWS4-", "GOOG4-")):
         match = _SIGNED_HEADERS.search(authorization)
         if match:
             signed.update(match.group(1).lower().split(";"))
@@ -136,7 +143,13 @@ def _signature_constraints(fields: Fields, url: str) -> BodyConstraints:
     signature_input = (get(fields, "signature-input") or "").lower()
     if any(f in signature_input for f in (*digest_fields.FIELDS, "content-length")):
         return BodyConstraints("an HTTP message signature covers the body's digest or length")
-    return BodyConstraints(None, length_locked="content-length" in signed)
+    # SigV4 signs the payload's hash: S3 names it (or UNSIGNED-PAYLOAD) in its header, which
+    # the checks above read; every other AWS service hashes the body itself.
+    if scheme.startswith("AWS4-") and get(fields, "x-amz-content-sha256") is None:
+        return BodyConstraints("an AWS SigV4 signature covers the body's hash")
+    # tus fixed the upload's length when it was created: a PATCH at offset 0 keeps it.
+    return BodyConstraints(None, length_locked="content-length" in signed
+                           or get(fields, "tus-resumable") is not None)
 
 
 def _full_range_length(content_range: str) -> int | None:

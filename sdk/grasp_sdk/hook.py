@@ -23,7 +23,7 @@ from grasp_sdk.options import ProtectOptions
 from grasp_sdk.policy import Policy, SiteRule
 from grasp_sdk.result import ProtectFn, ProtectResult, SyncProtectFn
 from grasp_sdk.sniff import image_type, is_complete
-from grasp_sdk.splice import Edit, ImageSlot, MalformedBody, apply_edits
+from grasp_sdk.splice import Edit, ImageSlot, MalformedBody, PinnedBody, apply_edits
 
 logger = logging.getLogger(__name__)
 
@@ -112,13 +112,14 @@ async def rewrite_upload(
     if isinstance(plan, UploadRewrite):
         return plan
     outcomes = await asyncio.gather(
-        *(_protect_one(slot, plan.options, protect, cache) for slot in plan.slots),
+        *(_protect_one(slot, plan.options, _checked(plan.rule, slot, protect), cache)
+          for slot in plan.slots),
         return_exceptions=True,
     )
     results: list[tuple[ProtectResult, bool]] = []
     for slot, outcome in zip(plan.slots, outcomes, strict=True):
         if isinstance(outcome, BaseException):
-            if not isinstance(outcome, Exception):
+            if not isinstance(outcome, Exception) or isinstance(outcome, RewriteError):
                 raise outcome
             raise _failed(plan.rule, slot, outcome) from outcome
         results.append(outcome)
@@ -148,11 +149,14 @@ def rewrite_upload_sync(
         return plan
     results: list[tuple[ProtectResult, bool]] = []
     for slot in plan.slots:
+        checked = _checked_sync(plan.rule, slot, protect)
         try:
             if cache is None:
-                results.append((protect(slot.data, plan.options), False))
+                results.append((checked(slot.data, plan.options), False))
             else:
-                results.append(cache.protect_sync(slot.data, plan.options, protect))
+                results.append(cache.protect_sync(slot.data, plan.options, checked))
+        except RewriteError:
+            raise
         except Exception as exc:
             raise _failed(plan.rule, slot, exc) from exc
     return _finish(plan, results)
@@ -203,6 +207,8 @@ def _find_work(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes) -> _P
         slots = _find_slots(rule, hdrs.get(fields, "content-type") or "", body)
     except MalformedBody as exc:
         raise _LeaveAlone(f"malformed body: {exc}") from None
+    except PinnedBody as exc:
+        raise _LeaveAlone(str(exc)) from None
     if not slots:
         raise _LeaveAlone("no image in the body")
     for slot in slots:
@@ -221,8 +227,6 @@ def _failed(rule: SiteRule, slot: ImageSlot, exc: Exception) -> RewriteError:
 def _finish(plan: _Plan, results: list[tuple[ProtectResult, bool]]) -> UploadRewrite:
     """Check the service's answers and put them in the body, headers fixed up."""
     rule, body = plan.rule, plan.body
-    for slot, (result, _) in zip(plan.slots, results, strict=True):
-        _check(rule, slot, result, plan.options)
     reports = tuple(
         ImageReport(slot.location, slot.media_type, len(slot.data), len(result.data), cached,
                     result.report)
@@ -285,6 +289,24 @@ async def _protect_one(slot: ImageSlot, options: ProtectOptions, protect: Protec
     if cache is None:
         return await protect(slot.data, options), False
     return await cache.protect(slot.data, options, protect)
+
+
+def _checked(rule: SiteRule, slot: ImageSlot, protect: ProtectFn) -> ProtectFn:
+    """``protect`` whose answers are checked (:func:`_check`) before a cache keeps them."""
+    async def call(data: bytes, options: ProtectOptions) -> ProtectResult:
+        result = await protect(data, options)
+        _check(rule, slot, result, options)
+        return result
+    return call
+
+
+def _checked_sync(rule: SiteRule, slot: ImageSlot, protect: SyncProtectFn) -> SyncProtectFn:
+    """Blocking :func:`_checked`."""
+    def call(data: bytes, options: ProtectOptions) -> ProtectResult:
+        result = protect(data, options)
+        _check(rule, slot, result, options)
+        return result
+    return call
 
 
 def _check(rule: SiteRule, slot: ImageSlot, result: ProtectResult,

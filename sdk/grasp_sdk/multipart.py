@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from grasp_sdk.base64_fields import Base64Text, decode_image_text
 from grasp_sdk.patterns import name_matches
 from grasp_sdk.sniff import image_type
-from grasp_sdk.splice import Edit, ImageSlot, MalformedBody
+from grasp_sdk.splice import Edit, ImageSlot, MalformedBody, PinnedBody
 
 _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _PART_LENGTH = re.compile(rb"(?im)^content-length[ \t]*:[ \t]*(\d+)[ \t]*\r?$")
@@ -146,7 +146,8 @@ def find_images(body: bytes, content_type: str, fields: Iterable[str] = ()) -> l
     fields = tuple(fields)
     delimiter = b"\r\n--" + boundary_of(content_type)
     slots = []
-    for part in parse(body, delimiter[4:]):
+    parts = parse(body, delimiter[4:])
+    for part in parts:
         if fields and not name_matches(part.name or "", fields):
             continue
         content = body[part.body_start:part.body_end]
@@ -167,7 +168,22 @@ def find_images(body: bytes, content_type: str, fields: Iterable[str] = ()) -> l
             media_type=media_type,
             edits=_part_edits(body, part, delimiter, encode),
         ))
+    pinned = [f"{part.name!r}" for part in parts if _is_checksum(part.name or "")]
+    pinned += [f"Content-MD5 of {part.name!r}" for part in parts if "content-md5" in part.headers]
+    if slots and pinned:
+        raise PinnedBody(f"the form carries a checksum of its file ({', '.join(pinned)})")
     return slots
+
+
+def _is_checksum(name: str) -> bool:
+    """Whether a form field holds a checksum of the file (S3 and GCS browser uploads)."""
+    name = name.lower()
+    return name in ("content-md5", "x-goog-hash") or (
+        name.startswith("x-amz-checksum-") and name not in _AMZ_CHECKSUM_NOT_DIGESTS)
+
+
+_AMZ_CHECKSUM_NOT_DIGESTS = ("x-amz-checksum-algorithm", "x-amz-checksum-type",
+                             "x-amz-checksum-mode")
 
 
 def _identity(data: bytes) -> bytes:

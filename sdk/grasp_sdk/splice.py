@@ -52,3 +52,8 @@ def apply_edits(body: bytes, edits: Iterable[Edit]) -> bytes:
 
 class MalformedBody(ValueError):
     """A body that does not parse as its declared format; the upload is left untouched."""
+
+
+class PinnedBody(ValueError):
+    """A body that carries a checksum of its image the SDK cannot recompute (a form's
+    checksum field, a part's Content-MD5); the upload is left untouched."""

@@ -217,3 +217,26 @@ async def test_ready_sends_the_token(serve) -> None:
     async with GraspClient(await serve(service), token="s3cret") as client:
         assert await client.ready()
     assert service.readiness_headers[-1]["Authorization"] == "Bearer s3cret"
+
+
+class CutShort(Service):
+    """A service whose first answer stops short of its Content-Length (a replica that died)."""
+
+    async def protect(self, request: web.Request) -> web.StreamResponse:
+        if self.requests:
+            return await super().protect(request)
+        self.requests.append((dict(request.query), dict(request.headers), await request.read()))
+        answer = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+        answer.content_length = 1000
+        await answer.prepare(request)
+        await answer.write(b"\xff\xd8\xff" + bytes(7))
+        assert request.transport is not None
+        request.transport.close()
+        return answer
+
+
+async def test_an_answer_cut_short_is_retried(serve, jpeg: bytes) -> None:
+    service = CutShort()
+    async with GraspClient([await serve(service)], backoff_base=0.01) as client:
+        result = await client.protect(jpeg)
+    assert result.data == jpeg[::-1] and len(service.requests) == 2

@@ -78,7 +78,8 @@ def test_constraints(fields: list[tuple[str, str]], url: str, reason: str | None
 
 
 def test_signed_content_length_locks_the_length() -> None:
-    signed = hdrs.constraints((("Authorization", SIGV4.format("content-length;host")),), URL)
+    signed = hdrs.constraints((("Authorization", SIGV4.format("content-length;host")),
+                               ("x-amz-content-sha256", "UNSIGNED-PAYLOAD")), URL)
     assert signed.reason is None and signed.length_locked
     presigned = hdrs.constraints((), URL + "?X-Goog-SignedHeaders=content-length%3Bhost")
     assert presigned.length_locked

@@ -166,7 +166,7 @@ async def test_signed_content_length_forces_exact_size(
         policy: Policy, fake_protect, jpeg: bytes,
 ) -> None:
     headers = {"Authorization": SIGV4.format("content-length;host"),
-               "Content-Length": str(len(jpeg))}
+               "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "Content-Length": str(len(jpeg))}
     fake_protect.mode = "flip"
     out = await rewrite_upload("PUT", "https://site.test/u", headers, jpeg, policy, fake_protect)
     assert out.changed and len(out.body) == len(jpeg)
@@ -348,3 +348,18 @@ def test_sync_form_uses_the_cache(policy: Policy, fake_protect, jpeg: bytes) -> 
                                 fake_protect.sync, cache=cache)
     assert len(fake_protect.calls) == 1 and retry.body == first.body != jpeg
     assert retry.images[0].cached and not first.images[0].cached
+
+
+async def test_a_rejected_answer_is_not_cached(policy: Policy, jpeg: bytes) -> None:
+    calls: list[int] = []
+
+    async def protect(data: bytes, options: ProtectOptions) -> ProtectResult:
+        calls.append(1)  # the first answer is a web page, not the photo
+        body = b"<html>oops</html>" if len(calls) == 1 else data[:-3] + b"\x00\x00\x00"
+        return ProtectResult(body, "image/jpeg", {})
+
+    cache = ProtectCache()
+    with pytest.raises(RewriteError, match="non-image"):
+        await rewrite_upload("PUT", "https://site.test/u", {}, jpeg, policy, protect, cache=cache)
+    out = await rewrite_upload("PUT", "https://site.test/u", {}, jpeg, policy, protect, cache=cache)
+    assert out.changed and len(calls) == 2

@@ -20,6 +20,7 @@ const CHECKSUMS = new Set(["content-md5", "x-goog-hash", "digest", ...DIGEST_FIE
 const SIGNED_HEADERS = /SignedHeaders=([^,\s]+)/i;
 const CONTENT_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i;
 const HEX_SHA256 = /^[0-9a-fA-F]{64}$/;
+const FORM = "application/x-www-form-urlencoded";
 
 /**
  * Headers as ordered `[name, value]` string pairs, from a `Headers`, an array of pairs or a
@@ -92,6 +93,10 @@ function signatureConstraints(fields, url) {
   const signed = new Set();
   const authorization = get(fields, "authorization") ?? "";
   const scheme = authorization.toUpperCase();
+  if (scheme.startsWith("OAUTH ") && (authorization.toLowerCase().includes("oauth_body_hash") ||
+      (get(fields, "content-type") ?? "").toLowerCase().startsWith(FORM))) {
+    return refuse("an OAuth 1.0a signature covers the body (its form fields or its hash)");
+  }
   // (A V2 signature covers the body only through Content-MD5, refused above.)
   if (scheme.startsWith("AWS4-") || scheme.startsWith("GOOG4-")) {
     const match = SIGNED_HEADERS.exec(authorization);
@@ -108,7 +113,13 @@ function signatureConstraints(fields, url) {
   if ([...DIGEST_FIELDS, "content-length"].some((f) => signatureInput.includes(f))) {
     return refuse("an HTTP message signature covers the body's digest or length");
   }
-  return { reason: null, lengthLocked: signed.has("content-length") };
+  // SigV4 signs the payload's hash: S3 names it (or UNSIGNED-PAYLOAD) in its header, which
+  // the checks above read; every other AWS service hashes the body itself.
+  if (scheme.startsWith("AWS4-") && get(fields, "x-amz-content-sha256") === null) {
+    return refuse("an AWS SigV4 signature covers the body's hash");
+  }
+  // tus fixed the upload's length when it was created: a PATCH at offset 0 keeps it.
+  return { reason: null, lengthLocked: signed.has("content-length") || get(fields, "tus-resumable") !== null };
 }
 
 function queryPairs(url) {

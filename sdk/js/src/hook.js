@@ -12,7 +12,7 @@ import { RewriteError } from "./errors.js";
 import * as hdrs from "./headers.js";
 import * as multipart from "./multipart.js";
 import { imageType, isComplete } from "./sniff.js";
-import { MalformedBody, applyEdits } from "./splice.js";
+import { MalformedBody, PinnedBody, applyEdits } from "./splice.js";
 
 /**
  * What happened to one image of an upload.
@@ -99,6 +99,7 @@ async function rewrite(rule, url, fields, body, protect) {
     slots = findSlots(rule, hdrs.get(fields, "content-type") ?? "", body);
   } catch (error) {
     if (error instanceof MalformedBody) throw new LeaveAlone(`malformed body: ${error.message}`);
+    if (error instanceof PinnedBody) throw new LeaveAlone(error.message);
     throw error;
   }
   if (slots.length === 0) throw new LeaveAlone("no image in the body");

@@ -9,7 +9,7 @@ import { decodeImageText } from "./base64_fields.js";
 import { fromLatin1, indexOf, latin1, startsWith, utf8 } from "./bytes.js";
 import { nameMatches } from "./patterns.js";
 import { imageType } from "./sniff.js";
-import { MalformedBody } from "./splice.js";
+import { MalformedBody, PinnedBody } from "./splice.js";
 
 const PARAM = /;\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g;
 const PART_LENGTH = /^content-length[ \t]*:[ \t]*(\d+)[ \t]*\r?$/im;
@@ -132,7 +132,8 @@ export function findImages(body, contentType, fields = []) {
   const boundary = boundaryOf(contentType);
   const delimiter = new Uint8Array([...CRLF, ...DASHES, ...boundary]);
   const slots = [];
-  for (const part of parse(body, boundary)) {
+  const parts = parse(body, boundary);
+  for (const part of parts) {
     if (fields.length && !nameMatches(part.name ?? "", fields)) continue;
     const content = body.subarray(part.bodyStart, part.bodyEnd);
     let data = content;
@@ -153,7 +154,24 @@ export function findImages(body, contentType, fields = []) {
       edits: partEdits(body, part, delimiter, encode),
     });
   }
+  const pinned = [
+    ...parts.filter((part) => isChecksum(part.name ?? "")).map((part) => pyRepr(part.name)),
+    ...parts.filter((part) => "content-md5" in part.headers).map((part) => `Content-MD5 of ${pyRepr(part.name)}`),
+  ];
+  if (slots.length && pinned.length) {
+    throw new PinnedBody(`the form carries a checksum of its file (${pinned.join(", ")})`);
+  }
   return slots;
+}
+
+const AMZ_CHECKSUM_NOT_DIGESTS = new Set(["x-amz-checksum-algorithm", "x-amz-checksum-type",
+  "x-amz-checksum-mode"]);
+
+/** Whether a form field holds a checksum of the file (S3 and GCS browser uploads). */
+function isChecksum(name) {
+  const lname = name.toLowerCase();
+  return lname === "content-md5" || lname === "x-goog-hash" ||
+    (lname.startsWith("x-amz-checksum-") && !AMZ_CHECKSUM_NOT_DIGESTS.has(lname));
 }
 
 function asciiText(bytes) {

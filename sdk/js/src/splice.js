@@ -15,6 +15,17 @@ export class MalformedBody extends Error {
 }
 
 /**
+ * A body that carries a checksum of its image the SDK cannot recompute (a form's checksum
+ * field, a part's Content-MD5); the upload is left untouched.
+ */
+export class PinnedBody extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "PinnedBody";
+  }
+}
+
+/**
  * One image inside a body.
  * @typedef {object} ImageSlot
  * @property {string} location where it is, for reports (`multipart part 'media'`).
