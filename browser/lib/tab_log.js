@@ -61,7 +61,11 @@ export class TabLog {
     return (await this.#read(tabId)).notices;
   }
 
-  async forget(tabId) {
-    await this.storage.remove(key(tabId));
+  /** Drop the tab's entry, after the updates queued before it (one still in flight would
+   * otherwise write the closed tab's entry back). */
+  forget(tabId) {
+    const removal = this.#queue.then(() => this.storage.remove(key(tabId)));
+    this.#queue = removal.catch(() => {});
+    return removal;
   }
 }

@@ -22,8 +22,11 @@ export function wrapFetch(fetchFn, options) {
     const url = absoluteUrl(request?.url ?? input, options.baseURL);
     const method = (init?.method ?? request?.method ?? "GET").toUpperCase();
     if (options.policy.match(method, url) === null) return fetchFn(input, init);
+    const signal = init?.signal ?? request?.signal;
+    if (signal?.aborted) return fetchFn(input, init);  // rejects at once; nothing is sent
     let described;
-    if (init?.body !== undefined || request === null || request.body === null) {
+    // A body of null in `init` keeps the Request's own (as fetch reads it).
+    if ((init?.body !== undefined && init.body !== null) || request === null || request.body === null) {
       described = { ...init, method, headers: init?.headers ?? request?.headers };
     } else {
       // A Request carries its body: read a copy, send a new Request built from it.
@@ -32,7 +35,7 @@ export function wrapFetch(fetchFn, options) {
     }
     let outcome;
     try {
-      outcome = await protectRequestBody(url, described, options);
+      outcome = await untilAborted(protectRequestBody(url, described, options), signal);
     } catch (error) {
       if (error instanceof UploadBlockedError) {
         options.onOutcome?.(blockedOutcome(method, url, error));
@@ -45,6 +48,16 @@ export function wrapFetch(fetchFn, options) {
     return request === null ? fetchFn(input, { ...init, body, headers })
       : fetchFn(new Request(request, { ...init, body, headers }));
   };
+}
+
+/** `promise`, or an AbortError as soon as `signal` aborts (the page's fetch rejects at once,
+ * as a browser's does; the protection finishes unheard and nothing is sent). */
+function untilAborted(promise, signal) {
+  if (!signal) return promise;
+  const aborted = new Promise((_, reject) => {
+    signal.addEventListener("abort", () => reject(signal.reason ?? new DOMException("The operation was aborted.", "AbortError")), { once: true });
+  });
+  return Promise.race([promise, aborted]);
 }
 
 /** The outcome reported for a refused upload. */

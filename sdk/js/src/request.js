@@ -71,7 +71,10 @@ async function rewriteBody(url, init, rule, options) {
     return { changed: done.changed, images: done.images, reason: done.reason, init: { body: done.formData } };
   }
   const read = await readBody(body);
-  if (read === null) return { changed: false, images: [], reason: "a streamed body cannot be read before it is sent" };
+  if (read === null) {  // it may hold a photo: the site's on_failure decides, with a notice
+    throw new RewriteError("a streamed body cannot be read before it is sent",
+      { site: rule.name, onFailure: rule.onFailure });
+  }
   const implied = hdrs.get(headers, "content-type") === null && read.contentType !== null;
   const fields = implied ? [...headers, ["Content-Type", read.contentType]] : headers;
   const done = await rewriteForSite(rule, url, fields, read.bytes, protect);

@@ -95,7 +95,7 @@ function sendSynchronous(xhr, state, body, go, options) {
   }
   options.onOutcome?.({
     method: state.method, url: state.url, site: state.site.name, changed: false, images: [],
-    reason: `sending the original upload: ${reason}`, error: null, blocked: false,
+    reason: `sending the original upload: ${reason}`, error: new Error(reason), blocked: false,
   });
   return go(state.headers, body);
 }

@@ -124,10 +124,14 @@ test("protectRequestBody: URLSearchParams, JSON strings and Blobs come back as t
   assert.equal(relative.changed, true);
 });
 
-test("protectRequestBody: a streamed body and a checksum header leave the request alone", async () => {
+test("protectRequestBody: a streamed body goes as on_failure says; a checksum header leaves the request alone", async () => {
   const protect = fakeProtect();
   const stream = await protectRequestBody(INSTAGRAM, { method: "POST", body: new ReadableStream() }, { policy, protect });
-  assert.deepEqual([stream.site, stream.changed, stream.reason], ["instagram", false, "a streamed body cannot be read before it is sent"]);
+  assert.deepEqual([stream.site, stream.changed], ["instagram", false]);
+  assert.match(stream.reason, /^sending the original upload: .*a streamed body cannot be read before it is sent/);
+  assert.ok(stream.error !== null);  // it may hold a photo: the page is told
+  await assert.rejects(protectRequestBody("https://strict.example/up", { method: "POST", body: new ReadableStream() },
+    { policy, protect }), UploadBlockedError);
   const summed = await protectRequestBody(INSTAGRAM, { method: "POST", body: JPEG, headers: { "Content-MD5": "x" } }, { policy, protect });
   assert.equal(summed.reason, "Content-MD5 header cannot be recomputed by the JavaScript SDK");
   assert.equal(protect.calls.length, 0);
@@ -215,6 +219,7 @@ test("patchXMLHttpRequest: block fires error and loadend and sends nothing; sync
   passing.send(form);
   assert.deepEqual(passing.log.at(-1), ["send", form]);
   assert.match(outcomes.at(-1).reason, /synchronous XMLHttpRequest cannot wait/);
+  assert.ok(outcomes.at(-1).error instanceof Error);  // the original went: the page is told
 });
 
 test("protectRequestBody: a photo is a photo whatever its label; a piece of a longer file and a URL-pinned checksum are left alone", async () => {
@@ -261,4 +266,35 @@ test("patchXMLHttpRequest: a request aborted while its photo is protected is nev
   assert.equal(xhr.readyState, 0);
   assert.throws(() => xhr.send(JPEG), { name: "InvalidStateError" });  // as a browser's would
   assert.ok(!xhr.log.some(([what]) => what === "send"));
+});
+
+test("wrapFetch: fetch(request, {body: null}) keeps the Request's photo, and protects it", async () => {
+  const fetchFn = recordingFetch();
+  const request = new Request(INSTAGRAM, { method: "POST", body: JPEG, headers: { "Content-Type": "image/jpeg" } });
+  await wrapFetch(fetchFn, { policy, protect: fakeProtect() })(request, { body: null });
+  assert.deepEqual(await bytes(fetchFn.calls[0].input), flip(JPEG));
+});
+
+test("wrapFetch: an aborted fetch rejects at once and sends nothing, before or during protection", async () => {
+  const fetchFn = async (input, init) => {
+    if ((init?.signal ?? input.signal)?.aborted) throw new DOMException("aborted", "AbortError");
+    fetchFn.sent += 1;
+    return new Response("ok");
+  };
+  fetchFn.sent = 0;
+  let release;
+  const slow = async (data) => { await new Promise((resolve) => { release = resolve; }); return { data: flip(data), contentType: "image/jpeg", report: {} }; };
+  const guarded = wrapFetch(fetchFn, { policy, protect: slow });
+  const before = new AbortController();
+  before.abort();
+  await assert.rejects(guarded(INSTAGRAM, { method: "POST", body: JPEG, signal: before.signal }), { name: "AbortError" });
+  assert.equal(release, undefined);  // the service was never asked
+  const during = new AbortController();
+  const pending = guarded(INSTAGRAM, { method: "POST", body: JPEG, signal: during.signal });
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  during.abort();
+  await assert.rejects(pending, { name: "AbortError" });
+  release();
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(fetchFn.sent, 0);
 });
