@@ -23,39 +23,50 @@ const policy = pageSites.policyFor(location.href);
 /** How long an upload waits for the content script's port before its on_failure applies. */
 const PORT_WAIT_MS = 10_000;
 
-/** Requests over the port once the content script's offer arrives; queued until then. */
+/**
+ * Requests over the port once the content script's offer arrives; queued until then. The
+ * port object stays in this closure: it never passes through a promise or a callback a
+ * page script could have replaced (Promise.prototype.then, a getter on Object.prototype).
+ */
 function portClient() {
   const waiting = new Map();
+  const queued = [];
   let nextId = 1;
-  let ready;
-  const offered = new Promise((resolve) => { ready = resolve; });
-  const port = Promise.race([offered, new Promise((resolve, reject) => setTimeout(
-    () => reject(new Error("the extension's content script never answered")), PORT_WAIT_MS))]);
-  port.catch(() => {});  // each upload hears of it
+  let port = null;
+  let gaveUp = false;
+  const send = (message) => (port === null ? queued.push(message) : port.post(message));
   takePort(window, (taken) => {
-    taken.listen((data) => {
+    port = taken;
+    port.listen((data) => {
       const pending = waiting.get(data?.id);
       if (!pending) return;
       waiting.delete(data.id);
       if (data.ok) pending.resolve({ data: data.data, contentType: data.contentType, report: data.report });
       else pending.reject(new Error(data.error));
     });
-    ready(taken);
+    for (const message of queued.splice(0)) port.post(message);
   });
+  const unanswered = () => new Error("the extension's content script never answered");
+  setTimeout(() => {
+    if (port !== null) return;
+    gaveUp = true;  // each upload waiting hears of it, and those after it at once
+    queued.length = 0;
+    for (const pending of waiting.values()) pending.reject(unanswered());
+    waiting.clear();
+  }, PORT_WAIT_MS);
   return {
-    async protect(data, options) {
-      const taken = await port;
+    protect(data, options) {
+      if (gaveUp) return Promise.reject(unanswered());
       const id = nextId++;
       return new Promise((resolve, reject) => {
         waiting.set(id, { resolve, reject });
-        taken.post({ id, kind: "protect", site: options.site, sizeMode: options.sizeMode, data });
+        send({ id, kind: "protect", site: options.site, sizeMode: options.sizeMode, data });
       });
     },
     report(outcome) {
-      offered.then((taken) => taken.post({
-        kind: "outcome", site: outcome.site, blocked: outcome.blocked,
-        failed: outcome.error !== null, reason: outcome.reason,
-      }));
+      if (gaveUp) return;
+      send({ kind: "outcome", site: outcome.site, blocked: outcome.blocked,
+        failed: outcome.error !== null, reason: outcome.reason });
     },
   };
 }

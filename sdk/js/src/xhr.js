@@ -42,7 +42,7 @@ export function patchXMLHttpRequest(XHR, options) {
 
   proto.setRequestHeader = function setRequestHeader(name, value) {
     if (!this[STATE]) return original.setRequestHeader.call(this, name, value);
-    this[STATE].headers.push([String(name), String(value)]);
+    this[STATE].headers.push(checkedHeader(name, value));  // refused now, as a browser would
   };
 
   proto.send = function send(body = null) {
@@ -62,7 +62,11 @@ export function patchXMLHttpRequest(XHR, options) {
         if (this[PROTECTING] !== state) return;  // aborted meanwhile: nothing goes
         this[PROTECTING] = null;
         options.onOutcome?.(withoutInit(outcome));
-        go(outcome.init.headers ?? state.headers, outcome.init.body ?? null);
+        try {
+          go(outcome.init.headers ?? state.headers, outcome.init.body ?? null);
+        } catch {  // the request cannot go (the browser refused it): it ends as a failed one
+          finish(this, "error");
+        }
       },
       (error) => {
         if (this[PROTECTING] !== state) return;
@@ -84,6 +88,19 @@ export function patchXMLHttpRequest(XHR, options) {
   };
 
   return () => Object.assign(proto, original);
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** A header as `setRequestHeader` takes it (its value trimmed), or the error a browser
+ * throws there: TypeError for a character past U+00FF, SyntaxError for a bad name or value. */
+function checkedHeader(name, value) {
+  const [n, v] = [String(name), String(value)];
+  if ([...n, ...v].some((c) => c.codePointAt(0) > 0xff)) throw new TypeError(`header ${n} is not a ByteString`);
+  if (!TOKEN.test(n)) throw new DOMException(`'${n}' is not a valid HTTP header field name.`, "SyntaxError");
+  const trimmed = v.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, "");
+  if (/[\0\r\n]/.test(trimmed)) throw new DOMException(`'${trimmed}' is not a valid HTTP header field value.`, "SyntaxError");
+  return [n, trimmed];
 }
 
 function sendSynchronous(xhr, state, body, go, options) {

@@ -298,3 +298,16 @@ test("wrapFetch: an aborted fetch rejects at once and sends nothing, before or d
   await new Promise((resolve) => setTimeout(resolve, 10));
   assert.equal(fetchFn.sent, 0);
 });
+
+test("patchXMLHttpRequest: a header the browser refuses throws from setRequestHeader, as it would unpatched", () => {
+  class XHR extends FakeXHR {}
+  patchXMLHttpRequest(XHR, { policy, protect: fakeProtect() });
+  const xhr = new XHR();
+  xhr.open("POST", MASTODON);
+  assert.throws(() => xhr.setRequestHeader("X-File-Name", "été €.jpg"), TypeError);  // not a ByteString
+  assert.throws(() => xhr.setRequestHeader("Bad Name", "x"), { name: "SyntaxError" });
+  assert.throws(() => xhr.setRequestHeader("X-Note", "a\r\nInjected: 1"), { name: "SyntaxError" });
+  xhr.setRequestHeader("X-Note", "  kept  ");
+  xhr.send("no photo");
+  return xhr.sent.then(() => assert.deepEqual(xhr.log.filter(([kind]) => kind === "header"), [["header", "X-Note", "kept"]]));
+});
