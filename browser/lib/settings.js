@@ -14,9 +14,16 @@ export async function readSettings(storage = chrome.storage.local) {
   return { ...DEFAULT_SETTINGS, ...stored };
 }
 
-/** Switch the protection of one policy site on or off. */
-export async function setSiteEnabled(site, enabled, storage = chrome.storage.local) {
-  const { disabledSites } = await readSettings(storage);
-  const others = disabledSites.filter((name) => name !== site);
-  await storage.set({ disabledSites: enabled ? others : [...others, site] });
+let switches = Promise.resolve();
+
+/** Switch the protection of one policy site on or off, one switch after another (two at
+ * once would each write over the other's list). */
+export function setSiteEnabled(site, enabled, storage = chrome.storage.local) {
+  const change = switches.then(async () => {
+    const { disabledSites } = await readSettings(storage);
+    const others = disabledSites.filter((name) => name !== site);
+    await storage.set({ disabledSites: enabled ? others : [...others, site] });
+  });
+  switches = change.catch(() => {});
+  return change;
 }
