@@ -30,11 +30,16 @@ const PORT_WAIT_MS = 10_000;
  */
 function portClient() {
   const waiting = new Map();
-  const queued = [];
+  // A queue of no prototype, walked by index: a page's Array.prototype cannot reach it.
+  const queued = Object.create(null);
+  let [head, tail] = [0, 0];
   let nextId = 1;
   let port = null;
   let gaveUp = false;
-  const send = (message) => (port === null ? queued.push(message) : port.post(message));
+  const send = (message) => {
+    if (port !== null) port.post(message);
+    else queued[tail++] = message;
+  };
   takePort(window, (taken) => {
     port = taken;
     port.listen((data) => {
@@ -44,13 +49,15 @@ function portClient() {
       if (data.ok) pending.resolve({ data: data.data, contentType: data.contentType, report: data.report });
       else pending.reject(new Error(data.error));
     });
-    for (const message of queued.splice(0)) port.post(message);
+    for (; head < tail; head++) {
+      port.post(queued[head]);
+      delete queued[head];
+    }
   });
   const unanswered = () => new Error("the extension's content script never answered");
   setTimeout(() => {
     if (port !== null) return;
     gaveUp = true;  // each upload waiting hears of it, and those after it at once
-    queued.length = 0;
     for (const pending of waiting.values()) pending.reject(unanswered());
     waiting.clear();
   }, PORT_WAIT_MS);
@@ -63,8 +70,7 @@ function portClient() {
         send({ id, kind: "protect", site: options.site, sizeMode: options.sizeMode, data });
       });
     },
-    report(outcome) {
-      if (gaveUp) return;
+    report(outcome) {  // kept for a late port too: its notice still shows
       send({ kind: "outcome", site: outcome.site, blocked: outcome.blocked,
         failed: outcome.error !== null, reason: outcome.reason });
     },

@@ -120,9 +120,10 @@ def _signature_constraints(fields: Fields, url: str) -> BodyConstraints:
     authorization = get(fields, "authorization") or ""
     keys = {name for name, _ in query}
     scheme = authorization.upper()
-    if scheme.startswith("OAUTH ") and (
-            "oauth_body_hash" in authorization.lower()
-            or (get(fields, "content-type") or "").lower().startswith(_FORM)):
+    # OAuth 1.0a signs with oauth_signature; an OAuth 2 token may come as "OAuth <token>" too
+    oauth1 = scheme.startswith("OAUTH ") and "oauth_signature=" in authorization.lower()
+    if oauth1 and ("oauth_body_hash" in authorization.lower()
+                   or (get(fields, "content-type") or "").lower().startswith(_FORM)):
         return BodyConstraints("an OAuth 1.0a signature covers the body (its form fields or "
                                "its hash)")
     if scheme.startswith(("AWS4-", "GOOG4-")):

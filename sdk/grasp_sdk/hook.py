@@ -227,6 +227,8 @@ def _failed(rule: SiteRule, slot: ImageSlot, exc: Exception) -> RewriteError:
 def _finish(plan: _Plan, results: list[tuple[ProtectResult, bool]]) -> UploadRewrite:
     """Check the service's answers and put them in the body, headers fixed up."""
     rule, body = plan.rule, plan.body
+    for slot, (result, _) in zip(plan.slots, results, strict=True):
+        _check(rule, slot, result, plan.options)  # a cache another caller filled, too
     reports = tuple(
         ImageReport(slot.location, slot.media_type, len(slot.data), len(result.data), cached,
                     result.report)

@@ -363,3 +363,14 @@ async def test_a_rejected_answer_is_not_cached(policy: Policy, jpeg: bytes) -> N
         await rewrite_upload("PUT", "https://site.test/u", {}, jpeg, policy, protect, cache=cache)
     out = await rewrite_upload("PUT", "https://site.test/u", {}, jpeg, policy, protect, cache=cache)
     assert out.changed and len(calls) == 2
+
+
+async def test_a_cached_answer_is_checked_too(policy: Policy, jpeg: bytes) -> None:
+    async def grown(data: bytes, options: ProtectOptions) -> ProtectResult:
+        return ProtectResult(data + b"\x00" * 16, "image/jpeg", {})
+
+    cache = ProtectCache()  # filled by another caller, with an answer longer than the photo
+    exact = next(s for s in policy.sites if s.name == "exact-site")
+    await cache.protect(jpeg, exact.options(), grown)
+    with pytest.raises(RewriteError, match="size_mode=exact"):
+        await rewrite_upload("PUT", "https://exact.test/u", {}, jpeg, policy, grown, cache=cache)

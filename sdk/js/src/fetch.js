@@ -22,7 +22,7 @@ export function wrapFetch(fetchFn, options) {
     const url = absoluteUrl(request?.url ?? input, options.baseURL);
     const method = (init?.method ?? request?.method ?? "GET").toUpperCase();
     if (options.policy.match(method, url) === null) return fetchFn(input, init);
-    const signal = init?.signal ?? request?.signal;
+    const signal = init && init.signal !== undefined ? init.signal : request?.signal;  // null: none
     if (signal?.aborted) return fetchFn(input, init);  // rejects at once; nothing is sent
     let described;
     // A body of null in `init` keeps the Request's own (as fetch reads it).
@@ -54,10 +54,12 @@ export function wrapFetch(fetchFn, options) {
  * as a browser's does; the protection finishes unheard and nothing is sent). */
 function untilAborted(promise, signal) {
   if (!signal) return promise;
+  let onAbort;
   const aborted = new Promise((_, reject) => {
-    signal.addEventListener("abort", () => reject(signal.reason ?? new DOMException("The operation was aborted.", "AbortError")), { once: true });
+    onAbort = () => reject(signal.reason ?? new DOMException("The operation was aborted.", "AbortError"));
+    signal.addEventListener("abort", onAbort, { once: true });
   });
-  return Promise.race([promise, aborted]);
+  return Promise.race([promise, aborted]).finally(() => signal.removeEventListener("abort", onAbort));
 }
 
 /** The outcome reported for a refused upload. */

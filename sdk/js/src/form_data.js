@@ -8,6 +8,7 @@
 import { decodeImageText } from "./base64_fields.js";
 import { equal } from "./bytes.js";
 import { LeaveAlone, protectSlots, requireFormat } from "./hook.js";
+import { isChecksum } from "./multipart.js";
 import { nameMatches } from "./patterns.js";
 import { imageType } from "./sniff.js";
 
@@ -53,6 +54,8 @@ async function rewriteFormData(formData, rule, protect) {
     if (slot !== null) slots.push({ ...slot, index });
   }
   if (slots.length === 0) throw new LeaveAlone("no image in the body");
+  const pinned = entries.filter(([name]) => isChecksum(name)).map(([name]) => `'${name}'`);
+  if (pinned.length) throw new LeaveAlone(`the form carries a checksum of its file (${pinned.join(", ")})`);
   const results = await protectSlots(rule, slots, rule.options(), protect);
   const images = slots.map((slot, i) => ({
     location: slot.location,

@@ -93,7 +93,9 @@ function signatureConstraints(fields, url) {
   const signed = new Set();
   const authorization = get(fields, "authorization") ?? "";
   const scheme = authorization.toUpperCase();
-  if (scheme.startsWith("OAUTH ") && (authorization.toLowerCase().includes("oauth_body_hash") ||
+  // OAuth 1.0a signs with oauth_signature; an OAuth 2 token may come as "OAuth <token>" too
+  const oauth1 = scheme.startsWith("OAUTH ") && authorization.toLowerCase().includes("oauth_signature=");
+  if (oauth1 && (authorization.toLowerCase().includes("oauth_body_hash") ||
       (get(fields, "content-type") ?? "").toLowerCase().startsWith(FORM))) {
     return refuse("an OAuth 1.0a signature covers the body (its form fields or its hash)");
   }

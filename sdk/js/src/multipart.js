@@ -168,7 +168,7 @@ const AMZ_CHECKSUM_NOT_DIGESTS = new Set(["x-amz-checksum-algorithm", "x-amz-che
   "x-amz-checksum-mode"]);
 
 /** Whether a form field holds a checksum of the file (S3 and GCS browser uploads). */
-function isChecksum(name) {
+export function isChecksum(name) {
   const lname = name.toLowerCase();
   return lname === "content-md5" || lname === "x-goog-hash" ||
     (lname.startsWith("x-amz-checksum-") && !AMZ_CHECKSUM_NOT_DIGESTS.has(lname));

@@ -311,3 +311,30 @@ test("patchXMLHttpRequest: a header the browser refuses throws from setRequestHe
   xhr.send("no photo");
   return xhr.sent.then(() => assert.deepEqual(xhr.log.filter(([kind]) => kind === "header"), [["header", "X-Note", "kept"]]));
 });
+
+test("wrapFetch: a long-lived signal keeps no listener per upload; signal: null drops the Request's", async () => {
+  const controller = new AbortController();
+  let listeners = 0;
+  const { addEventListener: add, removeEventListener: remove } = controller.signal;
+  controller.signal.addEventListener = function (...args) { listeners += 1; return add.apply(this, args); };
+  controller.signal.removeEventListener = function (...args) { listeners -= 1; return remove.apply(this, args); };
+  const fetchFn = recordingFetch();
+  const guarded = wrapFetch(fetchFn, { policy, protect: fakeProtect() });
+  for (let i = 0; i < 5; i += 1) await guarded(INSTAGRAM, { method: "POST", body: JPEG, signal: controller.signal });
+  assert.equal(listeners, 0);
+  const aborted = new AbortController();
+  aborted.abort();
+  const request = new Request(INSTAGRAM, { method: "POST", body: JPEG, signal: aborted.signal });
+  await guarded(request, { signal: null });  // fetch would send it: it goes protected
+  assert.deepEqual(await bytes(fetchFn.calls.at(-1).input), flip(JPEG));
+});
+
+test("protectFormData: a form carrying a checksum of its file is left alone, as its bytes would be", async () => {
+  const form = new FormData();
+  form.append("x-amz-checksum-sha256", "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=");
+  form.append("file", photo());
+  const protect = fakeProtect();
+  const out = await protectRequestBody(MASTODON, { method: "POST", body: form }, { policy, protect });
+  assert.deepEqual([out.changed, out.reason], [false, "the form carries a checksum of its file ('x-amz-checksum-sha256')"]);
+  assert.equal(protect.calls.length, 0);
+});
