@@ -28,6 +28,12 @@ _THUMB_OFFSET = 0x0201
 _THUMB_LENGTH = 0x0202
 _STRIP_OFFSETS = 0x0111
 _STRIP_COUNTS = 0x0117
+_TILE_OFFSETS = 0x0144
+_TILE_COUNTS = 0x0145
+_SUB_IFDS = 0x014A
+_EXIF_IFD = 0x8769
+_IMAGE_DATA = ((_STRIP_OFFSETS, _STRIP_COUNTS), (_TILE_OFFSETS, _TILE_COUNTS))
+_MAX_IFDS = 64  # a block links at most this many directories here; loops and bombs stop
 _SHORT, _LONG = 3, 4
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 _THUMB_SCALES = (1.0, 2.0, 4.0)  # coarser tables when the block would overflow its segment
@@ -56,7 +62,7 @@ class ExifLayout:
         has_ifd1: whether IFD0 links to an IFD1 (the thumbnail directory).
         thumbnail: (start, end) of the JPEG thumbnail, None when there is none in bounds.
         thumbnail_entries: the IFD1 offset and length entries of that thumbnail.
-        strips: (start, end) of uncompressed thumbnail strips.
+        strips: (start, end) of raw image data (strips or tiles) of any directory in the block.
         previews: (start, end) of other JPEG images inside the block (maker-note previews).
     """
 
@@ -79,7 +85,7 @@ class ExifLayout:
                 "EXIF thumbnail directory (IFD1) unlinked: no JPEG thumbnail to regenerate"
             )
         if self.strips:
-            notes.append("uncompressed EXIF thumbnail removed")
+            notes.append("uncompressed image data inside EXIF blanked")
         if self.previews:
             notes.append(f"{len(self.previews)} preview image(s) inside EXIF (maker notes) blanked")
         return notes
@@ -138,6 +144,63 @@ def _ranges(starts: list[int], lengths: list[int], size: int) -> tuple[tuple[int
     )
 
 
+def _linked_ifds(tiff: bytes, first: int, order: str) -> list[list[_Entry]]:
+    """Every directory reachable from IFD0: its chain (IFD1, IFD2, ...), SubIFDs and the EXIF IFD.
+
+    A directory that cannot be read is skipped, as is one seen before; at most ``_MAX_IFDS``.
+    """
+    seen: set[int] = set()
+    pending = [first]
+    found: list[list[_Entry]] = []
+    while pending and len(seen) < _MAX_IFDS:
+        offset = pending.pop()
+        if not 8 <= offset < len(tiff) or offset in seen:
+            continue
+        seen.add(offset)
+        try:
+            entries, next_field = _read_ifd(tiff, offset, order)
+        except ExifError as e:
+            logger.debug("unreadable directory at offset %d (%s)", offset, e)
+            continue
+        found.append(entries)
+        if next_field is not None:
+            pending.append(_unpack(tiff, order + "I", next_field))
+        for e in entries:
+            if e.tag in (_SUB_IFDS, _EXIF_IFD) and e.type in (_LONG, 13):
+                try:
+                    pending.extend(_integers(tiff, e if e.type == _LONG else _as_long(e), order))
+                except ExifError:
+                    continue
+    return found
+
+
+def _as_long(entry: _Entry) -> _Entry:
+    """An IFD-typed entry (type 13) read as the LONGs it is."""
+    return _Entry(tag=entry.tag, type=_LONG, count=entry.count, field=entry.field)
+
+
+def _image_data(
+    tiff: bytes, directories: list[list[_Entry]], order: str
+) -> tuple[tuple[int, int], ...]:
+    """(start, end) of every directory's strips and tiles: raw pixels a thumbnail may hold."""
+    ranges: list[tuple[int, int]] = []
+    for entries in directories:
+        tags = {e.tag: e for e in entries}
+        for offsets, counts in _IMAGE_DATA:
+            if offsets in tags and counts in tags:
+                try:
+                    ranges.extend(
+                        _ranges(
+                            _integers(tiff, tags[offsets], order),
+                            _integers(tiff, tags[counts], order),
+                            len(tiff),
+                        )
+                    )
+                except ExifError as e:
+                    logger.debug("unreadable image data entries (%s)", e)
+    return tuple(sorted(set(ranges)))
+
+
 def parse(tiff: bytes) -> ExifLayout:
     """Locate orientation, thumbnail and embedded previews in a TIFF block (no ``Exif`` prefix).
 
@@ -149,7 +212,8 @@ def parse(tiff: bytes) -> ExifLayout:
     order = "<" if tiff[:2] == b"II" else ">"
     if _unpack(tiff, order + "H", 2) != 42:
         raise ExifError("EXIF block has a bad TIFF magic number")
-    entries, next_field = _read_ifd(tiff, _unpack(tiff, order + "I", 4), order)
+    ifd0 = _unpack(tiff, order + "I", 4)
+    entries, next_field = _read_ifd(tiff, ifd0, order)
     orientation = 1
     for e in entries:
         if e.tag == _ORIENTATION and e.type == _SHORT and e.count >= 1:
@@ -157,7 +221,6 @@ def parse(tiff: bytes) -> ExifLayout:
     ifd1 = _unpack(tiff, order + "I", next_field) if next_field is not None else 0
     has_ifd1 = 0 < ifd1 < len(tiff)
     thumbnail = thumbnail_entries = None
-    strips: tuple[tuple[int, int], ...] = ()
     if has_ifd1:
         try:
             tags = {e.tag: e for e in _read_ifd(tiff, ifd1, order)[0]}
@@ -169,12 +232,6 @@ def parse(tiff: bytes) -> ExifLayout:
                     eoi = tiff.find(b"\xff\xd9", start + length - 2)
                     thumbnail = (start, max(start + length, eoi + 2))
                     thumbnail_entries = (tags[_THUMB_OFFSET], tags[_THUMB_LENGTH])
-            if _STRIP_OFFSETS in tags and _STRIP_COUNTS in tags:
-                strips = _ranges(
-                    _integers(tiff, tags[_STRIP_OFFSETS], order),
-                    _integers(tiff, tags[_STRIP_COUNTS], order),
-                    len(tiff),
-                )
         except ExifError as e:
             logger.debug("unreadable IFD1 (%s): it will be unlinked", e)
     return ExifLayout(
@@ -184,7 +241,7 @@ def parse(tiff: bytes) -> ExifLayout:
         has_ifd1=has_ifd1,
         thumbnail=thumbnail,
         thumbnail_entries=thumbnail_entries,
-        strips=strips,
+        strips=_image_data(tiff, _linked_ifds(tiff, ifd0, order), order),
         previews=tuple(find_embedded_jpegs(tiff, skip=thumbnail)),
     )
 
@@ -238,8 +295,9 @@ def protect(
 
     The JPEG thumbnail is regenerated from ``stored`` (same box, tables and subsampling) and
     written over the old one; when it cannot be (no ``stored`` pixels, it would not fit
-    ``max_len``, or its IFD1 entries cannot be rewritten) IFD1 is unlinked. Uncompressed thumbnails and preview
-    JPEGs elsewhere in the block (maker notes) are overwritten with zeros. Everything else,
+    ``max_len``, or its IFD1 entries cannot be rewritten) IFD1 is unlinked. Raw image data
+    (any directory's strips and tiles) and preview JPEGs elsewhere in the block (maker notes)
+    are overwritten with zeros. Everything else,
     the orientation tag included, is left byte-identical.
 
     Args:

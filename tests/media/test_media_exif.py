@@ -174,3 +174,70 @@ def test_without_pixels_the_thumbnail_goes() -> None:
     tiff = tiff_block(1, thumbnail_jpeg())
     out = exif.protect(tiff, exif.parse(tiff), None)
     assert not exif.parse(out).has_ifd1 and thumbnail_jpeg()[100:] not in out
+
+
+def _raw_tiff(directories: list[dict[int, tuple[int, list[int]]]], links: dict[int, int]) -> bytes:
+    """A little-endian TIFF block of ``directories`` (tag → (type, values)), each followed by a
+    48-byte raw RGB strip of byte ``0x40 + index`` that its ``0x0111/0x0117`` entries may name.
+
+    ``links`` maps a directory's index to the index its next-IFD pointer names (0 ends a chain).
+    Values are written in place of the placeholders ``-1 - i`` (offset of directory ``i``) and
+    ``-100 - i`` (offset of directory ``i``'s strip).
+    """
+    sizes = [2 + 12 * len(d) + 4 + 4 * sum(len(v) for _, v in d.values()) for d in directories]
+    starts, at = [], 8
+    for size in sizes:
+        starts.append(at)
+        at += size + 48
+    strip = [s + size for s, size in zip(starts, sizes, strict=True)]
+
+    def resolve(v: int) -> int:
+        return starts[-1 - v] if -100 < v < 0 else strip[-100 - v] if v <= -100 else v
+
+    out = bytearray(b"II*\x00" + (8).to_bytes(4, "little"))
+    for i, d in enumerate(directories):
+        extra_at = starts[i] + 2 + 12 * len(d) + 4
+        body, extra = bytearray(len(d).to_bytes(2, "little")), bytearray()
+        for tag, (kind, values) in sorted(d.items()):
+            values = [resolve(v) for v in values]
+            body += tag.to_bytes(2, "little") + kind.to_bytes(2, "little")
+            body += len(values).to_bytes(4, "little")
+            if len(values) == 1:
+                body += values[0].to_bytes(4, "little")
+            else:
+                body += (extra_at + len(extra)).to_bytes(4, "little")
+                extra += b"".join(v.to_bytes(4, "little") for v in values)
+        nxt = starts[links[i]] if links.get(i) else 0
+        body += nxt.to_bytes(4, "little") + extra
+        out += body.ljust(sizes[i], b"\x00") + bytes([0x40 + i]) * 48
+    return bytes(out)
+
+
+def _strip(index: int) -> dict[int, tuple[int, list[int]]]:
+    return {0x0111: (4, [-100 - index]), 0x0117: (4, [48])}
+
+
+@pytest.mark.parametrize(
+    ("directories", "links", "holder"),
+    [
+        ([{**_strip(0), 0x0112: (3, [1])}], {}, 0),  # IFD0's own strip
+        ([{0x0112: (3, [1])}, {0x0103: (3, [1])}, _strip(2)], {0: 1, 1: 2}, 2),  # IFD2
+        ([{0x014A: (4, [-2, -3])}, {0x0103: (3, [1])}, _strip(2)], {}, 2),  # a SubIFD
+        ([{0x8769: (4, [-2])}, {**_strip(1), 0x0144: (4, [-100 - 1])}], {}, 1),  # EXIF IFD, tiles
+    ],
+)
+def test_raw_image_data_of_every_directory_is_blanked(
+    directories: list[dict[int, tuple[int, list[int]]]], links: dict[int, int], holder: int
+) -> None:
+    tiff = _raw_tiff(directories, links)
+    raw = bytes([0x40 + holder]) * 48
+    layout = exif.parse(tiff)
+    assert "uncompressed image data inside EXIF blanked" in layout.notes()
+    out = exif.protect(tiff, layout, None)
+    assert raw in tiff and raw not in out and len(out) == len(tiff)
+
+
+def test_directories_that_link_in_a_loop_are_read_once() -> None:
+    tiff = _raw_tiff([{0x014A: (4, [-1, -2])}, {**_strip(1), 0x014A: (4, [-1])}], {0: 1})
+    out = exif.protect(tiff, exif.parse(tiff), None)
+    assert bytes([0x41]) * 48 in tiff and bytes([0x41]) * 48 not in out
