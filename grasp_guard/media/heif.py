@@ -31,8 +31,8 @@ from .budget import Padding, SizeMode, fit
 from .exif import ExifLayout
 from .heif_quality import FIRST_GUESS, match_quality, sample_regions
 from .image import DecodedImage, Stored
-from .jpeg_segments import find_embedded_jpegs
 from .orientation import ORIENTATIONS, to_stored, to_upright
+from .sniff import holds_image
 
 try:
     import pillow_heif
@@ -110,7 +110,7 @@ def _carried_metadata(items: list[dict[str, Any]], notes: list[str]) -> tuple[di
         data = item.get("data") or b""
         if "c2pa" in str(item.get("content_type", "")).lower() or kind == "jumb":
             notes.append("C2PA metadata dropped: its thumbnail and signature no longer match")
-        elif find_embedded_jpegs(data):
+        elif holds_image(data):
             notes.append(f"metadata item {kind!r} with an embedded image dropped")
         else:
             carried.append(item)

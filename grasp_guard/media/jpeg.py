@@ -28,12 +28,12 @@ from .jpeg_segments import (
     MIN_PADDING,
     Segment,
     comment_padding,
-    find_embedded_jpegs,
     is_padding,
     split_header,
     strip_metadata,
 )
 from .photoshop import PHOTOSHOP
+from .sniff import holds_image
 from .thumbnail import scale_qtables
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def _carry(segment: Segment, notes: list[str]) -> Segment | None:
         if stripped[1]:
             notes.append("Photoshop thumbnail resource removed")
         return Segment(m, PHOTOSHOP + stripped[0])
-    if find_embedded_jpegs(p):
+    if holds_image(p):
         notes.append(f"{name} segment with an embedded image dropped")
         return None
     return segment

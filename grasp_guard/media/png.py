@@ -23,10 +23,10 @@ from ..errors import UnsupportedFormatError
 from . import exif, png_text
 from .budget import Padding, SizeMode, fit
 from .image import DecodedImage, Stored
-from .jpeg_segments import find_embedded_jpegs
 from .orientation import to_stored
 from .png_chunks import CHUNK_OVERHEAD, PADDING_TYPE, SIGNATURE, Chunk, padding_chunk, read_chunks
 from .png_filter import ADAPTIVE, encode_idat
+from .sniff import holds_image
 
 GREY, RGB, GREY_ALPHA, RGBA, PALETTE = 0, 2, 4, 6, 3
 _CHANNELS = {GREY: 1, RGB: 3, GREY_ALPHA: 2, RGBA: 4}
@@ -148,7 +148,7 @@ def _carry(
                 f"unknown chunk {kind!r} dropped: it is not safe to copy once pixels change"
             )
             return None
-        if find_embedded_jpegs(chunk.data):
+        if holds_image(chunk.data):
             notes.append(f"chunk {kind!r} with an embedded image dropped")
             return None
     return chunk

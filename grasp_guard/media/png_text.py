@@ -8,8 +8,8 @@ import re
 import zlib
 
 from . import exif, photoshop, xmp
-from .jpeg_segments import find_embedded_jpegs
 from .png_chunks import Chunk
+from .sniff import holds_image
 
 TEXT_TYPES = frozenset({b"tEXt", b"zTXt", b"iTXt"})
 XMP_KEYWORD = b"XML:com.adobe.xmp"
@@ -42,7 +42,7 @@ def clean(chunk: Chunk, notes: list[str]) -> Chunk | None:
     data = _raw_profile(text)
     cleaned_data = None if data is None else _clean_profile(profile.lower(), data, name, notes)
     if cleaned_data is None:
-        if _HEX_JPEG.search(text) or (data is not None and find_embedded_jpegs(data)):
+        if _HEX_JPEG.search(text) or (data is not None and holds_image(data)):
             notes.append(f"{name!r} text dropped: it holds a preview")
             return None
         return chunk
@@ -107,4 +107,4 @@ def _clean_profile(profile: str, data: bytes, name: str, notes: list[str]) -> by
         if stripped is not None and stripped[1]:
             notes.append(f"Photoshop thumbnail resource removed from {name!r}")
         return None if stripped is None else stripped[0]
-    return None if find_embedded_jpegs(data) else data
+    return None if holds_image(data) else data

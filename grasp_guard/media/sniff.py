@@ -1,10 +1,21 @@
-"""Recognise an image format from its first bytes (magic numbers), without decoding it."""
+"""Recognise an image format from its magic numbers, without decoding it."""
 
 from __future__ import annotations
+
+import re
+
+from .jpeg_segments import find_embedded_jpegs
 
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _ISOBMFF_IMAGE_BRANDS = frozenset({b"mif1", b"msf1", b"miaf"})
+# Signatures of images other than JPEG (which gets a full header check) inside a blob: long
+# enough that one turning up by chance in metadata is not a concern. Any ISO-BMFF file counts:
+# a motion photo's video holds the original frames as much as a HEIF thumbnail does.
+_EMBEDDED_SIGNATURE = re.compile(
+    rb"\x89PNG\r\n\x1a\n|GIF8[79]a|RIFF....WEBP|\x00\x00\x00\x0cJXL \r\n\x87\n|ftyp[\x20-\x7e]{4}",
+    re.DOTALL,
+)
 
 
 def _isobmff_format(data: bytes) -> str | None:
@@ -44,3 +55,8 @@ def sniff_format(data: bytes) -> str | None:
     if data.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")):
         return "JXL"
     return None
+
+
+def holds_image(blob: bytes) -> bool:
+    """Whether a metadata blob carries an image: a JPEG, PNG, GIF, WebP, JXL or ISO-BMFF file."""
+    return _EMBEDDED_SIGNATURE.search(blob) is not None or bool(find_embedded_jpegs(blob))

@@ -20,7 +20,7 @@ from . import exif, xmp
 from .budget import Padding, SizeMode, fit
 from .exif import ExifLayout
 from .image import DecodedImage, Stored
-from .jpeg_segments import find_embedded_jpegs
+from .sniff import holds_image
 from .webp_quality import estimate_quality
 
 DEFAULT_QUALITY = 80  # libwebp's default, used when the VP8 header cannot be read
@@ -144,7 +144,7 @@ def _carry(
             xmp_chunk = WebpChunk(chunk.fourcc, packet)
         elif chunk.fourcc == b"C2PA":
             notes.append("C2PA chunk dropped: its thumbnail and signature no longer match")
-        elif find_embedded_jpegs(chunk.data):
+        elif holds_image(chunk.data):
             notes.append(f"chunk {chunk.fourcc!r} with an embedded image dropped")
         else:
             unknown.append(chunk)

@@ -180,6 +180,7 @@ def test_image_carrying_segments_are_dropped_or_cleaned() -> None:
             segment(0xED, _photoshop([(0x0404, iptc), (0x040C, b"\x00" * 28 + thumb)])),
             segment(0xE7, b"vendor preview" + thumb),
             segment(0xE8, b"harmless vendor data"),
+            segment(0xE9, b"vendor png" + encoded(gradient(8, 8), "PNG")),
         )
         + b"appended motion-photo video"
     )
@@ -194,6 +195,7 @@ def test_image_carrying_segments_are_dropped_or_cleaned() -> None:
         "APP11",
         "Photoshop thumbnail",
         "APP7",
+        "APP9",
         "after the JPEG",
     ):
         assert word in notes, word
@@ -202,6 +204,7 @@ def test_image_carrying_segments_are_dropped_or_cleaned() -> None:
     assert _app_payloads(out, 0xE0)[0] == jfif_thumb[:12] + b"\x00\x00"
     assert _app_payloads(out, 0xED) == [_photoshop([(0x0404, iptc)])]
     assert _app_payloads(out, 0xE8) == [b"harmless vendor data"]
+    assert _app_payloads(out, 0xE9) == []
     xmp_out = _app_payloads(out, 0xE1)[0]
     assert b"GImage:Data" not in xmp_out and b'xmp:Rating="2"' in xmp_out
     assert _open(out).size == (64, 48)

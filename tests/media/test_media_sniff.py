@@ -1,6 +1,10 @@
+import io
+
 import pytest
+from PIL import Image
 
 from grasp_guard.media import sniff_format
+from grasp_guard.media.sniff import holds_image
 
 
 @pytest.mark.parametrize(
@@ -34,3 +38,33 @@ from grasp_guard.media import sniff_format
 )
 def test_sniff_format(head: bytes, expected: str | None) -> None:
     assert sniff_format(head) == expected
+
+
+def _tiny(fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(out, fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP"])
+def test_an_image_inside_metadata_is_found(fmt: str) -> None:
+    assert holds_image(b"vendor preview:" + _tiny(fmt) + b"\x00tail")
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"\x00\x00\x00\x1cftypheic\x00\x00\x00\x00mif1heic",
+        b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2",  # a motion photo's video
+        b"\x00\x00\x00\x0cJXL \r\n\x87\n\x00",
+    ],
+)
+def test_a_container_inside_metadata_is_found(blob: bytes) -> None:
+    assert holds_image(b"prefix" + blob)
+
+
+@pytest.mark.parametrize(
+    "blob", [b"", b"harmless vendor data", b"\xff\xd8\xff not a jpeg", b"RIFF\x10\x00\x00\x00WAVE"]
+)
+def test_plain_metadata_holds_no_image(blob: bytes) -> None:
+    assert not holds_image(blob)

@@ -145,13 +145,16 @@ def test_unknown_chunks_are_carried_and_image_carriers_dropped() -> None:
     c2pa = b"C2PA" + (4).to_bytes(4, "little") + b"jumb"
     thumb = thumbnail_jpeg()
     preview = b"PREV" + len(thumb).to_bytes(4, "little") + thumb + b"\x00" * (len(thumb) & 1)
-    body = source[12:] + extra + c2pa + preview
+    png = encoded(gradient(16, 16), "PNG")
+    png_preview = b"PNGP" + len(png).to_bytes(4, "little") + png + b"\x00" * (len(png) & 1)
+    body = source[12:] + extra + c2pa + preview + png_preview
     source = b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WEBP" + body
     image = decode(source)
     assert any("C2PA" in n for n in image.notes) and any("PREV" in n for n in image.notes)
+    assert any("PNGP" in n for n in image.notes)
     data = encode(image, image.upright)
     assert _fourccs(data)[-1] == b"UNKN" and _chunk(data, b"UNKN") == b"abcdef"
-    assert b"C2PA" not in _fourccs(data) and b"PREV" not in _fourccs(data)
+    assert not {b"C2PA", b"PREV", b"PNGP"} & set(_fourccs(data))
 
 
 def test_animated_webp_is_unsupported() -> None:
