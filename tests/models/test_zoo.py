@@ -238,6 +238,16 @@ def test_add_a_stargan_checkpoint(tmp_path: Path, make_zoo: ZooFactory) -> None:
     assert torch.equal(editor.generator.main[0].weight, source.main[0].weight)
 
 
+def test_a_cached_file_changed_on_disk_is_not_loaded(tmp_path: Path, make_zoo: ZooFactory) -> None:
+    zoo = load_zoo(make_zoo())
+    path = tmp_path / "200000-G.ckpt"
+    torch.save(tiny_stargan().state_dict(), path)
+    record = add_weights("stargan-tiny", path, zoo=zoo)
+    torch.save(tiny_stargan(seed=1).state_dict(), record.path)  # loads; not what was added
+    with pytest.raises(WeightsUnavailableError, match="no longer hash.*models add stargan-tiny"):
+        load_editor("stargan-tiny", zoo=zoo)
+
+
 def test_fetch_by_name_from_the_zoo_url(http_server: Server, make_zoo: ZooFactory) -> None:
     source = tiny_stargan()
     zip_path = write_stargan_zip(http_server.root / "celeba.zip", source.state_dict())
