@@ -21,9 +21,10 @@ site; one with other bytes, or once the pieces were let go, is handled under
 
 Anything incomplete, out of order, over a limit or too slow is abandoned: under
 ``on_failure: pass`` the held segments go to the site untouched, in order, before the
-request at hand; under ``block`` they are dropped and the upload is refused. An upload the
-headers forbid rewriting (an unknown digest algorithm, a signature) goes untouched whatever
-``on_failure`` says, as a single upload would.
+request at hand; under ``block`` they are dropped and the upload is refused. An image upload
+the headers forbid rewriting (an unknown digest algorithm, a signature) or the proxy will not
+hold (too large) goes untouched under ``pass`` and is refused under ``block``, as a single
+upload is.
 """
 
 from __future__ import annotations
@@ -35,7 +36,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from grasp_sdk import ProtectCache, ProtectFn, ProtectResult, RewriteError, SiteRule
+from grasp_sdk import (
+    ProtectCache,
+    ProtectFn,
+    ProtectResult,
+    RewriteError,
+    SiteRule,
+    UnprotectableUpload,
+)
 from grasp_sdk import headers as hdrs
 from grasp_sdk.hook import ImageReport
 from grasp_sdk.sniff import image_type, is_complete
@@ -191,6 +199,10 @@ class ChunkedUploads:
         request, media_id = flow.request, command.media_id
         verdict = self.reassembly.verdict(media_id)
         if isinstance(verdict, Skip):
+            if verdict.image and rule.on_failure == "block":
+                raise UnprotectableUpload(f"media {media_id}: {verdict.reason}; its image "
+                                          "cannot be protected", site=rule.name,
+                                          on_failure="block")
             record(flow, "untouched", verdict.reason, rule.name, media_id=media_id)
             return
         if isinstance(verdict, Abandon):
@@ -308,25 +320,31 @@ class ChunkedUploads:
 
     async def _leave(self, flow: http.HTTPFlow, rule: SiteRule, media_id: str, reason: str,
                      held: Sequence[Held[Piece]] | None = None) -> None:
-        """Leave the upload untouched, whatever ``on_failure`` says: like a single upload
-        whose headers or body forbid rewriting it."""
+        """Leave the upload untouched, like a single upload whose headers or body forbid
+        rewriting it; on a ``block`` site its image must not go unprotected: abandoned."""
+        if rule.on_failure == "block":
+            step = self.reassembly.abandon(media_id, reason)
+            self._stop_timer(media_id)
+            released = step.released if held is None else held
+            raise await self._abandon(rule, media_id, Abandon(step.reason, tuple(released)),
+                                      UnprotectableUpload)
         released = self.reassembly.leave(media_id, reason)
         self._stop_timer(media_id)
         await self._send(rule, media_id, released if held is None else held,
                          f"sent untouched: {reason}")
         record(flow, "untouched", f"media {media_id}: {reason}", rule.name, media_id=media_id)
 
-    async def _abandon(self, rule: SiteRule, media_id: str,
-                       step: Abandon[Piece]) -> RewriteError:
+    async def _abandon(self, rule: SiteRule, media_id: str, step: Abandon[Piece],
+                       error: type[RewriteError] = RewriteError) -> RewriteError:
         """Send the held segments on untouched (``pass``) or drop them (``block``); the
-        error that applies ``on_failure`` to the request at hand, for the caller to raise."""
+        ``error`` that applies ``on_failure`` to the request at hand, for the caller to raise."""
         reason = f"media {media_id}: {step.reason}"
         if rule.on_failure == "pass":
             await self._send(rule, media_id, step.released, f"sent untouched: {step.reason}")
         elif step.released:
             logger.warning("dropped %d held segment(s) of %s (site %s blocks): %s",
                            len(step.released), media_id, rule.name, step.reason)
-        return RewriteError(reason, site=rule.name, on_failure=rule.on_failure)
+        return error(reason, site=rule.name, on_failure=rule.on_failure)
 
     async def _send(self, rule: SiteRule, media_id: str, held: Sequence[Held[Piece]],
                     why: str, bodies: Sequence[tuple[hdrs.Fields, bytes]] | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from grasp_sdk import ProtectTimeout, ServiceError, ServiceUnavailable
+from grasp_sdk import ProtectTimeout, ServiceError, ServiceUnavailable, UnprotectableUpload
 from mitmproxy import http
 
 BLOCKED_HEADER = "X-Grasp-Guard"
@@ -20,9 +20,12 @@ def describe(exc: BaseException) -> str:
 def block_status(exc: BaseException) -> int:
     """The status refusing an upload whose protection failed with ``exc``.
 
+    403 when the upload carries an image that cannot be rewritten (a retry will not help),
     504 when the service ran out of time, 503 when no service endpoint took the image,
     502 otherwise (the service failed, or its answer broke the upload's contract).
     """
+    if isinstance(exc, UnprotectableUpload):
+        return 403
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, (TimeoutError, ProtectTimeout)):

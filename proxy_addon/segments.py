@@ -113,9 +113,16 @@ class Abandon(Generic[T]):
 
 @dataclass(frozen=True)
 class Skip:
-    """The upload is not one to hold (too large, not an image, left alone): send it as is."""
+    """The upload is not one to hold (too large, not an image, left alone): send it as is,
+    unless it is an image and the site blocks what it cannot protect.
+
+    Attributes:
+        reason: why, in words.
+        image: whether the upload declared an image (which would go unprotected).
+    """
 
     reason: str
+    image: bool = False
 
 
 Step = Hold | Again | Whole[T] | Resend | Reject | Abandon[T] | Skip
@@ -147,6 +154,13 @@ class _Upload(Generic[T]):
     def in_order(self) -> tuple[Held[T], ...]:
         return tuple(self.held[i] for i in sorted(self.held))
 
+    def skip(self) -> Skip:
+        return Skip(self.reason, image=_is_image(self.media_type))
+
+
+def _is_image(media_type: str) -> bool:
+    return media_type.lower().startswith("image/")
+
 
 class Reassembly(Generic[T]):
     """The uploads in progress, by media id.
@@ -173,11 +187,12 @@ class Reassembly(Generic[T]):
         self._forget_stale(now)
         earlier = self._uploads.get(media_id)
         if earlier is not None and earlier.held:
-            return Skip(f"media {media_id} was declared again while its segments are held")
+            return Skip(f"media {media_id} was declared again while its segments are held",
+                        image=_is_image(media_type))
         if earlier is not None:
             self._let_go(earlier)
         upload: _Upload[T] = _Upload(total_bytes, media_type, limits, now)
-        if not media_type.lower().startswith("image/"):
+        if not _is_image(media_type):
             self._skip(upload, f"media_type {media_type or 'unknown'!r} is not an image")
         elif not 0 < total_bytes <= limits.max_total_bytes:
             self._skip(upload, f"total_bytes {total_bytes} is outside 1..{limits.max_total_bytes} "
@@ -188,7 +203,7 @@ class Reassembly(Generic[T]):
         elif len(self._uploads) >= self.max_uploads:
             self._skip(upload, f"{self.max_uploads} uploads are in progress already")
         self._uploads[media_id] = upload
-        return Skip(upload.reason) if upload.state == "skipped" else None
+        return upload.skip() if upload.state == "skipped" else None
 
     def add(self, media_id: str, index: int, data: bytes, item: T, now: float) -> Step[T] | None:
         """Segment ``index`` of ``media_id`` arrived; None when no such upload was declared."""
@@ -197,7 +212,7 @@ class Reassembly(Generic[T]):
             return None
         upload.updated = now
         if upload.state == "skipped":
-            return Skip(upload.reason)
+            return upload.skip()
         if upload.state == "abandoned":
             return Abandon(upload.reason)
         if upload.state in ("whole", "protected"):
@@ -284,7 +299,7 @@ class Reassembly(Generic[T]):
         upload = self._uploads.get(media_id)
         if upload is None or upload.state not in ("skipped", "abandoned"):
             return None
-        return Skip(upload.reason) if upload.state == "skipped" else Abandon(upload.reason)
+        return upload.skip() if upload.state == "skipped" else Abandon(upload.reason)
 
     def rewritten(self, media_id: str) -> bool:
         """Whether the upload's image is protected (or being protected): a segment of it

@@ -30,6 +30,7 @@ from grasp_sdk.errors import (
     RewriteError,
     ServiceError,
     ServiceUnavailable,
+    UnprotectableUpload,
 )
 from grasp_sdk.hook import ImageReport, UploadRewrite, rewrite_upload, rewrite_upload_sync
 from grasp_sdk.middleware import GraspMiddleware
@@ -66,6 +67,7 @@ __all__ = [
     "SiteRule",
     "SyncGraspClient",
     "SyncProtectFn",
+    "UnprotectableUpload",
     "UploadRewrite",
     "default_policy_path",
     "load_policy",

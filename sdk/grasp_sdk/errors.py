@@ -68,3 +68,9 @@ class RewriteError(GraspSDKError):
         super().__init__(f"site {site!r}: {message}")
         self.site = site
         self.on_failure = on_failure
+
+
+class UnprotectableUpload(RewriteError):
+    """A matched upload carries an image the hook cannot rewrite (its body is signed, too big,
+    malformed, a piece of a split upload, or in a format the site's policy leaves out), and
+    the site's ``on_failure`` is ``block``: it must not go as it is."""

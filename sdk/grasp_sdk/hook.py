@@ -3,7 +3,9 @@
 ``rewrite_upload`` returns either the rewritten request (every image protected, headers
 fixed up) or the original one with the reason it was left alone; when an image that should
 be protected cannot be, it raises :class:`RewriteError` and the caller applies the site's
-``on_failure``. A request is never half-rewritten. ``rewrite_upload_sync`` does the same
+``on_failure``. On a ``block`` site, a body that carries an image the hook cannot rewrite
+(signed, too big, malformed, a piece of a split upload) raises :class:`UnprotectableUpload`
+rather than going as it is. A request is never half-rewritten. ``rewrite_upload_sync`` does the same
 for synchronous callers, with a blocking ``protect``.
 """
 
@@ -18,11 +20,11 @@ from grasp_sdk import headers as hdrs
 from grasp_sdk import multipart
 from grasp_sdk.base64_fields import find_form_images, find_json_images
 from grasp_sdk.cache import ProtectCache
-from grasp_sdk.errors import RewriteError
+from grasp_sdk.errors import RewriteError, UnprotectableUpload
 from grasp_sdk.options import ProtectOptions
 from grasp_sdk.policy import Policy, SiteRule
 from grasp_sdk.result import ProtectFn, ProtectResult, SyncProtectFn
-from grasp_sdk.sniff import image_type, is_complete
+from grasp_sdk.sniff import carries_image, image_type, is_complete
 from grasp_sdk.splice import Edit, ImageSlot, MalformedBody, PinnedBody, apply_edits
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,16 @@ class _LeaveAlone(Exception):
     """Internal: the request is left untouched for the reason in ``args[0]``."""
 
 
+class _CannotRewrite(_LeaveAlone):
+    """Internal: the request may carry a photo, and it cannot be rewritten (signed, too big,
+    malformed, a piece of a split upload, a format the site's policy leaves out); ``why`` says
+    so where the reason to leave it alone does not."""
+
+    def __init__(self, reason: str, why: str | None = None) -> None:
+        super().__init__(reason)
+        self.why = why or reason
+
+
 async def rewrite_upload(
     method: str,
     url: str,
@@ -107,6 +119,7 @@ async def rewrite_upload(
     Raises:
         RewriteError: an image that should be protected could not be (a service error, a
             timeout, a result that breaks the size or format contract).
+        UnprotectableUpload: on a ``block`` site, the body carries an image it cannot rewrite.
     """
     plan = _plan(method, url, headers, body, policy)
     if isinstance(plan, UploadRewrite):
@@ -184,36 +197,42 @@ def _plan(method: str, url: str, headers: hdrs.HeaderInput, body: bytes,
     try:
         return _find_work(rule, url, fields, body)
     except _LeaveAlone as untouched:
-        logger.debug("%s %s left untouched: %s", method, url, untouched.args[0])
-        return UploadRewrite(fields, body, False, (), untouched.args[0], rule.name)
+        reason = untouched.args[0]
+        if (isinstance(untouched, _CannotRewrite) and rule.on_failure == "block"
+                and carries_image(body)):
+            raise UnprotectableUpload(
+                f"the image this body carries cannot be protected: {untouched.why}",
+                site=rule.name, on_failure=rule.on_failure) from None
+        logger.debug("%s %s left untouched: %s", method, url, reason)
+        return UploadRewrite(fields, body, False, (), reason, rule.name)
 
 
 def _find_work(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes) -> _Plan:
-    if rule.signed:
-        raise _LeaveAlone("the policy marks this site's uploads as signed")
     if not body:
         raise _LeaveAlone("empty body")
+    if rule.signed:
+        raise _CannotRewrite("the policy marks this site's uploads as signed")
     if len(body) > rule.max_bytes:
-        raise _LeaveAlone(f"body of {len(body)} bytes exceeds max_bytes {rule.max_bytes}")
+        raise _CannotRewrite(f"body of {len(body)} bytes exceeds max_bytes {rule.max_bytes}")
     limits = hdrs.constraints(fields, url, body)
     if limits.reason:
-        raise _LeaveAlone(limits.reason)
+        raise _CannotRewrite(limits.reason)
     for name in rule.length_headers:
         declared = hdrs.get(fields, name)
         if declared is not None and declared.strip() != str(len(body)):
-            raise _LeaveAlone(f"{name} declares {declared.strip()} bytes and the body holds "
+            raise _CannotRewrite(f"{name} declares {declared.strip()} bytes and the body holds "
                               f"{len(body)} (a piece of a split upload?)")
     try:
         slots = _find_slots(rule, hdrs.get(fields, "content-type") or "", body)
     except MalformedBody as exc:
-        raise _LeaveAlone(f"malformed body: {exc}") from None
+        raise _CannotRewrite(f"malformed body: {exc}") from None
     except PinnedBody as exc:
-        raise _LeaveAlone(str(exc)) from None
+        raise _CannotRewrite(str(exc)) from None
     if not slots:
         raise _LeaveAlone("no image in the body")
     for slot in slots:
         if not is_complete(slot.data, slot.media_type):
-            raise _LeaveAlone(f"{slot.location} holds an incomplete {slot.media_type} "
+            raise _CannotRewrite(f"{slot.location} holds an incomplete {slot.media_type} "
                               "(a piece of a chunked upload?)")
     return _Plan(rule, fields, body, slots, rule.options(exact_size=limits.length_locked),
                  limits.length_locked)
@@ -278,12 +297,13 @@ def _find_slots(rule: SiteRule, content_type: str, body: bytes) -> list[ImageSlo
     # Some clients post JSON as text/plain to avoid a CORS preflight.
     if body.lstrip()[:1] in (b"{", b"[") and "json_base64" in rule.formats:
         return find_json_images(body, rule.fields)
-    return []
+    raise _CannotRewrite("no image in the body",
+                         f"the hook reads no {media or 'unlabelled'} body")
 
 
 def _require(rule: SiteRule, fmt: str) -> None:
     if fmt not in rule.formats:
-        raise _LeaveAlone(f"format {fmt} is not enabled for site {rule.name!r}")
+        raise _CannotRewrite(f"format {fmt} is not enabled for site {rule.name!r}")
 
 
 async def _protect_one(slot: ImageSlot, options: ProtectOptions, protect: ProtectFn,

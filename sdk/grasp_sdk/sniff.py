@@ -8,6 +8,9 @@ image, which starts with the right magic but is not an image the service may rew
 
 from __future__ import annotations
 
+import base64
+import re
+
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs"}
 _JPEG_STANDALONE = {0x01, 0xD8, *range(0xD0, 0xD8)}
 _SOI = b"\xff\xd8\xff"
@@ -37,6 +40,47 @@ def image_type(data: bytes) -> str | None:
         if brands & {b"mif1", b"msf1"}:
             return "image/heif"
     return None
+
+
+def _base64_forms(signature: bytes, offset: int) -> list[bytes]:
+    """The base64 of ``signature`` (at ``offset`` in its file) as any encoder writes it:
+    standard, URL-safe and percent-encoded; only the whole 3-byte groups it fills."""
+    skip = -offset % 3
+    whole = signature[skip : skip + (len(signature) - skip) // 3 * 3]
+    text = base64.b64encode(whole)
+    percent = re.escape(text).replace(b"/", b"%2[Ff]").replace(b"\\+", b"%2[Bb]")
+    return list(dict.fromkeys([re.escape(text), re.escape(base64.urlsafe_b64encode(whole)), percent]))
+
+
+_IMAGE_BRANDS = sorted(_HEIF_BRANDS | {b"avif", b"avis", b"mif1", b"msf1"})
+_SIGNATURES = [
+    (b"\xff\xd8\xff", 0),
+    (b"\x89PNG\r\n\x1a\n", 0),
+    (b"GIF87a", 0),
+    (b"GIF89a", 0),
+    *((b"ftyp" + brand, 4) for brand in _IMAGE_BRANDS),
+]
+# An image inside a body the hook could not take apart: raw (a JPEG's SOI with the marker of
+# a header segment after it), or base64 as a JSON or form field carries it.
+_CARRIED_IMAGE = re.compile(
+    b"|".join(
+        [
+            rb"\xff\xd8\xff[\xc0-\xcf\xdb\xdd\xe0-\xef\xfe]",
+            rb"\x89PNG\r\n\x1a\n|GIF8[79]a|RIFF....WEBP|ftyp(?:"
+            + b"|".join(re.escape(b) for b in _IMAGE_BRANDS) + rb")",
+            rb"UklG(?:[A-Za-z0-9+/_-]|%2[BbFf]){8}RUJQ",  # RIFF....WEBP
+            *(form for signature, at in _SIGNATURES for form in _base64_forms(signature, at)),
+        ]
+    ),
+    re.DOTALL,
+)
+
+
+def carries_image(body: bytes) -> bool:
+    """Whether ``body`` holds an image anywhere: raw, or base64 (standard, URL-safe or
+    percent-encoded). For a body the hook leaves alone: on a ``block`` site it must not go.
+    """
+    return _CARRIED_IMAGE.search(body) is not None
 
 
 def is_complete(data: bytes, media_type: str) -> bool:

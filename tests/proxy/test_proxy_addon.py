@@ -293,14 +293,20 @@ async def test_a_digest_that_cannot_be_recomputed_leaves_the_upload_untouched(
         policy_file: Path, jpeg: bytes, name: str, value: str, why: str) -> None:
     addon, tctx = guard(policy_file, "flip")
     with tctx:
-        flow = make_flow(STRICT, jpeg, [("Content-Type", "image/jpeg"), (name, value)])
+        flow = make_flow(UPLOAD, jpeg, [("Content-Type", "image/jpeg"), (name, value)])
         before = list(flow.request.headers.fields)
         record = await run(addon, flow)
     assert (flow.request.raw_content, list(flow.request.headers.fields)) == (jpeg, before)
-    # Untouched is not a failure: even a block site sends it, and says why in the record.
     assert flow.response is None and notices == []
     assert record["action"] == "untouched" and why in record["reason"]
     assert name in record["reason"]
+    # A block site never sends the photo as it is: it refuses the upload, and says why.
+    addon, tctx = guard(policy_file, "flip")
+    with tctx:
+        flow = make_flow(STRICT, jpeg, [("Content-Type", "image/jpeg"), (name, value)])
+        record = await run(addon, flow)
+    assert flow.response is not None and flow.response.status_code == 403
+    assert record["action"] == "blocked" and why in record["reason"]
 
 
 # --- failures: pass or block ---------------------------------------------------------------

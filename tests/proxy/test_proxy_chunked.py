@@ -336,6 +336,21 @@ async def test_an_unknown_digest_algorithm_leaves_the_upload_untouched(policy_fi
     assert protect.calls == [] and notices == []
 
 
+async def test_an_unknown_digest_algorithm_on_a_block_site_refuses_the_upload(
+        policy_file: Path, jpeg: bytes) -> None:
+    addon, protect, forward, tctx = guard(policy_file)
+    x = Client(addon, "upload.twitter.com", jpeg,
+               extra_headers={1: [("Content-Digest", "md5=:AAAAAAAAAAAAAAAAAAAAAA==:")]})
+    with tctx:
+        await x.init()
+        flows = [await x.append(i) for i in range(3)]
+    assert held(flows[0]) and forward.sent == []  # the held first piece is dropped
+    assert [record(f)["action"] for f in flows[1:]] == ["blocked", "blocked"]
+    assert flows[1].response is not None and flows[1].response.status_code == 403
+    assert "unsupported algorithm md5" in record(flows[1])["reason"]
+    assert protect.calls == []
+
+
 async def test_no_face_sends_every_segment_untouched(policy_file: Path, jpeg: bytes) -> None:
     addon, _, forward, tctx = guard(policy_file, "same")
     with tctx:
@@ -417,9 +432,10 @@ async def test_finalize_before_the_last_segment(policy_file: Path, jpeg: bytes, 
         assert forward.sent == [] and done.response is not None
 
 
-@pytest.mark.parametrize("host", ["upload.x.com", "upload.twitter.com"])
-async def test_an_image_over_the_limit_goes_untouched_whatever_on_failure(
-        policy_file: Path, host: str) -> None:
+@pytest.mark.parametrize(("host", "action"), [("upload.x.com", "untouched"),
+                                              ("upload.twitter.com", "blocked")])
+async def test_an_image_over_the_limit_follows_on_failure(
+        policy_file: Path, host: str, action: str) -> None:
     big = b"\xff\xd8\xff\xe0" + bytes(6000)  # total_bytes 6004 > max_total_bytes 5000
     addon, protect, forward, tctx = guard(policy_file)
     with tctx:
@@ -428,8 +444,12 @@ async def test_an_image_over_the_limit_goes_untouched_whatever_on_failure(
         flows = [await x.append(i) for i in range(3)]
     assert "outside 1..5000" in record(init)["reason"]
     for index, flow in enumerate(flows):
-        assert flow.response is None and record(flow)["action"] == "untouched"
-        assert media_of(flow.request.raw_content or b"") == x.piece(index)
+        assert record(flow)["action"] == action
+        if action == "untouched":
+            assert flow.response is None
+            assert media_of(flow.request.raw_content or b"") == x.piece(index)
+        else:  # the site never gets a piece of the unprotected image
+            assert flow.response is not None and flow.response.status_code == 403
     assert protect.calls == [] and forward.sent == []
 
 

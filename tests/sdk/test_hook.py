@@ -197,6 +197,47 @@ async def test_failure_raises_with_the_sites_on_failure(
     assert (info.value.site, info.value.on_failure) == ("blocking-site", "block")
 
 
+_BLOCK_SITE = parse_policy(
+    "sites:\n  - {name: strict, hosts: ['*'], on_failure: block, max_bytes: 100000,"
+    " formats: [multipart, json_base64]}\n"
+)
+
+
+def _unrewritable(jpeg: bytes) -> list[tuple[dict[str, str], bytes]]:
+    """Requests carrying ``jpeg`` that the hook cannot rewrite, one per reason."""
+    b64 = base64.b64encode(jpeg).decode()
+    return [
+        ({"Content-Type": "image/jpeg"}, jpeg),  # raw: not enabled
+        ({"Content-Type": "application/json"}, f'{{"photo": "{b64}"'.encode()),  # malformed
+        ({"x-amz-content-sha256": hashlib.sha256(jpeg).hexdigest()}, jpeg),  # signed
+        ({"Content-Type": "application/octet-stream"}, jpeg + bytes(100000)),  # too big
+        ({"Content-Type": "text/plain"}, b"photo=" + b64.replace("/", "%2F").encode()),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+async def test_a_block_site_never_lets_an_image_it_cannot_protect_go(
+        fake_protect, jpeg: bytes, case: int) -> None:
+    headers, body = _unrewritable(jpeg)[case]
+    with pytest.raises(RewriteError, match="the image this body carries cannot be protected") as info:
+        await rewrite_upload("POST", "https://h/u", headers, body, _BLOCK_SITE, fake_protect)
+    assert info.value.on_failure == "block" and not fake_protect.calls
+    with pytest.raises(RewriteError, match="cannot be protected"):
+        rewrite_upload_sync("POST", "https://h/u", headers, body, _BLOCK_SITE, fake_protect.sync)
+    passing = parse_policy("sites:\n  - {name: s, hosts: ['*'], max_bytes: 100000,"
+                           " formats: [multipart, json_base64]}\n")
+    out = await rewrite_upload("POST", "https://h/u", headers, body, passing, fake_protect)
+    assert not out.changed and out.body is body
+
+
+async def test_a_block_site_lets_what_holds_no_image_go(fake_protect) -> None:
+    for headers, body in [({"Content-Type": "application/json"}, b'{"text": "hi"'),
+                          ({"Content-Type": "text/plain"}, b"hello"),
+                          ({}, b"")]:
+        out = await rewrite_upload("POST", "https://h/u", headers, body, _BLOCK_SITE, fake_protect)
+        assert not out.changed and out.body is body
+
+
 async def test_never_half_rewritten(policy: Policy, jpeg: bytes, png: bytes) -> None:
     """One of two images fails: the hook raises rather than return one protected."""
     async def protect(data: bytes, options: ProtectOptions) -> ProtectResult:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import urllib.parse
+from collections.abc import Callable
 
 import pytest
-from grasp_sdk.sniff import image_type, is_complete
+from grasp_sdk.sniff import carries_image, image_type, is_complete
 from PIL import Image
 
 
@@ -80,3 +83,40 @@ def test_what_follows_a_jpeg_must_be_whole_too(make_image) -> None:
         assert is_complete(whole, "image/jpeg")
     for piece in (mpo[:second + 2], mpo[:second + 200], mpo[:-1], motion[:len(photo) + 100]):
         assert not is_complete(piece, "image/jpeg")
+
+
+def _photo(fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (90, 40, 10)).save(out, fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP"])
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda b: b"--x\r\n\r\n" + b + b"\r\n--x--",
+        lambda b: b'{"photo": "' + base64.b64encode(b) + b'"}',
+        lambda b: b"photo=" + urllib.parse.quote(base64.b64encode(b)).encode(),
+        lambda b: b"photo="
+        + urllib.parse.quote(base64.b64encode(b)).replace("%2F", "%2f").replace("%2B", "%2b").encode(),
+        lambda b: b"p=" + base64.urlsafe_b64encode(b),
+    ],
+    ids=["raw", "base64", "percent", "percent-lower", "urlsafe"],
+)
+def test_an_image_is_found_raw_or_base64_anywhere(fmt: str, wrap: Callable[[bytes], bytes]) -> None:
+    assert carries_image(wrap(_photo(fmt)))
+
+
+def test_heif_brands_are_found_raw_and_base64() -> None:
+    head = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"
+    assert carries_image(b"x" + head) and carries_image(base64.b64encode(head))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"hello", b'{"bio": "/9J/ is not it"}', b"\xff\xd8\xff\x00\x01",
+     b"RIFF\x00\x00\x00\x00WAVE"],
+)
+def test_bodies_without_an_image(body: bytes) -> None:
+    assert not carries_image(body)
