@@ -36,6 +36,12 @@ export class RewriteError extends GraspSDKError {
 }
 
 /**
+ * On a `block` site, a matched upload carries an image the hook cannot rewrite (signed, too
+ * big, malformed, a piece of a split upload, a format the policy leaves out).
+ */
+export class UnprotectableUpload extends RewriteError {}
+
+/**
  * The upload was refused: protection failed and the `on_failure` in force is `block`.
  * `cause` says what failed.
  */
@@ -259,8 +265,9 @@ export interface UploadRewrite {
  * The byte-level hook, as grasp_sdk's `rewrite_upload`: the images of one request body
  * (multipart, raw, base64 in JSON or forms) protected per the policy, or the reason not.
  * Checksum headers (Content-MD5, x-amz-checksum-*, Content-Digest...) are not recomputed:
- * a request carrying one is left untouched.
+ * a request carrying one is left untouched (on a `block` site, refused if it carries an image).
  * @throws RewriteError an image could not be protected; apply `error.onFailure`.
+ * @throws UnprotectableUpload on a `block` site, the body carries an image it cannot rewrite.
  */
 export function rewriteUpload(method: string, url: string, headers: HeadersInit | [string, string][],
   body: Uint8Array, policy: Policy, protect: ProtectFn): Promise<UploadRewrite>;
@@ -342,6 +349,8 @@ export function patchXMLHttpRequest(XHR: { prototype: XMLHttpRequest }, options:
 export function imageType(data: Uint8Array): string | null;
 /** Whether `data` is a whole image of `mediaType` rather than a piece of one. */
 export function isComplete(data: Uint8Array, mediaType: string): boolean;
+/** Whether `body` holds an image anywhere: raw, or base64 (standard, URL-safe, percent-encoded). */
+export function carriesImage(body: Uint8Array): boolean;
 
 /** One image inside a body, and the edits that put a replacement in its place. */
 export interface ImageSlot {

@@ -12,7 +12,7 @@ export { Base64Text, decodeImageText, findFormImages, findJsonImages } from "./s
 export { GraspClient, REPORT_HEADER } from "./src/client.js";
 export {
   GraspSDKError, PolicyError, ProtectTimeout, RewriteError, ServiceError, ServiceUnavailable,
-  UploadBlockedError,
+  UnprotectableUpload, UploadBlockedError,
 } from "./src/errors.js";
 export { wrapFetch } from "./src/fetch.js";
 export { protectFormData } from "./src/form_data.js";
@@ -22,5 +22,5 @@ export { ProtectOptions } from "./src/options.js";
 export { Policy, SiteRule, loadPolicy } from "./src/policy.js";
 export { protectFile } from "./src/protect_file.js";
 export { protectRequestBody } from "./src/request.js";
-export { imageType, isComplete } from "./src/sniff.js";
+export { carriesImage, imageType, isComplete } from "./src/sniff.js";
 export { patchXMLHttpRequest } from "./src/xhr.js";

@@ -59,6 +59,13 @@ export class RewriteError extends GraspSDKError {
 }
 
 /**
+ * A matched upload carries an image the hook cannot rewrite (its body is signed, too big,
+ * malformed, a piece of a split upload, or in a format the site's policy leaves out), and
+ * the site's `onFailure` is `block`: it must not go as it is.
+ */
+export class UnprotectableUpload extends RewriteError {}
+
+/**
  * The upload was refused: the photo could not be protected and the `on_failure` in force
  * is `block`. Thrown (or rejected) by `protectFile`, `protectRequestBody` and the wrapped
  * `fetch`, and reported through `onOutcome` by the patched XMLHttpRequest; `cause` says why.

@@ -6,11 +6,14 @@
  */
 
 import { decodeImageText } from "./base64_fields.js";
-import { equal } from "./bytes.js";
-import { LeaveAlone, protectSlots, requireFormat } from "./hook.js";
+import { equal, utf8 } from "./bytes.js";
+import { UnprotectableUpload } from "./errors.js";
+import { CannotRewrite, LeaveAlone, protectSlots, requireFormat } from "./hook.js";
 import { isChecksum } from "./multipart.js";
 import { nameMatches } from "./patterns.js";
-import { imageType } from "./sniff.js";
+import { carriesImage, imageType } from "./sniff.js";
+
+const SNIFF_BYTES = 256;  // all that imageType reads
 
 /**
  * What `protectFormData` did.
@@ -29,23 +32,37 @@ import { imageType } from "./sniff.js";
  *   how to protect one image.
  * @returns {Promise<FormDataRewrite>}
  * @throws {import("./errors.js").RewriteError} an image could not be protected: apply
- *   `error.onFailure`.
+ *   `error.onFailure`; on a `block` site, an UnprotectableUpload when the form carries an
+ *   image it cannot rewrite (signed, too big, a checksum of its file, an incomplete image).
  */
 export async function protectFormData(formData, { site: rule, protect }) {
   try {
     return await rewriteFormData(formData, rule, protect);
   } catch (error) {
+    if (error instanceof CannotRewrite && rule.onFailure === "block" && await formCarriesImage(formData)) {
+      throw new UnprotectableUpload(`the image this form carries cannot be protected: ${error.why}`,
+        { site: rule.name, onFailure: rule.onFailure });
+    }
     if (error instanceof LeaveAlone) return { formData, changed: false, images: [], reason: error.message };
     throw error;
   }
 }
 
+/** Whether any entry of the form is an image (a file by its first bytes) or carries one. */
+export async function formCarriesImage(formData) {
+  for (const [, value] of formData.entries()) {
+    if (typeof value === "string" ? carriesImage(utf8(value))
+      : imageType(new Uint8Array(await value.slice(0, SNIFF_BYTES).arrayBuffer())) !== null) return true;
+  }
+  return false;
+}
+
 async function rewriteFormData(formData, rule, protect) {
-  if (rule.signed) throw new LeaveAlone("the policy marks this site's uploads as signed");
   const entries = [...formData.entries()];
   if (entries.length === 0) throw new LeaveAlone("empty body");
+  if (rule.signed) throw new CannotRewrite("the policy marks this site's uploads as signed");
   const size = entries.reduce((n, [, v]) => n + (typeof v === "string" ? v.length : v.size), 0);
-  if (size > rule.maxBytes) throw new LeaveAlone(`body of about ${size} bytes exceeds max_bytes ${rule.maxBytes}`);
+  if (size > rule.maxBytes) throw new CannotRewrite(`body of about ${size} bytes exceeds max_bytes ${rule.maxBytes}`);
   requireFormat(rule, "multipart");
   const slots = [];
   for (const [index, [name, value]] of entries.entries()) {
@@ -55,7 +72,7 @@ async function rewriteFormData(formData, rule, protect) {
   }
   if (slots.length === 0) throw new LeaveAlone("no image in the body");
   const pinned = entries.filter(([name]) => isChecksum(name)).map(([name]) => `'${name}'`);
-  if (pinned.length) throw new LeaveAlone(`the form carries a checksum of its file (${pinned.join(", ")})`);
+  if (pinned.length) throw new CannotRewrite(`the form carries a checksum of its file (${pinned.join(", ")})`);
   const results = await protectSlots(rule, slots, rule.options(), protect);
   const images = slots.map((slot, i) => ({
     location: slot.location,

@@ -3,15 +3,17 @@
  * (the port of grasp_sdk/hook.py). `rewriteUpload` returns either the rewritten request
  * (every image protected, headers fixed up) or the original one with the reason it was
  * left alone; when an image that should be protected cannot be, it throws RewriteError
- * and the caller applies the site's `on_failure`. A request is never half-rewritten.
+ * and the caller applies the site's `on_failure`. On a `block` site, a body that carries an
+ * image the hook cannot rewrite (signed, too big, malformed, a piece of a split upload)
+ * throws UnprotectableUpload rather than going as it is. A request is never half-rewritten.
  */
 
 import { findFormImages, findJsonImages } from "./base64_fields.js";
 import { equal } from "./bytes.js";
-import { RewriteError } from "./errors.js";
+import { RewriteError, UnprotectableUpload } from "./errors.js";
 import * as hdrs from "./headers.js";
 import * as multipart from "./multipart.js";
-import { imageType, isComplete } from "./sniff.js";
+import { carriesImage, imageType, isComplete } from "./sniff.js";
 import { MalformedBody, PinnedBody, applyEdits } from "./splice.js";
 
 /**
@@ -40,6 +42,18 @@ import { MalformedBody, PinnedBody, applyEdits } from "./splice.js";
 export class LeaveAlone extends Error {}
 
 /**
+ * Internal to the hooks: the request may carry a photo, and it cannot be rewritten (signed,
+ * too big, malformed, a piece of a split upload, a format the site's policy leaves out);
+ * `why` says so where the reason to leave it alone (`message`) does not.
+ */
+export class CannotRewrite extends LeaveAlone {
+  constructor(reason, why = reason) {
+    super(reason);
+    this.why = why;
+  }
+}
+
+/**
  * Protect the images of one request per `policy`.
  * @param {string} method the HTTP method.
  * @param {string} url the full request URL (its host and path select the policy site).
@@ -49,6 +63,7 @@ export class LeaveAlone extends Error {}
  * @param {import("./client.js").ProtectFn} protect protects one image.
  * @returns {Promise<UploadRewrite>}
  * @throws {RewriteError} an image that should be protected could not be.
+ * @throws {UnprotectableUpload} on a `block` site, the body carries an image it cannot rewrite.
  */
 export async function rewriteUpload(method, url, headers, body, policy, protect) {
   const rule = policy.match(method, url);
@@ -70,6 +85,10 @@ export async function rewriteForSite(rule, url, headers, body, protect) {
   try {
     return await rewrite(rule, url, fields, body, protect);
   } catch (error) {
+    if (error instanceof CannotRewrite && rule.onFailure === "block" && carriesImage(body)) {
+      throw new UnprotectableUpload(`the image this body carries cannot be protected: ${error.why}`,
+        { site: rule.name, onFailure: rule.onFailure });
+    }
     if (error instanceof LeaveAlone) return untouched(fields, body, error.message, rule.name);
     throw error;
   }
@@ -80,17 +99,17 @@ function untouched(headers, body, reason, site) {
 }
 
 async function rewrite(rule, url, fields, body, protect) {
-  if (rule.signed) throw new LeaveAlone("the policy marks this site's uploads as signed");
   if (body.length === 0) throw new LeaveAlone("empty body");
+  if (rule.signed) throw new CannotRewrite("the policy marks this site's uploads as signed");
   if (body.length > rule.maxBytes) {
-    throw new LeaveAlone(`body of ${body.length} bytes exceeds max_bytes ${rule.maxBytes}`);
+    throw new CannotRewrite(`body of ${body.length} bytes exceeds max_bytes ${rule.maxBytes}`);
   }
   const limits = hdrs.constraints(fields, url);
-  if (limits.reason) throw new LeaveAlone(limits.reason);
+  if (limits.reason) throw new CannotRewrite(limits.reason);
   for (const name of rule.lengthHeaders) {
     const declared = hdrs.get(fields, name);
     if (declared !== null && declared.trim() !== String(body.length)) {
-      throw new LeaveAlone(`${name} declares ${declared.trim()} bytes and the body holds ${body.length} ` +
+      throw new CannotRewrite(`${name} declares ${declared.trim()} bytes and the body holds ${body.length} ` +
         "(a piece of a split upload?)");
     }
   }
@@ -98,8 +117,8 @@ async function rewrite(rule, url, fields, body, protect) {
   try {
     slots = findSlots(rule, hdrs.get(fields, "content-type") ?? "", body);
   } catch (error) {
-    if (error instanceof MalformedBody) throw new LeaveAlone(`malformed body: ${error.message}`);
-    if (error instanceof PinnedBody) throw new LeaveAlone(error.message);
+    if (error instanceof MalformedBody) throw new CannotRewrite(`malformed body: ${error.message}`);
+    if (error instanceof PinnedBody) throw new CannotRewrite(error.message);
     throw error;
   }
   if (slots.length === 0) throw new LeaveAlone("no image in the body");
@@ -137,13 +156,13 @@ async function rewrite(rule, url, fields, body, protect) {
 
 /**
  * Check that every slot holds a whole image, protect them all at once and check each
- * answer; throws LeaveAlone (an incomplete image) or RewriteError (a failure).
+ * answer; throws CannotRewrite (an incomplete image) or RewriteError (a failure).
  * @returns {Promise<import("./client.js").ProtectResult[]>}
  */
 export async function protectSlots(rule, slots, options, protect) {
   for (const slot of slots) {
     if (!isComplete(slot.data, slot.mediaType)) {
-      throw new LeaveAlone(`${slot.location} holds an incomplete ${slot.mediaType} ` +
+      throw new CannotRewrite(`${slot.location} holds an incomplete ${slot.mediaType} ` +
         "(a piece of a chunked upload?)");
     }
   }
@@ -210,10 +229,10 @@ function findSlots(rule, contentType, body) {
   // Some clients post JSON as text/plain to avoid a CORS preflight.
   const first = body.find((b) => ![0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c].includes(b));
   if ((first === 0x7b || first === 0x5b) && rule.formats.has("json_base64")) return findJsonImages(body, rule.fields);
-  return [];
+  throw new CannotRewrite("no image in the body", `the hook reads no ${media || "unlabelled"} body`);
 }
 
-/** Throws LeaveAlone unless `format` is enabled for the site. */
+/** Throws CannotRewrite unless `format` is enabled for the site. */
 export function requireFormat(rule, format) {
-  if (!rule.formats.has(format)) throw new LeaveAlone(`format ${format} is not enabled for site '${rule.name}'`);
+  if (!rule.formats.has(format)) throw new CannotRewrite(`format ${format} is not enabled for site '${rule.name}'`);
 }

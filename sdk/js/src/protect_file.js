@@ -22,8 +22,9 @@ const SNIFF_BYTES = 256;  // all that imageType reads
 
 /**
  * Protect one photo. A file that is not an image (by its bytes), or in which the service
- * found no face, comes back as is, with the reason. When protection fails, `on_failure`
- * decides: `pass` returns the original with the reason, `block` throws UploadBlockedError.
+ * found no face, comes back as is, with the reason. When protection fails, or the photo
+ * cannot be protected (over the site's max_bytes, incomplete), `on_failure` decides: `pass`
+ * returns the original with the reason, `block` throws UploadBlockedError.
  *
  * @param {File | Blob} file the photo.
  * @param {object} options
@@ -53,22 +54,29 @@ export async function protectFile(file, options = {}) {
   const original = (reason, extra = {}) =>
     ({ file, protected: false, reason, site, report: null, error: null, ...extra });
 
-  // Size and magic bytes first: a video chosen beside a photo is never read whole.
-  if (rule !== null && file.size > rule.maxBytes) {
-    return original(`${file.size} bytes exceeds max_bytes ${rule.maxBytes}`);
-  }
+  /** A photo that cannot be protected: the original under `pass`, refused under `block`. */
+  const unprotectable = (reason) => {
+    if (onFailure === "block") throw new UploadBlockedError(site, new GraspSDKError(reason));
+    return original(reason);
+  };
+
+  // Magic bytes and size first: a video chosen beside a photo is never read whole.
   let data;
   try {
     if (imageType(new Uint8Array(await file.slice(0, SNIFF_BYTES).arrayBuffer())) === null) {
       return original("not an image (by its bytes)");
     }
+    if (rule !== null && file.size > rule.maxBytes) {
+      return unprotectable(`${file.size} bytes exceeds max_bytes ${rule.maxBytes}`);
+    }
     data = new Uint8Array(await file.arrayBuffer());
   } catch (error) {  // changed on disk, or a folder: the page cannot read it either
+    if (error instanceof UploadBlockedError) throw error;
     return original(`could not be read: ${error.message}`);
   }
   const mediaType = imageType(data);
   if (mediaType === null) return original("not an image (by its bytes)");
-  if (!isComplete(data, mediaType)) return original(`an incomplete ${mediaType}`);
+  if (!isComplete(data, mediaType)) return unprotectable(`an incomplete ${mediaType}`);
   let result;
   try {
     result = await protect(data, protectOptions);

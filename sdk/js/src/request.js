@@ -6,8 +6,8 @@
  */
 
 import { fromUtf8, utf8 } from "./bytes.js";
-import { RewriteError, UploadBlockedError } from "./errors.js";
-import { protectFormData } from "./form_data.js";
+import { RewriteError, UnprotectableUpload, UploadBlockedError } from "./errors.js";
+import { formCarriesImage, protectFormData } from "./form_data.js";
 import * as hdrs from "./headers.js";
 import { rewriteForSite } from "./hook.js";
 import { protectFnOf } from "./protect_fn.js";
@@ -66,7 +66,13 @@ async function rewriteBody(url, init, rule, options) {
   const protect = protectFnOf(options);
   if (typeof FormData === "function" && body instanceof FormData) {
     const limits = hdrs.constraints(headers, url);
-    if (limits.reason) return { changed: false, images: [], reason: limits.reason };
+    if (limits.reason) {
+      if (rule.onFailure === "block" && await formCarriesImage(body)) {
+        throw new UnprotectableUpload(`the image this form carries cannot be protected: ${limits.reason}`,
+          { site: rule.name, onFailure: rule.onFailure });
+      }
+      return { changed: false, images: [], reason: limits.reason };
+    }
     const done = await protectFormData(body, { site: rule, protect });
     return { changed: done.changed, images: done.images, reason: done.reason, init: { body: done.formData } };
   }

@@ -5,7 +5,7 @@
  * the first piece of an image: `isComplete` walks the container structure to tell.
  */
 
-import { latin1, readUint, startsWith } from "./bytes.js";
+import { fromLatin1, latin1, readUint, startsWith, toBase64 } from "./bytes.js";
 
 const HEIF_BRANDS = new Set(["heic", "heix", "hevc", "hevx", "heim", "heis", "hevm", "hevs"]);
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -32,6 +32,52 @@ export function imageType(data) {
     if (brands.has("mif1") || brands.has("msf1")) return "image/heif";
   }
   return null;
+}
+
+/**
+ * The base64 of `signature` (at `offset` in its file) as any encoder writes it, as regex
+ * sources: standard, URL-safe and percent-encoded; only the whole 3-byte groups it fills.
+ */
+function base64Forms(signature, offset) {
+  const skip = (3 - (offset % 3)) % 3;
+  const whole = signature.slice(skip, skip + Math.floor((signature.length - skip) / 3) * 3);
+  const text = toBase64(fromLatin1(whole));
+  const percent = text.replace(/[+/]/g, (c) => (c === "+" ? "%2[Bb]" : "%2[Ff]"));
+  return [...new Set([text.replaceAll("+", "\\+"), toBase64(fromLatin1(whole), true), percent])];
+}
+
+const IMAGE_BRANDS = [...HEIF_BRANDS, "avif", "avis", "mif1", "msf1"].sort();
+const SIGNATURES = [
+  ["\xff\xd8\xff", 0],
+  ["\x89PNG\r\n\x1a\n", 0],
+  ["GIF87a", 0],
+  ["GIF89a", 0],
+  ...IMAGE_BRANDS.map((brand) => [`ftyp${brand}`, 4]),
+];
+// An image inside a body the hook could not take apart: raw (a JPEG's SOI with the marker of
+// a header segment after it), or base64 as a JSON or form field carries it. Matched over the
+// body read as latin-1, one character a byte (the regex of grasp_sdk/sniff.py).
+const CARRIED_IMAGE = new RegExp([
+  "\\xff\\xd8\\xff[\\xc0-\\xcf\\xdb\\xdd\\xe0-\\xef\\xfe]",
+  `\\x89PNG\\r\\n\\x1a\\n|GIF8[79]a|RIFF....WEBP|ftyp(?:${IMAGE_BRANDS.join("|")})`,
+  "UklG(?:[A-Za-z0-9+/_-]|%2[BbFf]){8}RUJQ", // RIFF....WEBP
+  ...SIGNATURES.flatMap(([signature, at]) => base64Forms(signature, at)),
+].join("|"), "s");
+// The body is searched a window at a time (no string of a whole large body); windows overlap
+// by more than the longest match (32 characters: UklG, 8 x %2F, RUJQ), so none is missed.
+const WINDOW = 1 << 20;
+const OVERLAP = 64;
+
+/**
+ * Whether `body` holds an image anywhere: raw, or base64 (standard, URL-safe or
+ * percent-encoded). For a body the hook leaves alone: on a `block` site it must not go.
+ * @param {Uint8Array} body
+ */
+export function carriesImage(body) {
+  for (let start = 0; start < body.length; start += WINDOW) {
+    if (CARRIED_IMAGE.test(latin1(body.subarray(start, start + WINDOW + OVERLAP)))) return true;
+  }
+  return false;
 }
 
 /**

@@ -87,12 +87,29 @@ test("neither a service nor a protect function is a TypeError", async () => {
   await assert.rejects(protectFile(photo(), {}), TypeError);
 });
 
-test("a file past max_bytes is never read; one that cannot be read comes back as it is", async () => {
+test("past max_bytes only a file's first bytes are read: a video goes as it is, a photo under on_failure", async () => {
   const site = blockingPolicy.sites[0];
-  const huge = { size: site.maxBytes + 1, name: "clip.mp4", type: "video/mp4",
-    slice: () => assert.fail("read"), arrayBuffer: () => assert.fail("read") };
-  const big = await protectFile(huge, { policy: blockingPolicy, site: "strict", protect: fakeProtect() });
-  assert.match(big.reason, /exceeds max_bytes/);
+  const huge = (head, type) => ({
+    size: site.maxBytes + 1, name: "big", type,
+    slice: (start, end) => new Blob([head.subarray(start, end)]),
+    arrayBuffer: () => assert.fail("read whole"),
+  });
+  const video = huge(new Uint8Array(300), "video/mp4");
+  const clip = await protectFile(video, { policy: blockingPolicy, site: "strict", protect: fakeProtect() });
+  assert.deepEqual([clip.file, clip.reason], [video, "not an image (by its bytes)"]);
+  const protect = fakeProtect();
+  await assert.rejects(protectFile(huge(JPEG, "image/jpeg"), { policy: blockingPolicy, site: "strict", protect }),
+    (e) => e instanceof UploadBlockedError && /exceeds max_bytes/.test(e.cause.message));
+  const passed = await protectFile(huge(JPEG, "image/jpeg"),
+    { policy: blockingPolicy, site: "strict", onFailure: "pass", protect });
+  assert.match(passed.reason, /exceeds max_bytes/);
+  const piece = new File([JPEG.subarray(0, 300)], "a.jpg");
+  await assert.rejects(protectFile(piece, { policy: blockingPolicy, site: "strict", protect }),
+    (e) => e instanceof UploadBlockedError && e.cause.message === "an incomplete image/jpeg");
+  assert.equal(protect.calls.length, 0);
+});
+
+test("a file that cannot be read comes back as it is", async () => {
   class Unreadable extends File {
     arrayBuffer() { return Promise.reject(new Error("The requested file could not be read")); }
     slice() { return this; }

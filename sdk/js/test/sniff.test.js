@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { imageType, isComplete } from "../index.js";
-import { concat, utf8 } from "../src/bytes.js";
+import { carriesImage, imageType, isComplete } from "../index.js";
+import { concat, toBase64, utf8 } from "../src/bytes.js";
 import { JPEG } from "./helpers.js";
 
 const ftyp = (brand, compatible = []) => {
@@ -62,4 +62,45 @@ test("what follows a JPEG must be whole too: MPO frames, a motion photo's video"
   for (const piece of [mpo.subarray(0, JPEG.length + 2), mpo.subarray(0, mpo.length - 1), motion.subarray(0, JPEG.length + 100)]) {
     assert.equal(isComplete(piece, "image/jpeg"), false);
   }
+});
+
+test("an image carried anywhere in a body: raw, base64, URL-safe or percent-encoded", () => {
+  const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]);
+  const webp = utf8("RIFF\x10\0\0\0WEBPVP8 ");
+  const images = [JPEG, png, utf8("GIF87a\x01\0"), utf8("GIF89a\x01\0"), webp, ftyp("heic"), ftyp("avif")];
+  const within = (text) => utf8(`{"user": 1, "photo": "${text}", "done": true}`);
+  for (const image of images) {
+    const b64 = toBase64(image);
+    const bodies = [
+      image,
+      concat([utf8("--b\r\n\r\n"), image]),
+      within(b64),
+      within(`data:image/png;base64,${b64}`),
+      within(toBase64(image, true)),  // URL-safe
+      utf8(`photo=${encodeURIComponent(b64)}`),
+      utf8(`a=1&photo=${encodeURIComponent(toBase64(concat([new Uint8Array(3), image])))}`),
+      utf8(`photo=${b64.replaceAll("/", "%2f").replaceAll("+", "%2b")}`),
+    ];
+    for (const body of bodies) {
+      assert.equal(carriesImage(body), true, `${imageType(image)}: ${new TextDecoder("latin1").decode(body.subarray(0, 60))}`);
+    }
+  }
+  assert.equal(carriesImage(utf8("/9j/4AAQ")), true);  // a JPEG's base64, however short
+  assert.equal(carriesImage(utf8("UklG%2F%2F%2F%2FAAAARUJQ")), true);
+  // a match across the 1 MiB windows the body is read in
+  for (const at of [(1 << 20) - 20, (1 << 20) - 2, 1 << 20, 2 << 20]) {
+    const body = new Uint8Array((2 << 20) + 100);
+    body.set(utf8("UklG%2F%2F%2F%2F%2F%2F%2F%2FRUJQ"), at);
+    assert.equal(carriesImage(body), true, String(at));
+  }
+});
+
+test("no image: plain text, a JPEG SOI with no header marker after it, pieces of magic", () => {
+  const bodies = [
+    new Uint8Array(0), utf8("hello"), utf8('{"text": "hi"}'), utf8("a=1&b=two%2Fthree"),
+    new Uint8Array([0xff, 0xd8, 0xff]), new Uint8Array([0xff, 0xd8, 0xff, 0x00, 0x10]), new Uint8Array([0xff, 0xd8, 0xff, 0xd9]),
+    new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a]), utf8("GIF88a"), utf8("RIFF\x10\0\0\0AVI LIST"), utf8("....ftypisommp42"), utf8("UklGRiQAAABXQVZF"),
+    utf8("/9j"), utf8("%2F9j/"), utf8("r0lgodlh"), new Uint8Array(3 << 20),
+  ];
+  for (const body of bodies) assert.equal(carriesImage(body), false, new TextDecoder("latin1").decode(body.subarray(0, 40)));
 });

@@ -1,0 +1,164 @@
+// The byte-level hook (rewriteUpload) on an on_failure: block site: an image it cannot
+// rewrite never goes as it is (as tests/sdk/test_hook.py checks of grasp_sdk).
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { test } from "node:test";
+
+import {
+  RewriteError, UnprotectableUpload, UploadBlockedError, loadPolicy, protectRequestBody, rewriteUpload,
+} from "../index.js";
+import { concat, toBase64, utf8 } from "../src/bytes.js";
+import { JPEG, compiledPolicyText, fakeProtect } from "./helpers.js";
+
+const shipped = JSON.parse(compiledPolicyText());
+const generic = shipped.sites.find((s) => s.name === "generic-multipart");
+const policyOf = (fields) => loadPolicy({
+  ...shipped,
+  sites: [{ ...generic, hosts: ["*"], enabled: true, max_bytes: 100000, formats: ["multipart", "json_base64"], ...fields }],
+});
+const BLOCK_SITE = policyOf({ name: "strict", on_failure: "block" });
+const PASS_SITE = policyOf({ name: "s", on_failure: "pass" });
+
+const multipartWith = (name, data, extra = "") => concat([
+  utf8(`--b\r\n${extra}Content-Disposition: form-data; name="${name}"; filename="me.jpg"\r\n` +
+    "Content-Type: image/jpeg\r\n\r\n"),
+  data,
+  utf8("\r\n--b--\r\n"),
+]);
+const FORM = [["Content-Type", "multipart/form-data; boundary=b"]];
+
+/** Requests carrying the JPEG that the hook cannot rewrite, one per reason. */
+function unrewritable() {
+  const b64 = toBase64(JPEG);
+  const checksum = concat([utf8('--b\r\nContent-Disposition: form-data; name="x-amz-checksum-sha256"\r\n\r\nAAAA\r\n'),
+    multipartWith("file", JPEG)]);
+  return [
+    [{ "Content-Type": "image/jpeg" }, JPEG],  // raw: not enabled
+    [{ "Content-Type": "application/json" }, utf8(`{"photo": "${b64}"`)],  // malformed
+    [{ "x-amz-content-sha256": createHash("sha256").update(JPEG).digest("hex") }, JPEG],  // signed
+    [{ "Content-Type": "application/octet-stream" }, concat([JPEG, new Uint8Array(100000)])],  // too big
+    [{ "Content-Type": "text/plain" }, utf8(`photo=${b64.replaceAll("/", "%2F")}`)],  // a body the hook reads no format of
+    [FORM, multipartWith("file", JPEG.subarray(0, JPEG.length - 40))],  // a piece of a chunked upload
+    [FORM, checksum],  // a form carrying a checksum of its file
+    [{ "Content-Type": "application/json" }, utf8(`{"photo": "${toBase64(JPEG, true)}"`)],  // URL-safe, malformed
+  ];
+}
+
+for (const [i, [headers, body]] of unrewritable().entries()) {
+  test(`a block site never lets an image it cannot protect go (case ${i})`, async () => {
+    const protect = fakeProtect();
+    await assert.rejects(rewriteUpload("POST", "https://h/u", headers, body, BLOCK_SITE, protect), (error) => {
+      assert.ok(error instanceof UnprotectableUpload && error instanceof RewriteError);
+      assert.equal(error.name, "UnprotectableUpload");
+      assert.match(error.message, /^site 'strict': the image this body carries cannot be protected: ./);
+      assert.deepEqual([error.site, error.onFailure], ["strict", "block"]);
+      return true;
+    });
+    assert.equal(protect.calls.length, 0);
+    const out = await rewriteUpload("POST", "https://h/u", headers, body, PASS_SITE, protect);
+    assert.equal(out.changed, false);
+    assert.equal(out.body, body);
+    assert.equal(protect.calls.length, 0);
+  });
+}
+
+test("an unprotectable upload says why, as grasp_sdk does", async () => {
+  const [raw, , signed, , text, piece] = unrewritable();
+  const why = async ([headers, body]) => {
+    const error = await rewriteUpload("POST", "https://h/u", headers, body, BLOCK_SITE, fakeProtect()).catch((e) => e);
+    return error.message.replace("site 'strict': the image this body carries cannot be protected: ", "");
+  };
+  assert.equal(await why(raw), "format raw is not enabled for site 'strict'");
+  assert.match(await why(signed), /^a signature covers the body \(x-amz-content-sha256: /);
+  assert.equal(await why(text), "the hook reads no text/plain body");
+  assert.equal(await why([{}, concat([utf8("photo="), JPEG])]), "the hook reads no unlabelled body");
+  assert.equal(await why(piece), "multipart part 'file' holds an incomplete image/jpeg (a piece of a chunked upload?)");
+  // the pass site's reasons are those of before
+  const reason = async ([headers, body]) => (await rewriteUpload("POST", "https://h/u", headers, body, PASS_SITE, fakeProtect())).reason;
+  assert.equal(await reason(text), "no image in the body");
+  assert.equal(await reason(raw), "format raw is not enabled for site 's'");
+  const signedSite = policyOf({ name: "signed", on_failure: "block", signed: true });
+  await assert.rejects(rewriteUpload("POST", "https://h/u", FORM, multipartWith("file", JPEG), signedSite, fakeProtect()),
+    /cannot be protected: the policy marks this site's uploads as signed/);
+  const split = policyOf({ name: "split", on_failure: "block", length_headers: ["X-Entity-Length"] });
+  await assert.rejects(rewriteUpload("POST", "https://h/u", [...FORM, ["X-Entity-Length", "99999"]],
+    multipartWith("file", JPEG), split, fakeProtect()), UnprotectableUpload);
+});
+
+test("a block site lets what holds no image go", async () => {
+  const photoElsewhere = policyOf({ name: "fields", on_failure: "block", fields: ["avatar"] });
+  const cases = [
+    [BLOCK_SITE, { "Content-Type": "application/json" }, utf8('{"text": "hi"'), "malformed body: "],
+    [BLOCK_SITE, { "Content-Type": "text/plain" }, utf8("hello"), "no image in the body"],
+    [BLOCK_SITE, {}, new Uint8Array(0), "empty body"],
+    [policyOf({ name: "signed", on_failure: "block", signed: true }), {}, new Uint8Array(0), "empty body"],
+    [BLOCK_SITE, { "Content-Type": "application/octet-stream" }, new Uint8Array(100001), "body of 100001 bytes exceeds max_bytes 100000"],
+    [BLOCK_SITE, { "Content-Type": "image/jpeg" }, concat([Uint8Array.of(0xff, 0xd8, 0xff, 0x00), utf8("not a jpeg")]),
+      "format raw is not enabled for site 'strict'"],
+    // the policy's scope: an image in a field the site does not name is not its photo
+    [photoElsewhere, FORM, multipartWith("other", JPEG), "no image in the body"],
+  ];
+  for (const [policy, headers, body, reason] of cases) {
+    const protect = fakeProtect();
+    const out = await rewriteUpload("POST", "https://h/u", headers, body, policy, protect);
+    assert.equal(out.changed, false);
+    assert.equal(out.body, body);
+    assert.ok(out.reason.startsWith(reason), out.reason);
+    assert.equal(protect.calls.length, 0);
+  }
+  const elsewhere = await rewriteUpload("GET", "https://h/u", {}, JPEG, BLOCK_SITE, fakeProtect());
+  assert.deepEqual([elsewhere.site, elsewhere.reason], [null, "no policy site matches"]);
+});
+
+test("protectRequestBody refuses an unprotectable upload to a block site, as any failure", async () => {
+  const protect = fakeProtect();
+  const [[headers, body]] = unrewritable();
+  await assert.rejects(protectRequestBody("https://h/u", { method: "POST", headers, body }, { policy: BLOCK_SITE, protect }),
+    (error) => error instanceof UploadBlockedError && error.site === "strict" && error.cause instanceof UnprotectableUpload &&
+      /^upload refused \(site 'strict' blocks unprotected photos\): site 'strict': the image this body carries cannot be protected/.test(error.message));
+  const passed = await protectRequestBody("https://h/u", { method: "POST", headers, body }, { policy: PASS_SITE, protect });
+  assert.deepEqual([passed.changed, passed.error, passed.reason], [false, null, "format raw is not enabled for site 's'"]);
+  assert.equal(protect.calls.length, 0);
+});
+
+/** FormData uploads carrying the JPEG that cannot be rewritten, one per reason. */
+function unrewritableForms() {
+  const photo = () => new File([JPEG], "me.jpg", { type: "image/jpeg" });
+  const checksum = new FormData();
+  checksum.append("x-amz-checksum-sha256", "AAAA");
+  checksum.append("file", photo());
+  const big = new FormData();
+  big.append("file", photo());
+  big.append("padding", "x".repeat(100000));
+  const piece = new FormData();
+  piece.append("file", new File([JPEG.subarray(0, 300)], "me.jpg"));
+  const signed = new FormData();
+  signed.append("file", photo());
+  return [
+    [{}, checksum],
+    [{}, big],
+    [{}, piece],
+    [{ "x-amz-content-sha256": "0".repeat(64) }, signed],
+  ];
+}
+
+for (const [index, [headers, body]] of unrewritableForms().entries()) {
+  test(`a FormData upload to a block site never lets an image it cannot protect go (case ${index})`, async () => {
+    const protect = fakeProtect();
+    await assert.rejects(protectRequestBody("https://h/u", { method: "POST", headers, body }, { policy: BLOCK_SITE, protect }),
+      (e) => e instanceof UploadBlockedError && e.cause instanceof UnprotectableUpload &&
+        /the image this form carries cannot be protected/.test(e.cause.message));
+    const passed = await protectRequestBody("https://h/u", { method: "POST", headers, body }, { policy: PASS_SITE, protect });
+    assert.equal(passed.changed, false);
+    assert.equal(protect.calls.length, 0);
+  });
+}
+
+test("a FormData upload to a block site without an image goes as it is", async () => {
+  const form = new FormData();
+  form.append("x-amz-checksum-sha256", "AAAA");
+  form.append("note", "hello");
+  const out = await protectRequestBody("https://h/u", { method: "POST", body: form }, { policy: BLOCK_SITE, protect: fakeProtect() });
+  assert.equal(out.changed, false);
+});
