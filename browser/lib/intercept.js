@@ -114,25 +114,37 @@ function submitHolder(win, holdChoice) {
 
 /**
  * File inputs whose events never reach the window (made and clicked by a script without
- * being put in the document, or in a shadow root): from the page's world, where a script
- * opens their file picker (`click`, `showPicker`), each gets its own capture listeners,
- * which run before the page's others on it.
+ * being put in the document, or in a shadow root): from the page's world, each input gets
+ * its own capture listeners, which run before the page's others on it. They are added when
+ * a script first listens to the input's `input` or `change` (a page listening in the
+ * capture phase before it opens the picker would otherwise come first), or else when it
+ * opens the file picker (`click`, `showPicker`). They act only on a trusted choice in a
+ * file input outside the document: the window's listeners hold the others.
  * @param {Window} win the page's own window (its prototypes are the page's).
  * @param {(event: Event, input: HTMLInputElement) => void} holdChoice a choiceHolder.
  */
 export function holdUnreachableInputs(win, holdChoice) {
   const watched = new WeakSet();
   const proto = win.HTMLInputElement.prototype;
+  const listen = proto.addEventListener;
+  const watch = (input) => {
+    if (watched.has(input)) return;
+    watched.add(input);
+    const onChoice = function onChoice(event) {
+      if (event.isTrusted && this.type === "file" && this.getRootNode() !== win.document) holdChoice(event, this);
+    };
+    listen.call(input, "input", onChoice, true);
+    listen.call(input, "change", onChoice, true);
+  };
+  proto.addEventListener = function addEventListener(type, ...rest) {
+    if (type === "input" || type === "change") watch(this);
+    return listen.call(this, type, ...rest);
+  };
   for (const name of ["click", "showPicker"]) {
     const open = proto[name];
     if (typeof open !== "function") continue;
     proto[name] = function openPicker(...args) {
-      if (this.type === "file" && this.getRootNode() !== win.document && !watched.has(this)) {
-        watched.add(this);
-        const onChoice = (event) => { if (event.isTrusted) holdChoice(event, this); };
-        this.addEventListener("input", onChoice, true);
-        this.addEventListener("change", onChoice, true);
-      }
+      if (this.type === "file") watch(this);
       return open.apply(this, args);
     };
   }

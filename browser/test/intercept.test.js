@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { interceptChoices } from "../lib/intercept.js";
+import { choiceHolder, holdUnreachableInputs, interceptChoices } from "../lib/intercept.js";
 
 /** What the listeners use of a DataTransfer: files, string types, setData/getData. */
 class FakeTransfer {
@@ -154,4 +154,64 @@ test("a second submit while the first is held is not made again: the form goes o
   answer([new File([new Uint8Array([1])], "me.jpg", { type: "image/jpeg" })]);
   await settle();
   assert.deepEqual(form.submitted, [again]);
+});
+
+/** A page's world with file inputs made by its scripts (never put in the document). */
+function pageWorld() {
+  globalThis.DataTransfer = FakeTransfer;
+  const document = new EventTarget();
+  class FakeInput extends EventTarget {
+    constructor() {
+      super();
+      this.type = "file";
+      this.files = [];
+      this.root = {};  // not in the document
+    }
+    getRootNode() { return this.root; }
+    click() {}
+  }
+  return { win: { HTMLInputElement: FakeInput, document }, FakeInput };
+}
+
+/** The user's choice of `files` in `input`: a trusted `change`. */
+function userChoice(input, files) {
+  input.files = files;
+  const event = new Event("change");
+  Object.defineProperty(event, "isTrusted", { value: true });
+  input.dispatchEvent(event);
+}
+
+test("a script-made input: a page listening before it opens the picker never sees the original", async () => {
+  const { win, FakeInput } = pageWorld();
+  const original = new File([new Uint8Array([0xff, 0xd8, 0xff])], "me.jpg", { type: "image/jpeg" });
+  const protectedCopy = new File([new Uint8Array([1])], "me.jpg", { type: "image/jpeg" });
+  holdUnreachableInputs(win, choiceHolder(async (files) => files.map((f) => (f === original ? protectedCopy : f))));
+  for (const capture of [true, false]) {
+    const input = new FakeInput();
+    const seen = [];
+    input.addEventListener("change", () => seen.push([...input.files]), capture);
+    input.click();
+    const done = new Promise((resolve) => input.addEventListener("change", resolve));
+    userChoice(input, [original]);
+    await done;
+    assert.deepEqual(seen, [[protectedCopy]], `capture ${capture}`);
+  }
+});
+
+test("a script-made input the page listens to only after the picker opens is held too; one in the document is the window's", async () => {
+  const { win, FakeInput } = pageWorld();
+  const original = new File([new Uint8Array([0xff, 0xd8, 0xff])], "me.jpg", { type: "image/jpeg" });
+  const asked = [];
+  holdUnreachableInputs(win, choiceHolder(async (files) => { asked.push(files); return null; }));
+  const input = new FakeInput();
+  input.click();
+  const seen = [];
+  input.addEventListener("change", () => seen.push([...input.files]), true);
+  userChoice(input, [original]);
+  assert.deepEqual(seen, []);  // held, then refused: the page never gets it
+  const inDocument = new FakeInput();
+  inDocument.root = win.document;
+  inDocument.addEventListener("change", () => seen.push([...inDocument.files]), true);
+  userChoice(inDocument, [original]);
+  assert.deepEqual([seen, asked.length], [[[original]], 1]);
 });
