@@ -1,7 +1,7 @@
 /**
  * The background worker: the only part of the extension that talks to the protection
  * service. Content scripts ask it to protect one image for the page they run in; it
- * checks who asks (this extension's content script, a tab's top frame, a site the policy
+ * checks who asks (this extension's content script, a frame of a tab, a site the policy
  * enables on that page) and what (a whole image), then calls the service with the token
  * kept in the extension's storage, and answers with the bytes. It also keeps the badge
  * and, for the popup, the tab's notices and the service's state.

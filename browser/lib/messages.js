@@ -2,8 +2,9 @@
  * The messages content scripts send the background worker, checked before anything is
  * done with them. A page never talks to the background itself (its script reaches only
  * the extension's content script, through a port the page never sees); still, what
- * arrives here is held to the page it came from: its tab's top frame, a site the policy
- * enables on that page's host, a whole image within the site's max_bytes.
+ * arrives here is held to the page it came from: a frame of a tab (the top one, or an
+ * iframe: the frame's own URL counts, not its parent's), a site the policy enables on that
+ * page's host, a whole image within the site's max_bytes.
  */
 
 import { ProtectOptions, imageType, isComplete } from "../sdk/index.js";
@@ -18,14 +19,14 @@ const MAX_NOTICE = 500;
 
 /**
  * The URL of the page that sent a runtime message, when it may ask anything: a content
- * script of this extension in a tab's top frame.
+ * script of this extension in a frame of a tab (its own URL: an iframe's, not its parent's).
  * @param {chrome.runtime.MessageSender} sender
  * @param {string} extensionId `chrome.runtime.id`.
  * @throws {MessageRefused}
  */
 export function senderPage(sender, extensionId) {
   if (sender?.id !== extensionId) throw new MessageRefused("not from this extension");
-  if (!sender.tab || sender.frameId !== 0) throw new MessageRefused("not from a tab's top frame");
+  if (!sender.tab || !Number.isInteger(sender.frameId)) throw new MessageRefused("not from a frame of a tab");
   if (typeof sender.url !== "string") throw new MessageRefused("the sending page has no URL");
   return sender.url;
 }

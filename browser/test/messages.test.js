@@ -24,10 +24,12 @@ const JPEG = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x4
 const request = (fields) => ({ kind: "protect", site: "photos", sizeMode: "any", data: toBase64(JPEG), ...fields });
 const EXTENSION = "abcdefghijklmnopabcdefghijklmnop";
 
-test("a content script in a tab's top frame is a sender; anything else is refused", () => {
+test("a content script in a frame of a tab is a sender, with its frame's URL; anything else is refused", () => {
   const ok = { id: EXTENSION, tab: { id: 3 }, frameId: 0, url: PAGE };
   assert.equal(senderPage(ok, EXTENSION), PAGE);
-  for (const bad of [{ ...ok, id: "another" }, { ...ok, tab: undefined }, { ...ok, frameId: 2 },
+  const frame = "https://upload.photos.example/widget";
+  assert.equal(senderPage({ ...ok, frameId: 2, url: frame }, EXTENSION), frame);
+  for (const bad of [{ ...ok, id: "another" }, { ...ok, tab: undefined }, { ...ok, frameId: undefined },
     { ...ok, url: undefined }, undefined]) {
     assert.throws(() => senderPage(bad, EXTENSION), MessageRefused);
   }

@@ -78,6 +78,14 @@ window.picker.addEventListener("change", async (e) => {  // capture: before any 
 <input type="file" name="@FIELD@" accept="image/*"><input type="hidden" name="note" value="kept">
 <button id="send">send</button></form>
 <script>document.forms[0].action = "/upload/" + new URLSearchParams(location.search).get("id");</script>""",
+    # the "input" page in an iframe of the same site (an upload widget): the user chooses the
+    # photo in the frame, whose script posts it; window.uploaded follows the frame's
+    "framed": """<iframe></iframe>
+<script>
+const frame = document.querySelector("iframe");
+frame.src = "/input" + location.search;
+setInterval(() => { const done = frame.contentWindow?.uploaded; if (done) window.uploaded = done; }, 200);
+</script>""",
     # a page script that listens to every message from its first line, to catch the
     # extension's port if it ever showed
     "spy": """<script>

@@ -1,6 +1,6 @@
 """The extension in a real headless Chromium, on the local site: what reaches the site.
 
-The four uploads that must arrive protected run one after the other (on a CPU a batch
+The uploads that must arrive protected (an iframe's too) run one after the other (on a CPU a batch
 saves no time, and each protection must end within the extension's own time limit); each
 test then requires that what the site received passes `grasp-guard verify` against the
 same default surrogate as the service's (the real CycleGAN). The failure tests switch the
@@ -72,11 +72,17 @@ async def _detached(page: Page, face: Path) -> None:
     await page.choose_file_in("window.picker", face)
 
 
+async def _framed(page: Page, face: Path) -> None:
+    field = "document.querySelector('iframe').contentDocument?.querySelector('input')"
+    await page.wait_for(f"!!({field})", 30)
+    await page.choose_file_in(field, face)
+
+
 SCENARIOS = {"input": _input, "drop": _drop, "script": _script, "canvas": _canvas,
-             "detached": _detached}
+             "detached": _detached, "framed": _framed}
 # The enabled site of each scenario's page: the canvas page's site shrinks its photos.
 HOSTS = {"input": "pass.localhost", "drop": "pass.localhost", "script": "pass.localhost",
-         "canvas": "shrink.localhost", "detached": "pass.localhost"}
+         "canvas": "shrink.localhost", "detached": "pass.localhost", "framed": "pass.localhost"}
 
 
 @dataclass(frozen=True)
@@ -134,7 +140,7 @@ def exif_make(photo: bytes) -> bytes | None:
     return piexif.load(photo)["0th"].get(piexif.ImageIFD.Make)
 
 
-@pytest.mark.parametrize("name", ["input", "drop", "script", "detached"])
+@pytest.mark.parametrize("name", ["input", "drop", "script", "detached", "framed"])
 async def test_a_photo_arrives_protected_with_its_metadata(
         protected_uploads: dict[str, Sent], face_file: Path, verifier: Verifier,
         name: str) -> None:
