@@ -34,7 +34,8 @@ _SUB_IFDS = 0x014A
 _EXIF_IFD = 0x8769
 _IMAGE_DATA = ((_STRIP_OFFSETS, _STRIP_COUNTS), (_TILE_OFFSETS, _TILE_COUNTS))
 _MAX_IFDS = 64  # a block links at most this many directories here; loops and bombs stop
-_SHORT, _LONG = 3, 4
+_MAX_PIECES = 4096  # strips and tiles in all; a block with more is dropped as unreadable
+_SHORT, _LONG, _IFD = 3, 4, 13
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 _THUMB_SCALES = (1.0, 2.0, 4.0)  # coarser tables when the block would overflow its segment
 
@@ -64,6 +65,7 @@ class ExifLayout:
         thumbnail_entries: the IFD1 offset and length entries of that thumbnail.
         strips: (start, end) of raw image data (strips or tiles) of any directory in the block.
         previews: (start, end) of other JPEG images inside the block (maker-note previews).
+        directories: (start, end) of each directory's entries, kept whatever overlaps them.
     """
 
     byte_order: str
@@ -74,6 +76,7 @@ class ExifLayout:
     thumbnail_entries: tuple[_Entry, _Entry] | None
     strips: tuple[tuple[int, int], ...]
     previews: tuple[tuple[int, int], ...]
+    directories: tuple[tuple[int, int], ...] = ()
 
     def notes(self) -> list[str]:
         """What :func:`protect` will change, in words for the report."""
@@ -122,18 +125,21 @@ def _read_ifd(blob: bytes, offset: int, order: str) -> tuple[list[_Entry], int |
     return entries, next_field if next_field + 4 <= len(blob) else None
 
 
-def _integers(blob: bytes, entry: _Entry, order: str) -> list[int]:
-    """The values of a SHORT or LONG entry (inline or at its offset)."""
-    if entry.type not in (_SHORT, _LONG):
+def _integers(blob: bytes, entry: _Entry, order: str, limit: int | None = None) -> list[int]:
+    """The values of a SHORT or LONG entry (inline or at its offset); an IFD-typed entry
+    (type 13) reads as the LONGs it is. With ``limit``, only the first ``limit`` values."""
+    kind = _LONG if entry.type == _IFD else entry.type
+    if kind not in (_SHORT, _LONG):
         raise ExifError(f"tag 0x{entry.tag:04X} has type {entry.type}, expected SHORT or LONG")
     if entry.count == 0:
         raise ExifError(f"tag 0x{entry.tag:04X} has no value")
-    code = "H" if entry.type == _SHORT else "I"
-    size = _TYPE_SIZES[entry.type] * entry.count
+    code = "H" if kind == _SHORT else "I"
+    size = _TYPE_SIZES[kind] * entry.count
     start = entry.field if size <= 4 else _unpack(blob, order + "I", entry.field)
     if start + size > len(blob):
         raise ExifError(f"tag 0x{entry.tag:04X} points past the end of the block")
-    return list(struct.unpack_from(f"{order}{entry.count}{code}", blob, start))
+    count = entry.count if limit is None else min(entry.count, limit)
+    return list(struct.unpack_from(f"{order}{count}{code}", blob, start))
 
 
 def _ranges(starts: list[int], lengths: list[int], size: int) -> tuple[tuple[int, int], ...]:
@@ -144,52 +150,59 @@ def _ranges(starts: list[int], lengths: list[int], size: int) -> tuple[tuple[int
     )
 
 
-def _linked_ifds(tiff: bytes, first: int, order: str) -> list[list[_Entry]]:
-    """Every directory reachable from IFD0: its chain (IFD1, IFD2, ...), SubIFDs and the EXIF IFD.
+def _linked_ifds(tiff: bytes, first: int, order: str) -> list[tuple[int, list[_Entry]]]:
+    """Every directory reachable from IFD0, with its offset: its chain (IFD1, IFD2, ...),
+    SubIFDs and the EXIF IFD.
 
-    A directory that cannot be read is skipped, as is one seen before; at most ``_MAX_IFDS``.
+    A directory that cannot be read is skipped, as is one seen before. At most
+    ``_MAX_IFDS`` offsets are ever taken up, so a block of links to links costs no more.
     """
-    seen: set[int] = set()
+    taken = {first}
     pending = [first]
-    found: list[list[_Entry]] = []
-    while pending and len(seen) < _MAX_IFDS:
+    found: list[tuple[int, list[_Entry]]] = []
+
+    def take(offset: int) -> None:
+        if len(taken) < _MAX_IFDS and 8 <= offset < len(tiff) and offset not in taken:
+            taken.add(offset)
+            pending.append(offset)
+
+    while pending:
         offset = pending.pop()
-        if not 8 <= offset < len(tiff) or offset in seen:
-            continue
-        seen.add(offset)
         try:
             entries, next_field = _read_ifd(tiff, offset, order)
         except ExifError as e:
             logger.debug("unreadable directory at offset %d (%s)", offset, e)
             continue
-        found.append(entries)
+        found.append((offset, entries))
         if next_field is not None:
-            pending.append(_unpack(tiff, order + "I", next_field))
+            take(_unpack(tiff, order + "I", next_field))
         for e in entries:
-            if e.tag in (_SUB_IFDS, _EXIF_IFD) and e.type in (_LONG, 13):
+            if e.tag in (_SUB_IFDS, _EXIF_IFD):
                 try:
-                    pending.extend(_integers(tiff, e if e.type == _LONG else _as_long(e), order))
+                    for link in _integers(tiff, e, order, limit=_MAX_IFDS):
+                        take(link)
                 except ExifError:
                     continue
     return found
 
 
-def _as_long(entry: _Entry) -> _Entry:
-    """An IFD-typed entry (type 13) read as the LONGs it is."""
-    return _Entry(tag=entry.tag, type=_LONG, count=entry.count, field=entry.field)
-
-
 def _image_data(
-    tiff: bytes, directories: list[list[_Entry]], order: str
+    tiff: bytes, directories: list[tuple[int, list[_Entry]]], order: str
 ) -> tuple[tuple[int, int], ...]:
-    """(start, end) of every directory's strips and tiles: raw pixels a thumbnail may hold."""
-    ranges: list[tuple[int, int]] = []
-    for entries in directories:
+    """(start, end) of every directory's strips and tiles: raw pixels a thumbnail may hold.
+
+    Raises:
+        ExifError: more than ``_MAX_PIECES`` of them (no camera writes that many).
+    """
+    ranges: set[tuple[int, int]] = set()
+    for _, entries in directories:
         tags = {e.tag: e for e in entries}
         for offsets, counts in _IMAGE_DATA:
             if offsets in tags and counts in tags:
+                if tags[offsets].count + len(ranges) > _MAX_PIECES:
+                    raise ExifError(f"more than {_MAX_PIECES} strips or tiles")
                 try:
-                    ranges.extend(
+                    ranges.update(
                         _ranges(
                             _integers(tiff, tags[offsets], order),
                             _integers(tiff, tags[counts], order),
@@ -198,7 +211,12 @@ def _image_data(
                     )
                 except ExifError as e:
                     logger.debug("unreadable image data entries (%s)", e)
-    return tuple(sorted(set(ranges)))
+    return tuple(sorted(ranges))
+
+
+def _spans(directories: list[tuple[int, list[_Entry]]]) -> tuple[tuple[int, int], ...]:
+    """(start, end) of each directory's own bytes: its count, entries and next pointer."""
+    return tuple(sorted((at, at + 2 + 12 * len(entries) + 4) for at, entries in directories))
 
 
 def parse(tiff: bytes) -> ExifLayout:
@@ -214,6 +232,7 @@ def parse(tiff: bytes) -> ExifLayout:
         raise ExifError("EXIF block has a bad TIFF magic number")
     ifd0 = _unpack(tiff, order + "I", 4)
     entries, next_field = _read_ifd(tiff, ifd0, order)
+    directories = _linked_ifds(tiff, ifd0, order)
     orientation = 1
     for e in entries:
         if e.tag == _ORIENTATION and e.type == _SHORT and e.count >= 1:
@@ -241,7 +260,8 @@ def parse(tiff: bytes) -> ExifLayout:
         has_ifd1=has_ifd1,
         thumbnail=thumbnail,
         thumbnail_entries=thumbnail_entries,
-        strips=_image_data(tiff, _linked_ifds(tiff, ifd0, order), order),
+        strips=_image_data(tiff, directories, order),
+        directories=_spans(directories),
         previews=tuple(find_embedded_jpegs(tiff, skip=thumbnail)),
     )
 
@@ -311,6 +331,8 @@ def protect(
     copies = [*layout.previews, *layout.strips, *([layout.thumbnail] if layout.thumbnail else [])]
     for start, end in copies:
         buf[start:end] = bytes(end - start)
+    for start, end in layout.directories:  # a crafted strip may claim the tags themselves
+        buf[start:end] = tiff[start:end]
     if not layout.has_ifd1:
         return bytes(buf)
     if layout.thumbnail is not None and stored is not None:

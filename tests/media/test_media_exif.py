@@ -1,4 +1,6 @@
 import io
+import struct
+import time
 
 import numpy as np
 import piexif
@@ -241,3 +243,27 @@ def test_directories_that_link_in_a_loop_are_read_once() -> None:
     tiff = _raw_tiff([{0x014A: (4, [-1, -2])}, {**_strip(1), 0x014A: (4, [-1])}], {0: 1})
     out = exif.protect(tiff, exif.parse(tiff), None)
     assert bytes([0x41]) * 48 in tiff and bytes([0x41]) * 48 not in out
+
+
+def test_links_to_links_cost_no_more_than_the_directories_taken() -> None:
+    # 2700 SubIFDs entries, each naming the same 8100 offsets: 21 million links in 65 KB
+    links = struct.pack("<8100I", *[8] * 8100)
+    ifd = struct.pack("<H", 2700) + struct.pack("<HHII", 0x014A, 4, 8100, 8) * 2700 + bytes(4)
+    tiff = b"II*\x00" + struct.pack("<I", 8 + len(links)) + links + ifd
+    started = time.perf_counter()
+    layout = exif.parse(tiff)
+    assert time.perf_counter() - started < 2 and layout.strips == ()
+
+
+def test_a_block_of_more_strips_than_a_camera_writes_is_unreadable() -> None:
+    n = 5000
+    tiff = _raw_tiff([{0x0111: (4, [-100] * n), 0x0117: (4, [48] * n)}], {})
+    with pytest.raises(exif.ExifError, match="strips or tiles"):
+        exif.parse(tiff)
+
+
+def test_a_strip_that_claims_the_directory_leaves_its_tags() -> None:
+    tiff = _raw_tiff([{0x0112: (3, [6]), 0x0111: (4, [8]), 0x0117: (4, [4096])}], {})
+    out = exif.protect(tiff, exif.parse(tiff), None)
+    assert exif.parse(out).orientation == 6 and out[8 : 8 + 2 + 12 * 3] == tiff[8 : 8 + 2 + 12 * 3]
+    assert not any(out[8 + 2 + 12 * 3 + 4 :])  # the rest, the strip's, is blanked
