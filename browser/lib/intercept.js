@@ -126,7 +126,8 @@ function submitHolder(win, holdChoice) {
 export function holdUnreachableInputs(win, holdChoice) {
   const watched = new WeakSet();
   const proto = win.HTMLInputElement.prototype;
-  const listen = proto.addEventListener;
+  const listen = proto.addEventListener;  // ours go straight to the browser's
+  const inherited = Object.getPrototypeOf(proto);
   const watch = (input) => {
     if (watched.has(input)) return;
     watched.add(input);
@@ -136,9 +137,11 @@ export function holdUnreachableInputs(win, holdChoice) {
     listen.call(input, "input", onChoice, true);
     listen.call(input, "change", onChoice, true);
   };
+  // The page's own listeners go on through whatever it (or a library: zone.js, an error
+  // tracker) has made of addEventListener since, looked up at each call.
   proto.addEventListener = function addEventListener(type, ...rest) {
     if (type === "input" || type === "change") watch(this);
-    return listen.call(this, type, ...rest);
+    return inherited.addEventListener.call(this, type, ...rest);
   };
   for (const name of ["click", "showPicker"]) {
     const open = proto[name];

@@ -215,3 +215,20 @@ test("a script-made input the page listens to only after the picker opens is hel
   userChoice(inDocument, [original]);
   assert.deepEqual([seen, asked.length], [[[original]], 1]);
 });
+
+test("a library that wraps addEventListener after the extension still sees every input's listeners", () => {
+  const { win, FakeInput } = pageWorld();
+  holdUnreachableInputs(win, choiceHolder(async (files) => files));
+  const wrapped = [];
+  const native = EventTarget.prototype.addEventListener;
+  EventTarget.prototype.addEventListener = function zoneLike(type, ...rest) {  // zone.js, Sentry
+    wrapped.push(type);
+    return native.call(this, type, ...rest);
+  };
+  try {
+    new FakeInput().addEventListener("change", () => {});
+  } finally {
+    EventTarget.prototype.addEventListener = native;
+  }
+  assert.deepEqual(wrapped, ["change"]);
+});
