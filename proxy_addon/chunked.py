@@ -199,7 +199,7 @@ class ChunkedUploads:
         request, media_id = flow.request, command.media_id
         verdict = self.reassembly.verdict(media_id)
         if isinstance(verdict, Skip):
-            if verdict.image and rule.on_failure == "block":
+            if verdict.unprotected and rule.on_failure == "block":
                 raise UnprotectableUpload(f"media {media_id}: {verdict.reason}; its image "
                                           "cannot be protected", site=rule.name,
                                           on_failure="block")

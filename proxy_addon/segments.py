@@ -114,15 +114,16 @@ class Abandon(Generic[T]):
 @dataclass(frozen=True)
 class Skip:
     """The upload is not one to hold (too large, not an image, left alone): send it as is,
-    unless it is an image and the site blocks what it cannot protect.
+    unless it is an image the proxy cannot protect and the site blocks what it cannot.
 
     Attributes:
         reason: why, in words.
-        image: whether the upload declared an image (which would go unprotected).
+        unprotected: whether it is an image skipped unprotected (too large to hold, too many
+            uploads at once), not one with nothing to protect (no face, not an image).
     """
 
     reason: str
-    image: bool = False
+    unprotected: bool = False
 
 
 Step = Hold | Again | Whole[T] | Resend | Reject | Abandon[T] | Skip
@@ -142,6 +143,7 @@ class _Upload(Generic[T]):
     digests: tuple[bytes, ...] = ()  # of the original pieces, once whole
     kept: tuple[bytes, ...] | None = None  # the protected pieces
     kept_at: float = 0.0
+    unprotected: bool = False  # skipped, though an image that needed protecting
 
     @property
     def received(self) -> int:
@@ -155,7 +157,7 @@ class _Upload(Generic[T]):
         return tuple(self.held[i] for i in sorted(self.held))
 
     def skip(self) -> Skip:
-        return Skip(self.reason, image=_is_image(self.media_type))
+        return Skip(self.reason, unprotected=self.unprotected)
 
 
 def _is_image(media_type: str) -> bool:
@@ -188,7 +190,7 @@ class Reassembly(Generic[T]):
         earlier = self._uploads.get(media_id)
         if earlier is not None and earlier.held:
             return Skip(f"media {media_id} was declared again while its segments are held",
-                        image=_is_image(media_type))
+                        unprotected=_is_image(media_type))
         if earlier is not None:
             self._let_go(earlier)
         upload: _Upload[T] = _Upload(total_bytes, media_type, limits, now)
@@ -196,12 +198,14 @@ class Reassembly(Generic[T]):
             self._skip(upload, f"media_type {media_type or 'unknown'!r} is not an image")
         elif not 0 < total_bytes <= limits.max_total_bytes:
             self._skip(upload, f"total_bytes {total_bytes} is outside 1..{limits.max_total_bytes} "
-                               "(chunked_upload max_total_bytes)")
+                               "(chunked_upload max_total_bytes)", unprotected=True)
         elif total_bytes > self.max_held_bytes:
             self._skip(upload, f"total_bytes {total_bytes} exceeds the proxy's "
-                               f"{self.max_held_bytes}-byte bound on held segments")
+                               f"{self.max_held_bytes}-byte bound on held segments",
+                       unprotected=True)
         elif len(self._uploads) >= self.max_uploads:
-            self._skip(upload, f"{self.max_uploads} uploads are in progress already")
+            self._skip(upload, f"{self.max_uploads} uploads are in progress already",
+                       unprotected=True)
         self._uploads[media_id] = upload
         return upload.skip() if upload.state == "skipped" else None
 
@@ -346,8 +350,8 @@ class Reassembly(Generic[T]):
         upload.state, upload.reason = "abandoned", reason
         return Abandon(reason, released)
 
-    def _skip(self, upload: _Upload[T], reason: str) -> None:
-        upload.state, upload.reason = "skipped", reason
+    def _skip(self, upload: _Upload[T], reason: str, unprotected: bool = False) -> None:
+        upload.state, upload.reason, upload.unprotected = "skipped", reason, unprotected
 
     def _release(self, upload: _Upload[T]) -> None:
         self.held_bytes -= upload.received

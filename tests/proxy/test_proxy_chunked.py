@@ -351,15 +351,19 @@ async def test_an_unknown_digest_algorithm_on_a_block_site_refuses_the_upload(
     assert protect.calls == []
 
 
-async def test_no_face_sends_every_segment_untouched(policy_file: Path, jpeg: bytes) -> None:
+@pytest.mark.parametrize("host", ["upload.x.com", "upload.twitter.com"])
+async def test_no_face_sends_every_segment_untouched(policy_file: Path, jpeg: bytes,
+                                                     host: str) -> None:
     addon, _, forward, tctx = guard(policy_file, "same")
     with tctx:
-        x = Client(addon, "upload.x.com", jpeg)
+        x = Client(addon, host, jpeg)
         await x.init()
         flows = [await x.append(i) for i in range(3)]
+        again = await x.append(1)  # a retry: nothing to protect, on a block site too
     assert [media_of(body) for body, _ in forward.sent] == [x.piece(0), x.piece(1)]
     assert media_of(flows[2].request.raw_content or b"") == x.piece(2)
     assert record(flows[2])["action"] == "untouched" and "no face" in record(flows[2])["reason"]
+    assert again.response is None and record(again)["action"] == "untouched"
 
 
 async def test_an_append_without_init_takes_the_single_upload_path(policy_file: Path,

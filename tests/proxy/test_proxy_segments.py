@@ -220,8 +220,7 @@ def test_leave_hands_back_the_held_segments_and_skips_the_rest() -> None:
     uploads = declared()
     uploads.add("m1", 0, PIECES[0], "req0", now=1.0)
     assert [s.item for s in uploads.leave("m1", "a digest I cannot redo")] == ["req0"]
-    assert uploads.add("m1", 1, PIECES[1], "req1", now=2.0) == Skip("a digest I cannot redo",
-                                                                   image=True)
+    assert uploads.add("m1", 1, PIECES[1], "req1", now=2.0) == Skip("a digest I cannot redo")
     assert uploads.held_bytes == 0
 
 
