@@ -42,45 +42,93 @@ def image_type(data: bytes) -> str | None:
     return None
 
 
-def _base64_forms(signature: bytes, offset: int) -> list[bytes]:
-    """The base64 of ``signature`` (at ``offset`` in its file) as any encoder writes it:
-    standard, URL-safe and percent-encoded; only the whole 3-byte groups it fills."""
-    skip = -offset % 3
-    whole = signature[skip : skip + (len(signature) - skip) // 3 * 3]
-    text = base64.b64encode(whole)
-    percent = re.escape(text).replace(b"/", b"%2[Ff]").replace(b"\\+", b"%2[Bb]")
-    return list(dict.fromkeys([re.escape(text), re.escape(base64.urlsafe_b64encode(whole)), percent]))
-
-
-_IMAGE_BRANDS = sorted(_HEIF_BRANDS | {b"avif", b"avis", b"mif1", b"msf1"})
+_IMAGE_BRANDS = sorted(_HEIF_BRANDS | {b"avif", b"avis", b"mif1", b"msf1", b"miaf"})
+# Signatures long enough (six bytes and more) that chance does not make them.
 _SIGNATURES = [
-    (b"\xff\xd8\xff", 0),
     (b"\x89PNG\r\n\x1a\n", 0),
     (b"GIF87a", 0),
     (b"GIF89a", 0),
     *((b"ftyp" + brand, 4) for brand in _IMAGE_BRANDS),
 ]
-# An image inside a body the hook could not take apart: raw (a JPEG's SOI with the marker of
-# a header segment after it), or base64 as a JSON or form field carries it.
-_CARRIED_IMAGE = re.compile(
+# How each encoder writes base64's two symbols: as is, URL-safe, percent-encoded, JSON-escaped.
+_SLASH = rb"(?:/|\\/|%2[Ff]|_)"
+_PLUS = rb"(?:\+|%2[Bb]|-)"
+_BASE64_RUN = re.compile(rb"(?:[A-Za-z0-9+/_-]|\\/|%2[BbFf])*")
+_JPEG_WINDOW = 512  # bytes of a candidate JPEG's start that decide whether it is one
+_JPEG_HEADER_MARKERS = frozenset(
+    {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0),
+     0xC4, 0xDB, 0xDD, 0xFE, *range(0xE0, 0xF0)}
+)
+
+
+def _base64_pattern(signature: bytes, offset: int) -> bytes:
+    """A regex of ``signature``'s base64 (at ``offset`` in its file) as any encoder writes it;
+    only the whole 3-byte groups it fills."""
+    skip = -offset % 3
+    text = base64.b64encode(signature[skip : skip + (len(signature) - skip) // 3 * 3])
+    symbols = {ord("/"): _SLASH, ord("+"): _PLUS}
+    return b"".join(symbols.get(c, re.escape(bytes([c]))) for c in text)
+
+
+_SURE_IMAGE = re.compile(
     b"|".join(
         [
-            rb"\xff\xd8\xff[\xc0-\xcf\xdb\xdd\xe0-\xef\xfe]",
             rb"\x89PNG\r\n\x1a\n|GIF8[79]a|RIFF....WEBP|ftyp(?:"
             + b"|".join(re.escape(b) for b in _IMAGE_BRANDS) + rb")",
-            rb"UklG(?:[A-Za-z0-9+/_-]|%2[BbFf]){8}RUJQ",  # RIFF....WEBP
-            *(form for signature, at in _SIGNATURES for form in _base64_forms(signature, at)),
+            rb"UklG(?:[A-Za-z0-9+/_-]|\\/|%2[BbFf]){8}RUJQ",  # base64 of RIFF....WEBP
+            *(_base64_pattern(signature, at) for signature, at in _SIGNATURES),
         ]
     ),
     re.DOTALL,
 )
+# A JPEG's SOI is three bytes: a candidate must show a JPEG header after it (_jpeg_header).
+_JPEG_START = re.compile(rb"\xff\xd8\xff")
+_JPEG_START_BASE64 = re.compile(_base64_pattern(b"\xff\xd8\xff", 0))
+
+
+def _jpeg_header(window: bytes) -> bool:
+    """Whether ``window`` starts as a JPEG: SOI, fill bytes, then a header segment whose
+    length lands on the next marker (or, an APPn too long to see the end of, names itself
+    in ASCII: JFIF, Exif, an XMP namespace)."""
+    i = 2
+    while i < len(window) and window[i] == 0xFF:
+        i += 1
+    if i + 3 > len(window) or window[i] not in _JPEG_HEADER_MARKERS or i == 2:
+        return False
+    marker, length = window[i], int.from_bytes(window[i + 1 : i + 3], "big")
+    after = i + 1 + length
+    if length < 2:
+        return False
+    if after < len(window):
+        return window[after] == 0xFF
+    name = window[i + 3 : i + 7]
+    return 0xE0 <= marker <= 0xEF and len(name) == 4 and all(0x20 < b < 0x7F for b in name)
+
+
+def _decoded(run: bytes) -> bytes:
+    """The bytes of a base64 run as any encoder wrote it (see ``_SLASH`` and ``_PLUS``)."""
+    text = run.replace(b"\\/", b"/")
+    for escaped, plain in ((b"%2F", b"/"), (b"%2f", b"/"), (b"%2B", b"+"), (b"%2b", b"+")):
+        text = text.replace(escaped, plain)
+    text = text.replace(b"-", b"+").replace(b"_", b"/")
+    return base64.b64decode(text[: len(text) // 4 * 4])
 
 
 def carries_image(body: bytes) -> bool:
-    """Whether ``body`` holds an image anywhere: raw, or base64 (standard, URL-safe or
-    percent-encoded). For a body the hook leaves alone: on a ``block`` site it must not go.
-    """
-    return _CARRIED_IMAGE.search(body) is not None
+    """Whether ``body`` holds an image anywhere: raw, or base64 (standard, URL-safe,
+    percent-encoded or JSON-escaped). For a body the hook leaves alone: on a ``block`` site it
+    must not go. A JPEG counts only with a header after its SOI, so that chance (one
+    three-byte SOI in every 16 MB of random bytes) does not refuse a video."""
+    if _SURE_IMAGE.search(body):
+        return True
+    if any(_jpeg_header(body[m.start() : m.start() + _JPEG_WINDOW])
+           for m in _JPEG_START.finditer(body)):
+        return True
+    for m in _JPEG_START_BASE64.finditer(body):
+        run = _BASE64_RUN.match(body, m.start(), m.start() + _JPEG_WINDOW * 2)
+        if run is not None and _jpeg_header(_decoded(run.group())):
+            return True
+    return False
 
 
 def is_complete(data: bytes, media_type: str) -> bool:

@@ -7,6 +7,7 @@ import io
 import urllib.parse
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from grasp_sdk.sniff import carries_image, image_type, is_complete
 from PIL import Image
@@ -101,8 +102,9 @@ def _photo(fmt: str) -> bytes:
         lambda b: b"photo="
         + urllib.parse.quote(base64.b64encode(b)).replace("%2F", "%2f").replace("%2B", "%2b").encode(),
         lambda b: b"p=" + base64.urlsafe_b64encode(b),
+        lambda b: b'{"photo": "' + base64.b64encode(b).replace(b"/", b"\\/") + b'"}',  # PHP
     ],
-    ids=["raw", "base64", "percent", "percent-lower", "urlsafe"],
+    ids=["raw", "base64", "percent", "percent-lower", "urlsafe", "json-escaped"],
 )
 def test_an_image_is_found_raw_or_base64_anywhere(fmt: str, wrap: Callable[[bytes], bytes]) -> None:
     assert carries_image(wrap(_photo(fmt)))
@@ -116,7 +118,20 @@ def test_heif_brands_are_found_raw_and_base64() -> None:
 @pytest.mark.parametrize(
     "body",
     [b"", b"hello", b'{"bio": "/9J/ is not it"}', b"\xff\xd8\xff\x00\x01",
-     b"RIFF\x00\x00\x00\x00WAVE"],
+     b"RIFF\x00\x00\x00\x00WAVE", b'{"session": "kq3Zx/9j/abcdEFGH"}',
+     b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(600)],  # a length that ends on no marker
 )
 def test_bodies_without_an_image(body: bytes) -> None:
     assert not carries_image(body)
+
+
+def test_a_jpeg_with_fill_bytes_after_its_soi_is_found() -> None:
+    jpeg = _photo("JPEG")
+    assert carries_image(b"--x\r\n" + jpeg[:2] + b"\xff" + jpeg[2:])
+
+
+def test_chance_does_not_make_an_image() -> None:
+    # a video past max_bytes on a block site must not be refused for three lucky bytes
+    noise = np.random.default_rng(0).integers(0, 256, 8_000_000, dtype=np.uint8).tobytes()
+    seeded = noise[:4_000_000] + b"\xff\xd8\xff\xe1" + noise[4_000_000:]
+    assert not carries_image(seeded) and not carries_image(base64.b64encode(seeded))
