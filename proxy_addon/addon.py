@@ -26,6 +26,7 @@ from grasp_sdk import (
     ProtectOptions,
     ProtectResult,
     RewriteError,
+    UnprotectableUpload,
     UploadRewrite,
     rewrite_upload,
 )
@@ -139,6 +140,11 @@ class GraspGuard:
                           matcher, self.settings.max_buffer)
         if decision.action == "stream":
             flow.request.stream = True
+        if decision.action == "refuse" and self.settings.policy is not None:
+            assert decision.site is not None
+            refusal = UnprotectableUpload(decision.reason, site=decision.site, on_failure="block")
+            self._fail(flow, refusal, self.settings.policy, decision.site, time.monotonic())
+            return
         _record(flow, _ACTIONS[decision.action], decision.reason, decision.site)
 
     async def request(self, flow: http.HTTPFlow) -> None:

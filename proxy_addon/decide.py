@@ -5,6 +5,10 @@ the body arrives. A candidate image upload is buffered for protection. Any other
 streams through untouched, so videos, archives and bodies of unknown length never sit in
 the proxy's memory, unless its declared body is small (at most ``SMALL_BODY`` bytes):
 those are left to mitmproxy's default buffering, which costs less than streaming them.
+
+On a ``block`` site a signed or content-encoded body is buffered too, for the upload hook
+to refuse it if it carries an image, and an image declared past the size limit is refused
+at once: nothing that site would get unprotected is streamed by.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ SMALL_BODY = 64 * 2**10
 _BODILESS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
 _NEVER_IMAGES = ("video/", "audio/")
 
-Action = Literal["buffer", "stream", "ignore"]
+Action = Literal["buffer", "stream", "ignore", "refuse"]
 
 
 class Matcher(Protocol):
@@ -62,8 +66,9 @@ class Decision:
     """What to do with one request's body.
 
     Attributes:
-        action: ``buffer`` it for protection, ``stream`` it untouched, or ``ignore`` the
-            request (no body, or a small one that is not a candidate).
+        action: ``buffer`` it for protection, ``stream`` it untouched, ``ignore`` the
+            request (no body, or a small one that is not a candidate), or ``refuse`` it (an
+            image a ``block`` site would get unprotected).
         reason: why, in words.
         site: the policy site the request matched, if any.
     """
@@ -85,7 +90,8 @@ def decide(method: str, url: str, headers: Mapping[str, str], policy: Matcher,
         max_buffer: the largest body (bytes) the proxy holds back, whatever the site allows.
 
     Returns:
-        ``buffer`` for a candidate; otherwise ``stream`` or ``ignore``, with the reason.
+        ``buffer`` for a candidate; otherwise ``stream``, ``ignore`` or ``refuse``, with the
+        reason.
     """
     method = method.upper()
     if method in _BODILESS:
@@ -101,6 +107,8 @@ def decide(method: str, url: str, headers: Mapping[str, str], policy: Matcher,
     if why_not is None:
         assert rule is not None
         return Decision("buffer", f"candidate upload for site {rule.name!r}", rule.name)
+    if rule is not None and rule.on_failure == "block" and _declares_image(headers):
+        return Decision("refuse", f"{why_not}: the image cannot be protected", rule.name)
     small = length is not None and length <= SMALL_BODY
     return Decision("ignore" if small else "stream", why_not, rule.name if rule else None)
 
@@ -108,10 +116,11 @@ def decide(method: str, url: str, headers: Mapping[str, str], policy: Matcher,
 def _not_a_candidate(rule: SiteRule, headers: Mapping[str, str], length: int | None,
                      max_buffer: int) -> str | None:
     """Why a request to ``rule``'s site cannot carry an image to protect, or None."""
-    if rule.signed:
+    strict = rule.on_failure == "block"  # the hook refuses what it cannot rewrite
+    if rule.signed and not strict:
         return "the policy marks this site's uploads as signed"
     encoding = headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
+    if encoding not in ("", "identity") and not strict:
         return f"the body is {encoding}-encoded"
     media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media.startswith(_NEVER_IMAGES):
@@ -122,3 +131,7 @@ def _not_a_candidate(rule: SiteRule, headers: Mapping[str, str], length: int | N
     if length is not None and length > limit:
         return f"body of {length} bytes exceeds the {limit}-byte limit"
     return None
+
+
+def _declares_image(headers: Mapping[str, str]) -> bool:
+    return headers.get("content-type", "").strip().lower().startswith("image/")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ from grasp_sdk.sniff import carries_image, image_type, is_complete
 from grasp_sdk.splice import Edit, ImageSlot, MalformedBody, PinnedBody, apply_edits
 
 logger = logging.getLogger(__name__)
+
+_INFLATED = frozenset({"gzip", "x-gzip", "deflate"})  # zlib reads either header (wbits + 32)
 
 
 @dataclass(frozen=True)
@@ -199,12 +202,29 @@ def _plan(method: str, url: str, headers: hdrs.HeaderInput, body: bytes,
     except _LeaveAlone as untouched:
         reason = untouched.args[0]
         if (isinstance(untouched, _CannotRewrite) and rule.on_failure == "block"
-                and carries_image(body)):
+                and _carries_image(fields, body, rule.max_bytes)):
             raise UnprotectableUpload(
                 f"the image this body carries cannot be protected: {untouched.why}",
                 site=rule.name, on_failure=rule.on_failure) from None
         logger.debug("%s %s left untouched: %s", method, url, reason)
         return UploadRewrite(fields, body, False, (), reason, rule.name)
+
+
+def _carries_image(fields: hdrs.Fields, body: bytes, limit: int) -> bool:
+    """Whether the body carries an image, read as sent: a gzip or deflate body inflated
+    first (up to ``limit`` bytes). One this cannot read (another encoding, a corrupt or
+    larger stream) is taken to carry one: on a ``block`` site, doubt refuses."""
+    encoding = (hdrs.get(fields, "content-encoding") or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return carries_image(body)
+    if encoding not in _INFLATED:
+        return True
+    inflate = zlib.decompressobj(32 + zlib.MAX_WBITS)
+    try:
+        plain = inflate.decompress(body, limit + 1)
+    except zlib.error:
+        return True
+    return len(plain) > limit or carries_image(plain)
 
 
 def _find_work(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes) -> _Plan:

@@ -29,6 +29,11 @@ sites:
     hosts: [signed.example.com]
     formats: [raw]
     signed: true
+  - name: signed-strict
+    hosts: [signed-strict.example.com]
+    formats: [raw]
+    signed: true
+    on_failure: block
 """
 
 

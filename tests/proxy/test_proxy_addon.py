@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import logging
@@ -307,6 +308,52 @@ async def test_a_digest_that_cannot_be_recomputed_leaves_the_upload_untouched(
         record = await run(addon, flow)
     assert flow.response is not None and flow.response.status_code == 403
     assert record["action"] == "blocked" and why in record["reason"]
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+@pytest.mark.parametrize(
+    ("url", "headers", "body", "action"),
+    [
+        # gzip-encoded: the hook cannot rewrite it; inflated, it holds a photo
+        (STRICT, [("Content-Type", "image/jpeg"), ("Content-Encoding", "gzip")], "gz-jpeg",
+         "blocked"),
+        (STRICT, [("Content-Type", "text/plain"), ("Content-Encoding", "gzip")], "gz-text",
+         "untouched"),
+        (STRICT, [("Content-Type", "image/jpeg"), ("Content-Encoding", "br")], "jpeg", "blocked"),
+        # a signed site that blocks: a photo it cannot rewrite is refused, not streamed by
+        ("https://signed-strict.example.com/x", [("Content-Type", "image/jpeg")], "jpeg",
+         "blocked"),
+        ("https://signed.example.com/x", [("Content-Type", "image/jpeg")], "jpeg", "ignored"),
+    ],
+)
+async def test_a_block_site_gets_no_photo_it_cannot_rewrite(
+        policy_file: Path, jpeg: bytes, url: str, headers: list[tuple[str, str]], body: str,
+        action: str) -> None:
+    data = {"jpeg": jpeg, "gz-jpeg": _gzip(jpeg), "gz-text": _gzip(b"hello" * 20000)}[body]
+    addon, tctx = guard(policy_file, "flip")
+    with tctx:
+        flow = make_flow(url, data, [*headers, ("Content-Length", str(len(data)))])
+        record = await run(addon, flow)
+    assert record["action"] == action, record
+    if action == "blocked":
+        assert flow.response is not None and flow.response.status_code == 403
+    else:
+        assert flow.response is None and flow.request.raw_content == data
+
+
+async def test_an_image_past_the_limit_of_a_block_site_is_refused_before_its_body(
+        policy_file: Path, jpeg: bytes) -> None:
+    addon, tctx = guard(policy_file, "flip", grasp_max_buffer=1024)
+    with tctx:
+        flow = make_flow(STRICT, b"", [("Content-Type", "image/jpeg"),
+                                       ("Content-Length", str(10**6))])
+        addon.requestheaders(flow)  # the body has not arrived, and never goes
+    assert flow.response is not None and flow.response.status_code == 403
+    assert not flow.request.stream and notices[-1]["action"] == "blocked"
+    assert "exceeds the 1024-byte limit" in notices[-1]["reason"]
 
 
 # --- failures: pass or block ---------------------------------------------------------------

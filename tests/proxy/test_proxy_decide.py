@@ -10,6 +10,7 @@ from mitmproxy import http
 from proxy_addon.decide import SMALL_BODY, CachedMatcher, decide
 
 UPLOAD = "https://upload.example.com/upload"
+STRICT = "https://strict.example.com/put"
 BIG = str(SMALL_BODY + 1)
 
 
@@ -45,6 +46,11 @@ BIG = str(SMALL_BODY + 1)
         ("POST", UPLOAD, {"Content-Encoding": "gzip", "Content-Length": BIG}, "stream",
          "the body is gzip-encoded"),
         ("POST", "https://signed.example.com/x", {"Content-Length": "50"}, "ignore", "signed"),
+        # a block site: what the hook would leave alone is buffered for it to refuse
+        ("POST", STRICT, {"Content-Encoding": "gzip", "Content-Length": BIG}, "buffer",
+         "candidate upload for site 'strict'"),
+        ("POST", "https://signed-strict.example.com/x", {"Content-Length": "50"}, "buffer",
+         "candidate upload for site 'signed-strict'"),
     ],
 )
 def test_decision_table(method: str, url: str, headers: dict[str, str], action: str,
@@ -82,3 +88,18 @@ def test_cached_matcher_stays_bounded() -> None:
     for i in range(10):
         cached.match("POST", f"https://h{i}.example.com/")
     assert len(cached._seen) <= 3
+
+
+@pytest.mark.parametrize(
+    ("content_type", "action"),
+    [("image/jpeg", "refuse"), ("Image/HEIC", "refuse"), ("multipart/form-data; boundary=x", "stream"),
+     ("video/mp4", "stream")],
+)
+def test_an_image_past_the_limit_of_a_block_site_is_refused_before_its_body(
+        content_type: str, action: str) -> None:
+    headers = _h({"Content-Type": content_type, "Content-Length": BIG})
+    decision = decide("POST", STRICT, headers, parse_policy(POLICY), max_buffer=1024)
+    assert (decision.action, decision.site) == (action, "strict")
+    assert "exceeds the 1024-byte limit" in decision.reason or "not an image" in decision.reason
+    passing = decide("POST", UPLOAD, headers, parse_policy(POLICY), max_buffer=1024)
+    assert passing.action in ("stream", "ignore")

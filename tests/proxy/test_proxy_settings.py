@@ -13,7 +13,8 @@ def test_policy_path(policy_file: Path) -> None:
     assert settings.parse_policy_path("") is None
     assert settings.parse_policy_path("  ") is None
     policy = settings.parse_policy_path(str(policy_file))
-    assert policy is not None and [s.name for s in policy.sites] == ["pics", "strict", "signed"]
+    assert policy is not None and [s.name for s in policy.sites] == ["pics", "strict", "signed",
+                                                                    "signed-strict"]
 
 
 @pytest.mark.parametrize("urls", [["http://127.0.0.1:8765"], ["https://a.example/base", "http://b:1"]])
