@@ -2,13 +2,20 @@
 
 A client may hand its adapter a stream (a generator, a file, a multipart form of files):
 the adapter reads it up to the site's ``max_bytes``. A body that ends within the limit is
-the hook's; a longer one goes out untouched, sent as what was read followed by the rest.
+the hook's; a longer one goes out untouched, sent as what was read followed by the rest,
+or, to a ``block`` site, through a scan (:func:`scanned`) that stops it before an image.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+
+from grasp_sdk.sniff import carries_image
+
+# Bytes held back while a body streams: more than any image signature needs to be told
+# (carries_image reads up to 1024 characters of a base64 run after a JPEG's start).
+_HOLD = 2048
 
 
 class _Prefix:
@@ -60,3 +67,35 @@ async def _achain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterat
         yield chunk
     async for chunk in rest:
         yield chunk
+
+
+def scanned(chunks: Iterable[bytes], refusal: Callable[[], Exception]) -> Iterator[bytes]:
+    """``chunks`` as they come, held back by a few KB, until one shows an image: then
+    ``refusal()`` is raised, and neither that image's first bytes nor any after go out."""
+    held = b""
+    for chunk in chunks:
+        held = _checked(held + chunk, refusal)
+        if len(held) > _HOLD:
+            yield held[:-_HOLD]
+            held = held[-_HOLD:]
+    if held:
+        yield held
+
+
+async def ascanned(chunks: AsyncIterable[bytes],
+                   refusal: Callable[[], Exception]) -> AsyncIterator[bytes]:
+    """:func:`scanned` for an asynchronous stream."""
+    held = b""
+    async for chunk in chunks:
+        held = _checked(held + chunk, refusal)
+        if len(held) > _HOLD:
+            yield held[:-_HOLD]
+            held = held[-_HOLD:]
+    if held:
+        yield held
+
+
+def _checked(data: bytes, refusal: Callable[[], Exception]) -> bytes:
+    if carries_image(data):
+        raise refusal()
+    return data

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from grasp_sdk import headers as hdrs
+from grasp_sdk.bodies import ascanned, scanned
 from grasp_sdk.cache import ProtectCache
-from grasp_sdk.errors import RewriteError
+from grasp_sdk.errors import RewriteError, UnprotectableUpload
 from grasp_sdk.hook import UploadRewrite, rewrite_upload, rewrite_upload_sync
 from grasp_sdk.policy import Policy, SiteRule
 from grasp_sdk.result import ProtectFn, SyncProtectFn
@@ -46,20 +47,45 @@ class UploadGuard:
         """The site whose upload this request may be, or None to send it as is.
 
         None when no site matches, when the request is the service call of a rewrite in
-        progress, or when its declared body ``length`` is past the site's ``max_bytes``.
+        progress, or when its declared body ``length`` is past the site's ``max_bytes``
+        (unless the site blocks: its body is then scanned as it streams).
         """
         if _REWRITING.get():
             return None
         rule = self.policy.match(method, url)
-        if rule is not None and length is not None and length > rule.max_bytes:
+        if (rule is not None and length is not None and length > rule.max_bytes
+                and rule.on_failure != "block"):
             self._send_as_is(method, url, f"body of {length} bytes exceeds max_bytes "
                                           f"{rule.max_bytes}")
             return None
         return rule
 
-    def stream_too_long(self, method: str, url: str, rule: SiteRule) -> None:
-        """Say that a streamed body ran past ``max_bytes`` and goes out untouched."""
-        self._send_as_is(method, url, f"streamed body longer than max_bytes {rule.max_bytes}")
+    def stream_too_long(self, method: str, url: str, rule: SiteRule,
+                        chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """What to send of a streamed body past ``max_bytes``: its chunks untouched, or, on
+        a ``block`` site, through :func:`scanned` (:class:`UnprotectableUpload` before an
+        image goes out)."""
+        if rule.on_failure != "block":
+            self._send_as_is(method, url, f"streamed body longer than max_bytes {rule.max_bytes}")
+            return chunks
+        return scanned(chunks, self._refusal(method, url, rule))
+
+    def astream_too_long(self, method: str, url: str, rule: SiteRule,
+                         chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """:meth:`stream_too_long` for an asynchronous stream."""
+        if rule.on_failure != "block":
+            self._send_as_is(method, url, f"streamed body longer than max_bytes {rule.max_bytes}")
+            return chunks
+        return ascanned(chunks, self._refusal(method, url, rule))
+
+    def _refusal(self, method: str, url: str,
+                 rule: SiteRule) -> Callable[[], UnprotectableUpload]:
+        def refusal() -> UnprotectableUpload:
+            logger.warning("%s %s: refused mid-stream: it carries an image", method, url)
+            return UnprotectableUpload(
+                f"the streamed body, longer than max_bytes {rule.max_bytes}, carries an image: "
+                "it cannot be protected", site=rule.name, on_failure=rule.on_failure)
+        return refusal
 
     def _send_as_is(self, method: str, url: str, reason: str) -> None:
         logger.info("%s %s: sent as is: %s", method, url, reason)

@@ -67,7 +67,8 @@ class GraspTransport(httpx.BaseTransport):
         assert isinstance(request.stream, Iterable)
         body = read_within(request.stream, rule.max_bytes)
         if not isinstance(body, bytes):
-            return _streamed(self._guard, request, rule, _Chunks(body))
+            chunks = self._guard.stream_too_long(request.method, str(request.url), rule, body)
+            return _copy(request, request.headers, _Chunks(chunks))
         rewrite = self._guard.rewrite_sync(request.method, str(request.url),
                                            request.headers.raw, body, self._protect)
         return _with_body(request, body, rewrite)
@@ -102,7 +103,8 @@ class AsyncGraspTransport(httpx.AsyncBaseTransport):
         assert isinstance(request.stream, httpx.AsyncByteStream)
         body = await aread_within(request.stream, rule.max_bytes)
         if not isinstance(body, bytes):
-            return _streamed(self._guard, request, rule, _AsyncChunks(body))
+            chunks = self._guard.astream_too_long(request.method, str(request.url), rule, body)
+            return _copy(request, request.headers, _AsyncChunks(chunks))
         rewrite = await self._guard.rewrite(request.method, str(request.url),
                                             request.headers.raw, body, self._protect)
         return _with_body(request, body, rewrite)
@@ -131,12 +133,6 @@ class _AsyncChunks(httpx.AsyncByteStream):
 def _candidate(guard: UploadGuard, request: httpx.Request) -> SiteRule | None:
     return guard.candidate(request.method, str(request.url),
                            declared_length(request.headers.get("content-length")))
-
-
-def _streamed(guard: UploadGuard, request: httpx.Request, rule: SiteRule,
-              stream: httpx.SyncByteStream | httpx.AsyncByteStream) -> httpx.Request:
-    guard.stream_too_long(request.method, str(request.url), rule)
-    return _copy(request, request.headers, stream)
 
 
 def _with_body(request: httpx.Request, body: bytes,

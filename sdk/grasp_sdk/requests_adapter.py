@@ -70,8 +70,7 @@ class GraspAdapter(HTTPAdapter):
         body = read_within(_chunks(request.body), rule.max_bytes)
         sent = request.copy()
         if not isinstance(body, bytes):
-            self._guard.stream_too_long(method, url, rule)
-            sent.body = body
+            sent.body = self._guard.stream_too_long(method, url, rule, body)
             return sent
         rewrite = self._guard.rewrite_sync(method, url, fields, body, self._protect)
         if rewrite is None:

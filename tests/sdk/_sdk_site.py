@@ -89,7 +89,8 @@ def _form_fields(content_type: str, body: bytes) -> dict[str, bytes]:
 
 def local_policy(host: str = "127.0.0.1") -> Policy:
     """The policy for the local site: raw uploads under /rupload/, a 1000-byte max_bytes under
-    /small/, any format elsewhere; requests to ``localhost`` block when protection fails."""
+    /small/, any format elsewhere; requests to ``localhost`` block when protection fails (and
+    have a 1000-byte max_bytes under /small/ too)."""
     return parse_policy(f"""
 sites:
   - name: local-raw
@@ -104,6 +105,11 @@ sites:
   - name: local
     hosts: [{host}]
     on_failure: pass
+  - name: local-small-block
+    hosts: [localhost]
+    paths: [/small/*]
+    max_bytes: 1000
+    on_failure: block
   - name: local-block
     hosts: [localhost]
     on_failure: block

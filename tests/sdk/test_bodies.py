@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from grasp_sdk.bodies import aread_within, read_within
+from grasp_sdk.bodies import aread_within, read_within, scanned
 
 CHUNKS = [b"abc", b"", b"defg", b"hi"]  # 9 bytes
 
@@ -47,3 +47,19 @@ async def test_aread_within(limit: int, whole: bool) -> None:
         return
     assert not isinstance(out, bytes)
     assert b"".join([chunk async for chunk in out]) == b"abcdefghi"
+
+
+def test_a_scanned_stream_stops_before_the_first_byte_of_an_image(jpeg: bytes) -> None:
+    body = b"a" * 5000 + jpeg + b"z" * 100
+    stream = scanned((body[i:i + 333] for i in range(0, len(body), 333)), lambda: KeyError("x"))
+    sent = b""
+    with pytest.raises(KeyError):
+        while True:
+            sent += next(stream)
+    assert body.startswith(sent) and len(sent) <= 5000
+
+
+def test_a_scanned_stream_without_an_image_goes_whole() -> None:
+    body = bytes(range(256)) * 40
+    chunks = [body[i:i + 100] for i in range(0, len(body), 100)]
+    assert b"".join(scanned(iter(chunks), lambda: KeyError("image"))) == body

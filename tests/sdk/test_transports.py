@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import requests
 from _sdk_site import MARK, LocalSite, Upload, closed_port_url, local_policy
@@ -28,6 +29,7 @@ from grasp_sdk import (
     ProtectResult,
     RewriteError,
     SyncGraspClient,
+    UnprotectableUpload,
     UploadRewrite,
 )
 from grasp_sdk.httpx_transport import AsyncGraspTransport, GraspTransport
@@ -221,6 +223,39 @@ def test_declared_length_past_max_bytes_is_not_read(
         assert make_uploader().post(site.url + "/small/upload", content=big) == 200
     assert only_upload(site).body == big and site.protected == []
     assert f"body of {len(big)} bytes exceeds max_bytes 1000" in caplog.text
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_a_block_site_stops_a_long_body_before_its_photo(
+        site: LocalSite, make_uploader, make_image, declared: bool) -> None:
+    big = make_image("JPEG", size=(64, 64), noise=True)
+    body = bytes(3000) + big  # a photo after 3000 bytes of something else
+    url = site.url.replace("127.0.0.1", "localhost") + "/small/upload"
+    site.uploads.clear()
+    sent = {"content": body} if declared else {"stream": [body[i:i + 700]
+                                                          for i in range(0, len(body), 700)]}
+    with pytest.raises(Exception) as refused:
+        make_uploader().post(url, **sent)
+    assert _caused_by(refused.value, UnprotectableUpload)
+    assert all(big[:64] not in upload.body for upload in site.uploads)
+
+
+def test_a_block_site_lets_a_long_body_without_a_photo_go(site: LocalSite, make_uploader) -> None:
+    body = np.random.default_rng(1).integers(0, 256, 9000, dtype=np.uint8).tobytes()
+    site.uploads.clear()
+    chunks = [body[i:i + 700] for i in range(0, len(body), 700)]
+    url = site.url.replace("127.0.0.1", "localhost") + "/small/upload"
+    assert make_uploader().post(url, stream=chunks) == 200
+    assert only_upload(site).body == body
+
+
+def _caused_by(error: BaseException | None, kind: type[BaseException]) -> bool:
+    """Whether ``error`` is ``kind`` or was raised from one (clients wrap a body's error)."""
+    while error is not None:
+        if isinstance(error, kind):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 @pytest.mark.parametrize("kind", ["httpx", "requests"])
