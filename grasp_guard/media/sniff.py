@@ -10,10 +10,12 @@ _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", 
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _ISOBMFF_IMAGE_BRANDS = frozenset({b"mif1", b"msf1", b"miaf"})
 # Signatures of images other than JPEG (which gets a full header check) inside a blob: long
-# enough that one turning up by chance in metadata is not a concern. Any ISO-BMFF file counts:
-# a motion photo's video holds the original frames as much as a HEIF thumbnail does.
+# enough that one turning up by chance in metadata is not a concern. Any ISO-BMFF file counts
+# (a motion photo's video holds the original frames as much as a HEIF thumbnail does): its
+# ftyp box, a size under 64 KB and a brand after it, so that text saying "giftypes" is not one.
 _EMBEDDED_SIGNATURE = re.compile(
-    rb"\x89PNG\r\n\x1a\n|GIF8[79]a|RIFF....WEBP|\x00\x00\x00\x0cJXL \r\n\x87\n|ftyp[\x20-\x7e]{4}",
+    rb"\x89PNG\r\n\x1a\n|GIF8[79]a|RIFF....WEBP|\x00\x00\x00\x0cJXL \r\n\x87\n"
+    rb"|\x00\x00..ftyp[\x20-\x7e]{4}",
     re.DOTALL,
 )
 

@@ -64,7 +64,9 @@ def test_a_container_inside_metadata_is_found(blob: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "blob", [b"", b"harmless vendor data", b"\xff\xd8\xff not a jpeg", b"RIFF\x10\x00\x00\x00WAVE"]
+    "blob",
+    [b"", b"harmless vendor data", b"\xff\xd8\xff not a jpeg", b"RIFF\x10\x00\x00\x00WAVE",
+     b"<dc:subject>giftypes, filetypes</dc:subject>"],
 )
 def test_plain_metadata_holds_no_image(blob: bytes) -> None:
     assert not holds_image(blob)
