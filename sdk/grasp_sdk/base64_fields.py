@@ -98,7 +98,9 @@ def _decode(text: str, image_only: bool) -> tuple[Base64Text, bytes] | None:
         data = base64.b64decode(payload + "=" * (-len(payload) % 4), altchars, validate=True)
     except (binascii.Error, ValueError):
         return None
-    padded = len(payload) % 4 == 0
+    # Unpadded text of a length a multiple of 4 says nothing of its writer: URL-safe writers
+    # mostly leave padding out (JWT, RFC 7515), standard ones put it in.
+    padded = payload.endswith("=") or (len(payload) % 4 == 0 and not urlsafe)
     return Base64Text(prefix, urlsafe, padded, line_length, line_sep, trailing_sep), data
 
 

@@ -62,6 +62,13 @@ def test_any_bytes_decode_and_round_trip(text: str, data: bytes) -> None:
     assert decode_image_text(text) is None
 
 
+def test_url_safe_text_without_padding_stays_so_whatever_the_new_length() -> None:
+    style, _ = decode_base64_text("-_8A")  # 3 bytes: no padding to tell either way
+    assert style.encode(b"\xfb\xff") == "-_8" and style.encode(b"\xfb\xff\x00") == "-_8A"
+    padded, _ = decode_base64_text("-_8=")
+    assert padded.encode(b"\xfb\xff") == "-_8="
+
+
 @pytest.mark.parametrize("text", ["", "hello world", "ab+-" * 10])
 def test_any_bytes_still_need_base64(text: str) -> None:
     assert decode_base64_text(text) is None

@@ -72,7 +72,9 @@ export function decodeImageText(text) {
   if (head === null || imageType(head) === null) return null;
   const data = fromBase64(payload + "=".repeat((4 - (payload.length % 4)) % 4), urlsafe);
   if (data === null) return null;
-  const padded = payload.length % 4 === 0;
+  // Unpadded text of a length a multiple of 4 says nothing of its writer: URL-safe writers
+  // mostly leave padding out (JWT, RFC 7515), standard ones put it in.
+  const padded = payload.endsWith("=") || (payload.length % 4 === 0 && !urlsafe);
   return { style: new Base64Text({ prefix, urlsafe, padded, lineLength, lineSep, trailingSep }), data };
 }
 

@@ -63,3 +63,12 @@ test("requote keeps what the original left literal and escapes the rest", () => 
   assert.equal(requote("a/b%2B", "x/y+z="), "x/y%2Bz%3D");
   assert.equal(requote("%2f", "/+"), "%2f%2b");
 });
+
+test("URL-safe text without padding stays so, whatever the new length", () => {
+  const whole = new Uint8Array(JPEG.length + (3 - (JPEG.length % 3)) % 3);  // no padding to tell
+  whole.set(JPEG);
+  const text = toBase64(whole).replaceAll("+", "-").replaceAll("/", "_");
+  assert.ok(text.length % 4 === 0 && !text.includes("="));
+  const { style } = decodeImageText(text);
+  assert.ok(!style.encode(whole.subarray(0, whole.length - 1)).includes("="));
+});
