@@ -34,48 +34,147 @@ export function imageType(data) {
   return null;
 }
 
-/**
- * The base64 of `signature` (at `offset` in its file) as any encoder writes it, as regex
- * sources: standard, URL-safe and percent-encoded; only the whole 3-byte groups it fills.
- */
-function base64Forms(signature, offset) {
-  const skip = (3 - (offset % 3)) % 3;
-  const whole = signature.slice(skip, skip + Math.floor((signature.length - skip) / 3) * 3);
-  const text = toBase64(fromLatin1(whole));
-  const percent = text.replace(/[+/]/g, (c) => (c === "+" ? "%2[Bb]" : "%2[Ff]"));
-  return [...new Set([text.replaceAll("+", "\\+"), toBase64(fromLatin1(whole), true), percent])];
-}
-
-const IMAGE_BRANDS = [...HEIF_BRANDS, "avif", "avis", "mif1", "msf1"].sort();
+const IMAGE_BRANDS = [...HEIF_BRANDS, "avif", "avis", "mif1", "msf1", "miaf"].sort();
+// Signatures long enough (six bytes and more) that chance does not make them.
 const SIGNATURES = [
-  ["\xff\xd8\xff", 0],
   ["\x89PNG\r\n\x1a\n", 0],
   ["GIF87a", 0],
   ["GIF89a", 0],
   ...IMAGE_BRANDS.map((brand) => [`ftyp${brand}`, 4]),
 ];
-// An image inside a body the hook could not take apart: raw (a JPEG's SOI with the marker of
-// a header segment after it), or base64 as a JSON or form field carries it. Matched over the
-// body read as latin-1, one character a byte (the regex of grasp_sdk/sniff.py).
-const CARRIED_IMAGE = new RegExp([
-  "\\xff\\xd8\\xff[\\xc0-\\xcf\\xdb\\xdd\\xe0-\\xef\\xfe]",
+// How each encoder writes base64's two symbols: as is, URL-safe, percent-encoded, JSON-escaped.
+const SLASH = "(?:/|\\\\/|%2[Ff]|_)";
+const PLUS = "(?:\\+|%2[Bb]|-)";
+const JPEG_WINDOW = 512; // bytes of a candidate JPEG's start that decide whether it is one
+
+/**
+ * A regex source of `signature`'s base64 (at `offset` in its file) as any encoder writes it;
+ * only the whole 3-byte groups it fills.
+ */
+function base64Pattern(signature, offset) {
+  const skip = (3 - (offset % 3)) % 3;
+  const whole = signature.slice(skip, skip + Math.floor((signature.length - skip) / 3) * 3);
+  return [...toBase64(fromLatin1(whole))].map((c) => (c === "/" ? SLASH : c === "+" ? PLUS : c)).join("");
+}
+
+// An image inside a body the hook could not take apart, raw or base64 as a JSON or form field
+// carries it, matched over the body read as latin-1, one character a byte (the regexes of
+// grasp_sdk/sniff.py).
+const SURE_IMAGE = new RegExp([
   `\\x89PNG\\r\\n\\x1a\\n|GIF8[79]a|RIFF....WEBP|ftyp(?:${IMAGE_BRANDS.join("|")})`,
-  "UklG(?:[A-Za-z0-9+/_-]|%2[BbFf]){8}RUJQ", // RIFF....WEBP
-  ...SIGNATURES.flatMap(([signature, at]) => base64Forms(signature, at)),
+  "UklG(?:[A-Za-z0-9+/_-]|\\\\/|%2[BbFf]){8}RUJQ", // base64 of RIFF....WEBP
+  ...SIGNATURES.map(([signature, at]) => base64Pattern(signature, at)),
 ].join("|"), "s");
+// A JPEG's SOI is three bytes: a candidate must show a JPEG header after it (jpegHeader).
+const JPEG_START_BASE64 = new RegExp(base64Pattern("\xff\xd8\xff", 0), "g");
 // The body is searched a window at a time (no string of a whole large body); windows overlap
-// by more than the longest match (32 characters: UklG, 8 x %2F, RUJQ), so none is missed.
+// by more than the longest match (32 characters: UklG, 8 x %2F, RUJQ), so none is missed. A
+// candidate JPEG near a window's end is read on from the body, not the window.
 const WINDOW = 1 << 20;
 const OVERLAP = 64;
 
+const HEADER_MARKER = new Uint8Array(256);
+for (let m = 0xc0; m <= 0xcf; m++) HEADER_MARKER[m] = m === 0xc8 || m === 0xcc ? 0 : 1;
+for (let m = 0xe0; m <= 0xef; m++) HEADER_MARKER[m] = 1;
+for (const m of [0xdb, 0xdd, 0xfe]) HEADER_MARKER[m] = 1;
+
 /**
- * Whether `body` holds an image anywhere: raw, or base64 (standard, URL-safe or
- * percent-encoded). For a body the hook leaves alone: on a `block` site it must not go.
+ * Whether `data[start:end]` starts as a JPEG: SOI, fill bytes, then a header segment whose
+ * length lands on the next marker (or, an APPn too long to see the end of, names itself in
+ * ASCII: JFIF, Exif, an XMP namespace).
+ */
+function jpegHeader(data, start, end) {
+  const n = end - start;
+  let i = 2;
+  while (i < n && data[start + i] === 0xff) i++;
+  if (i + 3 > n || !HEADER_MARKER[data[start + i]] || i === 2) return false;
+  const marker = data[start + i];
+  const length = (data[start + i + 1] << 8) | data[start + i + 2];
+  const after = i + 1 + length;
+  if (length < 2) return false;
+  if (after < n) return data[start + after] === 0xff;
+  if (marker < 0xe0 || marker > 0xef || i + 7 > n) return false;
+  for (let k = start + i + 3; k < start + i + 7; k++) {
+    if (data[k] <= 0x20 || data[k] >= 0x7f) return false;
+  }
+  return true;
+}
+
+// The value of each base64 symbol as any encoder writes it ('-' for '+', '_' for '/').
+const SEXTET = new Int8Array(256).fill(-1);
+[..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"].forEach((c, i) => { SEXTET[c.charCodeAt(0)] = i; });
+SEXTET[0x2d] = 62; // -
+SEXTET[0x5f] = 63; // _
+const RUN_SEXTETS = new Uint8Array(JPEG_WINDOW * 2);
+const RUN_BYTES = new Uint8Array((JPEG_WINDOW * 2 / 4) * 3);
+
+/**
+ * The bytes of the base64 run at `at` in `body` (at most 1024 characters of it: symbols,
+ * `\/`, `%2F`, `%2B` in either case), as any encoder wrote it, cut to whole 4-symbol groups.
+ * A view of a buffer the next call reuses.
+ */
+function decodedRun(body, at) {
+  const end = Math.min(at + JPEG_WINDOW * 2, body.length);
+  let count = 0;
+  for (let p = at; p < end;) {
+    const c = body[p];
+    let value = SEXTET[c];
+    if (value >= 0) {
+      p += 1;
+    } else if (c === 0x5c && p + 1 < end && body[p + 1] === 0x2f) { // \/
+      value = 63;
+      p += 2;
+    } else if (c === 0x25 && p + 2 < end && body[p + 1] === 0x32) { // %2B, %2F
+      const which = body[p + 2] | 0x20;
+      if (which === 0x62) value = 62;
+      else if (which === 0x66) value = 63;
+      else break;
+      p += 3;
+    } else {
+      break;
+    }
+    RUN_SEXTETS[count++] = value;
+  }
+  count -= count % 4;
+  for (let i = 0, j = 0; i < count; i += 4, j += 3) {
+    const n = (RUN_SEXTETS[i] << 18) | (RUN_SEXTETS[i + 1] << 12) | (RUN_SEXTETS[i + 2] << 6) | RUN_SEXTETS[i + 3];
+    RUN_BYTES[j] = n >> 16;
+    RUN_BYTES[j + 1] = (n >> 8) & 0xff;
+    RUN_BYTES[j + 2] = n & 0xff;
+  }
+  return RUN_BYTES.subarray(0, (count / 4) * 3);
+}
+
+/**
+ * Whether `body` holds an image anywhere: raw, or base64 (standard, URL-safe,
+ * percent-encoded or JSON-escaped). For a body the hook leaves alone: on a `block` site it
+ * must not go. A JPEG counts only with a header after its SOI, so that chance (one
+ * three-byte SOI in every 16 MB of random bytes) does not refuse a video. The same answer as
+ * grasp_sdk's `carries_image`, candidates taken as its `finditer` takes them (none
+ * overlapping the one before).
  * @param {Uint8Array} body
  */
 export function carriesImage(body) {
+  let nextRaw = 0;
+  let nextBase64 = 0;
   for (let start = 0; start < body.length; start += WINDOW) {
-    if (CARRIED_IMAGE.test(latin1(body.subarray(start, start + WINDOW + OVERLAP)))) return true;
+    const text = latin1(body.subarray(start, start + WINDOW + OVERLAP));
+    if (SURE_IMAGE.test(text)) return true;
+    // raw SOIs starting in this window, each checked on up to 512 bytes of the body
+    const here = body.subarray(0, Math.min(start + WINDOW, body.length));
+    for (let p = here.indexOf(0xff, Math.max(nextRaw, start)); p >= 0; p = here.indexOf(0xff, p + 1)) {
+      if (body[p + 1] !== 0xd8 || body[p + 2] !== 0xff) continue;
+      if (jpegHeader(body, p, Math.min(p + JPEG_WINDOW, body.length))) return true;
+      nextRaw = p + 3;
+      p += 2;
+    }
+    // base64 SOIs starting in this window, each checked on its decoded run
+    JPEG_START_BASE64.lastIndex = Math.max(nextBase64 - start, 0);
+    for (let m = JPEG_START_BASE64.exec(text); m !== null && m.index < WINDOW; m = JPEG_START_BASE64.exec(text)) {
+      const decoded = decodedRun(body, start + m.index);
+      if (jpegHeader(decoded, 0, decoded.length)) return true;
+      nextBase64 = start + m.index + m[0].length;
+    }
   }
   return false;
 }

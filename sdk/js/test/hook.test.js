@@ -96,6 +96,11 @@ test("a block site lets what holds no image go", async () => {
     [BLOCK_SITE, { "Content-Type": "application/octet-stream" }, new Uint8Array(100001), "body of 100001 bytes exceeds max_bytes 100000"],
     [BLOCK_SITE, { "Content-Type": "image/jpeg" }, concat([Uint8Array.of(0xff, 0xd8, 0xff, 0x00), utf8("not a jpeg")]),
       "format raw is not enabled for site 'strict'"],
+    // three lucky bytes make no JPEG: a video past max_bytes with an SOI and no header after it
+    [BLOCK_SITE, { "Content-Type": "application/octet-stream" },
+      concat([new Uint8Array(50000), Uint8Array.of(0xff, 0xd8, 0xff, 0xe1, 0xff, 0xff, 0, 1, 2, 3), new Uint8Array(50000)]),
+      "body of 100010 bytes exceeds max_bytes 100000"],
+    [BLOCK_SITE, { "Content-Type": "text/plain" }, utf8('{"session": "kq3Zx/9j/abcdEFGH"}'), "no image in the body"],
     // the policy's scope: an image in a field the site does not name is not its photo
     [photoElsewhere, FORM, multipartWith("other", JPEG), "no image in the body"],
   ];
@@ -161,4 +166,10 @@ test("a FormData upload to a block site without an image goes as it is", async (
   form.append("note", "hello");
   const out = await protectRequestBody("https://h/u", { method: "POST", body: form }, { policy: BLOCK_SITE, protect: fakeProtect() });
   assert.equal(out.changed, false);
+  // too big to rewrite, and "/9j/" by chance in a field is no JPEG's base64
+  const big = new FormData();
+  big.append("session", "kq3Zx/9j/abcdEFGH");
+  big.append("padding", "x".repeat(100000));
+  const untouched = await protectRequestBody("https://h/u", { method: "POST", body: big }, { policy: BLOCK_SITE, protect: fakeProtect() });
+  assert.equal(untouched.changed, false);
 });

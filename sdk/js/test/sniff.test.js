@@ -1,6 +1,7 @@
 // Image types by their magic bytes, and whole images told from pieces.
 
 import assert from "node:assert/strict";
+import { createCipheriv } from "node:crypto";
 import { test } from "node:test";
 
 import { carriesImage, imageType, isComplete } from "../index.js";
@@ -64,10 +65,10 @@ test("what follows a JPEG must be whole too: MPO frames, a motion photo's video"
   }
 });
 
-test("an image carried anywhere in a body: raw, base64, URL-safe or percent-encoded", () => {
+test("an image carried anywhere in a body: raw, base64, URL-safe, percent-encoded or JSON-escaped", () => {
   const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]);
   const webp = utf8("RIFF\x10\0\0\0WEBPVP8 ");
-  const images = [JPEG, png, utf8("GIF87a\x01\0"), utf8("GIF89a\x01\0"), webp, ftyp("heic"), ftyp("avif")];
+  const images = [JPEG, png, utf8("GIF87a\x01\0"), utf8("GIF89a\x01\0"), webp, ftyp("heic"), ftyp("avif"), ftyp("miaf")];
   const within = (text) => utf8(`{"user": 1, "photo": "${text}", "done": true}`);
   for (const image of images) {
     const b64 = toBase64(image);
@@ -80,12 +81,14 @@ test("an image carried anywhere in a body: raw, base64, URL-safe or percent-enco
       utf8(`photo=${encodeURIComponent(b64)}`),
       utf8(`a=1&photo=${encodeURIComponent(toBase64(concat([new Uint8Array(3), image])))}`),
       utf8(`photo=${b64.replaceAll("/", "%2f").replaceAll("+", "%2b")}`),
+      within(b64.replaceAll("/", "\\/")),  // JSON-escaped, as PHP writes it
     ];
     for (const body of bodies) {
       assert.equal(carriesImage(body), true, `${imageType(image)}: ${new TextDecoder("latin1").decode(body.subarray(0, 60))}`);
     }
   }
-  assert.equal(carriesImage(utf8("/9j/4AAQ")), true);  // a JPEG's base64, however short
+  // a JPEG's base64 cut short: its APP0 is too long to see the end of, but names itself
+  assert.equal(carriesImage(utf8(toBase64(JPEG.subarray(0, 12)))), true);
   assert.equal(carriesImage(utf8("UklG%2F%2F%2F%2FAAAARUJQ")), true);
   // a match across the 1 MiB windows the body is read in
   for (const at of [(1 << 20) - 20, (1 << 20) - 2, 1 << 20, 2 << 20]) {
@@ -93,14 +96,52 @@ test("an image carried anywhere in a body: raw, base64, URL-safe or percent-enco
     body.set(utf8("UklG%2F%2F%2F%2F%2F%2F%2F%2FRUJQ"), at);
     assert.equal(carriesImage(body), true, String(at));
   }
+  // a JPEG whose SOI ends a window: its header is read on from the body, raw and base64
+  const jsonEscaped = utf8(toBase64(JPEG).replaceAll("/", "\\/"));
+  for (const at of [(1 << 20) - 3, (1 << 20) - 1, (2 << 20) - 2]) {
+    for (const image of [JPEG, jsonEscaped, utf8(toBase64(JPEG).replaceAll("/", "%2F"))]) {
+      const body = new Uint8Array(at + image.length + 10);
+      body.set(image, at);
+      assert.equal(carriesImage(body), true, `${at} ${image[0]}`);
+    }
+  }
 });
 
-test("no image: plain text, a JPEG SOI with no header marker after it, pieces of magic", () => {
+test("a JPEG with fill bytes after its SOI is found", () => {
+  const filled = concat([JPEG.subarray(0, 2), Uint8Array.of(0xff), JPEG.subarray(2)]);
+  assert.equal(carriesImage(concat([utf8("--x\r\n"), filled])), true);
+  assert.equal(carriesImage(utf8(`{"photo": "${toBase64(filled)}"}`)), true);
+});
+
+/** `size` bytes of seeded noise (AES-CTR of zeros): the same bytes every run. */
+function noise(size, seed = 0) {
+  const cipher = createCipheriv("aes-128-ctr", new Uint8Array(16).fill(seed), new Uint8Array(16));
+  return new Uint8Array(cipher.update(new Uint8Array(size)));
+}
+
+test("chance does not make an image", () => {
+  // a video past max_bytes on a block site must not be refused for three lucky bytes
+  const random = noise(8000000);
+  const seeded = concat([random.subarray(0, 4000000), Uint8Array.of(0xff, 0xd8, 0xff, 0xe1), random.subarray(4000000)]);
+  assert.equal(carriesImage(seeded), false);
+  assert.equal(carriesImage(utf8(toBase64(seeded))), false);
+  // where a real header follows the SOI, the same noise carries an image (raw, and base64
+  // from a whole 3-byte group)
+  const photo = concat([random.subarray(0, 3999999), JPEG.subarray(0, 30), random.subarray(3999999)]);
+  assert.equal(carriesImage(photo), true);
+  assert.equal(carriesImage(utf8(toBase64(photo))), true);
+});
+
+test("no image: plain text, a JPEG SOI with no header after it, pieces of magic", () => {
   const bodies = [
     new Uint8Array(0), utf8("hello"), utf8('{"text": "hi"}'), utf8("a=1&b=two%2Fthree"),
     new Uint8Array([0xff, 0xd8, 0xff]), new Uint8Array([0xff, 0xd8, 0xff, 0x00, 0x10]), new Uint8Array([0xff, 0xd8, 0xff, 0xd9]),
     new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a]), utf8("GIF88a"), utf8("RIFF\x10\0\0\0AVI LIST"), utf8("....ftypisommp42"), utf8("UklGRiQAAABXQVZF"),
     utf8("/9j"), utf8("%2F9j/"), utf8("r0lgodlh"), new Uint8Array(3 << 20),
+    utf8('{"bio": "/9J/ is not it"}'), utf8("RIFF\0\0\0\0WAVE"),
+    utf8('{"session": "kq3Zx/9j/abcdEFGH"}'),  // "/9j/" by chance: no JPEG header follows
+    utf8("/9j/4AAQ"),  // an APP0 whose end and name are both out of sight
+    concat([Uint8Array.of(0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10), utf8("JFIF\0"), new Uint8Array(600)]),  // a length that ends on no marker
   ];
   for (const body of bodies) assert.equal(carriesImage(body), false, new TextDecoder("latin1").decode(body.subarray(0, 40)));
 });
