@@ -55,6 +55,7 @@ _SLASH = rb"(?:/|\\/|%2[Ff]|_)"
 _PLUS = rb"(?:\+|%2[Bb]|-)"
 _BASE64_RUN = re.compile(rb"(?:[A-Za-z0-9+/_-]|\\/|%2[BbFf])*")
 _JPEG_WINDOW = 512  # bytes of a candidate JPEG's start that decide whether it is one
+_MAX_JPEG_STARTS = 4096  # SOIs (raw, or base64) looked at; chance makes one in 16 MB
 _JPEG_HEADER_MARKERS = frozenset(
     {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0),
      0xC4, 0xDB, 0xDD, 0xFE, *range(0xE0, 0xF0)}
@@ -118,15 +119,16 @@ def carries_image(body: bytes) -> bool:
     """Whether ``body`` holds an image anywhere: raw, or base64 (standard, URL-safe,
     percent-encoded or JSON-escaped). For a body the hook leaves alone: on a ``block`` site it
     must not go. A JPEG counts only with a header after its SOI, so that chance (one
-    three-byte SOI in every 16 MB of random bytes) does not refuse a video."""
+    three-byte SOI in every 16 MB of random bytes) does not refuse a video; a body of more
+    than ``_MAX_JPEG_STARTS`` SOIs of either kind is taken to carry one (doubt refuses)."""
     if _SURE_IMAGE.search(body):
         return True
-    if any(_jpeg_header(body[m.start() : m.start() + _JPEG_WINDOW])
-           for m in _JPEG_START.finditer(body)):
-        return True
-    for m in _JPEG_START_BASE64.finditer(body):
+    for n, m in enumerate(_JPEG_START.finditer(body)):
+        if n == _MAX_JPEG_STARTS or _jpeg_header(body[m.start() : m.start() + _JPEG_WINDOW]):
+            return True
+    for n, m in enumerate(_JPEG_START_BASE64.finditer(body)):
         run = _BASE64_RUN.match(body, m.start(), m.start() + _JPEG_WINDOW * 2)
-        if run is not None and _jpeg_header(_decoded(run.group())):
+        if n == _MAX_JPEG_STARTS or (run is not None and _jpeg_header(_decoded(run.group()))):
             return True
     return False
 

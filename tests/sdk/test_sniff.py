@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 import urllib.parse
 from collections.abc import Callable
 
@@ -135,3 +136,12 @@ def test_chance_does_not_make_an_image() -> None:
     noise = np.random.default_rng(0).integers(0, 256, 8_000_000, dtype=np.uint8).tobytes()
     seeded = noise[:4_000_000] + b"\xff\xd8\xff\xe1" + noise[4_000_000:]
     assert not carries_image(seeded) and not carries_image(base64.b64encode(seeded))
+
+
+def test_a_body_of_countless_jpeg_starts_is_taken_to_carry_one() -> None:
+    # each would cost a look of up to 1 KB: past 4096 of them, doubt refuses, at once
+    assert not carries_image(b"/9j/ " * 4096) and carries_image(b"/9j/ " * 4097)
+    assert carries_image(b"\xff\xd8\xff\x00" * 4097)
+    started = time.perf_counter()
+    assert carries_image(b"/9j/" * 1_000_000)
+    assert time.perf_counter() - started < 2

@@ -46,6 +46,7 @@ const SIGNATURES = [
 const SLASH = "(?:/|\\\\/|%2[Ff]|_)";
 const PLUS = "(?:\\+|%2[Bb]|-)";
 const JPEG_WINDOW = 512; // bytes of a candidate JPEG's start that decide whether it is one
+const MAX_JPEG_STARTS = 4096; // SOIs (raw, or base64) looked at; chance makes one in 16 MB
 
 /**
  * A regex source of `signature`'s base64 (at `offset` in its file) as any encoder writes it;
@@ -151,12 +152,14 @@ function decodedRun(body, at) {
  * must not go. A JPEG counts only with a header after its SOI, so that chance (one
  * three-byte SOI in every 16 MB of random bytes) does not refuse a video. The same answer as
  * grasp_sdk's `carries_image`, candidates taken as its `finditer` takes them (none
- * overlapping the one before).
+ * overlapping the one before); a body of more than MAX_JPEG_STARTS SOIs of either kind is
+ * taken to carry one (doubt refuses).
  * @param {Uint8Array} body
  */
 export function carriesImage(body) {
   let nextRaw = 0;
   let nextBase64 = 0;
+  let [rawStarts, base64Starts] = [0, 0];
   for (let start = 0; start < body.length; start += WINDOW) {
     const text = latin1(body.subarray(start, start + WINDOW + OVERLAP));
     if (SURE_IMAGE.test(text)) return true;
@@ -164,6 +167,7 @@ export function carriesImage(body) {
     const here = body.subarray(0, Math.min(start + WINDOW, body.length));
     for (let p = here.indexOf(0xff, Math.max(nextRaw, start)); p >= 0; p = here.indexOf(0xff, p + 1)) {
       if (body[p + 1] !== 0xd8 || body[p + 2] !== 0xff) continue;
+      if (rawStarts++ === MAX_JPEG_STARTS) return true;
       if (jpegHeader(body, p, Math.min(p + JPEG_WINDOW, body.length))) return true;
       nextRaw = p + 3;
       p += 2;
@@ -171,6 +175,7 @@ export function carriesImage(body) {
     // base64 SOIs starting in this window, each checked on its decoded run
     JPEG_START_BASE64.lastIndex = Math.max(nextBase64 - start, 0);
     for (let m = JPEG_START_BASE64.exec(text); m !== null && m.index < WINDOW; m = JPEG_START_BASE64.exec(text)) {
+      if (base64Starts++ === MAX_JPEG_STARTS) return true;
       const decoded = decodedRun(body, start + m.index);
       if (jpegHeader(decoded, 0, decoded.length)) return true;
       nextBase64 = start + m.index + m[0].length;

@@ -145,3 +145,12 @@ test("no image: plain text, a JPEG SOI with no header after it, pieces of magic"
   ];
   for (const body of bodies) assert.equal(carriesImage(body), false, new TextDecoder("latin1").decode(body.subarray(0, 40)));
 });
+
+test("a body of countless JPEG starts is taken to carry one, as grasp_sdk does", () => {
+  const text = (s) => new TextEncoder().encode(s);
+  assert.equal(carriesImage(text("/9j/ ".repeat(4096))), false);
+  assert.equal(carriesImage(text("/9j/ ".repeat(4097))), true);
+  const raw = new Uint8Array(4 * 4097);
+  for (let i = 0; i < raw.length; i += 4) raw.set([0xff, 0xd8, 0xff], i);
+  assert.equal(carriesImage(raw), true);
+});
