@@ -212,8 +212,9 @@ def _plan(method: str, url: str, headers: hdrs.HeaderInput, body: bytes,
 
 def _carries_image(fields: hdrs.Fields, body: bytes, limit: int) -> bool:
     """Whether the body carries an image, read as sent: a gzip or deflate body inflated
-    first (up to ``limit`` bytes). One this cannot read (another encoding, a corrupt or
-    larger stream) is taken to carry one: on a ``block`` site, doubt refuses."""
+    first (up to ``limit`` bytes; gzip or zlib by its header, whatever the label). One this
+    cannot read (another encoding, a corrupt, cut or larger stream) is taken to carry one: on
+    a ``block`` site, doubt refuses."""
     encoding = (hdrs.get(fields, "content-encoding") or "identity").strip().lower()
     if encoding in ("", "identity"):
         return carries_image(body)
@@ -224,7 +225,8 @@ def _carries_image(fields: hdrs.Fields, body: bytes, limit: int) -> bool:
         plain = inflate.decompress(body, limit + 1)
     except zlib.error:
         return True
-    return len(plain) > limit or carries_image(plain)
+    whole = inflate.eof and not inflate.unused_data  # not cut short, nothing after it
+    return len(plain) > limit or not whole or carries_image(plain)
 
 
 def _find_work(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes) -> _Plan:

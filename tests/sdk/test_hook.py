@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 from urllib.parse import parse_qsl, urlencode
@@ -14,6 +15,8 @@ from grasp_sdk import (
     ProtectCache,
     ProtectResult,
     RewriteError,
+    UnprotectableUpload,
+    UploadRewrite,
     parse_policy,
     rewrite_upload,
     rewrite_upload_sync,
@@ -415,3 +418,19 @@ async def test_a_cached_answer_is_checked_too(policy: Policy, jpeg: bytes) -> No
     await cache.protect(jpeg, exact.options(), grown)
     with pytest.raises(RewriteError, match="size_mode=exact"):
         await rewrite_upload("PUT", "https://exact.test/u", {}, jpeg, policy, grown, cache=cache)
+
+
+async def test_a_content_encoded_body_on_a_block_site_is_inflated_to_look(
+        fake_protect, jpeg: bytes) -> None:
+    async def post(body: bytes, encoding: str) -> UploadRewrite:
+        headers = {"Content-Type": "image/jpeg", "Content-Encoding": encoding}
+        return await rewrite_upload("POST", "https://h/u", headers, body, _BLOCK_SITE,
+                                    fake_protect)
+
+    with pytest.raises(UnprotectableUpload):
+        await post(gzip.compress(jpeg), "gzip")
+    text = gzip.compress(b"hello " * 1000)
+    assert not (await post(text, "gzip")).changed
+    for doubtful, encoding in [(text[:-9], "gzip"), (b"hello", "br")]:  # cut short; unknown
+        with pytest.raises(UnprotectableUpload):
+            await post(doubtful, encoding)

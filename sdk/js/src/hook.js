@@ -9,7 +9,7 @@
  */
 
 import { findFormImages, findJsonImages } from "./base64_fields.js";
-import { equal } from "./bytes.js";
+import { concat, equal } from "./bytes.js";
 import { RewriteError, UnprotectableUpload } from "./errors.js";
 import * as hdrs from "./headers.js";
 import * as multipart from "./multipart.js";
@@ -85,13 +85,45 @@ export async function rewriteForSite(rule, url, headers, body, protect) {
   try {
     return await rewrite(rule, url, fields, body, protect);
   } catch (error) {
-    if (error instanceof CannotRewrite && rule.onFailure === "block" && carriesImage(body)) {
+    if (error instanceof CannotRewrite && rule.onFailure === "block" &&
+        await carriesImageAsSent(fields, body, rule.maxBytes)) {
       throw new UnprotectableUpload(`the image this body carries cannot be protected: ${error.why}`,
         { site: rule.name, onFailure: rule.onFailure });
     }
     if (error instanceof LeaveAlone) return untouched(fields, body, error.message, rule.name);
     throw error;
   }
+}
+
+const INFLATED = new Set(["gzip", "x-gzip", "deflate"]);
+
+/**
+ * Whether the body carries an image, read as sent: a gzip or deflate body inflated first
+ * (up to `limit` bytes; gzip or zlib by its header, whatever the label). One this cannot read
+ * (another encoding, a corrupt or larger stream) is taken to carry one: on a `block` site,
+ * doubt refuses. grasp_sdk's `_carries_image`.
+ */
+async function carriesImageAsSent(fields, body, limit) {
+  const encoding = (hdrs.get(fields, "content-encoding") ?? "identity").trim().toLowerCase();
+  if (encoding === "" || encoding === "identity") return carriesImage(body);
+  if (!INFLATED.has(encoding)) return true;
+  const format = body[0] === 0x1f && body[1] === 0x8b ? "gzip" : "deflate";
+  const chunks = [];
+  let size = 0;
+  try {
+    const reader = new Blob([body]).stream().pipeThrough(new DecompressionStream(format)).getReader();
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      chunks.push(read.value);
+      size += read.value.length;
+      if (size > limit) {
+        await reader.cancel();
+        return true;
+      }
+    }
+  } catch {
+    return true;
+  }
+  return carriesImage(concat(chunks));
 }
 
 function untouched(headers, body, reason, site) {

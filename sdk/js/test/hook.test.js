@@ -173,3 +173,15 @@ test("a FormData upload to a block site without an image goes as it is", async (
   const untouched = await protectRequestBody("https://h/u", { method: "POST", body: big }, { policy: BLOCK_SITE, protect: fakeProtect() });
   assert.equal(untouched.changed, false);
 });
+
+test("a content-encoded body on a block site is inflated to look, as grasp_sdk does", async () => {
+  const gzip = async (bytes) => new Uint8Array(await new Response(
+    new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+  const post = (body, encoding) => rewriteUpload("POST", "https://h/u",
+    [["Content-Type", "image/jpeg"], ["Content-Encoding", encoding]], body, BLOCK_SITE, fakeProtect());
+  await assert.rejects(post(await gzip(JPEG), "gzip"), UnprotectableUpload);
+  const text = await gzip(utf8("hello ".repeat(1000)));
+  assert.equal((await post(text, "gzip")).changed, false);
+  await assert.rejects(post(text.subarray(0, text.length - 9), "gzip"), UnprotectableUpload);  // cut short
+  await assert.rejects(post(utf8("hello"), "br"), UnprotectableUpload);  // cannot tell: doubt refuses
+});
