@@ -39,7 +39,7 @@ export async function protectFormData(formData, { site: rule, protect }) {
   try {
     return await rewriteFormData(formData, rule, protect);
   } catch (error) {
-    if (error instanceof CannotRewrite && rule.onFailure === "block" && await formCarriesImage(formData)) {
+    if (error instanceof CannotRewrite && rule.onFailure === "block" && await formCarriesImage(formData, rule.maxBytes)) {
       throw new UnprotectableUpload(`the image this form carries cannot be protected: ${error.why}`,
         { site: rule.name, onFailure: rule.onFailure });
     }
@@ -48,11 +48,19 @@ export async function protectFormData(formData, { site: rule, protect }) {
   }
 }
 
-/** Whether any entry of the form is an image (a file by its first bytes) or carries one. */
-export async function formCarriesImage(formData) {
+/**
+ * Whether any entry of the form carries an image: text, or a file read whole when it is no
+ * larger than `limit` bytes (else by its first bytes), as carriesImage reads a body.
+ */
+export async function formCarriesImage(formData, limit) {
   for (const [, value] of formData.entries()) {
-    if (typeof value === "string" ? carriesImage(utf8(value))
-      : imageType(new Uint8Array(await value.slice(0, SNIFF_BYTES).arrayBuffer())) !== null) return true;
+    if (typeof value === "string") {
+      if (carriesImage(utf8(value))) return true;
+    } else if (value.size <= limit) {
+      if (carriesImage(new Uint8Array(await value.arrayBuffer()))) return true;
+    } else if (imageType(new Uint8Array(await value.slice(0, SNIFF_BYTES).arrayBuffer())) !== null) {
+      return true;
+    }
   }
   return false;
 }

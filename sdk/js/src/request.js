@@ -67,7 +67,7 @@ async function rewriteBody(url, init, rule, options) {
   if (typeof FormData === "function" && body instanceof FormData) {
     const limits = hdrs.constraints(headers, url);
     if (limits.reason) {
-      if (rule.onFailure === "block" && await formCarriesImage(body)) {
+      if (rule.onFailure === "block" && await formCarriesImage(body, rule.maxBytes)) {
         throw new UnprotectableUpload(`the image this form carries cannot be protected: ${limits.reason}`,
           { site: rule.name, onFailure: rule.onFailure });
       }

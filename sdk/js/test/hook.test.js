@@ -185,3 +185,11 @@ test("a content-encoded body on a block site is inflated to look, as grasp_sdk d
   await assert.rejects(post(text.subarray(0, text.length - 9), "gzip"), UnprotectableUpload);  // cut short
   await assert.rejects(post(utf8("hello"), "br"), UnprotectableUpload);  // cannot tell: doubt refuses
 });
+
+test("a signed FormData whose Blob holds a data URL of a photo is refused on a block site, as its bytes would be", async () => {
+  const form = new FormData();
+  form.append("payload", new Blob([utf8(`data:image/jpeg;base64,${toBase64(JPEG)}`)]));
+  const headers = { "x-amz-content-sha256": "0".repeat(64) };
+  await assert.rejects(protectRequestBody("https://h/u", { method: "POST", headers, body: form }, { policy: BLOCK_SITE, protect: fakeProtect() }),
+    (e) => e instanceof UploadBlockedError && e.cause instanceof UnprotectableUpload);
+});
