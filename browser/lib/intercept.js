@@ -114,35 +114,37 @@ function submitHolder(win, holdChoice) {
 
 /**
  * File inputs whose events never reach the window (made and clicked by a script without
- * being put in the document, or in a shadow root): from the page's world, each input gets
- * its own capture listeners, which run before the page's others on it. They are added when
- * a script first listens to the input's `input` or `change` (a page listening in the
- * capture phase before it opens the picker would otherwise come first), or else when it
- * opens the file picker (`click`, `showPicker`). They act only on a trusted choice in a
- * file input outside the document: the window's listeners hold the others.
+ * being put in the document, or in a shadow root): from the page's world, capture listeners
+ * that run before the page's own on the way to the input. They are added to a node when a
+ * script first listens to its `input` or `change` (the input, or a detached container of it,
+ * listened to in the capture phase before the picker opens, would otherwise come first), and
+ * to a file input when a script opens its picker (`click`, `showPicker`). They act only on a
+ * trusted choice in a file input outside the document: the window's listeners hold the others.
  * @param {Window} win the page's own window (its prototypes are the page's).
  * @param {(event: Event, input: HTMLInputElement) => void} holdChoice a choiceHolder.
  */
 export function holdUnreachableInputs(win, holdChoice) {
   const watched = new WeakSet();
+  const target = win.EventTarget.prototype;
+  const listen = target.addEventListener;  // the browser's: the extension's own go straight to it
+  const onChoice = (event) => {
+    const input = event.composedPath()[0];
+    if (event.isTrusted && input instanceof win.HTMLInputElement && input.type === "file" &&
+        input.getRootNode() !== win.document) holdChoice(event, input);
+  };
+  const watch = (node) => {
+    if (watched.has(node)) return;
+    watched.add(node);
+    listen.call(node, "input", onChoice, true);
+    listen.call(node, "change", onChoice, true);
+  };
+  // Patched where it is defined, so that a library wrapping it later (zone.js, an error
+  // tracker) wraps this one, and the page's listeners go through both.
+  target.addEventListener = function addEventListener(type, ...rest) {
+    if ((type === "input" || type === "change") && this instanceof win.Node && this !== win.document) watch(this);
+    return listen.call(this, type, ...rest);
+  };
   const proto = win.HTMLInputElement.prototype;
-  const listen = proto.addEventListener;  // ours go straight to the browser's
-  const inherited = Object.getPrototypeOf(proto);
-  const watch = (input) => {
-    if (watched.has(input)) return;
-    watched.add(input);
-    const onChoice = function onChoice(event) {
-      if (event.isTrusted && this.type === "file" && this.getRootNode() !== win.document) holdChoice(event, this);
-    };
-    listen.call(input, "input", onChoice, true);
-    listen.call(input, "change", onChoice, true);
-  };
-  // The page's own listeners go on through whatever it (or a library: zone.js, an error
-  // tracker) has made of addEventListener since, looked up at each call.
-  proto.addEventListener = function addEventListener(type, ...rest) {
-    if (type === "input" || type === "change") watch(this);
-    return inherited.addEventListener.call(this, type, ...rest);
-  };
   for (const name of ["click", "showPicker"]) {
     const open = proto[name];
     if (typeof open !== "function") continue;

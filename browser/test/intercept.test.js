@@ -159,8 +159,9 @@ test("a second submit while the first is held is not made again: the form goes o
 /** A page's world with file inputs made by its scripts (never put in the document). */
 function pageWorld() {
   globalThis.DataTransfer = FakeTransfer;
-  const document = new EventTarget();
-  class FakeInput extends EventTarget {
+  class FakeNode extends EventTarget {}  // the page's EventTarget.prototype, as the extension patches it
+  const document = new FakeNode();
+  class FakeInput extends FakeNode {
     constructor() {
       super();
       this.type = "file";
@@ -170,7 +171,7 @@ function pageWorld() {
     getRootNode() { return this.root; }
     click() {}
   }
-  return { win: { HTMLInputElement: FakeInput, document }, FakeInput };
+  return { win: { EventTarget: FakeNode, Node: FakeNode, HTMLInputElement: FakeInput, document }, FakeInput };
 }
 
 /** The user's choice of `files` in `input`: a trusted `change`. */
@@ -216,19 +217,40 @@ test("a script-made input the page listens to only after the picker opens is hel
   assert.deepEqual([seen, asked.length], [[[original]], 1]);
 });
 
-test("a library that wraps addEventListener after the extension still sees every input's listeners", () => {
+test("a library that wraps addEventListener after the extension still sees every input's listeners", async () => {
   const { win, FakeInput } = pageWorld();
-  holdUnreachableInputs(win, choiceHolder(async (files) => files));
+  const original = new File([new Uint8Array([0xff, 0xd8, 0xff])], "me.jpg", { type: "image/jpeg" });
+  const protectedCopy = new File([new Uint8Array([1])], "me.jpg", { type: "image/jpeg" });
+  holdUnreachableInputs(win, choiceHolder(async () => [protectedCopy]));
   const wrapped = [];
-  const native = EventTarget.prototype.addEventListener;
-  EventTarget.prototype.addEventListener = function zoneLike(type, ...rest) {  // zone.js, Sentry
+  const patched = win.EventTarget.prototype.addEventListener;
+  win.EventTarget.prototype.addEventListener = function zoneLike(type, ...rest) {  // zone.js, Sentry
     wrapped.push(type);
-    return native.call(this, type, ...rest);
+    return patched.call(this, type, ...rest);
   };
-  try {
-    new FakeInput().addEventListener("change", () => {});
-  } finally {
-    EventTarget.prototype.addEventListener = native;
-  }
-  assert.deepEqual(wrapped, ["change"]);
+  const input = new FakeInput();
+  const seen = [];
+  input.addEventListener("change", () => seen.push([...input.files]), true);
+  const done = new Promise((resolve) => input.addEventListener("change", resolve));
+  userChoice(input, [original]);
+  await done;
+  assert.deepEqual([wrapped, seen], [["change", "change"], [[protectedCopy]]]);
+});
+
+test("a script-made input in a detached container the page listens to first: the page never sees the original", async () => {
+  const { win, FakeInput } = pageWorld();
+  const original = new File([new Uint8Array([0xff, 0xd8, 0xff])], "me.jpg", { type: "image/jpeg" });
+  const asked = [];
+  holdUnreachableInputs(win, choiceHolder(async (files) => { asked.push(files); return files; }));
+  const container = new win.EventTarget();
+  const input = new FakeInput();
+  const seen = [];
+  container.addEventListener("change", () => seen.push([...input.files]), true);  // before the picker opens
+  input.click();
+  // the user's choice, on its way down: the container's capture listeners first
+  input.files = [original];
+  const event = new Event("change");
+  Object.defineProperties(event, { isTrusted: { value: true }, composedPath: { value: () => [input, container] } });
+  container.dispatchEvent(event);
+  assert.deepEqual([seen, asked], [[], [[original]]]);
 });

@@ -60,12 +60,14 @@ zone.addEventListener("drop", (e) => { e.preventDefault(); const f = e.dataTrans
 document.querySelector("input").addEventListener("change", async (e) => post(await shrink(e.target.files[0]), "shrunk.jpg"));
 </script>""",
     # the photo chosen in a file input a script made and opened without putting it in the
-    # document (its events never reach the window), posted as it is; its listener is in the
-    # capture phase and added before the picker opens, so it would run before one added then
+    # document (its events never reach the window), posted as it is; the page listens on the
+    # input's detached container, in the capture phase, before the picker opens: its listener
+    # would run before any the extension adds to the input then
     "detached": """<script>@SCRIPT@
-window.picker = document.createElement("input");
+const box = document.createElement("div");
+window.picker = box.appendChild(document.createElement("input"));
 window.picker.type = "file";
-window.picker.addEventListener("change", async (e) => {  // capture: before any other
+box.addEventListener("change", async (e) => {  // capture: on the way down, before the input
   const file = e.target.files[0];
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
   window.seen = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");  // what it read
