@@ -16,6 +16,7 @@ from grasp_sdk.sniff import carries_image
 # Bytes held back while a body streams: more than any image signature needs to be told
 # (carries_image reads up to 1024 characters of a base64 run after a JPEG's start).
 _HOLD = 2048
+_BATCH = 64 * 2**10  # bytes gathered before each look, so that tiny chunks cost no more
 
 
 class _Prefix:
@@ -71,31 +72,34 @@ async def _achain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterat
 
 def scanned(chunks: Iterable[bytes], refusal: Callable[[], Exception]) -> Iterator[bytes]:
     """``chunks`` as they come, held back by a few KB, until one shows an image: then
-    ``refusal()`` is raised, and neither that image's first bytes nor any after go out."""
-    held = b""
+    ``refusal()`` is raised, and neither that image's first bytes nor any after go out.
+    Small chunks are gathered to ``_BATCH`` bytes before each look."""
+    held = bytearray()
     for chunk in chunks:
-        held = _checked(held + chunk, refusal)
-        if len(held) > _HOLD:
-            yield held[:-_HOLD]
-            held = held[-_HOLD:]
+        held += chunk
+        if len(held) >= _HOLD + _BATCH:
+            yield _release(held, refusal)
     if held:
-        yield held
+        yield _release(held, refusal, keep=0)
 
 
 async def ascanned(chunks: AsyncIterable[bytes],
                    refusal: Callable[[], Exception]) -> AsyncIterator[bytes]:
     """:func:`scanned` for an asynchronous stream."""
-    held = b""
+    held = bytearray()
     async for chunk in chunks:
-        held = _checked(held + chunk, refusal)
-        if len(held) > _HOLD:
-            yield held[:-_HOLD]
-            held = held[-_HOLD:]
+        held += chunk
+        if len(held) >= _HOLD + _BATCH:
+            yield _release(held, refusal)
     if held:
-        yield held
+        yield _release(held, refusal, keep=0)
 
 
-def _checked(data: bytes, refusal: Callable[[], Exception]) -> bytes:
-    if carries_image(data):
+def _release(held: bytearray, refusal: Callable[[], Exception], keep: int = _HOLD) -> bytes:
+    """What of ``held`` may go once it is seen to hold no image: all but the last ``keep``
+    bytes, taken out of it."""
+    if carries_image(bytes(held)):
         raise refusal()
-    return data
+    out = bytes(held[: len(held) - keep])
+    del held[: len(held) - keep]
+    return out

@@ -211,13 +211,15 @@ def _plan(method: str, url: str, headers: hdrs.HeaderInput, body: bytes,
 
 
 def _carries_image(fields: hdrs.Fields, body: bytes, limit: int) -> bool:
-    """Whether the body carries an image, read as sent: a gzip or deflate body inflated
-    first (up to ``limit`` bytes; gzip or zlib by its header, whatever the label). One this
-    cannot read (another encoding, a corrupt, cut or larger stream) is taken to carry one: on
-    a ``block`` site, doubt refuses."""
+    """Whether the body carries an image, as it is or as sent: a gzip or deflate body is
+    inflated too (up to ``limit`` bytes; gzip or zlib by its header, whatever the label). One
+    this cannot read (another encoding, a corrupt, cut or larger stream) is taken to carry
+    one: on a ``block`` site, doubt refuses."""
     encoding = (hdrs.get(fields, "content-encoding") or "identity").strip().lower()
+    if carries_image(body):  # as it is, or a photo put after a compressed stream
+        return True
     if encoding in ("", "identity"):
-        return carries_image(body)
+        return False
     if encoding not in _INFLATED:
         return True
     inflate = zlib.decompressobj(32 + zlib.MAX_WBITS)
@@ -225,8 +227,7 @@ def _carries_image(fields: hdrs.Fields, body: bytes, limit: int) -> bool:
         plain = inflate.decompress(body, limit + 1)
     except zlib.error:
         return True
-    whole = inflate.eof and not inflate.unused_data  # not cut short, nothing after it
-    return len(plain) > limit or not whole or carries_image(plain)
+    return len(plain) > limit or not inflate.eof or carries_image(plain)
 
 
 def _find_work(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes) -> _Plan:
@@ -250,8 +251,9 @@ def _find_work(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes) -> _P
         raise _CannotRewrite(f"malformed body: {exc}") from None
     except PinnedBody as exc:
         raise _CannotRewrite(str(exc)) from None
-    if not slots:
-        raise _LeaveAlone("no image in the body")
+    if not slots:  # none where the policy looks; one elsewhere still goes as it is
+        raise _CannotRewrite("no image in the body",
+                             "not in a field or format the site's policy protects")
     for slot in slots:
         if not is_complete(slot.data, slot.media_type):
             raise _CannotRewrite(f"{slot.location} holds an incomplete {slot.media_type} "

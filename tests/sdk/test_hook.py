@@ -6,6 +6,7 @@ import base64
 import gzip
 import hashlib
 import json
+import zlib
 from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
@@ -434,3 +435,29 @@ async def test_a_content_encoded_body_on_a_block_site_is_inflated_to_look(
     for doubtful, encoding in [(text[:-9], "gzip"), (b"hello", "br")]:  # cut short; unknown
         with pytest.raises(UnprotectableUpload):
             await post(doubtful, encoding)
+
+
+async def test_a_block_site_refuses_a_photo_where_its_policy_does_not_look(
+        fake_protect, jpeg: bytes) -> None:
+    b64 = base64.b64encode(jpeg).decode()
+    strict = parse_policy("sites:\n  - {name: s, hosts: ['*'], on_failure: block,"
+                          " formats: [json_base64], fields: [avatar]}\n")
+    body = json.dumps({"bio": f'<img src="data:image/jpeg;base64,{b64}">'}).encode()
+    with pytest.raises(UnprotectableUpload, match="not in a field or format"):
+        await rewrite_upload("POST", "https://h/u", {"Content-Type": "application/json"}, body,
+                             strict, fake_protect)
+    text = json.dumps({"bio": "no photo here"}).encode()
+    out = await rewrite_upload("POST", "https://h/u", {"Content-Type": "application/json"}, text,
+                               strict, fake_protect)
+    assert not out.changed and out.reason == "no image in the body"
+
+
+async def test_a_photo_after_a_compressed_stream_is_seen(fake_protect, jpeg: bytes) -> None:
+    body = zlib.compress(b"hello " * 100) + jpeg
+    headers = {"Content-Type": "text/plain", "Content-Encoding": "deflate"}
+    with pytest.raises(UnprotectableUpload):
+        await rewrite_upload("POST", "https://h/u", headers, body, _BLOCK_SITE, fake_protect)
+    padded = gzip.compress(b"hello " * 100) + bytes(8)  # padding after the stream: nothing
+    out = await rewrite_upload("POST", "https://h/u", {**headers, "Content-Encoding": "gzip"},
+                               padded, _BLOCK_SITE, fake_protect)
+    assert not out.changed
