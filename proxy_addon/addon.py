@@ -133,18 +133,21 @@ class GraspGuard:
         matcher = self._matcher
         if matcher is None:
             return
-        if flow.request.stream:
-            _record(flow, "streamed", "mitmproxy streams this body (stream_large_bodies)")
-            return
         decision = decide(flow.request.method, flow.request.pretty_url, flow.request.headers,
                           matcher, self.settings.max_buffer)
-        if decision.action == "stream":
-            flow.request.stream = True
         if decision.action == "refuse" and self.settings.policy is not None:
             assert decision.site is not None
             refusal = UnprotectableUpload(decision.reason, site=decision.site, on_failure="block")
             self._fail(flow, refusal, self.settings.policy, decision.site, time.monotonic())
+            if flow.request.stream:  # mitmproxy streams it (stream_large_bodies): no answer
+                flow.response = None  # can stand in for a streamed request; it is cut off
+                flow.kill()
             return
+        if flow.request.stream:
+            _record(flow, "streamed", "mitmproxy streams this body (stream_large_bodies)")
+            return
+        if decision.action == "stream":
+            flow.request.stream = True
         _record(flow, _ACTIONS[decision.action], decision.reason, decision.site)
 
     async def request(self, flow: http.HTTPFlow) -> None:

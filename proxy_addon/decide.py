@@ -107,7 +107,8 @@ def decide(method: str, url: str, headers: Mapping[str, str], policy: Matcher,
     if why_not is None:
         assert rule is not None
         return Decision("buffer", f"candidate upload for site {rule.name!r}", rule.name)
-    if rule is not None and rule.on_failure == "block" and _declares_image(headers):
+    too_long = length is not None and rule is not None and length > min(rule.max_bytes, max_buffer)
+    if too_long and rule.on_failure == "block" and _declares_image(headers):
         return Decision("refuse", f"{why_not}: the image cannot be protected", rule.name)
     small = length is not None and length <= SMALL_BODY
     return Decision("ignore" if small else "stream", why_not, rule.name if rule else None)

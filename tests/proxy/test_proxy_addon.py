@@ -356,6 +356,27 @@ async def test_an_image_past_the_limit_of_a_block_site_is_refused_before_its_bod
     assert "exceeds the 1024-byte limit" in notices[-1]["reason"]
 
 
+async def test_an_image_mitmproxy_streams_already_is_cut_off_on_a_block_site(
+        policy_file: Path) -> None:
+    # stream_large_bodies set the flow streaming before the hook: no answer can replace it
+    addon, tctx = guard(policy_file, "flip", grasp_max_buffer=1024)
+    with tctx:
+        flow = make_flow(STRICT, b"", [("Content-Type", "image/jpeg"),
+                                       ("Content-Length", str(10**6))])
+        flow.request.stream = True
+        addon.requestheaders(flow)
+    assert flow.response is None and flow.error is not None  # killed
+    assert notices[-1]["action"] == "blocked"
+
+
+async def test_an_empty_image_body_on_a_block_site_is_not_refused(policy_file: Path) -> None:
+    addon, tctx = guard(policy_file, "flip")
+    with tctx:
+        flow = make_flow(STRICT, b"", [("Content-Type", "image/jpeg"), ("Content-Length", "0")])
+        record = await run(addon, flow)
+    assert flow.response is None and record["action"] == "ignored"
+
+
 # --- failures: pass or block ---------------------------------------------------------------
 
 FAILURES = [("down", 503, "ServiceUnavailable"), ("crash", 502, "KeyError"),
