@@ -13,9 +13,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 
 from grasp_sdk.sniff import carries_image
 
-# Bytes held back while a body streams: more than any image signature needs to be told
-# (carries_image reads up to 1024 characters of a base64 run after a JPEG's start).
-_HOLD = 2048
+# Bytes held back while a body streams: as many as any image signature needs to be told
+# (carries_image reads up to 4096 characters of a base64 run, 1536 raw bytes, after a JPEG's
+# start); at least sniff's _BASE64_BUDGET.
+_HOLD = 4096
 _BATCH = 64 * 2**10  # bytes gathered before each look, so that tiny chunks cost no more
 
 

@@ -222,12 +222,18 @@ def _carries_image(fields: hdrs.Fields, body: bytes, limit: int) -> bool:
         return False
     if encoding not in _INFLATED:
         return True
-    inflate = zlib.decompressobj(32 + zlib.MAX_WBITS)
-    try:
-        plain = inflate.decompress(body, limit + 1)
-    except zlib.error:
-        return True
-    return len(plain) > limit or not inflate.eof or carries_image(plain)
+    plain, rest = b"", body
+    while True:  # a gzip body may be several members, each read by the server
+        inflate = zlib.decompressobj(32 + zlib.MAX_WBITS)
+        try:
+            plain += inflate.decompress(rest, limit + 1 - len(plain))
+        except zlib.error:
+            return True
+        if len(plain) > limit or not inflate.eof:
+            return True
+        rest = inflate.unused_data.lstrip(b"\0")
+        if not rest.startswith(b"\x1f\x8b"):
+            return carries_image(plain)
 
 
 def _find_work(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes) -> _Plan:

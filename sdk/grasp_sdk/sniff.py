@@ -53,13 +53,21 @@ _SIGNATURES = [
 # How each encoder writes base64's two symbols: as is, URL-safe, percent-encoded, JSON-escaped.
 _SLASH = rb"(?:/|\\/|%2[Ff]|_)"
 _PLUS = rb"(?:\+|%2[Bb]|-)"
-_BASE64_RUN = re.compile(rb"(?:[A-Za-z0-9+/_-]|\\/|%2[BbFf])*")
-_JPEG_WINDOW = 512  # bytes of a candidate JPEG's start that decide whether it is one
+# A base64 run: its symbols as any encoder writes them, and the line breaks that MIME (76
+# characters a line), PEM (64) or `base64` (76) put in it, CRLF or LF: raw, JSON-escaped or
+# percent-encoded.
+_BASE64_RUN = re.compile(rb"(?:[A-Za-z0-9+/_\r\n-]+|\\[/rn]|%2[BbFf]|%0[AaDd])*")
+_JPEG_WINDOW = 1536  # bytes of a candidate JPEG's start that decide whether it is one
+# Characters of a base64 run read after a JPEG's start: enough for the window's 2048 symbols
+# with escapes and line breaks among them (a stream must hold back as many: bodies._HOLD).
+_BASE64_BUDGET = 4096
 _MAX_JPEG_STARTS = 4096  # SOIs (raw, or base64) looked at; chance makes one in 16 MB
 _JPEG_HEADER_MARKERS = frozenset(
     {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0),
      0xC4, 0xDB, 0xDD, 0xFE, *range(0xE0, 0xF0)}
 )
+# A comment (COM) too long to see the end of counts if what is seen of it is text.
+_COMMENT = re.compile(rb"[\t\n\r\x20-\x7e]{16,}")
 
 
 def _base64_pattern(signature: bytes, offset: int) -> bytes:
@@ -82,15 +90,15 @@ _SURE_IMAGE = re.compile(
     ),
     re.DOTALL,
 )
-# A JPEG's SOI is three bytes: a candidate must show a JPEG header after it (_jpeg_header).
-_JPEG_START = re.compile(rb"\xff\xd8\xff")
+# A JPEG's SOI is three bytes (_SOI): a candidate must show a JPEG header after it (_jpeg_header).
 _JPEG_START_BASE64 = re.compile(_base64_pattern(b"\xff\xd8\xff", 0))
 
 
 def _jpeg_header(window: bytes) -> bool:
     """Whether ``window`` starts as a JPEG: SOI, fill bytes, then a header segment whose
     length lands on the next marker (or, an APPn too long to see the end of, names itself
-    in ASCII: JFIF, Exif, an XMP namespace)."""
+    in ASCII: JFIF, Exif, an XMP namespace; a COM too long to see the end of shows 16 or more
+    bytes, all printable ASCII)."""
     i = 2
     while i < len(window) and window[i] == 0xFF:
         i += 1
@@ -102,34 +110,49 @@ def _jpeg_header(window: bytes) -> bool:
         return False
     if after < len(window):
         return window[after] == 0xFF
+    if marker == 0xFE:
+        return _COMMENT.fullmatch(window, i + 3) is not None
     name = window[i + 3 : i + 7]
     return 0xE0 <= marker <= 0xEF and len(name) == 4 and all(0x20 < b < 0x7F for b in name)
 
 
 def _decoded(run: bytes) -> bytes:
-    """The bytes of a base64 run as any encoder wrote it (see ``_SLASH`` and ``_PLUS``)."""
+    """The first ``_JPEG_WINDOW`` bytes of a base64 run as any encoder wrote it (see
+    ``_SLASH``, ``_PLUS`` and ``_BASE64_RUN``)."""
     text = run.replace(b"\\/", b"/")
-    for escaped, plain in ((b"%2F", b"/"), (b"%2f", b"/"), (b"%2B", b"+"), (b"%2b", b"+")):
+    for escaped, plain in ((b"%2F", b"/"), (b"%2f", b"/"), (b"%2B", b"+"), (b"%2b", b"+"),
+                           (b"\\n", b""), (b"\\r", b""), (b"\n", b""), (b"\r", b""),
+                           (b"%0A", b""), (b"%0a", b""), (b"%0D", b""), (b"%0d", b"")):
         text = text.replace(escaped, plain)
     text = text.replace(b"-", b"+").replace(b"_", b"/")
-    return base64.b64decode(text[: len(text) // 4 * 4])
+    return base64.b64decode(text[: min(len(text) // 4, _JPEG_WINDOW // 3) * 4])
 
 
 def carries_image(body: bytes) -> bool:
     """Whether ``body`` holds an image anywhere: raw, or base64 (standard, URL-safe,
     percent-encoded or JSON-escaped). For a body the hook leaves alone: on a ``block`` site it
     must not go. A JPEG counts only with a header after its SOI, so that chance (one
-    three-byte SOI in every 16 MB of random bytes) does not refuse a video; a body of more
-    than ``_MAX_JPEG_STARTS`` SOIs of either kind is taken to carry one (doubt refuses)."""
+    three-byte SOI in every 16 MB of random bytes) does not refuse a video; every start is
+    looked at, one overlapping another too (``/9j`` just before ``/9j/4AAQ``), and a body of
+    more than ``_MAX_JPEG_STARTS`` SOIs of either kind is taken to carry one (doubt refuses).
+    A base64 run may be broken into lines (MIME, PEM, a JSON string's ``\\n``)."""
     if _SURE_IMAGE.search(body):
         return True
-    for n, m in enumerate(_JPEG_START.finditer(body)):
-        if n == _MAX_JPEG_STARTS or _jpeg_header(body[m.start() : m.start() + _JPEG_WINDOW]):
+    start, looked = body.find(_SOI), 0
+    while start >= 0:
+        if looked == _MAX_JPEG_STARTS or _jpeg_header(body[start : start + _JPEG_WINDOW]):
             return True
-    for n, m in enumerate(_JPEG_START_BASE64.finditer(body)):
-        run = _BASE64_RUN.match(body, m.start(), m.start() + _JPEG_WINDOW * 2)
-        if n == _MAX_JPEG_STARTS or (run is not None and _jpeg_header(_decoded(run.group()))):
+        looked += 1
+        start = body.find(_SOI, start + 1)  # every start: one may overlap the one before
+    m, looked = _JPEG_START_BASE64.search(body), 0
+    while m is not None:
+        if looked == _MAX_JPEG_STARTS:
             return True
+        run = _BASE64_RUN.match(body, m.start(), m.start() + _BASE64_BUDGET)
+        if run is not None and _jpeg_header(_decoded(run.group())):
+            return True
+        looked += 1
+        m = _JPEG_START_BASE64.search(body, m.start() + 1)
     return False
 
 

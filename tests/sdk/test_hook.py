@@ -457,6 +457,10 @@ async def test_a_photo_after_a_compressed_stream_is_seen(fake_protect, jpeg: byt
     headers = {"Content-Type": "text/plain", "Content-Encoding": "deflate"}
     with pytest.raises(UnprotectableUpload):
         await rewrite_upload("POST", "https://h/u", headers, body, _BLOCK_SITE, fake_protect)
+    members = gzip.compress(b"hello " * 100) + gzip.compress(jpeg)  # a server reads both
+    with pytest.raises(UnprotectableUpload):
+        await rewrite_upload("POST", "https://h/u", {**headers, "Content-Encoding": "gzip"},
+                             members, _BLOCK_SITE, fake_protect)
     padded = gzip.compress(b"hello " * 100) + bytes(8)  # padding after the stream: nothing
     out = await rewrite_upload("POST", "https://h/u", {**headers, "Content-Encoding": "gzip"},
                                padded, _BLOCK_SITE, fake_protect)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -145,3 +146,67 @@ def test_a_body_of_countless_jpeg_starts_is_taken_to_carry_one() -> None:
     started = time.perf_counter()
     assert carries_image(b"/9j/" * 1_000_000)
     assert time.perf_counter() - started < 2
+
+
+def _first_segments_dropped(jpeg: bytes) -> bytes:
+    """``jpeg`` without its APPn and COM segments before the first table: DQT comes first,
+    as after ``exiftool -all=`` and in many encoders' output."""
+    i = 2
+    while jpeg[i + 1] == 0xFE or 0xE0 <= jpeg[i + 1] <= 0xEF:
+        i += 2 + int.from_bytes(jpeg[i + 2:i + 4], "big")
+    return jpeg[:2] + jpeg[i:]
+
+
+def _segment_first(jpeg: bytes, marker: int, payload: bytes) -> bytes:
+    length = (len(payload) + 2).to_bytes(2, "big")
+    return jpeg[:2] + bytes([0xFF, marker]) + length + payload + jpeg[2:]
+
+
+def _lines(text: bytes, width: int, sep: bytes) -> bytes:
+    return sep.join(text[i:i + width] for i in range(0, len(text), width))
+
+
+def test_base64_broken_into_lines_is_read_across_them() -> None:
+    # the header's end (DQT's 67 bytes, 90 characters) lies past the first line
+    dqt_first = _first_segments_dropped(_photo("JPEG"))
+    b64 = base64.b64encode(dqt_first)
+    for body in [
+        base64.encodebytes(dqt_first),  # MIME: 76 characters a line, LF
+        b"--b\r\nContent-Transfer-Encoding: base64\r\n\r\n" + _lines(b64, 76, b"\r\n"),
+        b"-----BEGIN IMAGE-----\n" + _lines(b64, 64, b"\n") + b"\n-----END IMAGE-----",  # PEM
+        json.dumps({"img": _lines(b64, 76, b"\n").decode()}).encode(),  # JSON: '\n' escaped
+        json.dumps({"img": _lines(b64, 76, b"\r\n").decode()}).encode(),  # '\r\n' escaped
+        b"photo=" + urllib.parse.quote(base64.encodebytes(dqt_first)).encode(),  # '%0A'
+    ]:
+        assert carries_image(body), body[:100]
+    noise = np.random.default_rng(1).integers(0, 256, 1_000_000, dtype=np.uint8).tobytes()
+    assert not carries_image(base64.encodebytes(noise))
+
+
+def test_a_jpeg_whose_first_segment_is_long_is_found() -> None:
+    jpeg = _photo("JPEG")
+    dqt = _first_segments_dropped(jpeg)
+    tables = dqt[:2] + b"\xff\xdb" + (2 + 4 * 129).to_bytes(2, "big") + b"".join(
+        bytes([0x10 | n]) + bytes(range(128)) for n in range(4)) + dqt[2:]  # four 16-bit tables
+    comment = _segment_first(jpeg, 0xFE, b"c" * 598)  # a 600-byte COM
+    long_comment = _segment_first(jpeg, 0xFE, b"Made with a camera app. " * 200)  # past any window
+    for found in (tables, comment, long_comment):
+        for body in (b"--x\r\n\r\n" + found, base64.b64encode(found), base64.encodebytes(found)):
+            assert carries_image(body), body[:40]
+    binary = _segment_first(jpeg, 0xFE, bytes(4800))  # a COM too long to see the end of: not text
+    assert not carries_image(b"--x\r\n\r\n" + binary)
+    assert not carries_image(base64.b64encode(binary))
+    assert not carries_image(long_comment[:18])  # 12 bytes of it seen: too few to tell text
+
+
+def test_every_jpeg_start_is_looked_at_even_one_overlapping_another() -> None:
+    jpeg = _photo("JPEG")
+    b64 = base64.b64encode(jpeg)
+    for body in [
+        b"--x\r\n\r\n\xff\xd8" + jpeg,  # a stray SOI's first bytes before the photo
+        b'{"photo": "/9j' + b64 + b'"}',  # '/9j' just before '/9j/4AAQ'
+        b'{"photo": "\\/9j' + b64.replace(b"/", b"\\/") + b'"}',
+        b"photo=%2F9j" + urllib.parse.quote(b64).encode(),
+        b"p=_9j" + base64.urlsafe_b64encode(jpeg),
+    ]:
+        assert carries_image(body), body[:40]

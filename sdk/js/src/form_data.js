@@ -13,7 +13,8 @@ import { isChecksum } from "./multipart.js";
 import { nameMatches } from "./patterns.js";
 import { carriesImage, imageType } from "./sniff.js";
 
-const SNIFF_BYTES = 256;  // all that imageType reads
+const SLICE = 1 << 20;  // bytes of a large file entry looked at at once
+const SLICE_OVERLAP = 8 << 10;  // more than carriesImage reads after an image's start (4 KB)
 
 /**
  * What `protectFormData` did.
@@ -49,8 +50,10 @@ export async function protectFormData(formData, { site: rule, protect }) {
 }
 
 /**
- * Whether any entry of the form carries an image: text, or a file read whole when it is no
- * larger than `limit` bytes (else by its first bytes), as carriesImage reads a body.
+ * Whether any entry of the form carries an image, as carriesImage reads a body: text, or a
+ * file read whole when it is no larger than `limit` bytes, else in slices of SLICE bytes
+ * (each overlapping the one before by SLICE_OVERLAP, more than carriesImage reads after an
+ * image's start), as grasp_sdk scans a whole multipart body.
  */
 export async function formCarriesImage(formData, limit) {
   for (const [, value] of formData.entries()) {
@@ -58,8 +61,11 @@ export async function formCarriesImage(formData, limit) {
       if (carriesImage(utf8(value))) return true;
     } else if (value.size <= limit) {
       if (carriesImage(new Uint8Array(await value.arrayBuffer()))) return true;
-    } else if (imageType(new Uint8Array(await value.slice(0, SNIFF_BYTES).arrayBuffer())) !== null) {
-      return true;
+    } else {
+      for (let at = 0; at < value.size; at += SLICE - SLICE_OVERLAP) {
+        if (carriesImage(new Uint8Array(await value.slice(at, at + SLICE).arrayBuffer()))) return true;
+        if (at + SLICE >= value.size) break;
+      }
     }
   }
   return false;
@@ -78,7 +84,9 @@ async function rewriteFormData(formData, rule, protect) {
     const slot = await imageSlot(name, value);
     if (slot !== null) slots.push({ ...slot, index });
   }
-  if (slots.length === 0) throw new LeaveAlone("no image in the body");
+  if (slots.length === 0) {  // none where the policy looks; one elsewhere still goes as it is
+    throw new CannotRewrite("no image in the body", "not in a field or format the site's policy protects");
+  }
   const pinned = entries.filter(([name]) => isChecksum(name)).map(([name]) => `'${name}'`);
   if (pinned.length) throw new CannotRewrite(`the form carries a checksum of its file (${pinned.join(", ")})`);
   const results = await protectSlots(rule, slots, rule.options(), protect);

@@ -98,14 +98,17 @@ export async function rewriteForSite(rule, url, headers, body, protect) {
 const INFLATED = new Set(["gzip", "x-gzip", "deflate"]);
 
 /**
- * Whether the body carries an image, read as sent: a gzip or deflate body inflated first
- * (up to `limit` bytes; gzip or zlib by its header, whatever the label). One this cannot read
- * (another encoding, a corrupt or larger stream) is taken to carry one: on a `block` site,
- * doubt refuses. grasp_sdk's `_carries_image`.
+ * Whether the body carries an image, as it is or as sent: a gzip or deflate body is inflated
+ * too (up to `limit` bytes; gzip or zlib by its header, whatever the label). One this cannot
+ * read (another encoding, a corrupt, cut or larger stream) is taken to carry one: on a
+ * `block` site, doubt refuses. Bytes after the stream's end are looked at as they are; where
+ * the decoder throws on them (Node does after a gzip stream, unless they are zeros), doubt
+ * refuses too. grasp_sdk's `_carries_image`.
  */
 async function carriesImageAsSent(fields, body, limit) {
   const encoding = (hdrs.get(fields, "content-encoding") ?? "identity").trim().toLowerCase();
-  if (encoding === "" || encoding === "identity") return carriesImage(body);
+  if (carriesImage(body)) return true;  // as it is, or a photo put after a compressed stream
+  if (encoding === "" || encoding === "identity") return false;
   if (!INFLATED.has(encoding)) return true;
   const format = body[0] === 0x1f && body[1] === 0x8b ? "gzip" : "deflate";
   const chunks = [];
@@ -153,7 +156,9 @@ async function rewrite(rule, url, fields, body, protect) {
     if (error instanceof PinnedBody) throw new CannotRewrite(error.message);
     throw error;
   }
-  if (slots.length === 0) throw new LeaveAlone("no image in the body");
+  if (slots.length === 0) {  // none where the policy looks; one elsewhere still goes as it is
+    throw new CannotRewrite("no image in the body", "not in a field or format the site's policy protects");
+  }
   const results = await protectSlots(rule, slots, rule.options({ exactSize: limits.lengthLocked }), protect);
 
   const images = slots.map((slot, i) => imageReport(slot, results[i]));

@@ -45,7 +45,10 @@ const SIGNATURES = [
 // How each encoder writes base64's two symbols: as is, URL-safe, percent-encoded, JSON-escaped.
 const SLASH = "(?:/|\\\\/|%2[Ff]|_)";
 const PLUS = "(?:\\+|%2[Bb]|-)";
-const JPEG_WINDOW = 512; // bytes of a candidate JPEG's start that decide whether it is one
+const JPEG_WINDOW = 1536; // bytes of a candidate JPEG's start that decide whether it is one
+// Characters of a base64 run read after a JPEG's start: enough for the window's 2048 symbols
+// with escapes and line breaks among them (a stream must hold back as many).
+const BASE64_BUDGET = 4096;
 const MAX_JPEG_STARTS = 4096; // SOIs (raw, or base64) looked at; chance makes one in 16 MB
 
 /**
@@ -78,11 +81,17 @@ const HEADER_MARKER = new Uint8Array(256);
 for (let m = 0xc0; m <= 0xcf; m++) HEADER_MARKER[m] = m === 0xc8 || m === 0xcc ? 0 : 1;
 for (let m = 0xe0; m <= 0xef; m++) HEADER_MARKER[m] = 1;
 for (const m of [0xdb, 0xdd, 0xfe]) HEADER_MARKER[m] = 1;
+// The bytes of a comment (COM) too long to see the end of that make it text: printable ASCII.
+const COMMENT_TEXT = new Uint8Array(256);
+for (let b = 0x20; b <= 0x7e; b++) COMMENT_TEXT[b] = 1;
+for (const b of [0x09, 0x0a, 0x0d]) COMMENT_TEXT[b] = 1;
+const COMMENT_SEEN = 16; // bytes of such a comment that must be seen
 
 /**
  * Whether `data[start:end]` starts as a JPEG: SOI, fill bytes, then a header segment whose
  * length lands on the next marker (or, an APPn too long to see the end of, names itself in
- * ASCII: JFIF, Exif, an XMP namespace).
+ * ASCII: JFIF, Exif, an XMP namespace; a COM too long to see the end of shows 16 or more
+ * bytes, all printable ASCII).
  */
 function jpegHeader(data, start, end) {
   const n = end - start;
@@ -94,6 +103,13 @@ function jpegHeader(data, start, end) {
   const after = i + 1 + length;
   if (length < 2) return false;
   if (after < n) return data[start + after] === 0xff;
+  if (marker === 0xfe) {
+    if (n - (i + 3) < COMMENT_SEEN) return false;
+    for (let k = start + i + 3; k < end; k++) {
+      if (!COMMENT_TEXT[data[k]]) return false;
+    }
+    return true;
+  }
   if (marker < 0xe0 || marker > 0xef || i + 7 > n) return false;
   for (let k = start + i + 3; k < start + i + 7; k++) {
     if (data[k] <= 0x20 || data[k] >= 0x7f) return false;
@@ -106,25 +122,39 @@ const SEXTET = new Int8Array(256).fill(-1);
 [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"].forEach((c, i) => { SEXTET[c.charCodeAt(0)] = i; });
 SEXTET[0x2d] = 62; // -
 SEXTET[0x5f] = 63; // _
-const RUN_SEXTETS = new Uint8Array(JPEG_WINDOW * 2);
-const RUN_BYTES = new Uint8Array((JPEG_WINDOW * 2 / 4) * 3);
+const RUN_SYMBOLS = (JPEG_WINDOW / 3) * 4;
+const RUN_SEXTETS = new Uint8Array(RUN_SYMBOLS);
+const RUN_BYTES = new Uint8Array(JPEG_WINDOW);
 
 /**
- * The bytes of the base64 run at `at` in `body` (at most 1024 characters of it: symbols,
- * `\/`, `%2F`, `%2B` in either case), as any encoder wrote it, cut to whole 4-symbol groups.
- * A view of a buffer the next call reuses.
+ * The first JPEG_WINDOW bytes of the base64 run at `at` in `body` (within BASE64_BUDGET
+ * characters of it: symbols, `\/`, `%2F`, `%2B` in either case, and the line breaks of MIME,
+ * PEM or `base64`, raw, JSON-escaped or percent-encoded: CR, LF, `\r`, `\n`, `%0D`, `%0A`),
+ * as any encoder wrote it, cut to whole 4-symbol groups. A view of a buffer the next call
+ * reuses.
  */
 function decodedRun(body, at) {
-  const end = Math.min(at + JPEG_WINDOW * 2, body.length);
+  const end = Math.min(at + BASE64_BUDGET, body.length);
   let count = 0;
-  for (let p = at; p < end;) {
+  for (let p = at; p < end && count < RUN_SYMBOLS;) {
     const c = body[p];
     let value = SEXTET[c];
     if (value >= 0) {
       p += 1;
+    } else if (c === 0x0a || c === 0x0d) { // a line break
+      p += 1;
+      continue;
+    } else if (c === 0x5c && p + 1 < end && (body[p + 1] === 0x6e || body[p + 1] === 0x72)) { // \n, \r
+      p += 2;
+      continue;
     } else if (c === 0x5c && p + 1 < end && body[p + 1] === 0x2f) { // \/
       value = 63;
       p += 2;
+    } else if (c === 0x25 && p + 2 < end && body[p + 1] === 0x30) { // %0A, %0D
+      const which = body[p + 2] | 0x20;
+      if (which !== 0x61 && which !== 0x64) break;
+      p += 3;
+      continue;
     } else if (c === 0x25 && p + 2 < end && body[p + 1] === 0x32) { // %2B, %2F
       const which = body[p + 2] | 0x20;
       if (which === 0x62) value = 62;
@@ -151,34 +181,31 @@ function decodedRun(body, at) {
  * percent-encoded or JSON-escaped). For a body the hook leaves alone: on a `block` site it
  * must not go. A JPEG counts only with a header after its SOI, so that chance (one
  * three-byte SOI in every 16 MB of random bytes) does not refuse a video. The same answer as
- * grasp_sdk's `carries_image`, candidates taken as its `finditer` takes them (none
- * overlapping the one before); a body of more than MAX_JPEG_STARTS SOIs of either kind is
- * taken to carry one (doubt refuses).
+ * grasp_sdk's `carries_image`: every start is looked at, one overlapping another too (`/9j`
+ * just before `/9j/4AAQ`), and a body of more than MAX_JPEG_STARTS SOIs of either kind is
+ * taken to carry one (doubt refuses). A base64 run may be broken into lines (MIME, PEM, a
+ * JSON string's `\n`).
  * @param {Uint8Array} body
  */
 export function carriesImage(body) {
-  let nextRaw = 0;
-  let nextBase64 = 0;
   let [rawStarts, base64Starts] = [0, 0];
   for (let start = 0; start < body.length; start += WINDOW) {
     const text = latin1(body.subarray(start, start + WINDOW + OVERLAP));
     if (SURE_IMAGE.test(text)) return true;
-    // raw SOIs starting in this window, each checked on up to 512 bytes of the body
+    // raw SOIs starting in this window, each checked on up to JPEG_WINDOW bytes of the body
     const here = body.subarray(0, Math.min(start + WINDOW, body.length));
-    for (let p = here.indexOf(0xff, Math.max(nextRaw, start)); p >= 0; p = here.indexOf(0xff, p + 1)) {
+    for (let p = here.indexOf(0xff, start); p >= 0; p = here.indexOf(0xff, p + 1)) {
       if (body[p + 1] !== 0xd8 || body[p + 2] !== 0xff) continue;
       if (rawStarts++ === MAX_JPEG_STARTS) return true;
       if (jpegHeader(body, p, Math.min(p + JPEG_WINDOW, body.length))) return true;
-      nextRaw = p + 3;
-      p += 2;
     }
     // base64 SOIs starting in this window, each checked on its decoded run
-    JPEG_START_BASE64.lastIndex = Math.max(nextBase64 - start, 0);
+    JPEG_START_BASE64.lastIndex = 0;
     for (let m = JPEG_START_BASE64.exec(text); m !== null && m.index < WINDOW; m = JPEG_START_BASE64.exec(text)) {
       if (base64Starts++ === MAX_JPEG_STARTS) return true;
       const decoded = decodedRun(body, start + m.index);
       if (jpegHeader(decoded, 0, decoded.length)) return true;
-      nextBase64 = start + m.index + m[0].length;
+      JPEG_START_BASE64.lastIndex = m.index + 1; // every start: one may overlap the one before
     }
   }
   return false;

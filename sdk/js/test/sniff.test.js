@@ -154,3 +154,63 @@ test("a body of countless JPEG starts is taken to carry one, as grasp_sdk does",
   for (let i = 0; i < raw.length; i += 4) raw.set([0xff, 0xd8, 0xff], i);
   assert.equal(carriesImage(raw), true);
 });
+
+/** `jpeg` without its APPn and COM segments before the first table: DQT comes first. */
+function firstSegmentsDropped(jpeg) {
+  let i = 2;
+  while (jpeg[i + 1] === 0xfe || (jpeg[i + 1] >= 0xe0 && jpeg[i + 1] <= 0xef)) i += 2 + ((jpeg[i + 2] << 8) | jpeg[i + 3]);
+  return concat([jpeg.subarray(0, 2), jpeg.subarray(i)]);
+}
+
+const segmentFirst = (jpeg, marker, payload) => concat([
+  jpeg.subarray(0, 2), Uint8Array.of(0xff, marker, (payload.length + 2) >> 8, (payload.length + 2) & 0xff), payload, jpeg.subarray(2),
+]);
+const lines = (text, width, sep) => text.match(new RegExp(`.{1,${width}}`, "gs")).join(sep);
+const mime = (data) => `${lines(toBase64(data), 76, "\n")}\n`;  // as Python's base64.encodebytes writes it
+const latin = (body) => new TextDecoder("latin1").decode(body.subarray(0, 60));
+
+test("base64 broken into lines is read across them, as grasp_sdk reads it", () => {
+  // the header's end (DQT's 67 bytes, 90 characters) lies past the first line
+  const dqtFirst = firstSegmentsDropped(JPEG);
+  const b64 = toBase64(dqtFirst);
+  const bodies = [
+    utf8(mime(dqtFirst)),  // MIME: 76 characters a line, LF
+    utf8(`--b\r\nContent-Transfer-Encoding: base64\r\n\r\n${lines(b64, 76, "\r\n")}`),
+    utf8(`-----BEGIN IMAGE-----\n${lines(b64, 64, "\n")}\n-----END IMAGE-----`),  // PEM
+    utf8(JSON.stringify({ img: lines(b64, 76, "\n") })),  // JSON: '\n' escaped
+    utf8(JSON.stringify({ img: lines(b64, 76, "\r\n") })),  // '\r\n' escaped
+    utf8(`photo=${encodeURIComponent(mime(dqtFirst))}`),  // '%0A'
+  ];
+  for (const body of bodies) assert.equal(carriesImage(body), true, latin(body));
+  assert.equal(carriesImage(utf8(mime(noise(1000000, 1)))), false);
+});
+
+test("a JPEG whose first segment is long is found, as grasp_sdk finds it", () => {
+  const dqt = firstSegmentsDropped(JPEG);
+  const table = (n) => concat([Uint8Array.of(0x10 | n), Uint8Array.from({ length: 128 }, (_, i) => i)]);
+  const tables = concat([dqt.subarray(0, 2), Uint8Array.of(0xff, 0xdb, (2 + 4 * 129) >> 8, (2 + 4 * 129) & 0xff),
+    table(0), table(1), table(2), table(3), dqt.subarray(2)]);  // four 16-bit tables
+  const comment = segmentFirst(JPEG, 0xfe, utf8("c".repeat(598)));  // a 600-byte COM
+  const longComment = segmentFirst(JPEG, 0xfe, utf8("Made with a camera app. ".repeat(200)));  // past any window
+  for (const found of [tables, comment, longComment]) {
+    for (const body of [concat([utf8("--x\r\n\r\n"), found]), utf8(toBase64(found)), utf8(mime(found))]) {
+      assert.equal(carriesImage(body), true, latin(body));
+    }
+  }
+  const binary = segmentFirst(JPEG, 0xfe, new Uint8Array(4800));  // a COM too long to see the end of: not text
+  assert.equal(carriesImage(concat([utf8("--x\r\n\r\n"), binary])), false);
+  assert.equal(carriesImage(utf8(toBase64(binary))), false);
+  assert.equal(carriesImage(longComment.subarray(0, 18)), false);  // 12 bytes of it seen: too few to tell text
+});
+
+test("every JPEG start is looked at, even one overlapping another, as grasp_sdk does", () => {
+  const b64 = toBase64(JPEG);
+  const bodies = [
+    concat([utf8("--x\r\n\r\n"), Uint8Array.of(0xff, 0xd8), JPEG]),  // a stray SOI's first bytes before the photo
+    utf8(`{"photo": "/9j${b64}"}`),  // '/9j' just before '/9j/4AAQ'
+    utf8(`{"photo": "\\/9j${b64.replaceAll("/", "\\/")}"}`),
+    utf8(`photo=%2F9j${encodeURIComponent(b64)}`),
+    utf8(`p=_9j${toBase64(JPEG, true)}`),
+  ];
+  for (const body of bodies) assert.equal(carriesImage(body), true, latin(body));
+});
