@@ -30,7 +30,10 @@ TRAPS = [b"\r\n", b"\r\n\r\n", b"--", b"\r\n--", b"\n", b"\r", b"Content-Type: x
 
 binary = st.lists(st.one_of(st.binary(max_size=24), st.sampled_from(TRAPS)),
                   max_size=8).map(b"".join)
-field_name = st.text("abcdefghijklmnopqrstuvwxyz_[]0123456789", min_size=1, max_size=10)
+# "_charset_" is the form's charset to a server (RFC 7578 §4.6), which aiohttp's reader, our
+# oracle, reads apart: not a field of the tests' own.
+field_name = st.text("abcdefghijklmnopqrstuvwxyz_[]0123456789", min_size=1,
+                     max_size=10).filter(lambda name: name != "_charset_")
 image_part = st.tuples(field_name, binary.map(lambda b: JPEG_MAGIC + b))
 other_file = st.tuples(field_name, binary.map(lambda b: b"text:" + b))
 text_field = st.tuples(field_name, st.text(
