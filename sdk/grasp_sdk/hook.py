@@ -4,9 +4,10 @@
 fixed up) or the original one with the reason it was left alone; when an image that should
 be protected cannot be, it raises :class:`RewriteError` and the caller applies the site's
 ``on_failure``. On a ``block`` site, a body that carries an image the hook cannot rewrite
-(signed, too big, malformed, a piece of a split upload) raises :class:`UnprotectableUpload`
-rather than going as it is. A request is never half-rewritten. ``rewrite_upload_sync`` does the same
-for synchronous callers, with a blocking ``protect``.
+(signed, too big, malformed, encoded, a piece of a split upload, an image where the policy
+does not look) raises :class:`UnprotectableUpload` rather than going as it is. A request is
+never half-rewritten. ``rewrite_upload_sync`` does the same for synchronous callers, with a
+blocking ``protect``.
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ class _LeaveAlone(Exception):
 
 class _CannotRewrite(_LeaveAlone):
     """Internal: the request may carry a photo, and it cannot be rewritten (signed, too big,
-    malformed, a piece of a split upload, a format the site's policy leaves out); ``why`` says
-    so where the reason to leave it alone does not."""
+    malformed, encoded, a piece of a split upload, a format or field the site's policy leaves
+    out); ``why`` says so where the reason to leave it alone does not."""
 
     def __init__(self, reason: str, why: str | None = None) -> None:
         super().__init__(reason)
