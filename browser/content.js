@@ -15,10 +15,12 @@ import { fromBase64, toBase64 } from "./sdk/src/bytes.js";
 import { offerPort } from "./lib/handshake.js";
 import { interceptChoices } from "./lib/intercept.js";
 import { showNotice } from "./lib/notice.js";
-import { PageSites } from "./lib/sites.js";
+import { PageSites, pageUrl } from "./lib/sites.js";
 
 const policy = loadPolicy(POLICY, { source: "the extension's policy" });
 const pageSites = new PageSites(policy, PAGES);
+// An about:blank or srcdoc frame the page writes itself works for its creator's sites.
+const page = pageUrl(location.href, self.origin);
 
 /** Ask the background worker to protect one image for `site`; a ProtectFn's result. */
 async function protectInBackground(site, sizeMode, data) {
@@ -84,12 +86,12 @@ function servePageScript(port) {
   };
 }
 
-if (pageSites.sitesFor(location.href).length > 0) {
+if (pageSites.sitesFor(page).length > 0) {
   servePageScript(offerPort(window));
   interceptChoices(window, async (files) => {
     // Looked up per choice: the popup may have switched a site off since the page loaded,
     // and then the page's next site (if any) is the one the photos go to.
-    const site = pageSites.siteFor(location.href, await disabledSites());
+    const site = pageSites.siteFor(page, await disabledSites());
     return site === null ? files : protectChosen(site, files);
   });
 }

@@ -15,10 +15,10 @@ import { PAGES, POLICY } from "./config.js";
 import { loadPolicy, patchXMLHttpRequest, protectFile, wrapFetch } from "./sdk/index.js";
 import { takePort } from "./lib/handshake.js";
 import { choiceHolder, holdUnreachableInputs } from "./lib/intercept.js";
-import { PageSites } from "./lib/sites.js";
+import { PageSites, pageUrl } from "./lib/sites.js";
 
 const pageSites = new PageSites(loadPolicy(POLICY, { source: "the extension's policy" }), PAGES);
-const policy = pageSites.policyFor(location.href);
+const policy = pageSites.policyFor(pageUrl(location.href, self.origin));
 
 /** How long an upload waits for the content script's port before its on_failure applies. */
 const PORT_WAIT_MS = 10_000;

@@ -10,6 +10,7 @@
 import { ProtectOptions, imageType, isComplete } from "../sdk/index.js";
 import { fromBase64 } from "../sdk/src/bytes.js";
 import { SIZE_MODES } from "../sdk/src/options.js";
+import { pageUrl } from "./sites.js";
 
 /** A message the background refuses to act on; its message says why. */
 export class MessageRefused extends Error {}
@@ -19,7 +20,8 @@ const MAX_NOTICE = 500;
 
 /**
  * The URL of the page that sent a runtime message, when it may ask anything: a content
- * script of this extension in a frame of a tab (its own URL: an iframe's, not its parent's).
+ * script of this extension in a frame of a tab (its own URL: an iframe's, not its parent's;
+ * for a frame the page wrote itself, about:blank or srcdoc, its origin: its creator's).
  * @param {chrome.runtime.MessageSender} sender
  * @param {string} extensionId `chrome.runtime.id`.
  * @throws {MessageRefused}
@@ -28,7 +30,7 @@ export function senderPage(sender, extensionId) {
   if (sender?.id !== extensionId) throw new MessageRefused("not from this extension");
   if (!sender.tab || !Number.isInteger(sender.frameId)) throw new MessageRefused("not from a frame of a tab");
   if (typeof sender.url !== "string") throw new MessageRefused("the sending page has no URL");
-  return sender.url;
+  return pageUrl(sender.url, sender.origin);
 }
 
 /**

@@ -24,6 +24,22 @@ export function pagePatterns(policy, pages) {
   return patterns;
 }
 
+// Documents whose URL names no host of their own: an iframe a page writes itself
+// (about:blank, about:srcdoc) or opens from a Blob or data: URL. Their origin is their
+// creator's (or opaque, "null": a data: URL, a sandboxed frame), and it decides their sites.
+const NO_HOST_SCHEMES = ["about:", "blob:", "data:"];
+
+/**
+ * The URL whose host decides a document's sites: its own, or for a document of
+ * `NO_HOST_SCHEMES` its origin ("" for an opaque one).
+ * @param {string} url the document's URL.
+ * @param {string | undefined} origin its serialised origin (`self.origin`, a sender's `origin`).
+ */
+export function pageUrl(url, origin) {
+  if (!NO_HOST_SCHEMES.some((scheme) => String(url).toLowerCase().startsWith(scheme))) return url;
+  return typeof origin === "string" && origin !== "null" ? origin : "";
+}
+
 /** The host of a page URL as the policy matches it (lower case, no port); "" if none. */
 export function pageHost(url) {
   try {

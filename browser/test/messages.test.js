@@ -29,6 +29,13 @@ test("a content script in a frame of a tab is a sender, with its frame's URL; an
   assert.equal(senderPage(ok, EXTENSION), PAGE);
   const frame = "https://upload.photos.example/widget";
   assert.equal(senderPage({ ...ok, frameId: 2, url: frame }, EXTENSION), frame);
+  // a frame the page wrote itself: its origin, its creator's
+  const blank = { ...ok, frameId: 4, url: "about:blank", origin: "https://photos.example" };
+  assert.equal(protectRequest(request(), senderPage(blank, EXTENSION), PAGES).site.name, "photos");
+  for (const opaque of [{ ...blank, origin: "null" }, { ...blank, origin: undefined },
+    { ...blank, url: "about:srcdoc", origin: "https://elsewhere.example" }]) {
+    assert.throws(() => protectRequest(request(), senderPage(opaque, EXTENSION), PAGES), MessageRefused);
+  }
   for (const bad of [{ ...ok, id: "another" }, { ...ok, tab: undefined }, { ...ok, frameId: undefined },
     { ...ok, url: undefined }, undefined]) {
     assert.throws(() => senderPage(bad, EXTENSION), MessageRefused);

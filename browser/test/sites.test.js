@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { loadPolicy } from "../sdk/index.js";
-import { PageSites, pageHost } from "../lib/sites.js";
+import { PageSites, pageHost, pageUrl } from "../lib/sites.js";
 
 const site = (name, hosts, extra = {}) => ({
   name, enabled: true, hosts, paths: ["/upload/*"], methods: ["POST"], formats: ["multipart"],
@@ -51,4 +51,16 @@ test("pageHost is the policy's host: lower case, no port, IPv6 unbracketed", () 
   assert.equal(pageHost("https://WWW.Photos.example:8080/a?b"), "www.photos.example");
   assert.equal(pageHost("http://[::1]:9/"), "::1");
   assert.equal(pageHost("garbage"), "");
+});
+
+test("a frame the page writes itself (about:blank, srcdoc, a Blob) works for its origin's sites", () => {
+  const pages = new PageSites(POLICY, PAGES);
+  const origin = "https://www.photos.example";
+  for (const url of ["about:blank", "about:srcdoc", "ABOUT:blank#x", `blob:${origin}/5f0c`, "data:text/html,<p>"]) {
+    assert.equal(pages.siteFor(pageUrl(url, origin)).name, "photos", url);
+    // an opaque origin (a data: URL, a sandboxed frame) or none: no site
+    for (const opaque of ["null", undefined]) assert.equal(pages.siteFor(pageUrl(url, opaque)), null, url);
+  }
+  // a document with a host of its own: its URL decides, never the origin given
+  assert.equal(pageUrl("https://elsewhere.example/x", origin), "https://elsewhere.example/x");
 });

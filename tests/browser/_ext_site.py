@@ -31,6 +31,11 @@ async function post(blob, name) {
     window.uploaded = "error: " + error.message;
   }
 }
+async function readAndPost(file) {  // what the page's script read: window.seen, its SHA-256
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
+  window.seen = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+  await post(file, file.name);
+}
 async function shrink(file) {
   const bitmap = await createImageBitmap(file);
   const canvas = document.createElement("canvas");
@@ -67,12 +72,8 @@ document.querySelector("input").addEventListener("change", async (e) => post(awa
 const box = document.createElement("div");
 window.picker = box.appendChild(document.createElement("input"));
 window.picker.type = "file";
-box.addEventListener("change", async (e) => {  // capture: on the way down, before the input
-  const file = e.target.files[0];
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
-  window.seen = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");  // what it read
-  post(file, file.name);
-}, true);
+// capture: on the way down, before the input
+box.addEventListener("change", (e) => readAndPost(e.target.files[0]), true);
 </script>""",
     # the photo chosen in a file input of a plain HTML form, which the user submits at once
     # (no script: the browser posts the form and leaves the page)
@@ -88,6 +89,20 @@ const frame = document.querySelector("iframe");
 frame.src = "/input" + location.search;
 setInterval(() => { const done = frame.contentWindow?.uploaded; if (done) window.uploaded = done; }, 200);
 </script>""",
+    # a file input the page writes into an iframe of its own (about:blank, as a rich-text
+    # editor's frame is) and listens on; its script posts what the user chose there
+    "blank": """<iframe></iframe>
+<script>@SCRIPT@
+const doc = document.querySelector("iframe").contentDocument;
+const input = doc.body.appendChild(doc.createElement("input"));
+input.type = "file";
+input.addEventListener("change", (e) => readAndPost(e.target.files[0]));
+</script>""",
+    # a file input in a srcdoc iframe, whose own script hands the choice to the page's
+    "srcdoc": """<iframe srcdoc="<input type=file><script>
+document.querySelector('input').addEventListener('change', (e) => parent.readAndPost(e.target.files[0]));
+</script>"></iframe>
+<script>@SCRIPT@</script>""",
     # a page script that listens to every message from its first line, to catch the
     # extension's port if it ever showed
     "spy": """<script>

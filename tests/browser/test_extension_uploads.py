@@ -72,17 +72,16 @@ async def _detached(page: Page, face: Path) -> None:
     await page.choose_file_in("window.picker", face)
 
 
-async def _framed(page: Page, face: Path) -> None:
+async def _framed(page: Page, face: Path) -> None:  # the input in the page's iframe
     field = "document.querySelector('iframe').contentDocument?.querySelector('input')"
     await page.wait_for(f"!!({field})", 30)
     await page.choose_file_in(field, face)
 
 
 SCENARIOS = {"input": _input, "drop": _drop, "script": _script, "canvas": _canvas,
-             "detached": _detached, "framed": _framed}
+             "detached": _detached, "framed": _framed, "blank": _framed, "srcdoc": _framed}
 # The enabled site of each scenario's page: the canvas page's site shrinks its photos.
-HOSTS = {"input": "pass.localhost", "drop": "pass.localhost", "script": "pass.localhost",
-         "canvas": "shrink.localhost", "detached": "pass.localhost", "framed": "pass.localhost"}
+HOSTS = {name: "pass.localhost" for name in SCENARIOS} | {"canvas": "shrink.localhost"}
 
 
 @dataclass(frozen=True)
@@ -105,20 +104,29 @@ def verifier(caller_weights_cache: Path) -> Verifier:
     return Verifier(engine, default_detector(WeightsCache(caller_weights_cache)))
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def protected_uploads(verifier: Verifier, browser: Browser, site: ExtensionSite,
-                            face_file: Path) -> dict[str, Sent]:
-    """Each scenario's upload from a page of an enabled site, one after the other."""
+class Uploads:
+    """Each scenario's upload from a page of an enabled site, made when a test first asks
+    for it (one after the other: the tests of a module run in turn)."""
 
-    async def run(name: str) -> Sent:
-        async with browser.page() as page:
-            await page.open(site.url(HOSTS[name], name, name))
-            await SCENARIOS[name](page, face_file)
-            await page.wait_for("window.uploaded", PROTECT_S)
-            upload = await asyncio.to_thread(site.upload, name, 10)
-            return Sent(upload, await page.notices(), await page.evaluate("window.seen ?? null"))
+    def __init__(self, browser: Browser, site: ExtensionSite, face: Path) -> None:
+        self._browser, self._site, self._face = browser, site, face
+        self._sent: dict[str, Sent] = {}
 
-    return {name: await run(name) for name in SCENARIOS}
+    async def get(self, name: str) -> Sent:
+        if name not in self._sent:
+            async with self._browser.page() as page:
+                await page.open(self._site.url(HOSTS[name], name, name))
+                await SCENARIOS[name](page, self._face)
+                await page.wait_for("window.uploaded", PROTECT_S)
+                upload = await asyncio.to_thread(self._site.upload, name, 10)
+                self._sent[name] = Sent(upload, await page.notices(),
+                                        await page.evaluate("window.seen ?? null"))
+        return self._sent[name]
+
+
+@pytest.fixture(scope="module")
+def protected_uploads(browser: Browser, site: ExtensionSite, face_file: Path) -> Uploads:
+    return Uploads(browser, site, face_file)
 
 
 def assert_protected(original: bytes, received: bytes, verifier: Verifier,
@@ -140,11 +148,11 @@ def exif_make(photo: bytes) -> bytes | None:
     return piexif.load(photo)["0th"].get(piexif.ImageIFD.Make)
 
 
-@pytest.mark.parametrize("name", ["input", "drop", "script", "detached", "framed"])
+@pytest.mark.parametrize("name", ["input", "drop", "script", "detached", "framed", "blank",
+                                  "srcdoc"])
 async def test_a_photo_arrives_protected_with_its_metadata(
-        protected_uploads: dict[str, Sent], face_file: Path, verifier: Verifier,
-        name: str) -> None:
-    sent = protected_uploads[name]
+        protected_uploads: Uploads, face_file: Path, verifier: Verifier, name: str) -> None:
+    sent = await protected_uploads.get(name)
     original = face_file.read_bytes()
     assert_protected(original, sent.upload.photo, verifier, sent.notices)
     assert exif_make(sent.upload.photo) == CAMERA
@@ -152,10 +160,11 @@ async def test_a_photo_arrives_protected_with_its_metadata(
     assert not [n for n in sent.notices if n["level"] != "info"], sent.notices
 
 
-async def test_a_script_made_input_never_shows_the_page_the_original(
-        protected_uploads: dict[str, Sent], face_file: Path) -> None:
+@pytest.mark.parametrize("name", ["detached", "blank", "srcdoc"])
+async def test_the_page_never_reads_the_original(
+        protected_uploads: Uploads, face_file: Path, name: str) -> None:
     # the page's fetch wrapper would protect its upload anyway: what the page read decides
-    sent = protected_uploads["detached"]
+    sent = await protected_uploads.get(name)
     assert sent.seen == hashlib.sha256(sent.upload.photo).hexdigest()
     assert sent.seen != hashlib.sha256(face_file.read_bytes()).hexdigest()
 
@@ -179,8 +188,8 @@ async def test_a_form_the_user_submits_during_protection_posts_the_protected_pho
     "verify finds neither protection at the site's copy (DSR 0.00 aligned and framed): "
     "each is tuned to a framing the other resample moves. README, 'What it does not promise'"))
 async def test_a_photo_the_page_shrinks_in_a_canvas_arrives_protected(
-        protected_uploads: dict[str, Sent], face_file: Path, verifier: Verifier) -> None:
-    sent = protected_uploads["canvas"]
+        protected_uploads: Uploads, face_file: Path, verifier: Verifier) -> None:
+    sent = await protected_uploads.get("canvas")
     photo = Image.open(io.BytesIO(sent.upload.photo))
     assert photo.size == (SHRUNK_SIDE, SHRUNK_SIDE)  # what the page made, without EXIF
     assert_protected(face_file.read_bytes(), sent.upload.photo, verifier, sent.notices)
