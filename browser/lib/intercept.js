@@ -16,7 +16,8 @@
  *
  * A file input outside the document (made and clicked by a script) or in a shadow root,
  * whose events never reach the window, is held from the page's world
- * (holdUnreachableInputs): the window's listeners cannot see it.
+ * (holdUnreachableInputs): the window's listeners cannot see it; so is a photo opened
+ * through the File System Access picker (holdPickedFiles).
  */
 
 const IMAGE_NAME = /\.(jpe?g|jfif|png|gif|webp|heic|heif|avif)$/i;
@@ -153,6 +154,42 @@ export function holdUnreachableInputs(win, holdChoice) {
       return open.apply(this, args);
     };
   }
+}
+
+/**
+ * Files the user opens through the File System Access picker (`showOpenFilePicker`), from
+ * the page's world: a handle the picker gave reads (`getFile`) as the protected photo once
+ * it is protected, or rejects if it was refused; a photo changed on disk since is protected
+ * again. A handle the page made itself (its origin's private file system) reads as it is.
+ * @param {Window} win the page's own window (its prototypes are the page's).
+ * @param {(files: File[]) => Promise<File[] | null>} protectFiles as for interceptChoices.
+ */
+export function holdPickedFiles(win, protectFiles) {
+  const pick = win.showOpenFilePicker;
+  const Handle = win.FileSystemFileHandle;
+  if (typeof pick !== "function" || typeof Handle !== "function") return;
+  const read = Handle.prototype.getFile;
+  const picked = new WeakMap();  // handle -> its last photo read: {lastModified, size, file}
+  win.showOpenFilePicker = async function showOpenFilePicker(...args) {
+    const handles = await pick.apply(this, args);
+    for (const handle of handles) picked.set(handle, null);
+    return handles;
+  };
+  Handle.prototype.getFile = async function getFile() {
+    const file = await read.call(this);
+    if (!picked.has(this) || !mayBeImage(file)) return file;
+    const last = picked.get(this);
+    if (last?.lastModified === file.lastModified && last.size === file.size) return last.file;
+    const protectedFile = protectFiles([file]).then((chosen) => {
+      if (chosen === null) throw new win.DOMException("GRASP Guard refused the photo: it could not be protected", "NotAllowedError");
+      return chosen[0];
+    });
+    picked.set(this, { lastModified: file.lastModified, size: file.size, file: protectedFile });
+    protectedFile.catch(() => {
+      if (picked.get(this)?.file === protectedFile) picked.set(this, null);  // the next read tries again
+    });
+    return protectedFile;
+  };
 }
 
 /**

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { choiceHolder, holdUnreachableInputs, interceptChoices } from "../lib/intercept.js";
+import { choiceHolder, holdPickedFiles, holdUnreachableInputs, interceptChoices } from "../lib/intercept.js";
 
 /** What the listeners use of a DataTransfer: files, string types, setData/getData. */
 class FakeTransfer {
@@ -253,4 +253,56 @@ test("a script-made input in a detached container the page listens to first: the
   Object.defineProperties(event, { isTrusted: { value: true }, composedPath: { value: () => [input, container] } });
   container.dispatchEvent(event);
   assert.deepEqual([seen, asked], [[], [[original]]]);
+});
+
+/** A stand-in for the File System Access API: a handle reads the file on disk now. */
+function pickerStage(protectFiles) {
+  class FakeHandle {
+    constructor(file) { this.file = file; }
+    async getFile() { return this.file; }
+  }
+  const onDisk = new FakeHandle(photo());
+  const win = { FileSystemFileHandle: FakeHandle, DOMException, showOpenFilePicker: async () => [onDisk] };
+  holdPickedFiles(win, protectFiles);
+  return { win, onDisk, FakeHandle };
+}
+
+test("a photo opened through the File System Access picker reads as its protected copy, protected once", async () => {
+  const copies = [];
+  const { win, onDisk, FakeHandle } = pickerStage(async (files) => {
+    const copy = new File([new Uint8Array([copies.length])], files[0].name, { type: "image/jpeg" });
+    copies.push(copy);
+    return [copy];
+  });
+  const [handle] = await win.showOpenFilePicker({ types: [] });
+  assert.equal(await handle.getFile(), copies[0]);
+  assert.equal(await handle.getFile(), copies[0]);  // not protected again
+  assert.equal(copies.length, 1);
+  onDisk.file = new File([new Uint8Array([0xff, 0xd8, 0xff, 0])], "me.jpg", { type: "image/jpeg", lastModified: 7 });
+  assert.equal(await handle.getFile(), copies[1]);  // changed on disk: protected again
+  // a handle the page made itself (its private file system), and a file not a photo: as they are
+  const own = new FakeHandle(photo());
+  assert.equal(await own.getFile(), own.file);
+  onDisk.file = new File(["text"], "notes.txt", { type: "text/plain" });
+  assert.equal(await handle.getFile(), onDisk.file);
+});
+
+test("a photo the picker gave that was refused never reads; a failed protection is tried again", async () => {
+  let answer = null;
+  const { win } = pickerStage(async (files) => {
+    if (answer === "throw") throw new Error("the port is gone");
+    return answer;
+  });
+  const [handle] = await win.showOpenFilePicker();
+  await assert.rejects(handle.getFile(), (e) => e.name === "NotAllowedError" && /refused/.test(e.message));
+  answer = "throw";
+  await assert.rejects(handle.getFile(), /the port is gone/);
+  answer = [photo()];
+  assert.equal(await handle.getFile(), answer[0]);
+});
+
+test("a browser without the File System Access API is left as it is", () => {
+  const win = { FileSystemFileHandle: undefined };
+  holdPickedFiles(win, async () => null);
+  assert.deepEqual(win, { FileSystemFileHandle: undefined });
 });
