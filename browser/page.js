@@ -8,13 +8,14 @@
  * to the content script, which asks the background worker. A photo already protected by
  * the extension comes back as it is. It also holds the choices of the file inputs whose
  * events never reach the window, where the content script holds the others
- * (lib/intercept.js), and the photos opened through the File System Access picker.
+ * (lib/intercept.js), the photos opened through the File System Access picker, and the
+ * images a script reads from the clipboard.
  */
 
 import { PAGES, POLICY } from "./config.js";
 import { loadPolicy, patchXMLHttpRequest, protectFile, wrapFetch } from "./sdk/index.js";
 import { takePort } from "./lib/handshake.js";
-import { choiceHolder, holdPickedFiles, holdUnreachableInputs } from "./lib/intercept.js";
+import { choiceHolder, holdClipboardImages, holdPickedFiles, holdUnreachableInputs } from "./lib/intercept.js";
 import { PageSites, pageUrl } from "./lib/sites.js";
 
 const pageSites = new PageSites(loadPolicy(POLICY, { source: "the extension's policy" }), PAGES);
@@ -101,4 +102,5 @@ if (policy.sites.length > 0) {
   const protectFiles = (files) => protectChoice(client, files);
   holdUnreachableInputs(window, choiceHolder(protectFiles));
   holdPickedFiles(window, protectFiles);
+  holdClipboardImages(window, protectFiles);
 }

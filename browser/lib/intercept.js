@@ -17,7 +17,8 @@
  * A file input outside the document (made and clicked by a script) or in a shadow root,
  * whose events never reach the window, is held from the page's world
  * (holdUnreachableInputs): the window's listeners cannot see it; so is a photo opened
- * through the File System Access picker (holdPickedFiles).
+ * through the File System Access picker (holdPickedFiles) or read from the clipboard by a
+ * script (holdClipboardImages).
  */
 
 const IMAGE_NAME = /\.(jpe?g|jfif|png|gif|webp|heic|heif|avif)$/i;
@@ -189,6 +190,47 @@ export function holdPickedFiles(win, protectFiles) {
       if (picked.get(this)?.file === protectedFile) picked.set(this, null);  // the next read tries again
     });
     return protectedFile;
+  };
+}
+
+/**
+ * Photos a page reads from the clipboard itself (`navigator.clipboard.read()`), from the
+ * page's world: an image of an item `read` gave is protected when the page asks for it
+ * (`getType`), once per item and type, and a refused one rejects. As with a paste, copied
+ * text that comes with a picture of itself stays as it is.
+ * @param {Window} win the page's own window (its prototypes are the page's).
+ * @param {(files: File[]) => Promise<File[] | null>} protectFiles as for interceptChoices.
+ */
+export function holdClipboardImages(win, protectFiles) {
+  const Clipboard = win.Clipboard;
+  const Item = win.ClipboardItem;
+  if (typeof Clipboard?.prototype.read !== "function" || typeof Item !== "function") return;
+  const read = Clipboard.prototype.read;
+  const getType = Item.prototype.getType;
+  const held = new WeakMap();  // item read from the clipboard -> its images by type, once asked
+  Clipboard.prototype.read = async function readClipboard(...args) {
+    const items = await read.apply(this, args);
+    for (const item of items) {
+      if (item.types.some((t) => t.startsWith("image/")) && !item.types.includes("text/plain")) held.set(item, new Map());
+    }
+    return items;
+  };
+  Item.prototype.getType = function getImage(type) {
+    const images = held.get(this);
+    if (!images || !String(type).startsWith("image/")) return getType.call(this, type);
+    if (!images.has(type)) {
+      const image = getType.call(this, type)
+        .then((blob) => protectFiles([new win.File([blob], "pasted", { type: blob.type || type })]))
+        .then((chosen) => {
+          if (chosen === null) throw new win.DOMException("GRASP Guard refused the photo: it could not be protected", "NotAllowedError");
+          return chosen[0];
+        });
+      images.set(type, image);
+      image.catch(() => {
+        if (images.get(type) === image) images.delete(type);  // the next ask tries again
+      });
+    }
+    return images.get(type);
   };
 }
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { choiceHolder, holdPickedFiles, holdUnreachableInputs, interceptChoices } from "../lib/intercept.js";
+import { choiceHolder, holdClipboardImages, holdPickedFiles, holdUnreachableInputs, interceptChoices } from "../lib/intercept.js";
 
 /** What the listeners use of a DataTransfer: files, string types, setData/getData. */
 class FakeTransfer {
@@ -305,4 +305,54 @@ test("a browser without the File System Access API is left as it is", () => {
   const win = { FileSystemFileHandle: undefined };
   holdPickedFiles(win, async () => null);
   assert.deepEqual(win, { FileSystemFileHandle: undefined });
+});
+
+/** A stand-in for the async clipboard: `read` gives items of the blobs copied now. */
+function clipboardStage(protectFiles, copied) {
+  class FakeItem {
+    constructor(blobs) { this.blobs = blobs; }
+    get types() { return Object.keys(this.blobs); }
+    async getType(type) { return this.blobs[type]; }
+  }
+  class FakeClipboard {
+    async read() { return copied.map((blobs) => new FakeItem(blobs)); }
+  }
+  const win = { Clipboard: FakeClipboard, ClipboardItem: FakeItem, File, DOMException };
+  holdClipboardImages(win, protectFiles);
+  return { clipboard: new FakeClipboard(), FakeItem };
+}
+
+test("an image a script reads from the clipboard is its protected copy, protected once, when asked", async () => {
+  const asked = [];
+  const copy = new File([new Uint8Array([1])], "pasted", { type: "image/png" });
+  const png = new Blob([new Uint8Array([0x89, 0x50])], { type: "image/png" });
+  const { clipboard, FakeItem } = clipboardStage(async (files) => {
+    asked.push(files);
+    return [copy];
+  }, [{ "image/png": png, "text/html": "<img>" }, { "image/png": png, "text/plain": "a table" }]);
+  const [photoItem, textItem] = await clipboard.read();
+  assert.equal(asked.length, 0);  // nothing protected until the page asks for the image
+  assert.equal(await photoItem.getType("text/html"), "<img>");
+  assert.equal(await photoItem.getType("image/png"), copy);
+  assert.equal(await photoItem.getType("image/png"), copy);
+  assert.equal(asked.length, 1);
+  assert.equal(asked[0][0].type, "image/png");
+  assert.deepEqual(new Uint8Array(await asked[0][0].arrayBuffer()), new Uint8Array([0x89, 0x50]));
+  // copied text with a picture of itself, and an item the page made itself: as they are
+  assert.equal(await textItem.getType("image/png"), png);
+  assert.equal(await new FakeItem({ "image/png": png }).getType("image/png"), png);
+});
+
+test("a clipboard image that was refused never reads; a failed protection is tried again", async () => {
+  let answer = null;
+  const { clipboard } = clipboardStage(async () => {
+    if (answer === "throw") throw new Error("the port is gone");
+    return answer;
+  }, [{ "image/png": new Blob([new Uint8Array([0x89])], { type: "image/png" }) }]);
+  const [item] = await clipboard.read();
+  await assert.rejects(item.getType("image/png"), (e) => e.name === "NotAllowedError");
+  answer = "throw";
+  await assert.rejects(item.getType("image/png"), /the port is gone/);
+  answer = [photo()];
+  assert.equal(await item.getType("image/png"), answer[0]);
 });

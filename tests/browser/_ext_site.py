@@ -103,6 +103,16 @@ input.addEventListener("change", (e) => readAndPost(e.target.files[0]));
 document.querySelector('input').addEventListener('change', (e) => parent.readAndPost(e.target.files[0]));
 </script>"></iframe>
 <script>@SCRIPT@</script>""",
+    # the user copies a photo and pastes it with the page's own button: its script reads the
+    # clipboard (navigator.clipboard.read) and posts the image
+    "clipboard": """<script>@SCRIPT@
+window.copy = (b64) => navigator.clipboard.write([new ClipboardItem({"image/png":
+  new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], {type: "image/png"})})]);
+window.paste = async () => {
+  const [item] = await navigator.clipboard.read();
+  await readAndPost(new File([await item.getType("image/png")], "pasted.png", {type: "image/png"}));
+};
+</script>""",
     # a page script that listens to every message from its first line, to catch the
     # extension's port if it ever showed
     "spy": """<script>

@@ -78,8 +78,19 @@ async def _framed(page: Page, face: Path) -> None:  # the input in the page's if
     await page.choose_file_in(field, face)
 
 
+async def _clipboard(page: Page, face: Path) -> None:  # copied as a PNG, read by the page
+    png = io.BytesIO()
+    Image.open(face).save(png, "PNG")
+    await page.call("Browser.grantPermissions", permissions=["clipboardReadWrite", "clipboardSanitizedWrite"])
+    await page.call("Emulation.setFocusEmulationEnabled", enabled=True)  # a headless tab has no focus
+    for step in (f"window.copy({json.dumps(base64.b64encode(png.getvalue()).decode())})", "window.paste()"):
+        done = await page.call("Runtime.evaluate", expression=step, userGesture=True, awaitPromise=True)
+        assert "exceptionDetails" not in done, done["result"].get("description")
+
+
 SCENARIOS = {"input": _input, "drop": _drop, "script": _script, "canvas": _canvas,
-             "detached": _detached, "framed": _framed, "blank": _framed, "srcdoc": _framed}
+             "detached": _detached, "framed": _framed, "blank": _framed, "srcdoc": _framed,
+             "clipboard": _clipboard}
 # The enabled site of each scenario's page: the canvas page's site shrinks its photos.
 HOSTS = {name: "pass.localhost" for name in SCENARIOS} | {"canvas": "shrink.localhost"}
 
@@ -160,7 +171,15 @@ async def test_a_photo_arrives_protected_with_its_metadata(
     assert not [n for n in sent.notices if n["level"] != "info"], sent.notices
 
 
-@pytest.mark.parametrize("name", ["detached", "blank", "srcdoc"])
+async def test_an_image_a_script_reads_from_the_clipboard_is_protected(
+        protected_uploads: Uploads, face_file: Path, verifier: Verifier) -> None:
+    sent = await protected_uploads.get("clipboard")
+    original = io.BytesIO()
+    Image.open(face_file).save(original, "PNG")
+    assert_protected(original.getvalue(), sent.upload.photo, verifier, sent.notices)
+
+
+@pytest.mark.parametrize("name", ["detached", "blank", "srcdoc", "clipboard"])
 async def test_the_page_never_reads_the_original(
         protected_uploads: Uploads, face_file: Path, name: str) -> None:
     # the page's fetch wrapper would protect its upload anyway: what the page read decides
