@@ -13,9 +13,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 
 from grasp_sdk.sniff import carries_image
 
-# Bytes held back while a body streams: as many as any image signature needs to be told
-# (carries_image reads up to 4096 characters of a base64 run, 1536 raw bytes, after a JPEG's
-# start); at least sniff's _BASE64_BUDGET.
+# Bytes held back while a body streams: as many as carries_image reads to tell an image from
+# where it starts (up to 4096 characters of a base64 run from a JPEG's start, the symbol
+# before the SOI's match included; 1536 raw bytes; a signature's match is under 140
+# characters), so that a look cut short by a batch's end is made whole on the next: at least
+# sniff's _BASE64_BUDGET.
 _HOLD = 4096
 _BATCH = 64 * 2**10  # bytes gathered before each look, so that tiny chunks cost no more
 

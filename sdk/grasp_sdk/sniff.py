@@ -43,62 +43,139 @@ def image_type(data: bytes) -> str | None:
 
 
 _IMAGE_BRANDS = sorted(_HEIF_BRANDS | {b"avif", b"avis", b"mif1", b"msf1", b"miaf"})
-# Signatures long enough (six bytes and more) that chance does not make them.
+# Signatures long enough (six bytes and more) that chance does not make them, and the bits of
+# them that are known (RIFF....WEBP: not the size).
 _SIGNATURES = [
-    (b"\x89PNG\r\n\x1a\n", 0),
-    (b"GIF87a", 0),
-    (b"GIF89a", 0),
-    *((b"ftyp" + brand, 4) for brand in _IMAGE_BRANDS),
+    (b"\x89PNG\r\n\x1a\n", None),
+    (b"GIF87a", None),
+    (b"GIF89a", None),
+    (b"RIFF\0\0\0\0WEBP", b"\xff\xff\xff\xff\0\0\0\0\xff\xff\xff\xff"),
+    *((b"ftyp" + brand, None) for brand in _IMAGE_BRANDS),
 ]
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 # How each encoder writes base64's two symbols: as is, URL-safe, percent-encoded, JSON-escaped.
-_SLASH = rb"(?:/|\\/|%2[Ff]|_)"
+_SLASHES = [b"/", rb"\\/", b"%2[Ff]", b"_"]
+_SLASH = b"(?:" + b"|".join(_SLASHES) + b")"
 _PLUS = rb"(?:\+|%2[Bb]|-)"
-# A base64 run: its symbols as any encoder writes them, and the line breaks that MIME (76
-# characters a line), PEM (64) or `base64` (76) put in it, CRLF or LF: raw, JSON-escaped or
-# percent-encoded.
+# The line breaks that MIME (76 characters a line), PEM (64) or `base64` (76) put in a base64
+# run: CR, LF, raw, JSON-escaped or percent-encoded; up to two (CRLF) between two symbols.
+_NEWLINES = [rb"[\r\n]", rb"\\[rn]", rb"%0[AaDd]"]
+_NEWLINE = b"(?:" + b"|".join(_NEWLINES) + b")"
+_BREAK = _NEWLINE + b"{0,2}"
+# A base64 run: its symbols as any encoder writes them, and line breaks.
 _BASE64_RUN = re.compile(rb"(?:[A-Za-z0-9+/_\r\n-]+|\\[/rn]|%2[BbFf]|%0[AaDd])*")
 _JPEG_WINDOW = 1536  # bytes of a candidate JPEG's start that decide whether it is one
-# Characters of a base64 run read after a JPEG's start: enough for the window's 2048 symbols
-# with escapes and line breaks among them (a stream must hold back as many: bodies._HOLD).
+# Characters of a base64 run read from a JPEG's start (the symbol before the match, see
+# _run_start): enough for the window's 2052 symbols with escapes and line breaks among
+# them (a stream must hold back as many: bodies._HOLD).
 _BASE64_BUDGET = 4096
-_MAX_JPEG_STARTS = 4096  # SOIs (raw, or base64) looked at; chance makes one in 16 MB
+# JPEG starts (raw SOIs, or base64 ones) looked at, each kind: chance makes a raw SOI once in
+# 16 MB, a base64 one once in 11M symbols (see _JPEG_STARTS).
+_MAX_JPEG_STARTS = 4096
 _JPEG_HEADER_MARKERS = frozenset(
     {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0),
      0xC4, 0xDB, 0xDD, 0xFE, *range(0xE0, 0xF0)}
 )
-# A comment (COM) too long to see the end of counts if what is seen of it is text.
-_COMMENT = re.compile(rb"[\t\n\r\x20-\x7e]{16,}")
+_COMMENT_SEEN = 16  # bytes of a comment (COM) too long to see the end of that tell it is text
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # all but tab, LF and CR
 
 
-def _base64_pattern(signature: bytes, offset: int) -> bytes:
-    """A regex of ``signature``'s base64 (at ``offset`` in its file) as any encoder writes it;
-    only the whole 3-byte groups it fills."""
-    skip = -offset % 3
-    text = base64.b64encode(signature[skip : skip + (len(signature) - skip) // 3 * 3])
-    symbols = {ord("/"): _SLASH, ord("+"): _PLUS}
-    return b"".join(symbols.get(c, re.escape(bytes([c]))) for c in text)
+def _symbol(mask: int, bits: int) -> bytes:
+    """A regex of a base64 symbol whose bits under ``mask`` are ``bits``, as any encoder
+    writes it."""
+    values = [value for value in range(64) if value & mask == bits]
+    letters = bytes(_ALPHABET[value] for value in values if value < 62)
+    forms = [letters if len(letters) == 1 else b"[" + letters + b"]"] if letters else []
+    forms += [_PLUS] * (62 in values) + [_SLASH] * (63 in values)
+    return forms[0] if len(forms) == 1 else b"(?:" + b"|".join(forms) + b")"
 
 
-_SURE_IMAGE = re.compile(
+def _base64_start(
+    signature: bytes, align: int, mask: bytes | None = None
+) -> tuple[tuple[int, int], list[bytes]]:
+    """``signature`` (the bits of it that ``mask`` sets) in base64, starting ``align`` bytes
+    into a 3-byte group of the encoded data: the regexes of its symbols from the first it
+    wholly pins to the last it pins, and, at ``align`` 1 or 2, the (mask, bits) that the
+    symbol before them pins (4 bits, or 2), ``(0, 0)`` at ``align`` 0."""
+    mask = mask or b"\xff" * len(signature)
+    pad = -(align + len(signature)) % 3
+    known = int.from_bytes(bytes(align) + mask + bytes(pad), "big")
+    value = int.from_bytes(bytes(align) + signature + bytes(pad), "big") & known
+    count = (align + len(signature) + pad) // 3 * 4
+    sextets = [(known >> 6 * i & 63, value >> 6 * i & 63) for i in reversed(range(count))]
+    sextets = sextets[align:]  # the symbols of the bytes before the signature: nothing pinned
+    while not sextets[-1][0]:
+        sextets.pop()
+    before = sextets.pop(0) if align else (0, 0)
+    return before, [_symbol(m, bits) for m, bits in sextets]
+
+
+def _written(symbols: list[bytes]) -> list[bytes]:
+    """Regexes of ``symbols`` one after another, a line break allowed between two."""
+    return [symbols[0], _then([symbols[1]]), *(_BREAK + s for s in symbols[2:])]
+
+
+def _then(alternatives: list[bytes]) -> bytes:
+    """A regex of a line break or none, then any of ``alternatives``: written out so that each
+    of its own alternatives starts with a character, and the regex engine turns a start that
+    goes no further away at once."""
+    either = b"|".join(alternatives)
+    breaks = [newline + _NEWLINE + b"?(?:" + either + b")" for newline in _NEWLINES]
+    return b"(?:" + b"|".join([either, *breaks]) + b")"
+
+
+def _alternatives(sequences: list[list[bytes]]) -> list[bytes]:
+    """Regexes that together match any of ``sequences`` of regexes (one after another), one
+    for each first regex, so that common starts are shared."""
+    branches: dict[bytes, list[list[bytes]]] = {}
+    for pieces in sequences:
+        branches.setdefault(pieces[0], []).append(pieces[1:])
+    return [first + _group(_alternatives(rests)) if all(rests) else first
+            for first, rests in branches.items()]
+
+
+def _group(alternatives: list[bytes]) -> bytes:
+    return alternatives[0] if len(alternatives) == 1 else b"(?:" + b"|".join(alternatives) + b")"
+
+
+# A JPEG's SOI is three bytes (_SOI): a candidate must show a JPEG header after it (_jpeg_header).
+# In base64 from a group's start it is /9j/ (24 bits); 1 or 2 bytes into a group, it and the
+# first two bits (11) of the marker byte after it (0xC0 and above, or fill) pin 26 bits, 4 or
+# 2 of them in the symbol before the regex's (see _run_start).
+_JPEG_STARTS = [
+    _base64_start(_SOI, 0),
+    *(_base64_start(_SOI + b"\xc0", align, b"\xff\xff\xff\xc0") for align in (1, 2)),
+]
+# Where an image starts, one regex so that a body is searched once: a signature, raw or in
+# base64 at each of the three offsets into a 3-byte group an image can start at (gRPC-web
+# text and base64'd containers put it at any), each pinning 44 bits or more (GIF 1 byte into
+# a group: 48 less the 4 of the symbol before); or a base64 SOI, in a group whose number is
+# 1 + its offset into a group, plus a multiple of 3 (it is repeated for each way to write its
+# `/` and the break after it). Each alternative starts with a character, so that the regex
+# engine skips to those at once.
+_IMAGE_START = re.compile(
     b"|".join(
         [
             rb"\x89PNG\r\n\x1a\n|GIF8[79]a|RIFF....WEBP|ftyp(?:"
             + b"|".join(re.escape(b) for b in _IMAGE_BRANDS) + rb")",
-            rb"UklG(?:[A-Za-z0-9+/_-]|\\/|%2[BbFf]){8}RUJQ",  # base64 of RIFF....WEBP
-            *(_base64_pattern(signature, at) for signature, at in _SIGNATURES),
+            *_alternatives([_written(_base64_start(signature, align, mask)[1])
+                            for signature, mask in _SIGNATURES for align in range(3)]),
+            *(slash + _then([s[1] + b"(" + b"".join(_BREAK + x for x in s[2:]) + b")"
+                             for _, s in _JPEG_STARTS])
+              for slash in _SLASHES),
         ]
     ),
     re.DOTALL,
 )
-# A JPEG's SOI is three bytes (_SOI): a candidate must show a JPEG header after it (_jpeg_header).
-_JPEG_START_BASE64 = re.compile(_base64_pattern(b"\xff\xd8\xff", 0))
+_SYMBOL_BEFORE = re.compile(rb"(%2[BbFf]|\\/|[A-Za-z0-9+/_-])" + _BREAK + rb"\Z")
+_BEFORE_WIDTH = 9  # characters of a symbol and a line break: %2F%0D%0A
 
 
 def _jpeg_header(window: bytes) -> bool:
     """Whether ``window`` starts as a JPEG: SOI, fill bytes, then a header segment whose
     length lands on the next marker (or, an APPn too long to see the end of, names itself
-    in ASCII: JFIF, Exif, an XMP namespace; a COM too long to see the end of shows 16 or more
-    bytes, all printable ASCII)."""
+    in ASCII: JFIF, Exif, an XMP namespace; a COM too long to see the end of shows text, see
+    :func:`_comment_text`)."""
     i = 2
     while i < len(window) and window[i] == 0xFF:
         i += 1
@@ -111,48 +188,89 @@ def _jpeg_header(window: bytes) -> bool:
     if after < len(window):
         return window[after] == 0xFF
     if marker == 0xFE:
-        return _COMMENT.fullmatch(window, i + 3) is not None
+        return _comment_text(window[i + 3 :])
     name = window[i + 3 : i + 7]
     return 0xE0 <= marker <= 0xEF and len(name) == 4 and all(0x20 < b < 0x7F for b in name)
 
 
-def _decoded(run: bytes) -> bytes:
-    """The first ``_JPEG_WINDOW`` bytes of a base64 run as any encoder wrote it (see
-    ``_SLASH``, ``_PLUS`` and ``_BASE64_RUN``)."""
-    text = run.replace(b"\\/", b"/")
+def _comment_text(seen: bytes) -> bool:
+    """Whether ``seen``, the start of a comment, is text: 16 bytes or more of UTF-8 (the last
+    character may be cut off), no control characters but tab, LF and CR."""
+    if len(seen) < _COMMENT_SEEN:
+        return False
+    try:
+        text = seen.decode()
+    except UnicodeDecodeError as error:
+        if error.reason != "unexpected end of data":  # not a character cut off at the end
+            return False
+        text = seen[: error.start].decode()
+    return _CONTROL.search(text) is None
+
+
+def _plain(text: bytes) -> bytes:
+    """Base64 as any encoder wrote it (see ``_SLASH``, ``_PLUS`` and ``_BASE64_RUN``), as
+    plain base64 with no line breaks."""
+    text = text.replace(b"\\/", b"/")
     for escaped, plain in ((b"%2F", b"/"), (b"%2f", b"/"), (b"%2B", b"+"), (b"%2b", b"+"),
                            (b"\\n", b""), (b"\\r", b""), (b"\n", b""), (b"\r", b""),
                            (b"%0A", b""), (b"%0a", b""), (b"%0D", b""), (b"%0d", b"")):
         text = text.replace(escaped, plain)
-    text = text.replace(b"-", b"+").replace(b"_", b"/")
-    return base64.b64decode(text[: min(len(text) // 4, _JPEG_WINDOW // 3) * 4])
+    return text.replace(b"-", b"+").replace(b"_", b"/")
+
+
+def _decoded(run: bytes, align: int) -> bytes:
+    """The first ``_JPEG_WINDOW`` bytes of a base64 run whose first symbol is symbol ``align``
+    (from 0) of its 4-symbol group (see ``_JPEG_STARTS``): the group is decoded from its
+    start, and the ``align`` bytes before the run's own drop out."""
+    text = b"A" * align + _plain(run)
+    return base64.b64decode(text[: min(len(text) // 4, _JPEG_WINDOW // 3 + 1) * 4])[
+        align : align + _JPEG_WINDOW
+    ]
+
+
+def _run_start(body: bytes, at: int, align: int) -> int:
+    """Where the base64 run of a JPEG start that ``_IMAGE_START`` matched at ``at`` begins:
+    there, or for an SOI ``align`` (1 or 2) bytes into a group, at the symbol before, which
+    must hold the SOI's first bits (see ``_JPEG_STARTS``); -1 where it does not."""
+    if not align:
+        return at
+    (mask, bits), _ = _JPEG_STARTS[align]
+    before = _SYMBOL_BEFORE.search(body, max(at - _BEFORE_WIDTH, 0), at)
+    if before is None or _ALPHABET.index(_plain(before.group(1))) & mask != bits:
+        return -1
+    return before.start()
 
 
 def carries_image(body: bytes) -> bool:
     """Whether ``body`` holds an image anywhere: raw, or base64 (standard, URL-safe,
-    percent-encoded or JSON-escaped). For a body the hook leaves alone: on a ``block`` site it
-    must not go. A JPEG counts only with a header after its SOI, so that chance (one
-    three-byte SOI in every 16 MB of random bytes) does not refuse a video; every start is
-    looked at, one overlapping another too (``/9j`` just before ``/9j/4AAQ``), and a body of
-    more than ``_MAX_JPEG_STARTS`` SOIs of either kind is taken to carry one (doubt refuses).
-    A base64 run may be broken into lines (MIME, PEM, a JSON string's ``\\n``)."""
-    if _SURE_IMAGE.search(body):
-        return True
+    percent-encoded or JSON-escaped) from any byte of the encoded data on, not only a 3-byte
+    group's first. For a body the hook leaves alone: on a ``block`` site it must not go. A
+    JPEG counts only with a header after its SOI, so that chance (one three-byte SOI in every
+    16 MB of random bytes) does not refuse a video; every start is looked at, one overlapping
+    another too (``/9j`` just before ``/9j/4AAQ``), and a body of more than
+    ``_MAX_JPEG_STARTS`` SOIs of either kind is taken to carry one (doubt refuses). A base64
+    run may be broken into lines (MIME, PEM, a JSON string's ``\\n``), a signature's or an
+    SOI's symbols too."""
     start, looked = body.find(_SOI), 0
     while start >= 0:
         if looked == _MAX_JPEG_STARTS or _jpeg_header(body[start : start + _JPEG_WINDOW]):
             return True
         looked += 1
         start = body.find(_SOI, start + 1)  # every start: one may overlap the one before
-    m, looked = _JPEG_START_BASE64.search(body), 0
+    m, looked = _IMAGE_START.search(body), 0
     while m is not None:
-        if looked == _MAX_JPEG_STARTS:
+        if m.lastindex is None:  # a signature
             return True
-        run = _BASE64_RUN.match(body, m.start(), m.start() + _BASE64_BUDGET)
-        if run is not None and _jpeg_header(_decoded(run.group())):
-            return True
-        looked += 1
-        m = _JPEG_START_BASE64.search(body, m.start() + 1)
+        align = (m.lastindex - 1) % 3  # which of _JPEG_STARTS
+        start = _run_start(body, m.start(), align)
+        if start >= 0:
+            if looked == _MAX_JPEG_STARTS:
+                return True
+            looked += 1
+            run = _BASE64_RUN.match(body, start, start + _BASE64_BUDGET)
+            if run is not None and _jpeg_header(_decoded(run.group(), align)):
+                return True
+        m = _IMAGE_START.search(body, m.start() + 1)
     return False
 
 

@@ -136,7 +136,9 @@ def test_chance_does_not_make_an_image() -> None:
     # a video past max_bytes on a block site must not be refused for three lucky bytes
     noise = np.random.default_rng(0).integers(0, 256, 8_000_000, dtype=np.uint8).tobytes()
     seeded = noise[:4_000_000] + b"\xff\xd8\xff\xe1" + noise[4_000_000:]
-    assert not carries_image(seeded) and not carries_image(base64.b64encode(seeded))
+    assert not carries_image(seeded)
+    for offset in range(3):  # its base64 with the SOI at each offset into a 3-byte group
+        assert not carries_image(base64.b64encode(bytes(offset) + seeded))
 
 
 def test_a_body_of_countless_jpeg_starts_is_taken_to_carry_one() -> None:
@@ -210,3 +212,71 @@ def test_every_jpeg_start_is_looked_at_even_one_overlapping_another() -> None:
         b"p=_9j" + base64.urlsafe_b64encode(jpeg),
     ]:
         assert carries_image(body), body[:40]
+
+
+def _grpc_web_text(image: bytes, lead: int) -> bytes:
+    """``image`` as a bytes field of a protobuf message in a gRPC-web text frame, base64 as a
+    whole: after ``lead`` bytes of other fields, the image starts at any byte of a group."""
+    message = b"\x12" + bytes([lead]) + bytes(lead) + b"\x0a" + _varint(len(image)) + image
+    return base64.b64encode(b"\x00" + len(message).to_bytes(4, "big") + message)
+
+
+def _varint(n: int) -> bytes:
+    return bytes([n & 0x7F | 0x80, n >> 7]) if n >= 0x80 else bytes([n])
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP", "HEIC"])
+@pytest.mark.parametrize("offset", [1, 2])
+def test_base64_of_an_image_at_any_byte_of_a_group_is_found(fmt: str, offset: int) -> None:
+    # a base64'd container (gRPC-web text, a msgpack or CBOR field) puts the image anywhere
+    image = HEIC if fmt == "HEIC" else _photo(fmt)
+    data = bytes(range(1, 1 + offset)) + image  # the image starts `offset` bytes into a group
+    b64 = base64.b64encode(data)
+    for body in [
+        b64,
+        base64.urlsafe_b64encode(data),
+        b"photo=" + urllib.parse.quote(b64).encode(),
+        b'{"photo": "' + b64.replace(b"/", b"\\/") + b'"}',
+        base64.encodebytes(bytes(57) + data),  # MIME, the image on the second line
+        json.dumps({"img": _lines(b64, 76, b"\r\n").decode()}).encode(),
+    ]:
+        assert carries_image(body), body[:60]
+    for lead in range(3):  # the image at each of the three offsets into a group
+        assert carries_image(_grpc_web_text(image, lead))
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\\n", b"\\r\\n", b"%0A", b"%0d%0a"],
+                         ids=["LF", "CRLF", "json-LF", "json-CRLF", "percent-LF", "percent-CRLF"])
+def test_a_base64_image_start_split_by_a_line_break_is_found(newline: bytes) -> None:
+    # a line ends anywhere: in an SOI's or a signature's symbols too, at any offset
+    for fmt in ("JPEG", "PNG", "GIF"):
+        for offset in range(3):
+            b64 = base64.b64encode(bytes(offset) + _photo(fmt))
+            for at in range(1, 12):
+                body = b64[:at] + newline + b64[at:]
+                assert carries_image(body), (fmt, offset, body[:24])
+
+
+def test_jpeg_starts_at_any_offset_count_toward_the_doubt_rule() -> None:
+    # "P/Y/8" and "D/2P/": the base64 of an SOI 1 and 2 bytes into a group (26 bits each)
+    assert not carries_image(b"P/Y/8 " * 4096) and carries_image(b"P/Y/8 " * 4097)
+    assert not carries_image(b"/9j/ " * 2048 + b"D/2P/ " * 2048)
+    assert carries_image(b"/9j/ " * 2048 + b"D/2P/ " * 2049)
+    assert not carries_image(b"A/Y/8 " * 4097)  # the symbol before does not hold the SOI's bits
+
+
+@pytest.mark.parametrize("text", ["富士山の写真。撮影：山田太郎\n", "Ünïcödé çømmënt\t", "😀 emoji "],
+                         ids=["japanese", "latin", "emoji"])
+def test_a_long_comment_in_utf8_is_text(text: str) -> None:
+    jpeg = _photo("JPEG")
+    for lead in ("", "x", "xy"):  # the window ends within a character, or not
+        found = _segment_first(jpeg, 0xFE, (lead + text * 400).encode())
+        for body in (b"--x\r\n\r\n" + found, base64.b64encode(found),
+                     base64.b64encode(b"\x01" + found)):
+            assert carries_image(body), (lead, body[:40])
+    for bad in ("\x01", "\x7f", "\x85"):  # control characters: C0, DEL, C1
+        found = _segment_first(jpeg, 0xFE, (text * 20 + bad + text * 400).encode())
+        assert not carries_image(b"--x\r\n\r\n" + found)
+        assert not carries_image(base64.b64encode(found))
+    invalid = _segment_first(jpeg, 0xFE, text.encode() * 20 + b"\xff" + text.encode() * 400)
+    assert not carries_image(b"--x\r\n\r\n" + invalid)

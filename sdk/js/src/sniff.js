@@ -5,7 +5,7 @@
  * the first piece of an image: `isComplete` walks the container structure to tell.
  */
 
-import { fromLatin1, latin1, readUint, startsWith, toBase64 } from "./bytes.js";
+import { latin1, readUint, startsWith } from "./bytes.js";
 
 const HEIF_BRANDS = new Set(["heic", "heix", "hevc", "hevx", "heim", "heis", "hevm", "hevs"]);
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -35,63 +35,133 @@ export function imageType(data) {
 }
 
 const IMAGE_BRANDS = [...HEIF_BRANDS, "avif", "avis", "mif1", "msf1", "miaf"].sort();
-// Signatures long enough (six bytes and more) that chance does not make them.
+// Signatures long enough (six bytes and more) that chance does not make them, and the bits of
+// them that are known (RIFF....WEBP: not the size).
 const SIGNATURES = [
-  ["\x89PNG\r\n\x1a\n", 0],
-  ["GIF87a", 0],
-  ["GIF89a", 0],
-  ...IMAGE_BRANDS.map((brand) => [`ftyp${brand}`, 4]),
+  ["\x89PNG\r\n\x1a\n"],
+  ["GIF87a"],
+  ["GIF89a"],
+  ["RIFF\0\0\0\0WEBP", "\xff\xff\xff\xff\0\0\0\0\xff\xff\xff\xff"],
+  ...IMAGE_BRANDS.map((brand) => [`ftyp${brand}`]),
 ];
+const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 // How each encoder writes base64's two symbols: as is, URL-safe, percent-encoded, JSON-escaped.
-const SLASH = "(?:/|\\\\/|%2[Ff]|_)";
+const SLASHES = ["/", "\\\\/", "%2[Ff]", "_"];
+const SLASH = `(?:${SLASHES.join("|")})`;
 const PLUS = "(?:\\+|%2[Bb]|-)";
+// The line breaks that MIME (76 characters a line), PEM (64) or `base64` (76) put in a base64
+// run: CR, LF, raw, JSON-escaped or percent-encoded; up to two (CRLF) between two symbols.
+const NEWLINES = ["[\\r\\n]", "\\\\[rn]", "%0[AaDd]"];
+const NEWLINE = `(?:${NEWLINES.join("|")})`;
+const BREAK = `${NEWLINE}{0,2}`;
 const JPEG_WINDOW = 1536; // bytes of a candidate JPEG's start that decide whether it is one
-// Characters of a base64 run read after a JPEG's start: enough for the window's 2048 symbols
-// with escapes and line breaks among them (a stream must hold back as many).
+// Characters of a base64 run read from a JPEG's start (the symbol before the match, see
+// runStart): enough for the window's 2052 symbols with escapes and line breaks among them (a
+// stream must hold back as many).
 const BASE64_BUDGET = 4096;
-const MAX_JPEG_STARTS = 4096; // SOIs (raw, or base64) looked at; chance makes one in 16 MB
+// JPEG starts (raw SOIs, or base64 ones) looked at, each kind: chance makes a raw SOI once in
+// 16 MB, a base64 one once in 11M symbols (see JPEG_STARTS).
+const MAX_JPEG_STARTS = 4096;
 
-/**
- * A regex source of `signature`'s base64 (at `offset` in its file) as any encoder writes it;
- * only the whole 3-byte groups it fills.
- */
-function base64Pattern(signature, offset) {
-  const skip = (3 - (offset % 3)) % 3;
-  const whole = signature.slice(skip, skip + Math.floor((signature.length - skip) / 3) * 3);
-  return [...toBase64(fromLatin1(whole))].map((c) => (c === "/" ? SLASH : c === "+" ? PLUS : c)).join("");
+/** A regex source of a base64 symbol whose bits under `mask` are `bits`, as any encoder writes it. */
+function symbol(mask, bits) {
+  const values = [...Array(64).keys()].filter((value) => (value & mask) === bits);
+  const letters = values.filter((value) => value < 62).map((value) => ALPHABET[value]).join("");
+  const forms = letters ? [letters.length === 1 ? letters : `[${letters}]`] : [];
+  if (values.includes(62)) forms.push(PLUS);
+  if (values.includes(63)) forms.push(SLASH);
+  return forms.length === 1 ? forms[0] : `(?:${forms.join("|")})`;
 }
 
-// An image inside a body the hook could not take apart, raw or base64 as a JSON or form field
-// carries it, matched over the body read as latin-1, one character a byte (the regexes of
-// grasp_sdk/sniff.py).
-const SURE_IMAGE = new RegExp([
+/**
+ * `signature` (the bits of it that `mask` sets) in base64, starting `align` bytes into a
+ * 3-byte group of the encoded data: [the [mask, bits] that the symbol before the regexes pins
+ * at `align` 1 or 2 (4 bits, or 2), [0, 0] at `align` 0; the regex sources of its symbols
+ * from the first it wholly pins to the last it pins].
+ */
+function base64Start(signature, align, mask = "\xff".repeat(signature.length)) {
+  const pad = (3 - ((align + signature.length) % 3)) % 3;
+  const number = (text) => [..."\0".repeat(align) + text + "\0".repeat(pad)]
+    .reduce((n, c) => (n << 8n) | BigInt(c.charCodeAt(0)), 0n);
+  const known = number(mask);
+  const value = number(signature) & known;
+  const sextets = [];
+  for (let i = ((align + signature.length + pad) / 3) * 4 - 1; i >= 0; i--) {
+    sextets.push([Number((known >> BigInt(6 * i)) & 63n), Number((value >> BigInt(6 * i)) & 63n)]);
+  }
+  sextets.splice(0, align); // the symbols of the bytes before the signature: nothing pinned
+  while (sextets.at(-1)[0] === 0) sextets.pop();
+  const before = align ? sextets.shift() : [0, 0];
+  return [before, sextets.map(([m, bits]) => symbol(m, bits))];
+}
+
+/** Regex sources of `symbols` one after another, a line break allowed between two. */
+function written(symbols) {
+  return [symbols[0], then([symbols[1]]), ...symbols.slice(2).map((s) => BREAK + s)];
+}
+
+/**
+ * A regex source of a line break or none, then any of `alternatives`: written out so that each
+ * of its own alternatives starts with a character (as grasp_sdk writes it for Python's regex
+ * engine).
+ */
+function then(alternatives) {
+  const either = alternatives.join("|");
+  return `(?:${[either, ...NEWLINES.map((newline) => `${newline}${NEWLINE}?(?:${either})`)].join("|")})`;
+}
+
+/** Regex sources that together match any of `sequences` of sources, common starts shared. */
+function alternatives(sequences) {
+  const branches = new Map();
+  for (const [first, ...rest] of sequences) branches.set(first, [...(branches.get(first) ?? []), rest]);
+  return [...branches].map(([first, rests]) =>
+    (rests.every((r) => r.length) ? first + group(alternatives(rests)) : first));
+}
+
+const group = (sources) => (sources.length === 1 ? sources[0] : `(?:${sources.join("|")})`);
+
+// A JPEG's SOI is three bytes: a candidate must show a JPEG header after it (jpegHeader). In
+// base64 from a group's start it is /9j/ (24 bits); 1 or 2 bytes into a group, it and the
+// first two bits (11) of the marker byte after it pin 26 bits, 4 or 2 of them in the symbol
+// before the regex's (see runStart).
+const JPEG_STARTS = [
+  base64Start("\xff\xd8\xff", 0),
+  ...[1, 2].map((align) => base64Start("\xff\xd8\xff\xc0", align, "\xff\xff\xff\xc0")),
+];
+// Where an image starts inside a body the hook could not take apart, matched over the body
+// read as latin-1, one character a byte (the regex of grasp_sdk/sniff.py): a signature, raw
+// or in base64 at each of the three offsets into a 3-byte group an image can start at
+// (gRPC-web text and base64'd containers put it at any); or a base64 SOI, in a group whose
+// number is 1 + its offset into a group, plus a multiple of 3 (it is repeated for each way to
+// write its `/` and the break after it).
+const IMAGE_START = new RegExp([
   `\\x89PNG\\r\\n\\x1a\\n|GIF8[79]a|RIFF....WEBP|ftyp(?:${IMAGE_BRANDS.join("|")})`,
-  "UklG(?:[A-Za-z0-9+/_-]|\\\\/|%2[BbFf]){8}RUJQ", // base64 of RIFF....WEBP
-  ...SIGNATURES.map(([signature, at]) => base64Pattern(signature, at)),
-].join("|"), "s");
-// A JPEG's SOI is three bytes: a candidate must show a JPEG header after it (jpegHeader).
-const JPEG_START_BASE64 = new RegExp(base64Pattern("\xff\xd8\xff", 0), "g");
+  ...alternatives(SIGNATURES.flatMap(([signature, mask]) =>
+    [0, 1, 2].map((align) => written(base64Start(signature, align, mask)[1])))),
+  ...SLASHES.map((slash) =>
+    slash + then(JPEG_STARTS.map(([, s]) => `${s[1]}(${s.slice(2).map((x) => BREAK + x).join("")})`))),
+].join("|"), "gs");
+const SYMBOL_BEFORE = new RegExp(`(%2[BbFf]|\\\\/|[A-Za-z0-9+/_-])${BREAK}$`);
+const BEFORE_WIDTH = 9; // characters of a symbol and a line break: %2F%0D%0A
 // The body is searched a window at a time (no string of a whole large body); windows overlap
-// by more than the longest match (32 characters: UklG, 8 x %2F, RUJQ), so none is missed. A
-// candidate JPEG near a window's end is read on from the body, not the window.
+// by more than the longest match (RIFF....WEBP's 16 symbols, each 3 characters at most, %2F,
+// with %0D%0A between: under 140), so none is missed. A candidate JPEG near a window's end is
+// read on from the body, not the window.
 const WINDOW = 1 << 20;
-const OVERLAP = 64;
+const OVERLAP = 256;
 
 const HEADER_MARKER = new Uint8Array(256);
 for (let m = 0xc0; m <= 0xcf; m++) HEADER_MARKER[m] = m === 0xc8 || m === 0xcc ? 0 : 1;
 for (let m = 0xe0; m <= 0xef; m++) HEADER_MARKER[m] = 1;
 for (const m of [0xdb, 0xdd, 0xfe]) HEADER_MARKER[m] = 1;
-// The bytes of a comment (COM) too long to see the end of that make it text: printable ASCII.
-const COMMENT_TEXT = new Uint8Array(256);
-for (let b = 0x20; b <= 0x7e; b++) COMMENT_TEXT[b] = 1;
-for (const b of [0x09, 0x0a, 0x0d]) COMMENT_TEXT[b] = 1;
-const COMMENT_SEEN = 16; // bytes of such a comment that must be seen
+const COMMENT_SEEN = 16; // bytes of a comment (COM) too long to see the end of that tell it is text
+const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/; // all but tab, LF and CR
 
 /**
  * Whether `data[start:end]` starts as a JPEG: SOI, fill bytes, then a header segment whose
  * length lands on the next marker (or, an APPn too long to see the end of, names itself in
- * ASCII: JFIF, Exif, an XMP namespace; a COM too long to see the end of shows 16 or more
- * bytes, all printable ASCII).
+ * ASCII: JFIF, Exif, an XMP namespace; a COM too long to see the end of shows text, see
+ * commentText).
  */
 function jpegHeader(data, start, end) {
   const n = end - start;
@@ -103,13 +173,7 @@ function jpegHeader(data, start, end) {
   const after = i + 1 + length;
   if (length < 2) return false;
   if (after < n) return data[start + after] === 0xff;
-  if (marker === 0xfe) {
-    if (n - (i + 3) < COMMENT_SEEN) return false;
-    for (let k = start + i + 3; k < end; k++) {
-      if (!COMMENT_TEXT[data[k]]) return false;
-    }
-    return true;
-  }
+  if (marker === 0xfe) return commentText(data.subarray(start + i + 3, end));
   if (marker < 0xe0 || marker > 0xef || i + 7 > n) return false;
   for (let k = start + i + 3; k < start + i + 7; k++) {
     if (data[k] <= 0x20 || data[k] >= 0x7f) return false;
@@ -117,25 +181,57 @@ function jpegHeader(data, start, end) {
   return true;
 }
 
+/**
+ * Whether `seen`, the start of a comment, is text: 16 bytes or more of UTF-8 (the last
+ * character may be cut off), no control characters but tab, LF and CR.
+ */
+function commentText(seen) {
+  if (seen.length < COMMENT_SEEN) return false;
+  try {
+    // streaming: a character cut off at the end waits for more, as a whole one would
+    return !CONTROL.test(new TextDecoder("utf-8", { fatal: true }).decode(seen, { stream: true }));
+  } catch {
+    return false;
+  }
+}
+
 // The value of each base64 symbol as any encoder writes it ('-' for '+', '_' for '/').
 const SEXTET = new Int8Array(256).fill(-1);
-[..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"].forEach((c, i) => { SEXTET[c.charCodeAt(0)] = i; });
+[...ALPHABET].forEach((c, i) => { SEXTET[c.charCodeAt(0)] = i; });
 SEXTET[0x2d] = 62; // -
 SEXTET[0x5f] = 63; // _
-const RUN_SYMBOLS = (JPEG_WINDOW / 3) * 4;
+const RUN_SYMBOLS = (JPEG_WINDOW / 3 + 1) * 4;
 const RUN_SEXTETS = new Uint8Array(RUN_SYMBOLS);
-const RUN_BYTES = new Uint8Array(JPEG_WINDOW);
+const RUN_BYTES = new Uint8Array((RUN_SYMBOLS / 4) * 3);
 
 /**
- * The first JPEG_WINDOW bytes of the base64 run at `at` in `body` (within BASE64_BUDGET
- * characters of it: symbols, `\/`, `%2F`, `%2B` in either case, and the line breaks of MIME,
- * PEM or `base64`, raw, JSON-escaped or percent-encoded: CR, LF, `\r`, `\n`, `%0D`, `%0A`),
- * as any encoder wrote it, cut to whole 4-symbol groups. A view of a buffer the next call
- * reuses.
+ * Where the base64 run of a JPEG start matched at `at` begins: there, or for an SOI `align`
+ * (1 or 2) bytes into a group, at the symbol before, which must hold the SOI's first bits (see
+ * JPEG_STARTS); -1 where it does not.
  */
-function decodedRun(body, at) {
+function runStart(body, at, align) {
+  if (!align) return at;
+  const [[mask, bits]] = JPEG_STARTS[align];
+  const from = Math.max(at - BEFORE_WIDTH, 0);
+  const before = SYMBOL_BEFORE.exec(latin1(body.subarray(from, at)));
+  if (before === null) return -1;
+  const form = before[1]; // a symbol, or %2B, %2F, \/
+  const value = form.length === 1 ? SEXTET[form.charCodeAt(0)] : form.at(-1).toLowerCase() === "b" ? 62 : 63;
+  return (value & mask) === bits ? from + before.index : -1;
+}
+
+/**
+ * The first JPEG_WINDOW bytes of the base64 run at `at` in `body`, whose first symbol is
+ * symbol `align` (from 0) of its 4-symbol group (within BASE64_BUDGET characters of it: symbols, `\/`, `%2F`, `%2B`
+ * in either case, and the line breaks of MIME, PEM or `base64`, raw, JSON-escaped or
+ * percent-encoded: CR, LF, `\r`, `\n`, `%0D`, `%0A`), as any encoder wrote it: the group is
+ * decoded from its start, and the `align` bytes before the run's own drop out. A view of a
+ * buffer the next call reuses.
+ */
+function decodedRun(body, at, align) {
   const end = Math.min(at + BASE64_BUDGET, body.length);
-  let count = 0;
+  RUN_SEXTETS.fill(0, 0, align);
+  let count = align;
   for (let p = at; p < end && count < RUN_SYMBOLS;) {
     const c = body[p];
     let value = SEXTET[c];
@@ -173,25 +269,25 @@ function decodedRun(body, at) {
     RUN_BYTES[j + 1] = (n >> 8) & 0xff;
     RUN_BYTES[j + 2] = n & 0xff;
   }
-  return RUN_BYTES.subarray(0, (count / 4) * 3);
+  return RUN_BYTES.subarray(align, Math.min(align + JPEG_WINDOW, (count / 4) * 3));
 }
 
 /**
  * Whether `body` holds an image anywhere: raw, or base64 (standard, URL-safe,
- * percent-encoded or JSON-escaped). For a body the hook leaves alone: on a `block` site it
- * must not go. A JPEG counts only with a header after its SOI, so that chance (one
- * three-byte SOI in every 16 MB of random bytes) does not refuse a video. The same answer as
- * grasp_sdk's `carries_image`: every start is looked at, one overlapping another too (`/9j`
- * just before `/9j/4AAQ`), and a body of more than MAX_JPEG_STARTS SOIs of either kind is
- * taken to carry one (doubt refuses). A base64 run may be broken into lines (MIME, PEM, a
- * JSON string's `\n`).
+ * percent-encoded or JSON-escaped) from any byte of the encoded data on, not only a 3-byte
+ * group's first. For a body the hook leaves alone: on a `block` site it must not go. A JPEG
+ * counts only with a header after its SOI, so that chance (one three-byte SOI in every 16 MB
+ * of random bytes) does not refuse a video. The same answer as grasp_sdk's `carries_image`:
+ * every start is looked at, one overlapping another too (`/9j` just before `/9j/4AAQ`), and a
+ * body of more than MAX_JPEG_STARTS SOIs of either kind is taken to carry one (doubt
+ * refuses). A base64 run may be broken into lines (MIME, PEM, a JSON string's `\n`), a
+ * signature's or an SOI's symbols too.
  * @param {Uint8Array} body
  */
 export function carriesImage(body) {
   let [rawStarts, base64Starts] = [0, 0];
   for (let start = 0; start < body.length; start += WINDOW) {
     const text = latin1(body.subarray(start, start + WINDOW + OVERLAP));
-    if (SURE_IMAGE.test(text)) return true;
     // raw SOIs starting in this window, each checked on up to JPEG_WINDOW bytes of the body
     const here = body.subarray(0, Math.min(start + WINDOW, body.length));
     for (let p = here.indexOf(0xff, start); p >= 0; p = here.indexOf(0xff, p + 1)) {
@@ -199,13 +295,19 @@ export function carriesImage(body) {
       if (rawStarts++ === MAX_JPEG_STARTS) return true;
       if (jpegHeader(body, p, Math.min(p + JPEG_WINDOW, body.length))) return true;
     }
-    // base64 SOIs starting in this window, each checked on its decoded run
-    JPEG_START_BASE64.lastIndex = 0;
-    for (let m = JPEG_START_BASE64.exec(text); m !== null && m.index < WINDOW; m = JPEG_START_BASE64.exec(text)) {
-      if (base64Starts++ === MAX_JPEG_STARTS) return true;
-      const decoded = decodedRun(body, start + m.index);
-      if (jpegHeader(decoded, 0, decoded.length)) return true;
-      JPEG_START_BASE64.lastIndex = m.index + 1; // every start: one may overlap the one before
+    // signatures and base64 SOIs starting in this window, each SOI checked on its decoded run
+    IMAGE_START.lastIndex = 0;
+    for (let m = IMAGE_START.exec(text); m !== null && m.index < WINDOW; m = IMAGE_START.exec(text)) {
+      const index = m.findIndex((g, i) => i > 0 && g !== undefined);
+      if (index < 0) return true; // a signature
+      const align = (index - 1) % 3; // which of JPEG_STARTS
+      const at = runStart(body, start + m.index, align);
+      if (at >= 0) {
+        if (base64Starts++ === MAX_JPEG_STARTS) return true;
+        const decoded = decodedRun(body, at, align);
+        if (jpegHeader(decoded, 0, decoded.length)) return true;
+      }
+      IMAGE_START.lastIndex = m.index + 1; // every start: one may overlap the one before
     }
   }
   return false;

@@ -89,11 +89,13 @@ test("an image carried anywhere in a body: raw, base64, URL-safe, percent-encode
   }
   // a JPEG's base64 cut short: its APP0 is too long to see the end of, but names itself
   assert.equal(carriesImage(utf8(toBase64(JPEG.subarray(0, 12)))), true);
-  assert.equal(carriesImage(utf8("UklG%2F%2F%2F%2FAAAARUJQ")), true);
-  // a match across the 1 MiB windows the body is read in
-  for (const at of [(1 << 20) - 20, (1 << 20) - 2, 1 << 20, 2 << 20]) {
-    const body = new Uint8Array((2 << 20) + 100);
-    body.set(utf8("UklG%2F%2F%2F%2F%2F%2F%2F%2FRUJQ"), at);
+  assert.equal(carriesImage(utf8("UklGRv%2F%2F%2F%2F9XRUJQ")), true);  // RIFF, a size of all ones, WEBP
+  // a match across the 1 MiB windows the body is read in: a long one (114 characters), each
+  // symbol of it percent-encoded where it can be, a percent-encoded CRLF between two
+  const long = [..."UklGRv////9XRUJQ"].map((c) => (c === "/" ? "%2F" : c)).join("%0D%0A");
+  for (const at of [(1 << 20) - 113, (1 << 20) - 20, (1 << 20) - 2, 1 << 20, 2 << 20]) {
+    const body = new Uint8Array((2 << 20) + 200);
+    body.set(utf8(long), at);
     assert.equal(carriesImage(body), true, String(at));
   }
   // a JPEG whose SOI ends a window: its header is read on from the body, raw and base64
@@ -213,4 +215,95 @@ test("every JPEG start is looked at, even one overlapping another, as grasp_sdk 
     utf8(`p=_9j${toBase64(JPEG, true)}`),
   ];
   for (const body of bodies) assert.equal(carriesImage(body), true, latin(body));
+});
+
+/** `image` as a bytes field of a protobuf message in a gRPC-web text frame, base64 as a whole. */
+function grpcWebText(image, lead) {
+  const size = image.length < 0x80 ? [image.length] : [(image.length & 0x7f) | 0x80, image.length >> 7];
+  const message = concat([Uint8Array.of(0x12, lead), new Uint8Array(lead), Uint8Array.of(0x0a, ...size), image]);
+  const header = new Uint8Array(5);
+  new DataView(header.buffer).setUint32(1, message.length);
+  return utf8(toBase64(concat([header, message])));
+}
+
+test("base64 of an image at any byte of a 3-byte group is found, as grasp_sdk finds it", () => {
+  // a base64'd container (gRPC-web text, a msgpack or CBOR field) puts the image anywhere
+  const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]);
+  const images = [JPEG, png, utf8("GIF89a\x01\0"), utf8("RIFF\x10\0\0\0WEBPVP8 "), ftyp("heic"), ftyp("mif1", ["avif"])];
+  for (const image of images) {
+    for (const offset of [1, 2]) {
+      const data = concat([Uint8Array.of(1, 2).subarray(0, offset), image]);
+      const b64 = toBase64(data);
+      const bodies = [
+        utf8(b64),
+        utf8(toBase64(data, true)),
+        utf8(`photo=${encodeURIComponent(b64)}`),
+        utf8(`{"photo": "${b64.replaceAll("/", "\\/")}"}`),
+        utf8(mime(concat([new Uint8Array(57), data]))),  // MIME, the image on the second line
+        utf8(JSON.stringify({ img: lines(b64, 76, "\r\n") })),
+      ];
+      for (const body of bodies) assert.equal(carriesImage(body), true, `${imageType(image)} ${offset}: ${latin(body)}`);
+    }
+    for (const lead of [0, 1, 2]) assert.equal(carriesImage(grpcWebText(image, lead)), true, `${imageType(image)} gRPC-web ${lead}`);
+  }
+  // a JPEG start whose symbol before is in the window before the match's
+  for (const offset of [1, 2]) {
+    const b64 = utf8(toBase64(concat([new Uint8Array(offset), JPEG])));
+    for (let at = (1 << 20) - 4; at <= 1 << 20; at++) {
+      const body = new Uint8Array(at + b64.length + 10);
+      body.set(b64, at);
+      assert.equal(carriesImage(body), true, `${offset} ${at}`);
+    }
+  }
+});
+
+test("a base64 image start split by a line break is found, as grasp_sdk finds it", () => {
+  // a line ends anywhere: in an SOI's or a signature's symbols too, at any offset
+  const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]);
+  for (const newline of ["\n", "\r\n", "\\n", "\\r\\n", "%0A", "%0d%0a"]) {
+    for (const image of [JPEG, png, utf8("GIF87a\x01\0")]) {
+      for (const offset of [0, 1, 2]) {
+        const b64 = toBase64(concat([new Uint8Array(offset), image]));
+        for (let at = 1; at < 12; at++) {
+          const body = utf8(b64.slice(0, at) + newline + b64.slice(at));
+          assert.equal(carriesImage(body), true, `${offset} ${latin(body)}`);
+        }
+      }
+    }
+  }
+});
+
+test("JPEG starts at any offset count toward the doubt rule, as grasp_sdk counts them", () => {
+  // "P/Y/8" and "D/2P/": the base64 of an SOI 1 and 2 bytes into a group (26 bits each)
+  assert.equal(carriesImage(utf8("P/Y/8 ".repeat(4096))), false);
+  assert.equal(carriesImage(utf8("P/Y/8 ".repeat(4097))), true);
+  assert.equal(carriesImage(utf8("/9j/ ".repeat(2048) + "D/2P/ ".repeat(2048))), false);
+  assert.equal(carriesImage(utf8("/9j/ ".repeat(2048) + "D/2P/ ".repeat(2049))), true);
+  assert.equal(carriesImage(utf8("A/Y/8 ".repeat(4097))), false);  // the symbol before does not hold the SOI's bits
+  // a real header after an SOI in noise, at each offset into a group; none without one
+  const random = noise(3000000, 2);
+  for (const offset of [0, 1, 2]) {
+    const photo = concat([random.subarray(0, 1500000 + offset), JPEG.subarray(0, 30), random.subarray(1500000)]);
+    assert.equal(carriesImage(utf8(toBase64(photo))), true, String(offset));
+    assert.equal(carriesImage(utf8(toBase64(random.subarray(0, 2000000 + offset)))), false, String(offset));
+  }
+});
+
+test("a long comment in UTF-8 is text, as grasp_sdk reads it", () => {
+  for (const text of ["富士山の写真。撮影：山田太郎\n", "Ünïcödé çømmënt\t", "😀 emoji "]) {
+    for (const lead of ["", "x", "xy"]) {  // the window ends within a character, or not
+      const found = segmentFirst(JPEG, 0xfe, utf8(lead + text.repeat(400)));
+      const offset = utf8(toBase64(concat([Uint8Array.of(1), found])));
+      for (const body of [concat([utf8("--x\r\n\r\n"), found]), utf8(toBase64(found)), offset]) {
+        assert.equal(carriesImage(body), true, `${lead} ${latin(body)}`);
+      }
+    }
+    for (const bad of ["\x01", "\x7f", "\x85"]) {  // control characters: C0, DEL, C1
+      const found = segmentFirst(JPEG, 0xfe, utf8(text.repeat(20) + bad + text.repeat(400)));
+      assert.equal(carriesImage(concat([utf8("--x\r\n\r\n"), found])), false, JSON.stringify(bad));
+      assert.equal(carriesImage(utf8(toBase64(found))), false, JSON.stringify(bad));
+    }
+    const invalid = segmentFirst(JPEG, 0xfe, concat([utf8(text.repeat(20)), Uint8Array.of(0xff), utf8(text.repeat(400))]));
+    assert.equal(carriesImage(concat([utf8("--x\r\n\r\n"), invalid])), false);
+  }
 });
