@@ -10,7 +10,6 @@ The cache knows nothing of architectures: callers pass a ``verify`` callable.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import http.client
 import json
@@ -32,6 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
+from filelock import FileLock
 from torch import nn
 from tqdm import tqdm
 
@@ -376,16 +376,11 @@ class WeightsCache:
         logger.info("installed %s at %s (sha256 %s)", name, record.path, digest)
         return record
 
-    @contextlib.contextmanager
-    def _registry_lock(self) -> Iterator[None]:
-        """An exclusive lock on the registry across processes, for a read-modify-write."""
+    def _registry_lock(self) -> FileLock:
+        """An exclusive lock on the registry across processes, for a read-modify-write (an
+        OS file lock: flock on POSIX, msvcrt on Windows)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".registry.lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return FileLock(self.root / ".registry.lock")
 
     def _read_registry(self) -> dict[str, dict[str, object]]:
         path = self.root / REGISTRY_FILE
