@@ -163,6 +163,11 @@ def _check_alive(proc: subprocess.Popen[bytes]) -> None:
                           f"status {proc.returncode} while starting")
 
 
+def platform_signals(*names: str) -> tuple[signal.Signals, ...]:
+    """The signals of ``names`` this platform has (Windows has no SIGHUP)."""
+    return tuple(getattr(signal, name) for name in names if hasattr(signal, name))
+
+
 def supervise(main: subprocess.Popen[bytes], others: Sequence[subprocess.Popen[bytes]]) -> int:
     """Wait for ``main`` to exit, forwarding SIGINT, SIGTERM and SIGHUP to every child.
 
@@ -177,7 +182,7 @@ def supervise(main: subprocess.Popen[bytes], others: Sequence[subprocess.Popen[b
             if proc.poll() is None:
                 proc.send_signal(signum)
 
-    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    watched = platform_signals("SIGINT", "SIGTERM", "SIGHUP")
     previous = {sig: signal.signal(sig, forward) for sig in watched}
     try:
         status = main.wait()

@@ -15,7 +15,6 @@ import base64
 import contextlib
 import hashlib
 import json
-import signal
 import ssl
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from proxy_addon.launch import (
     child,
     free_port,
     mitmdump_command,
+    platform_signals,
     service_command,
     wait_listening,
     wait_ready,
@@ -68,7 +68,7 @@ PROXY_TIMEOUT_S = 1830.0
 CLIENT_TIMEOUT_S = 1860.0
 PROXY_START_S = 120.0
 _PATIENCE = {p: "; on a CPU, minutes per face" for p in ("balanced", "strong")}
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # SIGINT is asyncio.run's: KeyboardInterrupt
+STOP_SIGNALS = platform_signals("SIGTERM", "SIGHUP")  # SIGINT is asyncio.run's: KeyboardInterrupt
 POLICY = """\
 # The demo's policy: protect photos posted to the demo site's upload form, refuse the
 # upload when protection fails (the demo must never pass an unprotected photo off as done).
@@ -147,7 +147,8 @@ def _run_async(main: Coroutine[Any, Any, T]) -> T:
         assert task is not None
         loop = asyncio.get_running_loop()
         for sig in STOP_SIGNALS:
-            loop.add_signal_handler(sig, task.cancel)
+            with contextlib.suppress(NotImplementedError):  # Windows' loop: Ctrl-C still stops it
+                loop.add_signal_handler(sig, task.cancel)
         return await main
 
     try:

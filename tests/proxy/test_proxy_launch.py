@@ -21,6 +21,7 @@ from proxy_addon.launch import (
     LaunchError,
     child,
     mitmdump_command,
+    platform_signals,
     stop,
     supervise,
     wait_listening,
@@ -129,3 +130,9 @@ def test_supervise_forwards_signals_to_every_child() -> None:
 def test_supervise_returns_the_status_of_a_child_that_ends_alone() -> None:
     with child([sys.executable, "-c", "raise SystemExit(4)"]) as main:
         assert supervise(main, []) == 4
+
+
+def test_platform_signals_are_those_the_platform_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert platform_signals("SIGINT", "SIGTERM", "SIGHUP") == (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    monkeypatch.delattr(signal, "SIGHUP")  # as on Windows
+    assert platform_signals("SIGINT", "SIGTERM", "SIGHUP") == (signal.SIGINT, signal.SIGTERM)
