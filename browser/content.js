@@ -4,9 +4,9 @@
  * It holds the photos the user chooses, drops or pastes until the background worker has them
  * protected (lib/intercept.js), and it is the page-world script's only way to the
  * background: over the private port of lib/handshake.js it takes that script's requests
- * (an image in an upload a page script sends) and forwards them. Neither the page nor its
- * scripts can reach the background or the service through it otherwise. Notices: a toast
- * on the page and the badge.
+ * (an image in an upload a page script sends; a choice it held) and serves them. Neither
+ * the page nor its scripts can reach the background or the service through it otherwise.
+ * Notices: a toast on the page and the badge.
  */
 
 import { PAGES, POLICY } from "./config.js";
@@ -76,22 +76,33 @@ function servePageScript(port) {
       else if (failed) notify("warning", `an upload to ${site} went out UNPROTECTED: ${reason}`);
       return;
     }
-    if (message?.kind !== "protect" || !(message.data instanceof Uint8Array)) return;
     try {
-      const result = await protectInBackground(message.site, message.sizeMode, message.data);
-      port.postMessage({ id: message.id, ok: true, ...result });
+      if (message?.kind === "protect" && message.data instanceof Uint8Array) {
+        const result = await protectInBackground(message.site, message.sizeMode, message.data);
+        port.postMessage({ id: message.id, ok: true, ...result });
+      } else if (message?.kind === "choose" && Array.isArray(message.files) && message.files.every((f) => f instanceof Blob)) {
+        port.postMessage({ id: message.id, ok: true, files: await protectChoice(message.files) });
+      }
     } catch (error) {
       port.postMessage({ id: message.id, ok: false, error: error.message });
     }
   };
 }
 
+/**
+ * A choice held in the page's world (a file input outside the document, the File System
+ * Access picker, the clipboard), protected here: the page's scripts never reach the
+ * originals' methods in this world. A Blob (a clipboard image) becomes a File.
+ */
+async function protectChoice(blobs) {
+  const files = blobs.map((blob) => (blob instanceof File ? blob : new File([blob], "pasted", { type: blob.type })));
+  const site = pageSites.siteFor(page, await disabledSites());
+  return site === null ? files : protectChosen(site, files);
+}
+
 if (pageSites.sitesFor(page).length > 0) {
   servePageScript(offerPort(window));
-  interceptChoices(window, async (files) => {
-    // Looked up per choice: the popup may have switched a site off since the page loaded,
-    // and then the page's next site (if any) is the one the photos go to.
-    const site = pageSites.siteFor(page, await disabledSites());
-    return site === null ? files : protectChosen(site, files);
-  });
+  // The site is looked up per choice: the popup may have switched one off since the page
+  // loaded, and then the page's next site (if any) is the one the photos go to.
+  interceptChoices(window, protectChoice);
 }

@@ -13,7 +13,7 @@
  */
 
 import { PAGES, POLICY } from "./config.js";
-import { loadPolicy, patchXMLHttpRequest, protectFile, wrapFetch } from "./sdk/index.js";
+import { loadPolicy, patchXMLHttpRequest, wrapFetch } from "./sdk/index.js";
 import { takePort } from "./lib/handshake.js";
 import { choiceHolder, holdClipboardImages, holdPickedFiles, holdUnreachableInputs } from "./lib/intercept.js";
 import { PageSites, pageUrl } from "./lib/sites.js";
@@ -47,7 +47,7 @@ function portClient() {
       const pending = waiting.get(data?.id);
       if (!pending) return;
       waiting.delete(data.id);
-      if (data.ok) pending.resolve({ data: data.data, contentType: data.contentType, report: data.report });
+      if (data.ok) pending.resolve(data);
       else pending.reject(new Error(data.error));
     });
     for (; head < tail; head++) {
@@ -58,18 +58,32 @@ function portClient() {
   const unanswered = () => new Error("the extension's content script never answered");
   setTimeout(() => {
     if (port !== null) return;
-    gaveUp = true;  // each upload waiting hears of it, and those after it at once
+    gaveUp = true;  // each request waiting hears of it, and those after it at once
     for (const pending of waiting.values()) pending.reject(unanswered());
     waiting.clear();
   }, PORT_WAIT_MS);
+  /** One request and its answer, `{ok: true, ...}`. */
+  const ask = (message) => {
+    if (gaveUp) return Promise.reject(unanswered());
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      waiting.set(id, { resolve, reject });
+      send({ id, ...message });
+    });
+  };
   return {
-    protect(data, options) {
-      if (gaveUp) return Promise.reject(unanswered());
-      const id = nextId++;
-      return new Promise((resolve, reject) => {
-        waiting.set(id, { resolve, reject });
-        send({ id, kind: "protect", site: options.site, sizeMode: options.sizeMode, data });
-      });
+    /** A ProtectFn over the port: an image in an upload a page script sends. */
+    async protect(data, options) {
+      const answer = await ask({ kind: "protect", site: options.site, sizeMode: options.sizeMode, data });
+      return { data: answer.data, contentType: answer.contentType, report: answer.report };
+    },
+    /**
+     * Photos the user chose (or a clipboard image, a Blob) protected by the content script,
+     * in its own world, as the page's site says; null: refused. The page's world never
+     * reads them: a page script's replacement of a Blob method cannot see the original.
+     */
+    async choose(files) {
+      return (await ask({ kind: "choose", files })).files;
     },
     report(outcome) {  // kept for a late port too: its notice still shows
       send({ kind: "outcome", site: outcome.site, blocked: outcome.blocked,
@@ -78,28 +92,12 @@ function portClient() {
   };
 }
 
-/** The photos of one choice protected for the page's first site, or as its on_failure
- * says (the background answers a site the user switched off with the photo as it is). */
-async function protectChoice(client, files) {
-  const site = policy.sites[0].name;
-  try {
-    const outcomes = await Promise.all(files.map((file) => protectFile(file, { policy, site, protect: client.protect })));
-    for (const { file, error } of outcomes.filter((o) => o.error !== null)) {
-      client.report({ site, blocked: false, error, reason: `${file.name} went UNPROTECTED: ${error.message}` });
-    }
-    return outcomes.map((o) => o.file);
-  } catch (error) {
-    client.report({ site, blocked: true, error, reason: error.message });
-    return null;
-  }
-}
-
 if (policy.sites.length > 0) {
   const client = portClient();
   const options = { policy, protect: client.protect, onOutcome: client.report };
   window.fetch = wrapFetch(window.fetch.bind(window), options);
   patchXMLHttpRequest(window.XMLHttpRequest, options);
-  const protectFiles = (files) => protectChoice(client, files);
+  const protectFiles = (files) => client.choose(files);
   holdUnreachableInputs(window, choiceHolder(protectFiles));
   holdPickedFiles(window, protectFiles);
   holdClipboardImages(window, protectFiles);

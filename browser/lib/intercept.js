@@ -16,18 +16,24 @@
  *
  * A file input outside the document (made and clicked by a script) or in a shadow root,
  * whose events never reach the window, is held from the page's world
- * (holdUnreachableInputs): the window's listeners cannot see it; so is a photo opened
- * through the File System Access picker (holdPickedFiles) or read from the clipboard by a
- * script (holdClipboardImages).
+ * (holdUnreachableInputs): the window's listeners cannot see it; so is a photo a script
+ * reads through the File System Access API (holdPickedFiles) or from the clipboard
+ * (holdClipboardImages).
  */
+
+import { nativeGetter, nativeMethod, privateWeakMap } from "./natives.js";
 
 const IMAGE_NAME = /\.(jpe?g|jfif|png|gif|webp|heic|heif|avif)$/i;
 const DRAG_FIELDS = ["clientX", "clientY", "screenX", "screenY", "ctrlKey", "shiftKey", "altKey",
   "metaKey", "button", "buttons"];
 
+// The page's world reads a photo's type and name through these, never its own replacements.
+const [typeOf, nameOf] = [nativeGetter(Blob.prototype, "type"), nativeGetter(File.prototype, "name")];
+const [startsWith, matches] = [nativeMethod(String.prototype, "startsWith"), nativeMethod(RegExp.prototype, "test")];
+
 /** Whether a file may be an image (its bytes decide later; other files pass untouched). */
 export function mayBeImage(file) {
-  return file.type.startsWith("image/") || IMAGE_NAME.test(file.name);
+  return startsWith(typeOf(file), "image/") || matches(IMAGE_NAME, nameOf(file));
 }
 
 function filesOf(list) {
@@ -157,80 +163,97 @@ export function holdUnreachableInputs(win, holdChoice) {
   }
 }
 
+/** A refused photo, as the File System Access and clipboard APIs refuse a read. */
+function refused(win) {
+  return new win.DOMException("GRASP Guard refused the photo: it could not be protected", "NotAllowedError");
+}
+
 /**
- * Files the user opens through the File System Access picker (`showOpenFilePicker`), from
- * the page's world: a handle the picker gave reads (`getFile`) as the protected photo once
- * it is protected, or rejects if it was refused; a photo changed on disk since is protected
- * again. A handle the page made itself (its origin's private file system) reads as it is.
+ * Photos a page script reads through the File System Access API (a handle from
+ * `showOpenFilePicker`, `showDirectoryPicker`, a drop, a clone of one, IndexedDB), from the
+ * page's world: an image a handle reads (`getFile`) is its protected copy once protected,
+ * or the read rejects if it was refused; a photo changed on disk since is protected again.
+ * A file in the origin's private file system (the page's own) reads as it is.
  * @param {Window} win the page's own window (its prototypes are the page's).
  * @param {(files: File[]) => Promise<File[] | null>} protectFiles as for interceptChoices.
  */
 export function holdPickedFiles(win, protectFiles) {
-  const pick = win.showOpenFilePicker;
   const Handle = win.FileSystemFileHandle;
-  if (typeof pick !== "function" || typeof Handle !== "function") return;
-  const read = Handle.prototype.getFile;
-  const picked = new WeakMap();  // handle -> its last photo read: {lastModified, size, file}
-  win.showOpenFilePicker = async function showOpenFilePicker(...args) {
-    const handles = await pick.apply(this, args);
-    for (const handle of handles) picked.set(handle, null);
-    return handles;
+  if (typeof Handle !== "function") return;
+  const read = nativeMethod(Handle.prototype, "getFile");
+  const sizeOf = nativeGetter(win.Blob.prototype, "size");
+  const modifiedOf = nativeGetter(win.File.prototype, "lastModified");
+  const storage = win.navigator?.storage;
+  const privateRoot = storage && win.StorageManager?.prototype.getDirectory ? nativeMethod(win.StorageManager.prototype, "getDirectory") : null;
+  const resolve = win.FileSystemDirectoryHandle?.prototype.resolve ? nativeMethod(win.FileSystemDirectoryHandle.prototype, "resolve") : null;
+  const inPrivateFiles = async (handle) => {
+    if (privateRoot === null || resolve === null) return false;
+    try {
+      return (await resolve(await privateRoot(storage), handle)) !== null;
+    } catch {
+      return false;
+    }
+  };
+  const copies = privateWeakMap();  // handle -> its last photo read: {size, modified, copy}
+  const protectedCopy = async (file) => {
+    const chosen = await protectFiles([file]);
+    if (chosen === null) throw refused(win);
+    return chosen[0];
   };
   Handle.prototype.getFile = async function getFile() {
-    const file = await read.call(this);
-    if (!picked.has(this) || !mayBeImage(file)) return file;
-    const last = picked.get(this);
-    if (last?.lastModified === file.lastModified && last.size === file.size) return last.file;
-    const protectedFile = protectFiles([file]).then((chosen) => {
-      if (chosen === null) throw new win.DOMException("GRASP Guard refused the photo: it could not be protected", "NotAllowedError");
-      return chosen[0];
-    });
-    picked.set(this, { lastModified: file.lastModified, size: file.size, file: protectedFile });
-    protectedFile.catch(() => {
-      if (picked.get(this)?.file === protectedFile) picked.set(this, null);  // the next read tries again
-    });
-    return protectedFile;
+    const file = await read(this);
+    if (!mayBeImage(file) || await inPrivateFiles(this)) return file;
+    const size = sizeOf(file);
+    const modified = modifiedOf(file);
+    const last = copies.get(this);
+    if (last !== undefined && last.size === size && last.modified === modified) return last.copy;
+    const copy = protectedCopy(file);
+    copies.set(this, { size, modified, copy });
+    try {
+      return await copy;
+    } catch (error) {
+      if (copies.get(this)?.copy === copy) copies.delete(this);  // the next read tries again
+      throw error;
+    }
   };
 }
 
 /**
- * Photos a page reads from the clipboard itself (`navigator.clipboard.read()`), from the
- * page's world: an image of an item `read` gave is protected when the page asks for it
+ * Images a page script reads from the clipboard (`navigator.clipboard.read()`), from the
+ * page's world: an image of a clipboard item is protected when the page asks for it
  * (`getType`), once per item and type, and a refused one rejects. As with a paste, copied
  * text that comes with a picture of itself stays as it is.
  * @param {Window} win the page's own window (its prototypes are the page's).
- * @param {(files: File[]) => Promise<File[] | null>} protectFiles as for interceptChoices.
+ * @param {(blobs: Blob[]) => Promise<File[] | null>} protectFiles as for interceptChoices,
+ *   given the clipboard's Blob.
  */
 export function holdClipboardImages(win, protectFiles) {
-  const Clipboard = win.Clipboard;
   const Item = win.ClipboardItem;
-  if (typeof Clipboard?.prototype.read !== "function" || typeof Item !== "function") return;
-  const read = Clipboard.prototype.read;
-  const getType = Item.prototype.getType;
-  const held = new WeakMap();  // item read from the clipboard -> its images by type, once asked
-  Clipboard.prototype.read = async function readClipboard(...args) {
-    const items = await read.apply(this, args);
-    for (const item of items) {
-      if (item.types.some((t) => t.startsWith("image/")) && !item.types.includes("text/plain")) held.set(item, new Map());
-    }
-    return items;
+  if (typeof Item !== "function") return;
+  const getType = nativeMethod(Item.prototype, "getType");
+  const typesOf = nativeGetter(Item.prototype, "types");
+  const includes = nativeMethod(Array.prototype, "includes");
+  const asked = privateWeakMap();  // item -> its images asked for, by type (no prototype)
+  const protectedImage = async (item, type) => {
+    const chosen = await protectFiles([await getType(item, type)]);
+    if (chosen === null) throw refused(win);
+    return chosen[0];
   };
-  Item.prototype.getType = function getImage(type) {
-    const images = held.get(this);
-    if (!images || !String(type).startsWith("image/")) return getType.call(this, type);
-    if (!images.has(type)) {
-      const image = getType.call(this, type)
-        .then((blob) => protectFiles([new win.File([blob], "pasted", { type: blob.type || type })]))
-        .then((chosen) => {
-          if (chosen === null) throw new win.DOMException("GRASP Guard refused the photo: it could not be protected", "NotAllowedError");
-          return chosen[0];
-        });
-      images.set(type, image);
-      image.catch(() => {
-        if (images.get(type) === image) images.delete(type);  // the next ask tries again
-      });
+  Item.prototype.getType = async function getImage(type) {
+    const types = typesOf(this);
+    if (!startsWith(String(type), "image/") || !includes(types, type) || includes(types, "text/plain")) {
+      return getType(this, type);
     }
-    return images.get(type);
+    const images = asked.get(this) ?? Object.create(null);
+    asked.set(this, images);
+    images[type] ??= protectedImage(this, type);
+    const image = images[type];
+    try {
+      return await image;
+    } catch (error) {
+      if (images[type] === image) delete images[type];  // the next ask tries again
+      throw error;
+    }
   };
 }
 

@@ -255,21 +255,32 @@ test("a script-made input in a detached container the page listens to first: the
   assert.deepEqual([seen, asked], [[], [[original]]]);
 });
 
-/** A stand-in for the File System Access API: a handle reads the file on disk now. */
+/** A stand-in for the File System Access API: a handle reads the file on disk now; the
+ * origin's private file system holds the handles in `own`. */
 function pickerStage(protectFiles) {
   class FakeHandle {
     constructor(file) { this.file = file; }
     async getFile() { return this.file; }
   }
+  const own = new Set();
+  class FakeDirectory {
+    async resolve(handle) { return own.has(handle) ? ["own.jpg"] : null; }
+  }
+  class FakeStorage {
+    async getDirectory() { return new FakeDirectory(); }
+  }
   const onDisk = new FakeHandle(photo());
-  const win = { FileSystemFileHandle: FakeHandle, DOMException, showOpenFilePicker: async () => [onDisk] };
+  const win = {
+    FileSystemFileHandle: FakeHandle, FileSystemDirectoryHandle: FakeDirectory, StorageManager: FakeStorage,
+    navigator: { storage: new FakeStorage() }, Blob, File, DOMException, showOpenFilePicker: async () => [onDisk],
+  };
   holdPickedFiles(win, protectFiles);
-  return { win, onDisk, FakeHandle };
+  return { win, onDisk, own, FakeHandle };
 }
 
-test("a photo opened through the File System Access picker reads as its protected copy, protected once", async () => {
+test("a photo a page reads through the File System Access API is its protected copy, protected once", async () => {
   const copies = [];
-  const { win, onDisk, FakeHandle } = pickerStage(async (files) => {
+  const { win, onDisk, own, FakeHandle } = pickerStage(async (files) => {
     const copy = new File([new Uint8Array([copies.length])], files[0].name, { type: "image/jpeg" });
     copies.push(copy);
     return [copy];
@@ -280,16 +291,19 @@ test("a photo opened through the File System Access picker reads as its protecte
   assert.equal(copies.length, 1);
   onDisk.file = new File([new Uint8Array([0xff, 0xd8, 0xff, 0])], "me.jpg", { type: "image/jpeg", lastModified: 7 });
   assert.equal(await handle.getFile(), copies[1]);  // changed on disk: protected again
-  // a handle the page made itself (its private file system), and a file not a photo: as they are
-  const own = new FakeHandle(photo());
-  assert.equal(await own.getFile(), own.file);
+  // any handle: a clone, one from a folder, a drop or IndexedDB (another object, the same file)
+  assert.equal(await new FakeHandle(onDisk.file).getFile(), copies[2]);
+  // a file in the origin's private file system (the page's own), and a file not a photo: as they are
+  const mine = new FakeHandle(photo());
+  own.add(mine);
+  assert.equal(await mine.getFile(), mine.file);
   onDisk.file = new File(["text"], "notes.txt", { type: "text/plain" });
   assert.equal(await handle.getFile(), onDisk.file);
 });
 
-test("a photo the picker gave that was refused never reads; a failed protection is tried again", async () => {
+test("a photo a handle reads that was refused never reads; a failed protection is tried again", async () => {
   let answer = null;
-  const { win } = pickerStage(async (files) => {
+  const { win } = pickerStage(async () => {
     if (answer === "throw") throw new Error("the port is gone");
     return answer;
   });
@@ -299,6 +313,25 @@ test("a photo the picker gave that was refused never reads; a failed protection 
   await assert.rejects(handle.getFile(), /the port is gone/);
   answer = [photo()];
   assert.equal(await handle.getFile(), answer[0]);
+});
+
+test("a page script's replacement of a built-in never sees the original a handle reads", async () => {
+  const { win, onDisk } = pickerStage(async () => [photo()]);
+  const seen = [];
+  const saved = { has: WeakMap.prototype.has, get: WeakMap.prototype.get, startsWith: String.prototype.startsWith };
+  const typeGetter = Object.getOwnPropertyDescriptor(Blob.prototype, "type");
+  try {
+    WeakMap.prototype.get = function get(key) { seen.push(key); return saved.get.call(this, key); };
+    String.prototype.startsWith = function startsWith(...args) { seen.push(this); return saved.startsWith.apply(this, args); };
+    Object.defineProperty(Blob.prototype, "type", { configurable: true, get() { seen.push(this); return typeGetter.get.call(this); } });
+    const [handle] = await win.showOpenFilePicker();
+    await handle.getFile();
+  } finally {
+    Object.assign(WeakMap.prototype, { get: saved.get });
+    String.prototype.startsWith = saved.startsWith;
+    Object.defineProperty(Blob.prototype, "type", typeGetter);
+  }
+  assert.ok(!seen.includes(onDisk.file), "a replaced built-in was handed the original");
 });
 
 test("a browser without the File System Access API is left as it is", () => {
@@ -314,42 +347,39 @@ function clipboardStage(protectFiles, copied) {
     get types() { return Object.keys(this.blobs); }
     async getType(type) { return this.blobs[type]; }
   }
-  class FakeClipboard {
-    async read() { return copied.map((blobs) => new FakeItem(blobs)); }
-  }
-  const win = { Clipboard: FakeClipboard, ClipboardItem: FakeItem, File, DOMException };
+  const win = { ClipboardItem: FakeItem, DOMException };
   holdClipboardImages(win, protectFiles);
-  return { clipboard: new FakeClipboard(), FakeItem };
+  return { read: async () => copied.map((blobs) => new FakeItem(blobs)), FakeItem };
 }
 
 test("an image a script reads from the clipboard is its protected copy, protected once, when asked", async () => {
   const asked = [];
   const copy = new File([new Uint8Array([1])], "pasted", { type: "image/png" });
   const png = new Blob([new Uint8Array([0x89, 0x50])], { type: "image/png" });
-  const { clipboard, FakeItem } = clipboardStage(async (files) => {
-    asked.push(files);
+  const { read, FakeItem } = clipboardStage(async (blobs) => {
+    asked.push(blobs);
     return [copy];
   }, [{ "image/png": png, "text/html": "<img>" }, { "image/png": png, "text/plain": "a table" }]);
-  const [photoItem, textItem] = await clipboard.read();
+  const [photoItem, textItem] = await read();
   assert.equal(asked.length, 0);  // nothing protected until the page asks for the image
   assert.equal(await photoItem.getType("text/html"), "<img>");
   assert.equal(await photoItem.getType("image/png"), copy);
   assert.equal(await photoItem.getType("image/png"), copy);
-  assert.equal(asked.length, 1);
-  assert.equal(asked[0][0].type, "image/png");
-  assert.deepEqual(new Uint8Array(await asked[0][0].arrayBuffer()), new Uint8Array([0x89, 0x50]));
-  // copied text with a picture of itself, and an item the page made itself: as they are
+  assert.deepEqual(asked, [[png]]);
+  // an item of any realm or source, asked through this one's getType: protected too
+  assert.equal(await FakeItem.prototype.getType.call(new FakeItem({ "image/png": png }), "image/png"), copy);
+  // copied text with a picture of itself, and a type the item does not hold: as they are
   assert.equal(await textItem.getType("image/png"), png);
-  assert.equal(await new FakeItem({ "image/png": png }).getType("image/png"), png);
+  assert.equal(await photoItem.getType("image/gif"), undefined);
 });
 
 test("a clipboard image that was refused never reads; a failed protection is tried again", async () => {
   let answer = null;
-  const { clipboard } = clipboardStage(async () => {
+  const { read } = clipboardStage(async () => {
     if (answer === "throw") throw new Error("the port is gone");
     return answer;
   }, [{ "image/png": new Blob([new Uint8Array([0x89])], { type: "image/png" }) }]);
-  const [item] = await clipboard.read();
+  const [item] = await read();
   await assert.rejects(item.getType("image/png"), (e) => e.name === "NotAllowedError");
   answer = "throw";
   await assert.rejects(item.getType("image/png"), /the port is gone/);
