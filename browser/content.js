@@ -67,6 +67,27 @@ async function disabledSites() {
   }
 }
 
+/** The sites switched off, as last read: a drop must be decided at once. */
+let knownDisabled = [];
+disabledSites().then((names) => { knownDisabled = names; });
+try {
+  chrome.storage.onChanged.addListener((changes) => {
+    if (changes.disabledSites) knownDisabled = changes.disabledSites.newValue ?? [];
+  });
+} catch {
+  // the extension was updated under the tab
+}
+
+/** A dropped folder: its photos cannot be protected. Refused on a `block` site. */
+function refusesFolder(site) {
+  if (site === null) return false;
+  const refused = site.onFailure === "block";
+  notify(refused ? "error" : "warning", refused
+    ? `refused a dropped folder for ${site.name}: its photos could not be protected (drop the photos themselves)`
+    : `a dropped folder goes to ${site.name} UNPROTECTED: drop the photos themselves to have them protected`);
+  return refused;
+}
+
 /** Serve the page-world script's requests arriving on our end of the private port. */
 function servePageScript(port) {
   port.onmessage = async ({ data: message }) => {
@@ -104,5 +125,5 @@ if (pageSites.sitesFor(page).length > 0) {
   servePageScript(offerPort(window));
   // The site is looked up per choice: the popup may have switched one off since the page
   // loaded, and then the page's next site (if any) is the one the photos go to.
-  interceptChoices(window, protectChoice);
+  interceptChoices(window, protectChoice, () => refusesFolder(pageSites.siteFor(page, knownDisabled)));
 }

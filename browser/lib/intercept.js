@@ -36,6 +36,11 @@ export function mayBeImage(file) {
   return startsWith(typeOf(file), "image/") || matches(IMAGE_NAME, nameOf(file));
 }
 
+/** Whether a drop's transfer holds a folder (Chromium lists it among its files, no type). */
+function holdsFolder(transfer) {
+  return Array.from(transfer.items ?? []).some((item) => item.webkitGetAsEntry?.()?.isDirectory === true);
+}
+
 function filesOf(list) {
   const transfer = new DataTransfer();
   for (const file of list) transfer.items.add(file);
@@ -262,8 +267,11 @@ export function holdClipboardImages(win, protectFiles) {
  * @param {Window} win
  * @param {(files: File[]) => Promise<File[] | null>} protectFiles the files to give the
  *   page (protected or, per on_failure, the originals), or null: refused.
+ * @param {() => boolean} refusesFolder called on a drop that holds a folder (its photos
+ *   cannot be protected: a script-made drop carries no folder): true, the drop is refused
+ *   and never reaches the page; false, it goes as it is.
  */
-export function interceptChoices(win, protectFiles) {
+export function interceptChoices(win, protectFiles, refusesFolder = () => false) {
   const holdChoice = choiceHolder(protectFiles);
   const onChoice = (event) => {
     if (!event.isTrusted) return;
@@ -275,6 +283,13 @@ export function interceptChoices(win, protectFiles) {
   const onTransfer = (transferOf, remake, keeps = () => false) => (event) => {
     const transfer = transferOf(event);
     if (!event.isTrusted || !transfer || keeps(transfer)) return;
+    if (holdsFolder(transfer)) {
+      if (refusesFolder()) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+      }
+      return;
+    }
     const files = [...transfer.files];
     if (!files.some(mayBeImage)) return;
     const strings = transfer.types.filter((t) => t !== "Files").map((t) => [t, transfer.getData(t)]);

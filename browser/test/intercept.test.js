@@ -63,6 +63,27 @@ test("a pasted photo reaches the page protected, with what came with it; the ori
   assert.equal(again.clipboardData.getData("text/html"), "<img>");
 });
 
+test("a dropped folder goes as it is, or is refused where the site says so; a drop of files is held", async () => {
+  for (const refuses of [false, true]) {
+    const { listeners, target, win } = stage();
+    let protectAsked = 0;
+    let folderAsked = 0;
+    interceptChoices(win, async (files) => { protectAsked += 1; return files; }, () => { folderAsked += 1; return refuses; });
+    // Chromium lists a dropped folder among the files: a File of its name, no type
+    const folder = new File([], "Holiday");
+    const transfer = new FakeTransfer();
+    transfer.items = [{ webkitGetAsEntry: () => ({ isDirectory: true }) }, { webkitGetAsEntry: () => ({ isDirectory: false }) }];
+    transfer.files = [folder, photo()];
+    const held = { prevented: false, stopped: false };
+    listeners.drop({
+      isTrusted: true, dataTransfer: transfer, composedPath: () => [target],
+      preventDefault: () => { held.prevented = true; }, stopImmediatePropagation: () => { held.stopped = true; },
+    });
+    assert.deepEqual(held, { prevented: refuses, stopped: refuses });
+    assert.deepEqual([folderAsked, protectAsked], [1, 0]);
+  }
+});
+
 test("a paste without a photo, or of text with its picture, is the page's own; a refused photo is never pasted", async () => {
   const { listeners, target, win } = stage();
   interceptChoices(win, async () => null);
