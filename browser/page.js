@@ -3,8 +3,8 @@
  * upload a page script sends with fetch or XMLHttpRequest that still carries an
  * unprotected photo (one the page made itself, e.g. resized in a canvas) is protected on
  * its way out by the SDK's wrapFetch and patchXMLHttpRequest, per the policy restricted to
- * the page's sites. Installed before any page script runs, so that none holds the
- * unwrapped fetch. It has no access to the service: each image goes over the private port
+ * the page's sites (a beacon that may carry one is declined: lib/beacon.js). Installed
+ * before any page script runs, so that none holds the unwrapped fetch. It has no access to the service: each image goes over the private port
  * to the content script, which asks the background worker. A photo already protected by
  * the extension comes back as it is. It also holds the choices of the file inputs whose
  * events never reach the window, where the content script holds the others
@@ -14,6 +14,7 @@
 
 import { PAGES, POLICY } from "./config.js";
 import { loadPolicy, patchXMLHttpRequest, wrapFetch } from "./sdk/index.js";
+import { declinePhotoBeacons } from "./lib/beacon.js";
 import { takePort } from "./lib/handshake.js";
 import { choiceHolder, holdClipboardImages, holdPickedFiles, holdUnreachableInputs } from "./lib/intercept.js";
 import { PageSites, pageUrl } from "./lib/sites.js";
@@ -97,6 +98,7 @@ if (policy.sites.length > 0) {
   const options = { policy, protect: client.protect, onOutcome: client.report };
   window.fetch = wrapFetch(window.fetch.bind(window), options);
   patchXMLHttpRequest(window.XMLHttpRequest, options);
+  declinePhotoBeacons(window, policy);
   const protectFiles = (files) => client.choose(files);
   holdUnreachableInputs(window, choiceHolder(protectFiles));
   holdPickedFiles(window, protectFiles);
