@@ -67,17 +67,6 @@ async function disabledSites() {
   }
 }
 
-/** The sites switched off, as last read: a drop must be decided at once. */
-let knownDisabled = [];
-disabledSites().then((names) => { knownDisabled = names; });
-try {
-  chrome.storage.onChanged.addListener((changes) => {
-    if (changes.disabledSites) knownDisabled = changes.disabledSites.newValue ?? [];
-  });
-} catch {
-  // the extension was updated under the tab
-}
-
 /** A dropped folder: its photos cannot be protected. Refused on a `block` site. */
 function refusesFolder(site) {
   if (site === null) return false;
@@ -125,5 +114,15 @@ if (pageSites.sitesFor(page).length > 0) {
   servePageScript(offerPort(window));
   // The site is looked up per choice: the popup may have switched one off since the page
   // loaded, and then the page's next site (if any) is the one the photos go to.
+  // A drop must be decided at once: the sites switched off as last read.
+  let knownDisabled = [];
+  disabledSites().then((names) => { knownDisabled = names; });
+  try {
+    chrome.storage.onChanged.addListener((changes) => {
+      if (changes.disabledSites) knownDisabled = changes.disabledSites.newValue ?? [];
+    });
+  } catch {
+    // the extension was updated under the tab
+  }
   interceptChoices(window, protectChoice, () => refusesFolder(pageSites.siteFor(page, knownDisabled)));
 }

@@ -4,12 +4,12 @@
  * unprotected photo (one the page made itself, e.g. resized in a canvas) is protected on
  * its way out by the SDK's wrapFetch and patchXMLHttpRequest, per the policy restricted to
  * the page's sites (a beacon that may carry one is declined: lib/beacon.js). Installed
- * before any page script runs, so that none holds the unwrapped fetch. It has no access to the service: each image goes over the private port
- * to the content script, which asks the background worker. A photo already protected by
- * the extension comes back as it is. It also holds the choices of the file inputs whose
- * events never reach the window, where the content script holds the others
- * (lib/intercept.js), the photos opened through the File System Access picker, and the
- * images a script reads from the clipboard.
+ * before any page script runs, so that none holds the unwrapped fetch. It has no access to
+ * the service: each image goes over the private port to the content script, which asks the
+ * background worker. A photo already protected by the extension comes back as it is. It
+ * also holds the choices of the file inputs whose events never reach the window, where the
+ * content script holds the others (lib/intercept.js), the photos a script reads through
+ * the File System Access API, and the images it reads from the clipboard.
  */
 
 import { PAGES, POLICY } from "./config.js";
