@@ -30,6 +30,7 @@ from grasp_sdk import (
     UploadRewrite,
     rewrite_upload,
 )
+from grasp_sdk.sniff import carries_image
 from mitmproxy import ctx, exceptions, http
 
 from proxy_addon import settings as opts
@@ -201,6 +202,26 @@ class GraspGuard:
         if rule is not None and rule.chunked_upload is not None:
             self._chunked.response(flow, rule)
 
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        """A WebSocket message is no upload the hook can rewrite: to a host of a ``block``
+        site, one from the client that carries an image is dropped, never forwarded (the
+        app's message is lost; no unprotected photo goes)."""
+        policy = self.settings.policy
+        assert flow.websocket is not None
+        message = flow.websocket.messages[-1]
+        if policy is None or not message.from_client:
+            return
+        host = flow.request.pretty_host.lower()
+        rule = next((s for s in policy.sites if s.enabled and s.on_failure == "block"
+                     and any(h.matches(host) for h in s.hosts)), None)
+        if rule is None or not carries_image(message.content):
+            return
+        message.drop()
+        reason = "a WebSocket message carrying an image (no upload GRASP Guard can protect)"
+        logger.warning("dropped a WebSocket message to %s (site %s): %s",
+                       flow.request.pretty_url, rule.name, reason)
+        self._tell(flow, _record(flow, "blocked", reason, rule.name))
+
     def error(self, flow: http.HTTPFlow) -> None:
         self._replayer.settle(flow)
 
@@ -247,8 +268,11 @@ class GraspGuard:
                            flow.request.pretty_url, site, reason)
         action = "failed" if isinstance(exc, Undelivered) else \
             "blocked" if on_failure == "block" else "passed"
-        record = _record(flow, action, reason, site, seconds=time.monotonic() - started,
-                         error=type(exc).__name__)
+        self._tell(flow, _record(flow, action, reason, site, seconds=time.monotonic() - started,
+                                 error=type(exc).__name__))
+
+    def _tell(self, flow: http.HTTPFlow, record: dict[str, Any]) -> None:
+        """Hand an unprotected or refused upload's record to the notify hook, if any."""
         if self._notify is not None:
             try:
                 self._notify(flow, record)

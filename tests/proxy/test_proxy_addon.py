@@ -14,8 +14,9 @@ import pytest
 from _proxy_helpers import FakeProtect, flip, grow
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from mitmproxy import exceptions, http
+from mitmproxy import exceptions, http, websocket
 from mitmproxy.test import taddons, tflow
+from wsproto.frame_protocol import Opcode
 
 from proxy_addon.addon import METADATA_KEY, GraspGuard
 
@@ -486,3 +487,40 @@ async def test_an_unreachable_service_is_a_failure_not_an_escape(policy_file: Pa
         record = await run(addon, flow)
     assert record["action"] == "blocked"
     assert flow.response is not None and flow.response.status_code in (503, 504)
+
+
+# --- WebSocket messages ---------------------------------------------------------------------
+
+def websocket_to(host: str, content: bytes, from_client: bool = True) -> http.HTTPFlow:
+    flow = tflow.twebsocketflow()
+    flow.request.host = host
+    flow.websocket.messages.append(websocket.WebSocketMessage(Opcode.BINARY, from_client, content))
+    return flow
+
+
+async def test_a_websocket_photo_to_a_block_sites_host_is_dropped(policy_file: Path,
+                                                                   jpeg: bytes) -> None:
+    addon, tctx = guard(policy_file)
+    with tctx:
+        flow = websocket_to("strict.example.com", b"\x00\x01" + jpeg)
+        addon.websocket_message(flow)
+    assert flow.websocket.messages[-1].dropped
+    assert notices[-1]["action"] == "blocked" and notices[-1]["site"] == "strict"
+
+
+@pytest.mark.parametrize(
+    ("host", "content", "from_client"),
+    [
+        ("upload.example.com", "jpeg", True),   # a pass site: its on_failure lets it go
+        ("elsewhere.example", "jpeg", True),     # no site
+        ("strict.example.com", "text", True),    # no image
+        ("strict.example.com", "jpeg", False),   # from the server
+    ],
+)
+async def test_other_websocket_messages_go_as_they_are(policy_file: Path, jpeg: bytes, host: str,
+                                                       content: str, from_client: bool) -> None:
+    addon, tctx = guard(policy_file)
+    with tctx:
+        flow = websocket_to(host, jpeg if content == "jpeg" else b'{"type": "typing"}', from_client)
+        addon.websocket_message(flow)
+    assert not flow.websocket.messages[-1].dropped and notices == []
