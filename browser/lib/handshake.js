@@ -9,6 +9,8 @@
  * script's end of the channel therefore comes from the extension's page-world script.
  */
 
+import { nativeGetter, nativeMethod } from "./natives.js";
+
 export const OFFER = "grasp-guard:port";
 
 /** Content script side: offer a port to the page-world script; returns our end. */
@@ -20,32 +22,35 @@ export function offerPort(win) {
 
 /**
  * Page-world side: take the first offer posted to `win` and hide every offer from the
- * page's own listeners. The built-ins used, then and later, are captured now, before a
- * page script can replace one to get hold of the port.
+ * page's own listeners. The built-ins used, then and later, are captured now and called
+ * through `Reflect.apply` (lib/natives.js), so that no built-in a page script replaces
+ * later, `Function.prototype.call` included, gets hold of the port.
  * @param {Window} win
  * @param {(port: {post: (message: object) => void, listen: (handler: (data: any) => void) => void}) => void} onPort
  *   called once, with the extension's port (its methods bound to the captured built-ins).
  */
 export function takePort(win, onPort) {
-  const listen = EventTarget.prototype.addEventListener;
-  const stop = Event.prototype.stopImmediatePropagation;
-  const { postMessage, start } = MessagePort.prototype;
-  const getter = (proto, name) => Object.getOwnPropertyDescriptor(proto, name).get;
-  const [dataOf, portsOf, sourceOf] = ["data", "ports", "source"].map((n) => getter(MessageEvent.prototype, n));
+  const listen = nativeMethod(EventTarget.prototype, "addEventListener");
+  const stop = nativeMethod(Event.prototype, "stopImmediatePropagation");
+  const post = nativeMethod(MessagePort.prototype, "postMessage");
+  const start = nativeMethod(MessagePort.prototype, "start");
+  const dataOf = nativeGetter(MessageEvent.prototype, "data");
+  const portsOf = nativeGetter(MessageEvent.prototype, "ports");
+  const sourceOf = nativeGetter(MessageEvent.prototype, "source");
   let taken = false;
-  listen.call(win, "message", (event) => {
-    const data = dataOf.call(event);
-    if (sourceOf.call(event) !== win || typeof data !== "object" || data === null || data[OFFER] !== true) return;
-    stop.call(event);
-    const ports = portsOf.call(event);
+  listen(win, "message", (event) => {
+    const data = dataOf(event);
+    if (sourceOf(event) !== win || typeof data !== "object" || data === null || data[OFFER] !== true) return;
+    stop(event);
+    const ports = portsOf(event);
     if (taken || ports.length !== 1) return;
     taken = true;
     const port = ports[0];
     onPort({
-      post: (message) => postMessage.call(port, message),
+      post: (message) => post(port, message),
       listen: (handler) => {
-        listen.call(port, "message", (e) => handler(dataOf.call(e)));
-        start.call(port);
+        listen(port, "message", (e) => handler(dataOf(e)));
+        start(port);
       },
     });
   }, true);
