@@ -10,7 +10,8 @@
 #                                                  # UTC: a photo stopped unfinished is lost
 #   bash bench/photos_queue.sh table REV           # photos.md / photos.json of the rows so far
 #
-# Rows: bench/results/photos-cpu-REV/rows/PHOTO.json; the order (seed 11): .../order.txt.
+# Rows: bench/results/photos-cpu-REV/rows/PHOTO.json; the order (seed 11): .../order.txt;
+# photos named in .../deferred.txt (too long for one session's run) go after all the others.
 # The photos run from a worktree of REV (/tmp/photos-queue-REV), so the checkout may move on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,10 +24,18 @@ mkdir -p "$results/rows" "$scratch"
 names = sorted(sys.argv[1:]); random.Random(11).shuffle(names); print("\n".join(names))' \
     $(cd "$faces" && ls | grep -iE '\.(jpe?g|png|webp|heic)$') > "$results/order.txt"
 
+# The order, with the photos deferred.txt names (longer than one session's run) last.
+queue_order() {
+    if [ -f "$results/deferred.txt" ]; then
+        grep -vxFf "$results/deferred.txt" "$results/order.txt"; cat "$results/deferred.txt"
+    else cat "$results/order.txt"; fi
+}
+
 next_photo() {  # claims under a lock: two workers never take one photo
+    queue_order > "$scratch/queue.$1"
     flock "$scratch/lock" bash -c 'while read -r p; do
         [ -e "$1/rows/$p.json" ] || [ -e "$2/claim.$p" ] || { touch "$2/claim.$p"; echo "$p"; break; }
-        done < "$1/order.txt"' _ "$results" "$scratch"
+        done < "$3"' _ "$results" "$scratch" "$scratch/queue.$1"
 }
 
 # The next time of day NO_START_AFTER (UTC) names, as epoch seconds; never when unset.
@@ -39,7 +48,7 @@ fi
 worker() {
     local photo
     while { [ "$no_start_after" = never ] || [ "$(date +%s)" -lt "$no_start_after" ]; } &&
-            photo="$(next_photo)" && [ -n "$photo" ]; do
+            photo="$(next_photo "$1")" && [ -n "$photo" ]; do
         echo "$(date -u +%FT%TZ) start $photo" >> "$scratch/worker$1.log"
         # a photo with no face prints its row, then exits non-zero (no table to write)
         (cd "$tree" && OMP_NUM_THREADS=1 PYTHONPATH="$tree:$tree/sdk" "$py" bench/photos.py \
