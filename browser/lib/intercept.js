@@ -168,9 +168,26 @@ export function holdUnreachableInputs(win, holdChoice) {
   }
 }
 
-/** A refused photo, as the File System Access and clipboard APIs refuse a read. */
-function refused(win) {
-  return new win.DOMException("GRASP Guard refused the photo: it could not be protected", "NotAllowedError");
+/**
+ * The protected copy of a file (or a promise of one) a page script reads; refused, it rejects
+ * as the File System Access and clipboard APIs refuse a read.
+ */
+async function protectedCopy(win, protectFiles, file) {
+  const chosen = await protectFiles([await file]);
+  if (chosen === null) {
+    throw new win.DOMException("GRASP Guard refused the photo: it could not be protected", "NotAllowedError");
+  }
+  return chosen[0];
+}
+
+/** Awaits a cached copy; a failed one is forgotten (`forget`, if still cached): the next read tries again. */
+async function awaitCached(copy, forget) {
+  try {
+    return await copy;
+  } catch (error) {
+    forget(copy);
+    throw error;
+  }
 }
 
 /**
@@ -200,11 +217,6 @@ export function holdPickedFiles(win, protectFiles) {
     }
   };
   const copies = privateWeakMap();  // handle -> its last photo read: {size, modified, copy}
-  const protectedCopy = async (file) => {
-    const chosen = await protectFiles([file]);
-    if (chosen === null) throw refused(win);
-    return chosen[0];
-  };
   Handle.prototype.getFile = async function getFile() {
     const file = await read(this);
     if (!mayBeImage(file) || await inPrivateFiles(this)) return file;
@@ -212,14 +224,9 @@ export function holdPickedFiles(win, protectFiles) {
     const modified = modifiedOf(file);
     const last = copies.get(this);
     if (last !== undefined && last.size === size && last.modified === modified) return last.copy;
-    const copy = protectedCopy(file);
+    const copy = protectedCopy(win, protectFiles, file);
     copies.set(this, { size, modified, copy });
-    try {
-      return await copy;
-    } catch (error) {
-      if (copies.get(this)?.copy === copy) copies.delete(this);  // the next read tries again
-      throw error;
-    }
+    return awaitCached(copy, (failed) => copies.get(this)?.copy === failed && copies.delete(this));
   };
 }
 
@@ -239,11 +246,6 @@ export function holdClipboardImages(win, protectFiles) {
   const typesOf = nativeGetter(Item.prototype, "types");
   const includes = nativeMethod(Array.prototype, "includes");
   const asked = privateWeakMap();  // item -> its images asked for, by type (no prototype)
-  const protectedImage = async (item, type) => {
-    const chosen = await protectFiles([await getType(item, type)]);
-    if (chosen === null) throw refused(win);
-    return chosen[0];
-  };
   Item.prototype.getType = async function getImage(type) {
     const types = typesOf(this);
     if (!startsWith(String(type), "image/") || !includes(types, type) || includes(types, "text/plain")) {
@@ -251,14 +253,8 @@ export function holdClipboardImages(win, protectFiles) {
     }
     const images = asked.get(this) ?? Object.create(null);
     asked.set(this, images);
-    images[type] ??= protectedImage(this, type);
-    const image = images[type];
-    try {
-      return await image;
-    } catch (error) {
-      if (images[type] === image) delete images[type];  // the next ask tries again
-      throw error;
-    }
+    images[type] ??= protectedCopy(win, protectFiles, getType(this, type));
+    return awaitCached(images[type], (failed) => images[type] === failed && delete images[type]);
   };
 }
 
