@@ -35,6 +35,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from grasp_sdk import (
     ProtectCache,
@@ -71,6 +72,17 @@ from proxy_addon.settings import GuardSettings
 logger = logging.getLogger(__name__)
 
 _CORS = b"access-control-"
+
+
+class Media(NamedTuple):
+    """A chunked upload, as the proxy keys it: the media id is the site's own, so two sites'
+    ids may be the same (small sequential ids on two self-hosted sites) and never mix."""
+
+    site: str
+    id: str
+
+    def __str__(self) -> str:
+        return self.id
 
 
 @dataclass(frozen=True)
@@ -119,10 +131,10 @@ class ChunkedUploads:
         self._protect = protect
         self._cache = cache
         self._forward = forward
-        self.reassembly: Reassembly[Piece] = Reassembly(settings().max_buffer)
-        self._answers: dict[str, _Answer] = {}
-        self._timers: dict[str, asyncio.Task[None]] = {}
-        self._busy: dict[str, asyncio.Event] = {}  # set when the upload's work is done
+        self.reassembly: Reassembly[Media, Piece] = Reassembly(settings().max_buffer)
+        self._answers: dict[Media, _Answer] = {}
+        self._timers: dict[Media, asyncio.Task[None]] = {}
+        self._busy: dict[Media, asyncio.Event] = {}  # set when the upload's work is done
 
     async def request(self, flow: http.HTTPFlow, rule: SiteRule) -> bool:
         """Handle one request to a chunked-upload site; False leaves it to the single-upload
@@ -142,19 +154,18 @@ class ChunkedUploads:
                    f"{command.media_type or 'an unnamed type'}", rule.name,
                    total_bytes=command.total_bytes, media_type=command.media_type)
             return True
-        if command is None or command.media_id not in self.reassembly:
+        if command is None or (media := Media(rule.name, command.media_id)) not in self.reassembly:
             return False
-        media_id = command.media_id
-        busy = self._busy.get(media_id)
+        busy = self._busy.get(media)
         if busy is not None:  # held segments reach the site, or the image is protected, first
             await busy.wait()
         if isinstance(command, x_media.Finalize):
-            closed = self.reassembly.close(media_id)
+            closed = self.reassembly.close(media)
             if closed is not None:
-                self._stop_timer(media_id)
-                raise await self._abandon(rule, media_id, closed)
-            record(flow, "untouched", f"FINALIZE of media {media_id}", rule.name,
-                   media_id=media_id)
+                self._stop_timer(media)
+                raise await self._abandon(rule, media, closed)
+            record(flow, "untouched", f"FINALIZE of media {media}", rule.name,
+                   media_id=media.id)
             return True
         await self._append(flow, rule, command)
         return True
@@ -171,19 +182,19 @@ class ChunkedUploads:
         if declared is None:
             entry["reason"] += f"; no media_id in the site's answer ({status})"
             return
-        media_id = declared.media_id
+        media = Media(rule.name, declared.media_id)
         self.reassembly.max_held_bytes = self._settings().max_buffer
-        skip = self.reassembly.declare(media_id, entry["total_bytes"], entry["media_type"],
+        skip = self.reassembly.declare(media, entry["total_bytes"], entry["media_type"],
                                        rule.chunked_upload, time.monotonic())
-        entry["media_id"] = media_id
+        entry["media_id"] = media.id
         if skip is not None:
             entry["reason"] += f"; its segments go untouched: {skip.reason}"
             return
-        entry["reason"] += f"; media {media_id}: its segments are held until the last"
-        for media in [m for m in self._answers if m not in self.reassembly]:
-            del self._answers[media]
+        entry["reason"] += f"; media {media}: its segments are held until the last"
+        for gone in [m for m in self._answers if m not in self.reassembly]:
+            del self._answers[gone]
         expires = declared.expires_after_s
-        self._answers[media_id] = _Answer(
+        self._answers[media] = _Answer(
             [(k, v) for k, v in flow.response.headers.fields if k.lower().startswith(_CORS)],
             None if expires is None else int(time.time()) + expires)
 
@@ -191,22 +202,22 @@ class ChunkedUploads:
         """The proxy stops: held segments that never reached the site are said in the log."""
         for task in self._timers.values():
             task.cancel()
-        for media_id in self.reassembly.pending():
-            logger.warning("media %s: held segments were not sent, the proxy stopped", media_id)
+        for media in self.reassembly.pending():
+            logger.warning("media %s: held segments were not sent, the proxy stopped", media)
 
     async def _append(self, flow: http.HTTPFlow, rule: SiteRule,
                       command: x_media.Append) -> None:
-        request, media_id = flow.request, command.media_id
-        verdict = self.reassembly.verdict(media_id)
+        request, media = flow.request, Media(rule.name, command.media_id)
+        verdict = self.reassembly.verdict(media)
         if isinstance(verdict, Skip):
             if verdict.unprotected and rule.on_failure == "block":
-                raise UnprotectableUpload(f"media {media_id}: {verdict.reason}; its image "
+                raise UnprotectableUpload(f"media {media}: {verdict.reason}; its image "
                                           "cannot be protected", site=rule.name,
                                           on_failure="block")
-            record(flow, "untouched", verdict.reason, rule.name, media_id=media_id)
+            record(flow, "untouched", verdict.reason, rule.name, media_id=media.id)
             return
         if isinstance(verdict, Abandon):
-            raise await self._abandon(rule, media_id, verdict)
+            raise await self._abandon(rule, media, verdict)
         body = request.raw_content or b""
         fields = hdrs.normalise(request.headers.fields)
         try:
@@ -215,59 +226,59 @@ class ChunkedUploads:
             problem = limits.reason and f"segment {command.segment_index}: {limits.reason}"
         except MalformedBody as exc:
             problem = f"malformed APPEND: {exc}"
-        if problem and self.reassembly.rewritten(media_id):
+        if problem and self.reassembly.rewritten(media):
             # its original bytes would land among protected ones: refused, whatever
             # on_failure says, as a corrupt image would be the one answer worse than none
-            raise RewriteError(f"media {media_id}: {problem}; the segment cannot carry its "
+            raise RewriteError(f"media {media}: {problem}; the segment cannot carry its "
                                "protected bytes", site=rule.name, on_failure="block")
         if problem:
-            return await self._leave(flow, rule, media_id, problem)
+            return await self._leave(flow, rule, media, problem)
         piece = Piece(flow.copy(), segment, fields, limits.length_locked)
-        step = self.reassembly.add(media_id, command.segment_index, segment.data, piece,
+        step = self.reassembly.add(media, command.segment_index, segment.data, piece,
                                    time.monotonic())
         index = command.segment_index
         if isinstance(step, Abandon):
-            self._stop_timer(media_id)
-            raise await self._abandon(rule, media_id, step)
+            self._stop_timer(media)
+            raise await self._abandon(rule, media, step)
         if isinstance(step, Reject):
-            raise RewriteError(f"media {media_id}: {step.reason}", site=rule.name,
+            raise RewriteError(f"media {media}: {step.reason}", site=rule.name,
                                on_failure=rule.on_failure)
         if isinstance(step, Hold | Again):
-            self._hold(flow, rule, media_id, index, step)
+            self._hold(flow, rule, media, index, step)
         elif isinstance(step, Resend):
-            self._resend(flow, rule, media_id, piece, step)
+            self._resend(flow, rule, media, piece, step)
         elif isinstance(step, Whole):
-            self._stop_timer(media_id)
-            done = self._busy[media_id] = asyncio.Event()
+            self._stop_timer(media)
+            done = self._busy[media] = asyncio.Event()
             try:
-                await self._complete(flow, rule, media_id, index, step)
+                await self._complete(flow, rule, media, index, step)
             finally:
-                del self._busy[media_id]
+                del self._busy[media]
                 done.set()
 
-    def _hold(self, flow: http.HTTPFlow, rule: SiteRule, media_id: str, index: int,
+    def _hold(self, flow: http.HTTPFlow, rule: SiteRule, media: Media, index: int,
               step: Hold | Again) -> None:
         assert rule.chunked_upload is not None
-        self._start_timer(rule, media_id)
-        answer = self._answers.get(media_id, _Answer([], None))
+        self._start_timer(rule, media)
+        answer = self._answers.get(media, _Answer([], None))
         status, body, headers = x_media.accepted(flow.request.pretty_url, answer.expires_at)
         flow.response = http.Response.make(
             status, body, [*headers, *answer.cors, (BLOCKED_HEADER.encode(), b"held")])
         how = "held already" if isinstance(step, Again) else \
             f"held ({step.received} of {step.total_bytes} bytes in)"
-        record(flow, "held", f"segment {index} of media {media_id} {how} and answered by the "
-               "proxy", rule.name, media_id=media_id, segment_index=index)
+        record(flow, "held", f"segment {index} of media {media} {how} and answered by the "
+               "proxy", rule.name, media_id=media.id, segment_index=index)
 
-    def _resend(self, flow: http.HTTPFlow, rule: SiteRule, media_id: str, piece: Piece,
+    def _resend(self, flow: http.HTTPFlow, rule: SiteRule, media: Media, piece: Piece,
                 step: Resend) -> None:
         """A segment sent again after its image was protected goes with its protected piece."""
         fields, body = _rebuilt(rule, piece, step.index, step.data)
         _apply(flow, fields, body)
-        record(flow, "protected", f"segment {step.index} of media {media_id} sent again after "
+        record(flow, "protected", f"segment {step.index} of media {media} sent again after "
                "its image was protected: it carries its protected bytes", rule.name,
-               media_id=media_id, segment_index=step.index)
+               media_id=media.id, segment_index=step.index)
 
-    async def _complete(self, flow: http.HTTPFlow, rule: SiteRule, media_id: str, index: int,
+    async def _complete(self, flow: http.HTTPFlow, rule: SiteRule, media: Media, index: int,
                         whole: Whole[Piece]) -> None:
         """Protect the whole image and send its segments on, the one of ``flow`` (segment
         ``index``) last."""
@@ -275,33 +286,33 @@ class ChunkedUploads:
         earlier = tuple(s for s in whole.segments if s.index != index)
         media_type = image_type(whole.image)
         if media_type is None or not is_complete(whole.image, media_type):
-            return await self._leave(flow, rule, media_id, f"the {len(whole.image)} bytes of "
+            return await self._leave(flow, rule, media, f"the {len(whole.image)} bytes of "
                                      "its segments are not a complete image", earlier)
         try:
             result, cached = await self._protect_whole(rule, whole.image, media_type)
             changed = result.data != whole.image
             bodies = await asyncio.to_thread(_cut, rule, whole, result.data) if changed else {}
         except Exception as exc:  # failure is a policy: pass or block
-            step = self.reassembly.abandon(media_id, describe(exc))
-            raise await self._abandon(rule, media_id, Abandon(step.reason, earlier)) from exc
+            step = self.reassembly.abandon(media, describe(exc))
+            raise await self._abandon(rule, media, Abandon(step.reason, earlier)) from exc
         if not changed:
-            self.reassembly.leave(media_id, "no face found in its image")
-            await self._send(rule, media_id, earlier, "no face found: sent untouched")
-            record(flow, "untouched", f"media {media_id}: no image needed protection "
-                   "(no face found)", rule.name, media_id=media_id)
+            self.reassembly.leave(media, "no face found in its image")
+            await self._send(rule, media, earlier, "no face found: sent untouched")
+            record(flow, "untouched", f"media {media}: no image needed protection "
+                   "(no face found)", rule.name, media_id=media.id)
             return
-        self.reassembly.protected(media_id, _pieces(result.data, whole.lengths),
+        self.reassembly.protected(media, _pieces(result.data, whole.lengths),
                                   time.monotonic())
-        self._start_timer(rule, media_id)  # lets go of the protected pieces after hold_s
-        await self._send(rule, media_id, earlier, "protected",
+        self._start_timer(rule, media)  # lets go of the protected pieces after hold_s
+        await self._send(rule, media, earlier, "protected",
                          [bodies[s.index] for s in earlier])
         _apply(flow, *bodies[index])
         logger.info("site %s: protected the %d-segment image of media %s", rule.name,
-                    len(whole.segments), media_id)
-        report = ImageReport(f"media {media_id}, {len(whole.segments)} segments", media_type,
+                    len(whole.segments), media)
+        report = ImageReport(f"media {media}, {len(whole.segments)} segments", media_type,
                              len(whole.image), len(result.data), cached, result.report)
         record(flow, "protected", f"protected the {len(whole.segments)}-segment image of "
-               f"media {media_id}", rule.name, media_id=media_id,
+               f"media {media}", rule.name, media_id=media.id,
                segments=list(whole.lengths), seconds=time.monotonic() - started,
                images=[asdict(report)])
 
@@ -318,35 +329,35 @@ class ChunkedUploads:
                                site=rule.name, on_failure=rule.on_failure)
         return result, cached
 
-    async def _leave(self, flow: http.HTTPFlow, rule: SiteRule, media_id: str, reason: str,
+    async def _leave(self, flow: http.HTTPFlow, rule: SiteRule, media: Media, reason: str,
                      held: Sequence[Held[Piece]] | None = None) -> None:
         """Leave the upload untouched, like a single upload whose headers or body forbid
         rewriting it; on a ``block`` site its image must not go unprotected: abandoned."""
         if rule.on_failure == "block":
-            step = self.reassembly.abandon(media_id, reason)
-            self._stop_timer(media_id)
+            step = self.reassembly.abandon(media, reason)
+            self._stop_timer(media)
             released = step.released if held is None else held
-            raise await self._abandon(rule, media_id, Abandon(step.reason, tuple(released)),
+            raise await self._abandon(rule, media, Abandon(step.reason, tuple(released)),
                                       UnprotectableUpload)
-        released = self.reassembly.leave(media_id, reason)
-        self._stop_timer(media_id)
-        await self._send(rule, media_id, released if held is None else held,
+        released = self.reassembly.leave(media, reason)
+        self._stop_timer(media)
+        await self._send(rule, media, released if held is None else held,
                          f"sent untouched: {reason}")
-        record(flow, "untouched", f"media {media_id}: {reason}", rule.name, media_id=media_id)
+        record(flow, "untouched", f"media {media}: {reason}", rule.name, media_id=media.id)
 
-    async def _abandon(self, rule: SiteRule, media_id: str, step: Abandon[Piece],
+    async def _abandon(self, rule: SiteRule, media: Media, step: Abandon[Piece],
                        error: type[RewriteError] = RewriteError) -> RewriteError:
         """Send the held segments on untouched (``pass``) or drop them (``block``); the
         ``error`` that applies ``on_failure`` to the request at hand, for the caller to raise."""
-        reason = f"media {media_id}: {step.reason}"
+        reason = f"media {media}: {step.reason}"
         if rule.on_failure == "pass":
-            await self._send(rule, media_id, step.released, f"sent untouched: {step.reason}")
+            await self._send(rule, media, step.released, f"sent untouched: {step.reason}")
         elif step.released:
             logger.warning("dropped %d held segment(s) of %s (site %s blocks): %s",
-                           len(step.released), media_id, rule.name, step.reason)
+                           len(step.released), media, rule.name, step.reason)
         return error(reason, site=rule.name, on_failure=rule.on_failure)
 
-    async def _send(self, rule: SiteRule, media_id: str, held: Sequence[Held[Piece]],
+    async def _send(self, rule: SiteRule, media: Media, held: Sequence[Held[Piece]],
                     why: str, bodies: Sequence[tuple[hdrs.Fields, bytes]] | None = None) -> None:
         """Send held segments on in order, with new bodies when given; raises Undelivered
         when the site does not take one."""
@@ -354,47 +365,47 @@ class ChunkedUploads:
             out = segment.item.flow
             if bodies is not None:
                 _apply(out, *bodies[position])
-            record(out, "forwarded", f"held segment {segment.index} of media {media_id} "
-                   f"{why}", rule.name, media_id=media_id, segment_index=segment.index)
+            record(out, "forwarded", f"held segment {segment.index} of media {media} "
+                   f"{why}", rule.name, media_id=media.id, segment_index=segment.index)
             try:
                 async with asyncio.timeout(self._settings().timeout_s):
                     await self._forward(out)
             except Exception as exc:  # a segment lost is told to the client
-                raise Undelivered(f"media {media_id}: held segment {segment.index} could "
+                raise Undelivered(f"media {media}: held segment {segment.index} could "
                                   f"not be sent: {describe(exc)}") from exc
             problem = _refusal(out)
             if problem:
-                raise Undelivered(f"media {media_id}: held segment {segment.index} {problem}")
+                raise Undelivered(f"media {media}: held segment {segment.index} {problem}")
 
-    def _start_timer(self, rule: SiteRule, media_id: str) -> None:
+    def _start_timer(self, rule: SiteRule, media: Media) -> None:
         assert rule.chunked_upload is not None
-        if media_id not in self._timers:
-            self._timers[media_id] = asyncio.create_task(
-                self._expire(rule, media_id, rule.chunked_upload.hold_s))
+        if media not in self._timers:
+            self._timers[media] = asyncio.create_task(
+                self._expire(rule, media, rule.chunked_upload.hold_s))
 
-    async def _expire(self, rule: SiteRule, media_id: str, hold_s: float) -> None:
+    async def _expire(self, rule: SiteRule, media: Media, hold_s: float) -> None:
         """After ``hold_s``: abandon the upload if still incomplete, or let go of its
         protected pieces."""
         try:
             await asyncio.sleep(hold_s)
-            step = self.reassembly.expire(media_id, time.monotonic())
+            step = self.reassembly.expire(media, time.monotonic())
             if step is None:
                 return
-            done = self._busy[media_id] = asyncio.Event()
+            done = self._busy[media] = asyncio.Event()
             try:
-                error = await self._abandon(rule, media_id, step)
+                error = await self._abandon(rule, media, step)
                 logger.warning("%s (on_failure %s)", error, rule.on_failure)
             except Undelivered as exc:
                 logger.warning("%s (site %s)", exc, rule.name)
             finally:
-                del self._busy[media_id]
+                del self._busy[media]
                 done.set()
         finally:
-            if self._timers.get(media_id) is asyncio.current_task():
-                del self._timers[media_id]
+            if self._timers.get(media) is asyncio.current_task():
+                del self._timers[media]
 
-    def _stop_timer(self, media_id: str) -> None:
-        timer = self._timers.pop(media_id, None)
+    def _stop_timer(self, media: Media) -> None:
+        timer = self._timers.pop(media, None)
         if timer is not None:
             timer.cancel()
 

@@ -20,13 +20,14 @@ out, so that a late retry is still recognised.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
 from grasp_sdk.policy import ChunkedUpload
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 State = Literal["collecting", "whole", "protected", "abandoned", "skipped"]
 #: The index the first segment may have: X counts from 0, some v2 clients from 1.
 FIRST_INDICES = (0, 1)
@@ -164,8 +165,8 @@ def _is_image(media_type: str) -> bool:
     return media_type.lower().startswith("image/")
 
 
-class Reassembly(Generic[T]):
-    """The uploads in progress, by media id.
+class Reassembly(Generic[K, T]):
+    """The uploads in progress, by their key ``K`` (the media id, with its site).
 
     Args:
         max_held_bytes: the most bytes held at once, over every upload: segments held and
@@ -178,12 +179,12 @@ class Reassembly(Generic[T]):
         self.max_held_bytes = max_held_bytes
         self.max_uploads = max_uploads
         self.held_bytes = 0
-        self._uploads: dict[str, _Upload[T]] = {}
+        self._uploads: dict[K, _Upload[T]] = {}
 
-    def __contains__(self, media_id: str) -> bool:
+    def __contains__(self, media_id: K) -> bool:
         return media_id in self._uploads
 
-    def declare(self, media_id: str, total_bytes: int, media_type: str,
+    def declare(self, media_id: K, total_bytes: int, media_type: str,
                 limits: ChunkedUpload, now: float) -> Skip | None:
         """An upload begins; a :class:`Skip` when its segments will not be held."""
         self._forget_stale(now)
@@ -209,7 +210,7 @@ class Reassembly(Generic[T]):
         self._uploads[media_id] = upload
         return upload.skip() if upload.state == "skipped" else None
 
-    def add(self, media_id: str, index: int, data: bytes, item: T, now: float) -> Step[T] | None:
+    def add(self, media_id: K, index: int, data: bytes, item: T, now: float) -> Step[T] | None:
         """Segment ``index`` of ``media_id`` arrived; None when no such upload was declared."""
         upload = self._uploads.get(media_id)
         if upload is None:
@@ -277,7 +278,7 @@ class Reassembly(Generic[T]):
                           "let go (chunked_upload hold_s or the proxy's memory bound)")
         return Resend(index, upload.kept[position])
 
-    def protected(self, media_id: str, pieces: tuple[bytes, ...], now: float) -> None:
+    def protected(self, media_id: K, pieces: tuple[bytes, ...], now: float) -> None:
         """The whole image of ``media_id`` was protected into ``pieces`` (cut at the
         segments' lengths): keep them for segments sent again, for ``hold_s``."""
         upload = self._uploads[media_id]
@@ -286,7 +287,7 @@ class Reassembly(Generic[T]):
         upload.state, upload.kept, upload.kept_at = "protected", pieces, now
         self.held_bytes += upload.kept_bytes
 
-    def close(self, media_id: str) -> Abandon[T] | None:
+    def close(self, media_id: K) -> Abandon[T] | None:
         """The client closed the upload (FINALIZE); an :class:`Abandon` unless its image was
         whole, it was skipped or it is unknown. The upload stays remembered, for requests
         sent again."""
@@ -298,25 +299,25 @@ class Reassembly(Generic[T]):
         return self._abandon(upload, f"closed after {upload.received} of {upload.total_bytes} "
                                      "bytes (incomplete)")
 
-    def verdict(self, media_id: str) -> Skip | Abandon[T] | None:
+    def verdict(self, media_id: K) -> Skip | Abandon[T] | None:
         """What stands for an upload skipped or abandoned earlier; None for any other."""
         upload = self._uploads.get(media_id)
         if upload is None or upload.state not in ("skipped", "abandoned"):
             return None
         return upload.skip() if upload.state == "skipped" else Abandon(upload.reason)
 
-    def rewritten(self, media_id: str) -> bool:
+    def rewritten(self, media_id: K) -> bool:
         """Whether the upload's image is protected (or being protected): a segment of it
         must not reach the site with its original bytes."""
         upload = self._uploads.get(media_id)
         return upload is not None and upload.state in ("whole", "protected")
 
-    def abandon(self, media_id: str, reason: str) -> Abandon[T]:
+    def abandon(self, media_id: K, reason: str) -> Abandon[T]:
         """Abandon the upload for ``reason`` (the whole image could not be protected)."""
         upload = self._uploads.get(media_id)
         return Abandon(reason) if upload is None else self._abandon(upload, reason)
 
-    def leave(self, media_id: str, reason: str) -> tuple[Held[T], ...]:
+    def leave(self, media_id: K, reason: str) -> tuple[Held[T], ...]:
         """Leave the upload untouched for ``reason``: its held segments, handed back."""
         upload = self._uploads.get(media_id)
         if upload is None:
@@ -326,7 +327,7 @@ class Reassembly(Generic[T]):
         self._skip(upload, reason)
         return released
 
-    def expire(self, media_id: str, now: float) -> Abandon[T] | None:
+    def expire(self, media_id: K, now: float) -> Abandon[T] | None:
         """Past ``hold_s``: abandon an upload still collecting (from its first segment), or
         let go of the protected pieces kept (from the protection)."""
         upload = self._uploads.get(media_id)
@@ -340,7 +341,7 @@ class Reassembly(Generic[T]):
             return None
         return self._abandon(upload, f"not complete within {hold_s:g} s (chunked_upload hold_s)")
 
-    def pending(self) -> Iterator[str]:
+    def pending(self) -> Iterator[K]:
         """The media ids whose segments are held."""
         return (media_id for media_id, upload in self._uploads.items() if upload.held)
 

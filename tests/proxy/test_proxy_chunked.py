@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from _proxy_helpers import FakeProtect, scramble
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow
+from PIL import Image
 
 from proxy_addon.addon import METADATA_KEY, GraspGuard
 
@@ -55,6 +57,12 @@ sites:
     formats: [multipart, json_base64]
     fields: [media]
     chunked_upload: {protocol: x, max_total_bytes: 5000, max_segments: 4, hold_s: 30}
+  - name: x-like
+    hosts: [upload.photos.example]
+    paths: [/i/media/upload.json]
+    formats: [multipart]
+    size_mode: exact
+    chunked_upload: {protocol: x, max_total_bytes: 5000, max_segments: 4, hold_s: 30}
 """
 BOUNDARY = "----webkitXyZ"
 CORS = ("Access-Control-Allow-Origin", "https://x.com")
@@ -67,10 +75,12 @@ class FakeForward:
     status: int = 204
     fail: bool = False
     sent: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
 
     async def __call__(self, flow: http.HTTPFlow) -> None:
         assert not flow.live
         self.sent.append((flow.request.raw_content or b"", dict(flow.request.headers)))
+        self.hosts.append(flow.request.host)
         if self.fail:
             flow.error = tflow.terr("connection refused")
         else:
@@ -229,6 +239,29 @@ async def test_three_segments_go_out_protected_with_their_original_lengths(
     assert last["images"][0]["original_bytes"] == last["images"][0]["protected_bytes"]
     assert record(done)["action"] == "untouched" and done.response is None
     assert notices == []
+
+
+async def test_two_sites_uploads_with_the_same_media_id_never_mix(policy_file: Path,
+                                                                  jpeg: bytes) -> None:
+    other = io.BytesIO()
+    Image.new("RGB", (20, 14), (10, 140, 60)).save(other, "JPEG")
+    addon, protect, forward, tctx = guard(policy_file)
+    with tctx:
+        x = Client(addon, "upload.x.com", jpeg, media_id="7")
+        like = Client(addon, "upload.photos.example", other.getvalue(), media_id="7")
+        await x.init()
+        await like.init()
+        last = {}
+        for index in range(3):
+            for client in (x, like):
+                last[client.host] = await client.append(index)
+    assert [data for data, _ in protect.calls] == [jpeg, other.getvalue()]
+    for client in (x, like):
+        assert record(last[client.host])["action"] == "protected"
+        sent = [media_of(body) for (body, _), host in zip(forward.sent, forward.hosts, strict=True)
+                if host == client.host]
+        assert b"".join([*sent, media_of(last[client.host].request.raw_content or b"")]) == \
+            scramble(client.image)
 
 
 async def test_a_segment_mitmproxy_streamed_is_left_alone_even_with_its_body_kept(

@@ -13,8 +13,8 @@ IMAGE = bytes(range(256)) * 3  # 768 bytes
 PIECES = [IMAGE[:300], IMAGE[300:600], IMAGE[600:]]
 
 
-def declared(total: int = len(IMAGE), max_held: int = 10_000) -> Reassembly[str]:
-    uploads: Reassembly[str] = Reassembly(max_held)
+def declared(total: int = len(IMAGE), max_held: int = 10_000) -> Reassembly[str, str]:
+    uploads: Reassembly[str, str] = Reassembly(max_held)
     assert uploads.declare("m1", total, "image/jpeg", LIMITS, now=0.0) is None
     return uploads
 
@@ -100,7 +100,7 @@ def test_a_gap_other_bytes_and_over_the_limit_abandon(sent: list[tuple[int, byte
     assert uploads.close("m1") == Abandon(step.reason)
 
 
-def protected() -> Reassembly[str]:
+def protected() -> Reassembly[str, str]:
     uploads = declared()
     for i, piece in enumerate(PIECES):
         uploads.add("m1", i, piece, f"req{i}", now=1.0)
@@ -183,7 +183,7 @@ def test_the_memory_bound_counts_every_upload() -> None:
     (900, "image/jpeg", "800-byte bound"),
 ])
 def test_uploads_not_to_hold_are_skipped(total: int, media_type: str, why: str) -> None:
-    uploads: Reassembly[str] = Reassembly(800)
+    uploads: Reassembly[str, str] = Reassembly(800)
     skip = uploads.declare("m1", total, media_type, LIMITS, now=0.0)
     assert isinstance(skip, Skip) and why in skip.reason
     assert uploads.add("m1", 0, b"x", "req", now=1.0) == skip
@@ -232,7 +232,7 @@ def test_a_redeclared_media_id_keeps_its_held_segments() -> None:
 
 
 def test_idle_uploads_are_forgotten_and_the_count_is_bounded() -> None:
-    uploads: Reassembly[str] = Reassembly(10_000, max_uploads=2)
+    uploads: Reassembly[str, str] = Reassembly(10_000, max_uploads=2)
     uploads.declare("old", 10, "image/jpeg", LIMITS, now=0.0)
     uploads.declare("busy", 768, "image/jpeg", LIMITS, now=0.0)
     uploads.add("busy", 0, PIECES[0], "req0", now=0.0)
@@ -244,7 +244,7 @@ def test_idle_uploads_are_forgotten_and_the_count_is_bounded() -> None:
 
 
 def test_finished_uploads_are_remembered_until_the_count_bound() -> None:
-    uploads: Reassembly[str] = Reassembly(10_000, max_uploads=2)
+    uploads: Reassembly[str, str] = Reassembly(10_000, max_uploads=2)
     uploads.declare("done", 768, "image/jpeg", LIMITS, now=0.0)
     uploads.add("done", 0, IMAGE, "all", now=0.0)
     uploads.protected("done", (IMAGE,), now=0.0)
