@@ -17,7 +17,8 @@ Once protected, the image's protected pieces are kept for the hold time: an APPE
 again (a client's retry, before or after FINALIZE) with its original bytes goes out with
 its protected piece instead, so original bytes never overwrite a protected segment on the
 site; one with other bytes, or once the pieces were let go, is handled under
-``on_failure``. Requests of an upload whose image is being protected wait for it.
+``on_failure``, as is one with other bytes after the image was found to have no face (an
+image never checked). Requests of an upload whose image is being protected wait for it.
 
 Anything incomplete, out of order, over a limit or too slow is abandoned: under
 ``on_failure: pass`` the held segments go to the site untouched, in order, before the
@@ -210,12 +211,7 @@ class ChunkedUploads:
         request, media = flow.request, Media(rule.name, command.media_id)
         verdict = self.reassembly.verdict(media)
         if isinstance(verdict, Skip):
-            if verdict.unprotected and rule.on_failure == "block":
-                raise UnprotectableUpload(f"media {media}: {verdict.reason}; its image "
-                                          "cannot be protected", site=rule.name,
-                                          on_failure="block")
-            record(flow, "untouched", verdict.reason, rule.name, media_id=media.id)
-            return
+            return _skipped(flow, rule, media, verdict)
         if isinstance(verdict, Abandon):
             raise await self._abandon(rule, media, verdict)
         body = request.raw_content or b""
@@ -240,6 +236,8 @@ class ChunkedUploads:
         if isinstance(step, Abandon):
             self._stop_timer(media)
             raise await self._abandon(rule, media, step)
+        if isinstance(step, Skip):
+            return _skipped(flow, rule, media, step)
         if isinstance(step, Reject):
             raise RewriteError(f"media {media}: {step.reason}", site=rule.name,
                                on_failure=rule.on_failure)
@@ -408,6 +406,15 @@ class ChunkedUploads:
         timer = self._timers.pop(media, None)
         if timer is not None:
             timer.cancel()
+
+
+def _skipped(flow: http.HTTPFlow, rule: SiteRule, media: Media, skip: Skip) -> None:
+    """A request of an upload left alone goes untouched, unless it carries an image the
+    proxy could not protect and the site blocks what it cannot."""
+    if skip.unprotected and rule.on_failure == "block":
+        raise UnprotectableUpload(f"media {media}: {skip.reason}; its image cannot be "
+                                  "protected", site=rule.name, on_failure="block")
+    record(flow, "untouched", skip.reason, rule.name, media_id=media.id)
 
 
 def _pieces(image: bytes, lengths: Sequence[int]) -> tuple[bytes, ...]:

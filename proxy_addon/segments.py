@@ -165,6 +165,18 @@ def _is_image(media_type: str) -> bool:
     return media_type.lower().startswith("image/")
 
 
+def _unlike(upload: _Upload[T], index: int, data: bytes, image: str) -> str:
+    """Why segment ``index`` with ``data`` is not one of the whole image ``upload`` had
+    (described by ``image``); "" when it is."""
+    position = index - upload.first_index
+    if not 0 <= position < len(upload.digests):
+        return (f"segment {index} arrived after the image was complete (segments "
+                f"{upload.first_index}...{upload.first_index + len(upload.digests) - 1})")
+    if hashlib.sha256(data).digest() != upload.digests[position]:
+        return f"segment {index} arrived again with bytes other than those of the image {image}"
+    return ""
+
+
 class Reassembly(Generic[K, T]):
     """The uploads in progress, by their key ``K`` (the media id, with its site).
 
@@ -217,7 +229,7 @@ class Reassembly(Generic[K, T]):
             return None
         upload.updated = now
         if upload.state == "skipped":
-            return upload.skip()
+            return self._skipped_again(upload, index, data)
         if upload.state == "abandoned":
             return Abandon(upload.reason)
         if upload.state in ("whole", "protected"):
@@ -263,20 +275,22 @@ class Reassembly(Generic[K, T]):
 
     def _again(self, upload: _Upload[T], index: int, data: bytes) -> Resend | Reject:
         """A segment of a whole image arrived again."""
-        position = index - upload.first_index
-        if not 0 <= position < len(upload.digests):
-            return Reject(f"segment {index} arrived after the image was complete "
-                          f"(segments {upload.first_index}..."
-                          f"{upload.first_index + len(upload.digests) - 1})")
-        if hashlib.sha256(data).digest() != upload.digests[position]:
-            return Reject(f"segment {index} arrived again with bytes other than those "
-                          "of the image that was protected")
+        unlike = _unlike(upload, index, data, "that was protected")
+        if unlike:
+            return Reject(unlike)
         if upload.state == "whole":
             return Reject(f"segment {index} arrived again before the image was protected")
         if upload.kept is None:
             return Reject(f"segment {index} arrived again after its protected bytes were "
                           "let go (chunked_upload hold_s or the proxy's memory bound)")
-        return Resend(index, upload.kept[position])
+        return Resend(index, upload.kept[index - upload.first_index])
+
+    @staticmethod
+    def _skipped_again(upload: _Upload[T], index: int, data: bytes) -> Skip:
+        """A segment of a skipped upload: skipped as the upload was, unless its whole image
+        was checked (no face) and these bytes are not that image's: an image never checked."""
+        unlike = upload.digests and _unlike(upload, index, data, "checked (no face)")
+        return Skip(unlike, unprotected=True) if unlike else upload.skip()
 
     def protected(self, media_id: K, pieces: tuple[bytes, ...], now: float) -> None:
         """The whole image of ``media_id`` was protected into ``pieces`` (cut at the
@@ -300,9 +314,10 @@ class Reassembly(Generic[K, T]):
                                      "bytes (incomplete)")
 
     def verdict(self, media_id: K) -> Skip | Abandon[T] | None:
-        """What stands for an upload skipped or abandoned earlier; None for any other."""
+        """What stands for an upload skipped or abandoned earlier; None for any other, and
+        for one skipped after its whole image was checked (its segments' bytes decide)."""
         upload = self._uploads.get(media_id)
-        if upload is None or upload.state not in ("skipped", "abandoned"):
+        if upload is None or upload.state not in ("skipped", "abandoned") or upload.digests:
             return None
         return upload.skip() if upload.state == "skipped" else Abandon(upload.reason)
 

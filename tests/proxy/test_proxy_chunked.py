@@ -399,6 +399,27 @@ async def test_no_face_sends_every_segment_untouched(policy_file: Path, jpeg: by
     assert again.response is None and record(again)["action"] == "untouched"
 
 
+@pytest.mark.parametrize(("host", "action"), [("upload.x.com", "untouched"),
+                                              ("upload.twitter.com", "blocked")])
+async def test_a_retry_with_other_bytes_after_no_face_follows_on_failure(
+        policy_file: Path, jpeg: bytes, host: str, action: str) -> None:
+    """The image checked had no face; other bytes for one of its segments make an image
+    never checked, which a block site must not receive unprotected."""
+    addon, _, _, tctx = guard(policy_file, "same")
+    with tctx:
+        x = Client(addon, host, jpeg)
+        await x.init()
+        [await x.append(i) for i in range(3)]
+        other = await x.append_bytes(1, bytes(len(x.piece(1))))
+        beyond = await x.append_bytes(3, x.piece(1))
+        same = await x.append(1)
+    for flow in (other, beyond):
+        assert record(flow)["action"] == action
+        assert (flow.response is None) is (action == "untouched")
+    assert "segment 1 arrived again with bytes other than those" in record(other)["reason"]
+    assert record(same)["action"] == "untouched" and same.response is None
+
+
 async def test_an_append_without_init_takes_the_single_upload_path(policy_file: Path,
                                                                    jpeg: bytes) -> None:
     addon, _, forward, tctx = guard(policy_file)
