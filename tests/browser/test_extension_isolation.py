@@ -68,3 +68,29 @@ async def test_a_page_script_gets_nothing_from_the_service_or_the_extension(
     assert after.get(refused, 0) - before.get(refused, 0) >= 2  # both fetches, refused there
     images = {k: v for k, v in after.items() if k.startswith("grasp_images")}
     assert images == {k: v for k, v in before.items() if k.startswith("grasp_images")}
+
+
+FRESH_FRAME = """(() => {
+  const native = (fn) => typeof fn === "function" && String(fn).includes("[native code]");
+  const frame = document.createElement("iframe");
+  frame.srcdoc = "<p>a frame of the page's own</p>";
+  document.body.appendChild(frame);
+  const fresh = frame.contentWindow;  // its first document, before the srcdoc one loads
+  return {getFile: native(fresh.FileSystemFileHandle?.prototype.getFile),
+          getType: native(fresh.ClipboardItem?.prototype.getType), fetch: native(fresh.fetch)};
+})()"""
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known limitation, measured on Chromium: a srcdoc iframe's first document, reached by its "
+    "parent at once, still has the browser's getFile, getType and fetch (the extension's "
+    "page-world script runs there only when the srcdoc document starts, in the same realm): a "
+    "page script that keeps them can read a picked handle's or the clipboard's original. Not "
+    "closable from the page's world: `window[i]` reaches a new frame without any getter to "
+    "patch. README, 'What it does not promise'"))
+async def test_a_fresh_frames_built_ins_are_the_extensions_at_once(
+        browser: Browser, site: ExtensionSite) -> None:
+    async with browser.page() as page:
+        await page.open(site.url("pass.localhost", "spy", "spy"), "window.seen !== undefined")
+        found = await page.evaluate(FRESH_FRAME)
+    assert found == {"getFile": False, "getType": False, "fetch": False}, found
