@@ -76,10 +76,11 @@ _CORS = b"access-control-"
 
 
 class Media(NamedTuple):
-    """A chunked upload, as the proxy keys it: the media id is the site's own, so two sites'
-    ids may be the same (small sequential ids on two self-hosted sites) and never mix."""
+    """A chunked upload, as the proxy keys it: the media id is the host's own, so two hosts'
+    ids may be the same (small sequential ids on two self-hosted instances) and never mix."""
 
     site: str
+    host: str
     id: str
 
     def __str__(self) -> str:
@@ -155,7 +156,10 @@ class ChunkedUploads:
                    f"{command.media_type or 'an unnamed type'}", rule.name,
                    total_bytes=command.total_bytes, media_type=command.media_type)
             return True
-        if command is None or (media := Media(rule.name, command.media_id)) not in self.reassembly:
+        if command is None:
+            return False
+        media = Media(rule.name, request.host, command.media_id)
+        if media not in self.reassembly:
             return False
         busy = self._busy.get(media)
         if busy is not None:  # held segments reach the site, or the image is protected, first
@@ -183,7 +187,7 @@ class ChunkedUploads:
         if declared is None:
             entry["reason"] += f"; no media_id in the site's answer ({status})"
             return
-        media = Media(rule.name, declared.media_id)
+        media = Media(rule.name, flow.request.host, declared.media_id)
         self.reassembly.max_held_bytes = self._settings().max_buffer
         skip = self.reassembly.declare(media, entry["total_bytes"], entry["media_type"],
                                        rule.chunked_upload, time.monotonic())
@@ -208,7 +212,7 @@ class ChunkedUploads:
 
     async def _append(self, flow: http.HTTPFlow, rule: SiteRule,
                       command: x_media.Append) -> None:
-        request, media = flow.request, Media(rule.name, command.media_id)
+        request, media = flow.request, Media(rule.name, flow.request.host, command.media_id)
         verdict = self.reassembly.verdict(media)
         if isinstance(verdict, Skip):
             return _skipped(flow, rule, media, verdict)
@@ -227,6 +231,9 @@ class ChunkedUploads:
             # on_failure says, as a corrupt image would be the one answer worse than none
             raise RewriteError(f"media {media}: {problem}; the segment cannot carry its "
                                "protected bytes", site=rule.name, on_failure="block")
+        if problem and self.reassembly.checked(media):  # no face in the image checked
+            return _skipped(flow, rule, media, Skip(f"{problem}; its bytes cannot be checked "
+                                                    "against the image", unprotected=True))
         if problem:
             return await self._leave(flow, rule, media, problem)
         piece = Piece(flow.copy(), segment, fields, limits.length_locked)

@@ -321,6 +321,11 @@ class Reassembly(Generic[K, T]):
             return None
         return upload.skip() if upload.state == "skipped" else Abandon(upload.reason)
 
+    def checked(self, media_id: K) -> bool:
+        """Whether the upload was left alone after its whole image was checked (no face)."""
+        upload = self._uploads.get(media_id)
+        return upload is not None and upload.state == "skipped" and bool(upload.digests)
+
     def rewritten(self, media_id: K) -> bool:
         """Whether the upload's image is protected (or being protected): a segment of it
         must not reach the site with its original bytes."""

@@ -58,7 +58,7 @@ sites:
     fields: [media]
     chunked_upload: {protocol: x, max_total_bytes: 5000, max_segments: 4, hold_s: 30}
   - name: x-like
-    hosts: [upload.photos.example]
+    hosts: [upload.photos.example, upload2.photos.example]
     paths: [/i/media/upload.json]
     formats: [multipart]
     size_mode: exact
@@ -241,14 +241,17 @@ async def test_three_segments_go_out_protected_with_their_original_lengths(
     assert notices == []
 
 
-async def test_two_sites_uploads_with_the_same_media_id_never_mix(policy_file: Path,
-                                                                  jpeg: bytes) -> None:
+@pytest.mark.parametrize("hosts", [("upload.x.com", "upload.photos.example"),
+                                   ("upload.photos.example", "upload2.photos.example")])
+async def test_two_hosts_uploads_with_the_same_media_id_never_mix(
+        policy_file: Path, jpeg: bytes, hosts: tuple[str, str]) -> None:
+    """Two sites, or two hosts of one site (self-hosted instances), with small sequential ids."""
     other = io.BytesIO()
     Image.new("RGB", (20, 14), (10, 140, 60)).save(other, "JPEG")
     addon, protect, forward, tctx = guard(policy_file)
     with tctx:
-        x = Client(addon, "upload.x.com", jpeg, media_id="7")
-        like = Client(addon, "upload.photos.example", other.getvalue(), media_id="7")
+        x = Client(addon, hosts[0], jpeg, media_id="7")
+        like = Client(addon, hosts[1], other.getvalue(), media_id="7")
         await x.init()
         await like.init()
         last = {}
@@ -418,6 +421,26 @@ async def test_a_retry_with_other_bytes_after_no_face_follows_on_failure(
         assert (flow.response is None) is (action == "untouched")
     assert "segment 1 arrived again with bytes other than those" in record(other)["reason"]
     assert record(same)["action"] == "untouched" and same.response is None
+
+
+async def test_a_retry_that_cannot_be_read_after_no_face_leaves_the_upload_standing(
+        policy_file: Path, jpeg: bytes) -> None:
+    """On a block site the retry itself is refused (its bytes are never checked); the
+    upload, delivered untouched, stands: its identical retry and FINALIZE go as they are."""
+    addon, _, _, tctx = guard(policy_file, "same")
+    with tctx:
+        x = Client(addon, "upload.twitter.com", jpeg)
+        await x.init()
+        [await x.append(i) for i in range(3)]
+        x.extra_headers[1] = [("Content-Digest", "md5=:AAAAAAAAAAAAAAAAAAAAAA==:")]
+        unreadable = await x.append(1)
+        x.extra_headers.clear()
+        same = await x.append(1)
+        done = await x.finalize()
+    assert record(unreadable)["action"] == "blocked"
+    assert "unsupported algorithm md5" in record(unreadable)["reason"]
+    assert [record(same)["action"], record(done)["action"]] == ["untouched", "untouched"]
+    assert same.response is None and done.response is None
 
 
 async def test_an_append_without_init_takes_the_single_upload_path(policy_file: Path,
