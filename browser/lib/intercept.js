@@ -169,11 +169,12 @@ export function holdUnreachableInputs(win, holdChoice) {
 }
 
 /**
- * The protected copy of a file (or a promise of one) a page script reads; refused, it rejects
- * as the File System Access and clipboard APIs refuse a read.
+ * The protected copy of a file a page script reads; refused, it rejects as the File System
+ * Access and clipboard APIs refuse a read. The file is never awaited: that would look up its
+ * `then`, which a page script may have defined on a prototype.
  */
 async function protectedCopy(win, protectFiles, file) {
-  const chosen = await protectFiles([await file]);
+  const chosen = await protectFiles([file]);
   if (chosen === null) {
     throw new win.DOMException("GRASP Guard refused the photo: it could not be protected", "NotAllowedError");
   }
@@ -253,7 +254,7 @@ export function holdClipboardImages(win, protectFiles) {
     }
     const images = asked.get(this) ?? Object.create(null);
     asked.set(this, images);
-    images[type] ??= protectedCopy(win, protectFiles, getType(this, type));
+    images[type] ??= (async () => protectedCopy(win, protectFiles, await getType(this, type)))();
     return awaitCached(images[type], (failed) => images[type] === failed && delete images[type]);
   };
 }

@@ -355,6 +355,31 @@ test("a page script's replacement of a built-in never sees the original a handle
   assert.ok(!seen.includes(onDisk.file), "a replaced built-in was handed the original");
 });
 
+test("a then a page script defines on Blob.prototype is never handed the original a handle or the clipboard reads", async () => {
+  const original = new File([new Uint8Array([0xff, 0xd8, 0xff])], "me.jpg", { type: "image/jpeg" });
+  const copy = photo();
+  // The browser's promises, settled before the page script below defines its `then`.
+  const settled = Promise.resolve(original);
+  class FakeHandle { getFile() { return settled; } }
+  class FakeItem {
+    get types() { return ["image/jpeg"]; }
+    getType() { return settled; }
+  }
+  const win = { FileSystemFileHandle: FakeHandle, ClipboardItem: FakeItem, Blob, File, DOMException, navigator: {} };
+  holdPickedFiles(win, async () => [copy]);
+  holdClipboardImages(win, async () => [copy]);
+  await settled;
+  const seen = [];
+  try {
+    Object.defineProperty(Blob.prototype, "then", { configurable: true, get() { seen.push(this); return undefined; } });
+    assert.equal(await new FakeHandle().getFile(), copy);
+    assert.equal(await new FakeItem().getType("image/jpeg"), copy);
+  } finally {
+    delete Blob.prototype.then;
+  }
+  assert.ok(!seen.includes(original), "the page's then was handed the original");
+});
+
 test("a browser without the File System Access API is left as it is", () => {
   const win = { FileSystemFileHandle: undefined };
   holdPickedFiles(win, async () => null);
