@@ -189,6 +189,8 @@ class ChunkedUploads:
             return
         media = Media(rule.name, flow.request.host, declared.media_id)
         self.reassembly.max_held_bytes = self._settings().max_buffer
+        if media not in set(self.reassembly.pending()):  # an earlier upload of the id is let
+            self._stop_timer(media)                       # go: its timer is not this one's
         skip = self.reassembly.declare(media, entry["total_bytes"], entry["media_type"],
                                        rule.chunked_upload, time.monotonic())
         entry["media_id"] = media.id

@@ -562,6 +562,23 @@ async def test_held_too_long(policy_file: Path, jpeg: bytes, host: str,
     assert (second.response is None) is (forwarded == 1)
 
 
+async def test_an_upload_declared_again_under_its_id_still_expires(policy_file: Path,
+                                                                   jpeg: bytes) -> None:
+    """The id of a protected upload declared again: the new upload's held segment goes on
+    untouched when its own hold time runs out, whatever the first one's timer did."""
+    addon, _, forward, tctx = guard(policy_file)
+    with tctx:
+        x = Client(addon, "quick.x.com", jpeg)
+        await x.init()
+        [await x.append(i) for i in range(3)]  # protected: its pieces kept for hold_s
+        await asyncio.sleep(0.1)
+        await x.init()
+        first = await x.append(0)
+        await asyncio.sleep(0.6)
+    assert held(first)
+    assert media_of(forward.sent[-1][0]) == x.piece(0), "the held segment never went on"
+
+
 # --- the protection or the site fails -------------------------------------------------------
 
 @pytest.mark.parametrize(("host", "status"), [("upload.x.com", None),
