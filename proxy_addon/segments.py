@@ -317,7 +317,7 @@ class Reassembly(Generic[K, T]):
         """What stands for an upload skipped or abandoned earlier; None for any other, and
         for one skipped after its whole image was checked (its segments' bytes decide)."""
         upload = self._uploads.get(media_id)
-        if upload is None or upload.state not in ("skipped", "abandoned") or upload.digests:
+        if upload is None or upload.state not in ("skipped", "abandoned") or self.checked(media_id):
             return None
         return upload.skip() if upload.state == "skipped" else Abandon(upload.reason)
 

@@ -214,6 +214,17 @@ def test_a_whole_image_that_could_not_be_protected_is_abandoned() -> None:
     step = uploads.abandon("m1", "service down")
     assert step.reason == "service down" and [s.item for s in step.released] == ["all"]
     assert uploads.close("m1") == Abandon("service down") and uploads.held_bytes == 0
+    assert uploads.verdict("m1") == Abandon("service down")  # every later request hears it
+
+
+def test_after_no_face_a_segments_bytes_decide() -> None:
+    uploads = declared()
+    assert isinstance(uploads.add("m1", 0, IMAGE, "all", now=1.0), Whole)
+    uploads.leave("m1", "no face found in its image")
+    assert uploads.checked("m1") and uploads.verdict("m1") is None
+    assert uploads.add("m1", 0, IMAGE, "again", now=2.0) == Skip("no face found in its image")
+    other = uploads.add("m1", 0, bytes(len(IMAGE)), "other", now=3.0)
+    assert isinstance(other, Skip) and other.unprotected and "other than those" in other.reason
 
 
 def test_leave_hands_back_the_held_segments_and_skips_the_rest() -> None:
