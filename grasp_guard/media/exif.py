@@ -16,6 +16,7 @@ import numpy as np
 
 from .jpeg_segments import find_embedded_jpegs
 from .orientation import normalise
+from .sniff import holds_image
 from .thumbnail import jpeg_thumbnail
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ _EXIF_IFD = 0x8769
 _IMAGE_DATA = ((_STRIP_OFFSETS, _STRIP_COUNTS), (_TILE_OFFSETS, _TILE_COUNTS))
 _MAX_IFDS = 64  # a block links at most this many directories here; loops and bombs stop
 _MAX_PIECES = 4096  # strips and tiles in all; a block with more is dropped as unreadable
+_MAX_SCANNED = 4  # tag values scanned for images, in block lengths; past it, unreadable
 _SHORT, _LONG, _IFD = 3, 4, 13
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 _THUMB_SCALES = (1.0, 2.0, 4.0)  # coarser tables when the block would overflow its segment
@@ -253,6 +255,9 @@ def parse(tiff: bytes) -> ExifLayout:
                     thumbnail_entries = (tags[_THUMB_OFFSET], tags[_THUMB_LENGTH])
         except ExifError as e:
             logger.debug("unreadable IFD1 (%s): it will be unlinked", e)
+    strips = _image_data(tiff, directories, order)
+    previews = find_embedded_jpegs(tiff, skip=thumbnail)
+    known = [*strips, *previews, *([thumbnail] if thumbnail else [])]
     return ExifLayout(
         byte_order=order,
         orientation=orientation,
@@ -260,10 +265,35 @@ def parse(tiff: bytes) -> ExifLayout:
         has_ifd1=has_ifd1,
         thumbnail=thumbnail,
         thumbnail_entries=thumbnail_entries,
-        strips=_image_data(tiff, directories, order),
+        strips=strips,
         directories=_spans(directories),
-        previews=tuple(find_embedded_jpegs(tiff, skip=thumbnail)),
+        previews=(*previews, *_values_holding_images(tiff, directories, order, known)),
     )
+
+
+def _values_holding_images(tiff: bytes, directories: list[tuple[int, list[_Entry]]],
+                           order: str, known: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(start, end) of every tag value that holds an image other than the ``known`` ones
+    (base64 in an XMP packet, tag 700, or in a comment)."""
+    blanked = bytearray(tiff)
+    for start, end in known:
+        blanked[start:end] = bytes(end - start)
+    if not holds_image(bytes(blanked)):  # one pass over the block decides most
+        return []
+    values = set()
+    for _, entries in directories:
+        for e in entries:
+            size = _TYPE_SIZES.get(e.type, 1) * e.count
+            if size > 4:
+                start = _unpack(tiff, order + "I", e.field)
+                values.add((start, min(start + size, len(tiff))))
+    if sum(end - start for start, end in values) > _MAX_SCANNED * len(tiff):
+        raise ExifError("an image in a block of more overlapping values than a camera writes")
+    found = [(start, end) for start, end in sorted(values)
+             if 8 <= start < end and holds_image(bytes(blanked[start:end]))]
+    if not found:  # the image lies outside every value: in no place a reader looks, but gone
+        raise ExifError("an image outside the block's tags")
+    return found
 
 
 def read_orientation(blob: bytes | None) -> int:

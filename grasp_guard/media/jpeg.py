@@ -4,8 +4,10 @@ The pixels are re-encoded by Pillow (libjpeg) with the source's tables; the new 
 coding segments then follow the source's own APPn/COM segments, carried in their order,
 so JFIF/Adobe markers, ICC chunks, XMP, comments and DPI stay byte-identical. Only what
 holds an unprotected copy of the image changes: the EXIF thumbnail (regenerated), JFIF
-thumbnails, Photoshop thumbnails, extended XMP, FlashPix previews, JUMBF/C2PA boxes, any
-other segment with a JPEG inside it, MPO secondary frames and data after the image.
+thumbnails, Photoshop thumbnails and its copies of EXIF and XMP, XMP thumbnails, extended
+XMP, FlashPix previews, JUMBF/C2PA boxes, MPO secondary frames and data after the image;
+and any segment, comments included, that still holds an image once cleaned (raw or base64)
+is dropped.
 """
 
 from __future__ import annotations
@@ -69,9 +71,19 @@ class JpegParams:
 
 
 def _carry(segment: Segment, notes: list[str]) -> Segment | None:
-    """The segment as it will be written (EXIF aside), or None to drop it; notes say why."""
+    """The segment as it will be written (EXIF aside), or None to drop it; notes say why.
+    Whatever its kind, one that still holds an image once cleaned is dropped."""
+    carried = _cleaned(segment, notes)
+    if carried is not None and holds_image(carried.payload):
+        name = "COM" if segment.marker == COM else f"APP{segment.marker - APP0}"
+        notes.append(f"{name} segment with an embedded image dropped")
+        return None
+    return carried
+
+
+def _cleaned(segment: Segment, notes: list[str]) -> Segment | None:
+    """The segment without the parts its kind is known to keep images in, or None."""
     m, p = segment.marker, segment.payload
-    name = "COM" if m == COM else f"APP{m - APP0}"
     if m == COM:
         return None if is_padding(p) else segment
     if m == APP0 and p.startswith(b"JFIF\x00") and len(p) >= 14:
@@ -104,11 +116,8 @@ def _carry(segment: Segment, notes: list[str]) -> Segment | None:
                          "thumbnail")
             return None
         if stripped[1]:
-            notes.append("Photoshop thumbnail resource removed")
+            notes.append("Photoshop thumbnail resource removed (or a copy of EXIF or XMP)")
         return Segment(m, PHOTOSHOP + stripped[0])
-    if holds_image(p):
-        notes.append(f"{name} segment with an embedded image dropped")
-        return None
     return segment
 
 

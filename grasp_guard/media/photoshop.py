@@ -1,7 +1,8 @@
 """Photoshop image resource blocks (JPEG APP13, PNG raw profiles): their thumbnails removed.
 
 A resource stream is a run of ``8BIM`` records; records 0x0409 and 0x040C hold a JPEG
-thumbnail of the photo. A stream over 64 KB is split across consecutive APP13 segments,
+thumbnail of the photo, and 0x0422, 0x0423 and 0x0424 copies of its EXIF and XMP (each may
+hold a thumbnail of its own; the photo's own EXIF and XMP carry that metadata). A stream over 64 KB is split across consecutive APP13 segments,
 each starting with ``Photoshop 3.0``: readers join them, and the JPEG codec does too.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import struct
 
 PHOTOSHOP = b"Photoshop 3.0\x00"
-_THUMBNAILS = frozenset({0x0409, 0x040C})
+_THUMBNAILS = frozenset({0x0409, 0x040C, 0x0422, 0x0423, 0x0424})
 _SIGNATURES = frozenset({b"8BIM", b"MeSa", b"PHUT", b"AgHg", b"DCSR"})
 
 

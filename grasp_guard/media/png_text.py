@@ -16,6 +16,7 @@ XMP_KEYWORD = b"XML:com.adobe.xmp"
 RAW_PROFILE = b"Raw profile type "
 _HEX_JPEG = re.compile(rb"ff\s*d8\s*ff", re.IGNORECASE)
 _HEX_LINE = 72  # ImageMagick's: 36 bytes a line
+MAX_TEXT_BYTES = 16 << 20  # a compressed text chunk inflated past it is dropped, unread
 
 
 def keyword(chunk: Chunk) -> bytes:
@@ -24,16 +25,19 @@ def keyword(chunk: Chunk) -> bytes:
 
 def clean(chunk: Chunk, notes: list[str]) -> Chunk | None:
     """The text chunk without copies of the image, or None to drop it; notes say why.
-    Chunks of other keywords come back as they are."""
+    Chunks of other keywords come back as they are, unless their text holds an image."""
     key = keyword(chunk)
-    if key != XMP_KEYWORD and not key.startswith(RAW_PROFILE):
-        return chunk
     name = key.decode("latin-1")
     try:
         header, text, compressed = _split(chunk)
     except (ValueError, IndexError, zlib.error):
         notes.append(f"unreadable {name!r} text dropped: it may hold a preview")
         return None
+    if key != XMP_KEYWORD and not key.startswith(RAW_PROFILE):
+        if holds_image(text):
+            notes.append(f"{name!r} text dropped: it holds an image")
+            return None
+        return chunk
     if key == XMP_KEYWORD:
         cleaned, removed = xmp.sanitize(text)
         notes.extend(xmp.notes(removed))
@@ -57,12 +61,26 @@ def _split(chunk: Chunk) -> tuple[bytes, bytes, bool]:
     if chunk.type == b"tEXt":
         return key + b"\x00", rest, False
     if chunk.type == b"zTXt":
-        return key + b"\x00" + rest[:1], zlib.decompress(rest[1:]), True
+        return key + b"\x00" + rest[:1], _inflated(rest[1:]), True
     compressed, method = rest[0], rest[1]
     language, rest = rest[2:].split(b"\x00", 1)
     translated, text = rest.split(b"\x00", 1)
     header = key + b"\x00" + bytes((compressed, method)) + language + b"\x00" + translated + b"\x00"
-    return header, zlib.decompress(text) if compressed else text, bool(compressed)
+    return header, _inflated(text) if compressed else text, bool(compressed)
+
+
+def _inflated(data: bytes) -> bytes:
+    """zlib ``data`` inflated, up to :data:`MAX_TEXT_BYTES` (a chunk made to inflate past it
+    is unreadable: a bomb costs no memory).
+
+    Raises:
+        zlib.error: corrupt, or larger than that.
+    """
+    inflater = zlib.decompressobj()
+    text = inflater.decompress(data, MAX_TEXT_BYTES)
+    if inflater.unconsumed_tail:
+        raise zlib.error(f"text inflates past {MAX_TEXT_BYTES} bytes")
+    return text
 
 
 def _joined(chunk: Chunk, header: bytes, text: bytes, compressed: bool) -> Chunk:
@@ -105,6 +123,6 @@ def _clean_profile(profile: str, data: bytes, name: str, notes: list[str]) -> by
     if profile == "8bim":
         stripped = photoshop.without_thumbnails(data)
         if stripped is not None and stripped[1]:
-            notes.append(f"Photoshop thumbnail resource removed from {name!r}")
+            notes.append(f"Photoshop thumbnail resource removed (or a copy of EXIF or XMP) from {name!r}")
         return None if stripped is None else stripped[0]
     return None if holds_image(data) else data

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from grasp_sdk.sniff import carries_image
+
 from .jpeg_segments import find_embedded_jpegs
 
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
@@ -60,5 +62,7 @@ def sniff_format(data: bytes) -> str | None:
 
 
 def holds_image(blob: bytes) -> bool:
-    """Whether a metadata blob carries an image: a JPEG, PNG, GIF, WebP, JXL or ISO-BMFF file."""
-    return _EMBEDDED_SIGNATURE.search(blob) is not None or bool(find_embedded_jpegs(blob))
+    """Whether a metadata blob carries an image: a JPEG, PNG, GIF, WebP, JXL or ISO-BMFF file,
+    raw or base64 (a text property holding a preview, as XMP thumbnails do)."""
+    return (_EMBEDDED_SIGNATURE.search(blob) is not None or bool(find_embedded_jpegs(blob))
+            or carries_image(blob))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from .sniff import holds_image
+
 # The properties removed, by namespace: a packet may bind any prefix to it (Photoshop CS
 # wrote ``xapGImg:image`` for what later versions write ``xmpGImg:image``), so the prefixes
 # a packet declares are matched as well as the usual one. Motion photos' and Ultra HDR's
@@ -91,9 +93,25 @@ def _names(packet: bytes) -> list[bytes] | None:
 
 def sanitize(packet: bytes) -> tuple[bytes, list[str]]:
     """The packet without image-carrying properties, and the names of those removed. The
-    packet is dropped whole (``b""``) where they cannot be removed with certainty: an image
-    namespace bound as the default one, a property that never closes, one left after removal,
-    or more prefixes than :data:`MAX_PREFIXES`."""
+    packet is dropped whole (``b""``) where they cannot be removed with certainty: a packet
+    not in UTF-8 (matched as bytes, it would hide them), an image namespace bound as the
+    default one, a property that never closes, one left after removal, more prefixes than
+    :data:`MAX_PREFIXES`, or an image still in the packet (a namespace written with a
+    character reference, a property of a namespace not listed)."""
+    try:
+        packet.decode("utf-8")
+    except UnicodeDecodeError:
+        return b"", ["the whole packet (not UTF-8: it cannot be read for images)"]
+    if b"\x00" in packet:  # no XML has one; UTF-16 and UTF-32 text of ASCII does
+        return b"", ["the whole packet (UTF-16 or UTF-32: it cannot be read for images)"]
+    cleaned, removed = _without_image_properties(packet)
+    if cleaned and holds_image(cleaned):
+        return b"", ["the whole packet (an image left in it)"]
+    return cleaned, removed
+
+
+def _without_image_properties(packet: bytes) -> tuple[bytes, list[str]]:
+    """:func:`sanitize` of a UTF-8 packet, but for the images it may still hold."""
     names = _names(packet)
     if names is None:
         return b"", [f"the whole packet (over {MAX_PREFIXES} prefixes for image namespaces)"]

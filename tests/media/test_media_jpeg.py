@@ -1,3 +1,4 @@
+import base64
 import io
 import struct
 
@@ -7,6 +8,7 @@ import pytest
 from _media_builders import (
     encoded,
     exif_bytes,
+    exif_dict,
     gradient,
     icc_profile,
     protect,
@@ -210,6 +212,54 @@ def test_image_carrying_segments_are_dropped_or_cleaned() -> None:
     assert _open(out).size == (64, 48)
 
 
+def _xmp_thumbnail(thumb: bytes, prefix: bytes = b"xmpGImg",
+                   uri: bytes = b"http://ns.adobe.com/xap/1.0/g/img/") -> bytes:
+    """An XMP packet with Photoshop's thumbnail property (base64 JPEG)."""
+    image = prefix + b":image"
+    return xmp_packet(b' xmlns:' + prefix + b'="' + uri + b'"><' + image + b">"
+                      + base64.b64encode(thumb) + b"</" + image + b"><x:y")
+
+
+def _exif_with_xmp(packet: bytes) -> bytes:
+    fields = exif_dict()
+    fields["0th"][piexif.ImageIFD.XMLPacket] = packet
+    return piexif.dump(fields)
+
+
+@pytest.mark.parametrize("place", [
+    "COM holding a JPEG",
+    "Photoshop EXIF resource with a thumbnail",
+    "Photoshop XMP resource with a thumbnail",
+    "XMP under the short XMP header",
+    "XMP in UTF-16",
+    "XMP whose namespace is written with a character reference",
+    "XMP with a non-ASCII prefix",
+    "XMP inside EXIF",
+])
+def test_no_copy_of_the_original_survives_in_any_standard_place(place: str) -> None:
+    thumb = thumbnail_jpeg()
+    xmp_header = b"http://ns.adobe.com/xap/1.0/\x00"
+    carried = {
+        "COM holding a JPEG": segment(0xFE, thumb),
+        "Photoshop EXIF resource with a thumbnail":
+            segment(0xED, _photoshop([(0x0422, exif_bytes(thumbnail=thumb)[6:])])),
+        "Photoshop XMP resource with a thumbnail":
+            segment(0xED, _photoshop([(0x0424, _xmp_thumbnail(thumb))])),
+        "XMP under the short XMP header": segment(0xE1, b"XMP\x00" + _xmp_thumbnail(thumb)),
+        "XMP in UTF-16": segment(0xE1, xmp_header + _xmp_thumbnail(thumb).decode().encode("utf-16-be")),
+        "XMP whose namespace is written with a character reference": segment(0xE1, xmp_header + _xmp_thumbnail(
+            thumb, b"q", b"http://ns.adobe.com/xap/1.0/g/img&#47;")),
+        "XMP with a non-ASCII prefix": segment(0xE1, xmp_header + _xmp_thumbnail(thumb, "gé".encode())),
+        "XMP inside EXIF": segment(0xE1, _exif_with_xmp(_xmp_thumbnail(thumb))),
+    }[place]
+    image = decode(with_segments(encoded(gradient(), "JPEG", quality=80), carried))
+    out = encode(image, protect(image.upright))
+    for copy in (thumb[20:], base64.b64encode(thumb)[40:120],
+                 base64.b64encode(thumb)[40:120].decode().encode("utf-16-be")):
+        assert copy not in out, place
+    assert _open(out).size == (64, 48)
+
+
 def test_photoshop_resources_split_over_segments_are_read_as_one() -> None:
     # a thumbnail record cut in two by the APP13 segment boundary, as Photoshop splits
     # resources over 64 KB: each half alone neither walks nor shows a JPEG
@@ -219,7 +269,7 @@ def test_photoshop_resources_split_over_segments_are_read_as_one() -> None:
     source = with_segments(encoded(gradient(), "JPEG", quality=80), segment(0xED, stream[:cut]),
                            segment(0xED, b"Photoshop 3.0\x00" + stream[cut:]))
     image = decode(source)
-    assert "Photoshop thumbnail resource removed" in image.notes
+    assert "Photoshop thumbnail resource removed (or a copy of EXIF or XMP)" in image.notes
     out = encode(image, protect(image.upright))
     assert _app_payloads(out, 0xED) == [_photoshop([(0x0404, iptc)])]
     assert thumb[20:] not in out

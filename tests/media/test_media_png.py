@@ -1,6 +1,8 @@
+import base64
 import binascii
 import io
 import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -18,7 +20,7 @@ from _media_builders import (
 from PIL import Image, PngImagePlugin
 
 from grasp_guard.errors import SizeBudgetError
-from grasp_guard.media import decode, encode
+from grasp_guard.media import decode, encode, png_text
 from grasp_guard.media.png_chunks import SIGNATURE, Chunk, read_chunks
 from grasp_guard.media.png_filter import encode_idat
 
@@ -263,3 +265,27 @@ def test_text_that_holds_the_image_is_cleaned_not_dropped() -> None:
     assert thumbnail_jpeg()[20:] not in raw_exif
     assert piexif.load(raw_exif)["0th"] == piexif.load(exif_bytes(1, thumbnail_jpeg()))["0th"]
     assert any("Raw profile type exif" in n for n in image.notes)
+
+
+def test_text_of_any_keyword_that_holds_an_image_is_dropped() -> None:
+    thumb = thumbnail_jpeg()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", base64.b64encode(thumb).decode())
+    info.add_text("Thumbnail", thumb.decode("latin-1"), zip=True)
+    info.add_text("Title", "a title")
+    source = encoded(gradient(), "PNG", pnginfo=info)
+    image = decode(source)
+    out = encode(image, protect(image.upright))
+    assert thumb[20:] not in out and base64.b64encode(thumb)[40:120] not in out
+    assert zlib.compress(thumb[20:])[4:40] not in out
+    kept = _open(out).info
+    assert kept["Title"] == "a title" and "Comment" not in kept and "Thumbnail" not in kept
+    assert any("'Comment' text dropped" in n for n in image.notes)
+
+
+def test_a_text_chunk_that_inflates_past_the_bound_is_dropped_unread() -> None:
+    # (Pillow refuses a PNG with a text chunk past its own, smaller bound before this runs)
+    bomb = Chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(bytes(png_text.MAX_TEXT_BYTES + 1), 9))
+    notes: list[str] = []
+    assert png_text.clean(bomb, notes) is None
+    assert notes == ["unreadable 'Comment' text dropped: it may hold a preview"]

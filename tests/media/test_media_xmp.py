@@ -1,7 +1,8 @@
+import base64
 import time
 
 import pytest
-from _media_builders import xmp_packet
+from _media_builders import thumbnail_jpeg, xmp_packet
 
 from grasp_guard.media import xmp
 
@@ -84,3 +85,20 @@ def test_a_name_that_only_ends_in_a_propertys_keeps_the_packet() -> None:
     packet = xmp_packet(b' xGImage:Data="not the image" GImage:Data="QUJD"')
     clean, names = xmp.sanitize(packet)
     assert names == ["GImage:Data"] and b"QUJD" not in clean and b"xGImage:Data" in clean
+
+
+@pytest.mark.parametrize(("packet", "why"), [
+    (xmp_packet(b' xmp:Rating="4"').decode().encode("utf-16-be"), "UTF-16 or UTF-32"),
+    (xmp_packet(b' dc:title="\xe9t\xe9"'), "not UTF-8"),
+    (xmp_packet(b' xmlns:q="http://ns.adobe.com/xap/1.0/g/img&#47;"><q:image>'
+                + base64.b64encode(thumbnail_jpeg()) + b"</q:image><x:y"), "an image left"),
+])
+def test_a_packet_it_cannot_read_for_images_or_one_still_holding_one_is_dropped(
+        packet: bytes, why: str) -> None:
+    cleaned, removed = xmp.sanitize(packet)
+    assert cleaned == b"" and why in removed[0]
+
+
+def test_a_packet_without_images_is_kept_byte_identical() -> None:
+    packet = xmp_packet(b' xmp:Rating="4" dc:description="caf\xc3\xa9"')
+    assert xmp.sanitize(packet) == (packet, [])
