@@ -10,12 +10,14 @@
 import { PAGES, POLICY } from "./config.js";
 import { GraspClient, loadPolicy } from "./sdk/index.js";
 import { equal, toBase64 } from "./sdk/src/bytes.js";
+import { keptAlive } from "./lib/keep_alive.js";
 import { MessageRefused, noticeMessage, protectRequest, senderPage } from "./lib/messages.js";
 import { readSettings } from "./lib/settings.js";
 import { PageSites } from "./lib/sites.js";
 import { TabLog, sha256 } from "./lib/tab_log.js";
 
-/** One protection, retries included: minutes on a CPU, within MV3's five per event. */
+/** One protection, retries included: minutes on a CPU (the worker kept running meanwhile),
+ * within the five minutes Chrome gives one event. */
 const PROTECT_TIMEOUT_MS = 270_000;
 /** A busy service (429, as Retry-After says) is asked again within that time. */
 const PROTECT_RETRIES = 20;
@@ -45,7 +47,7 @@ async function protect(message, sender) {
   const client = new GraspClient(settings.service, {
     token: settings.token || null, totalTimeoutMs: PROTECT_TIMEOUT_MS, maxRetries: PROTECT_RETRIES,
   });
-  const result = await client.protect(request.data, request.options, { contentType: request.mediaType });
+  const result = await keptAlive(client.protect(request.data, request.options, { contentType: request.mediaType }));
   if (!equal(result.data, request.data)) await tabLog.addProtected(tabId, await sha256(result.data));
   return { ok: true, data: toBase64(result.data), contentType: result.contentType, report: result.report };
 }

@@ -54,10 +54,14 @@ export async function protectFile(file, options = {}) {
   const original = (reason, extra = {}) =>
     ({ file, protected: false, reason, site, report: null, error: null, ...extra });
 
-  /** A photo that cannot be protected: the original under `pass`, refused under `block`. */
+  /**
+   * A photo that cannot be protected: refused under `block`; under `pass` the original, with
+   * the failure as its `error`, so that the caller says it goes unprotected.
+   */
   const unprotectable = (reason) => {
-    if (onFailure === "block") throw new UploadBlockedError(site, new GraspSDKError(reason));
-    return original(reason);
+    const error = new GraspSDKError(reason);
+    if (onFailure === "block") throw new UploadBlockedError(site, error);
+    return original(reason, { error });
   };
 
   // Magic bytes and size first: a video chosen beside a photo is never read whole.

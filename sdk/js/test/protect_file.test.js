@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { UploadBlockedError, loadPolicy, protectFile } from "../index.js";
+import { GraspSDKError, UploadBlockedError, loadPolicy, protectFile } from "../index.js";
 import { JPEG, compiledPolicyText, errorAnswer, fakeProtect, flip, standInService } from "./helpers.js";
 
 const photo = () => new File([JPEG], "me.jpg", { type: "image/jpeg", lastModified: 1700000000000 });
@@ -79,7 +79,8 @@ test("no face, not an image, a truncated image: the original, with the reason", 
   const text = await protectFile(new File(["hello"], "a.txt", { type: "text/plain" }), { protect });
   assert.equal(text.reason, "not an image (by its bytes)");
   const piece = await protectFile(new File([JPEG.subarray(0, 300)], "a.jpg"), { protect });
-  assert.equal(piece.reason, "an incomplete image/jpeg");
+  assert.deepEqual([piece.reason, piece.error?.message], ["an incomplete image/jpeg", "an incomplete image/jpeg"]);
+  assert.equal(text.error, null);
   assert.equal(protect.calls.length, 0);
 });
 
@@ -103,6 +104,7 @@ test("past max_bytes only a file's first bytes are read: a video goes as it is, 
   const passed = await protectFile(huge(JPEG, "image/jpeg"),
     { policy: blockingPolicy, site: "strict", onFailure: "pass", protect });
   assert.match(passed.reason, /exceeds max_bytes/);
+  assert.ok(passed.error instanceof GraspSDKError && /exceeds max_bytes/.test(passed.error.message));
   const piece = new File([JPEG.subarray(0, 300)], "a.jpg");
   await assert.rejects(protectFile(piece, { policy: blockingPolicy, site: "strict", protect }),
     (e) => e instanceof UploadBlockedError && e.cause.message === "an incomplete image/jpeg");
