@@ -47,6 +47,13 @@ function filesOf(list) {
   return transfer;
 }
 
+/** Give a file input `files`, as the browser does when the user picks or drops them. */
+function giveInput(input, files) {
+  input.files = filesOf(files).files;
+  input.dispatchEvent(new Event("input", { bubbles: true, composed: true }));
+  input.dispatchEvent(new Event("change", { bubbles: true }));
+}
+
 /**
  * What holds a choice: given a trusted `input` or `change` event of a file input, it stops
  * the event, empties the input, and once `protectFiles` answers gives the input the files
@@ -64,6 +71,7 @@ export function choiceHolder(protectFiles) {
       event.stopImmediatePropagation();  // the `change` after the `input` we hold
       return;
     }
+    if (files.length > 0) pending.delete(input);  // a later choice: the earlier one's result is not the page's
     if (!files.some(mayBeImage)) return;
     event.stopImmediatePropagation();
     input.files = new DataTransfer().files;
@@ -71,9 +79,7 @@ export function choiceHolder(protectFiles) {
       if (pending.get(input) !== choice) return true;  // the user chose again meanwhile
       pending.delete(input);
       if (chosen === null) return false;
-      input.files = filesOf(chosen).files;
-      input.dispatchEvent(new Event("input", { bubbles: true, composed: true }));
-      input.dispatchEvent(new Event("change", { bubbles: true }));
+      giveInput(input, chosen);
       return true;
     }, (error) => {
       if (pending.get(input) === choice) pending.delete(input);
@@ -267,11 +273,13 @@ export function holdClipboardImages(win, protectFiles) {
  * @param {() => boolean} refusesFolder called on a drop that holds a folder (its photos
  *   cannot be protected: a script-made drop carries no folder): true, the drop is refused
  *   and never reaches the page; false, it goes as it is.
+ * @param {() => boolean} active whether a site of the page is on now: when none is, a
+ *   choice, drop or paste is the browser's and the page's alone.
  */
-export function interceptChoices(win, protectFiles, refusesFolder = () => false) {
+export function interceptChoices(win, protectFiles, refusesFolder = () => false, active = () => true) {
   const holdChoice = choiceHolder(protectFiles);
   const onChoice = (event) => {
-    if (!event.isTrusted) return;
+    if (!event.isTrusted || !active()) return;
     const input = event.composedPath()[0];
     if (!(input instanceof win.HTMLInputElement) || input.type !== "file") return;
     holdChoice(event, input);
@@ -279,7 +287,7 @@ export function interceptChoices(win, protectFiles, refusesFolder = () => false)
   /** A drop or a paste: held, and made again with the protected files. */
   const onTransfer = (transferOf, remake, keeps = () => false) => (event) => {
     const transfer = transferOf(event);
-    if (!event.isTrusted || !transfer || keeps(transfer)) return;
+    if (!event.isTrusted || !transfer || keeps(transfer) || !active()) return;
     if (holdsFolder(transfer)) {
       if (refusesFolder()) {
         event.preventDefault();
@@ -295,6 +303,10 @@ export function interceptChoices(win, protectFiles, refusesFolder = () => false)
     event.stopImmediatePropagation();
     protectFiles(files).then((chosen) => {
       if (chosen === null) return;
+      if (event.type === "drop" && target instanceof win.HTMLInputElement && target.type === "file") {
+        giveInput(target, target.multiple ? chosen : chosen.slice(0, 1));  // the browser's own drop
+        return;
+      }
       const carried = filesOf(chosen);
       for (const [type, value] of strings) carried.setData(type, value);
       (target.isConnected ? target : win.document).dispatchEvent(remake(event, carried));

@@ -84,6 +84,46 @@ test("a dropped folder goes as it is, or is refused where the site says so; a dr
   }
 });
 
+test("a photo dropped on a file input arrives in the input, protected, as the browser's own drop would put it", async () => {
+  for (const multiple of [false, true]) {
+    const { listeners, win } = stage();
+    win.HTMLInputElement = FakeInput;
+    const original = photo();
+    const protectedCopy = photo();
+    interceptChoices(win, async (files) => files.map((f) => (f === original ? protectedCopy : f)));
+    const input = Object.assign(new FakeInput(), { multiple });
+    const changed = new Promise((resolve) => input.addEventListener("change", () => resolve([...input.files])));
+    const second = photo();
+    const transfer = new FakeTransfer();
+    transfer.files = [original, second];
+    const held = { prevented: false };
+    listeners.drop({
+      type: "drop", isTrusted: true, dataTransfer: transfer, composedPath: () => [input],
+      preventDefault: () => { held.prevented = true; }, stopImmediatePropagation() {},
+    });
+    assert.ok(held.prevented);
+    assert.deepEqual(await changed, multiple ? [protectedCopy, second] : [protectedCopy]);
+  }
+});
+
+test("with every site of the page switched off, a drop, a paste and a choice are the browser's alone", () => {
+  const { listeners, target, win } = stage();
+  win.HTMLInputElement = FakeInput;
+  let asked = 0;
+  interceptChoices(win, async (files) => { asked += 1; return files; }, () => false, () => false);
+  const transfer = new FakeTransfer();
+  transfer.files = [photo()];
+  const held = { prevented: false, stopped: false };
+  const hold = { preventDefault: () => { held.prevented = true; }, stopImmediatePropagation: () => { held.stopped = true; } };
+  listeners.drop({ type: "drop", isTrusted: true, dataTransfer: transfer, composedPath: () => [target], ...hold });
+  const pasted = userPaste(target, [photo()]);
+  listeners.paste(pasted.event);
+  const input = Object.assign(new FakeInput(), { files: [photo()] });
+  listeners.change({ isTrusted: true, composedPath: () => [input], ...hold });
+  assert.deepEqual([held, pasted.held, asked, input.files.length], [{ prevented: false, stopped: false },
+    { prevented: false, stopped: false }, 0, 1]);
+});
+
 test("a paste without a photo, or of text with its picture, is the page's own; a refused photo is never pasted", async () => {
   const { listeners, target, win } = stage();
   interceptChoices(win, async () => null);
@@ -152,6 +192,20 @@ test("a form submitted while its photo is protected waits, then goes with the pr
   assert.deepEqual(input.files, [protectedCopy]);
   assert.deepEqual(form.submitted, [button]);
   assert.deepEqual(submit(button), { prevented: false, stopped: false });  // nothing pending now
+});
+
+test("a later choice without a photo in the same input stands: the earlier photo's protection never replaces it", async () => {
+  let answer;
+  const { input, form, choose, submit } = formStage(() => new Promise((resolve) => { answer = resolve; }));
+  let changes = 0;
+  input.addEventListener("change", () => { changes += 1; });
+  choose(photo());
+  const cv = new File(["%PDF"], "cv.pdf", { type: "application/pdf" });
+  choose(cv);  // the user changed their mind while the photo was protected
+  assert.deepEqual(submit(null), { prevented: false, stopped: false });  // nothing pending now
+  answer([new File([new Uint8Array([1])], "me.jpg", { type: "image/jpeg" })]);
+  await settle();
+  assert.deepEqual([input.files, changes, form.submitted], [[cv], 0, []]);
 });
 
 test("a held form is not submitted again when its photo is refused; a form with nothing pending is the page's", async () => {
