@@ -36,6 +36,17 @@ export function mayBeImage(file) {
   return startsWith(typeOf(file), "image/") || matches(IMAGE_NAME, nameOf(file));
 }
 
+/**
+ * Whether a paste is copied text that comes with a picture of itself (office suites): it
+ * pastes as text, untouched. A copied file's text is only its name (macOS Finder): a photo.
+ */
+function textWithPicture(transfer) {
+  if (!transfer.types.includes("text/plain")) return false;
+  const names = Array.from(transfer.files, (file) => nameOf(file));
+  const lines = transfer.getData("text/plain").split(/[\r\n]+/).map((line) => line.trim()).filter(Boolean);
+  return lines.length > 0 && !lines.every((line) => names.includes(line));
+}
+
 /** Whether a drop's transfer holds a folder (Chromium lists it among its files, no type). */
 function holdsFolder(transfer) {
   return Array.from(transfer.items ?? []).some((item) => item.webkitGetAsEntry?.()?.isDirectory === true);
@@ -318,8 +329,7 @@ export function interceptChoices(win, protectFiles, refusesFolder = () => false,
   const dragFields = (event) => Object.fromEntries(DRAG_FIELDS.map((k) => [k, event[k]]));
   win.addEventListener("drop", onTransfer((e) => e.dataTransfer, (held, dataTransfer) =>
     new DragEvent("drop", { ...dragFields(held), bubbles: true, cancelable: true, composed: true, dataTransfer })), true);
-  // Copied text comes with a picture of itself (office suites): it pastes as text, untouched.
   win.addEventListener("paste", onTransfer((e) => e.clipboardData, (_held, clipboardData) =>
     new ClipboardEvent("paste", { bubbles: true, cancelable: true, composed: true, clipboardData }),
-  (transfer) => transfer.types.includes("text/plain")), true);
+  textWithPicture), true);
 }

@@ -8,10 +8,11 @@ import { SERVICE } from "../config.js";
 
 export const DEFAULT_SETTINGS = Object.freeze({ service: SERVICE, token: "", disabledSites: [] });
 
-/** The stored settings, defaults filled in. */
+/** The stored settings, defaults filled in (a service left blank in the popup is the default). */
 export async function readSettings(storage = chrome.storage.local) {
   const stored = await storage.get(Object.keys(DEFAULT_SETTINGS));
-  return { ...DEFAULT_SETTINGS, ...stored };
+  const settings = { ...DEFAULT_SETTINGS, ...stored };
+  return settings.service ? settings : { ...settings, service: DEFAULT_SETTINGS.service };
 }
 
 let switches = Promise.resolve();

@@ -124,6 +124,19 @@ test("with every site of the page switched off, a drop, a paste and a choice are
     { prevented: false, stopped: false }, 0, 1]);
 });
 
+test("a photo file copied in a file manager (its name as the text) is held as a photo, unlike text with its picture", () => {
+  const { listeners, target, win } = stage();
+  let asked = 0;
+  interceptChoices(win, async (files) => { asked += 1; return files; });
+  const file = new File([new Uint8Array([0xff, 0xd8, 0xff])], "IMG_0042.jpg", { type: "image/jpeg" });
+  const copied = userPaste(target, [file], { "text/plain": "IMG_0042.jpg" });
+  listeners.paste(copied.event);
+  const table = userPaste(target, [file], { "text/plain": "a\tb\n1\t2" });
+  listeners.paste(table.event);
+  assert.deepEqual([copied.held, table.held, asked], [{ prevented: true, stopped: true },
+    { prevented: false, stopped: false }, 1]);
+});
+
 test("a paste without a photo, or of text with its picture, is the page's own; a refused photo is never pasted", async () => {
   const { listeners, target, win } = stage();
   interceptChoices(win, async () => null);

@@ -18,3 +18,11 @@ test("two sites switched off at once are both off", async () => {
   await Promise.all([setSiteEnabled("x", false, storage), setSiteEnabled("instagram", false, storage)]);
   assert.deepEqual((await readSettings(storage)).disabledSites.sort(), ["instagram", "x"]);
 });
+
+test("a service left blank in the popup is the default one, not the extension's own origin", async () => {
+  const storage = new SlowStorage();
+  await storage.set({ service: "", token: "t" });
+  const settings = await readSettings(storage);
+  assert.ok(settings.service.startsWith("http"), settings.service);
+  assert.equal(settings.token, "t");
+});
