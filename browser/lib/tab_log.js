@@ -5,7 +5,7 @@
  * twice, and the last notices, for the popup.
  */
 
-const KEEP_DIGESTS = 64;
+const KEEP_DIGESTS = 1000;  // an album of photos chosen at once, each uploaded after (64 KB a tab)
 const KEEP_NOTICES = 10;
 
 const key = (tabId) => `tab:${tabId}`;

@@ -25,3 +25,12 @@ test("a closed tab's entry is gone, even with an update of it still in flight", 
   await update;
   assert.deepEqual(Object.keys(storage.data), []);
 });
+
+test("every photo of an album chosen at once is remembered until it is uploaded", async () => {
+  const storage = { data: {}, async get(k) { return { [k]: structuredClone(this.data[k]) }; },
+    async set(items) { Object.assign(this.data, structuredClone(items)); } };
+  const log = new TabLog(storage);
+  const album = Array.from({ length: 300 }, (_, i) => `photo-${i}`);
+  await Promise.all(album.map((digest) => log.addProtected(7, digest)));
+  for (const digest of album) assert.equal(await log.wasProtected(7, digest), true, digest);
+});
