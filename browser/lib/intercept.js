@@ -38,13 +38,14 @@ export function mayBeImage(file) {
 
 /**
  * Whether a paste is copied text that comes with a picture of itself (office suites): it
- * pastes as text, untouched. A copied file's text is only its name (macOS Finder): a photo.
+ * pastes as text, untouched. A copied file's text is only its name (macOS Finder gives the
+ * photo's own name, its File another: "image.png"): a photo.
  */
 function textWithPicture(transfer) {
   if (!transfer.types.includes("text/plain")) return false;
   const names = Array.from(transfer.files, (file) => nameOf(file));
   const lines = transfer.getData("text/plain").split(/[\r\n]+/).map((line) => line.trim()).filter(Boolean);
-  return lines.length > 0 && !lines.every((line) => names.includes(line));
+  return lines.length > 0 && !lines.every((line) => names.includes(line) || matches(IMAGE_NAME, line));
 }
 
 /** Whether a drop's transfer holds a folder (Chromium lists it among its files, no type). */

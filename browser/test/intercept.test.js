@@ -131,10 +131,13 @@ test("a photo file copied in a file manager (its name as the text) is held as a 
   const file = new File([new Uint8Array([0xff, 0xd8, 0xff])], "IMG_0042.jpg", { type: "image/jpeg" });
   const copied = userPaste(target, [file], { "text/plain": "IMG_0042.jpg" });
   listeners.paste(copied.event);
+  const renamed = new File([new Uint8Array([0x89])], "image.png", { type: "image/png" });
+  const finder = userPaste(target, [renamed], { "text/plain": "IMG_0043.HEIC" });  // Chrome on macOS
+  listeners.paste(finder.event);
   const table = userPaste(target, [file], { "text/plain": "a\tb\n1\t2" });
   listeners.paste(table.event);
-  assert.deepEqual([copied.held, table.held, asked], [{ prevented: true, stopped: true },
-    { prevented: false, stopped: false }, 1]);
+  assert.deepEqual([copied.held, finder.held, table.held, asked], [{ prevented: true, stopped: true },
+    { prevented: true, stopped: true }, { prevented: false, stopped: false }, 2]);
 });
 
 test("a paste without a photo, or of text with its picture, is the page's own; a refused photo is never pasted", async () => {
