@@ -48,11 +48,18 @@ class HeaderTooLong(ValueError):
 # dozen): a blob of tiny segments each holding another SOI would otherwise cost a walk of
 # the whole chain per candidate.
 MAX_EMBEDDED_SEGMENTS = 256
+# Stray bytes between an embedded JPEG's header segments skipped in all (its first segment
+# must follow SOI at once): a preview made to fail a strict parse still counts as one.
+_EXTRANEOUS = 16
 
 
-def split_header(data: bytes, start: int = 0,
-                 max_segments: int | None = None) -> tuple[list[Segment], int]:
+def split_header(data: bytes, start: int = 0, max_segments: int | None = None,
+                 extraneous: int = 0) -> tuple[list[Segment], int]:
     """The segments between SOI and the first SOS, and the offset of that SOS marker.
+
+    Args:
+        extraneous: how many stray bytes between one segment and the next marker to skip
+            in all, as libjpeg does (with a warning) when it decodes such a file.
 
     Raises:
         HeaderTooLong: more than ``max_segments`` segments (when given).
@@ -63,6 +70,11 @@ def split_header(data: bytes, start: int = 0,
     segments: list[Segment] = []
     pos = start + 2
     while True:
+        if segments and pos < len(data) and data[pos] != 0xFF:
+            skipped = data.find(b"\xff", pos, pos + extraneous + 1) - pos
+            if skipped > 0:
+                extraneous -= skipped
+                pos += skipped
         if pos >= len(data) or data[pos] != 0xFF:
             raise ValueError(f"expected a JPEG marker at offset {pos}")
         marker_pos = pos
@@ -92,13 +104,14 @@ def split_header(data: bytes, start: int = 0,
 def embedded_jpeg_end(data: bytes, start: int) -> int | None:
     """End offset of a JPEG image that starts at ``start`` inside a blob, or None.
 
-    The candidate must parse as a header with a frame (SOF) segment; it ends after the
+    The candidate must parse as a header with a frame (SOF) segment (a few stray bytes
+    between its segments skipped, as libjpeg decodes it anyway); it ends after the
     next EOI marker, or at the end of the blob when it was cut short. One whose header runs
     past :data:`MAX_EMBEDDED_SEGMENTS` is taken for an image to the blob's end: dropping too
     much keeps no original pixels, and each candidate costs a bounded walk.
     """
     try:
-        segments, sos = split_header(data, start, MAX_EMBEDDED_SEGMENTS)
+        segments, sos = split_header(data, start, MAX_EMBEDDED_SEGMENTS, _EXTRANEOUS)
     except HeaderTooLong:
         return len(data)
     except ValueError:

@@ -106,6 +106,17 @@ def test_find_embedded_jpegs_finds_whole_images_and_skips_noise() -> None:
     assert find_embedded_jpegs(blob, skip=found[0]) == []
 
 
+def test_a_preview_with_stray_bytes_between_its_segments_is_found_as_libjpeg_decodes_it() -> None:
+    thumb = thumbnail_jpeg()
+    after_app0 = 2 + 2 + int.from_bytes(thumb[4:6], "big")
+    odd = thumb[:after_app0] + b"\x00" + thumb[after_app0:]
+    Image.open(io.BytesIO(odd)).load()  # libjpeg: "extraneous bytes before marker", decoded
+    blob = b"maker note " + odd + b" more"
+    assert find_embedded_jpegs(blob) == [(11, 11 + len(odd))]
+    too_many = thumb[:after_app0] + b"\x00" * 17 + thumb[after_app0:]
+    assert find_embedded_jpegs(b"maker note " + too_many) == []
+
+
 def test_a_chain_of_tiny_segments_each_holding_a_start_is_one_bounded_walk_each() -> None:
     # each APP0 holds FF D8 FF: every candidate used to walk the whole chain (4x per doubling)
     blob = b"\xff\xd8" + b"\xff\xe0\x00\x05\xff\xd8\xff" * 20_000
