@@ -13,7 +13,7 @@ import { PAGES, POLICY } from "./config.js";
 import { UploadBlockedError, loadPolicy, protectFile } from "./sdk/index.js";
 import { fromBase64, toBase64 } from "./sdk/src/bytes.js";
 import { offerPort } from "./lib/handshake.js";
-import { interceptChoices } from "./lib/intercept.js";
+import { interceptChoices, mayBeImage } from "./lib/intercept.js";
 import { showNotice } from "./lib/notice.js";
 import { PageSites, pageUrl } from "./lib/sites.js";
 
@@ -41,6 +41,8 @@ function notify(level, text) {
 /** The photos chosen, dropped or pasted, protected for `site` (or as its on_failure says); null: refused. */
 async function protectChosen(site, files) {
   const protect = (data, options) => protectInBackground(options.site, options.sizeMode, data);
+  const photos = files.filter(mayBeImage).length;  // the input reads "no file" meanwhile: say why
+  if (photos) showNotice(document, "info", `GRASP Guard: protecting ${photos} photo(s) for ${site.name}; the page gets them when done`);
   let outcomes;
   try {
     outcomes = await Promise.all(files.map((file) => protectFile(file, { policy, site: site.name, protect })));
