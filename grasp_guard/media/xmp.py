@@ -102,7 +102,7 @@ def sanitize(packet: bytes) -> tuple[bytes, list[str]]:
         packet.decode("utf-8")
     except UnicodeDecodeError:
         return b"", ["the whole packet (not UTF-8: it cannot be read for images)"]
-    if b"\x00" in packet:  # no XML has one; UTF-16 and UTF-32 text of ASCII does
+    if b"\x00" in packet.rstrip(b"\x00"):  # no XML has one; UTF-16 text of ASCII does
         return b"", ["the whole packet (UTF-16 or UTF-32: it cannot be read for images)"]
     cleaned, removed = _without_image_properties(packet)
     if cleaned and holds_image(cleaned):

@@ -102,3 +102,4 @@ def test_a_packet_it_cannot_read_for_images_or_one_still_holding_one_is_dropped(
 def test_a_packet_without_images_is_kept_byte_identical() -> None:
     packet = xmp_packet(b' xmp:Rating="4" dc:description="caf\xc3\xa9"')
     assert xmp.sanitize(packet) == (packet, [])
+    assert xmp.sanitize(packet + b"\x00") == (packet + b"\x00", [])  # a writer's terminator
