@@ -57,8 +57,8 @@ class Base64Text:
             text = text.rstrip("=")
         if self.line_length:
             lines = [text[i:i + self.line_length] for i in range(0, len(text), self.line_length)]
-            text = self.line_sep.join(lines) + (self.line_sep if self.trailing_sep else "")
-        return self.prefix + text
+            text = self.line_sep.join(lines)
+        return self.prefix + text + (self.line_sep if self.trailing_sep else "")
 
 
 def decode_image_text(text: str) -> tuple[Base64Text, bytes] | None:
@@ -85,7 +85,9 @@ def _decode(text: str, image_only: bool) -> tuple[Base64Text, bytes] | None:
     if "\n" in payload:
         line_sep = "\r\n" if "\r\n" in payload else "\n"
         lines = payload.split(line_sep)
-        line_length, trailing_sep = len(lines[0]), lines[-1] == ""
+        trailing_sep = lines[-1] == ""
+        # one line and its end (`base64 -w0; echo`) is no wrapping: the new text is one line too
+        line_length = len(lines[0]) if len(lines) - trailing_sep > 1 else 0
         payload = "".join(lines)
     urlsafe = "-" in payload or "_" in payload
     if urlsafe and ("+" in payload or "/" in payload):

@@ -62,6 +62,13 @@ def test_any_bytes_decode_and_round_trip(text: str, data: bytes) -> None:
     assert decode_image_text(text) is None
 
 
+@pytest.mark.parametrize("end", ["\n", "\r\n"])
+def test_one_line_and_its_end_stays_one_line_whatever_the_new_length(jpeg: bytes, end: str) -> None:
+    style, _ = decode_image_text(base64.b64encode(jpeg).decode() + end)  # `base64 -w0; echo`
+    longer = jpeg + b"\x00" * 30
+    assert style.encode(longer) == base64.b64encode(longer).decode() + end
+
+
 def test_url_safe_text_without_padding_stays_so_whatever_the_new_length() -> None:
     style, _ = decode_base64_text("-_8A")  # 3 bytes: no padding to tell either way
     assert style.encode(b"\xfb\xff") == "-_8" and style.encode(b"\xfb\xff\x00") == "-_8A"

@@ -41,9 +41,9 @@ export class Base64Text {
     if (this.lineLength) {
       const lines = [];
       for (let i = 0; i < text.length; i += this.lineLength) lines.push(text.slice(i, i + this.lineLength));
-      text = lines.join(this.lineSep) + (this.trailingSep ? this.lineSep : "");
+      text = lines.join(this.lineSep);
     }
-    return this.prefix + text;
+    return this.prefix + text + (this.trailingSep ? this.lineSep : "");
   }
 }
 
@@ -62,8 +62,9 @@ export function decodeImageText(text) {
   if (payload.includes("\n")) {
     lineSep = payload.includes("\r\n") ? "\r\n" : "\n";
     const lines = payload.split(lineSep);
-    lineLength = lines[0].length;
     trailingSep = lines[lines.length - 1] === "";
+    // one line and its end (`base64 -w0; echo`) is no wrapping: the new text is one line too
+    lineLength = lines.length - Number(trailingSep) > 1 ? lines[0].length : 0;
     payload = lines.join("");
   }
   const urlsafe = payload.includes("-") || payload.includes("_");

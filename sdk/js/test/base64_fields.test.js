@@ -23,6 +23,14 @@ test("every style decodes and encodes back to the same text", () => {
   }
 });
 
+test("one line and its end stays one line, whatever the new length", () => {
+  for (const end of ["\n", "\r\n"]) {
+    const { style } = decodeImageText(toBase64(JPEG) + end);  // `base64 -w0; echo`
+    const longer = new Uint8Array([...JPEG, ...new Uint8Array(30)]);
+    assert.equal(style.encode(longer), toBase64(longer) + end);
+  }
+});
+
 test("text that is not base64 of an image is not one", () => {
   for (const text of ["", "short", toBase64(utf8("not an image at all, just some words")), `${B64.slice(0, 40)}+-${B64.slice(42)}`, `${B64}=`]) {
     assert.equal(decodeImageText(text), null);
