@@ -55,6 +55,14 @@ def get(fields: Fields, name: str) -> str | None:
     return next((v for k, v in fields if k.lower() == lname), None)
 
 
+def content_encoding(fields: Fields) -> str:
+    """The body's codings, every ``Content-Encoding`` field joined (a client may send the
+    header twice), ``identity`` left out: ``"identity"`` when there are none."""
+    codings = [c.strip().lower() for k, v in fields if k.lower() == "content-encoding"
+               for c in v.split(",")]
+    return ", ".join(c for c in codings if c not in ("", "identity")) or "identity"
+
+
 @dataclass(frozen=True)
 class BodyConstraints:
     """What the headers allow done to the body.
@@ -78,7 +86,7 @@ def constraints(fields: Fields, url: str, body: bytes | None = None) -> BodyCons
         body: the body as sent; when given, ``Content-Digest`` and ``Repr-Digest`` must
             match it (else they describe other bytes and cannot be recomputed).
     """
-    encoding = (get(fields, "content-encoding") or "identity").strip().lower()
+    encoding = content_encoding(fields)
     if encoding != "identity":
         return BodyConstraints(f"body is content-encoded ({encoding})")
     for name in _OFFSET_HEADERS:

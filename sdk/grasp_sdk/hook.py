@@ -216,10 +216,10 @@ def _carries_image(fields: hdrs.Fields, body: bytes, limit: int) -> bool:
     inflated too (up to ``limit`` bytes; gzip or zlib by its header, whatever the label). One
     this cannot read (another encoding, a corrupt, cut or larger stream) is taken to carry
     one: on a ``block`` site, doubt refuses."""
-    encoding = (hdrs.get(fields, "content-encoding") or "identity").strip().lower()
+    encoding = hdrs.content_encoding(fields)
     if carries_image(body):  # as it is, or a photo put after a compressed stream
         return True
-    if encoding in ("", "identity"):
+    if encoding == "identity":
         return False
     if encoding not in _INFLATED:
         return True

@@ -437,6 +437,16 @@ async def test_a_content_encoded_body_on_a_block_site_is_inflated_to_look(
             await post(doubtful, encoding)
 
 
+@pytest.mark.parametrize("codings", [("identity", "gzip"), ("gzip", "gzip")])
+async def test_every_content_encoding_field_counts(fake_protect, jpeg: bytes,
+                                                   codings: tuple[str, str]) -> None:
+    """A client that sends the header twice: the body is what all of them say."""
+    headers = [("Content-Type", "image/jpeg"), *(("Content-Encoding", c) for c in codings)]
+    body = gzip.compress(gzip.compress(jpeg)) if codings[0] == "gzip" else gzip.compress(jpeg)
+    with pytest.raises(UnprotectableUpload):
+        await rewrite_upload("POST", "https://h/u", headers, body, _BLOCK_SITE, fake_protect)
+
+
 async def test_a_block_site_refuses_a_photo_where_its_policy_does_not_look(
         fake_protect, jpeg: bytes) -> None:
     b64 = base64.b64encode(jpeg).decode()
