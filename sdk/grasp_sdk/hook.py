@@ -265,8 +265,20 @@ def _find_work(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes) -> _P
         if not is_complete(slot.data, slot.media_type):
             raise _CannotRewrite(f"{slot.location} holds an incomplete {slot.media_type} "
                               "(a piece of a chunked upload?)")
+    if rule.on_failure == "block" and _carries_another(body, slots):
+        raise _CannotRewrite("an image outside the fields and formats the site's policy "
+                             "protects goes with the ones it does")
     return _Plan(rule, fields, body, slots, rule.options(exact_size=limits.length_locked),
                  limits.length_locked)
+
+
+def _carries_another(body: bytes, slots: list[ImageSlot]) -> bool:
+    """Whether ``body`` carries an image besides those in ``slots`` (doubt: it does)."""
+    try:
+        rest = apply_edits(body, [edit for slot in slots for edit in slot.edits(b"")])
+    except ValueError:  # MalformedBody among them
+        return True
+    return carries_image(rest)
 
 
 def _failed(rule: SiteRule, slot: ImageSlot, exc: Exception) -> RewriteError:

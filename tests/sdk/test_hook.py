@@ -462,6 +462,25 @@ async def test_a_block_site_refuses_a_photo_where_its_policy_does_not_look(
     assert not out.changed and out.reason == "no image in the body"
 
 
+@pytest.mark.parametrize("on_failure", ["block", "pass"])
+async def test_a_photo_beside_the_field_the_policy_protects(fake_protect, jpeg: bytes,
+                                                             on_failure: str) -> None:
+    """A block site refuses the body (the photo outside would go as it is); a pass site
+    sends it with the field's photo protected."""
+    b64 = base64.b64encode(jpeg).decode()
+    policy = parse_policy(f"sites:\n  - {{name: s, hosts: ['*'], on_failure: {on_failure},"
+                          " formats: [json_base64], fields: [avatar]}\n")
+    body = json.dumps({"avatar": b64, "preview": b64}).encode()
+    headers = {"Content-Type": "application/json"}
+    if on_failure == "block":
+        with pytest.raises(UnprotectableUpload, match="outside the fields"):
+            await rewrite_upload("POST", "https://h/u", headers, body, policy, fake_protect)
+        return
+    out = await rewrite_upload("POST", "https://h/u", headers, body, policy, fake_protect)
+    sent = json.loads(out.body)
+    assert out.changed and sent["avatar"] != b64 and sent["preview"] == b64
+
+
 async def test_a_photo_after_a_compressed_stream_is_seen(fake_protect, jpeg: bytes) -> None:
     body = zlib.compress(b"hello " * 100) + jpeg
     headers = {"Content-Type": "text/plain", "Content-Encoding": "deflate"}

@@ -159,6 +159,9 @@ async function rewrite(rule, url, fields, body, protect) {
   if (slots.length === 0) {  // none where the policy looks; one elsewhere still goes as it is
     throw new CannotRewrite("no image in the body", "not in a field or format the site's policy protects");
   }
+  if (rule.onFailure === "block" && carriesAnother(body, slots)) {
+    throw new CannotRewrite("an image outside the fields and formats the site's policy protects goes with the ones it does");
+  }
   const results = await protectSlots(rule, slots, rule.options({ exactSize: limits.lengthLocked }), protect);
 
   const images = slots.map((slot, i) => imageReport(slot, results[i]));
@@ -272,4 +275,16 @@ function findSlots(rule, contentType, body) {
 /** Throws CannotRewrite unless `format` is enabled for the site. */
 export function requireFormat(rule, format) {
   if (!rule.formats.has(format)) throw new CannotRewrite(`format ${format} is not enabled for site '${rule.name}'`);
+}
+
+
+/** Whether `body` carries an image besides those in `slots` (doubt: it does). */
+function carriesAnother(body, slots) {
+  let rest;
+  try {
+    rest = applyEdits(body, slots.flatMap((slot) => slot.edits(new Uint8Array(0))));
+  } catch {  // MalformedBody among them
+    return true;
+  }
+  return carriesImage(rest);
 }

@@ -214,6 +214,19 @@ test("a block site refuses a photo where its policy does not look, as grasp_sdk 
   assert.deepEqual([passed.changed, passed.reason], [false, "no image in the body"]);
 });
 
+test("a photo beside the field the policy protects: refused on a block site, as it is on a pass site", async () => {
+  const json = [["Content-Type", "application/json"]];
+  const b64 = toBase64(JPEG);
+  const body = utf8(JSON.stringify({ avatar: b64, preview: b64 }));
+  const strict = policyOf({ name: "s", on_failure: "block", formats: ["json_base64"], fields: ["avatar"] });
+  await assert.rejects(rewriteUpload("POST", "https://h/u", json, body, strict, fakeProtect()),
+    (e) => e instanceof UnprotectableUpload && /outside the fields/.test(e.message));
+  const pass = policyOf({ name: "p", on_failure: "pass", formats: ["json_base64"], fields: ["avatar"] });
+  const out = await rewriteUpload("POST", "https://h/u", json, body, pass, fakeProtect());
+  const sent = JSON.parse(new TextDecoder().decode(out.body));
+  assert.ok(out.changed && sent.avatar !== b64 && sent.preview === b64);
+});
+
 test("a photo after a compressed stream is seen, as grasp_sdk sees it", async () => {
   const compress = async (bytes, format) => new Uint8Array(await new Response(
     new Blob([bytes]).stream().pipeThrough(new CompressionStream(format))).arrayBuffer());
