@@ -83,6 +83,11 @@ class Media(NamedTuple):
     host: str
     id: str
 
+    @classmethod
+    def of(cls, rule: SiteRule, flow: http.HTTPFlow, media_id: str) -> Media:
+        """The upload ``media_id`` of ``flow``'s host, under ``rule``."""
+        return cls(rule.name, flow.request.host, media_id)
+
     def __str__(self) -> str:
         return self.id
 
@@ -158,7 +163,7 @@ class ChunkedUploads:
             return True
         if command is None:
             return False
-        media = Media(rule.name, request.host, command.media_id)
+        media = Media.of(rule, flow, command.media_id)
         if media not in self.reassembly:
             return False
         busy = self._busy.get(media)
@@ -187,9 +192,9 @@ class ChunkedUploads:
         if declared is None:
             entry["reason"] += f"; no media_id in the site's answer ({status})"
             return
-        media = Media(rule.name, flow.request.host, declared.media_id)
+        media = Media.of(rule, flow, declared.media_id)
         self.reassembly.max_held_bytes = self._settings().max_buffer
-        if media not in set(self.reassembly.pending()):  # an earlier upload of the id is let
+        if media not in self.reassembly.pending():  # an earlier upload of the id is let
             self._stop_timer(media)                       # go: its timer is not this one's
         skip = self.reassembly.declare(media, entry["total_bytes"], entry["media_type"],
                                        rule.chunked_upload, time.monotonic())
@@ -214,7 +219,7 @@ class ChunkedUploads:
 
     async def _append(self, flow: http.HTTPFlow, rule: SiteRule,
                       command: x_media.Append) -> None:
-        request, media = flow.request, Media(rule.name, flow.request.host, command.media_id)
+        request, media = flow.request, Media.of(rule, flow, command.media_id)
         verdict = self.reassembly.verdict(media)
         if isinstance(verdict, Skip):
             return _skipped(flow, rule, media, verdict)
