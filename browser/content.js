@@ -126,6 +126,6 @@ if (pageSites.sitesFor(page).length > 0) {
   } catch {
     // the extension was updated under the tab
   }
-  interceptChoices(window, protectChoice, () => refusesFolder(pageSites.siteFor(page, knownDisabled)),
-    () => pageSites.siteFor(page, knownDisabled) !== null);
+  const activeSite = () => pageSites.siteFor(page, knownDisabled);
+  interceptChoices(window, protectChoice, () => refusesFolder(activeSite()), () => activeSite() !== null);
 }
