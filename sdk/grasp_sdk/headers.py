@@ -6,13 +6,16 @@ original spelling kept); bytes pairs are decoded as latin-1, which round-trips a
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from grasp_sdk import digest_fields
 from grasp_sdk.checksums import DIGESTS
+from grasp_sdk.stated_digests import stated_digest
 
 Fields = tuple[tuple[str, str], ...]
 HeaderInput = Mapping[str, str] | Iterable[tuple[bytes, bytes]] | Iterable[tuple[str, str]]
@@ -24,15 +27,24 @@ _AMZ_CHECKSUM = "x-amz-checksum-"
 _AMZ_CHECKSUM_NOT_DIGESTS = {"x-amz-checksum-algorithm", "x-amz-checksum-type",
                              "x-amz-checksum-mode"}
 # Digest headers whose format we do not rewrite: their presence leaves the upload alone
-# (RFC 3230's Digest, obsoleted by RFC 9530's Content-Digest and Repr-Digest, which are).
-_UNSUPPORTED_DIGESTS = ("digest",)
+# (RFC 3230's Digest, obsoleted by RFC 9530's Content-Digest and Repr-Digest, which are;
+# Azure Storage's CRC-64).
+_UNSUPPORTED_DIGESTS = ("digest", "x-ms-content-crc64")
 # A signature over any of these covers the body's bytes (or its digest).
-_PAYLOAD_SIGNED = {"content-md5", "x-goog-hash", "digest", *digest_fields.FIELDS}
+_PAYLOAD_SIGNED = {"content-md5", "x-goog-hash", "digest", "upload-checksum",
+                   "x-ms-content-crc64", "x-ms-content-md5", "x-ms-blob-content-md5",
+                   *digest_fields.FIELDS}
 _SIGNED_HEADERS = re.compile(r"SignedHeaders=([^,\s]+)", re.IGNORECASE)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _FORM = "application/x-www-form-urlencoded"
 _GOOG_HASH_ITEM = re.compile(r"([\w-]+)=([A-Za-z0-9+/]*=*)")
+# tus's checksum extension: ``Upload-Checksum: sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=``.
+_TUS_CHECKSUM = re.compile(r"(\s*)([A-Za-z0-9-]+)( +)([A-Za-z0-9+/]*=*)\s*")
+_TUS_ALGORITHMS = {"md5": "md5", "sha1": "sha1", "sha-1": "sha1", "sha256": "sha256",
+                   "sha-256": "sha256", "sha512": "sha512", "sha-512": "sha512"}
+# The headers whose digests of the body fix_up recomputes.
+_RECOMPUTED = {"content-md5", "x-goog-hash", "upload-checksum", *digest_fields.FIELDS}
 
 
 def normalise(headers: HeaderInput) -> Fields:
@@ -110,7 +122,58 @@ def constraints(fields: Fields, url: str, body: bytes | None = None) -> BodyCons
         if lname == "x-goog-hash" and any(
                 alg.lower() not in DIGESTS for alg, _ in _GOOG_HASH_ITEM.findall(value)):
             return BodyConstraints(f"x-goog-hash {value!r} cannot be recomputed")
-    return _signature_constraints(fields, url)
+        if lname == "upload-checksum":
+            problem = _tus_checksum_problem(value, body)
+            if problem:
+                return BodyConstraints(f"{name} header cannot be recomputed: {problem}")
+    limits = _signature_constraints(fields, url)
+    if limits.reason is None and body is not None:
+        stated = _stated_digest(fields, url, body)
+        if stated:
+            return BodyConstraints(stated)
+    return limits
+
+
+def _is_recomputed(lname: str) -> bool:
+    return lname in _RECOMPUTED or (lname.startswith(_AMZ_CHECKSUM)
+                                    and lname not in _AMZ_CHECKSUM_NOT_DIGESTS)
+
+
+def unrecomputed_text(fields: Fields, url: str) -> bytes:
+    """The URL and the header values :func:`fix_up` leaves as they are, one per line."""
+    values = [v for k, v in fields if not _is_recomputed(k.lower())]
+    return "\n".join([url, unquote(url), *values]).encode("utf-8", "surrogateescape")
+
+
+def _stated_digest(fields: Fields, url: str, body: bytes) -> str | None:
+    """Why the body may not change if a header or the URL states its digest in a form
+    :func:`fix_up` does not recompute (the site would refuse the new body), else None."""
+    for name, value in fields:
+        if not _is_recomputed(name.lower()):
+            algorithm = stated_digest(value.encode("latin-1"), body)
+            if algorithm:
+                return f"{name} states the body's {algorithm} digest, which cannot be recomputed"
+    algorithm = stated_digest(f"{url}\n{unquote(url)}".encode("utf-8", "surrogateescape"), body)
+    if algorithm:
+        return f"the URL states the body's {algorithm} digest, which cannot be recomputed"
+    return None
+
+
+def _tus_digest(algorithm: str, body: bytes) -> str:
+    return base64.b64encode(hashlib.new(algorithm, body).digest()).decode("ascii")
+
+
+def _tus_checksum_problem(value: str, body: bytes | None) -> str | None:
+    """Why a tus ``Upload-Checksum`` value cannot be carried over to a new body, or None."""
+    match = _TUS_CHECKSUM.fullmatch(value)
+    if match is None:
+        return f"{value!r} does not parse"
+    algorithm = _TUS_ALGORITHMS.get(match.group(2).lower())
+    if algorithm is None:
+        return f"algorithm {match.group(2)!r} is not recomputed"
+    if body is not None and _tus_digest(algorithm, body) != match.group(4):
+        return "it does not match the body as sent"
+    return None
 
 
 def _signature_constraints(fields: Fields, url: str) -> BodyConstraints:
@@ -138,6 +201,13 @@ def _signature_constraints(fields: Fields, url: str) -> BodyConstraints:
         match = _SIGNED_HEADERS.search(authorization)
         if match:
             signed.update(match.group(1).lower().split(";"))
+    elif scheme.startswith(("SHAREDKEY ", "SHAREDKEYLITE ")):
+        # Azure Storage's Shared Key signs Content-MD5 and every x-ms-* header sent; its
+        # full form (not Lite) signs Content-Length too.
+        signed.update(k.lower() for k, _ in fields
+                      if k.lower() == "content-md5" or k.lower().startswith("x-ms-"))
+        if scheme.startswith("SHAREDKEY "):
+            signed.add("content-length")
     elif get(fields, "content-md5") is not None:
         if authorization.upper().startswith("AWS "):
             return BodyConstraints("an AWS V2 signature covers Content-MD5")
@@ -199,6 +269,9 @@ def fix_up(fields: Fields, body: bytes, length_headers: Iterable[str] = ()) -> F
             value = digest("md5")
         elif lname.startswith(_AMZ_CHECKSUM) and lname not in _AMZ_CHECKSUM_NOT_DIGESTS:
             value = digest(lname[len(_AMZ_CHECKSUM):])
+        elif lname == "upload-checksum":
+            value = _TUS_CHECKSUM.sub(lambda m: m.expand(r"\1\2\3") + _tus_digest(
+                _TUS_ALGORITHMS[m.group(2).lower()], body), value)
         elif lname == "x-goog-hash":
             value = _GOOG_HASH_ITEM.sub(
                 lambda m: f"{m.group(1)}={digest(m.group(1).lower())}", value)

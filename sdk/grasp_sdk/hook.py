@@ -28,6 +28,7 @@ from grasp_sdk.policy import Policy, SiteRule
 from grasp_sdk.result import ProtectFn, ProtectResult, SyncProtectFn
 from grasp_sdk.sniff import carries_image, image_type, is_complete
 from grasp_sdk.splice import Edit, ImageSlot, MalformedBody, PinnedBody, apply_edits
+from grasp_sdk.stated_digests import stated_digest
 
 logger = logging.getLogger(__name__)
 
@@ -265,20 +266,37 @@ def _find_work(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes) -> _P
         if not is_complete(slot.data, slot.media_type):
             raise _CannotRewrite(f"{slot.location} holds an incomplete {slot.media_type} "
                               "(a piece of a chunked upload?)")
-    if rule.on_failure == "block" and _carries_another(body, slots):
+    outside = _outside(body, slots)
+    stated = _digest_stated_beside(slots, body, outside, hdrs.unrecomputed_text(fields, url))
+    if stated:
+        raise _CannotRewrite(stated)
+    if rule.on_failure == "block" and (outside is None or carries_image(outside)):
         raise _CannotRewrite("an image outside the fields and formats the site's policy "
                              "protects goes with the ones it does")
     return _Plan(rule, fields, body, slots, rule.options(exact_size=limits.length_locked),
                  limits.length_locked)
 
 
-def _carries_another(body: bytes, slots: list[ImageSlot]) -> bool:
-    """Whether ``body`` carries an image besides those in ``slots`` (doubt: it does)."""
+def _outside(body: bytes, slots: list[ImageSlot]) -> bytes | None:
+    """``body`` with the images of ``slots`` cut out, or None if they cannot be."""
     try:
-        rest = apply_edits(body, [edit for slot in slots for edit in slot.edits(b"")])
+        return apply_edits(body, [edit for slot in slots for edit in slot.edits(b"")])
     except ValueError:  # MalformedBody among them
-        return True
-    return carries_image(rest)
+        return None
+
+
+def _digest_stated_beside(slots: list[ImageSlot], body: bytes, outside: bytes | None,
+                          elsewhere: bytes) -> str | None:
+    """Why the images may not change if the rest of the body, a header or the URL states
+    the digest of one (a checksum the site would hold the protected image to), else None.
+    A whole-body image's own digest in the headers is :func:`hdrs.constraints`' to find."""
+    for slot in slots:
+        text = (outside or b"") + (b"\n" + elsewhere if slot.data != body else b"")
+        algorithm = stated_digest(text, slot.data)
+        if algorithm:
+            return (f"the upload states the {algorithm} digest of {slot.location} beside it, "
+                    "which cannot be recomputed")
+    return None
 
 
 def _failed(rule: SiteRule, slot: ImageSlot, exc: Exception) -> RewriteError:

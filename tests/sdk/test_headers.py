@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from urllib.parse import quote
 
 import pytest
 from grasp_sdk import headers as hdrs
@@ -117,3 +118,68 @@ def test_fix_up_recomputes_lengths_and_checksums() -> None:
 def test_fix_up_keeps_order_duplicates_and_adds_nothing() -> None:
     fields = (("B", "1"), ("a", "2"), ("B", "3"))
     assert hdrs.fix_up(fields, b"xyz") == fields
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def test_a_tus_upload_checksum_is_recomputed_for_the_new_body() -> None:
+    # tus's checksum extension: the server answers 460 to a PATCH whose body does not match
+    sent, body = b"x", b"new body bytes"
+    fields = (("Tus-Resumable", "1.0.0"), ("Upload-Offset", "0"),
+              ("Upload-Checksum", f"sha1 {_b64(hashlib.sha1(sent).digest())}"))
+    limits = hdrs.constraints(fields, URL, sent)
+    assert limits.reason is None and limits.length_locked
+    fixed = dict(hdrs.fix_up(fields, body))
+    assert fixed["Upload-Checksum"] == f"sha1 {_b64(hashlib.sha1(body).digest())}"
+    sha256 = (("Upload-Checksum", f"SHA256 {_b64(hashlib.sha256(sent).digest())}"),)
+    assert hdrs.constraints(sha256, URL, sent).reason is None
+    assert dict(hdrs.fix_up(sha256, body))["Upload-Checksum"] == \
+        f"SHA256 {_b64(hashlib.sha256(body).digest())}"
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    (f"sha1 {_b64(hashlib.sha1(b'other').digest())}", "does not match the body"),
+    (f"crc32 {_b64(hashlib.md5(b'x').digest()[:4])}", "algorithm 'crc32'"),
+    ("sha1", "does not parse"),
+])
+def test_a_tus_upload_checksum_that_cannot_be_carried_over_leaves_the_body(
+        value: str, problem: str) -> None:
+    reason = hdrs.constraints((("Upload-Checksum", value),), URL, b"x").reason
+    assert reason is not None and problem in reason
+
+
+def test_azure_shared_key_signs_content_md5_and_the_length() -> None:
+    key = ("Authorization", "SharedKey account:c2lnbmF0dXJl")
+    assert not hdrs.constraints((key,), URL).reason
+    assert hdrs.constraints((key,), URL).length_locked
+    lite = hdrs.constraints((("Authorization", "SharedKeyLite account:c2ln"),), URL)
+    assert lite.reason is None and not lite.length_locked
+    signed = hdrs.constraints((key, ("Content-MD5", _b64(hashlib.md5(b"x").digest()))), URL)
+    assert signed.reason is not None and "content-md5" in signed.reason
+    crc64 = hdrs.constraints((("x-ms-content-crc64", "AAAAAAAAAAA="),), URL, b"x").reason
+    assert crc64 is not None and "cannot be recomputed" in crc64
+
+
+@pytest.mark.parametrize(("fields", "url", "named"), [
+    ([("X-File-Sha256", hashlib.sha256(b"x").hexdigest())], URL, "X-File-Sha256"),
+    ([("X-Upload-Meta", f'{{"md5Hash": "{_b64(hashlib.md5(b"x").digest())}"}}')], URL,
+     "X-Upload-Meta"),
+    ([], URL + f"?checksum={hashlib.sha1(b'x').hexdigest()}", "the URL"),
+    ([], f"https://h/up/{hashlib.md5(b'x').hexdigest().upper()}", "the URL"),
+    ([], URL + "?md5=" + quote(_b64(hashlib.md5(b"x").digest()), safe=""), "the URL"),
+])
+def test_a_digest_of_the_body_stated_where_it_is_not_recomputed_leaves_the_body(
+        fields: list[tuple[str, str]], url: str, named: str) -> None:
+    reason = hdrs.constraints(tuple(fields), url, b"x").reason
+    assert reason is not None and reason.startswith(named) and "cannot be recomputed" in reason
+
+
+def test_other_digests_and_recomputed_headers_leave_the_body_free() -> None:
+    fields = (("X-File-Sha256", hashlib.sha256(b"y").hexdigest()),
+              ("Content-MD5", _b64(hashlib.md5(b"x").digest())),
+              ("x-amz-checksum-sha256", _b64(hashlib.sha256(b"x").digest())),
+              ("X-Request-Id", "deadbeef"), ("X-Kind", "avatar upload camera"))
+    assert hdrs.constraints(fields, URL + "?id=0123456789abcdef0123456789abcdef", b"x").reason \
+        is None

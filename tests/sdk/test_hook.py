@@ -494,3 +494,47 @@ async def test_a_photo_after_a_compressed_stream_is_seen(fake_protect, jpeg: byt
     out = await rewrite_upload("POST", "https://h/u", {**headers, "Content-Encoding": "gzip"},
                                padded, _BLOCK_SITE, fake_protect)
     assert not out.changed
+
+
+def _stated_beside(jpeg: bytes) -> list[tuple[dict[str, str], bytes, str]]:
+    """Uploads that state the photo's digest beside it, the way sites check one."""
+    md5 = b64(hashlib.md5(jpeg).digest())
+    related = (b"--b\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n"
+               + json.dumps({"name": "a.jpg", "md5Hash": md5}).encode()
+               + b"\r\n--b\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n--b--\r\n")
+    form = urlencode({"media_data": b64(jpeg),
+                      "file_sha1": hashlib.sha1(jpeg).hexdigest()}).encode()
+    document = json.dumps({"avatar": b64(jpeg),
+                           "checksum": {"sha256": hashlib.sha256(jpeg).hexdigest()}}).encode()
+    return [({"Content-Type": "multipart/related; boundary=b"}, related, "md5"),
+            ({"Content-Type": "application/x-www-form-urlencoded"}, form, "sha1"),
+            ({"Content-Type": "application/json"}, document, "sha256")]
+
+
+@pytest.mark.parametrize("case", range(3))
+async def test_a_photo_whose_digest_goes_beside_it_is_not_changed(
+        fake_protect, jpeg: bytes, case: int) -> None:
+    # the site would hold the protected photo to the original's checksum and refuse it
+    headers, body, algorithm = _stated_beside(jpeg)[case]
+    site = "sites:\n  - {name: s, hosts: ['*'], max_bytes: 1000000, on_failure: %s}\n"
+    out = await rewrite_upload("POST", "https://h/u", headers, body,
+                               parse_policy(site % "pass"), fake_protect)
+    assert not out.changed and out.body is body and not fake_protect.calls
+    assert f"states the {algorithm} digest of" in out.reason
+    with pytest.raises(RewriteError, match=f"states the {algorithm} digest") as info:
+        await rewrite_upload("POST", "https://h/u", headers, body,
+                             parse_policy(site % "block"), fake_protect)
+    assert info.value.on_failure == "block"
+
+
+async def test_a_header_stating_a_parts_digest_keeps_the_part(
+        policy: Policy, fake_protect, jpeg: bytes) -> None:
+    content_type, body = await multipart_body(("media", jpeg))
+    headers = {"Content-Type": content_type, "X-Image-MD5": hashlib.md5(jpeg).hexdigest()}
+    out = await rewrite_upload("POST", "https://site.test/api/upload", headers, body, policy,
+                               fake_protect)
+    assert not out.changed and "states the md5 digest of multipart part 'media'" in out.reason
+    headers["X-Image-MD5"] = hashlib.md5(b"another photo").hexdigest()
+    out = await rewrite_upload("POST", "https://site.test/api/upload", headers, body, policy,
+                               fake_protect)
+    assert out.changed
