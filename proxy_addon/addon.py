@@ -33,6 +33,7 @@ from grasp_sdk import (
 from grasp_sdk.sniff import carries_image
 from mitmproxy import ctx, exceptions, http
 
+from proxy_addon import message
 from proxy_addon import settings as opts
 from proxy_addon.chunked import ChunkedUploads
 from proxy_addon.decide import CachedMatcher, decide
@@ -179,15 +180,11 @@ class GraspGuard:
         try:
             async with asyncio.timeout(self.settings.timeout_s):
                 rewrite = await self._rewrite(flow, policy)
-            headers = _headers(rewrite) if rewrite.changed else None
         except Exception as exc:  # noqa: BLE001 - failure is a policy: pass or block
             self._fail(flow, exc, policy, site, started)
             return
-        if headers is not None:
-            # Headers first, then the raw body: set_content would recompute Content-Length,
-            # and the hook's headers are already exactly right.
-            flow.request.headers = headers
-            flow.request.raw_content = rewrite.body
+        if rewrite.changed:
+            message.rewrite(flow.request, rewrite.headers, rewrite.body)
         images = [asdict(image) for image in rewrite.images]
         _record(flow, "protected" if rewrite.changed else "untouched", rewrite.reason,
                 rewrite.site or site, seconds=time.monotonic() - started, images=images)
@@ -231,7 +228,7 @@ class GraspGuard:
     async def _rewrite(self, flow: http.HTTPFlow, policy: Policy) -> UploadRewrite:
         request = flow.request
         assert request.raw_content is not None
-        args = (request.method, request.pretty_url, request.headers.fields,
+        args = (request.method, request.pretty_url, message.fields_of(request),
                 request.raw_content, policy)
         if self._protect is not None:
             return await rewrite_upload(*args, self._protect, cache=self._cache)
@@ -279,7 +276,3 @@ class GraspGuard:
             except Exception:
                 logger.exception("the GRASP Guard notify hook failed")
 
-
-def _headers(rewrite: UploadRewrite) -> http.Headers:
-    """The hook's ``(name, value)`` str pairs as mitmproxy headers, order and case kept."""
-    return http.Headers([(k.encode("latin-1"), v.encode("latin-1")) for k, v in rewrite.headers])

@@ -52,7 +52,7 @@ from grasp_sdk.sniff import image_type, is_complete
 from grasp_sdk.splice import MalformedBody
 from mitmproxy import http
 
-from proxy_addon import x_media
+from proxy_addon import message, x_media
 from proxy_addon.errors import Undelivered
 from proxy_addon.failure import BLOCKED_HEADER, describe
 from proxy_addon.record import METADATA_KEY, record
@@ -226,7 +226,7 @@ class ChunkedUploads:
         if isinstance(verdict, Abandon):
             raise await self._abandon(rule, media, verdict)
         body = request.raw_content or b""
-        fields = hdrs.normalise(request.headers.fields)
+        fields = message.fields_of(request)
         try:
             segment = x_media.segment_of(request.headers.get("content-type", ""), body)
             limits = hdrs.constraints(fields, request.pretty_url, body)
@@ -285,7 +285,7 @@ class ChunkedUploads:
                 step: Resend) -> None:
         """A segment sent again after its image was protected goes with its protected piece."""
         fields, body = _rebuilt(rule, piece, step.index, step.data)
-        _apply(flow, fields, body)
+        message.rewrite(flow.request, fields, body)
         record(flow, "protected", f"segment {step.index} of media {media} sent again after "
                "its image was protected: it carries its protected bytes", rule.name,
                media_id=media.id, segment_index=step.index)
@@ -318,7 +318,7 @@ class ChunkedUploads:
         self._start_timer(rule, media)  # lets go of the protected pieces after hold_s
         await self._send(rule, media, earlier, "protected",
                          [bodies[s.index] for s in earlier])
-        _apply(flow, *bodies[index])
+        message.rewrite(flow.request, *bodies[index])
         logger.info("site %s: protected the %d-segment image of media %s", rule.name,
                     len(whole.segments), media)
         report = ImageReport(f"media {media}, {len(whole.segments)} segments", media_type,
@@ -376,7 +376,7 @@ class ChunkedUploads:
         for position, segment in enumerate(held):
             out = segment.item.flow
             if bodies is not None:
-                _apply(out, *bodies[position])
+                message.rewrite(out.request, *bodies[position])
             record(out, "forwarded", f"held segment {segment.index} of media {media} "
                    f"{why}", rule.name, media_id=media.id, segment_index=segment.index)
             try:
@@ -455,13 +455,6 @@ def _rebuilt(rule: SiteRule, piece: Piece, index: int,
                            f"changed length ({len(old)} → {len(body)})",
                            site=rule.name, on_failure=rule.on_failure)
     return hdrs.fix_up(piece.fields, body, rule.length_headers), body
-
-
-def _apply(flow: http.HTTPFlow, fields: hdrs.Fields, body: bytes) -> None:
-    # Headers first, then the raw body: the fixed-up headers are already exactly right.
-    flow.request.headers = http.Headers(
-        [(k.encode("latin-1"), v.encode("latin-1")) for k, v in fields])
-    flow.request.raw_content = body
 
 
 def _refusal(flow: http.HTTPFlow) -> str | None:

@@ -311,6 +311,40 @@ async def test_a_digest_that_cannot_be_recomputed_leaves_the_upload_untouched(
     assert record["action"] == "blocked" and why in record["reason"]
 
 
+async def test_digests_in_the_trailers_are_recomputed_for_the_new_body(
+        policy_file: Path, jpeg: bytes) -> None:
+    # a client that hashes the body as it streams sends the digest after it (chunked, HTTP/2)
+    addon, tctx = guard(policy_file, "grow")
+    with tctx:
+        flow = make_flow(UPLOAD, jpeg, [("Content-Type", "image/jpeg"),
+                                        ("Trailer", "Content-Digest, Upload-Checksum")])
+        flow.request.trailers = http.Headers(
+            [(b"Content-Digest", f"sha-256=:{digest_of('sha-256', jpeg)}:".encode()),
+             (b"Upload-Checksum", f"sha1 {digest_of('sha1', jpeg)}".encode())])
+        record = await run(addon, flow)
+    new = grow(jpeg)
+    assert record["action"] == "protected" and flow.request.raw_content == new
+    assert list(flow.request.headers.fields) == [(b"Content-Type", b"image/jpeg"),
+                                                 (b"Trailer", b"Content-Digest, Upload-Checksum")]
+    assert flow.request.trailers is not None
+    assert list(flow.request.trailers.fields) == [
+        (b"Content-Digest", f"sha-256=:{digest_of('sha-256', new)}:".encode()),
+        (b"Upload-Checksum", f"sha1 {digest_of('sha1', new)}".encode())]
+
+
+async def test_a_trailer_that_cannot_be_recomputed_leaves_the_upload_untouched(
+        policy_file: Path, jpeg: bytes) -> None:
+    for url, action in ((UPLOAD, "untouched"), (STRICT, "blocked")):
+        addon, tctx = guard(policy_file, "flip")
+        with tctx:
+            flow = make_flow(url, jpeg, [("Content-Type", "image/jpeg")])
+            flow.request.trailers = http.Headers(x_file_md5=hashlib.md5(jpeg).hexdigest())
+            record = await run(addon, flow)
+        assert record["action"] == action and "x-file-md5 states the body's md5" in \
+            record["reason"]
+        assert flow.request.raw_content == jpeg
+
+
 def _gzip(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
