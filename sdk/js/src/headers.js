@@ -4,9 +4,11 @@
  * pairs, duplicates and spelling kept.
  *
  * One difference from the Python SDK: checksum headers (Content-MD5, x-amz-checksum-*,
- * x-goog-hash, Content-Digest, Repr-Digest) are not recomputed here, so an upload that
- * carries one is left untouched, with the reason said.
+ * x-goog-hash, Content-Digest, Repr-Digest, tus's Upload-Checksum) are not recomputed here,
+ * so an upload that carries one is left untouched, with the reason said.
  */
+
+import { statedDigest } from "./stated_digests.js";
 
 // Headers that say where in the file this body starts (Instagram rupload, Facebook Graph
 // resumable upload, tus): a body that does not start at 0 is a piece of a file.
@@ -16,7 +18,8 @@ const AMZ_CHECKSUM_NOT_DIGESTS = new Set(["x-amz-checksum-algorithm", "x-amz-che
   "x-amz-checksum-mode"]);
 const DIGEST_FIELDS = ["content-digest", "repr-digest"];
 // Checksums of the body; a signature over any of them covers the body's bytes.
-const CHECKSUMS = new Set(["content-md5", "x-goog-hash", "digest", ...DIGEST_FIELDS]);
+const CHECKSUMS = new Set(["content-md5", "x-goog-hash", "digest", "upload-checksum",
+  "x-ms-content-crc64", "x-ms-content-md5", "x-ms-blob-content-md5", ...DIGEST_FIELDS]);
 const SIGNED_HEADERS = /SignedHeaders=([^,\s]+)/i;
 const CONTENT_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i;
 const HEX_SHA256 = /^[0-9a-fA-F]{64}$/;
@@ -103,6 +106,8 @@ function signatureConstraints(fields, url) {
   if (scheme.startsWith("AWS4-") || scheme.startsWith("GOOG4-")) {
     const match = SIGNED_HEADERS.exec(authorization);
     if (match) match[1].toLowerCase().split(";").forEach((h) => signed.add(h));
+  } else if (scheme.startsWith("SHAREDKEY ")) {
+    signed.add("content-length");  // Azure Storage's Shared Key (not Lite) signs the length
   }
   for (const [key, value] of query) {
     if (key === "x-amz-signedheaders" || key === "x-goog-signedheaders") {
@@ -122,6 +127,33 @@ function signatureConstraints(fields, url) {
   }
   // tus fixed the upload's length when it was created: a PATCH at offset 0 keeps it.
   return { reason: null, lengthLocked: signed.has("content-length") || get(fields, "tus-resumable") !== null };
+}
+
+/**
+ * Why the body may not change if a header or the URL states its digest (a checksum the
+ * site would hold a new body to: this SDK recomputes none), else null.
+ * @returns {Promise<string | null>}
+ */
+export async function statedDigestOfBody(fields, url, body) {
+  for (const [name, value] of fields) {
+    const algorithm = await statedDigest(value, body);
+    if (algorithm) return `${name} states the body's ${algorithm} digest, which cannot be recomputed`;
+  }
+  const algorithm = await statedDigest(`${url}\n${unquote(url)}`, body);
+  return algorithm && `the URL states the body's ${algorithm} digest, which cannot be recomputed`;
+}
+
+/** The URL and every header value, one per line. */
+export function headerText(fields, url) {
+  return [url, unquote(url), ...fields.map(([, value]) => value)].join("\n");
+}
+
+function unquote(url) {
+  try {
+    return decodeURIComponent(url);
+  } catch {
+    return url;
+  }
 }
 
 function queryPairs(url) {

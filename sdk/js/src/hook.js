@@ -9,12 +9,13 @@
  */
 
 import { findFormImages, findJsonImages } from "./base64_fields.js";
-import { concat, equal } from "./bytes.js";
+import { concat, equal, latin1 } from "./bytes.js";
 import { RewriteError, UnprotectableUpload } from "./errors.js";
 import * as hdrs from "./headers.js";
 import * as multipart from "./multipart.js";
 import { carriesImage, imageType, isComplete } from "./sniff.js";
 import { MalformedBody, PinnedBody, applyEdits } from "./splice.js";
+import { statedDigest } from "./stated_digests.js";
 
 /**
  * What happened to one image of an upload.
@@ -141,6 +142,8 @@ async function rewrite(rule, url, fields, body, protect) {
   }
   const limits = hdrs.constraints(fields, url);
   if (limits.reason) throw new CannotRewrite(limits.reason);
+  const stated = await hdrs.statedDigestOfBody(fields, url, body);
+  if (stated) throw new CannotRewrite(stated);
   for (const name of rule.lengthHeaders) {
     const declared = hdrs.get(fields, name);
     if (declared !== null && declared.trim() !== String(body.length)) {
@@ -159,7 +162,10 @@ async function rewrite(rule, url, fields, body, protect) {
   if (slots.length === 0) {  // none where the policy looks; one elsewhere still goes as it is
     throw new CannotRewrite("no image in the body", "not in a field or format the site's policy protects");
   }
-  if (rule.onFailure === "block" && carriesAnother(body, slots)) {
+  const rest = outside(body, slots);
+  const statedBeside = await digestStatedBeside(slots, body, rest, hdrs.headerText(fields, url));
+  if (statedBeside) throw new CannotRewrite(statedBeside);
+  if (rule.onFailure === "block" && (rest === null || carriesImage(rest))) {
     throw new CannotRewrite("an image outside the fields and formats the site's policy protects goes with the ones it does");
   }
   const results = await protectSlots(rule, slots, rule.options({ exactSize: limits.lengthLocked }), protect);
@@ -278,13 +284,27 @@ export function requireFormat(rule, format) {
 }
 
 
-/** Whether `body` carries an image besides those in `slots` (doubt: it does). */
-function carriesAnother(body, slots) {
-  let rest;
+/** `body` with the images of `slots` cut out, or null if they cannot be. */
+function outside(body, slots) {
   try {
-    rest = applyEdits(body, slots.flatMap((slot) => slot.edits(new Uint8Array(0))));
+    return applyEdits(body, slots.flatMap((slot) => slot.edits(new Uint8Array(0))));
   } catch {  // MalformedBody among them
-    return true;
+    return null;
   }
-  return carriesImage(rest);
+}
+
+/**
+ * Why the images may not change if the rest of the body, a header or the URL states the
+ * digest of one (a checksum the site would hold the protected image to), else null. A
+ * whole-body image's own digest in the headers is `statedDigestOfBody`'s to find.
+ */
+async function digestStatedBeside(slots, body, rest, elsewhere) {
+  for (const slot of slots) {
+    const text = latin1(rest ?? new Uint8Array(0)) + (slot.data.length !== body.length ? `\n${elsewhere}` : "");
+    const algorithm = await statedDigest(text, slot.data);
+    if (algorithm) {
+      return `the upload states the ${algorithm} digest of ${slot.location} beside it, which cannot be recomputed`;
+    }
+  }
+  return null;
 }

@@ -257,3 +257,60 @@ test("a signed FormData whose Blob past max_bytes holds a data URL of a photo is
   const out = await protectRequestBody("https://h/u", { method: "POST", headers, body: form }, { policy: BLOCK_SITE, protect: fakeProtect() });
   assert.equal(out.changed, false);
 });
+
+/** Uploads that state the photo's digest beside it, the way sites check one (as in grasp_sdk's tests). */
+function statedBeside() {
+  const digest = (alg, encoding) => createHash(alg).update(JPEG).digest(encoding);
+  const related = concat([
+    utf8(`--b\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${JSON.stringify({ name: "a.jpg", md5Hash: digest("md5", "base64") })}` +
+      "\r\n--b\r\nContent-Type: image/jpeg\r\n\r\n"),
+    JPEG,
+    utf8("\r\n--b--\r\n"),
+  ]);
+  const form = concat([utf8(`--b\r\nContent-Disposition: form-data; name="file_sha1"\r\n\r\n${digest("sha1", "hex")}\r\n`),
+    multipartWith("file", JPEG)]);
+  const document = utf8(JSON.stringify({ photo: toBase64(JPEG), checksum: { sha256: digest("sha256", "hex") } }));
+  return [
+    [{ "Content-Type": "multipart/related; boundary=b" }, related, "md5"],
+    [FORM, form, "sha1"],
+    [{ "Content-Type": "application/json" }, document, "sha256"],
+    [{ ...Object.fromEntries(FORM), "X-Image-CRC32": digest("md5", "hex") }, multipartWith("file", JPEG), "md5"],
+    [{ "Content-Type": "image/jpeg", "X-Upload-Meta": `sha512=${digest("sha512", "base64url")}` }, JPEG, "sha512"],
+  ];
+}
+
+for (const [i, [headers, body, algorithm]] of statedBeside().entries()) {
+  test(`a photo whose digest goes beside it is not changed (case ${i}), as grasp_sdk leaves it`, async () => {
+    // the site would hold the protected photo to the original's checksum and refuse it
+    const raw = policyOf({ name: "s", on_failure: "pass", formats: ["multipart", "json_base64", "raw"] });
+    const protect = fakeProtect();
+    const out = await rewriteUpload("POST", "https://h/u", headers, body, raw, protect);
+    assert.equal(out.changed, false);
+    assert.equal(protect.calls.length, 0);
+    assert.match(out.reason, new RegExp(`states the (body's )?${algorithm} digest`));
+    await assert.rejects(rewriteUpload("POST", "https://h/u", headers, body, BLOCK_SITE, protect),
+      new RegExp(`cannot be protected: .*states the (body's )?${algorithm} digest`));
+  });
+}
+
+test("a digest of something else beside the photo changes nothing", async () => {
+  const other = createHash("md5").update("another photo").digest("hex");
+  const protect = fakeProtect();
+  const out = await rewriteUpload("POST", "https://h/u", [...FORM, ["X-Image-MD5", other]],
+    multipartWith("file", JPEG), PASS_SITE, protect);
+  assert.equal(out.changed, true);
+});
+
+test("tus's Upload-Checksum and Azure's checksums leave the body, and Shared Key locks its length", async () => {
+  const sha1 = createHash("sha1").update(JPEG).digest("base64");
+  for (const header of [["Upload-Checksum", `sha1 ${sha1}`], ["x-ms-content-crc64", "AAAAAAAAAAA="]]) {
+    const out = await rewriteUpload("POST", "https://h/u", [...FORM, header], multipartWith("file", JPEG), PASS_SITE, fakeProtect());
+    assert.equal(out.changed, false);
+    assert.equal(out.reason, `${header[0]} header cannot be recomputed by the JavaScript SDK`);
+  }
+  const grows = fakeProtect("grow");
+  await assert.rejects(rewriteUpload("PUT", "https://h/u", [...FORM, ["Authorization", "SharedKey acct:c2ln"]],
+    multipartWith("file", JPEG), PASS_SITE, grows), /size_mode=exact but/);
+  await assert.rejects(rewriteUpload("PUT", "https://h/u", [...FORM, ["Authorization", "SharedKeyLite acct:c2ln"]],
+    multipartWith("file", JPEG), PASS_SITE, fakeProtect("grow")), /size_mode=max but/);
+});
