@@ -6,9 +6,10 @@ streams through untouched, so videos, archives and bodies of unknown length neve
 the proxy's memory, unless its declared body is small (at most ``SMALL_BODY`` bytes):
 those are left to mitmproxy's default buffering, which costs less than streaming them.
 
-On a ``block`` site a signed or content-encoded body is buffered too, for the upload hook
-to refuse it if it carries an image, and an image declared past the size limit is refused
-at once: nothing that site would get unprotected is streamed by.
+On a ``block`` site a signed or content-encoded body, or one labelled video or audio, is
+buffered too, for the upload hook to refuse it if it carries an image it cannot rewrite
+(and to protect a photo sent under a video's label), and an image declared past the size
+limit is refused at once: nothing that site would get unprotected is streamed by.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def _not_a_candidate(rule: SiteRule, headers: Mapping[str, str], length: int | N
     if encoding not in ("", "identity") and not strict:
         return f"the body is {encoding}-encoded"
     media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media.startswith(_NEVER_IMAGES):
+    if media.startswith(_NEVER_IMAGES) and not strict:  # a label: the hook sniffs the bytes
         return f"{media} is not an image"
     if length == 0:
         return "empty body"

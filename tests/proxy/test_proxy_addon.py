@@ -311,6 +311,21 @@ async def test_a_digest_that_cannot_be_recomputed_leaves_the_upload_untouched(
     assert record["action"] == "blocked" and why in record["reason"]
 
 
+async def test_a_photo_labelled_a_video_on_a_block_site_is_looked_at(
+        policy_file: Path, jpeg: bytes) -> None:
+    # the label is the client's word: a block site's body within the limit is sniffed
+    for url, action in ((STRICT, "protected"), (UPLOAD, "ignored")):
+        addon, tctx = guard(policy_file, "flip")
+        with tctx:
+            flow = make_flow(url, jpeg, [("Content-Type", "video/mp4"),
+                                         ("Content-Length", str(len(jpeg)))])
+            addon.requestheaders(flow)
+            if not flow.request.stream:
+                await addon.request(flow)
+        assert flow.metadata[METADATA_KEY]["action"] == action
+        assert flow.request.raw_content == (flip(jpeg) if action == "protected" else jpeg)
+
+
 async def test_digests_in_the_trailers_are_recomputed_for_the_new_body(
         policy_file: Path, jpeg: bytes) -> None:
     # a client that hashes the body as it streams sends the digest after it (chunked, HTTP/2)
