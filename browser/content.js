@@ -12,7 +12,7 @@
 import { PAGES, POLICY } from "./config.js";
 import { UploadBlockedError, loadPolicy, protectFile } from "./sdk/index.js";
 import { fromBase64, toBase64 } from "./sdk/src/bytes.js";
-import { offerPort } from "./lib/handshake.js";
+import { SITES_OFF, offerPort } from "./lib/handshake.js";
 import { interceptChoices, mayBeImage } from "./lib/intercept.js";
 import { showNotice } from "./lib/notice.js";
 import { PageSites, pageUrl } from "./lib/sites.js";
@@ -113,15 +113,24 @@ async function protectChoice(blobs) {
 }
 
 if (pageSites.sitesFor(page).length > 0) {
-  servePageScript(offerPort(window));
+  const port = offerPort(window);
+  servePageScript(port);
   // The site is looked up per choice: the popup may have switched one off since the page
   // loaded, and then the page's next site (if any) is the one the photos go to.
-  // A drop must be decided at once: the sites switched off as last read.
+  // A drop must be decided at once: the sites switched off as last read. The page-world
+  // script hears of each change too, for the uploads its scripts send.
   let knownDisabled = [];
-  disabledSites().then((names) => { knownDisabled = names; });
+  let changed = false;
+  const learn = (names) => {
+    knownDisabled = names;
+    port.postMessage({ kind: SITES_OFF, names });
+  };
+  disabledSites().then((names) => { if (!changed) learn(names); });
   try {
     chrome.storage.onChanged.addListener((changes) => {
-      if (changes.disabledSites) knownDisabled = changes.disabledSites.newValue ?? [];
+      if (!changes.disabledSites) return;
+      changed = true;
+      learn(changes.disabledSites.newValue ?? []);
     });
   } catch {
     // the extension was updated under the tab

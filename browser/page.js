@@ -15,12 +15,13 @@
 import { PAGES, POLICY } from "./config.js";
 import { loadPolicy, patchXMLHttpRequest, wrapFetch } from "./sdk/index.js";
 import { declinePhotoBeacons } from "./lib/beacon.js";
-import { takePort } from "./lib/handshake.js";
+import { SITES_OFF, takePort } from "./lib/handshake.js";
 import { choiceHolder, holdClipboardImages, holdPickedFiles, holdUnreachableInputs } from "./lib/intercept.js";
 import { PageSites, pageUrl } from "./lib/sites.js";
 
 const pageSites = new PageSites(loadPolicy(POLICY, { source: "the extension's policy" }), PAGES);
-const policy = pageSites.policyFor(pageUrl(location.href, self.origin));
+const page = pageUrl(location.href, self.origin);
+const policy = pageSites.policyFor(page);
 
 /** How long an upload waits for the content script's port before its on_failure applies. */
 const PORT_WAIT_MS = 10_000;
@@ -30,7 +31,7 @@ const PORT_WAIT_MS = 10_000;
  * port object stays in this closure: it never passes through a promise or a callback a
  * page script could have replaced (Promise.prototype.then, a getter on Object.prototype).
  */
-function portClient() {
+function portClient(onSitesOff) {
   const waiting = new Map();
   // A queue of no prototype, walked by index: a page's Array.prototype cannot reach it.
   const queued = Object.create(null);
@@ -45,6 +46,10 @@ function portClient() {
   takePort(window, (taken) => {
     port = taken;
     port.listen((data) => {
+      if (data?.kind === SITES_OFF) {
+        if (Array.isArray(data.names) && data.names.every((name) => typeof name === "string")) onSitesOff(data.names);
+        return;
+      }
       const pending = waiting.get(data?.id);
       if (!pending) return;
       waiting.delete(data.id);
@@ -94,11 +99,15 @@ function portClient() {
 }
 
 if (policy.sites.length > 0) {
-  const client = portClient();
-  const options = { policy, protect: client.protect, onOutcome: client.report };
+  // The SDK's wrappers read options.policy per request: a site the user switches off in
+  // the popup (the content script says which, now and on each change) leaves them.
+  const options = { policy, protect: null, onOutcome: null };
+  const client = portClient((names) => { options.policy = pageSites.policyFor(page, names); });
+  options.protect = client.protect;
+  options.onOutcome = client.report;
   window.fetch = wrapFetch(window.fetch.bind(window), options);
   patchXMLHttpRequest(window.XMLHttpRequest, options);
-  declinePhotoBeacons(window, policy);
+  declinePhotoBeacons(window, () => options.policy);
   const protectFiles = (files) => client.choose(files);
   holdUnreachableInputs(window, choiceHolder(protectFiles));
   holdPickedFiles(window, protectFiles);

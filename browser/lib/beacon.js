@@ -10,9 +10,10 @@ import { carriesImage } from "../sdk/index.js";
 
 /**
  * @param {Window} win the page's own window (its prototypes are the page's).
- * @param {import("../sdk/index.js").Policy} policy the page's policy.
+ * @param {() => import("../sdk/index.js").Policy} policyOf the page's policy as it stands
+ *   (the user may switch a site off while the page is open).
  */
-export function declinePhotoBeacons(win, policy) {
+export function declinePhotoBeacons(win, policyOf) {
   const proto = win.Navigator?.prototype;
   const send = proto?.sendBeacon;
   if (typeof send !== "function") return;
@@ -23,7 +24,7 @@ export function declinePhotoBeacons(win, policy) {
     } catch {
       // the browser's own sendBeacon throws its TypeError
     }
-    if (target !== null && policy.match("POST", target) !== null && mayCarryPhoto(win, data)) return false;
+    if (target !== null && policyOf().match("POST", target) !== null && mayCarryPhoto(win, data)) return false;
     return Reflect.apply(send, this, arguments);
   };
 }

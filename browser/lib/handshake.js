@@ -12,6 +12,8 @@
 import { nativeGetter, nativeMethod } from "./natives.js";
 
 export const OFFER = "grasp-guard:port";
+/** The content script's message on the port naming the sites switched off (`names`). */
+export const SITES_OFF = "sites-off";
 
 /** Content script side: offer a port to the page-world script; returns our end. */
 export function offerPort(win) {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { loadPolicy } from "../sdk/index.js";
+import { Policy, loadPolicy } from "../sdk/index.js";
 import { declinePhotoBeacons } from "../lib/beacon.js";
 
 const POLICY = loadPolicy({
@@ -14,13 +14,13 @@ const POLICY = loadPolicy({
 const JPEG = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01,
   0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0xff, 0xd9]);
 
-function stage() {
+function stage(policyOf = () => POLICY) {
   const sent = [];
   class FakeNavigator {
     sendBeacon(url, data) { sent.push([url, data]); return true; }
   }
   const win = { Navigator: FakeNavigator, Blob, FormData, location: { href: "https://www.photos.example/feed" } };
-  declinePhotoBeacons(win, POLICY);
+  declinePhotoBeacons(win, policyOf);
   return { beacon: (url, data) => new FakeNavigator().sendBeacon(url, data), sent };
 }
 
@@ -45,4 +45,13 @@ test("other beacons go as they are: elsewhere, another path, or nothing that is 
     ["https://upload.photos.example/upload/1", undefined], ["not a url at all: %%", JPEG]];
   for (const [url, data] of cases) assert.equal(beacon(url, data), true, url);
   assert.equal(sent.length, cases.length);
+});
+
+test("a beacon to a site the user switched off since the page loaded goes as it is", () => {
+  let policy = POLICY;
+  const { beacon, sent } = stage(() => policy);
+  assert.equal(beacon("https://upload.photos.example/upload/1", JPEG), false);
+  policy = new Policy([], "every site switched off");
+  assert.equal(beacon("https://upload.photos.example/upload/1", JPEG), true);
+  assert.equal(sent.length, 1);
 });
