@@ -32,7 +32,7 @@ from .exif import ExifLayout
 from .heif_quality import FIRST_GUESS, match_quality, sample_regions
 from .image import DecodedImage, Stored
 from .orientation import ORIENTATIONS, to_stored, to_upright
-from .sniff import holds_image
+from .sniff import may_hold_pixels
 
 try:
     import pillow_heif
@@ -110,8 +110,8 @@ def _carried_metadata(items: list[dict[str, Any]], notes: list[str]) -> tuple[di
         data = item.get("data") or b""
         if "c2pa" in str(item.get("content_type", "")).lower() or kind == "jumb":
             notes.append("C2PA metadata dropped: its thumbnail and signature no longer match")
-        elif holds_image(data):
-            notes.append(f"metadata item {kind!r} with an embedded image dropped")
+        elif may_hold_pixels(data):
+            notes.append(f"metadata item {kind!r} dropped: it may hold the original's pixels")
         else:
             carried.append(item)
     return tuple(carried)

@@ -7,7 +7,8 @@ holds an unprotected copy of the image changes: the EXIF thumbnail (regenerated)
 thumbnails, Photoshop thumbnails and its copies of EXIF and XMP, XMP thumbnails, extended
 XMP, FlashPix previews, JUMBF/C2PA boxes, MPO secondary frames and data after the image;
 and any segment, comments included, that still holds an image once cleaned (raw or base64)
-is dropped.
+is dropped, as is an APP segment of unknown kind larger than 1 KB (raw or deflated pixels
+show no signature).
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ from .jpeg_segments import (
     strip_metadata,
 )
 from .photoshop import PHOTOSHOP
-from .sniff import holds_image
+from .sniff import holds_image, may_hold_pixels
 from .thumbnail import scale_qtables
 
 logger = logging.getLogger(__name__)
 
-APP1, APP2, APP11, APP13 = 0xE1, 0xE2, 0xEB, 0xED
+APP1, APP2, APP11, APP13, APP14 = 0xE1, 0xE2, 0xEB, 0xED, 0xEE
+ICC_PROFILE = b"ICC_PROFILE\x00"
 XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\x00"
 XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\x00"
 _SCALE_LEVELS = 24  # quantisation multipliers from 1 up to all-255 tables, geometric
@@ -118,6 +120,11 @@ def _cleaned(segment: Segment, notes: list[str]) -> Segment | None:
         if stripped[1]:
             notes.append("Photoshop thumbnail resource removed (or a copy of EXIF or XMP)")
         return Segment(m, PHOTOSHOP + stripped[0])
+    known = (m == APP2 and p.startswith(ICC_PROFILE)) or (m == APP14 and p.startswith(b"Adobe"))
+    if not known and may_hold_pixels(p):
+        notes.append(f"APP{m - APP0} segment of unknown kind dropped: it may hold the "
+                     "original's pixels")
+        return None
     return segment
 
 

@@ -2,7 +2,8 @@
 
 The image data is rewritten (:mod:`png_filter`) and spliced between the source's own
 chunks, so text (tEXt/zTXt/iTXt), iCCP, eXIf, gAMA/cHRM/sRGB/cICP, pHYs, tIME and any
-safe-to-copy private chunk stay byte-identical and in place; XMP and raw-profile text lose
+small safe-to-copy private chunk stay byte-identical and in place (a larger one, or one
+holding an image, may hold the original's pixels and is dropped); XMP and raw-profile text lose
 only the previews they embed (:mod:`png_text`). 16-bit samples keep their
 precision: the 8-bit protection delta is added ×257 to the original 16-bit values.
 Palette and 1/2/4-bit grey images cannot hold protected pixels; they are expanded to
@@ -26,7 +27,7 @@ from .image import DecodedImage, Stored
 from .orientation import to_stored
 from .png_chunks import CHUNK_OVERHEAD, PADDING_TYPE, SIGNATURE, Chunk, padding_chunk, read_chunks
 from .png_filter import ADAPTIVE, encode_idat
-from .sniff import holds_image
+from .sniff import may_hold_pixels
 
 GREY, RGB, GREY_ALPHA, RGBA, PALETTE = 0, 2, 4, 6, 3
 _CHANNELS = {GREY: 1, RGB: 3, GREY_ALPHA: 2, RGBA: 4}
@@ -148,8 +149,8 @@ def _carry(
                 f"unknown chunk {kind!r} dropped: it is not safe to copy once pixels change"
             )
             return None
-        if holds_image(chunk.data):
-            notes.append(f"chunk {kind!r} with an embedded image dropped")
+        if may_hold_pixels(chunk.data):
+            notes.append(f"private chunk {kind!r} dropped: it may hold the original's pixels")
             return None
     return chunk
 

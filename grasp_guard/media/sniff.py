@@ -61,6 +61,18 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+#: The largest block of unknown kind carried (a private PNG chunk, an unknown WebP chunk, APP
+#: segment or HEIF metadata item): a larger one may hold the original's pixels in a form no
+#: signature shows, raw or deflated (an 18×18 RGB preview is 972 bytes).
+UNKNOWN_BLOCK_MAX = 1024
+
+
+def may_hold_pixels(blob: bytes) -> bool:
+    """Whether a metadata block of unknown kind may hold the original's pixels: it holds an
+    image (:func:`holds_image`), or is larger than :data:`UNKNOWN_BLOCK_MAX`."""
+    return len(blob) > UNKNOWN_BLOCK_MAX or holds_image(blob)
+
+
 def holds_image(blob: bytes) -> bool:
     """Whether a metadata blob carries an image: a JPEG, PNG, GIF, WebP, JXL or ISO-BMFF file,
     raw or base64 (a text property holding a preview, as XMP thumbnails do)."""

@@ -1,7 +1,7 @@
 """WebP: lossy (VP8, quality estimated from the header) or lossless (VP8L), alpha kept.
 
 Pillow/libwebp encode the pixels; the RIFF container is then rebuilt around the new
-image chunks with the source's ICCP, EXIF and XMP chunks and any unknown chunk, in the
+image chunks with the source's ICCP, EXIF and XMP chunks and any small unknown chunk, in the
 order the container specification gives, so metadata stays byte-identical (save the
 EXIF thumbnail and image-carrying XMP properties).
 """
@@ -20,7 +20,7 @@ from . import exif, xmp
 from .budget import Padding, SizeMode, fit
 from .exif import ExifLayout
 from .image import DecodedImage, Stored
-from .sniff import holds_image
+from .sniff import may_hold_pixels
 from .webp_quality import estimate_quality
 
 DEFAULT_QUALITY = 80  # libwebp's default, used when the VP8 header cannot be read
@@ -144,8 +144,9 @@ def _carry(
             xmp_chunk = WebpChunk(chunk.fourcc, packet)
         elif chunk.fourcc == b"C2PA":
             notes.append("C2PA chunk dropped: its thumbnail and signature no longer match")
-        elif holds_image(chunk.data):
-            notes.append(f"chunk {chunk.fourcc!r} with an embedded image dropped")
+        elif may_hold_pixels(chunk.data):
+            notes.append(f"unknown chunk {chunk.fourcc!r} dropped: it may hold the original's "
+                         "pixels")
         else:
             unknown.append(chunk)
     return icc, exif_chunk, xmp_chunk, unknown, layout

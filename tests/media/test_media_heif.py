@@ -1,5 +1,6 @@
 import io
 import struct
+import zlib
 
 import numpy as np
 import piexif
@@ -167,15 +168,19 @@ def test_xmp_that_embeds_images_is_sanitised() -> None:
     assert b"GImage:Data" not in after and b'xmp:Rating="2"' in after
 
 
-def test_metadata_items_are_carried_unless_they_hold_an_image() -> None:
+def test_metadata_items_are_carried_unless_they_may_hold_pixels() -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    raw = zlib.compress(pixels.tobytes())  # a deflated preview: no signature
     items = [
         {"type": "uri ", "content_type": "", "data": b"harmless vendor data"},
         {"type": "uri ", "content_type": "", "data": b"preview" + thumbnail_jpeg()},
+        {"type": "uri ", "content_type": "", "data": raw},
     ]
     image = decode(heic(gradient(), quality=90, metadata=items))
-    assert any("embedded image dropped" in n for n in image.notes)
+    assert sum("may hold the original's pixels" in n for n in image.notes) == 2
     out = encode(image, image.upright)
     assert b"harmless vendor data" in out and thumbnail_jpeg()[20:] not in out
+    assert raw not in out
 
 
 @pytest.mark.parametrize("chroma", [420, 444])

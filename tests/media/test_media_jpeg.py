@@ -1,6 +1,7 @@
 import base64
 import io
 import struct
+import zlib
 
 import numpy as np
 import piexif
@@ -367,3 +368,16 @@ def test_adobe_rgb_jpeg_stays_untransformed() -> None:
         ord(c) for c in "RGB"
     ]
     assert np.abs(np.asarray(after).astype(int) - protected).mean() < 4
+
+
+def test_a_large_segment_of_unknown_kind_is_dropped_for_the_pixels_it_may_hold() -> None:
+    # a deflated preview shows no signature: an unknown segment that could hold one goes
+    pixels = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    preview = b"VENDOR\x00" + zlib.compress(pixels.tobytes())
+    source = with_segments(encoded(gradient(), "JPEG", quality=85, icc_profile=icc_profile(70_000)),
+                           segment(0xE9, b"vendor data"), segment(0xE3, preview))
+    image = decode(source)
+    assert any("APP3 segment of unknown kind dropped" in n for n in image.notes)
+    out = encode(image, protect(image.upright))
+    assert _app_payloads(out, 0xE3) == [] and _app_payloads(out, 0xE9) == [b"vendor data"]
+    assert _open(out).info["icc_profile"] == icc_profile(70_000)  # known, however large

@@ -289,3 +289,15 @@ def test_a_text_chunk_that_inflates_past_the_bound_is_dropped_unread() -> None:
     notes: list[str] = []
     assert png_text.clean(bomb, notes) is None
     assert notes == ["unreadable 'Comment' text dropped: it may hold a preview"]
+
+
+def test_a_large_private_chunk_is_dropped_for_the_pixels_it_may_hold() -> None:
+    # a Fireworks-style preview, deflated: no signature shows it
+    pixels = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    info = PngImagePlugin.PngInfo()
+    info.add(b"prVw", zlib.compress(pixels.tobytes()))
+    info.add(b"vpAg", struct.pack(">IIB", 64, 48, 0))
+    image = decode(encoded(gradient(), "PNG", pnginfo=info))
+    assert any("private chunk b'prVw' dropped" in n for n in image.notes)
+    kinds = [c.type for c in read_chunks(encode(image, protect(image.upright)))]
+    assert b"prVw" not in kinds and b"vpAg" in kinds

@@ -1,4 +1,5 @@
 import io
+import zlib
 
 import numpy as np
 import piexif
@@ -163,3 +164,13 @@ def test_animated_webp_is_unsupported() -> None:
     frames[0].save(out, "WEBP", save_all=True, append_images=frames[1:], duration=100)
     with pytest.raises(UnsupportedFormatError, match="animated"):
         decode(out.getvalue())
+
+
+def test_a_large_unknown_chunk_is_dropped_for_the_pixels_it_may_hold() -> None:
+    pixels = zlib.compress(np.random.default_rng(0).integers(0, 256, 2304, dtype=np.uint8).tobytes())
+    raw = b"RAWP" + len(pixels).to_bytes(4, "little") + pixels + b"\x00" * (len(pixels) & 1)
+    source = encoded(gradient(), "WEBP", quality=80, exif=exif_bytes(1))
+    body = source[12:] + raw
+    image = decode(b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WEBP" + body)
+    assert any("unknown chunk b'RAWP' dropped" in n for n in image.notes)
+    assert b"RAWP" not in _fourccs(encode(image, image.upright))
