@@ -67,6 +67,22 @@ function giveInput(input, files) {
 }
 
 /**
+ * The browser's `change` that follows a held `input` of a file input in a shadow root: it is
+ * not composed, so it never reaches the window, and the page would read the emptied input.
+ * Stopped at the shadow root, the first stop of its path, in the same task as the `input`
+ * (the browser fires both at once); the protected choice's own (untrusted) events go by.
+ */
+function holdShadowChange(input) {
+  const root = input.getRootNode();
+  if (!(root instanceof ShadowRoot)) return;
+  const stop = (event) => {
+    if (event.isTrusted && event.composedPath()[0] === input) event.stopImmediatePropagation();
+  };
+  root.addEventListener("change", stop, true);
+  setTimeout(() => root.removeEventListener("change", stop, true), 0);
+}
+
+/**
  * What holds a choice: given a trusted `input` or `change` event of a file input, it stops
  * the event, empties the input, and once `protectFiles` answers gives the input the files
  * and fires `input` and `change` again. `holdChoice.pendingIn(form)`: the choices of the
@@ -87,6 +103,7 @@ export function choiceHolder(protectFiles) {
     if (!files.some(mayBeImage)) return;
     event.stopImmediatePropagation();
     input.files = new DataTransfer().files;
+    if (event.type === "input") holdShadowChange(input);
     const choice = protectFiles(files).then((chosen) => {
       if (pending.get(input) !== choice) return true;  // the user chose again meanwhile
       pending.delete(input);

@@ -113,6 +113,15 @@ window.paste = async () => {
   await readAndPost(new File([await item.getType("image/png")], "pasted.png", {type: "image/png"}));
 };
 </script>""",
+    # a file input in an open shadow root (a web component's), listened to where it is: its
+    # `change` does not leave the shadow tree. window.changes: how many files each had
+    "shadow": """<div id="host"></div>
+<script>@SCRIPT@
+const field = document.getElementById("host").attachShadow({mode: "open"}).appendChild(document.createElement("input"));
+field.type = "file";
+window.changes = [];
+field.addEventListener("change", (e) => { window.changes.push(e.target.files.length); if (e.target.files.length) readAndPost(e.target.files[0]); });
+</script>""",
     # a page script that listens to every message from its first line, to catch the
     # extension's port if it ever showed
     "spy": """<script>

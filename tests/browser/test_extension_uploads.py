@@ -188,6 +188,22 @@ async def test_the_page_never_reads_the_original(
     assert sent.seen != hashlib.sha256(face_file.read_bytes()).hexdigest()
 
 
+async def test_a_shadow_roots_input_gets_only_the_protected_choice(
+        browser: Browser, site: ExtensionSite, face_file: Path, verifier: Verifier) -> None:
+    # its `change` stays in the shadow tree: the page must not see the input emptied first
+    async with browser.page() as page:
+        await page.open(site.url("pass.localhost", "shadow", "shadow"))
+        await page.choose_file_in("document.getElementById('host').shadowRoot.querySelector('input')",
+                                  face_file)
+        await page.wait_for("window.uploaded", PROTECT_S)
+        changes = await page.evaluate("window.changes")
+        seen = await page.evaluate("window.seen")
+    upload = await asyncio.to_thread(site.upload, "shadow", 10)
+    assert_protected(face_file.read_bytes(), upload.photo, verifier, changes)
+    assert changes == [1]
+    assert seen == hashlib.sha256(upload.photo).hexdigest()
+
+
 async def test_a_form_the_user_submits_during_protection_posts_the_protected_photo(
         browser: Browser, site: ExtensionSite, face_file: Path, verifier: Verifier) -> None:
     # the browser's own form post, no page script: the submit waits for the photo
