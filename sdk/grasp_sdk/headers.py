@@ -11,11 +11,11 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from grasp_sdk import digest_fields
 from grasp_sdk.checksums import DIGESTS
-from grasp_sdk.stated_digests import stated_digest
+from grasp_sdk.stated_digests import Digests, DigestTokens, digest_tokens
 
 Fields = tuple[tuple[str, str], ...]
 HeaderInput = Mapping[str, str] | Iterable[tuple[bytes, bytes]] | Iterable[tuple[str, str]]
@@ -139,23 +139,27 @@ def _is_recomputed(lname: str) -> bool:
                                     and lname not in _AMZ_CHECKSUM_NOT_DIGESTS)
 
 
-def unrecomputed_text(fields: Fields, url: str) -> bytes:
-    """The URL and the header values :func:`fix_up` leaves as they are, one per line."""
+def unrecomputed_tokens(fields: Fields, url: str) -> DigestTokens:
+    """The digest-length tokens of the URL and of the header values :func:`fix_up` leaves
+    as they are."""
     values = [v for k, v in fields if not _is_recomputed(k.lower())]
-    return "\n".join([url, unquote(url), *values]).encode("utf-8", "surrogateescape")
+    return digest_tokens(_utf8(text) for text in [url, *values])
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _stated_digest(fields: Fields, url: str, body: bytes) -> str | None:
     """Why the body may not change if a header or the URL states its digest in a form
     :func:`fix_up` does not recompute (the site would refuse the new body), else None."""
-    for name, value in fields:
-        if not _is_recomputed(name.lower()):
-            algorithm = stated_digest(value.encode("latin-1"), body)
-            if algorithm:
-                return f"{name} states the body's {algorithm} digest, which cannot be recomputed"
-    algorithm = stated_digest(f"{url}\n{unquote(url)}".encode("utf-8", "surrogateescape"), body)
-    if algorithm:
-        return f"the URL states the body's {algorithm} digest, which cannot be recomputed"
+    digests = Digests(body)
+    for name, text in [*((k, v) for k, v in fields if not _is_recomputed(k.lower())),
+                       ("the URL", url)]:
+        tokens = digest_tokens([_utf8(text)])
+        algorithm = digests.stated_in(tokens) if tokens else None
+        if algorithm:
+            return f"{name} states the body's {algorithm} digest, which cannot be recomputed"
     return None
 
 

@@ -28,7 +28,7 @@ from grasp_sdk.policy import Policy, SiteRule
 from grasp_sdk.result import ProtectFn, ProtectResult, SyncProtectFn
 from grasp_sdk.sniff import carries_image, image_type, is_complete
 from grasp_sdk.splice import Edit, ImageSlot, MalformedBody, PinnedBody, apply_edits
-from grasp_sdk.stated_digests import stated_digest
+from grasp_sdk.stated_digests import Digests, DigestTokens, digest_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ def _find_work(rule: SiteRule, url: str, fields: hdrs.Fields, body: bytes) -> _P
             raise _CannotRewrite(f"{slot.location} holds an incomplete {slot.media_type} "
                               "(a piece of a chunked upload?)")
     outside = _outside(body, slots)
-    stated = _digest_stated_beside(slots, body, outside, hdrs.unrecomputed_text(fields, url))
+    stated = _digest_stated_beside(slots, body, outside, hdrs.unrecomputed_tokens(fields, url))
     if stated:
         raise _CannotRewrite(stated)
     if rule.on_failure == "block" and (outside is None or carries_image(outside)):
@@ -286,13 +286,14 @@ def _outside(body: bytes, slots: list[ImageSlot]) -> bytes | None:
 
 
 def _digest_stated_beside(slots: list[ImageSlot], body: bytes, outside: bytes | None,
-                          elsewhere: bytes) -> str | None:
+                          elsewhere: DigestTokens) -> str | None:
     """Why the images may not change if the rest of the body, a header or the URL states
     the digest of one (a checksum the site would hold the protected image to), else None.
     A whole-body image's own digest in the headers is :func:`hdrs.constraints`' to find."""
+    beside = digest_tokens([outside or b""])
     for slot in slots:
-        text = (outside or b"") + (b"\n" + elsewhere if slot.data != body else b"")
-        algorithm = stated_digest(text, slot.data)
+        tokens = beside | elsewhere if len(slot.data) != len(body) else beside
+        algorithm = Digests(slot.data).stated_in(tokens) if tokens else None
         if algorithm:
             return (f"the upload states the {algorithm} digest of {slot.location} beside it, "
                     "which cannot be recomputed")

@@ -3,10 +3,12 @@
 A site may check the image against a checksum sent beside it under any name: a JSON
 metadata part's ``md5Hash`` (Google Cloud Storage), a form field ``file_sha1``, an
 ``X-Content-SHA256`` header. A protected image would then be refused by the site, and the
-upload lost. Rather than guess the names, look for the digest itself: every run of hex or
+upload lost. Rather than guess the names, look for the digest itself: each token of hex or
 base64 (standard or URL-safe) text of a digest's length is compared with the image's
-CRC-32, CRC-32C, MD5, SHA-1, SHA-256 and SHA-512. Digests are computed only for the
-lengths some run has, so text without such runs costs one regex pass.
+CRC-32, MD5, SHA-1, SHA-256 and SHA-512, and CRC-32C where it is written as base64 (as
+Google Cloud Storage writes it). Text is also read with JSON's ``\\/`` and percent-escapes
+undone. The tokens are found once (:func:`digest_tokens`) and each digest of an image is
+computed once, only for the lengths some token has.
 """
 
 from __future__ import annotations
@@ -16,53 +18,100 @@ import binascii
 import hashlib
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
 
 from grasp_sdk.checksums import crc32c
 
-#: Digest length in bytes → (name, function) of each algorithm with that length.
-_ALGORITHMS: dict[int, tuple[tuple[str, Callable[[bytes], bytes]], ...]] = {
-    4: (("crc32", lambda d: zlib.crc32(d).to_bytes(4, "big")),
-        ("crc32c", lambda d: crc32c(d).to_bytes(4, "big"))),
-    16: (("md5", lambda d: hashlib.md5(d).digest()),),
-    20: (("sha1", lambda d: hashlib.sha1(d).digest()),),
-    32: (("sha256", lambda d: hashlib.sha256(d).digest()),),
-    64: (("sha512", lambda d: hashlib.sha512(d).digest()),),
-}
-_RUN = re.compile(rb"[A-Za-z0-9+/_-]+={0,2}")
-_HEX = re.compile(rb"[0-9A-Fa-f]+")
+_B64 = rb"A-Za-z0-9+/_\-"
+_B64_NO_SLASH = rb"A-Za-z0-9+_\-"
+_HEX = rb"0-9A-Fa-f"
+# Base64 of 4 bytes padded (a CRC), or of 16, 20, 32 and 64 bytes, padded or not.
+_B64_LENGTHS = rb"[%s]{6}==|[%s]{22}(?:==)?|[%s]{27}=?|[%s]{43}=?|[%s]{86}(?:==)?"
+# A run of the characters of tokens, their escapes included: the patterns read only these.
+_RUN = re.compile(rb"[%s=%%\\]{6,}" % _B64)
+_TOKENS = (
+    # base64 with slashes, delimited by anything else
+    re.compile(rb"(?<![%s])(?:%s)(?![%s=])"
+               % (_B64, _B64_LENGTHS % ((_B64,) * 5), _B64)),
+    # base64 without slashes (URL-safe, or in a URL path), slashes delimiting
+    re.compile(rb"(?<![%s])(?:%s)(?![%s=])"
+               % (_B64_NO_SLASH, _B64_LENGTHS % ((_B64_NO_SLASH,) * 5), _B64_NO_SLASH)),
+    # hex, delimited by anything not hex (``sha256:…``, ``IMG_<md5>.jpg``)
+    re.compile(rb"(?<![%s])(?:[%s]{128}|[%s]{64}|[%s]{40}|[%s]{32}|[%s]{8})(?![%s])"
+               % ((_HEX,) * 7)),
+)
+
+#: (name, digest length, function, whether hex tokens count) of each algorithm looked for.
+_ALGORITHMS: tuple[tuple[str, int, Callable[[bytes], bytes], bool], ...] = (
+    ("crc32", 4, lambda d: zlib.crc32(d).to_bytes(4, "big"), True),
+    # pure Python, ~0.1 µs a byte: only for base64 tokens, which ordinary text rarely has
+    ("crc32c", 4, lambda d: crc32c(d).to_bytes(4, "big"), False),
+    ("md5", 16, lambda d: hashlib.md5(d).digest(), True),
+    ("sha1", 20, lambda d: hashlib.sha1(d).digest(), True),
+    ("sha256", 32, lambda d: hashlib.sha256(d).digest(), True),
+    ("sha512", 64, lambda d: hashlib.sha512(d).digest(), True),
+)
 
 
-def _decoded(run: bytes) -> list[bytes]:
-    """What ``run`` may be the text of: hex, or base64 (padded, or unpadded for digests of
-    16 bytes and more: a six-letter word is unpadded base64 of four bytes)."""
-    values = []
-    if len(run) // 2 in _ALGORITHMS and len(run) % 2 == 0 and _HEX.fullmatch(run):
-        values.append(binascii.unhexlify(run))
-    bare = run.rstrip(b"=")
-    size = len(bare) * 3 // 4
-    if size in _ALGORITHMS and len(bare) % 4 != 1 and (size >= 16 or len(run) % 4 == 0):
-        padded = bare + b"=" * (-len(bare) % 4)
-        values.append(base64.b64decode(padded.replace(b"-", b"+").replace(b"_", b"/")))
-    return [value for value in values if len(value) in _ALGORITHMS]
+@dataclass(frozen=True)
+class DigestTokens:
+    """The byte strings of a digest's length that tokens of some text decode to.
+
+    Attributes:
+        from_hex: decoded from hex tokens.
+        from_base64: decoded from base64 tokens.
+    """
+
+    from_hex: frozenset[bytes]
+    from_base64: frozenset[bytes]
+
+    def __bool__(self) -> bool:
+        return bool(self.from_hex or self.from_base64)
+
+    def __or__(self, other: DigestTokens) -> DigestTokens:
+        return DigestTokens(self.from_hex | other.from_hex, self.from_base64 | other.from_base64)
 
 
-def _candidates(text: bytes) -> dict[int, set[bytes]]:
-    """Byte strings of a digest's length that runs of ``text`` decode to, by length (a run
-    with slashes, a URL path, is also read piece by piece)."""
-    found: dict[int, set[bytes]] = {}
-    for match in _RUN.finditer(text):
-        run = match.group()
-        pieces = [run, *run.split(b"/")] if b"/" in run else [run]
-        for value in (value for piece in pieces for value in _decoded(piece)):
-            found.setdefault(len(value), set()).add(value)
-    return found
+def digest_tokens(texts: Iterable[bytes]) -> DigestTokens:
+    """The digest-length tokens of ``texts``, each run of token characters read as it is,
+    with JSON's ``\\/`` undone and with percent-escapes decoded."""
+    from_hex: set[bytes] = set()
+    from_base64: set[bytes] = set()
+    for run in (run for text in texts for run in _RUN.findall(text)):
+        readings = {run, run.replace(b"\\/", b"/")}
+        if b"%" in run:
+            readings.add(unquote_to_bytes(run))
+        for reading in readings:
+            for pattern in _TOKENS:
+                for token in pattern.findall(reading):
+                    if pattern is _TOKENS[2]:
+                        from_hex.add(binascii.unhexlify(token))
+                        continue
+                    bare = token.rstrip(b"=")
+                    padded = bare + b"=" * (-len(bare) % 4)
+                    from_base64.add(base64.b64decode(padded.replace(b"-", b"+").replace(b"_", b"/")))
+    return DigestTokens(frozenset(from_hex), frozenset(from_base64))
 
 
-def stated_digest(text: bytes, data: bytes) -> str | None:
-    """The name of the algorithm whose digest of ``data`` ``text`` states, or None."""
-    for length, values in _candidates(text).items():
-        for name, digest in _ALGORITHMS[length]:
-            if digest(data) in values:
+class Digests:
+    """The digests of one image, each computed when first asked for."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._values: dict[str, bytes] = {}
+
+    def stated_in(self, tokens: DigestTokens) -> str | None:
+        """The name of the algorithm whose digest of the image one of ``tokens`` is, or None."""
+        base64_lengths = {len(v) for v in tokens.from_base64}
+        hex_lengths = {len(v) for v in tokens.from_hex}
+        for name, length, digest, hex_counts in _ALGORITHMS:
+            if length not in base64_lengths and not (hex_counts and length in hex_lengths):
+                continue
+            if name not in self._values:
+                self._values[name] = digest(self._data)
+            value = self._values[name]
+            if value in tokens.from_base64 or (hex_counts and value in tokens.from_hex):
                 return name
-    return None
+        return None

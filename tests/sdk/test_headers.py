@@ -183,3 +183,9 @@ def test_other_digests_and_recomputed_headers_leave_the_body_free() -> None:
               ("X-Request-Id", "deadbeef"), ("X-Kind", "avatar upload camera"))
     assert hdrs.constraints(fields, URL + "?id=0123456789abcdef0123456789abcdef", b"x").reason \
         is None
+
+
+def test_a_header_value_past_latin_1_is_read_not_raised_on() -> None:
+    # a caller's dict may hold any text (a file name): constraints reads it, as before
+    fields = (("X-File-Name", "写真.jpg"), ("X-Sum", "ok"))
+    assert hdrs.constraints(fields, URL + "?name=写真", b"x").reason is None
