@@ -125,7 +125,8 @@ def _not_a_candidate(rule: SiteRule, headers: Mapping[str, str], length: int | N
     if encoding not in ("", "identity") and not strict:
         return f"the body is {encoding}-encoded"
     media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media.startswith(_NEVER_IMAGES) and not strict:  # a label: the hook sniffs the bytes
+    # On a block site the label is not taken on trust, within a known length: the hook sniffs.
+    if media.startswith(_NEVER_IMAGES) and (not strict or length is None):
         return f"{media} is not an image"
     if length == 0:
         return "empty body"

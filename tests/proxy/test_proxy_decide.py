@@ -103,3 +103,11 @@ def test_an_image_past_the_limit_of_a_block_site_is_refused_before_its_body(
     assert "exceeds the 1024-byte limit" in decision.reason or "not an image" in decision.reason
     passing = decide("POST", UPLOAD, headers, parse_policy(POLICY), max_buffer=1024)
     assert passing.action in ("stream", "ignore")
+
+
+def test_a_video_of_unknown_length_streams_on_a_block_site_too() -> None:
+    # its label is looked behind only within a known length: a live video is never held
+    chunked = _h({"Content-Type": "video/mp4", "Transfer-Encoding": "chunked"})
+    assert decide("POST", STRICT, chunked, parse_policy(POLICY), max_buffer=1024).action == "stream"
+    known = _h({"Content-Type": "video/mp4", "Content-Length": "900"})
+    assert decide("POST", STRICT, known, parse_policy(POLICY), max_buffer=1024).action == "buffer"
