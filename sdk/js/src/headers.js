@@ -8,7 +8,7 @@
  * so an upload that carries one is left untouched, with the reason said.
  */
 
-import { statedDigest } from "./stated_digests.js";
+import { Digests, digestTokens } from "./stated_digests.js";
 
 // Headers that say where in the file this body starts (Instagram rupload, Facebook Graph
 // resumable upload, tus): a body that does not start at 0 is a piece of a file.
@@ -135,25 +135,17 @@ function signatureConstraints(fields, url) {
  * @returns {Promise<string | null>}
  */
 export async function statedDigestOfBody(fields, url, body) {
-  for (const [name, value] of fields) {
-    const algorithm = await statedDigest(value, body);
+  const digests = new Digests(body);
+  for (const [name, text] of [...fields, ["the URL", url]]) {
+    const algorithm = await digests.statedIn(digestTokens([text]));
     if (algorithm) return `${name} states the body's ${algorithm} digest, which cannot be recomputed`;
   }
-  const algorithm = await statedDigest(`${url}\n${unquote(url)}`, body);
-  return algorithm && `the URL states the body's ${algorithm} digest, which cannot be recomputed`;
+  return null;
 }
 
-/** The URL and every header value, one per line. */
-export function headerText(fields, url) {
-  return [url, unquote(url), ...fields.map(([, value]) => value)].join("\n");
-}
-
-function unquote(url) {
-  try {
-    return decodeURIComponent(url);
-  } catch {
-    return url;
-  }
+/** The digest-length tokens of the URL and every header value. */
+export function headerTokens(fields, url) {
+  return digestTokens([url, ...fields.map(([, value]) => value)]);
 }
 
 function queryPairs(url) {

@@ -9,13 +9,13 @@
  */
 
 import { findFormImages, findJsonImages } from "./base64_fields.js";
-import { concat, equal, latin1 } from "./bytes.js";
+import { concat, equal } from "./bytes.js";
 import { RewriteError, UnprotectableUpload } from "./errors.js";
 import * as hdrs from "./headers.js";
 import * as multipart from "./multipart.js";
 import { carriesImage, imageType, isComplete } from "./sniff.js";
 import { MalformedBody, PinnedBody, applyEdits } from "./splice.js";
-import { statedDigest } from "./stated_digests.js";
+import { Digests, digestTokens, joinTokens } from "./stated_digests.js";
 
 /**
  * What happened to one image of an upload.
@@ -163,7 +163,7 @@ async function rewrite(rule, url, fields, body, protect) {
     throw new CannotRewrite("no image in the body", "not in a field or format the site's policy protects");
   }
   const rest = outside(body, slots);
-  const statedBeside = await digestStatedBeside(slots, body, rest, hdrs.headerText(fields, url));
+  const statedBeside = await digestStatedBeside(slots, body, rest, hdrs.headerTokens(fields, url));
   if (statedBeside) throw new CannotRewrite(statedBeside);
   if (rule.onFailure === "block" && (rest === null || carriesImage(rest))) {
     throw new CannotRewrite("an image outside the fields and formats the site's policy protects goes with the ones it does");
@@ -299,9 +299,10 @@ function outside(body, slots) {
  * whole-body image's own digest in the headers is `statedDigestOfBody`'s to find.
  */
 async function digestStatedBeside(slots, body, rest, elsewhere) {
+  const beside = digestTokens([rest ?? new Uint8Array(0)]);
   for (const slot of slots) {
-    const text = latin1(rest ?? new Uint8Array(0)) + (slot.data.length !== body.length ? `\n${elsewhere}` : "");
-    const algorithm = await statedDigest(text, slot.data);
+    const tokens = slot.data.length !== body.length ? joinTokens(beside, elsewhere) : beside;
+    const algorithm = await new Digests(slot.data).statedIn(tokens);
     if (algorithm) {
       return `the upload states the ${algorithm} digest of ${slot.location} beside it, which cannot be recomputed`;
     }

@@ -4,71 +4,104 @@
  * A site may check the image against a checksum sent beside it under any name: a JSON
  * metadata part's `md5Hash` (Google Cloud Storage), a form field `file_sha1`, an
  * `X-Content-SHA256` header. A protected image would then be refused by the site, and the
- * upload lost. So every run of hex or base64 (standard or URL-safe) text of a digest's length
- * is compared with the image's CRC-32, CRC-32C, MD5, SHA-1, SHA-256 and SHA-512; digests are
- * computed only for the lengths some run has. The SHA digests need WebCrypto, which a page
- * has only in a secure context: elsewhere they are not looked for.
+ * upload lost. So each token of hex or base64 (standard or URL-safe) text of a digest's length
+ * is compared with the image's CRC-32, MD5, SHA-1, SHA-256 and SHA-512, and CRC-32C where it
+ * is written as base64; each digest is computed once, only for the lengths some token has.
+ * The SHA digests need WebCrypto, which a page has only in a secure context: elsewhere they
+ * are not looked for.
  */
 
 import { fromBase64, latin1 } from "./bytes.js";
 
-const RUN = /[A-Za-z0-9+/_-]+={0,2}/g;
-const HEX = /^[0-9A-Fa-f]+$/;
+const B64 = "A-Za-z0-9+/_\\-";
+const B64_NO_SLASH = "A-Za-z0-9+_\\-";
+const HEX = "0-9A-Fa-f";
+const b64Lengths = (c) => `[${c}]{6}==|[${c}]{22}(?:==)?|[${c}]{27}=?|[${c}]{43}=?|[${c}]{86}(?:==)?`;
+// A run of the characters of tokens, their escapes included: the patterns read only these.
+const RUN = new RegExp(`[${B64}=%\\\\]{6,}`, "g");
+const BASE64_TOKENS = [
+  // base64 with slashes, delimited by anything else
+  new RegExp(`(?<![${B64}])(?:${b64Lengths(B64)})(?![${B64}=])`, "g"),
+  // base64 without slashes (URL-safe, or in a URL path), slashes delimiting
+  new RegExp(`(?<![${B64_NO_SLASH}])(?:${b64Lengths(B64_NO_SLASH)})(?![${B64_NO_SLASH}=])`, "g"),
+];
+// hex, delimited by anything not hex (`sha256:…`, `IMG_<md5>.jpg`)
+const HEX_TOKENS = new RegExp(`(?<![${HEX}])(?:[${HEX}]{128}|[${HEX}]{64}|[${HEX}]{40}|[${HEX}]{32}|[${HEX}]{8})(?![${HEX}])`, "g");
 
-/** Digest length in bytes → [name, function] of each algorithm with that length. */
-const ALGORITHMS = new Map([
-  [4, [["crc32", (d) => crcBytes(d, 0xedb88320)], ["crc32c", (d) => crcBytes(d, 0x82f63b78)]]],
-  [16, [["md5", md5]]],
-  [20, [["sha1", (d) => sha("SHA-1", d)]]],
-  [32, [["sha256", (d) => sha("SHA-256", d)]]],
-  [64, [["sha512", (d) => sha("SHA-512", d)]]],
-]);
+/** [name, digest length, function, whether hex tokens count] of each algorithm looked for. */
+const ALGORITHMS = [
+  ["crc32", 4, (d) => crcBytes(d, 0xedb88320), true],
+  // only for base64 tokens (as Google Cloud Storage writes it), as in grasp_sdk
+  ["crc32c", 4, (d) => crcBytes(d, 0x82f63b78), false],
+  ["md5", 16, md5, true],
+  ["sha1", 20, (d) => sha("SHA-1", d), true],
+  ["sha256", 32, (d) => sha("SHA-256", d), true],
+  ["sha512", 64, (d) => sha("SHA-512", d), true],
+];
 
 /**
- * The name of the algorithm whose digest of `data` `text` states, or null.
- * @param {Uint8Array | string} text
- * @param {Uint8Array} data
- * @returns {Promise<string | null>}
+ * The digest-length tokens of `texts` (strings or bytes), each run of token characters
+ * read as it is, with JSON's `\/` undone and with percent-escapes decoded: hex of the
+ * values decoded from hex tokens and from base64 tokens.
+ * @param {Iterable<string | Uint8Array>} texts
+ * @returns {{fromHex: Set<string>, fromBase64: Set<string>}}
  */
-export async function statedDigest(text, data) {
-  for (const [length, values] of candidates(typeof text === "string" ? text : latin1(text))) {
-    for (const [name, digest] of ALGORITHMS.get(length)) {
-      const value = await digest(data);
-      if (value !== null && values.has(hex(value))) return name;
+export function digestTokens(texts) {
+  const tokens = { fromHex: new Set(), fromBase64: new Set() };
+  for (const text of texts) {
+    for (const [run] of (typeof text === "string" ? text : latin1(text)).matchAll(RUN)) {
+      const readings = new Set([run, run.replaceAll("\\/", "/")]);
+      if (run.includes("%")) readings.add(unquote(run));
+      for (const reading of readings) {
+        for (const [token] of reading.matchAll(HEX_TOKENS)) tokens.fromHex.add(token.toLowerCase());
+        for (const pattern of BASE64_TOKENS) {
+          for (const [token] of reading.matchAll(pattern)) {
+            const bare = token.replace(/=+$/, "");
+            const value = fromBase64((bare + "=".repeat((4 - (bare.length % 4)) % 4)).replaceAll("-", "+").replaceAll("_", "/"));
+            if (value !== null) tokens.fromBase64.add(hex(value));
+          }
+        }
+      }
     }
   }
-  return null;
+  return tokens;
 }
 
-/** Hex of the byte strings of a digest's length that runs of `text` decode to, by length
- * (a run with slashes, a URL path, is also read piece by piece). */
-function candidates(text) {
-  const found = new Map();
-  for (const [run] of text.matchAll(RUN)) {
-    const pieces = run.includes("/") ? [run, ...run.split("/")] : [run];
-    for (const value of pieces.flatMap(decoded)) {
-      if (!found.has(value.length)) found.set(value.length, new Set());
-      found.get(value.length).add(hex(value));
+/** Both token sets of `a` and `b`. */
+export function joinTokens(a, b) {
+  return { fromHex: new Set([...a.fromHex, ...b.fromHex]), fromBase64: new Set([...a.fromBase64, ...b.fromBase64]) };
+}
+
+/** Each `%XX` decoded to its byte (as a latin-1 character); anything else kept. */
+export function unquote(text) {
+  return text.replace(/%[0-9A-Fa-f]{2}/g, (escape) => String.fromCharCode(parseInt(escape.slice(1), 16)));
+}
+
+/** The digests of one image, each computed when first asked for. */
+export class Digests {
+  constructor(data) {
+    this.data = data;
+    this.values = new Map();
+  }
+
+  /**
+   * The name of the algorithm whose digest of the image one of `tokens` is, or null.
+   * @returns {Promise<string | null>}
+   */
+  async statedIn(tokens) {
+    const lengths = (set) => new Set([...set].map((value) => value.length / 2));
+    const [base64Lengths, hexLengths] = [lengths(tokens.fromBase64), lengths(tokens.fromHex)];
+    for (const [name, length, digest, hexCounts] of ALGORITHMS) {
+      if (!base64Lengths.has(length) && !(hexCounts && hexLengths.has(length))) continue;
+      if (!this.values.has(name)) {
+        const value = await digest(this.data);
+        this.values.set(name, value === null ? null : hex(value));
+      }
+      const value = this.values.get(name);
+      if (value !== null && (tokens.fromBase64.has(value) || (hexCounts && tokens.fromHex.has(value)))) return name;
     }
+    return null;
   }
-  return found;
-}
-
-/** What `run` may be the text of: hex, or base64 (padded, or unpadded for digests of 16
- * bytes and more: a six-letter word is unpadded base64 of four bytes). */
-function decoded(run) {
-  const values = [];
-  if (run.length % 2 === 0 && ALGORITHMS.has(run.length / 2) && HEX.test(run)) {
-    values.push(Uint8Array.from(run.match(/../g), (pair) => parseInt(pair, 16)));
-  }
-  const bare = run.replace(/=+$/, "");
-  const size = Math.floor((bare.length * 3) / 4);
-  if (ALGORITHMS.has(size) && bare.length % 4 !== 1 && (size >= 16 || run.length % 4 === 0)) {
-    const padded = bare + "=".repeat((4 - (bare.length % 4)) % 4);
-    const value = fromBase64(padded.replaceAll("-", "+").replaceAll("_", "/"));
-    if (value !== null) values.push(value);
-  }
-  return values.filter((value) => ALGORITHMS.has(value.length));
 }
 
 function hex(bytes) {
