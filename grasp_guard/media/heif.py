@@ -32,7 +32,7 @@ from .exif import ExifLayout
 from .heif_quality import FIRST_GUESS, match_quality, sample_regions
 from .image import DecodedImage, Stored
 from .orientation import ORIENTATIONS, to_stored, to_upright
-from .sniff import may_hold_pixels
+from .sniff import UnknownBlocks
 
 try:
     import pillow_heif
@@ -105,12 +105,13 @@ def transform_orientation(properties: tuple[tuple[bytes, bytes], ...]) -> int:
 
 def _carried_metadata(items: list[dict[str, Any]], notes: list[str]) -> tuple[dict[str, Any], ...]:
     carried = []
+    unknown = UnknownBlocks()
     for item in items:
         kind = str(item.get("type", "")).strip()
         data = item.get("data") or b""
         if "c2pa" in str(item.get("content_type", "")).lower() or kind == "jumb":
             notes.append("C2PA metadata dropped: its thumbnail and signature no longer match")
-        elif may_hold_pixels(data):
+        elif not unknown.admits(data):
             notes.append(f"metadata item {kind!r} dropped: it may hold the original's pixels")
         else:
             carried.append(item)

@@ -36,7 +36,7 @@ from .jpeg_segments import (
     strip_metadata,
 )
 from .photoshop import PHOTOSHOP
-from .sniff import holds_image, may_hold_pixels
+from .sniff import UnknownBlocks, holds_image
 from .thumbnail import scale_qtables
 
 logger = logging.getLogger(__name__)
@@ -72,10 +72,10 @@ class JpegParams:
     exif_layouts: tuple[exif.ExifLayout | None, ...]
 
 
-def _carry(segment: Segment, notes: list[str]) -> Segment | None:
+def _carry(segment: Segment, notes: list[str], unknown: UnknownBlocks) -> Segment | None:
     """The segment as it will be written (EXIF aside), or None to drop it; notes say why.
     Whatever its kind, one that still holds an image once cleaned is dropped."""
-    carried = _cleaned(segment, notes)
+    carried = _cleaned(segment, notes, unknown)
     if carried is not None and holds_image(carried.payload):
         name = "COM" if segment.marker == COM else f"APP{segment.marker - APP0}"
         notes.append(f"{name} segment with an embedded image dropped")
@@ -83,8 +83,9 @@ def _carry(segment: Segment, notes: list[str]) -> Segment | None:
     return carried
 
 
-def _cleaned(segment: Segment, notes: list[str]) -> Segment | None:
-    """The segment without the parts its kind is known to keep images in, or None."""
+def _cleaned(segment: Segment, notes: list[str], unknown: UnknownBlocks) -> Segment | None:
+    """The segment without the parts its kind is known to keep images in, or None; one of
+    unknown kind is carried within the file's allowance (``unknown``)."""
     m, p = segment.marker, segment.payload
     if m == COM:
         return None if is_padding(p) else segment
@@ -121,7 +122,7 @@ def _cleaned(segment: Segment, notes: list[str]) -> Segment | None:
             notes.append("Photoshop thumbnail resource removed (or a copy of EXIF or XMP)")
         return Segment(m, PHOTOSHOP + stripped[0])
     known = (m == APP2 and p.startswith(ICC_PROFILE)) or (m == APP14 and p.startswith(b"Adobe"))
-    if not known and may_hold_pixels(p):
+    if not known and not unknown.admits(p):
         notes.append(f"APP{m - APP0} segment of unknown kind dropped: it may hold the "
                      "original's pixels")
         return None
@@ -148,6 +149,7 @@ def _metadata(data: bytes, notes: list[str]) -> tuple[list[Segment], list[exif.E
     header, _ = split_header(data)
     segments: list[Segment] = []
     layouts: list[exif.ExifLayout | None] = []
+    unknown = UnknownBlocks()
     for segment in _joined_photoshop(header):
         if not segment.is_metadata:
             continue
@@ -161,7 +163,7 @@ def _metadata(data: bytes, notes: list[str]) -> tuple[list[Segment], list[exif.E
             segments.append(segment)
             layouts.append(layout)
             continue
-        carried = _carry(segment, notes)
+        carried = _carry(segment, notes, unknown)
         if carried is not None and _is_photoshop(carried) and len(carried.payload) > MAX_PAYLOAD:
             parts = photoshop.split(carried.payload[len(PHOTOSHOP) :], MAX_PAYLOAD)
             segments.extend(Segment(APP13, part) for part in parts)

@@ -27,7 +27,7 @@ from .image import DecodedImage, Stored
 from .orientation import to_stored
 from .png_chunks import CHUNK_OVERHEAD, PADDING_TYPE, SIGNATURE, Chunk, padding_chunk, read_chunks
 from .png_filter import ADAPTIVE, encode_idat
-from .sniff import may_hold_pixels
+from .sniff import UnknownBlocks
 
 GREY, RGB, GREY_ALPHA, RGBA, PALETTE = 0, 2, 4, 6, 3
 _CHANNELS = {GREY: 1, RGB: 3, GREY_ALPHA: 2, RGBA: 4}
@@ -125,7 +125,8 @@ def _convert_bkgd(chunk: Chunk, palette: bytes | None, depth: int) -> Chunk:
 
 
 def _carry(
-    chunk: Chunk, expanded: bool, palette: bytes | None, depth: int, notes: list[str]
+    chunk: Chunk, expanded: bool, palette: bytes | None, depth: int, notes: list[str],
+    unknown: UnknownBlocks,
 ) -> Chunk | None:
     """The chunk as it will be written (eXIf aside), or None to drop it; notes say why."""
     kind = chunk.type
@@ -149,7 +150,7 @@ def _carry(
                 f"unknown chunk {kind!r} dropped: it is not safe to copy once pixels change"
             )
             return None
-        if may_hold_pixels(chunk.data):
+        if not unknown.admits(chunk.data):
             notes.append(f"private chunk {kind!r} dropped: it may hold the original's pixels")
             return None
     return chunk
@@ -164,6 +165,7 @@ def _carry_all(
     if last_idat - first_idat + 1 != types.count(b"IDAT"):
         raise ValueError("PNG image data chunks are not consecutive")
     exif_layout = None
+    unknown = UnknownBlocks()
     before: list[Chunk] = []
     after: list[Chunk] = []
     for i, chunk in enumerate(chunks[1:-1], start=1):
@@ -178,7 +180,7 @@ def _carry_all(
                 notes.append(f"unreadable eXIf dropped ({e})")
                 kept = None
         else:
-            kept = _carry(chunk, expanded, palette, depth, notes)
+            kept = _carry(chunk, expanded, palette, depth, notes, unknown)
         if kept is not None:
             (before if i < first_idat else after).append(kept)
     return tuple(before), tuple(after), exif_layout

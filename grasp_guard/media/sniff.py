@@ -61,16 +61,26 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-#: The largest block of unknown kind carried (a private PNG chunk, an unknown WebP chunk, APP
-#: segment or HEIF metadata item): a larger one may hold the original's pixels in a form no
-#: signature shows, raw or deflated (an 18×18 RGB preview is 972 bytes).
-UNKNOWN_BLOCK_MAX = 1024
+#: The most bytes of blocks of unknown kind one file carries (private PNG chunks, unknown
+#: WebP chunks or APP segments, HEIF metadata items), all together: more may hold the
+#: original's pixels in a form no signature shows, raw or deflated, whole or split across
+#: blocks (an 18×18 RGB preview is 972 bytes).
+UNKNOWN_BLOCKS_MAX = 1024
 
 
-def may_hold_pixels(blob: bytes) -> bool:
-    """Whether a metadata block of unknown kind may hold the original's pixels: it holds an
-    image (:func:`holds_image`), or is larger than :data:`UNKNOWN_BLOCK_MAX`."""
-    return len(blob) > UNKNOWN_BLOCK_MAX or holds_image(blob)
+class UnknownBlocks:
+    """The blocks of unknown kind one file carries, within :data:`UNKNOWN_BLOCKS_MAX`."""
+
+    def __init__(self) -> None:
+        self.carried = 0
+
+    def admits(self, blob: bytes) -> bool:
+        """Whether ``blob`` may be carried: it holds no image (:func:`holds_image`) and fits
+        in what is left of the file's allowance (then it counts against it)."""
+        if self.carried + len(blob) > UNKNOWN_BLOCKS_MAX or holds_image(blob):
+            return False
+        self.carried += len(blob)
+        return True
 
 
 def holds_image(blob: bytes) -> bool:

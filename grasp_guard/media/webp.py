@@ -20,7 +20,7 @@ from . import exif, xmp
 from .budget import Padding, SizeMode, fit
 from .exif import ExifLayout
 from .image import DecodedImage, Stored
-from .sniff import may_hold_pixels
+from .sniff import UnknownBlocks
 from .webp_quality import estimate_quality
 
 DEFAULT_QUALITY = 80  # libwebp's default, used when the VP8 header cannot be read
@@ -125,6 +125,7 @@ def _carry(
 ]:
     icc = exif_chunk = xmp_chunk = layout = None
     unknown = []
+    allowance = UnknownBlocks()
     for chunk in chunks:
         if chunk.fourcc in _IMAGE or chunk.fourcc in (b"VP8X", PADDING_FOURCC):
             continue
@@ -144,7 +145,7 @@ def _carry(
             xmp_chunk = WebpChunk(chunk.fourcc, packet)
         elif chunk.fourcc == b"C2PA":
             notes.append("C2PA chunk dropped: its thumbnail and signature no longer match")
-        elif may_hold_pixels(chunk.data):
+        elif not allowance.admits(chunk.data):
             notes.append(f"unknown chunk {chunk.fourcc!r} dropped: it may hold the original's "
                          "pixels")
         else:

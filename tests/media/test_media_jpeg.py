@@ -381,3 +381,13 @@ def test_a_large_segment_of_unknown_kind_is_dropped_for_the_pixels_it_may_hold()
     out = encode(image, protect(image.upright))
     assert _app_payloads(out, 0xE3) == [] and _app_payloads(out, 0xE9) == [b"vendor data"]
     assert _open(out).info["icc_profile"] == icc_profile(70_000)  # known, however large
+
+
+def test_a_preview_split_across_small_segments_of_unknown_kind_is_dropped() -> None:
+    # the allowance is the file's: 1 KB of unknown segments in all, whatever their number
+    pixels = np.random.default_rng(1).integers(0, 256, 18_000, dtype=np.uint8).tobytes()
+    pieces = [segment(0xE3, pixels[i : i + 1000]) for i in range(0, len(pixels), 1000)]
+    image = decode(with_segments(encoded(gradient(), "JPEG", quality=85), *pieces))
+    out = encode(image, protect(image.upright))
+    assert len(_app_payloads(out, 0xE3)) == 1
+    assert sum("APP3 segment of unknown kind dropped" in n for n in image.notes) == 17

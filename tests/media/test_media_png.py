@@ -301,3 +301,13 @@ def test_a_large_private_chunk_is_dropped_for_the_pixels_it_may_hold() -> None:
     assert any("private chunk b'prVw' dropped" in n for n in image.notes)
     kinds = [c.type for c in read_chunks(encode(image, protect(image.upright)))]
     assert b"prVw" not in kinds and b"vpAg" in kinds
+
+
+def test_a_preview_split_across_small_private_chunks_is_dropped() -> None:
+    pixels = np.random.default_rng(1).integers(0, 256, 18_000, dtype=np.uint8).tobytes()
+    info = PngImagePlugin.PngInfo()
+    for i in range(0, len(pixels), 1000):
+        info.add(b"prVw", pixels[i : i + 1000])
+    image = decode(encoded(gradient(), "PNG", pnginfo=info))
+    kinds = [c.type for c in read_chunks(encode(image, protect(image.upright)))]
+    assert kinds.count(b"prVw") == 1
