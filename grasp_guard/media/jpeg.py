@@ -121,7 +121,9 @@ def _cleaned(segment: Segment, notes: list[str], unknown: UnknownBlocks) -> Segm
         if stripped[1]:
             notes.append("Photoshop thumbnail resource removed (or a copy of EXIF or XMP)")
         return Segment(m, PHOTOSHOP + stripped[0])
-    known = (m == APP2 and p.startswith(ICC_PROFILE)) or (m == APP14 and p.startswith(b"Adobe"))
+    # ICC profiles are known, and Adobe's colour-transform segment has 12 bytes, no more
+    known = (m == APP2 and p.startswith(ICC_PROFILE)) or (m == APP14 and p.startswith(b"Adobe")
+                                                          and len(p) == 12)
     if not known and not unknown.admits(p):
         notes.append(f"APP{m - APP0} segment of unknown kind dropped: it may hold the "
                      "original's pixels")

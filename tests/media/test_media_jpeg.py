@@ -391,3 +391,12 @@ def test_a_preview_split_across_small_segments_of_unknown_kind_is_dropped() -> N
     out = encode(image, protect(image.upright))
     assert len(_app_payloads(out, 0xE3)) == 1
     assert sum("APP3 segment of unknown kind dropped" in n for n in image.notes) == 17
+
+
+def test_an_adobe_segment_is_carried_at_its_own_length_only() -> None:
+    adobe = b"Adobe\x00\x64\x00\x00\x00\x00\x01"
+    padded = adobe + np.random.default_rng(2).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    for payload, carried in ((adobe, True), (padded, False)):
+        image = decode(with_segments(encoded(gradient(), "JPEG", quality=85), segment(0xEE, payload)))
+        out = encode(image, protect(image.upright))
+        assert (_app_payloads(out, 0xEE) == [payload]) is carried
