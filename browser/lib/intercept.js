@@ -165,9 +165,11 @@ function submitHolder(win, holdChoice) {
  * being put in the document, or in a shadow root): from the page's world, capture listeners
  * that run before the page's own on the way to the input. They are added to a node when a
  * script first listens to its `input` or `change` (the input, or a detached container of it,
- * listened to in the capture phase before the picker opens, would otherwise come first), and
- * to a file input when a script opens its picker (`click`, `showPicker`). They act only on a
- * trusted choice in a file input outside the document: the window's listeners hold the others.
+ * listened to in the capture phase before the picker opens, would otherwise come first), to
+ * a file input when a script opens its picker (`click`, `showPicker`), and to every shadow
+ * root a script attaches. They act only on a trusted choice in a file input outside the
+ * document: the window's listeners hold the others (an open shadow root's `input` among
+ * them; its `change`, which stays in the shadow tree, is stopped here).
  * @param {Window} win the page's own window (its prototypes are the page's).
  * @param {(event: Event, input: HTMLInputElement) => void} holdChoice a choiceHolder.
  */
@@ -177,8 +179,15 @@ export function holdUnreachableInputs(win, holdChoice) {
   const listen = target.addEventListener;  // the browser's: the extension's own go straight to it
   const onChoice = (event) => {
     const input = event.composedPath()[0];
-    if (event.isTrusted && input instanceof win.HTMLInputElement && input.type === "file" &&
-        input.getRootNode() !== win.document) holdChoice(event, input);
+    if (!event.isTrusted || !(input instanceof win.HTMLInputElement) || input.type !== "file" ||
+        input.getRootNode() === win.document) return;
+    if (event.type === "change" && input.files.length === 0) {
+      // the browser's `change` after an `input` the content script holds (it emptied the
+      // input): a user's own choice never empties a file input
+      event.stopImmediatePropagation();
+      return;
+    }
+    holdChoice(event, input);
   };
   const watch = (node) => {
     if (watched.has(node)) return;
@@ -192,6 +201,16 @@ export function holdUnreachableInputs(win, holdChoice) {
     if ((type === "input" || type === "change") && this instanceof win.Node && this !== win.document) watch(this);
     return listen.call(this, type, ...rest);
   };
+  // Every shadow root a script makes, closed ones too, is watched from its start: before
+  // any listener the page adds to it, whatever handler reads its inputs (a property, none).
+  const attach = win.Element?.prototype.attachShadow;
+  if (typeof attach === "function") {
+    win.Element.prototype.attachShadow = function attachShadow(...args) {
+      const root = attach.apply(this, args);
+      watch(root);
+      return root;
+    };
+  }
   const proto = win.HTMLInputElement.prototype;
   for (const name of ["click", "showPicker"]) {
     const open = proto[name];

@@ -113,14 +113,21 @@ window.paste = async () => {
   await readAndPost(new File([await item.getType("image/png")], "pasted.png", {type: "image/png"}));
 };
 </script>""",
-    # a file input in an open shadow root (a web component's), listened to where it is: its
-    # `change` does not leave the shadow tree. window.changes: how many files each had
+    # a file input in a shadow root (a web component's), listened to in its tree: its
+    # `change` does not leave it. ?mode=open: the component listens on its root, in the
+    # capture phase (window.changes: how many files each change had); ?mode=closed: it reads
+    # the input through its onchange property, which no listener call announces
     "shadow": """<div id="host"></div>
 <script>@SCRIPT@
-const field = document.getElementById("host").attachShadow({mode: "open"}).appendChild(document.createElement("input"));
+const mode = new URLSearchParams(location.search).get("mode");
+const root = document.getElementById("host").attachShadow({mode});
+const field = root.appendChild(document.createElement("input"));
 field.type = "file";
+window.field = field;
 window.changes = [];
-field.addEventListener("change", (e) => { window.changes.push(e.target.files.length); if (e.target.files.length) readAndPost(e.target.files[0]); });
+const onChange = (e) => { window.changes.push(e.target.files.length); if (e.target.files.length) readAndPost(e.target.files[0]); };
+if (mode === "open") root.addEventListener("change", onChange, true);
+else field.onchange = onChange;
 </script>""",
     # a page script that listens to every message from its first line, to catch the
     # extension's port if it ever showed
