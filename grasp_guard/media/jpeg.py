@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 APP1, APP2, APP11, APP13, APP14 = 0xE1, 0xE2, 0xEB, 0xED, 0xEE
 ICC_PROFILE = b"ICC_PROFILE\x00"
+ADOBE_LENGTH = 12  # "Adobe", version, two flag words, the colour transform
 XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\x00"
 XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\x00"
 _SCALE_LEVELS = 24  # quantisation multipliers from 1 up to all-255 tables, geometric
@@ -121,9 +122,12 @@ def _cleaned(segment: Segment, notes: list[str], unknown: UnknownBlocks) -> Segm
         if stripped[1]:
             notes.append("Photoshop thumbnail resource removed (or a copy of EXIF or XMP)")
         return Segment(m, PHOTOSHOP + stripped[0])
-    # ICC profiles are known, and Adobe's colour-transform segment has 12 bytes, no more
-    known = (m == APP2 and p.startswith(ICC_PROFILE)) or (m == APP14 and p.startswith(b"Adobe")
-                                                          and len(p) == 12)
+    if m == APP14 and p.startswith(b"Adobe") and len(p) >= ADOBE_LENGTH:
+        # Adobe's colour transform (decoders need it for RGB): its own 12 bytes, no more
+        if len(p) > ADOBE_LENGTH:
+            notes.append(f"Adobe APP14 segment cut to its {ADOBE_LENGTH} bytes")
+        return Segment(m, p[:ADOBE_LENGTH])
+    known = m == APP2 and p.startswith(ICC_PROFILE)
     if not known and not unknown.admits(p):
         notes.append(f"APP{m - APP0} segment of unknown kind dropped: it may hold the "
                      "original's pixels")
