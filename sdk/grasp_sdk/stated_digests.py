@@ -6,8 +6,8 @@ metadata part's ``md5Hash`` (Google Cloud Storage), a form field ``file_sha1``, 
 upload lost. Rather than guess the names, look for the digest itself: each token of hex or
 base64 (standard or URL-safe) text of a digest's length is compared with the image's
 CRC-32, MD5, SHA-1, SHA-256 and SHA-512, and CRC-32C where it is written as base64 (as
-Google Cloud Storage writes it). Text is also read with JSON's ``\\/`` and percent-escapes
-undone. The tokens are found once (:func:`digest_tokens`) and each digest of an image is
+Google Cloud Storage writes it). Text is also read with JSON's string escapes and
+percent-escapes undone. The tokens are found once (:func:`digest_tokens`) and each digest of an image is
 computed once, only for the lengths some token has.
 """
 
@@ -26,6 +26,7 @@ from grasp_sdk.checksums import crc32c
 
 _B64 = rb"A-Za-z0-9+/_\-"
 _B64_NO_SLASH = rb"A-Za-z0-9+_\-"
+_B64_STANDARD = rb"A-Za-z0-9+/"
 _HEX = rb"0-9A-Fa-f"
 # Base64 of 4 bytes padded (a CRC), or of 16, 20, 32 and 64 bytes, padded or not.
 _B64_LENGTHS = rb"[%s]{6}==|[%s]{22}(?:==)?|[%s]{27}=?|[%s]{43}=?|[%s]{86}(?:==)?"
@@ -38,10 +39,15 @@ _TOKENS = (
     # base64 without slashes (URL-safe, or in a URL path), slashes delimiting
     re.compile(rb"(?<![%s])(?:%s)(?![%s=])"
                % (_B64_NO_SLASH, _B64_LENGTHS % ((_B64_NO_SLASH,) * 5), _B64_NO_SLASH)),
-    # hex, delimited by anything not hex (``sha256:…``, ``IMG_<md5>.jpg``)
-    re.compile(rb"(?<![%s])(?:[%s]{128}|[%s]{64}|[%s]{40}|[%s]{32}|[%s]{8})(?![%s])"
-               % ((_HEX,) * 7)),
+    # standard base64, - and _ delimiting (Subresource Integrity's sha256-<base64>)
+    re.compile(rb"(?<![%s])(?:%s)(?![%s=])"
+               % (_B64_STANDARD, _B64_LENGTHS % ((_B64_STANDARD,) * 5), _B64_STANDARD)),
 )
+# hex, delimited by anything not hex (``sha256:…``, ``IMG_<md5>.jpg``)
+_HEX_TOKENS = re.compile(rb"(?<![%s])(?:[%s]{128}|[%s]{64}|[%s]{40}|[%s]{32}|[%s]{8})(?![%s])"
+                         % ((_HEX,) * 7))
+# A JSON string escape: \uXXXX, or \ and one character.
+_JSON_ESCAPE = re.compile(rb"\\(?:u([0-9A-Fa-f]{4})|(.))", re.DOTALL)
 
 #: (name, digest length, function, whether hex tokens count) of each algorithm looked for.
 _ALGORITHMS: tuple[tuple[str, int, Callable[[bytes], bytes], bool], ...] = (
@@ -75,24 +81,33 @@ class DigestTokens:
 
 
 def digest_tokens(texts: Iterable[bytes]) -> DigestTokens:
-    """The digest-length tokens of ``texts``, each run of token characters read as it is,
-    with JSON's ``\\/`` undone and with percent-escapes decoded."""
+    """The digest-length tokens of ``texts``: each run of token characters read as it is,
+    with JSON string escapes undone, with percent-escapes decoded, and with both."""
     from_hex: set[bytes] = set()
     from_base64: set[bytes] = set()
     for run in (run for text in texts for run in _RUN.findall(text)):
-        readings = {run, run.replace(b"\\/", b"/")}
+        readings = {run, _json_unescaped(run)} if b"\\" in run else {run}
         if b"%" in run:
-            readings.add(unquote_to_bytes(run))
+            readings |= {unquote_to_bytes(reading) for reading in readings}
         for reading in readings:
+            from_hex.update(binascii.unhexlify(token) for token in _HEX_TOKENS.findall(reading))
             for pattern in _TOKENS:
                 for token in pattern.findall(reading):
-                    if pattern is _TOKENS[2]:
-                        from_hex.add(binascii.unhexlify(token))
-                        continue
                     bare = token.rstrip(b"=")
                     padded = bare + b"=" * (-len(bare) % 4)
                     from_base64.add(base64.b64decode(padded.replace(b"-", b"+").replace(b"_", b"/")))
     return DigestTokens(frozenset(from_hex), frozenset(from_base64))
+
+
+def _json_unescaped(run: bytes) -> bytes:
+    """``run`` with JSON's escapes undone: ``\\/`` and ``\\u`` of ASCII to their character,
+    every other escape (``\\n``, ``\\"``…) to a space, which delimits a token."""
+    def one(match: re.Match[bytes]) -> bytes:
+        code = int(match.group(1), 16) if match.group(1) else None
+        if code is not None:
+            return bytes([code]) if code < 0x80 else b" "
+        return b"/" if match.group(2) == b"/" else b" "
+    return _JSON_ESCAPE.sub(one, run)
 
 
 class Digests:

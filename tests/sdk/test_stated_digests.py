@@ -40,6 +40,12 @@ def test_every_usual_spelling_is_found(algorithm: str, digest: bytes) -> None:
     for text in url_safe:
         assert stated(f"/files/{text}/meta".encode()) == algorithm
     assert stated(f"sha:{digest.hex()}; IMG_{digest.hex()}.jpg".encode()) == algorithm
+    escaped = standard.replace("+", "\\u002B").replace("/", "\\u002F")
+    both = quote(standard, safe="/").replace("/", "\\/")
+    url_safe_b64 = base64.urlsafe_b64encode(digest).decode()
+    for text in (f'"integrity": "{algorithm}-{standard}"',  # Subresource Integrity
+                 f'{{"h": "{escaped}"}}', f'{{"h": "{both}"}}', f'"a\\n{url_safe_b64}\\n"'):
+        assert stated(text.encode()) == algorithm, text
     assert stated(f"?md5={quote(standard, safe='')}".encode()) == algorithm
     if len(digest) >= 16:  # unpadded base64, as JWT-style encoders write it
         assert stated(b"sum=" + base64.urlsafe_b64encode(digest).rstrip(b"=")) == algorithm

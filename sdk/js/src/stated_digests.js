@@ -15,6 +15,7 @@ import { fromBase64, latin1 } from "./bytes.js";
 
 const B64 = "A-Za-z0-9+/_\\-";
 const B64_NO_SLASH = "A-Za-z0-9+_\\-";
+const B64_STANDARD = "A-Za-z0-9+/";
 const HEX = "0-9A-Fa-f";
 const b64Lengths = (c) => `[${c}]{6}==|[${c}]{22}(?:==)?|[${c}]{27}=?|[${c}]{43}=?|[${c}]{86}(?:==)?`;
 // A run of the characters of tokens, their escapes included: the patterns read only these.
@@ -24,7 +25,11 @@ const BASE64_TOKENS = [
   new RegExp(`(?<![${B64}])(?:${b64Lengths(B64)})(?![${B64}=])`, "g"),
   // base64 without slashes (URL-safe, or in a URL path), slashes delimiting
   new RegExp(`(?<![${B64_NO_SLASH}])(?:${b64Lengths(B64_NO_SLASH)})(?![${B64_NO_SLASH}=])`, "g"),
+  // standard base64, - and _ delimiting (Subresource Integrity's sha256-<base64>)
+  new RegExp(`(?<![${B64_STANDARD}])(?:${b64Lengths(B64_STANDARD)})(?![${B64_STANDARD}=])`, "g"),
 ];
+// A JSON string escape: \uXXXX, or \ and one character.
+const JSON_ESCAPE = /\\(?:u([0-9A-Fa-f]{4})|([\s\S]))/g;
 // hex, delimited by anything not hex (`sha256:…`, `IMG_<md5>.jpg`)
 const HEX_TOKENS = new RegExp(`(?<![${HEX}])(?:[${HEX}]{128}|[${HEX}]{64}|[${HEX}]{40}|[${HEX}]{32}|[${HEX}]{8})(?![${HEX}])`, "g");
 
@@ -50,8 +55,8 @@ export function digestTokens(texts) {
   const tokens = { fromHex: new Set(), fromBase64: new Set() };
   for (const text of texts) {
     for (const [run] of (typeof text === "string" ? text : latin1(text)).matchAll(RUN)) {
-      const readings = new Set([run, run.replaceAll("\\/", "/")]);
-      if (run.includes("%")) readings.add(unquote(run));
+      const readings = new Set(run.includes("\\") ? [run, jsonUnescaped(run)] : [run]);
+      if (run.includes("%")) for (const reading of [...readings]) readings.add(unquote(reading));
       for (const reading of readings) {
         for (const [token] of reading.matchAll(HEX_TOKENS)) tokens.fromHex.add(token.toLowerCase());
         for (const pattern of BASE64_TOKENS) {
@@ -65,6 +70,15 @@ export function digestTokens(texts) {
     }
   }
   return tokens;
+}
+
+/** `run` with JSON's escapes undone: `\/` and `\u` of ASCII to their character, every other
+ * escape (`\n`, `\"`…) to a space, which delimits a token. */
+function jsonUnescaped(run) {
+  return run.replace(JSON_ESCAPE, (_, code, char) => {
+    if (code !== undefined) return parseInt(code, 16) < 0x80 ? String.fromCharCode(parseInt(code, 16)) : " ";
+    return char === "/" ? "/" : " ";
+  });
 }
 
 /** Both token sets of `a` and `b`. */

@@ -18,6 +18,10 @@ for (const algorithm of ["md5", "sha1", "sha256", "sha512"]) {
       `IMG_${digest.toString("hex")}.jpg`, JSON.stringify({ hash: standard }).replaceAll("/", "\\/"),
       `photo=x&sum=${encodeURIComponent(standard)}&note=100%`, `/files/${digest.toString("base64url")}/meta`,
       `sum=${digest.toString("base64url").replace(/=+$/, "")}`,
+      `"integrity": "${algorithm}-${standard}"`,  // Subresource Integrity
+      `{"h": "${standard.replaceAll("+", "\\u002B").replaceAll("/", "\\u002F")}"}`,
+      `{"h": "${encodeURIComponent(standard).replaceAll("%2F", "\\/")}"}`,
+      `"a\\n${digest.toString("base64url")}\\n"`,
     ];
     for (const text of spellings) assert.equal(await stated(text), algorithm, text);
     assert.equal(await stated(new TextEncoder().encode(`{"h": "${standard}"}`)), algorithm);
