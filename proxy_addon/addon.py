@@ -205,15 +205,15 @@ class GraspGuard:
         app's message is lost; no unprotected photo goes)."""
         policy = self.settings.policy
         assert flow.websocket is not None
-        message = flow.websocket.messages[-1]
-        if policy is None or not message.from_client:
+        sent = flow.websocket.messages[-1]
+        if policy is None or not sent.from_client:
             return
         host = flow.request.pretty_host.lower()
         rule = next((s for s in policy.sites if s.enabled and s.on_failure == "block"
                      and any(h.matches(host) for h in s.hosts)), None)
-        if rule is None or not carries_image(message.content):
+        if rule is None or not carries_image(sent.content):
             return
-        message.drop()
+        sent.drop()
         reason = "a WebSocket message carrying an image (no upload GRASP Guard can protect)"
         logger.warning("dropped a WebSocket message to %s (site %s): %s",
                        flow.request.pretty_url, rule.name, reason)
