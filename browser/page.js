@@ -30,6 +30,8 @@ const PORT_WAIT_MS = 10_000;
  * Requests over the port once the content script's offer arrives; queued until then. The
  * port object stays in this closure: it never passes through a promise or a callback a
  * page script could have replaced (Promise.prototype.then, a getter on Object.prototype).
+ * @param {(names: string[]) => void} onSitesOff told the sites switched off in the popup,
+ *   when the port arrives and on each change.
  */
 function portClient(onSitesOff) {
   const waiting = new Map();
