@@ -127,7 +127,8 @@ def _cleaned(segment: Segment, notes: list[str], unknown: UnknownBlocks) -> Segm
         if len(p) > ADOBE_LENGTH:
             notes.append(f"Adobe APP14 segment cut to its {ADOBE_LENGTH} bytes")
         return Segment(m, p[:ADOBE_LENGTH])
-    known = m == APP2 and p.startswith(ICC_PROFILE)
+    # ICC profiles, and XMP under the short header older writers use (checked for images)
+    known = (m == APP2 and p.startswith(ICC_PROFILE)) or (m == APP1 and p.startswith(b"XMP\x00"))
     if not known and not unknown.admits(p):
         notes.append(f"APP{m - APP0} segment of unknown kind dropped: it may hold the "
                      "original's pixels")

@@ -403,3 +403,11 @@ def test_an_adobe_segment_is_carried_at_its_own_length_only() -> None:
         image = decode(source)
         out = encode(image, protect(image.upright))
         assert _app_payloads(out, 0xEE) == [adobe]
+
+
+def test_xmp_under_the_short_header_is_carried_whatever_its_size() -> None:
+    # a known kind, checked for images, not held to the allowance for unknown segments
+    packet = b"XMP\x00" + XMP + b" " * 3000
+    image = decode(with_segments(encoded(gradient(), "JPEG", quality=85), segment(0xE1, packet)))
+    out = encode(image, protect(image.upright))
+    assert packet in _app_payloads(out, 0xE1)
