@@ -16,11 +16,12 @@ import numpy as np
 from PIL import ExifTags, Image
 
 from ..errors import InvalidImageError, UnsupportedFormatError
-from . import av1, bmff, exif, xmp
+from . import av1, bmff, exif, icc, xmp
 from .bmff import boxes
 from .budget import Padding, SizeMode, fit
 from .exif import ExifLayout
 from .image import DecodedImage, Stored
+from .sniff import OpaqueAllowance
 
 DEFAULT_QUALITY = 80
 _QUALITY_STEP = 5  # quality levels tried under a byte budget (AVIF encodes are slow)
@@ -141,7 +142,7 @@ def decode(data: bytes, img: Image.Image) -> Stored:
         subsampling=subsampling,
         exif=raw_exif if layout is not None else None,
         exif_layout=layout,
-        icc_profile=img.info.get("icc_profile"),
+        icc_profile=icc.carried(img.info.get("icc_profile"), OpaqueAllowance(), notes),
         xmp=packet or None,
     )
     return Stored(

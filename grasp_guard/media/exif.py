@@ -16,7 +16,7 @@ import numpy as np
 
 from .jpeg_segments import find_embedded_jpegs
 from .orientation import normalise
-from .sniff import holds_image
+from .sniff import OpaqueAllowance, holds_image
 from .thumbnail import jpeg_thumbnail
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,9 @@ _IMAGE_DATA = ((_STRIP_OFFSETS, _STRIP_COUNTS), (_TILE_OFFSETS, _TILE_COUNTS))
 _MAX_IFDS = 64  # a block links at most this many directories here; loops and bombs stop
 _MAX_PIECES = 4096  # strips and tiles in all; a block with more is dropped as unreadable
 _MAX_SCANNED = 4  # tag values scanned for images, in block lengths; past it, unreadable
-_SHORT, _LONG, _IFD = 3, 4, 13
+_ASCII, _SHORT, _LONG, _IFD = 2, 3, 4, 13
+_USER_COMMENT = 0x9286  # an 8-byte character code, then the text
+_WINDOWS_TEXTS = range(0x9C9B, 0x9CA0)  # XPTitle … XPSubject: UTF-16LE
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 _THUMB_SCALES = (1.0, 2.0, 4.0)  # coarser tables when the block would overflow its segment
 
@@ -68,6 +70,8 @@ class ExifLayout:
         strips: (start, end) of raw image data (strips or tiles) of any directory in the block.
         previews: (start, end) of other JPEG images inside the block (maker-note previews).
         directories: (start, end) of each directory's entries, kept whatever overlaps them.
+        texts: (start, end) of text values holding binary data or hex or base64 runs past
+            the block's :class:`OpaqueAllowance` (a comment holding raw pixels).
     """
 
     byte_order: str
@@ -79,6 +83,7 @@ class ExifLayout:
     strips: tuple[tuple[int, int], ...]
     previews: tuple[tuple[int, int], ...]
     directories: tuple[tuple[int, int], ...] = ()
+    texts: tuple[tuple[int, int], ...] = ()
 
     def notes(self) -> list[str]:
         """What :func:`protect` will change, in words for the report."""
@@ -93,6 +98,9 @@ class ExifLayout:
             notes.append("uncompressed image data inside EXIF blanked")
         if self.previews:
             notes.append(f"{len(self.previews)} preview image(s) inside EXIF (maker notes) blanked")
+        if self.texts:
+            notes.append(f"{len(self.texts)} EXIF text value(s) blanked: binary, hex or base64 "
+                         "data in them may be the original's pixels")
         return notes
 
 
@@ -216,6 +224,39 @@ def _image_data(
     return tuple(sorted(ranges))
 
 
+def _text(value: bytes, tag: int, order: str) -> bytes | None:
+    """A text value as UTF-8 (None where it does not decode: all of it is then binary)."""
+    try:
+        if tag in _WINDOWS_TEXTS:
+            return value.decode("utf-16-le").encode()
+        if tag == _USER_COMMENT and value.startswith(b"UNICODE\x00"):
+            return value[8:].decode("utf-16-le" if order == "<" else "utf-16-be").encode()
+    except UnicodeDecodeError:
+        return None
+    return value[8:] if tag == _USER_COMMENT else value
+
+
+def _opaque_texts(tiff: bytes, directories: list[tuple[int, list[_Entry]]],
+                  order: str) -> tuple[tuple[int, int], ...]:
+    """(start, end) of the text values (ASCII tags, the user comment, Windows' tags) that
+    hold binary data or encoded runs past one allowance for the block."""
+    allowance, found = OpaqueAllowance(), set()
+    for _, entries in directories:
+        for e in entries:
+            size = _TYPE_SIZES.get(e.type, 1) * e.count
+            is_text = e.type == _ASCII or e.tag == _USER_COMMENT or e.tag in _WINDOWS_TEXTS
+            if not is_text or size <= 4:
+                continue
+            start = _unpack(tiff, order + "I", e.field)
+            end = min(start + size, len(tiff))
+            if not 8 <= start < end or (start, end) in found:
+                continue
+            text = _text(tiff[start:end], e.tag, order)
+            if text is None or allowance.readable(text) != text:
+                found.add((start, end))
+    return tuple(sorted(found))
+
+
 def _spans(directories: list[tuple[int, list[_Entry]]]) -> tuple[tuple[int, int], ...]:
     """(start, end) of each directory's own bytes: its count, entries and next pointer."""
     return tuple(sorted((at, at + 2 + 12 * len(entries) + 4) for at, entries in directories))
@@ -267,6 +308,7 @@ def parse(tiff: bytes) -> ExifLayout:
         thumbnail_entries=thumbnail_entries,
         strips=strips,
         directories=_spans(directories),
+        texts=_opaque_texts(tiff, directories, order),
         previews=(*previews, *_values_holding_images(tiff, directories, order, known)),
     )
 
@@ -346,9 +388,9 @@ def protect(
     The JPEG thumbnail is regenerated from ``stored`` (same box, tables and subsampling) and
     written over the old one; when it cannot be (no ``stored`` pixels, it would not fit
     ``max_len``, or its IFD1 entries cannot be rewritten) IFD1 is unlinked. Raw image data
-    (any directory's strips and tiles) and preview JPEGs elsewhere in the block (maker notes)
-    are overwritten with zeros. Everything else,
-    the orientation tag included, is left byte-identical.
+    (any directory's strips and tiles), preview JPEGs elsewhere in the block (maker notes)
+    and text values holding opaque data (``layout.texts``) are overwritten with zeros.
+    Everything else, the orientation tag included, is left byte-identical.
 
     Args:
         tiff: the TIFF block, without the ``Exif`` prefix.
@@ -358,7 +400,8 @@ def protect(
     """
     buf = bytearray(tiff)
     old_thumbnail = tiff[slice(*layout.thumbnail)] if layout.thumbnail else None
-    copies = [*layout.previews, *layout.strips, *([layout.thumbnail] if layout.thumbnail else [])]
+    copies = [*layout.previews, *layout.strips, *layout.texts,
+              *([layout.thumbnail] if layout.thumbnail else [])]
     for start, end in copies:
         buf[start:end] = bytes(end - start)
     for start, end in layout.directories:  # a crafted strip may claim the tags themselves

@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import ImageTooLargeError, UnsupportedFormatError
-from . import bmff, exif, xmp
+from . import bmff, exif, icc, xmp
 from .budget import Padding, SizeMode, fit
 from .exif import ExifLayout
 from .heif_quality import FIRST_GUESS, match_quality, sample_regions
 from .image import DecodedImage, Stored
 from .orientation import ORIENTATIONS, to_stored, to_upright
-from .sniff import UnknownBlocks
+from .sniff import OpaqueAllowance
 
 try:
     import pillow_heif
@@ -105,7 +105,7 @@ def transform_orientation(properties: tuple[tuple[bytes, bytes], ...]) -> int:
 
 def _carried_metadata(items: list[dict[str, Any]], notes: list[str]) -> tuple[dict[str, Any], ...]:
     carried = []
-    unknown = UnknownBlocks()
+    unknown = OpaqueAllowance()
     for item in items:
         kind = str(item.get("type", "")).strip()
         data = item.get("data") or b""
@@ -244,7 +244,7 @@ def decode(data: bytes, *, max_pixels: int) -> Stored:
         exif=exif_block,
         exif_layout=layout,
         xmp=packet,
-        icc_profile=info.get("icc_profile"),
+        icc_profile=icc.carried(info.get("icc_profile"), OpaqueAllowance(), notes),
         icc_profile_type=info.get("icc_profile_type"),
         nclx_profile=info.get("nclx_profile"),
         metadata=metadata,

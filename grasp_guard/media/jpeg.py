@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, JpegImagePlugin
 
 from ..errors import UnsupportedFormatError
-from . import exif, photoshop, xmp
+from . import exif, icc, photoshop, xmp
 from .budget import Padding, SizeMode, fit
 from .image import DecodedImage, Stored
 from .jpeg_segments import (
@@ -36,7 +36,7 @@ from .jpeg_segments import (
     strip_metadata,
 )
 from .photoshop import PHOTOSHOP
-from .sniff import UnknownBlocks, holds_image
+from .sniff import OpaqueAllowance, holds_image
 from .thumbnail import scale_qtables
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class JpegParams:
     exif_layouts: tuple[exif.ExifLayout | None, ...]
 
 
-def _carry(segment: Segment, notes: list[str], unknown: UnknownBlocks) -> Segment | None:
+def _carry(segment: Segment, notes: list[str], unknown: OpaqueAllowance) -> Segment | None:
     """The segment as it will be written (EXIF aside), or None to drop it; notes say why.
     Whatever its kind, one that still holds an image once cleaned is dropped."""
     carried = _cleaned(segment, notes, unknown)
@@ -84,12 +84,12 @@ def _carry(segment: Segment, notes: list[str], unknown: UnknownBlocks) -> Segmen
     return carried
 
 
-def _cleaned(segment: Segment, notes: list[str], unknown: UnknownBlocks) -> Segment | None:
+def _cleaned(segment: Segment, notes: list[str], unknown: OpaqueAllowance) -> Segment | None:
     """The segment without the parts its kind is known to keep images in, or None; one of
     unknown kind is carried within the file's allowance (``unknown``)."""
     m, p = segment.marker, segment.payload
     if m == COM:
-        return None if is_padding(p) else segment
+        return None if is_padding(p) else _readable_comment(segment, notes, unknown)
     if m == APP0 and p.startswith(b"JFIF\x00") and len(p) >= 14:
         if p[12] * p[13]:
             notes.append("JFIF thumbnail removed")
@@ -99,7 +99,7 @@ def _cleaned(segment: Segment, notes: list[str], unknown: UnknownBlocks) -> Segm
         notes.append("JFXX thumbnail segment dropped")
         return None
     if m == APP1 and p.startswith(XMP_NAMESPACE):
-        packet, removed = xmp.sanitize(p[len(XMP_NAMESPACE) :])
+        packet, removed = xmp.sanitize(p[len(XMP_NAMESPACE) :], unknown)
         notes.extend(xmp.notes(removed))
         return Segment(m, XMP_NAMESPACE + packet)
     if m == APP1 and p.startswith(XMP_EXTENSION):
@@ -127,13 +127,40 @@ def _cleaned(segment: Segment, notes: list[str], unknown: UnknownBlocks) -> Segm
         if len(p) > ADOBE_LENGTH:
             notes.append(f"Adobe APP14 segment cut to its {ADOBE_LENGTH} bytes")
         return Segment(m, p[:ADOBE_LENGTH])
-    # ICC profiles, and XMP under the short header older writers use (checked for images)
-    known = (m == APP2 and p.startswith(ICC_PROFILE)) or (m == APP1 and p.startswith(b"XMP\x00"))
+    # ICC profiles (checked whole, by _icc_refusal), and XMP under the short header older
+    # writers use (checked for images)
+    known = _is_icc(segment) or (m == APP1 and p.startswith(b"XMP\x00"))
     if not known and not unknown.admits(p):
         notes.append(f"APP{m - APP0} segment of unknown kind dropped: it may hold the "
                      "original's pixels")
         return None
     return segment
+
+
+def _readable_comment(segment: Segment, notes: list[str], unknown: OpaqueAllowance) -> Segment | None:
+    """A comment within the file's allowance for binary bytes and encoded runs, or None."""
+    text = unknown.readable(segment.payload)
+    if text is None:
+        notes.append("COM segment dropped: it holds binary data, which may be the original's "
+                     "pixels")
+        return None
+    if text != segment.payload:
+        notes.append("hex or base64 data cut from a COM segment: it may be the original's pixels")
+    return Segment(COM, text)
+
+
+def _is_icc(segment: Segment) -> bool:
+    return segment.marker == APP2 and segment.payload.startswith(ICC_PROFILE)
+
+
+def _icc_refusal(header: list[Segment], unknown: OpaqueAllowance) -> str | None:
+    """Why the file's ICC profile (its APP2 chunks joined in their order) is not carried, or
+    None when it is, or there is none."""
+    chunks = sorted((s.payload[len(ICC_PROFILE) :] for s in header if _is_icc(s)),
+                    key=lambda chunk: chunk[:1])
+    if not chunks:
+        return None
+    return icc.refusal(b"".join(chunk[2:] for chunk in chunks), unknown)
 
 
 def _is_photoshop(segment: Segment) -> bool:
@@ -156,9 +183,12 @@ def _metadata(data: bytes, notes: list[str]) -> tuple[list[Segment], list[exif.E
     header, _ = split_header(data)
     segments: list[Segment] = []
     layouts: list[exif.ExifLayout | None] = []
-    unknown = UnknownBlocks()
+    unknown = OpaqueAllowance()
+    icc_refusal = _icc_refusal(header, unknown)
+    if icc_refusal:
+        notes.append(icc_refusal)
     for segment in _joined_photoshop(header):
-        if not segment.is_metadata:
+        if not segment.is_metadata or (icc_refusal and _is_icc(segment)):
             continue
         if segment.marker == APP1 and segment.payload.startswith(exif.PREFIX):
             try:

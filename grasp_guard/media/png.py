@@ -21,13 +21,13 @@ import numpy as np
 from PIL import Image
 
 from ..errors import UnsupportedFormatError
-from . import exif, png_text
+from . import exif, icc, png_text
 from .budget import Padding, SizeMode, fit
 from .image import DecodedImage, Stored
 from .orientation import to_stored
 from .png_chunks import CHUNK_OVERHEAD, PADDING_TYPE, SIGNATURE, Chunk, padding_chunk, read_chunks
 from .png_filter import ADAPTIVE, encode_idat
-from .sniff import UnknownBlocks
+from .sniff import OpaqueAllowance
 
 GREY, RGB, GREY_ALPHA, RGBA, PALETTE = 0, 2, 4, 6, 3
 _CHANNELS = {GREY: 1, RGB: 3, GREY_ALPHA: 2, RGBA: 4}
@@ -126,7 +126,7 @@ def _convert_bkgd(chunk: Chunk, palette: bytes | None, depth: int) -> Chunk:
 
 def _carry(
     chunk: Chunk, expanded: bool, palette: bytes | None, depth: int, notes: list[str],
-    unknown: UnknownBlocks,
+    unknown: OpaqueAllowance,
 ) -> Chunk | None:
     """The chunk as it will be written (eXIf aside), or None to drop it; notes say why."""
     kind = chunk.type
@@ -143,7 +143,9 @@ def _carry(
         notes.append("caBX (C2PA) dropped: its thumbnail and signature no longer match")
         return None
     if kind in png_text.TEXT_TYPES:
-        return png_text.clean(chunk, notes)
+        return png_text.clean(chunk, notes, unknown)
+    if kind == b"iCCP":
+        return _checked_icc(chunk, notes, unknown)
     if kind not in _KNOWN:
         if not chunk.safe_to_copy:
             notes.append(
@@ -156,6 +158,20 @@ def _carry(
     return chunk
 
 
+def _checked_icc(chunk: Chunk, notes: list[str], unknown: OpaqueAllowance) -> Chunk | None:
+    """The iCCP chunk if its profile passes :func:`icc.refusal`, or None."""
+    try:
+        profile = png_text.inflated(chunk.data.split(b"\x00", 1)[1][1:])
+    except (IndexError, zlib.error):
+        notes.append("unreadable iCCP dropped: it may hold the original's pixels")
+        return None
+    refusal = icc.refusal(profile, unknown)
+    if refusal:
+        notes.append(refusal)
+        return None
+    return chunk
+
+
 def _carry_all(
     chunks: list[Chunk], expanded: bool, palette: bytes | None, depth: int, notes: list[str]
 ) -> tuple[tuple[Chunk, ...], tuple[Chunk, ...], exif.ExifLayout | None]:
@@ -165,7 +181,7 @@ def _carry_all(
     if last_idat - first_idat + 1 != types.count(b"IDAT"):
         raise ValueError("PNG image data chunks are not consecutive")
     exif_layout = None
-    unknown = UnknownBlocks()
+    unknown = OpaqueAllowance()
     before: list[Chunk] = []
     after: list[Chunk] = []
     for i, chunk in enumerate(chunks[1:-1], start=1):

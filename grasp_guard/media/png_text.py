@@ -9,7 +9,7 @@ import zlib
 
 from . import exif, photoshop, xmp
 from .png_chunks import Chunk
-from .sniff import holds_image
+from .sniff import OpaqueAllowance, holds_image
 
 TEXT_TYPES = frozenset({b"tEXt", b"zTXt", b"iTXt"})
 XMP_KEYWORD = b"XML:com.adobe.xmp"
@@ -23,9 +23,10 @@ def keyword(chunk: Chunk) -> bytes:
     return chunk.data.split(b"\x00", 1)[0]
 
 
-def clean(chunk: Chunk, notes: list[str]) -> Chunk | None:
+def clean(chunk: Chunk, notes: list[str], allowance: OpaqueAllowance) -> Chunk | None:
     """The text chunk without copies of the image, or None to drop it; notes say why.
-    Chunks of other keywords come back as they are, unless their text holds an image."""
+    Chunks of other keywords come back as they are, unless their text holds an image, or
+    binary data or hex or base64 runs past the file's ``allowance``."""
     key = keyword(chunk)
     name = key.decode("latin-1")
     try:
@@ -37,9 +38,18 @@ def clean(chunk: Chunk, notes: list[str]) -> Chunk | None:
         if holds_image(text):
             notes.append(f"{name!r} text dropped: it holds an image")
             return None
-        return chunk
+        readable = allowance.readable(text)
+        if readable is None:
+            notes.append(f"{name!r} text dropped: it holds binary data, which may be the "
+                         "original's pixels")
+            return None
+        if readable == text:
+            return chunk
+        notes.append(f"hex or base64 data cut from {name!r} text: it may be the original's "
+                     "pixels")
+        return _joined(chunk, header, readable, compressed)
     if key == XMP_KEYWORD:
-        cleaned, removed = xmp.sanitize(text)
+        cleaned, removed = xmp.sanitize(text, allowance)
         notes.extend(xmp.notes(removed))
         return chunk if not removed else _joined(chunk, header, cleaned, compressed)
     profile = key[len(RAW_PROFILE) :].decode("latin-1")
@@ -61,15 +71,15 @@ def _split(chunk: Chunk) -> tuple[bytes, bytes, bool]:
     if chunk.type == b"tEXt":
         return key + b"\x00", rest, False
     if chunk.type == b"zTXt":
-        return key + b"\x00" + rest[:1], _inflated(rest[1:]), True
+        return key + b"\x00" + rest[:1], inflated(rest[1:]), True
     compressed, method = rest[0], rest[1]
     language, rest = rest[2:].split(b"\x00", 1)
     translated, text = rest.split(b"\x00", 1)
     header = key + b"\x00" + bytes((compressed, method)) + language + b"\x00" + translated + b"\x00"
-    return header, _inflated(text) if compressed else text, bool(compressed)
+    return header, inflated(text) if compressed else text, bool(compressed)
 
 
-def _inflated(data: bytes) -> bytes:
+def inflated(data: bytes) -> bytes:
     """zlib ``data`` inflated, up to :data:`MAX_TEXT_BYTES` (a chunk made to inflate past it
     is unreadable: a bomb costs no memory).
 

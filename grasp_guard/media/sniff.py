@@ -61,26 +61,89 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-#: The most bytes of blocks of unknown kind one file carries (private PNG chunks, unknown
-#: WebP chunks or APP segments, HEIF metadata items), all together: more may hold the
-#: original's pixels in a form no signature shows, raw or deflated, whole or split across
-#: blocks (an 18×18 RGB preview is 972 bytes).
-UNKNOWN_BLOCKS_MAX = 1024
+#: The most bytes one file carries in forms that may hold the original's pixels where no
+#: signature shows them, raw or deflated, whole or split: blocks of unknown kind (private PNG
+#: chunks, unknown WebP chunks or APP segments, HEIF metadata items), binary bytes or long
+#: hex/base64 runs in text and comments, and bytes an ICC profile's tags do not account for
+#: (an 18×18 RGB preview is 972 bytes).
+OPAQUE_BYTES_MAX = 1024
+
+# A payload written as text: base64 (wrapped or not), or hex with or without separators.
+# Words, identifiers and digests (a SHA-256 is 64 hex digits) are shorter than ENCODED_RUN.
+# The text is first mapped to classes of characters, so that each search runs on a literal
+# prefix or consumes its runs whole: linear, about 0.1 s a megabyte.
+ENCODED_RUN = 128
+_BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-"
+_HEX_CHARS = b"0123456789abcdefABCDEF"
 
 
-class UnknownBlocks:
-    """The blocks of unknown kind one file carries, within :data:`UNKNOWN_BLOCKS_MAX`."""
+def _classes(members: dict[bytes, bytes]) -> bytes:
+    table = bytearray(b"." * 256)
+    for chars, name in members.items():
+        for char in chars:
+            table[char] = name[0]
+    return bytes(table)
+
+
+_AS_BASE64 = _classes({_BASE64_CHARS: b"a", b" \t\r\n": b" "})
+_AS_HEX = _classes({_BASE64_CHARS: b"x", _HEX_CHARS: b"h", b" \t\r\n,:": b"s"})
+_BASE64_RUN = re.compile(b"a" * 48 + rb"a*+(?: *+a{48,}+)*+")  # tokens of 48 or more, wrapped
+_HEX_RUN = re.compile(rb"hhs(?:s{0,2}+hhs){7}(?:s{0,2}+hhs)*+")  # "a1 b2 c3 …", "a1:b2:…"
+
+
+def encoded_runs(text: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each hex or base64 run of :data:`ENCODED_RUN` characters or more."""
+    runs = [m.span() for m in _BASE64_RUN.finditer(text.translate(_AS_BASE64))]
+    runs += [m.span() for m in _HEX_RUN.finditer(text.translate(_AS_HEX))]
+    return sorted(run for run in runs if run[1] - run[0] >= ENCODED_RUN)
+
+
+# Control bytes no text holds (NUL aside: padding, and a string's end, carries nothing).
+_CONTROL = bytes([*range(1, 9), 11, 12, *range(14, 32), 127])
+_HIGH = bytes(range(128, 256))
+
+
+def binary_bytes(text: bytes) -> int:
+    """How many bytes of ``text`` are not writing: control bytes, and in text that is not
+    UTF-8 (Latin-1 or raw bytes), every byte past ASCII too."""
+    count = len(text) - len(text.translate(None, _CONTROL))
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        count += len(text) - len(text.translate(None, _HIGH))
+    return count
+
+
+class OpaqueAllowance:
+    """What one file carries in opaque forms, within :data:`OPAQUE_BYTES_MAX`."""
 
     def __init__(self) -> None:
         self.carried = 0
 
-    def admits(self, blob: bytes) -> bool:
-        """Whether ``blob`` may be carried: it holds no image (:func:`holds_image`) and fits
-        in what is left of the file's allowance (then it counts against it)."""
-        if self.carried + len(blob) > UNKNOWN_BLOCKS_MAX or holds_image(blob):
+    def spend(self, n: int) -> bool:
+        """Whether ``n`` more opaque bytes fit (then they count against the allowance)."""
+        if self.carried + n > OPAQUE_BYTES_MAX:
             return False
-        self.carried += len(blob)
+        self.carried += n
         return True
+
+    def admits(self, blob: bytes) -> bool:
+        """Whether a block of unknown kind may be carried: it holds no image
+        (:func:`holds_image`) and fits."""
+        return not holds_image(blob) and self.spend(len(blob))
+
+    def readable(self, text: bytes) -> bytes | None:
+        """``text`` as it may be carried: each hex or base64 run of :data:`ENCODED_RUN`
+        characters or more that does not fit is cut out; None when its binary bytes
+        (:func:`binary_bytes`) do not fit. Images are the caller's to look for."""
+        if not self.spend(binary_bytes(text)):
+            return None
+        kept, pos = bytearray(), 0
+        for start, end in encoded_runs(text):
+            if start >= pos and not self.spend(end - start):
+                kept += text[pos:start]
+                pos = end
+        return text if pos == 0 else bytes(kept + text[pos:])
 
 
 def holds_image(blob: bytes) -> bool:

@@ -16,11 +16,11 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SizeBudgetError, UnsupportedFormatError
-from . import exif, xmp
+from . import exif, icc, xmp
 from .budget import Padding, SizeMode, fit
 from .exif import ExifLayout
 from .image import DecodedImage, Stored
-from .sniff import UnknownBlocks
+from .sniff import OpaqueAllowance
 from .webp_quality import estimate_quality
 
 DEFAULT_QUALITY = 80  # libwebp's default, used when the VP8 header cannot be read
@@ -123,14 +123,14 @@ def _carry(
 ) -> tuple[
     WebpChunk | None, WebpChunk | None, WebpChunk | None, list[WebpChunk], ExifLayout | None
 ]:
-    icc = exif_chunk = xmp_chunk = layout = None
+    icc_chunk = exif_chunk = xmp_chunk = layout = None
     unknown = []
-    allowance = UnknownBlocks()
+    allowance = OpaqueAllowance()
     for chunk in chunks:
         if chunk.fourcc in _IMAGE or chunk.fourcc in (b"VP8X", PADDING_FOURCC):
             continue
         if chunk.fourcc == b"ICCP":
-            icc = chunk
+            icc_chunk = chunk if icc.carried(chunk.data, allowance, notes) else None
         elif chunk.fourcc == b"EXIF":
             try:
                 layout = exif.parse(exif.split_prefix(chunk.data)[1])
@@ -140,7 +140,7 @@ def _carry(
             notes.extend(layout.notes())
             exif_chunk = chunk
         elif chunk.fourcc == b"XMP ":
-            packet, removed = xmp.sanitize(chunk.data)
+            packet, removed = xmp.sanitize(chunk.data, allowance)
             notes.extend(xmp.notes(removed))
             xmp_chunk = WebpChunk(chunk.fourcc, packet)
         elif chunk.fourcc == b"C2PA":
@@ -150,7 +150,7 @@ def _carry(
                          "pixels")
         else:
             unknown.append(chunk)
-    return icc, exif_chunk, xmp_chunk, unknown, layout
+    return icc_chunk, exif_chunk, xmp_chunk, unknown, layout
 
 
 def decode(data: bytes, img: Image.Image) -> Stored:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from .sniff import holds_image
+from .sniff import OpaqueAllowance, holds_image
 
 # The properties removed, by namespace: a packet may bind any prefix to it (Photoshop CS
 # wrote ``xapGImg:image`` for what later versions write ``xmpGImg:image``), so the prefixes
@@ -91,13 +91,15 @@ def _names(packet: bytes) -> list[bytes] | None:
             for local in locals_]
 
 
-def sanitize(packet: bytes) -> tuple[bytes, list[str]]:
+def sanitize(packet: bytes, allowance: OpaqueAllowance | None = None) -> tuple[bytes, list[str]]:
     """The packet without image-carrying properties, and the names of those removed. The
     packet is dropped whole (``b""``) where they cannot be removed with certainty: a packet
     not in UTF-8 (matched as bytes, it would hide them), an image namespace bound as the
     default one, a property that never closes, one left after removal, more prefixes than
     :data:`MAX_PREFIXES`, or an image still in the packet (a namespace written with a
-    character reference, a property of a namespace not listed)."""
+    character reference, a property of a namespace not listed). Hex and base64 runs past
+    the file's ``allowance`` (the packet's own where None) are cut from the values that
+    hold them, and control bytes past it drop the packet."""
     try:
         packet.decode("utf-8")
     except UnicodeDecodeError:
@@ -107,7 +109,12 @@ def sanitize(packet: bytes) -> tuple[bytes, list[str]]:
     cleaned, removed = _without_image_properties(packet)
     if cleaned and holds_image(cleaned):
         return b"", ["the whole packet (an image left in it)"]
-    return cleaned, removed
+    readable = (allowance or OpaqueAllowance()).readable(cleaned)
+    if readable is None:
+        return b"", ["the whole packet (binary data in it, which may be the original's pixels)"]
+    if readable != cleaned:
+        removed.append("hex or base64 data (it may be the original's pixels)")
+    return readable, removed
 
 
 def _without_image_properties(packet: bytes) -> tuple[bytes, list[str]]:

@@ -162,8 +162,12 @@ def xmp_packet(body: bytes = b"") -> bytes:
 
 
 def icc_profile(size: int = 600) -> bytes:
-    """Bytes standing in for an ICC profile (carried opaquely, never parsed)."""
-    return bytes((i * 31 + 7) % 256 for i in range(size))
+    """An ICC profile's structure of ``size`` bytes: its header, and one private tag filling
+    the rest (carried as it is; only the structure is checked)."""
+    data = bytes((i * 31 + 7) % 256 for i in range(size - 144))
+    header = size.to_bytes(4, "big") + bytes(32) + b"acsp" + bytes(88)
+    table = (1).to_bytes(4, "big") + b"grsp" + (144).to_bytes(4, "big") + len(data).to_bytes(4, "big")
+    return header + table + data
 
 
 def heic(pixels: np.ndarray, **kwargs: object) -> bytes:

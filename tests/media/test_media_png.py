@@ -23,6 +23,7 @@ from grasp_guard.errors import SizeBudgetError
 from grasp_guard.media import decode, encode, png_text
 from grasp_guard.media.png_chunks import SIGNATURE, Chunk, read_chunks
 from grasp_guard.media.png_filter import encode_idat
+from grasp_guard.media.sniff import OpaqueAllowance
 
 
 def _open(data: bytes) -> Image.Image:
@@ -287,7 +288,7 @@ def test_a_text_chunk_that_inflates_past_the_bound_is_dropped_unread() -> None:
     # (Pillow refuses a PNG with a text chunk past its own, smaller bound before this runs)
     bomb = Chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(bytes(png_text.MAX_TEXT_BYTES + 1), 9))
     notes: list[str] = []
-    assert png_text.clean(bomb, notes) is None
+    assert png_text.clean(bomb, notes, OpaqueAllowance()) is None
     assert notes == ["unreadable 'Comment' text dropped: it may hold a preview"]
 
 

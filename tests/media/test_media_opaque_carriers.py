@@ -1,0 +1,202 @@
+"""Carriers of a known kind that may hold the original's pixels where no signature shows them:
+comments and text (raw bytes, hex, base64), EXIF text values and ICC profiles."""
+
+import base64
+import io
+import zlib
+
+import numpy as np
+import piexif
+import pytest
+from _media_builders import (
+    encoded,
+    gradient,
+    icc_profile,
+    protect,
+    segment,
+    with_segments,
+    xmp_packet,
+)
+from PIL import Image, PngImagePlugin
+
+from grasp_guard.media import decode, encode, icc, xmp
+from grasp_guard.media.jpeg_segments import split_header
+from grasp_guard.media.png_chunks import read_chunks
+from grasp_guard.media.sniff import OPAQUE_BYTES_MAX, OpaqueAllowance, binary_bytes, encoded_runs
+from grasp_guard.media.webp import read_chunks as webp_chunks
+
+# a 32×24 preview of the photo, raw: no signature shows it
+PREVIEW = np.asarray(Image.fromarray(gradient()).resize((32, 24))).tobytes()
+PROSE = b"A portrait of my grandmother in the garden, summer 1987. " * 30
+CJK = ("祖母の肖像、庭にて。" * 120).encode()  # 3600 bytes of UTF-8, none of it binary
+
+
+def _round_trip(source: bytes) -> tuple[bytes, list[str]]:
+    image = decode(source)
+    return encode(image, protect(image.upright)), image.notes
+
+
+def _open(data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+def test_the_preview_stand_in_is_binary_past_the_allowance() -> None:
+    assert binary_bytes(PREVIEW) > OPAQUE_BYTES_MAX
+
+
+@pytest.mark.parametrize("text", [
+    PROSE, CJK, ("Photo prise à Montréal, l'été " * 30).encode("latin-1"),
+    b" ".join(b"xmp.did:%032x" % i for i in range(60)),  # Photoshop's DocumentAncestors
+    b"sha256:" + bytes(range(32)).hex().encode(),
+    b"".join(b"<rdf:li>%d, %d</rdf:li>\n" % (i, i) for i in range(0, 256, 4)),  # a tone curve
+    b'{"nodes": [' + b", ".join(b'{"id": %d, "pos": [%d, 200]}' % (i, 90 * i) for i in range(80)) + b"]}",
+])  # fmt: skip
+def test_writing_is_carried_as_it_is(text: bytes) -> None:
+    assert OpaqueAllowance().readable(text) is text
+
+
+@pytest.mark.parametrize("payload", [
+    base64.b64encode(PREVIEW), base64.encodebytes(PREVIEW), base64.urlsafe_b64encode(PREVIEW),
+    PREVIEW.hex().encode(), PREVIEW.hex(" ").encode(), PREVIEW.hex(":").encode(),
+])  # fmt: skip
+def test_hex_and_base64_runs_are_cut_from_text(payload: bytes) -> None:
+    text = b"before " + payload + b" after"
+    assert len(encoded_runs(text)) == 1
+    left = OpaqueAllowance().readable(text)  # all but a wrapped run's short last line
+    assert left.startswith(b"before ") and left.endswith(b" after") and len(left) < 64
+
+
+def test_the_allowance_is_shared_across_a_files_carriers() -> None:
+    allowance, run = OpaqueAllowance(), PREVIEW[:400].hex().encode()  # 800 characters
+    assert binary_bytes(PREVIEW[:900]) > OPAQUE_BYTES_MAX - len(run)
+    assert allowance.readable(run) is run  # within 1 KB
+    assert allowance.readable(run) == b""  # the second would pass it
+    assert allowance.readable(PREVIEW[:900]) is None  # binary past what is left
+
+
+def test_raw_pixels_are_binary_text() -> None:
+    assert OpaqueAllowance().readable(PREVIEW) is None
+    assert OpaqueAllowance().readable(PREVIEW[:500]) == PREVIEW[:500]  # a few hundred bytes fit
+
+
+# JPEG
+
+
+def _comments(data: bytes) -> list[bytes]:
+    return [s.payload for s in split_header(data)[0] if s.marker == 0xFE]
+
+
+def test_a_jpeg_comment_of_raw_pixels_is_dropped_and_one_of_writing_kept() -> None:
+    source = with_segments(encoded(gradient(), "JPEG", quality=85),
+                           segment(0xFE, PROSE), segment(0xFE, b"x" + PREVIEW))
+    out, notes = _round_trip(source)
+    assert _comments(out) == [PROSE]
+    assert any("COM segment dropped: it holds binary data" in n for n in notes)
+
+
+def test_hex_is_cut_from_a_jpeg_comment() -> None:
+    source = with_segments(encoded(gradient(), "JPEG", quality=85),
+                           segment(0xFE, b"preview: " + PREVIEW.hex().encode()))
+    out, notes = _round_trip(source)
+    assert _comments(out) == [b"preview: "]
+    assert any("hex or base64 data cut from a COM segment" in n for n in notes)
+
+
+def test_a_jpeg_profile_that_is_no_profile_is_dropped() -> None:
+    fake = b"ICC_PROFILE\x00\x01\x01" + PREVIEW
+    out, notes = _round_trip(with_segments(encoded(gradient(), "JPEG", quality=85), segment(0xE2, fake)))
+    assert "icc_profile" not in _open(out).info and PREVIEW not in out
+    assert any("ICC profile dropped: it does not read as one" in n for n in notes)
+
+
+def test_a_jpeg_profile_with_bytes_no_tag_accounts_for_is_dropped() -> None:
+    profile = icc_profile(600)
+    hidden = (len(profile) + len(PREVIEW)).to_bytes(4, "big") + profile[4:] + PREVIEW
+    out, notes = _round_trip(encoded(gradient(), "JPEG", quality=85, icc_profile=hidden))
+    assert "icc_profile" not in _open(out).info
+    assert any(f"{len(PREVIEW) - 3} bytes in it belong to no tag" in n for n in notes)
+    carried, _ = _round_trip(encoded(gradient(), "JPEG", quality=85, icc_profile=profile))
+    assert _open(carried).info["icc_profile"] == profile
+
+
+def test_exif_text_values_holding_pixels_are_blanked_and_others_kept() -> None:
+    exif = piexif.dump({
+        "0th": {piexif.ImageIFD.ImageDescription: b"Grandmother", piexif.ImageIFD.Make: b"GraspCam",
+                piexif.ImageIFD.XPComment: tuple(PREVIEW.hex().encode("utf-16-le"))},
+        "Exif": {piexif.ExifIFD.UserComment: b"ASCII\x00\x00\x00" + PREVIEW},
+    })  # fmt: skip
+    out, notes = _round_trip(encoded(gradient(), "JPEG", quality=85, exif=exif))
+    tags = piexif.load(_open(out).info["exif"])
+    assert tags["0th"][piexif.ImageIFD.ImageDescription] == b"Grandmother"
+    assert tags["0th"][piexif.ImageIFD.Make] == b"GraspCam"
+    assert tags["Exif"][piexif.ExifIFD.UserComment][8:] == bytes(len(PREVIEW))
+    assert set(tags["0th"][piexif.ImageIFD.XPComment]) == {0}
+    assert any("2 EXIF text value(s) blanked" in n for n in notes)
+
+
+def test_an_exif_comment_of_writing_is_kept() -> None:
+    comment = b"UNICODE\x00" + ("祖母の肖像" * 100).encode("utf-16-be")
+    exif = piexif.dump({"Exif": {piexif.ExifIFD.UserComment: comment}})
+    out, notes = _round_trip(encoded(gradient(), "JPEG", quality=85, exif=exif))
+    assert piexif.load(_open(out).info["exif"])["Exif"][piexif.ExifIFD.UserComment] == comment
+    assert not any("blanked" in n for n in notes)
+
+
+def test_hex_is_cut_from_an_xmp_property_and_the_rest_kept() -> None:
+    packet = xmp_packet(b' xmp:Label="' + PREVIEW.hex().encode() + b'" xmp:Rating="4"')
+    cleaned, removed = xmp.sanitize(packet)
+    assert cleaned == packet.replace(PREVIEW.hex().encode(), b"")
+    assert removed == ["hex or base64 data (it may be the original's pixels)"]
+
+
+def test_control_bytes_drop_an_xmp_packet() -> None:
+    packet = xmp_packet(b' xmp:Label="' + bytes(range(1, 32)) * 40 + b'"')
+    assert xmp.sanitize(packet)[0] == b""
+
+
+# PNG and WebP
+
+
+def test_png_text_of_raw_pixels_is_dropped_and_base64_cut() -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "portrait, detailed face\nSteps: 30, Sampler: Euler a, Seed: 42")
+    info.add_text("Preview", PREVIEW.decode("latin-1"))
+    info.add_text("Thumb", "b64:" + base64.b64encode(PREVIEW).decode(), zip=True)
+    out, notes = _round_trip(encoded(gradient(), "PNG", pnginfo=info))
+    text = _open(out).text
+    assert text["parameters"].startswith("portrait") and "Preview" not in text
+    assert text["Thumb"] == "b64:"
+    assert any("'Preview' text dropped: it holds binary data" in n for n in notes)
+
+
+def test_a_png_profile_that_is_no_profile_is_dropped() -> None:
+    out, notes = _round_trip(encoded(gradient(), "PNG", icc_profile=PREVIEW))
+    assert b"iCCP" not in [c.type for c in read_chunks(out)]
+    assert zlib.compress(PREVIEW) not in out
+    assert any("ICC profile dropped: it does not read as one" in n for n in notes)
+    carried, _ = _round_trip(encoded(gradient(), "PNG", icc_profile=icc_profile()))
+    assert _open(carried).info["icc_profile"] == icc_profile()
+
+
+def test_a_webp_profile_that_is_no_profile_is_dropped() -> None:
+    source = encoded(gradient(), "WEBP", quality=90, icc_profile=PREVIEW)
+    out, notes = _round_trip(source)
+    assert b"ICCP" not in [c.fourcc for c in webp_chunks(out)] and PREVIEW not in out
+    assert any("ICC profile dropped" in n for n in notes)
+
+
+# the profile check itself
+
+
+def test_a_profile_reads_by_its_structure() -> None:
+    profile = icc_profile(600)
+    assert icc.unaccounted(profile) == 0
+    assert icc.unaccounted(profile + bytes(10)) == 10  # past its stated size
+    assert icc.unaccounted(profile[:300]) is None  # shorter than it says
+    assert icc.unaccounted(profile[:36] + b"xxxx" + profile[40:]) is None  # no acsp
+    beyond = profile[:136] + (600).to_bytes(4, "big") + profile[140:]  # the tag starts at its end
+    assert icc.unaccounted(beyond) is None
+    shorter = profile[:140] + (100).to_bytes(4, "big") + profile[144:]  # 356 bytes in no tag
+    assert icc.unaccounted(shorter) == 600 - 244 - 3
