@@ -38,6 +38,9 @@ class Base64Text:
         prefix: the ``data:...;base64,`` prefix, or ``""``.
         urlsafe: ``-_`` instead of ``+/``.
         padded: ``=`` padding kept.
+        padding_shown: whether the text shows if its writer pads (it ends with ``=``, or its
+            length is no multiple of 4); where not, ``padded`` is a guess, and only a
+            replacement as long as the image is written the same either way.
         line_length: characters per line when wrapped, 0 when on one line.
         line_sep: the line separator when wrapped.
         trailing_sep: whether the text ends with a line separator.
@@ -46,6 +49,7 @@ class Base64Text:
     prefix: str
     urlsafe: bool
     padded: bool
+    padding_shown: bool = True
     line_length: int = 0
     line_sep: str = "\n"
     trailing_sep: bool = False
@@ -103,7 +107,8 @@ def _decode(text: str, image_only: bool) -> tuple[Base64Text, bytes] | None:
     # Unpadded text of a length a multiple of 4 says nothing of its writer: URL-safe writers
     # mostly leave padding out (JWT, RFC 7515), standard ones put it in.
     padded = payload.endswith("=") or (len(payload) % 4 == 0 and not urlsafe)
-    return Base64Text(prefix, urlsafe, padded, line_length, line_sep, trailing_sep), data
+    shown = payload.endswith("=") or len(payload) % 4 != 0
+    return Base64Text(prefix, urlsafe, padded, shown, line_length, line_sep, trailing_sep), data
 
 
 def find_json_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]:
@@ -140,6 +145,7 @@ def find_json_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]
             data=data,
             media_type=image_type(data) or "application/octet-stream",
             edits=_json_edits(byte_start, byte_stop, style, slash_escaped),
+            exact_size=not style.padding_shown,
         ))
     return slots
 
@@ -233,6 +239,7 @@ def find_form_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]
             data=data,
             media_type=image_type(data) or "application/octet-stream",
             edits=_form_edits(value_start, value_start + len(raw_value), style, value_text),
+            exact_size=not style.padding_shown,
         ))
     return slots
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from grasp_sdk import headers as hdrs
@@ -130,7 +130,7 @@ async def rewrite_upload(
     if isinstance(plan, UploadRewrite):
         return plan
     outcomes = await asyncio.gather(
-        *(_protect_one(slot, plan.options, _checked(plan.rule, slot, protect), cache)
+        *(_protect_one(slot, plan.options_for(slot), _checked(plan.rule, slot, protect), cache)
           for slot in plan.slots),
         return_exceptions=True,
     )
@@ -170,9 +170,9 @@ def rewrite_upload_sync(
         checked = _checked_sync(plan.rule, slot, protect)
         try:
             if cache is None:
-                results.append((checked(slot.data, plan.options), False))
+                results.append((checked(slot.data, plan.options_for(slot)), False))
             else:
-                results.append(cache.protect_sync(slot.data, plan.options, checked))
+                results.append(cache.protect_sync(slot.data, plan.options_for(slot), checked))
         except RewriteError:
             raise
         except Exception as exc:
@@ -190,6 +190,10 @@ class _Plan:
     slots: list[ImageSlot]
     options: ProtectOptions
     length_locked: bool
+
+    def options_for(self, slot: ImageSlot) -> ProtectOptions:
+        """The options for one image: ``size_mode=exact`` where its slot needs it."""
+        return replace(self.options, size_mode="exact") if slot.exact_size else self.options
 
 
 def _plan(method: str, url: str, headers: hdrs.HeaderInput, body: bytes,
@@ -309,7 +313,7 @@ def _finish(plan: _Plan, results: list[tuple[ProtectResult, bool]]) -> UploadRew
     """Check the service's answers and put them in the body, headers fixed up."""
     rule, body = plan.rule, plan.body
     for slot, (result, _) in zip(plan.slots, results, strict=True):
-        _check(rule, slot, result, plan.options)  # a cache another caller filled, too
+        _check(rule, slot, result, plan.options_for(slot))  # a cache another caller filled, too
     reports = tuple(
         ImageReport(slot.location, slot.media_type, len(slot.data), len(result.data), cached,
                     result.report)

@@ -152,7 +152,7 @@ def find_images(body: bytes, content_type: str, fields: Iterable[str] = ()) -> l
             continue
         content = body[part.body_start:part.body_end]
         encode: Callable[[bytes], bytes]
-        media_type = image_type(content)
+        media_type, exact_size = image_type(content), False
         if media_type is not None:
             data, encode = content, _identity
         else:
@@ -161,12 +161,13 @@ def find_images(body: bytes, content_type: str, fields: Iterable[str] = ()) -> l
                 continue
             style, data = decoded
             media_type = image_type(data) or "application/octet-stream"
-            encode = _encoder(style)
+            encode, exact_size = _encoder(style), not style.padding_shown
         slots.append(ImageSlot(
             location=f"multipart part {part.name!r}",
             data=data,
             media_type=media_type,
             edits=_part_edits(body, part, delimiter, encode),
+            exact_size=exact_size,
         ))
     pinned = [f"{part.name!r}" for part in parts if _is_checksum(part.name or "")]
     pinned += [f"Content-MD5 of {part.name!r}" for part in parts if "content-md5" in part.headers]

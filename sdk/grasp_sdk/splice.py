@@ -28,12 +28,15 @@ class ImageSlot:
         data: the image bytes (decoded, when the body carries them encoded).
         media_type: the image type sniffed from ``data``.
         edits: the body edits that put a replacement image in this slot.
+        exact_size: whether a replacement must be as long as ``data`` (base64 text that does
+            not show whether its writer pads: a strict decoder of either kind reads only that).
     """
 
     location: str
     data: bytes
     media_type: str
     edits: Callable[[bytes], list[Edit]]
+    exact_size: bool = False
 
 
 def apply_edits(body: bytes, edits: Iterable[Edit]) -> bytes:

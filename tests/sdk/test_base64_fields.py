@@ -76,6 +76,13 @@ def test_url_safe_text_without_padding_stays_so_whatever_the_new_length() -> Non
     assert padded.encode(b"\xfb\xff") == "-_8="
 
 
+@pytest.mark.parametrize(("text", "shown"), [
+    ("-_8A", False), ("-_8=", True), ("-_8", True), ("+/8A", False), ("+/8=", True), ("+/8", True),
+])
+def test_text_shows_whether_its_writer_pads_only_by_its_end_or_length(text: str, shown: bool) -> None:
+    assert decode_base64_text(text)[0].padding_shown is shown
+
+
 @pytest.mark.parametrize("text", ["", "hello world", "ab+-" * 10])
 def test_any_bytes_still_need_base64(text: str) -> None:
     assert decode_base64_text(text) is None

@@ -180,6 +180,30 @@ async def test_signed_content_length_forces_exact_size(
         await rewrite_upload("PUT", "https://site.test/u", headers, jpeg, policy, fake_protect)
 
 
+@pytest.mark.parametrize("extra", [b"", b"\x00", b"\x00\x00"])
+async def test_base64_that_hides_whether_its_writer_pads_is_replaced_at_its_length(
+        policy: Policy, fake_protect, jpeg: bytes, extra: bytes,
+) -> None:
+    # a photo of 3n bytes written by a padded URL-safe writer shows no "=": the new photo
+    # must be 3n bytes too, or a strict decoder of one kind or the other refuses it
+    photo = jpeg + extra
+    text = base64.urlsafe_b64encode(photo).decode()
+    body = json.dumps({"photo": text}).encode()
+    fake_protect.mode = "flip"
+    out = await rewrite_upload("POST", "https://site.test/api", {"Content-Type": "application/json"},
+                               body, policy, fake_protect)
+    assert out.changed
+    hidden = len(photo) % 3 == 0
+    assert fake_protect.calls[0][1].size_mode == ("exact" if hidden else "any")
+    new = json.loads(out.body)["photo"]
+    assert base64.urlsafe_b64decode(new) == fake_protect.transform(photo)
+    if hidden:
+        fake_protect.mode = "append"  # a service that ignores size_mode=exact
+        with pytest.raises(RewriteError, match="size_mode=exact"):
+            await rewrite_upload("POST", "https://site.test/api",
+                                 {"Content-Type": "application/json"}, body, policy, fake_protect)
+
+
 async def test_cache_prevents_a_second_protection(
         policy: Policy, fake_protect, jpeg: bytes,
 ) -> None:

@@ -25,12 +25,15 @@ export class Base64Text {
    * @param {string} style.prefix the `data:...;base64,` prefix, or "".
    * @param {boolean} style.urlsafe `-_` instead of `+/`.
    * @param {boolean} style.padded `=` padding kept.
+   * @param {boolean} [style.paddingShown] whether the text shows if its writer pads (it ends
+   *   with `=`, or its length is no multiple of 4); where not, `padded` is a guess, and only a
+   *   replacement as long as the image is written the same either way.
    * @param {number} [style.lineLength] characters per line when wrapped, 0 on one line.
    * @param {string} [style.lineSep] the line separator when wrapped.
    * @param {boolean} [style.trailingSep] whether the text ends with a line separator.
    */
-  constructor({ prefix, urlsafe, padded, lineLength = 0, lineSep = "\n", trailingSep = false }) {
-    Object.assign(this, { prefix, urlsafe, padded, lineLength, lineSep, trailingSep });
+  constructor({ prefix, urlsafe, padded, paddingShown = true, lineLength = 0, lineSep = "\n", trailingSep = false }) {
+    Object.assign(this, { prefix, urlsafe, padded, paddingShown, lineLength, lineSep, trailingSep });
     Object.freeze(this);
   }
 
@@ -76,7 +79,8 @@ export function decodeImageText(text) {
   // Unpadded text of a length a multiple of 4 says nothing of its writer: URL-safe writers
   // mostly leave padding out (JWT, RFC 7515), standard ones put it in.
   const padded = payload.endsWith("=") || (payload.length % 4 === 0 && !urlsafe);
-  return { style: new Base64Text({ prefix, urlsafe, padded, lineLength, lineSep, trailingSep }), data };
+  const paddingShown = payload.endsWith("=") || payload.length % 4 !== 0;
+  return { style: new Base64Text({ prefix, urlsafe, padded, paddingShown, lineLength, lineSep, trailingSep }), data };
 }
 
 /**
@@ -109,6 +113,7 @@ export function findJsonImages(body, fields = []) {
       data: decoded.data,
       mediaType: imageType(decoded.data) ?? "application/octet-stream",
       edits: jsonEdits(offsets.get(start), offsets.get(end), decoded.style, slashEscaped),
+      exactSize: !decoded.style.paddingShown,
     });
   }
   return slots;
@@ -219,6 +224,7 @@ export function findFormImages(body, fields = []) {
         end: valueStart + rawValue.length,
         data: fromLatin1(requote(rawValue, decoded.style.encode(image))),
       }],
+      exactSize: !decoded.style.paddingShown,
     });
   }
   return slots;

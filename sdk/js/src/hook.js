@@ -11,6 +11,7 @@
 import { findFormImages, findJsonImages } from "./base64_fields.js";
 import { concat, equal } from "./bytes.js";
 import { RewriteError, UnprotectableUpload } from "./errors.js";
+import { ProtectOptions } from "./options.js";
 import * as hdrs from "./headers.js";
 import * as multipart from "./multipart.js";
 import { carriesImage, imageType, isComplete } from "./sniff.js";
@@ -202,7 +203,8 @@ async function rewrite(rule, url, fields, body, protect) {
 
 /**
  * Check that every slot holds a whole image, protect them all at once and check each
- * answer; throws CannotRewrite (an incomplete image) or RewriteError (a failure).
+ * answer; throws CannotRewrite (an incomplete image) or RewriteError (a failure). A slot
+ * marked `exactSize` (base64 that hides whether its writer pads) is protected at its length.
  * @returns {Promise<import("./client.js").ProtectResult[]>}
  */
 export async function protectSlots(rule, slots, options, protect) {
@@ -212,7 +214,8 @@ export async function protectSlots(rule, slots, options, protect) {
         "(a piece of a chunked upload?)");
     }
   }
-  const outcomes = await Promise.allSettled(slots.map((slot) => protect(slot.data, options)));
+  const optionsFor = slots.map((slot) => (slot.exactSize ? new ProtectOptions({ ...options, sizeMode: "exact" }) : options));
+  const outcomes = await Promise.allSettled(slots.map((slot, i) => protect(slot.data, optionsFor[i])));
   return outcomes.map((outcome, i) => {
     const slot = slots[i];
     if (outcome.status === "rejected") {
@@ -220,7 +223,7 @@ export async function protectSlots(rule, slots, options, protect) {
       const why = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
       throw new RewriteError(`${slot.location}: ${why}`, { site: rule.name, onFailure: rule.onFailure, cause: error });
     }
-    const problem = contractProblem(slot, outcome.value.data, options.sizeMode);
+    const problem = contractProblem(slot, outcome.value.data, optionsFor[i].sizeMode);
     if (problem) throw new RewriteError(`${slot.location}: ${problem}`, { site: rule.name, onFailure: rule.onFailure });
     return outcome.value;
   });

@@ -139,6 +139,7 @@ export function findImages(body, contentType, fields = []) {
     let data = content;
     let encode = (image) => image;
     let mediaType = imageType(content);
+    let exactSize = false;
     if (mediaType === null) {
       const text = asciiText(content);
       const decoded = text === null ? null : decodeImageText(text);
@@ -146,12 +147,14 @@ export function findImages(body, contentType, fields = []) {
       data = decoded.data;
       mediaType = imageType(data) ?? "application/octet-stream";
       encode = (image) => fromLatin1(decoded.style.encode(image));
+      exactSize = !decoded.style.paddingShown;
     }
     slots.push({
       location: `multipart part ${pyRepr(part.name)}`,
       data,
       mediaType,
       edits: partEdits(body, part, delimiter, encode),
+      exactSize,
     });
   }
   const pinned = [

@@ -80,3 +80,13 @@ test("URL-safe text without padding stays so, whatever the new length", () => {
   const { style } = decodeImageText(text);
   assert.ok(!style.encode(whole.subarray(0, whole.length - 1)).includes("="));
 });
+
+test("text shows whether its writer pads only by its end or its length", () => {
+  for (const extra of [0, 1, 2]) {
+    const photo = new Uint8Array([...JPEG, ...new Uint8Array(extra)]);
+    const padded = toBase64(photo, true);
+    const hidden = photo.length % 3 === 0;
+    assert.equal(decodeImageText(padded).style.paddingShown, !hidden);
+    assert.equal(decodeImageText(padded.replace(/=+$/, "")).style.paddingShown, !hidden);
+  }
+});

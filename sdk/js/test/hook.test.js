@@ -314,3 +314,22 @@ test("tus's Upload-Checksum and Azure's checksums leave the body, and Shared Key
   await assert.rejects(rewriteUpload("PUT", "https://h/u", [...FORM, ["Authorization", "SharedKeyLite acct:c2ln"]],
     multipartWith("file", JPEG), PASS_SITE, fakeProtect("grow")), /size_mode=max but/);
 });
+
+for (const extra of [0, 1, 2]) {
+  test(`base64 that hides whether its writer pads is replaced at its length (+${extra})`, async () => {
+    // a photo of 3n bytes written by a padded URL-safe writer shows no "=": the new photo
+    // must be 3n bytes too, or a strict decoder of one kind or the other refuses it
+    const photo = concat([JPEG, new Uint8Array(extra)]);
+    const text = toBase64(photo, true);
+    const body = utf8(JSON.stringify({ photo: text }));
+    const hidden = photo.length % 3 === 0;
+    const protect = fakeProtect();
+    const out = await rewriteUpload("POST", "https://h/u", { "Content-Type": "application/json" }, body, PASS_SITE, protect);
+    assert.equal(out.changed, true);
+    assert.equal(protect.calls[0].options.sizeMode, hidden ? "exact" : PASS_SITE.sites[0].options().sizeMode);
+    if (hidden) {
+      await assert.rejects(rewriteUpload("POST", "https://h/u", { "Content-Type": "application/json" }, body,
+        PASS_SITE, fakeProtect("grow")), /size_mode=exact/);
+    }
+  });
+}
