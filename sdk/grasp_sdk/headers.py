@@ -82,7 +82,8 @@ class BodyConstraints:
     Attributes:
         reason: why the body must be left untouched, or None if it may change.
         length_locked: the body may change only if its length does not (a signature covers
-            ``Content-Length``, or a tus upload fixed it when it was created).
+            ``Content-Length``, or a tus upload or a resumable session fixed it when it was
+            created).
     """
 
     reason: str | None
@@ -95,8 +96,10 @@ def constraints(fields: Fields, url: str, body: bytes | None = None) -> BodyCons
     Args:
         fields: the request headers.
         url: the request URL (a presigned URL's query may sign headers).
-        body: the body as sent; when given, ``Content-Digest`` and ``Repr-Digest`` must
-            match it (else they describe other bytes and cannot be recomputed).
+        body: the body as sent; when given, the checksums :func:`fix_up` recomputes
+            (``Content-MD5``, ``x-amz-checksum-*``, ``x-goog-hash``, ``Content-Digest``,
+            ``Repr-Digest``, tus's ``Upload-Checksum``) must match it (else they describe
+            other bytes, and cannot be recomputed).
     """
     encoding = content_encoding(fields)
     if encoding != "identity":
@@ -126,12 +129,32 @@ def constraints(fields: Fields, url: str, body: bytes | None = None) -> BodyCons
             problem = _tus_checksum_problem(value, body)
             if problem:
                 return BodyConstraints(f"{name} header cannot be recomputed: {problem}")
+        if body is not None and not _checksum_of(lname, value, body):
+            return BodyConstraints(f"{name} header cannot be recomputed: it does not match "
+                                   "the body as sent (a checksum of other bytes, such as one "
+                                   "part's)")
     limits = _signature_constraints(fields, url)
     if limits.reason is None and body is not None:
         stated = _stated_digest(fields, url, body)
         if stated:
             return BodyConstraints(stated)
+    if limits.reason is None and content_range is not None:
+        # a resumable session's one PUT: the session fixed the total when it was opened
+        return BodyConstraints(None, length_locked=True)
     return limits
+
+
+def _checksum_of(lname: str, value: str, body: bytes) -> bool:
+    """Whether a ``Content-MD5``, ``x-amz-checksum-*`` or ``x-goog-hash`` value states the
+    digests of ``body`` (True for any other header)."""
+    if lname == "content-md5":
+        return value.strip() == DIGESTS["md5"](body)
+    if lname == "x-goog-hash":
+        return all(digest == DIGESTS[alg.lower()](body)
+                   for alg, digest in _GOOG_HASH_ITEM.findall(value))
+    if lname.startswith(_AMZ_CHECKSUM) and lname not in _AMZ_CHECKSUM_NOT_DIGESTS:
+        return value.strip() == DIGESTS[lname[len(_AMZ_CHECKSUM):]](body)
+    return True
 
 
 def _is_recomputed(lname: str) -> bool:

@@ -13,6 +13,8 @@ from grasp_sdk.checksums import crc32c
 SHA = hashlib.sha256(b"x").hexdigest()
 B64_SHA256_X = base64.b64encode(hashlib.sha256(b"x").digest()).decode()
 B64_SHA512_X = base64.b64encode(hashlib.sha512(b"x").digest()).decode()
+B64_MD5_X = base64.b64encode(hashlib.md5(b"x").digest()).decode()
+B64_CRC32C_X = base64.b64encode(crc32c(b"x").to_bytes(4, "big")).decode()
 SIGV4 = ("AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/s3/aws4_request, "
          "SignedHeaders={}, Signature=abc")
 URL = "https://bucket.s3.amazonaws.com/key"
@@ -37,16 +39,16 @@ def test_normalise_accepts_bytes_pairs_and_mappings() -> None:
     ([("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")], URL, "signature"),
     ([("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
       ("Authorization", SIGV4.format("host;x-amz-content-sha256;x-amz-date"))], URL, None),
-    ([("Content-MD5", "x"), ("Authorization", SIGV4.format("content-md5;host"))], URL,
+    ([("Content-MD5", B64_MD5_X), ("Authorization", SIGV4.format("content-md5;host"))], URL,
      "signature covers content-md5"),
     ([("Authorization", SIGV4.format("host;x-amz-checksum-crc32"))], URL,
      "x-amz-checksum-crc32"),
     ([], URL + "?X-Amz-SignedHeaders=content-md5%3Bhost&X-Amz-Signature=1", "content-md5"),
     ([], URL + "?X-Goog-SignedHeaders=host;x-goog-hash", "x-goog-hash"),
-    ([("Content-MD5", "x"), ("Authorization", "AWS AKID:sig")], URL, "AWS V2"),
-    ([("Content-MD5", "x")], URL + "?AWSAccessKeyId=AKID&Expires=9&Signature=s%3D",
+    ([("Content-MD5", B64_MD5_X), ("Authorization", "AWS AKID:sig")], URL, "AWS V2"),
+    ([("Content-MD5", B64_MD5_X)], URL + "?AWSAccessKeyId=AKID&Expires=9&Signature=s%3D",
      "V2 signed URL covers Content-MD5"),
-    ([("Content-MD5", "x")], URL + "?GoogleAccessId=a%40b&Expires=9&Signature=s",
+    ([("Content-MD5", B64_MD5_X)], URL + "?GoogleAccessId=a%40b&Expires=9&Signature=s",
      "V2 signed URL covers Content-MD5"),
     ([], URL + "?AWSAccessKeyId=AKID&Expires=9&Signature=s%3D", None),
     ([], URL + "?X-Amz-Signature=1&x-amz-checksum-crc32=AAAAAA%3D%3D"
@@ -68,7 +70,8 @@ def test_normalise_accepts_bytes_pairs_and_mappings() -> None:
     ([("Authorization", SIGV4.format("content-digest;host"))], URL,
      "signature covers content-digest"),
     ([("x-goog-hash", "crc32c=AAAAAA==,sha512=x")], URL, "cannot be recomputed"),
-    ([("x-amz-checksum-crc32c", "x"), ("x-amz-checksum-type", "FULL_OBJECT")], URL, None),
+    ([("x-amz-checksum-crc32c", B64_CRC32C_X), ("x-amz-checksum-type", "FULL_OBJECT")], URL,
+     None),
 ])
 def test_constraints(fields: list[tuple[str, str]], url: str, reason: str | None) -> None:
     found = hdrs.constraints(tuple(fields), url, b"x").reason
@@ -76,6 +79,13 @@ def test_constraints(fields: list[tuple[str, str]], url: str, reason: str | None
         assert found is None
     else:
         assert found is not None and reason in found
+
+
+def test_a_whole_file_content_range_locks_the_length() -> None:
+    # GCS, Drive and Graph resumable sessions fix the total when they are opened
+    limits = hdrs.constraints((("Content-Range", "bytes 0-9/10"),), URL, b"0123456789")
+    assert limits.reason is None and limits.length_locked
+    assert not hdrs.constraints((), URL, b"0123456789").length_locked
 
 
 def test_signed_content_length_locks_the_length() -> None:
@@ -148,6 +158,20 @@ def test_a_tus_upload_checksum_that_cannot_be_carried_over_leaves_the_body(
         value: str, problem: str) -> None:
     reason = hdrs.constraints((("Upload-Checksum", value),), URL, b"x").reason
     assert reason is not None and problem in reason
+
+
+@pytest.mark.parametrize("field", [
+    ("Content-MD5", _b64(hashlib.md5(b"image").digest())),
+    ("x-amz-checksum-crc32c", _b64(crc32c(b"image").to_bytes(4, "big"))),
+    ("X-Goog-Hash", (f"crc32c={_b64(crc32c(b'image').to_bytes(4, 'big'))},"
+                    f"md5={_b64(hashlib.md5(b'image').digest())}")),
+])  # fmt: skip
+def test_a_recomputed_checksum_of_other_bytes_leaves_the_body(field: tuple[str, str]) -> None:
+    # a GCS multipart/related upload stating its image part's hashes: the new body's would
+    # be wrong, and the new image's cannot be told from the headers alone
+    reason = hdrs.constraints((field,), URL, b"x").reason
+    assert reason is not None and "does not match the body as sent" in reason
+    assert hdrs.constraints((field,), URL, b"image").reason is None
 
 
 def test_azure_shared_key_signs_content_md5_and_the_length() -> None:
