@@ -254,25 +254,25 @@ def _form_edits(start: int, stop: int, style: Base64Text,
 def requote(original: str, text: str) -> str:
     """Percent-encode ``text`` the way ``original`` (a raw form value) was encoded.
 
-    A character the original escaped is escaped the same way (hex case included), one it
-    left literal stays literal; characters it did not contain are escaped unless
-    unreserved.
+    A byte the original escaped is escaped the same way (hex case included), one it left
+    literal stays literal; bytes it did not contain are escaped unless unreserved, and
+    characters past ASCII are written as their UTF-8 bytes (as forms encode them).
     """
-    seen: dict[str, str] = {}
+    seen: dict[int, str] = {}
     lower_hex = False
     for match in re.finditer(r"%([0-9A-Fa-f]{2})|(.)", original, re.DOTALL):
         if match.group(1):
             lower_hex = lower_hex or match.group(1) != match.group(1).upper()
-            seen.setdefault(chr(int(match.group(1), 16)), match.group(0))
-        elif match.group(2) != "+":
-            seen.setdefault(match.group(2), match.group(2))
+            seen.setdefault(int(match.group(1), 16), match.group(0))
+        elif match.group(2) != "+" and ord(match.group(2)) < 0x80:
+            seen.setdefault(ord(match.group(2)), match.group(2))
     out = []
-    for ch in text:
-        if ch in seen:
-            out.append(seen[ch])
-        elif _UNRESERVED.fullmatch(ch):
-            out.append(ch)
+    for byte in text.encode("utf-8"):
+        if byte in seen:
+            out.append(seen[byte])
+        elif byte < 0x80 and _UNRESERVED.fullmatch(chr(byte)):
+            out.append(chr(byte))
         else:
-            code = f"%{ord(ch):02X}"
+            code = f"%{byte:02X}"
             out.append(code.lower() if lower_hex else code)
     return "".join(out)

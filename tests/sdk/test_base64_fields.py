@@ -145,6 +145,8 @@ def test_form_fields_filter(jpeg: bytes) -> None:
     (quote("ab+/==", safe="/"), "x+y/z=", "x%2By/z%3D"),  # '/' left literal, as the client did
     ("ab%2b%2f%3d", "x+/=", "x%2b%2f%3d"),  # lower-case hex kept
     ("abc", "a+b", "a%2Bb"),  # unseen: escaped unless unreserved
+    ("name%3Dphoto-%C3%A9.jpg", "name=photo-é.jpg", "name%3Dphoto-%C3%A9.jpg"),  # UTF-8 bytes
+    ("x", "é", "%C3%A9"),  # unseen past ASCII: its UTF-8 bytes, as a form writes them
 ])
 def test_requote(original: str, text: str, expected: str) -> None:
     assert requote(original, text) == expected

@@ -254,9 +254,10 @@ function unquotePlus(text) {
 }
 
 /**
- * Percent-encode `text` the way `original` (a raw form value) was encoded: a character the
+ * Percent-encode `text` the way `original` (a raw form value) was encoded: a byte the
  * original escaped is escaped the same way (hex case included), one it left literal stays
- * literal; characters it did not contain are escaped unless unreserved.
+ * literal; bytes it did not contain are escaped unless unreserved, and characters past
+ * ASCII are written as their UTF-8 bytes (as forms encode them).
  */
 export function requote(original, text) {
   const seen = new Map();
@@ -264,20 +265,20 @@ export function requote(original, text) {
   for (const match of original.matchAll(/%([0-9A-Fa-f]{2})|([\s\S])/g)) {
     if (match[1]) {
       lowerHex ||= match[1] !== match[1].toUpperCase();
-      const ch = String.fromCharCode(parseInt(match[1], 16));
-      if (!seen.has(ch)) seen.set(ch, match[0]);
-    } else if (match[2] !== "+" && !seen.has(match[2])) {
-      seen.set(match[2], match[2]);
+      const byte = parseInt(match[1], 16);
+      if (!seen.has(byte)) seen.set(byte, match[0]);
+    } else if (match[2] !== "+" && match[2].charCodeAt(0) < 0x80 && !seen.has(match[2].charCodeAt(0))) {
+      seen.set(match[2].charCodeAt(0), match[2]);
     }
   }
   let out = "";
-  for (const ch of text) {
-    if (seen.has(ch)) {
-      out += seen.get(ch);
-    } else if (UNRESERVED.test(ch)) {
-      out += ch;
+  for (const byte of utf8(text)) {
+    if (seen.has(byte)) {
+      out += seen.get(byte);
+    } else if (byte < 0x80 && UNRESERVED.test(String.fromCharCode(byte))) {
+      out += String.fromCharCode(byte);
     } else {
-      const code = `%${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`;
+      const code = `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
       out += lowerHex ? code.toLowerCase() : code;
     }
   }

@@ -70,6 +70,8 @@ test("forms: only the value changes, percent-encoded as the client did", () => {
 test("requote keeps what the original left literal and escapes the rest", () => {
   assert.equal(requote("a/b%2B", "x/y+z="), "x/y%2Bz%3D");
   assert.equal(requote("%2f", "/+"), "%2f%2b");
+  assert.equal(requote("name%3Dphoto-%C3%A9.jpg", "name=photo-é.jpg"), "name%3Dphoto-%C3%A9.jpg");
+  assert.equal(requote("x", "é"), "%C3%A9");  // past ASCII: its UTF-8 bytes, as a form writes them
 });
 
 test("URL-safe text without padding stays so, whatever the new length", () => {
