@@ -71,7 +71,9 @@ export function constraints(fields, url) {
       return refuse(`${name} header cannot be recomputed by the JavaScript SDK`);
     }
   }
-  return signatureConstraints(fields, url);
+  const limits = signatureConstraints(fields, url);
+  // a resumable session's one PUT: the session fixed the total when it was opened
+  return limits.reason === null && contentRange !== null ? { reason: null, lengthLocked: true } : limits;
 }
 
 function refuse(reason) {

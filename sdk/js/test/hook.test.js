@@ -333,3 +333,14 @@ for (const extra of [0, 1, 2]) {
     }
   });
 }
+
+test("a whole-file Content-Range locks the length (a resumable session fixed the total)", async () => {
+  const body = multipartWith("file", JPEG);
+  const headers = [...FORM, ["Content-Range", `bytes 0-${body.length - 1}/${body.length}`]];
+  const protect = fakeProtect();
+  const out = await rewriteUpload("PUT", "https://h/u", headers, body, PASS_SITE, protect);
+  assert.equal(out.changed, true);
+  assert.equal(protect.calls[0].options.sizeMode, "exact");
+  await assert.rejects(rewriteUpload("PUT", "https://h/u", headers, body, PASS_SITE, fakeProtect("grow")),
+    /size_mode=exact/);
+});
