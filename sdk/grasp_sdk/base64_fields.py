@@ -28,6 +28,7 @@ _WS = re.compile(r"[ \t\n\r]*")
 _SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null")
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]")
 _DECODER = json.JSONDecoder()
+_BOM = "\ufeff"
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def find_json_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]
     """Images in the string values of a JSON body; raises MalformedBody.
 
     Args:
-        body: the UTF-8 JSON body.
+        body: the UTF-8 JSON body (after a byte-order mark, as .NET's writers put one).
         fields: keys to consider, at any depth (``*`` wildcards; array items count under
             the nearest key); empty considers every string value.
     """
@@ -123,7 +124,7 @@ def find_json_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]
     try:
         text = body.decode("utf-8")
         strings: list[tuple[tuple[str | int, ...], int, int, str]] = []
-        end = _skip_ws(text, _scan(text, 0, (), strings))
+        end = _skip_ws(text, _scan(text, int(text.startswith(_BOM)), (), strings))
     except (ValueError, RecursionError) as exc:
         raise MalformedBody(f"not JSON: {exc}") from None
     if end != len(text):

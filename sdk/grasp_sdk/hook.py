@@ -361,7 +361,7 @@ def _find_slots(rule: SiteRule, content_type: str, body: bytes) -> list[ImageSlo
         _require(rule, "json_base64")
         return find_json_images(body, rule.fields)
     # Some clients post JSON as text/plain to avoid a CORS preflight.
-    if body.lstrip()[:1] in (b"{", b"[") and "json_base64" in rule.formats:
+    if body.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"[") and "json_base64" in rule.formats:
         return find_json_images(body, rule.fields)
     raise _CannotRewrite("no image in the body",
                          f"the hook reads no {media or 'unlabelled'} body")

@@ -106,6 +106,15 @@ def test_json_minimal_rewrite(jpeg: bytes, png: bytes) -> None:
     assert parsed["nested"]["list"][2] == "data:image/png;base64," + new_b64
 
 
+def test_json_after_a_byte_order_mark(jpeg: bytes) -> None:
+    photo = base64.b64encode(jpeg).decode()
+    body = b"\xef\xbb\xbf" + json.dumps({"caption": "caf\u00e9", "photo": photo}).encode()
+    (slot,) = find_json_images(body)
+    new_body = replace_all(body, [slot])
+    assert new_body.startswith(b"\xef\xbb\xbf")
+    assert json.loads(new_body.decode("utf-8-sig"))["photo"] == base64.b64encode(NEW).decode()
+
+
 def test_json_fields_filter(jpeg: bytes) -> None:
     b64 = base64.b64encode(jpeg).decode()
     body = json.dumps({"banner": b64, "meta": {"avatar": b64}, "images": [b64]}).encode()

@@ -136,6 +136,16 @@ async def test_json_base64_and_data_uri(policy: Policy, fake_protect, jpeg: byte
     assert out.body.startswith(b'{\n "username": "x",\n "avatar": "data:image/jpeg;base64,')
 
 
+async def test_json_with_a_byte_order_mark_whatever_its_label(
+        policy: Policy, fake_protect, jpeg: bytes) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps({"photo": b64(jpeg)}).encode()  # .NET's StreamWriter
+    for content_type in ("application/json", "text/plain"):
+        out = await rewrite_upload("POST", "https://site.test/api", {"Content-Type": content_type},
+                                   body, policy, fake_protect)
+        assert out.changed and out.body.startswith(b"\xef\xbb\xbf")
+        assert json.loads(out.body[3:])["photo"] == b64(fake_protect.transform(jpeg))
+
+
 async def test_form_base64(policy: Policy, fake_protect, jpeg: bytes) -> None:
     body = urlencode({"command": "APPEND", "media_id": "7", "segment_index": "0",
                       "media_data": b64(jpeg)}).encode()

@@ -95,7 +95,7 @@ export function findJsonImages(body, fields = []) {
   let text;
   try {
     text = fromUtf8(body);
-    const end = skipWs(text, scan(text, 0, [], strings));
+    const end = skipWs(text, scan(text, text.startsWith("\ufeff") ? 1 : 0, [], strings));  // after a byte-order mark
     if (end !== text.length) throw new Error(`extra data at character ${end}`);
   } catch (error) {
     throw new MalformedBody(`not JSON: ${error.message}`);

@@ -276,7 +276,8 @@ function findSlots(rule, contentType, body) {
     return findJsonImages(body, rule.fields);
   }
   // Some clients post JSON as text/plain to avoid a CORS preflight.
-  const first = body.find((b) => ![0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c].includes(b));
+  const bom = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0;
+  const first = body.subarray(bom).find((b) => ![0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c].includes(b));
   if ((first === 0x7b || first === 0x5b) && rule.formats.has("json_base64")) return findJsonImages(body, rule.fields);
   throw new CannotRewrite("no image in the body", `the hook reads no ${media || "unlabelled"} body`);
 }

@@ -92,3 +92,11 @@ test("text shows whether its writer pads only by its end or its length", () => {
     assert.equal(decodeImageText(padded.replace(/=+$/, "")).style.paddingShown, !hidden);
   }
 });
+
+test("JSON after a byte-order mark", () => {
+  const body = new Uint8Array([0xef, 0xbb, 0xbf, ...utf8(JSON.stringify({ caption: "café", photo: toBase64(JPEG) }))]);
+  const [slot] = findJsonImages(body);
+  const out = applyEdits(body, slot.edits(flip(JPEG)));
+  assert.deepEqual([...out.subarray(0, 3)], [0xef, 0xbb, 0xbf]);
+  assert.equal(JSON.parse(fromUtf8(out.subarray(3))).photo, toBase64(flip(JPEG)));
+});

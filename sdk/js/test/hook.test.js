@@ -344,3 +344,12 @@ test("a whole-file Content-Range locks the length (a resumable session fixed the
   await assert.rejects(rewriteUpload("PUT", "https://h/u", headers, body, PASS_SITE, fakeProtect("grow")),
     /size_mode=exact/);
 });
+
+test("JSON with a byte-order mark is read whatever its label", async () => {
+  const body = concat([new Uint8Array([0xef, 0xbb, 0xbf]), utf8(JSON.stringify({ photo: toBase64(JPEG) }))]);
+  for (const contentType of ["application/json", "text/plain"]) {
+    const out = await rewriteUpload("POST", "https://h/u", { "Content-Type": contentType }, body, PASS_SITE, fakeProtect());
+    assert.equal(out.changed, true, contentType);
+    assert.deepEqual([...out.body.subarray(0, 3)], [0xef, 0xbb, 0xbf]);
+  }
+});
