@@ -1,4 +1,5 @@
-"""Images carried as base64 text: JSON string values (at any depth) and urlencoded forms.
+"""Images carried as base64 text: JSON string values (at any depth) and urlencoded forms;
+and in JSON, as arrays of byte values (:mod:`grasp_sdk.byte_arrays`).
 
 Plain base64 and ``data:image/...;base64,`` URIs are both recognised, in standard or
 URL-safe alphabets, padded or not, on one line or wrapped. A replacement is written in
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from grasp_sdk.byte_arrays import ByteArray, image_array_at
 from grasp_sdk.patterns import name_matches
 from grasp_sdk.sniff import image_type
 from grasp_sdk.splice import Edit, ImageSlot, MalformedBody
@@ -27,8 +29,16 @@ _MIN_TEXT = 24  # 18 bytes: enough for every magic number image_type knows
 _WS = re.compile(r"[ \t\n\r]*")
 _SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null")
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]")
-_DECODER = json.JSONDecoder()
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
 _BOM = "\ufeff"
+_NUMBER_FIRST = re.compile(r"\[\s*-?\d")
+_ImageArray = tuple[ByteArray, bytes]
 
 
 @dataclass(frozen=True)
@@ -113,7 +123,8 @@ def _decode(text: str, image_only: bool) -> tuple[Base64Text, bytes] | None:
 
 
 def find_json_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]:
-    """Images in the string values of a JSON body; raises MalformedBody.
+    """Images in the string values of a JSON body, and in its arrays of byte values
+    (:mod:`grasp_sdk.byte_arrays`); raises MalformedBody.
 
     Args:
         body: the UTF-8 JSON body (after a byte-order mark, as .NET's writers put one).
@@ -123,7 +134,7 @@ def find_json_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]
     fields = tuple(fields)
     try:
         text = body.decode("utf-8")
-        strings: list[tuple[tuple[str | int, ...], int, int, str]] = []
+        strings: list[tuple[tuple[str | int, ...], int, int, str | _ImageArray]] = []
         end = _skip_ws(text, _scan(text, int(text.startswith(_BOM)), (), strings))
     except (ValueError, RecursionError) as exc:
         raise MalformedBody(f"not JSON: {exc}") from None
@@ -134,21 +145,31 @@ def find_json_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]
         key = next((p for p in reversed(path) if isinstance(p, str)), "")
         if fields and not name_matches(key, fields):
             continue
+        location = "json $" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+        byte_start = len(text[:start].encode("utf-8"))
+        byte_stop = byte_start + len(text[start:stop].encode("utf-8"))
+        if isinstance(value, tuple):  # an image's array of byte values
+            array, data = value
+            slots.append(ImageSlot(location, data, image_type(data) or "",
+                                   _array_edits(byte_start, byte_stop, array)))
+            continue
         decoded = decode_image_text(value)
         if decoded is None:
             continue
         style, data = decoded
-        byte_start = len(text[:start].encode("utf-8"))
-        byte_stop = byte_start + len(text[start:stop].encode("utf-8"))
         slash_escaped = "\\/" in text[start:stop]
         slots.append(ImageSlot(
-            location="json $" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path),
+            location=location,
             data=data,
             media_type=image_type(data) or "application/octet-stream",
             edits=_json_edits(byte_start, byte_stop, style, slash_escaped),
             exact_size=not style.padding_shown,
         ))
     return slots
+
+
+def _array_edits(start: int, stop: int, style: ByteArray) -> Callable[[bytes], list[Edit]]:
+    return lambda new: [Edit(start, stop, style.encode(new).encode("ascii"))]
 
 
 def _json_edits(start: int, stop: int, style: Base64Text,
@@ -162,14 +183,24 @@ def _json_edits(start: int, stop: int, style: Base64Text,
 
 
 def _scan(text: str, i: int, path: tuple[str | int, ...],
-          out: list[tuple[tuple[str | int, ...], int, int, str]]) -> int:
-    """Scan one JSON value at ``i``, recording string values with their spans; its end."""
+          out: list[tuple[tuple[str | int, ...], int, int, str | _ImageArray]]) -> int:
+    """Scan one JSON value at ``i``, recording string values and images' arrays of byte
+    values with their spans; its end."""
     i = _skip_ws(text, i)
     c = text[i:i + 1]
     if c == '"':
         value, end = _DECODER.raw_decode(text, i)
         out.append((path, i, end, value))
         return int(end)
+    array = image_array_at(text, i) if c == "[" else None
+    if array is not None:
+        end, style, data = array
+        out.append((path, i, end, (style, data)))
+        return end
+    if c == "[" and _NUMBER_FIRST.match(text, i):  # numbers, most likely: read at C speed
+        values, end = _DECODER.raw_decode(text, i)
+        if not any(isinstance(v, (str, list, dict)) for v in values):
+            return int(end)
     if c in ("{", "["):
         close = "}" if c == "{" else "]"
         i = _skip_ws(text, i + 1)

@@ -146,6 +146,15 @@ async def test_json_with_a_byte_order_mark_whatever_its_label(
         assert json.loads(out.body[3:])["photo"] == b64(fake_protect.transform(jpeg))
 
 
+async def test_a_photo_as_json_byte_values_is_protected(
+        policy: Policy, fake_protect, jpeg: bytes) -> None:
+    # a Flutter app's jsonEncode({"photo": bytes}); before, it went unprotected
+    body = json.dumps({"photo": list(jpeg)}, separators=(",", ":")).encode()
+    out = await rewrite_upload("POST", "https://site.test/api", {"Content-Type": "application/json"},
+                               body, policy, fake_protect)
+    assert out.changed and bytes(json.loads(out.body)["photo"]) == fake_protect.transform(jpeg)
+
+
 async def test_form_base64(policy: Policy, fake_protect, jpeg: bytes) -> None:
     body = urlencode({"command": "APPEND", "media_id": "7", "segment_index": "0",
                       "media_data": b64(jpeg)}).encode()

@@ -4,8 +4,10 @@
  * are both recognised, in standard or URL-safe alphabets, padded or not, on one line or
  * wrapped. A replacement is written in the same style and put back minimally: in JSON only
  * the string token changes; in a form only the value, percent-encoded as the client did.
+ * In JSON, images written as arrays of byte values are found too (./byte_arrays.js).
  */
 
+import { imageArrayAt } from "./byte_arrays.js";
 import { fromBase64, fromLatin1, fromUtf8, latin1, toBase64, utf8 } from "./bytes.js";
 import { nameMatches } from "./patterns.js";
 import { imageType } from "./sniff.js";
@@ -102,14 +104,20 @@ export function findJsonImages(body, fields = []) {
   }
   const offsets = byteOffsets(text, strings.flatMap((s) => [s.start, s.end]));
   const slots = [];
-  for (const { path, start, end, value } of strings) {
+  for (const { path, start, end, value, array } of strings) {
     const key = [...path].reverse().find((p) => typeof p === "string") ?? "";
     if (fields.length && !nameMatches(key, fields)) continue;
+    const location = "json $" + path.map((p) => (typeof p === "number" ? `[${p}]` : `.${p}`)).join("");
+    if (array) {  // an image's array of byte values
+      const [from, to] = [offsets.get(start), offsets.get(end)];
+      slots.push({ location, data: array.data, mediaType: imageType(array.data), edits: (image) => [{ start: from, end: to, data: utf8(array.style.encode(image)) }] });
+      continue;
+    }
     const decoded = decodeImageText(value);
     if (decoded === null) continue;
     const slashEscaped = text.slice(start, end).includes("\\/");
     slots.push({
-      location: "json $" + path.map((p) => (typeof p === "number" ? `[${p}]` : `.${p}`)).join(""),
+      location,
       data: decoded.data,
       mediaType: imageType(decoded.data) ?? "application/octet-stream",
       edits: jsonEdits(offsets.get(start), offsets.get(end), decoded.style, slashEscaped),
@@ -140,7 +148,10 @@ function byteOffsets(text, indices) {
   return offsets;
 }
 
-/** Scan one JSON value at `i`, recording string values with their spans; its end. */
+/**
+ * Scan one JSON value at `i`, recording string values and images' arrays of byte values
+ * with their spans; its end.
+ */
 function scan(text, i, path, out) {
   i = skipWs(text, i);
   const c = text[i];
@@ -148,6 +159,11 @@ function scan(text, i, path, out) {
     const end = stringEnd(text, i);
     out.push({ path, start: i, end, value: JSON.parse(text.slice(i, end)) });
     return end;
+  }
+  const array = c === "[" ? imageArrayAt(text, i) : null;
+  if (array !== null) {
+    out.push({ path, start: i, end: array.end, array });
+    return array.end;
   }
   if (c === "{" || c === "[") {
     const close = c === "{" ? "}" : "]";
