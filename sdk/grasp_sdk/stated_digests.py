@@ -50,6 +50,15 @@ _HEX_TOKENS = re.compile(rb"(?<![%s])(?:[%s]{128}|[%s]{64}|[%s]{40}|[%s]{32}|[%s
 _JSON_ESCAPE = re.compile(rb"\\(?:u([0-9A-Fa-f]{4})|(.))", re.DOTALL)
 
 #: (name, digest length, function, whether hex tokens count) of each algorithm looked for.
+_DROPBOX_BLOCK = 4 << 20
+
+
+def _dropbox_content_hash(data: bytes) -> bytes:
+    """Dropbox's ``content_hash``: the SHA-256 of the SHA-256s of the file's 4 MB blocks."""
+    blocks = (data[i : i + _DROPBOX_BLOCK] for i in range(0, len(data), _DROPBOX_BLOCK))
+    return hashlib.sha256(b"".join(hashlib.sha256(block).digest() for block in blocks)).digest()
+
+
 _ALGORITHMS: tuple[tuple[str, int, Callable[[bytes], bytes], bool], ...] = (
     ("crc32", 4, lambda d: zlib.crc32(d).to_bytes(4, "big"), True),
     # pure Python, ~0.1 µs a byte: only for base64 tokens, which ordinary text rarely has
@@ -58,6 +67,7 @@ _ALGORITHMS: tuple[tuple[str, int, Callable[[bytes], bytes], bool], ...] = (
     ("sha1", 20, lambda d: hashlib.sha1(d).digest(), True),
     ("sha256", 32, lambda d: hashlib.sha256(d).digest(), True),
     ("sha512", 64, lambda d: hashlib.sha512(d).digest(), True),
+    ("Dropbox content_hash", 32, _dropbox_content_hash, True),
 )
 
 

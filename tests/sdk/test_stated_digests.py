@@ -57,6 +57,15 @@ def test_crc32c_is_found_where_it_is_written_as_base64() -> None:
     assert stated(value.hex().encode()) is None  # hex CRC-32C: not looked for (see the docs)
 
 
+def test_dropbox_content_hash_is_found() -> None:
+    # the SHA-256 of the SHA-256s of the 4 MB blocks, in the Dropbox-API-Arg header's JSON
+    big = DATA * 500  # 9.5 MB: three blocks
+    blocks = [big[i : i + (4 << 20)] for i in range(0, len(big), 4 << 20)]
+    content_hash = hashlib.sha256(b"".join(hashlib.sha256(b).digest() for b in blocks)).hexdigest()
+    arg = json.dumps({"path": "/Photos/me.jpg", "mode": "add", "content_hash": content_hash})
+    assert stated(arg.encode(), data=big) == "Dropbox content_hash"
+
+
 def test_other_digests_and_plain_words_are_not_taken_for_one() -> None:
     other = hashlib.sha256(b"another photo").hexdigest().encode()
     words = b"upload avatar camera filename form-data image/jpeg 2026-12-06 deadbeef"

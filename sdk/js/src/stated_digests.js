@@ -42,7 +42,20 @@ const ALGORITHMS = [
   ["sha1", 20, (d) => sha("SHA-1", d), true],
   ["sha256", 32, (d) => sha("SHA-256", d), true],
   ["sha512", 64, (d) => sha("SHA-512", d), true],
+  ["Dropbox content_hash", 32, dropboxContentHash, true],
 ];
+const DROPBOX_BLOCK = 4 << 20;
+
+/** Dropbox's `content_hash`: the SHA-256 of the SHA-256s of the file's 4 MB blocks (null without WebCrypto). */
+async function dropboxContentHash(data) {
+  const hashes = [];
+  for (let i = 0; i < data.length; i += DROPBOX_BLOCK) {
+    const hash = await sha("SHA-256", data.subarray(i, i + DROPBOX_BLOCK));
+    if (hash === null) return null;
+    hashes.push(...hash);
+  }
+  return sha("SHA-256", new Uint8Array(hashes));
+}
 
 /**
  * The digest-length tokens of `texts` (strings or bytes), each run of token characters

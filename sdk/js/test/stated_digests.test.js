@@ -42,6 +42,14 @@ test("CRC-32 is found in hex or base64, CRC-32C in base64 only, as in grasp_sdk"
   assert.equal(await stated(crc(0x82f63b78).toString("hex")), null);
 });
 
+test("Dropbox's content_hash is found: the SHA-256 of its 4 MB blocks' SHA-256s", async () => {
+  const big = new Uint8Array(9_500_000).map((_, i) => i % 251);
+  const blocks = [0, 4 << 20, 8 << 20].map((i) => createHash("sha256").update(big.subarray(i, i + (4 << 20))).digest());
+  const contentHash = createHash("sha256").update(Buffer.concat(blocks)).digest("hex");
+  const arg = JSON.stringify({ path: "/Photos/me.jpg", mode: "add", content_hash: contentHash });
+  assert.equal(await new Digests(big).statedIn(digestTokens([arg])), "Dropbox content_hash");
+});
+
 test("other digests, plain words and binary noise are not taken for one", async () => {
   const other = createHash("sha256").update("another photo").digest("hex");
   assert.equal(await stated(`${other} upload avatar camera filename 2026-12-06 deadbeef`), null);
