@@ -37,6 +37,7 @@ _IMAGE_DATA = ((_STRIP_OFFSETS, _STRIP_COUNTS), (_TILE_OFFSETS, _TILE_COUNTS))
 _MAX_IFDS = 64  # a block links at most this many directories here; loops and bombs stop
 _MAX_PIECES = 4096  # strips and tiles in all; a block with more is dropped as unreadable
 _MAX_SCANNED = 4  # tag values scanned for images, in block lengths; past it, unreadable
+_MAX_ENTRIES = 8192  # entries of all directories together: a camera writes a few hundred
 _ASCII, _SHORT, _LONG, _IFD = 2, 3, 4, 13
 _USER_COMMENT = 0x9286  # an 8-byte character code, then the text
 _WINDOWS_TEXTS = range(0x9C9B, 0x9CA0)  # XPTitle … XPSubject: UTF-16LE
@@ -164,8 +165,12 @@ def _linked_ifds(tiff: bytes, first: int, order: str) -> list[tuple[int, list[_E
     """Every directory reachable from IFD0, with its offset: its chain (IFD1, IFD2, ...),
     SubIFDs and the EXIF IFD.
 
-    A directory that cannot be read is skipped, as is one seen before. At most
-    ``_MAX_IFDS`` offsets are ever taken up, so a block of links to links costs no more.
+    A directory that cannot be read is skipped, as is one seen before or one overlapping
+    another. At most ``_MAX_IFDS`` offsets are ever taken up, so a block of links to links
+    costs no more.
+
+    Raises:
+        ExifError: more than ``_MAX_ENTRIES`` entries in all (no camera writes that many).
     """
     taken = {first}
     pending = [first]
@@ -176,6 +181,8 @@ def _linked_ifds(tiff: bytes, first: int, order: str) -> list[tuple[int, list[_E
             taken.add(offset)
             pending.append(offset)
 
+    spans: list[tuple[int, int]] = []
+    count = 0
     while pending:
         offset = pending.pop()
         try:
@@ -183,6 +190,14 @@ def _linked_ifds(tiff: bytes, first: int, order: str) -> list[tuple[int, list[_E
         except ExifError as e:
             logger.debug("unreadable directory at offset %d (%s)", offset, e)
             continue
+        end = offset + 2 + 12 * len(entries)
+        if any(start < end and offset < stop for start, stop in spans):
+            logger.debug("directory at offset %d overlaps another: skipped", offset)
+            continue
+        count += len(entries)
+        if count > _MAX_ENTRIES:
+            raise ExifError(f"more than {_MAX_ENTRIES} directory entries")
+        spans.append((offset, end))
         found.append((offset, entries))
         if next_field is not None:
             take(_unpack(tiff, order + "I", next_field))
@@ -239,22 +254,29 @@ def _text(value: bytes, tag: int, order: str) -> bytes | None:
 def _opaque_texts(tiff: bytes, directories: list[tuple[int, list[_Entry]]],
                   order: str) -> tuple[tuple[int, int], ...]:
     """(start, end) of the text values (ASCII tags, the user comment, Windows' tags) that
-    hold binary data or encoded runs past one allowance for the block."""
-    allowance, found = OpaqueAllowance(), set()
+    hold binary data or encoded runs past one allowance for the block.
+
+    Raises:
+        ExifError: values overlapping past ``_MAX_SCANNED`` block lengths in all.
+    """
+    values: dict[tuple[int, int], int] = {}  # (start, end) -> tag
     for _, entries in directories:
         for e in entries:
             size = _TYPE_SIZES.get(e.type, 1) * e.count
             is_text = e.type == _ASCII or e.tag == _USER_COMMENT or e.tag in _WINDOWS_TEXTS
-            if not is_text or size <= 4:
-                continue
-            start = _unpack(tiff, order + "I", e.field)
-            end = min(start + size, len(tiff))
-            if not 8 <= start < end or (start, end) in found:
-                continue
-            text = _text(tiff[start:end], e.tag, order)
-            if text is None or allowance.readable(text) != text:
-                found.add((start, end))
-    return tuple(sorted(found))
+            if is_text and size > 4:
+                start = _unpack(tiff, order + "I", e.field)
+                if 8 <= start < len(tiff):
+                    values.setdefault((start, min(start + size, len(tiff))), e.tag)
+    if sum(end - start for start, end in values) > _MAX_SCANNED * len(tiff):
+        raise ExifError("more overlapping text than a camera writes")
+    allowance = OpaqueAllowance()
+    found = []
+    for (start, end), tag in sorted(values.items()):
+        text = _text(tiff[start:end], tag, order)
+        if text is None or allowance.readable(text) != text:
+            found.append((start, end))
+    return tuple(found)
 
 
 def _spans(directories: list[tuple[int, list[_Entry]]]) -> tuple[tuple[int, int], ...]:

@@ -91,10 +91,9 @@ def _cleaned(segment: Segment, notes: list[str], unknown: OpaqueAllowance) -> Se
     if m == COM:
         return None if is_padding(p) else _readable_comment(segment, notes, unknown)
     if m == APP0 and p.startswith(b"JFIF\x00") and len(p) >= 14:
-        if p[12] * p[13]:
-            notes.append("JFIF thumbnail removed")
-            return Segment(m, p[:12] + b"\x00\x00")
-        return segment
+        if len(p) > 14:  # a thumbnail, or bytes no reader looks at
+            notes.append("JFIF thumbnail removed" if p[12] * p[13] else "JFIF segment cut to its 14 bytes")
+        return segment if len(p) == 14 else Segment(m, p[:12] + b"\x00\x00")
     if m == APP0 and p.startswith(b"JFXX\x00"):
         notes.append("JFXX thumbnail segment dropped")
         return None
@@ -127,9 +126,12 @@ def _cleaned(segment: Segment, notes: list[str], unknown: OpaqueAllowance) -> Se
         if len(p) > ADOBE_LENGTH:
             notes.append(f"Adobe APP14 segment cut to its {ADOBE_LENGTH} bytes")
         return Segment(m, p[:ADOBE_LENGTH])
-    # ICC profiles (checked whole, by _icc_refusal), and XMP under the short header older
-    # writers use (checked for images)
-    known = _is_icc(segment) or (m == APP1 and p.startswith(b"XMP\x00"))
+    if m == APP1 and p.startswith(b"XMP\x00"):  # the short header older writers use
+        packet, removed = xmp.sanitize(p[4:], unknown)
+        notes.extend(xmp.notes(removed))
+        return Segment(m, p[:4] + packet)
+    # ICC profiles: checked whole, by _icc_refusal
+    known = _is_icc(segment)
     if not known and not unknown.admits(p):
         notes.append(f"APP{m - APP0} segment of unknown kind dropped: it may hold the "
                      "original's pixels")

@@ -38,6 +38,13 @@ _KNOWN = frozenset(
         b"pHYs", b"sPLT", b"eXIf", b"tIME",
     }
 )  # fmt: skip
+# The lengths the spec gives known chunks (bKGD and sBIT by colour type, at most these):
+# a longer one carries bytes no reader looks at, which may be the original's pixels.
+_FIXED_LENGTHS = {
+    b"tIME": 7, b"pHYs": 9, b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"cICP": 4, b"cLLI": 8,
+    b"mDCV": 24,
+}  # fmt: skip
+_MAX_LENGTHS = {b"bKGD": 6, b"sBIT": 4, b"tRNS": 256, b"hIST": 256 * 2, b"PLTE": 256 * 3}
 _ANIMATION = frozenset({b"acTL", b"fcTL", b"fdAT"})
 _IDAT_SIZE = 1 << 16
 # Lossless alternatives tried in order under a byte budget: (filter, zlib level, strategy).
@@ -146,6 +153,14 @@ def _carry(
         return png_text.clean(chunk, notes, unknown)
     if kind == b"iCCP":
         return _checked_icc(chunk, notes, unknown)
+    size = len(chunk.data)
+    if size != _FIXED_LENGTHS.get(kind, size) or size > _MAX_LENGTHS.get(kind, size):
+        notes.append(f"{kind.decode()} chunk dropped: longer than its kind's, it may hold the "
+                     "original's pixels")
+        return None
+    if kind == b"sPLT" and not unknown.admits(chunk.data):  # a palette of any length
+        notes.append("sPLT chunk dropped: it may hold the original's pixels")
+        return None
     if kind not in _KNOWN:
         if not chunk.safe_to_copy:
             notes.append(
@@ -188,7 +203,10 @@ def _carry_all(
         kept: Chunk | None = chunk
         if chunk.type == b"IDAT":
             continue
-        if chunk.type == b"eXIf":
+        if chunk.type == b"eXIf" and exif_layout is not None:
+            notes.append("a second eXIf chunk dropped (a PNG holds one)")
+            kept = None
+        elif chunk.type == b"eXIf":
             try:
                 exif_layout = exif.parse(exif.split_prefix(chunk.data)[1])
                 notes.extend(exif_layout.notes())

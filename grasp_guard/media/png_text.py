@@ -4,17 +4,15 @@ zTXt and iTXt) and ImageMagick's raw profiles, hex-encoded EXIF, XMP or Photosho
 
 from __future__ import annotations
 
-import re
 import zlib
 
-from . import exif, photoshop, xmp
+from . import exif, icc, photoshop, xmp
 from .png_chunks import Chunk
 from .sniff import OpaqueAllowance, holds_image
 
 TEXT_TYPES = frozenset({b"tEXt", b"zTXt", b"iTXt"})
 XMP_KEYWORD = b"XML:com.adobe.xmp"
 RAW_PROFILE = b"Raw profile type "
-_HEX_JPEG = re.compile(rb"ff\s*d8\s*ff", re.IGNORECASE)
 _HEX_LINE = 72  # ImageMagick's: 36 bytes a line
 MAX_TEXT_BYTES = 16 << 20  # a compressed text chunk inflated past it is dropped, unread
 
@@ -54,12 +52,11 @@ def clean(chunk: Chunk, notes: list[str], allowance: OpaqueAllowance) -> Chunk |
         return chunk if not removed else _joined(chunk, header, cleaned, compressed)
     profile = key[len(RAW_PROFILE) :].decode("latin-1")
     data = _raw_profile(text)
-    cleaned_data = None if data is None else _clean_profile(profile.lower(), data, name, notes)
+    cleaned_data = (None if data is None
+                    else _clean_profile(profile.lower(), data, name, notes, allowance))
     if cleaned_data is None:
-        if _HEX_JPEG.search(text) or (data is not None and holds_image(data)):
-            notes.append(f"{name!r} text dropped: it holds a preview")
-            return None
-        return chunk
+        notes.append(f"{name!r} text dropped: it may hold a preview")
+        return None
     if cleaned_data == data:
         return chunk
     return _joined(chunk, header, _raw_profile_text(profile, cleaned_data), compressed)
@@ -115,8 +112,16 @@ def _raw_profile_text(profile: str, data: bytes) -> bytes:
     return f"\n{profile}\n{len(data):8d}\n{chr(10).join(lines)}\n".encode("ascii")
 
 
-def _clean_profile(profile: str, data: bytes, name: str, notes: list[str]) -> bytes | None:
-    """The profile's bytes without images, or None where they cannot be told apart."""
+def _clean_profile(profile: str, data: bytes, name: str, notes: list[str],
+                   allowance: OpaqueAllowance) -> bytes | None:
+    """The profile's bytes without images, or None where they cannot be told apart (or, of
+    a profile of another kind, past the file's ``allowance``)."""
+    cleaned = _without_previews(profile, data, name, notes, allowance)
+    return None if cleaned is None or holds_image(cleaned) else cleaned
+
+
+def _without_previews(profile: str, data: bytes, name: str, notes: list[str],
+                      allowance: OpaqueAllowance) -> bytes | None:
     if profile == "exif" or (profile == "app1" and data.startswith(exif.PREFIX)):
         prefix, tiff = exif.split_prefix(data)
         try:
@@ -127,7 +132,7 @@ def _clean_profile(profile: str, data: bytes, name: str, notes: list[str]) -> by
             notes.append(f"EXIF thumbnail and previews removed from {name!r}")
         return prefix + exif.protect(tiff, layout, None)
     if profile == "xmp":
-        cleaned, removed = xmp.sanitize(data)
+        cleaned, removed = xmp.sanitize(data, allowance)
         notes.extend(xmp.notes(removed))
         return cleaned
     if profile == "8bim":
@@ -135,4 +140,8 @@ def _clean_profile(profile: str, data: bytes, name: str, notes: list[str]) -> by
         if stripped is not None and stripped[1]:
             notes.append(f"Photoshop thumbnail resource removed (or a copy of EXIF or XMP) from {name!r}")
         return None if stripped is None else stripped[0]
-    return None if holds_image(data) else data
+    if profile in ("icc", "icm"):
+        return None if icc.refusal(data, allowance) else data
+    if profile == "iptc":  # text in binary framing: carried whole if its text is writing
+        return data if allowance.readable(data) == data else None
+    return data if allowance.admits(data) else None

@@ -10,6 +10,7 @@ import piexif
 import pytest
 from _media_builders import (
     encoded,
+    exif_bytes,
     gradient,
     icc_profile,
     protect,
@@ -21,7 +22,7 @@ from PIL import Image, PngImagePlugin
 
 from grasp_guard.media import decode, encode, icc, xmp
 from grasp_guard.media.jpeg_segments import split_header
-from grasp_guard.media.png_chunks import read_chunks
+from grasp_guard.media.png_chunks import Chunk, read_chunks
 from grasp_guard.media.sniff import OPAQUE_BYTES_MAX, OpaqueAllowance, binary_bytes, encoded_runs
 from grasp_guard.media.webp import read_chunks as webp_chunks
 
@@ -200,3 +201,51 @@ def test_a_profile_reads_by_its_structure() -> None:
     assert icc.unaccounted(beyond) is None
     shorter = profile[:140] + (100).to_bytes(4, "big") + profile[144:]  # 356 bytes in no tag
     assert icc.unaccounted(shorter) == 600 - 244 - 3
+
+
+# Carriers a review found beyond the kinds above
+
+
+def _png_with(*chunks: Chunk) -> bytes:
+    """A PNG of the gradient with ``chunks`` right after its IHDR."""
+    data = encoded(gradient(), "PNG")
+    return data[:33] + b"".join(c.to_bytes() for c in chunks) + data[33:]
+
+
+ORIGINAL = encoded(gradient(), "JPEG", quality=95)  # the photo itself, as a JPEG
+
+
+def test_a_second_png_exif_chunk_is_dropped_with_the_thumbnail_it_holds() -> None:
+    with_thumbnail = exif_bytes(1, thumbnail=ORIGINAL)[6:]
+    out, notes = _round_trip(_png_with(Chunk(b"eXIf", exif_bytes(1)[6:]), Chunk(b"eXIf", with_thumbnail)))
+    assert [c.type for c in read_chunks(out)].count(b"eXIf") == 1 and ORIGINAL not in out
+    assert "a second eXIf chunk dropped (a PNG holds one)" in notes
+
+
+@pytest.mark.parametrize("kind", [b"tIME", b"pHYs", b"gAMA", b"cHRM", b"sPLT"])
+def test_a_known_png_chunk_longer_than_its_kind_is_dropped(kind: bytes) -> None:
+    out, notes = _round_trip(_png_with(Chunk(kind, b"x\x00" + ORIGINAL)))
+    assert ORIGINAL not in out and any(f"{kind.decode()} chunk dropped" in n for n in notes)
+    kept, _ = _round_trip(_png_with(Chunk(b"pHYs", bytes(9)), Chunk(b"tIME", bytes(7))))
+    assert {b"pHYs", b"tIME"} <= {c.type for c in read_chunks(kept)}
+
+
+@pytest.mark.parametrize(("profile", "data"), [
+    ("8bim", b"8BIM\x04\x00\x00\x00" + len(ORIGINAL).to_bytes(4, "big") + ORIGINAL),  # a resource holding it
+    ("foo", PREVIEW),  # raw pixels, in hex
+])  # fmt: skip
+def test_an_imagemagick_raw_profile_holding_the_photo_is_dropped(profile: str, data: bytes) -> None:
+    info = PngImagePlugin.PngInfo()
+    hexed = data.hex()
+    info.add_text(f"Raw profile type {profile}", f"\n{profile}\n{len(data):8d}\n"
+                  + "\n".join(hexed[i : i + 72] for i in range(0, len(hexed), 72)) + "\n", zip=True)
+    out, notes = _round_trip(encoded(gradient(), "PNG", pnginfo=info))
+    assert f"Raw profile type {profile}" not in _open(out).text
+    assert any("text dropped: it may hold a preview" in n for n in notes)
+
+
+@pytest.mark.parametrize("payload", [b"XMP\x00" + PREVIEW, b"JFIF\x00\x01\x02\x00\x00\x01\x00\x01\x00\x00" + PREVIEW])
+def test_jpeg_segments_of_known_kinds_keep_no_raw_pixels(payload: bytes) -> None:
+    marker = 0xE1 if payload.startswith(b"XMP") else 0xE0
+    out, _ = _round_trip(with_segments(encoded(gradient(), "JPEG", quality=85), segment(marker, payload)))
+    assert PREVIEW not in out
