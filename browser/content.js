@@ -12,7 +12,7 @@
 import { PAGES, POLICY } from "./config.js";
 import { UploadBlockedError, loadPolicy, protectFile } from "./sdk/index.js";
 import { fromBase64, toBase64 } from "./sdk/src/bytes.js";
-import { SITES_OFF, offerPort } from "./lib/handshake.js";
+import { REOPENED, SITES_OFF, offerPort } from "./lib/handshake.js";
 import { interceptChoices, mayBeImage } from "./lib/intercept.js";
 import { showNotice } from "./lib/notice.js";
 import { PageSites, pageUrl } from "./lib/sites.js";
@@ -79,9 +79,17 @@ function refusesFolder(site) {
   return refused;
 }
 
-/** Serve the page-world script's requests arriving on our end of the private port. */
-function servePageScript(port) {
+/**
+ * Serve the page-world script's requests arriving on our end of the private port.
+ * @param {MessagePort} port
+ * @param {() => void} listenAgain adds our listeners again after `document.open()`.
+ */
+function servePageScript(port, listenAgain) {
   port.onmessage = async ({ data: message }) => {
+    if (message?.kind === REOPENED) {
+      listenAgain();
+      return;
+    }
     if (message?.kind === "outcome") {
       const { site, blocked, failed, reason } = message;
       if (blocked) notify("error", `refused an upload to ${site}: ${reason}`);
@@ -114,7 +122,8 @@ async function protectChoice(blobs) {
 
 if (pageSites.sitesFor(page).length > 0) {
   const port = offerPort(window);
-  servePageScript(port);
+  let listenAgain = () => {};
+  servePageScript(port, () => listenAgain());
   // The site is looked up per choice: the popup may have switched one off since the page
   // loaded, and then the page's next site (if any) is the one the photos go to.
   // A drop must be decided at once: the sites switched off as last read. The page-world
@@ -136,5 +145,5 @@ if (pageSites.sitesFor(page).length > 0) {
     // the extension was updated under the tab
   }
   const activeSite = () => pageSites.siteFor(page, knownDisabled);
-  interceptChoices(window, protectChoice, () => refusesFolder(activeSite()), () => activeSite() !== null);
+  listenAgain = interceptChoices(window, protectChoice, () => refusesFolder(activeSite()), () => activeSite() !== null);
 }

@@ -9,14 +9,18 @@
  * background worker. A photo already protected by the extension comes back as it is. It
  * also holds the choices of the file inputs whose events never reach the window, where the
  * content script holds the others (lib/intercept.js), the photos a script reads through
- * the File System Access API, and the images it reads from the clipboard.
+ * the File System Access API, and the images it reads from the clipboard. After a
+ * `document.open()`, which removes every listener of the window, it adds its own again
+ * and has the content script add its.
  */
 
 import { PAGES, POLICY } from "./config.js";
 import { loadPolicy, patchXMLHttpRequest, wrapFetch } from "./sdk/index.js";
 import { declinePhotoBeacons } from "./lib/beacon.js";
-import { SITES_OFF, takePort } from "./lib/handshake.js";
-import { choiceHolder, holdClipboardImages, holdPickedFiles, holdUnreachableInputs } from "./lib/intercept.js";
+import { REOPENED, SITES_OFF, takePort } from "./lib/handshake.js";
+import {
+  choiceHolder, holdClipboardImages, holdPickedFiles, holdUnreachableInputs, watchDocumentOpen,
+} from "./lib/intercept.js";
 import { PageSites, pageUrl } from "./lib/sites.js";
 
 const pageSites = new PageSites(loadPolicy(POLICY, { source: "the extension's policy" }), PAGES);
@@ -97,6 +101,10 @@ function portClient(onSitesOff) {
       send({ kind: "outcome", site: outcome.site, blocked: outcome.blocked,
         failed: outcome.error !== null, reason: outcome.reason });
     },
+    /** `document.open()` removed the content script's listeners: it adds them again. */
+    reopened() {
+      send({ kind: REOPENED });
+    },
   };
 }
 
@@ -111,7 +119,11 @@ if (policy.sites.length > 0) {
   patchXMLHttpRequest(window.XMLHttpRequest, options);
   declinePhotoBeacons(window, () => options.policy);
   const protectFiles = (files) => client.choose(files);
-  holdUnreachableInputs(window, choiceHolder(protectFiles));
+  const holdAgain = holdUnreachableInputs(window, choiceHolder(protectFiles));
+  watchDocumentOpen(window, () => {
+    holdAgain();
+    client.reopened();
+  });
   holdPickedFiles(window, protectFiles);
   holdClipboardImages(window, protectFiles);
 }

@@ -14,6 +14,8 @@ import { nativeGetter, nativeMethod } from "./natives.js";
 export const OFFER = "grasp-guard:port";
 /** The content script's message on the port naming the sites switched off (`names`). */
 export const SITES_OFF = "sites-off";
+/** The page-world script's message: `document.open()` removed the window's listeners. */
+export const REOPENED = "document-reopened";
 
 /** Content script side: offer a port to the page-world script; returns our end. */
 export function offerPort(win) {

@@ -44,7 +44,12 @@ export function mayBeImage(file) {
 function textWithPicture(transfer) {
   if (!transfer.types.includes("text/plain")) return false;
   const names = Array.from(transfer.files, (file) => nameOf(file));
-  const lines = transfer.getData("text/plain").split(/[\r\n]+/).map((line) => line.trim()).filter(Boolean);
+  return isOtherText(transfer.getData("text/plain"), names);
+}
+
+/** Whether copied `text` says more than the names of the files copied (`names`, or images'). */
+function isOtherText(text, names = []) {
+  const lines = text.split(/[\r\n]+/).map((line) => line.trim()).filter(Boolean);
   return lines.length > 0 && !lines.every((line) => names.includes(line) || matches(IMAGE_NAME, line));
 }
 
@@ -59,9 +64,12 @@ function filesOf(list) {
   return transfer;
 }
 
+const given = privateWeakMap();  // FileList -> true: the lists giveInput put in inputs
+
 /** Give a file input `files`, as the browser does when the user picks or drops them. */
 function giveInput(input, files) {
   input.files = filesOf(files).files;
+  given.set(input.files, true);
   input.dispatchEvent(new Event("input", { bubbles: true, composed: true }));
   input.dispatchEvent(new Event("change", { bubbles: true }));
 }
@@ -87,23 +95,16 @@ function holdShadowChange(input) {
  * the event, empties the input, and once `protectFiles` answers gives the input the files
  * and fires `input` and `change` again. `holdChoice.pendingIn(form)`: the choices of the
  * form's inputs still being protected, each a promise of whether the page got files (false:
- * refused, or protection failed).
+ * refused, or protection failed). `holdChoice.choose(input, files)`: a choice the browser
+ * did not make (a drop the extension held), protected and given the same way, and the
+ * latest of the input's choices; `holdChoice.isPending(input)`.
  * @param {(files: File[]) => Promise<File[] | null>} protectFiles as for interceptChoices.
- * @returns {((event: Event, input: HTMLInputElement) => void) & {pendingIn: (form: HTMLFormElement) => Promise<boolean>[]}}
+ * @returns {((event: Event, input: HTMLInputElement) => void) & {choose: (input: HTMLInputElement, files: File[]) => void, isPending: (input: HTMLInputElement) => boolean, pendingIn: (form: HTMLFormElement) => Promise<boolean>[]}}
  */
 export function choiceHolder(protectFiles) {
   const pending = new WeakMap();  // input -> the choice being protected
-  const holdChoice = (event, input) => {
-    const files = [...(input.files ?? [])];
-    if (pending.has(input) && files.length === 0) {
-      event.stopImmediatePropagation();  // the `change` after the `input` we hold
-      return;
-    }
-    if (files.length > 0) pending.delete(input);  // a later choice: the earlier one's result is not the page's
-    if (!files.some(mayBeImage)) return;
-    event.stopImmediatePropagation();
-    input.files = new DataTransfer().files;
-    if (event.type === "input") holdShadowChange(input);
+  /** The user's latest choice of `files` for `input`, protected, then given to it. */
+  const choose = (input, files) => {
     const choice = protectFiles(files).then((chosen) => {
       if (pending.get(input) !== choice) return true;  // the user chose again meanwhile
       pending.delete(input);
@@ -117,6 +118,21 @@ export function choiceHolder(protectFiles) {
     });
     pending.set(input, choice);
   };
+  const holdChoice = (event, input) => {
+    const files = [...(input.files ?? [])];
+    if (pending.has(input) && files.length === 0) {
+      event.stopImmediatePropagation();  // the `change` after the `input` we hold
+      return;
+    }
+    if (files.length > 0) pending.delete(input);  // a later choice: the earlier one's result is not the page's
+    if (!files.some(mayBeImage)) return;
+    event.stopImmediatePropagation();
+    input.files = new DataTransfer().files;
+    if (event.type === "input") holdShadowChange(input);
+    choose(input, files);
+  };
+  holdChoice.choose = choose;
+  holdChoice.isPending = (input) => pending.has(input);
   holdChoice.pendingIn = (form) => [...form.elements].filter((el) => pending.has(el)).map((el) => pending.get(el));
   return holdChoice;
 }
@@ -124,13 +140,17 @@ export function choiceHolder(protectFiles) {
 /**
  * A trusted submit of a form whose photo is being protected: held until every choice of
  * its inputs settles, then made again once, with the last submitter, unless one was
- * refused. A second click meanwhile (nothing seems to happen) joins the one held.
+ * refused. A second click meanwhile (nothing seems to happen) joins the one held. A form
+ * whose `required` file input is empty while its photo is protected fails the browser's
+ * validation, and no submit comes: the `invalid` of that input, in the task of the user's
+ * own click on a submit button (or Enter in the form), is held as that submit.
  * @param {Window} win
  * @param {ReturnType<typeof choiceHolder>} holdChoice
- * @returns {(event: SubmitEvent) => void}
+ * @returns {{submit: (event: SubmitEvent) => void, invalid: (event: Event) => void, activate: (event: Event) => void}}
  */
 function submitHolder(win, holdChoice) {
   const held = new WeakMap();  // form -> the submitter of its held submit
+  let activated = null;  // {form, submitter}: the user's submit in this task
   const settled = async (form) => {
     let given = true;
     for (let waits = holdChoice.pendingIn(form); waits.length; waits = holdChoice.pendingIn(form)) {
@@ -138,14 +158,9 @@ function submitHolder(win, holdChoice) {
     }
     return given;
   };
-  return (event) => {
-    const form = event.target;
-    if (!event.isTrusted || !(form instanceof win.HTMLFormElement)) return;
-    if (!held.has(form) && holdChoice.pendingIn(form).length === 0) return;
-    event.preventDefault();
-    event.stopImmediatePropagation();
+  const hold = (form, submitter) => {
     const waiting = held.has(form);
-    held.set(form, event.submitter);
+    held.set(form, submitter);
     if (waiting) return;
     settled(form).then((given) => {
       const submitter = held.get(form);
@@ -158,29 +173,68 @@ function submitHolder(win, holdChoice) {
       }
     });
   };
+  return {
+    submit: (event) => {
+      const form = event.target;
+      if (!event.isTrusted || !(form instanceof win.HTMLFormElement)) return;
+      if (!held.has(form) && holdChoice.pendingIn(form).length === 0) return;
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      hold(form, event.submitter);
+    },
+    invalid: (event) => {
+      const input = event.target;
+      if (!event.isTrusted || !holdChoice.isPending(input) || activated?.form !== input.form) return;
+      event.preventDefault();  // no "select a file" bubble: the photo is on its way
+      hold(input.form, activated.submitter);
+    },
+    activate: (event) => {
+      const node = event.composedPath()[0];
+      if (!event.isTrusted || !(node instanceof win.HTMLElement) || !node.form) return;
+      const isSubmit = event.type === "click" ? node.type === "submit" || node.type === "image" : event.key === "Enter";
+      if (!isSubmit) return;
+      activated = { form: node.form, submitter: event.type === "click" ? node : null };
+      setTimeout(() => { activated = null; }, 0);  // the browser validates in the same task
+    },
+  };
 }
 
 /**
- * File inputs whose events never reach the window (made and clicked by a script without
- * being put in the document, or in a shadow root): from the page's world, capture listeners
- * that run before the page's own on the way to the input. They are added to a node when a
- * script first listens to its `input` or `change` (the input, or a detached container of it,
- * listened to in the capture phase before the picker opens, would otherwise come first), to
- * a file input when a script opens its picker (`click`, `showPicker`), and to every shadow
- * root a script attaches. They act only on a trusted choice in a file input outside the
- * document: the window's listeners hold the others (an open shadow root's `input` among
- * them; its `change`, which stays in the shadow tree, is stopped here).
+ * File inputs whose events never reach the window first (made and clicked by a script
+ * without being put in the document, or in a shadow root): from the page's world, capture
+ * listeners that run before the page's own on the way to the input. They are added to a
+ * node when a script first listens to its `input` or `change` (the input, or a detached
+ * container of it, listened to in the capture phase before the picker opens, would
+ * otherwise come first), to a file input when a script opens its picker (its `click` or a
+ * label's, `showPicker`, a dispatched `click`), and to every shadow root a script attaches.
+ * The `input` of a closed shadow root's file input reaches the window's listeners as its
+ * host's, before the root's: held at the window too, found through the roots recorded
+ * here. They act only on a trusted choice in a file input outside the document: the
+ * window's listeners hold the others (an open shadow root's `input` among them; its
+ * `change`, which stays in the shadow tree, is stopped here). Checks hold across frames:
+ * a same-origin frame's patched built-ins may be called on this window's nodes.
  * @param {Window} win the page's own window (its prototypes are the page's).
  * @param {(event: Event, input: HTMLInputElement) => void} holdChoice a choiceHolder.
+ * @returns {() => void} adds the window's listener again (after `document.open()`).
  */
 export function holdUnreachableInputs(win, holdChoice) {
-  const watched = new WeakSet();
+  const watched = privateWeakMap();  // node -> true
+  const closedRoots = privateWeakMap();  // host -> its closed shadow root
   const target = win.EventTarget.prototype;
   const listen = target.addEventListener;  // the browser's: the extension's own go straight to it
+  const isFileInput = brandCheck(win.HTMLInputElement.prototype, "type", (type) => type === "file");
+  const isNode = brandCheck(win.Node.prototype, "nodeType", () => true);
+  const controlOf = win.HTMLLabelElement ? brandGetter(win.HTMLLabelElement.prototype, "control") : () => null;
+  const closest = win.Element ? nativeMethod(win.Element.prototype, "closest") : () => null;
+  const shadowOf = win.Element ? brandGetter(win.Element.prototype, "shadowRoot") : () => null;
+  const filesOfInput = nativeGetter(win.HTMLInputElement.prototype, "files");
+  const countOf = win.FileList ? nativeGetter(win.FileList.prototype, "length") : (list) => list.length;
+  const allUnder = win.DocumentFragment ? nativeMethod(win.DocumentFragment.prototype, "querySelectorAll") : () => [];
+  const itemOf = win.NodeList ? nativeMethod(win.NodeList.prototype, "item") : (list, i) => list[i];
+  const countNodes = win.NodeList ? nativeGetter(win.NodeList.prototype, "length") : (list) => list.length;
   const onChoice = (event) => {
     const input = event.composedPath()[0];
-    if (!event.isTrusted || !(input instanceof win.HTMLInputElement) || input.type !== "file" ||
-        input.getRootNode() === win.document) return;
+    if (!event.isTrusted || !isFileInput(input) || input.getRootNode() === win.document) return;
     if (event.type === "change" && input.files.length === 0) {
       // the browser's `change` after an `input` the content script holds (it emptied the
       // input): a user's own choice never empties a file input
@@ -190,15 +244,33 @@ export function holdUnreachableInputs(win, holdChoice) {
     holdChoice(event, input);
   };
   const watch = (node) => {
-    if (watched.has(node)) return;
-    watched.add(node);
+    if (watched.get(node)) return;
+    watched.set(node, true);
     listen.call(node, "input", onChoice, true);
     listen.call(node, "change", onChoice, true);
+  };
+  /** The file inputs of a shadow tree and the shadow trees in it that hold a choice the
+   * extension did not give them (read through the built-ins: a page's own cannot hide one). */
+  const chosenUnder = (root, found = []) => {
+    const nodes = allUnder(root, "*");
+    for (let i = 0; i < countNodes(nodes); i++) {
+      const node = itemOf(nodes, i);
+      const inner = closedRoots.get(node) ?? shadowOf(node);
+      if (isFileInput(node) && countOf(filesOfInput(node)) > 0 && !given.get(filesOfInput(node))) found[found.length] = node;
+      else if (inner) chosenUnder(inner, found);
+    }
+    return found;
+  };
+  const onHostChoice = (event) => {
+    const root = event.isTrusted ? closedRoots.get(event.composedPath()[0]) : undefined;
+    if (root === undefined) return;
+    const chosen = chosenUnder(root);
+    for (let i = 0; i < chosen.length; i++) holdChoice(event, chosen[i]);
   };
   // Patched where it is defined, so that a library wrapping it later (zone.js, an error
   // tracker) wraps this one, and the page's listeners go through both.
   target.addEventListener = function addEventListener(type, ...rest) {
-    if ((type === "input" || type === "change") && this instanceof win.Node && this !== win.document) watch(this);
+    if ((type === "input" || type === "change") && isNode(this) && this !== win.document) watch(this);
     return listen.call(this, type, ...rest);
   };
   // Every shadow root a script makes, closed ones too, is watched from its start: before
@@ -208,17 +280,82 @@ export function holdUnreachableInputs(win, holdChoice) {
     win.Element.prototype.attachShadow = function attachShadow(...args) {
       const root = attach.apply(this, args);
       watch(root);
+      if (args[0]?.mode === "closed") closedRoots.set(this, root);
       return root;
     };
   }
-  const proto = win.HTMLInputElement.prototype;
-  for (const name of ["click", "showPicker"]) {
-    const open = proto[name];
-    if (typeof open !== "function") continue;
+  // A picker opens on a file input's activation: its click (HTMLElement's, or a label's for
+  // it, or an element's in that label), a dispatched click, or showPicker.
+  const watchPicker = (node) => {
+    if (isFileInput(node)) {
+      watch(node);
+      return;
+    }
+    const label = isNode(node) ? closest(node, "label") : null;
+    const control = label ? controlOf(label) : null;
+    if (isFileInput(control)) watch(control);
+  };
+  const opener = (proto, name, opens = () => true) => {
+    const open = proto?.[name];
+    if (typeof open !== "function") return;
     proto[name] = function openPicker(...args) {
-      if (this.type === "file") watch(this);
+      if (opens(args)) watchPicker(this);
       return open.apply(this, args);
     };
+  };
+  opener(win.HTMLElement?.prototype, "click");
+  opener(win.HTMLInputElement.prototype, "showPicker");
+  opener(target, "dispatchEvent", ([event]) => event?.type === "click");
+  const install = () => listen.call(win, "input", onHostChoice, true);
+  install();
+  return install;
+}
+
+/** A check of `proto`'s brand through its native `name` getter (`test` of the value):
+ * false for any object without that brand, in any frame. */
+function brandCheck(proto, name, test) {
+  const get = brandGetter(proto, name);
+  return (object) => {
+    const value = get(object);
+    return value !== null && test(value);
+  };
+}
+
+/** `proto`'s native `name` getter, as a function of any object: null where it has not the brand. */
+function brandGetter(proto, name) {
+  const get = nativeGetter(proto, name);
+  return (object) => {
+    try {
+      return object === null || typeof object !== "object" ? null : get(object);
+    } catch {
+      return null;
+    }
+  };
+}
+
+/**
+ * Call `reopened` after each `document.open()` of the window's document (and `write`, which
+ * opens a loaded one): it removes every listener of the window and the document, the
+ * extension's too. A write while the page is parsed (an ad's) opens nothing: its root stays.
+ * @param {Window} win the page's own window.
+ * @param {() => void} reopened
+ */
+export function watchDocumentOpen(win, reopened) {
+  const proto = win.Document.prototype;
+  const rootOf = nativeGetter(proto, "documentElement");
+  for (const name of ["open", "write", "writeln"]) {
+    const method = proto[name];
+    if (typeof method !== "function") continue;
+    proto[name] = {
+      [name](...args) {
+        const root = this === win.document ? rootOf(this) : undefined;
+        try {
+          return method.apply(this, args);
+        } finally {
+          if (root !== undefined && rootOf(this) !== root) reopened();
+        }
+      },
+    }[name];
   }
 }
 
@@ -289,7 +426,8 @@ export function holdPickedFiles(win, protectFiles) {
  * Images a page script reads from the clipboard (`navigator.clipboard.read()`), from the
  * page's world: an image of a clipboard item is protected when the page asks for it
  * (`getType`), once per item and type, and a refused one rejects. As with a paste, copied
- * text that comes with a picture of itself stays as it is.
+ * text that comes with a picture of itself stays as it is (text that is only image file
+ * names, a copied file's, is a photo).
  * @param {Window} win the page's own window (its prototypes are the page's).
  * @param {(blobs: Blob[]) => Promise<File[] | null>} protectFiles as for interceptChoices,
  *   given the clipboard's Blob.
@@ -300,10 +438,12 @@ export function holdClipboardImages(win, protectFiles) {
   const getType = nativeMethod(Item.prototype, "getType");
   const typesOf = nativeGetter(Item.prototype, "types");
   const includes = nativeMethod(Array.prototype, "includes");
+  const textOf = nativeMethod(win.Blob.prototype, "text");
   const asked = privateWeakMap();  // item -> its images asked for, by type (no prototype)
   Item.prototype.getType = async function getImage(type) {
     const types = typesOf(this);
-    if (!startsWith(String(type), "image/") || !includes(types, type) || includes(types, "text/plain")) {
+    if (!startsWith(String(type), "image/") || !includes(types, type) ||
+        (includes(types, "text/plain") && isOtherText(await textOf(await getType(this, "text/plain"))))) {
       return getType(this, type);
     }
     const images = asked.get(this) ?? Object.create(null);
@@ -323,6 +463,7 @@ export function holdClipboardImages(win, protectFiles) {
  *   and never reaches the page; false, it goes as it is.
  * @param {() => boolean} active whether a site of the page is on now: when none is, a
  *   choice, drop or paste is the browser's and the page's alone.
+ * @returns {() => void} adds the listeners again (after `document.open()` removed them).
  */
 export function interceptChoices(win, protectFiles, refusesFolder = () => false, active = () => true) {
   const holdChoice = choiceHolder(protectFiles);
@@ -349,24 +490,37 @@ export function interceptChoices(win, protectFiles, refusesFolder = () => false,
     const target = event.composedPath()[0];
     event.preventDefault();  // the browser would open the file, or paste the original
     event.stopImmediatePropagation();
+    if (event.type === "drop" && target instanceof win.HTMLInputElement && target.type === "file") {
+      holdChoice.choose(target, target.multiple ? files : files.slice(0, 1));  // the browser's own drop
+      return;
+    }
     protectFiles(files).then((chosen) => {
       if (chosen === null) return;
-      if (event.type === "drop" && target instanceof win.HTMLInputElement && target.type === "file") {
-        giveInput(target, target.multiple ? chosen : chosen.slice(0, 1));  // the browser's own drop
-        return;
-      }
       const carried = filesOf(chosen);
       for (const [type, value] of strings) carried.setData(type, value);
       (target.isConnected ? target : win.document).dispatchEvent(remake(event, carried));
     }, (error) => console.error("GRASP Guard could not protect the photo", error));
   };
-  win.addEventListener("input", onChoice, true);
-  win.addEventListener("change", onChoice, true);
-  win.addEventListener("submit", submitHolder(win, holdChoice), true);
+  const submits = submitHolder(win, holdChoice);
   const dragFields = (event) => Object.fromEntries(DRAG_FIELDS.map((k) => [k, event[k]]));
-  win.addEventListener("drop", onTransfer((e) => e.dataTransfer, (held, dataTransfer) =>
-    new DragEvent("drop", { ...dragFields(held), bubbles: true, cancelable: true, composed: true, dataTransfer })), true);
-  win.addEventListener("paste", onTransfer((e) => e.clipboardData, (_held, clipboardData) =>
-    new ClipboardEvent("paste", { bubbles: true, cancelable: true, composed: true, clipboardData }),
-  textWithPicture), true);
+  const listeners = {
+    input: onChoice,
+    change: onChoice,
+    submit: submits.submit,
+    invalid: submits.invalid,
+    click: submits.activate,
+    keydown: submits.activate,
+    drop: onTransfer((e) => e.dataTransfer, (held, dataTransfer) =>
+      new DragEvent("drop", { ...dragFields(held), bubbles: true, cancelable: true, composed: true, dataTransfer })),
+    paste: onTransfer((e) => e.clipboardData, (_held, clipboardData) =>
+      new ClipboardEvent("paste", { bubbles: true, cancelable: true, composed: true, clipboardData }),
+    textWithPicture),
+  };
+  // The same listeners each time: added again after `document.open()`, which removes every
+  // listener of the window (the page-world script says when), never twice.
+  const install = () => {
+    for (const [type, listener] of Object.entries(listeners)) win.addEventListener(type, listener, true);
+  };
+  install();
+  return install;
 }

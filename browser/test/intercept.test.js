@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { choiceHolder, holdClipboardImages, holdPickedFiles, holdUnreachableInputs, interceptChoices } from "../lib/intercept.js";
+import {
+  choiceHolder, holdClipboardImages, holdPickedFiles, holdUnreachableInputs, interceptChoices, watchDocumentOpen,
+} from "../lib/intercept.js";
 
 /** What the listeners use of a DataTransfer: files, string types, setData/getData. */
 class FakeTransfer {
@@ -162,6 +164,11 @@ class FakeInput extends EventTarget {
   files = [];
 }
 
+class FakeButton {
+  type = "submit";
+  constructor(form) { this.form = form; }
+}
+
 class FakeForm {
   isConnected = true;
   submitted = [];
@@ -171,10 +178,11 @@ class FakeForm {
 
 function formStage(protectFiles) {
   const { listeners, win } = stage();
-  Object.assign(win, { HTMLInputElement: FakeInput, HTMLFormElement: FakeForm });
+  Object.assign(win, { HTMLInputElement: FakeInput, HTMLFormElement: FakeForm, HTMLElement: FakeButton });
   interceptChoices(win, protectFiles);
   const input = new FakeInput();
   const form = new FakeForm([input]);
+  input.form = form;
   const choose = (file) => {
     input.files = [file];
     listeners.change({ isTrusted: true, composedPath: () => [input], stopImmediatePropagation() {} });
@@ -187,7 +195,20 @@ function formStage(protectFiles) {
     });
     return held;
   };
-  return { input, form, choose, submit };
+  const drop = (file) => {
+    const dataTransfer = new FakeTransfer();
+    dataTransfer.items.add(file);
+    listeners.drop({ type: "drop", isTrusted: true, dataTransfer, composedPath: () => [input],
+      preventDefault() {}, stopImmediatePropagation() {} });
+  };
+  /** The user's click on a submit button, then the browser's validation of the emptied input. */
+  const clickSubmitOfRequired = (button, isTrusted = true) => {
+    if (isTrusted) listeners.click({ type: "click", isTrusted: true, composedPath: () => [button] });
+    const held = { prevented: false };
+    listeners.invalid({ type: "invalid", isTrusted: true, target: input, preventDefault: () => { held.prevented = true; } });
+    return held;
+  };
+  return { input, form, choose, submit, drop, clickSubmitOfRequired };
 }
 
 const photo = () => new File([new Uint8Array([0xff, 0xd8, 0xff])], "me.jpg", { type: "image/jpeg" });
@@ -247,22 +268,83 @@ test("a second submit while the first is held is not made again: the form goes o
   assert.deepEqual(form.submitted, [again]);
 });
 
+test("a required input held empty fails the browser's validation: the user's submit is held, then made with the photo", async () => {
+  let answer;
+  const { form, choose, clickSubmitOfRequired } = formStage(() => new Promise((resolve) => { answer = resolve; }));
+  choose(photo());
+  const button = new FakeButton(form);
+  assert.deepEqual(clickSubmitOfRequired(button), { prevented: true });  // no "select a file" bubble
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(clickSubmitOfRequired(button, false), { prevented: false });  // a script's checkValidity() later
+  answer([new File([new Uint8Array([1])], "me.jpg", { type: "image/jpeg" })]);
+  await settle();
+  assert.deepEqual(form.submitted, [button]);
+});
+
+test("a photo dropped on an input while an earlier choice is protected stands: the earlier result never replaces it", async () => {
+  const answers = [];
+  const { input, choose, drop } = formStage(() => new Promise((resolve) => { answers.push(resolve); }));
+  const changes = [];
+  input.addEventListener("change", () => changes.push(input.files[0].name));
+  choose(photo());
+  drop(new File([new Uint8Array([0xff, 0xd8, 0xff])], "second.jpg", { type: "image/jpeg" }));
+  answers[1]([new File([new Uint8Array([2])], "second.jpg", { type: "image/jpeg" })]);
+  await settle();
+  answers[0]([new File([new Uint8Array([1])], "me.jpg", { type: "image/jpeg" })]);
+  await settle();
+  assert.deepEqual(changes, ["second.jpg"]);
+});
+
+test("document.open(), which removes every listener, is told each time; a write while the page is parsed is not", () => {
+  class FakeDocument {
+    root = {};
+    get documentElement() { return this.root; }
+    open() { this.root = null; return this; }
+    write(html) {
+      if (html === "bad") throw new Error("no");
+      if (this.root === null) this.root = {};  // the parser made a new one
+    }
+  }
+  let told = 0;
+  const document = new FakeDocument();
+  watchDocumentOpen({ Document: FakeDocument, document }, () => { told += 1; });
+  document.write("<p>ad</p>");  // while the page is parsed: nothing removed
+  assert.equal(told, 0);
+  assert.equal(document.open(), document);
+  assert.equal(told, 1);
+  document.write("<p>");  // on the emptied document: the parser's new root
+  assert.equal(told, 2);
+  assert.throws(() => document.write("bad"), /no/);  // thrown, and nothing opened
+  new FakeDocument().open();  // another frame's document: its own script is told
+  assert.equal(told, 2);
+});
+
 /** A page's world with file inputs made by its scripts (never put in the document). */
 function pageWorld() {
   globalThis.DataTransfer = FakeTransfer;
-  class FakeNode extends EventTarget {}  // the page's EventTarget.prototype, as the extension patches it
+  // the page's EventTarget.prototype, as the extension patches it; brands are read through
+  // prototype getters, as the browser's
+  class FakeNode extends EventTarget {
+    get nodeType() { return 1; }
+  }
   const document = new FakeNode();
-  class FakeInput extends FakeNode {
-    constructor() {
-      super();
-      this.type = "file";
-      this.files = [];
-      this.root = {};  // not in the document
-    }
-    getRootNode() { return this.root; }
+  class FakeElement extends FakeNode {
     click() {}
   }
-  return { win: { EventTarget: FakeNode, Node: FakeNode, HTMLInputElement: FakeInput, document }, FakeInput };
+  class FakeInput extends FakeElement {
+    #files = [];
+    constructor() {
+      super();
+      this.root = {};  // not in the document
+    }
+    get type() { return "file"; }
+    get files() { return this.#files; }
+    set files(list) { this.#files = list; }
+    getRootNode() { return this.root; }
+  }
+  const win = Object.assign(new EventTarget(), { EventTarget: FakeNode, Node: FakeNode, HTMLElement: FakeElement,
+    HTMLInputElement: FakeInput, document });
+  return { win, FakeInput };
 }
 
 /** The user's choice of `files` in `input`: a trusted `change`. */
@@ -306,6 +388,24 @@ test("a script-made input the page listens to only after the picker opens is hel
   inDocument.addEventListener("change", () => seen.push([...inDocument.files]), true);
   userChoice(inDocument, [original]);
   assert.deepEqual([seen, asked.length], [[[original]], 1]);
+});
+
+test("a script-made input whose picker opens another way is held too: a dispatched click, HTMLElement's click", async () => {
+  const { win, FakeInput } = pageWorld();
+  const original = new File([new Uint8Array([0xff, 0xd8, 0xff])], "me.jpg", { type: "image/jpeg" });
+  const protectedCopy = new File([new Uint8Array([1])], "me.jpg", { type: "image/jpeg" });
+  holdUnreachableInputs(win, choiceHolder(async (files) => files.map((f) => (f === original ? protectedCopy : f))));
+  for (const open of [(input) => input.dispatchEvent(new Event("click")), (input) => win.HTMLElement.prototype.click.call(input)]) {
+    const input = new FakeInput();
+    const seen = [];
+    open(input);
+    // a handler the extension's addEventListener never sees (an onchange property)
+    EventTarget.prototype.addEventListener.call(input, "change", () => seen.push([...input.files]));
+    const done = new Promise((resolve) => setTimeout(resolve, 10));
+    userChoice(input, [original]);
+    await done;
+    assert.deepEqual(seen, [[protectedCopy]]);
+  }
 });
 
 test("a library that wraps addEventListener after the extension still sees every input's listeners", async () => {
@@ -463,7 +563,7 @@ function clipboardStage(protectFiles, copied) {
     get types() { return Object.keys(this.blobs); }
     async getType(type) { return this.blobs[type]; }
   }
-  const win = { ClipboardItem: FakeItem, DOMException };
+  const win = { ClipboardItem: FakeItem, DOMException, Blob };
   holdClipboardImages(win, protectFiles);
   return { read: async () => copied.map((blobs) => new FakeItem(blobs)), FakeItem };
 }
@@ -475,8 +575,9 @@ test("an image a script reads from the clipboard is its protected copy, protecte
   const { read, FakeItem } = clipboardStage(async (blobs) => {
     asked.push(blobs);
     return [copy];
-  }, [{ "image/png": png, "text/html": "<img>" }, { "image/png": png, "text/plain": "a table" }]);
-  const [photoItem, textItem] = await read();
+  }, [{ "image/png": png, "text/html": "<img>" }, { "image/png": png, "text/plain": new Blob(["a table"]) },
+    { "image/png": png, "text/plain": new Blob(["IMG_0042.JPG"]) }]);
+  const [photoItem, textItem, fileItem] = await read();
   assert.equal(asked.length, 0);  // nothing protected until the page asks for the image
   assert.equal(await photoItem.getType("text/html"), "<img>");
   assert.equal(await photoItem.getType("image/png"), copy);
@@ -487,6 +588,8 @@ test("an image a script reads from the clipboard is its protected copy, protecte
   // copied text with a picture of itself, and a type the item does not hold: as they are
   assert.equal(await textItem.getType("image/png"), png);
   assert.equal(await photoItem.getType("image/gif"), undefined);
+  // a copied file, whose text is only its name: a photo, as when pasted
+  assert.equal(await fileItem.getType("image/png"), copy);
 });
 
 test("a clipboard image that was refused never reads; a failed protection is tried again", async () => {
