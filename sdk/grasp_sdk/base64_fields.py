@@ -37,7 +37,7 @@ def _no_constant(name: str) -> float:
 
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 _BOM = "\ufeff"
-_NUMBER_FIRST = re.compile(r"\[\s*-?\d")
+_NUMBERS = re.compile(r"\[[\d\s,.eE+-]*+\]")  # a flat array of numbers, or of nothing JSON reads
 _ImageArray = tuple[ByteArray, bytes]
 
 
@@ -49,9 +49,10 @@ class Base64Text:
         prefix: the ``data:...;base64,`` prefix, or ``""``.
         urlsafe: ``-_`` instead of ``+/``.
         padded: ``=`` padding kept.
-        padding_shown: whether the text shows if its writer pads (it ends with ``=``, or its
-            length is no multiple of 4); where not, ``padded`` is a guess, and only a
-            replacement as long as the image is written the same either way.
+        padding_shown: whether the text shows if its writer pads (it ends with ``=``, its
+            length is no multiple of 4, or it is in the standard alphabet, whose writers
+            pad); where not, ``padded`` is a guess, and only a replacement as long as the
+            image is written the same either way.
         line_length: characters per line when wrapped, 0 when on one line.
         line_sep: the line separator when wrapped.
         trailing_sep: whether the text ends with a line separator.
@@ -118,7 +119,8 @@ def _decode(text: str, image_only: bool) -> tuple[Base64Text, bytes] | None:
     # Unpadded text of a length a multiple of 4 says nothing of its writer: URL-safe writers
     # mostly leave padding out (JWT, RFC 7515), standard ones put it in.
     padded = payload.endswith("=") or (len(payload) % 4 == 0 and not urlsafe)
-    shown = payload.endswith("=") or len(payload) % 4 != 0
+    # standard writers pad (btoa, FileReader, b64encode); URL-safe ones go either way
+    shown = payload.endswith("=") or len(payload) % 4 != 0 or not urlsafe
     return Base64Text(prefix, urlsafe, padded, shown, line_length, line_sep, trailing_sep), data
 
 
@@ -197,10 +199,8 @@ def _scan(text: str, i: int, path: tuple[str | int, ...],
         end, style, data = array
         out.append((path, i, end, (style, data)))
         return end
-    if c == "[" and _NUMBER_FIRST.match(text, i):  # numbers, most likely: read at C speed
-        values, end = _DECODER.raw_decode(text, i)
-        if not any(isinstance(v, (str, list, dict)) for v in values):
-            return int(end)
+    if c == "[" and _NUMBERS.match(text, i):  # an array of numbers only: checked at C speed
+        return int(_DECODER.raw_decode(text, i)[1])
     if c in ("{", "["):
         close = "}" if c == "{" else "]"
         i = _skip_ws(text, i + 1)

@@ -217,6 +217,10 @@ async def test_base64_that_hides_whether_its_writer_pads_is_replaced_at_its_leng
     assert fake_protect.calls[0][1].size_mode == ("exact" if hidden else "any")
     new = json.loads(out.body)["photo"]
     assert base64.urlsafe_b64decode(new) == fake_protect.transform(photo)
+    standard = json.dumps({"photo": base64.b64encode(photo).decode()}).encode()
+    await rewrite_upload("POST", "https://site.test/api", {"Content-Type": "application/json"},
+                         standard, policy, fake_protect)
+    assert fake_protect.calls[-1][1].size_mode == "any"  # standard writers pad: no exact size
     if hidden:
         fake_protect.mode = "append"  # a service that ignores size_mode=exact
         with pytest.raises(RewriteError, match="size_mode=exact"):

@@ -28,8 +28,9 @@ export class Base64Text {
    * @param {boolean} style.urlsafe `-_` instead of `+/`.
    * @param {boolean} style.padded `=` padding kept.
    * @param {boolean} [style.paddingShown] whether the text shows if its writer pads (it ends
-   *   with `=`, or its length is no multiple of 4); where not, `padded` is a guess, and only a
-   *   replacement as long as the image is written the same either way.
+   *   with `=`, its length is no multiple of 4, or it is in the standard alphabet, whose
+   *   writers pad); where not, `padded` is a guess, and only a replacement as long as the
+   *   image is written the same either way.
    * @param {number} [style.lineLength] characters per line when wrapped, 0 on one line.
    * @param {string} [style.lineSep] the line separator when wrapped.
    * @param {boolean} [style.trailingSep] whether the text ends with a line separator.
@@ -81,7 +82,8 @@ export function decodeImageText(text) {
   // Unpadded text of a length a multiple of 4 says nothing of its writer: URL-safe writers
   // mostly leave padding out (JWT, RFC 7515), standard ones put it in.
   const padded = payload.endsWith("=") || (payload.length % 4 === 0 && !urlsafe);
-  const paddingShown = payload.endsWith("=") || payload.length % 4 !== 0;
+  // standard writers pad (btoa, FileReader, b64encode); URL-safe ones go either way
+  const paddingShown = payload.endsWith("=") || payload.length % 4 !== 0 || !urlsafe;
   return { style: new Base64Text({ prefix, urlsafe, padded, paddingShown, lineLength, lineSep, trailingSep }), data };
 }
 

@@ -9,9 +9,10 @@
 import { imageType } from "./sniff.js";
 
 const INTEGER = "-?(?:0|[1-9]\\d{0,2})";
-// The first 16 values: enough for imageType, and all of an array not an image's read here.
+// The first 16 values: enough for imageType, and all of an array not an image's read here;
+// an image's is then read by a loop and JSON.parse (a regex over a photo's megabytes of
+// values runs out of stack).
 const HEAD = new RegExp(`\\[(\\s*)${INTEGER}(\\s*,\\s*)${INTEGER}(?:\\s*,\\s*${INTEGER}){14}`, "y");
-const WHOLE = new RegExp(`\\[\\s*${INTEGER}(?:\\s*,\\s*${INTEGER})*(\\s*)\\]`, "y");
 const VALUE = /-?\d+/g;
 
 /** How one image was written as a JSON array, to write its replacement the same way. */
@@ -47,14 +48,32 @@ export function imageArrayAt(text, i) {
   if (head === null) return null;
   const start = asBytes(head[0].match(VALUE).map(Number));
   if (start === null || imageType(start) === null) return null;
-  WHOLE.lastIndex = i;
-  const whole = WHOLE.exec(text);
-  if (whole === null) return null;
-  const values = whole[0].match(VALUE).map(Number);
+  const end = arrayEnd(text, i);
+  if (end === null) return null;
+  let values;
+  try {
+    values = JSON.parse(text.slice(i, end));
+  } catch {
+    return null;  // the generic scan says what is wrong
+  }
+  if (!values.every(Number.isInteger)) return null;
   const data = asBytes(values);
   if (data === null) return null;
-  const style = new ByteArray({ signed: values.some((v) => v < 0), opening: head[1], separator: head[2], closing: whole[1] });
-  return { end: WHOLE.lastIndex, style, data };
+  let close = end - 1;
+  while (" \t\r\n".includes(text[close - 1])) close -= 1;
+  const style = new ByteArray({ signed: values.some((v) => v < 0), opening: head[1], separator: head[2], closing: text.slice(close, end - 1) });
+  return { end, style, data };
+}
+
+/** One past the `]` of an array of numbers at `text[i]` (digits, signs, commas, spaces), or null. */
+function arrayEnd(text, i) {
+  for (let j = i + 1; j < text.length; j++) {
+    const c = text.charCodeAt(j);
+    if (c === 0x5d) return j + 1;  // ]
+    const number = (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2c;  // 0-9 - ,
+    if (!number && c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return null;
+  }
+  return null;
 }
 
 /** The bytes of byte values (0 to 255, or -128 to 127 when one is negative), or null. */

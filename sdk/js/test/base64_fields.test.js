@@ -90,6 +90,7 @@ test("text shows whether its writer pads only by its end or its length", () => {
     const hidden = photo.length % 3 === 0;
     assert.equal(decodeImageText(padded).style.paddingShown, !hidden);
     assert.equal(decodeImageText(padded.replace(/=+$/, "")).style.paddingShown, !hidden);
+    assert.equal(decodeImageText(toBase64(photo)).style.paddingShown, true);  // standard writers pad
   }
 });
 

@@ -46,3 +46,9 @@ test("a byte-array image beside a base64 one", () => {
   const body = utf8(JSON.stringify({ a: Array.from(JPEG), b: [toBase64(JPEG), 1] }));
   assert.deepEqual(findJsonImages(body).map((s) => s.location), ["json $.a", "json $.b[0]"]);
 });
+
+test("a photo of megabytes as byte values is read (a regex over it would run out of stack)", () => {
+  const big = new Uint8Array(5_000_000).map((_, i) => (i < 4 ? [0xff, 0xd8, 0xff, 0xe0][i] : i % 256));
+  const [slot] = findJsonImages(utf8(JSON.stringify({ photo: Array.from(big) })));
+  assert.equal(slot.data.length, big.length);
+});
