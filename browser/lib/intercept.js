@@ -184,16 +184,20 @@ function submitHolder(win, holdChoice) {
     },
     invalid: (event) => {
       const input = event.target;
-      if (!event.isTrusted || !holdChoice.isPending(input) || activated?.form !== input.form) return;
+      // the browser's own validation, after the click or key went through the page's
+      // listeners (a page's reportValidity() in one of them is the page's)
+      if (!event.isTrusted || !holdChoice.isPending(input) || activated?.form !== input.form ||
+          activated.event.eventPhase !== Event.NONE || activated.event.defaultPrevented) return;
       event.preventDefault();  // no "select a file" bubble: the photo is on its way
       hold(input.form, activated.submitter);
     },
     activate: (event) => {
-      const node = event.composedPath()[0];
-      if (!event.isTrusted || !(node instanceof win.HTMLElement) || !node.form) return;
-      const isSubmit = event.type === "click" ? node.type === "submit" || node.type === "image" : event.key === "Enter";
-      if (!isSubmit) return;
-      activated = { form: node.form, submitter: event.type === "click" ? node : null };
+      if (!event.isTrusted) return;
+      // the submit button clicked (its label or icon may be what was hit), or Enter in a field
+      const node = event.composedPath().find((n) => n instanceof win.HTMLElement && n.form &&
+        (event.type === "click" ? n.type === "submit" || n.type === "image" : event.key === "Enter"));
+      if (node === undefined) return;
+      activated = { form: node.form, submitter: event.type === "click" ? node : null, event };
       setTimeout(() => { activated = null; }, 0);  // the browser validates in the same task
     },
   };
@@ -224,8 +228,10 @@ export function holdUnreachableInputs(win, holdChoice) {
   const listen = target.addEventListener;  // the browser's: the extension's own go straight to it
   const isFileInput = brandCheck(win.HTMLInputElement.prototype, "type", (type) => type === "file");
   const isNode = brandCheck(win.Node.prototype, "nodeType", () => true);
+  // a keystroke's `input` (a text field's); a file input's is a plain Event
+  const isInputEvent = win.InputEvent ? brandCheck(win.InputEvent.prototype, "inputType", () => true) : () => false;
   const controlOf = win.HTMLLabelElement ? brandGetter(win.HTMLLabelElement.prototype, "control") : () => null;
-  const closest = win.Element ? nativeMethod(win.Element.prototype, "closest") : () => null;
+  const closestLabel = win.Element ? brandMethod(win.Element.prototype, "closest") : () => null;
   const shadowOf = win.Element ? brandGetter(win.Element.prototype, "shadowRoot") : () => null;
   const filesOfInput = nativeGetter(win.HTMLInputElement.prototype, "files");
   const countOf = win.FileList ? nativeGetter(win.FileList.prototype, "length") : (list) => list.length;
@@ -249,23 +255,36 @@ export function holdUnreachableInputs(win, holdChoice) {
     listen.call(node, "input", onChoice, true);
     listen.call(node, "change", onChoice, true);
   };
-  /** The file inputs of a shadow tree and the shadow trees in it that hold a choice the
-   * extension did not give them (read through the built-ins: a page's own cannot hide one). */
-  const chosenUnder = (root, found = []) => {
+  // The file input whose picker opened last in each closed root: a click on it or its label
+  // (the user's, or the page's own `click()`), seen in the root, where the window sees only
+  // the host; or `showPicker()`.
+  const opened = privateWeakMap();  // closed root -> that input
+  const rootOf = nativeMethod(win.Node.prototype, "getRootNode");
+  const recordOpened = (event) => {
+    const node = event.composedPath()[0];
+    const label = isFileInput(node) ? null : closestLabel(node, "label");
+    const input = label ? controlOf(label) : node;
+    if (isFileInput(input)) opened.set(event.currentTarget, input);
+  };
+  /** [root, input]: the input opened in a closed root (or one within it) that holds a choice
+   * the extension did not give it (read through the built-ins: a page's own cannot hide one). */
+  const openedUnder = (root) => {
+    const input = opened.get(root);
+    if (input && countOf(filesOfInput(input)) > 0 && !given.get(filesOfInput(input))) return [root, input];
     const nodes = allUnder(root, "*");
     for (let i = 0; i < countNodes(nodes); i++) {
-      const node = itemOf(nodes, i);
-      const inner = closedRoots.get(node) ?? shadowOf(node);
-      if (isFileInput(node) && countOf(filesOfInput(node)) > 0 && !given.get(filesOfInput(node))) found[found.length] = node;
-      else if (inner) chosenUnder(inner, found);
+      const inner = closedRoots.get(itemOf(nodes, i)) ?? shadowOf(itemOf(nodes, i));
+      const found = inner ? openedUnder(inner) : null;
+      if (found) return found;
     }
-    return found;
+    return null;
   };
   const onHostChoice = (event) => {
-    const root = event.isTrusted ? closedRoots.get(event.composedPath()[0]) : undefined;
-    if (root === undefined) return;
-    const chosen = chosenUnder(root);
-    for (let i = 0; i < chosen.length; i++) holdChoice(event, chosen[i]);
+    const root = event.isTrusted && !isInputEvent(event) ? closedRoots.get(event.composedPath()[0]) : undefined;
+    const found = root === undefined ? null : openedUnder(root);
+    if (found === null) return;
+    opened.delete(found[0]);
+    holdChoice(event, found[1]);
   };
   // Patched where it is defined, so that a library wrapping it later (zone.js, an error
   // tracker) wraps this one, and the page's listeners go through both.
@@ -280,20 +299,21 @@ export function holdUnreachableInputs(win, holdChoice) {
     win.Element.prototype.attachShadow = function attachShadow(...args) {
       const root = attach.apply(this, args);
       watch(root);
-      if (args[0]?.mode === "closed") closedRoots.set(this, root);
+      if (args[0]?.mode === "closed") {
+        closedRoots.set(this, root);
+        listen.call(root, "click", recordOpened, true);
+      }
       return root;
     };
   }
   // A picker opens on a file input's activation: its click (HTMLElement's, or a label's for
   // it, or an element's in that label), a dispatched click, or showPicker.
   const watchPicker = (node) => {
-    if (isFileInput(node)) {
-      watch(node);
-      return;
-    }
-    const label = isNode(node) ? closest(node, "label") : null;
-    const control = label ? controlOf(label) : null;
-    if (isFileInput(control)) watch(control);
+    const label = isFileInput(node) ? null : closestLabel(node, "label");
+    const input = label ? controlOf(label) : node;
+    if (!isFileInput(input)) return;
+    watch(input);
+    opened.set(rootOf(input), input);
   };
   const opener = (proto, name, opens = () => true) => {
     const open = proto?.[name];
@@ -318,6 +338,19 @@ function brandCheck(proto, name, test) {
   return (object) => {
     const value = get(object);
     return value !== null && test(value);
+  };
+}
+
+/** `proto`'s native method `name`, as a function of any object and its arguments: null where
+ * it has not the brand (a document's `closest`). */
+function brandMethod(proto, name) {
+  const method = nativeMethod(proto, name);
+  return (object, ...args) => {
+    try {
+      return object === null || typeof object !== "object" ? null : method(object, ...args);
+    } catch {
+      return null;
+    }
   };
 }
 

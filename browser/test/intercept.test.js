@@ -201,9 +201,15 @@ function formStage(protectFiles) {
     listeners.drop({ type: "drop", isTrusted: true, dataTransfer, composedPath: () => [input],
       preventDefault() {}, stopImmediatePropagation() {} });
   };
-  /** The user's click on a submit button, then the browser's validation of the emptied input. */
-  const clickSubmitOfRequired = (button, isTrusted = true) => {
-    if (isTrusted) listeners.click({ type: "click", isTrusted: true, composedPath: () => [button] });
+  /**
+   * The user's click on a submit button (on `hit`, in it), then the browser's validation of
+   * the emptied input: once the click went through the page's listeners (its phase NONE),
+   * or from one of them (a page's reportValidity()).
+   */
+  const clickSubmitOfRequired = (button, { isTrusted = true, hit = button, eventPhase = 0 } = {}) => {
+    const click = { type: "click", isTrusted: true, eventPhase: 1, defaultPrevented: false, composedPath: () => [hit, button, form] };
+    if (isTrusted) listeners.click(click);
+    click.eventPhase = eventPhase;
     const held = { prevented: false };
     listeners.invalid({ type: "invalid", isTrusted: true, target: input, preventDefault: () => { held.prevented = true; } });
     return held;
@@ -273,9 +279,11 @@ test("a required input held empty fails the browser's validation: the user's sub
   const { form, choose, clickSubmitOfRequired } = formStage(() => new Promise((resolve) => { answer = resolve; }));
   choose(photo());
   const button = new FakeButton(form);
-  assert.deepEqual(clickSubmitOfRequired(button), { prevented: true });  // no "select a file" bubble
+  assert.deepEqual(clickSubmitOfRequired(button, { eventPhase: 2 }), { prevented: false });  // the page's reportValidity()
   await new Promise((resolve) => setTimeout(resolve, 0));
-  assert.deepEqual(clickSubmitOfRequired(button, false), { prevented: false });  // a script's checkValidity() later
+  assert.deepEqual(clickSubmitOfRequired(button, { hit: { name: "the button's icon" } }), { prevented: true });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(clickSubmitOfRequired(button, { isTrusted: false }), { prevented: false });  // a script's checkValidity() later
   answer([new File([new Uint8Array([1])], "me.jpg", { type: "image/jpeg" })]);
   await settle();
   assert.deepEqual(form.submitted, [button]);
@@ -326,6 +334,7 @@ function pageWorld() {
   // prototype getters, as the browser's
   class FakeNode extends EventTarget {
     get nodeType() { return 1; }
+    getRootNode() { return this.root ?? this; }
   }
   const document = new FakeNode();
   class FakeElement extends FakeNode {
@@ -340,7 +349,6 @@ function pageWorld() {
     get type() { return "file"; }
     get files() { return this.#files; }
     set files(list) { this.#files = list; }
-    getRootNode() { return this.root; }
   }
   const win = Object.assign(new EventTarget(), { EventTarget: FakeNode, Node: FakeNode, HTMLElement: FakeElement,
     HTMLInputElement: FakeInput, document });

@@ -108,6 +108,22 @@ field.type = "file";
 field.onchange = () => note("the component's onchange", field.files[0]);
 window.addEventListener("input", () => note("the window's capture listener", root.querySelector("input").files[0]), true);
 </script>""",
+    # a component's form in a closed shadow root: a caption, a checkbox, and a file input the
+    # page fills itself (a cropped photo); the page listens to the window's `input`
+    "closed-form": """<div id="host"></div>
+<script>
+const root = document.getElementById("host").attachShadow({mode: "closed"});
+root.innerHTML = `<input id="caption"><input type="checkbox" id="box" style="width:40px;height:40px">
+<input type="file" id="cropped">`;
+[window.caption, window.box, window.cropped] = ["caption", "box", "cropped"].map((id) => root.getElementById(id));
+const made = new DataTransfer();
+made.items.add(new File([new Uint8Array([0xff, 0xd8, 0xff, 0xe0])], "cropped.jpg", {type: "image/jpeg"}));
+cropped.files = made.files;
+window.inputs = [];
+window.addEventListener("input", () => inputs.push([caption.value, box.checked]), true);
+window.menuClosed = false;
+document.addEventListener("click", () => { menuClosed = true; });
+</script>""",
     # the page rewrites its document (document.open, write, close), then listens on the new
     # file input and drop zone
     "rewritten": """<p>loading</p>
@@ -300,16 +316,46 @@ async def test_a_detached_inputs_choice_reaches_the_page_protected(
     assert read == [("the page's handler", "photo protected")]
 
 
+@pytest.mark.parametrize("opener", ["the user's click", "the component's click()"])
 async def test_a_window_listener_reading_a_closed_shadow_input_gets_only_the_protected_photo(
-        holds_browser: Browser, holds_site: HoldsSite, face_file: Path) -> None:
+        holds_browser: Browser, holds_site: HoldsSite, face_file: Path, opener: str) -> None:
     # The user picks a photo in a component's input, in a closed shadow root: the page's
     # window listener, reading the input through the root it kept, never gets the original.
     async with holds_browser.page() as page:
         await page.open(holds_site.url("closed-shadow"), "window.field !== undefined")
+        await page.call("Page.enable")
+        await page.call("Page.setInterceptFileChooserDialog", enabled=True)  # no dialog: we pick
+        if opener == "the user's click":
+            x, y = await page.evaluate("(() => { const r = field.getBoundingClientRect(); "
+                                       "return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+            for kind in ("mousePressed", "mouseReleased"):
+                await page.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+        else:
+            await page.call("Runtime.evaluate", expression="field.click()", userGesture=True)
         await page.choose_file_in("window.field", face_file)
         read = await what_the_page_read(page, names(photo=face_file), reads=2)
     assert read == [("the window's capture listener", "photo protected"),
                     ("the component's onchange", "photo protected")]
+
+
+async def test_the_pages_own_events_in_a_closed_root_go_by(
+        holds_browser: Browser, holds_site: HoldsSite, stand_in: StandIn) -> None:
+    # Typing in a closed root's caption, ticking its checkbox: the page's listener gets each
+    # input, and the photo the page put in the root's file input itself stays there, as it is.
+    async with holds_browser.page() as page:
+        await page.open(holds_site.url("closed-form"), "window.cropped !== undefined")
+        answered = stand_in.answered
+        await page.evaluate("caption.focus()")
+        await page.call("Input.insertText", text="me")
+        x, y = await page.evaluate("(() => { const r = box.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        for kind in ("mousePressed", "mouseReleased"):
+            await page.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+        await page.wait_for("inputs.length >= 2", READ_S)
+        assert await page.evaluate("inputs") == [["me", False], ["me", True]]
+        assert await page.evaluate("[cropped.files.length, cropped.files[0].name]") == [1, "cropped.jpg"]
+        # a click the page dispatches on its document (a menu closing) reaches its listener
+        assert await page.evaluate("document.dispatchEvent(new MouseEvent('click')); menuClosed") is True
+    assert stand_in.answered == answered
 
 
 @pytest.mark.parametrize("how", ["pick", "drop"])
