@@ -120,10 +120,11 @@ def decode(data: bytes, img: Image.Image) -> Stored:
     if depth > 8:
         notes.append(f"{depth}-bit AVIF written as 8-bit")
     layout = None
+    allowance = OpaqueAllowance()  # the file's, for all its metadata
     raw_exif = img.info.get("exif")
     if raw_exif:
         try:
-            layout = exif.parse(exif.split_prefix(raw_exif)[1])
+            layout = exif.parse(exif.split_prefix(raw_exif)[1], allowance)
             notes.extend(layout.notes())
         except exif.ExifError as e:
             notes.append(f"unreadable EXIF dropped ({e})")
@@ -134,7 +135,7 @@ def decode(data: bytes, img: Image.Image) -> Stored:
                 layout = None
     packet = img.info.get("xmp")
     if packet:
-        packet, removed = xmp.sanitize(packet)
+        packet, removed = xmp.sanitize(packet, allowance)
         notes.extend(xmp.notes(removed))
     img.load()
     pixels = np.asarray(img.convert("RGBA" if "A" in img.mode else "RGB"))
@@ -142,7 +143,7 @@ def decode(data: bytes, img: Image.Image) -> Stored:
         subsampling=subsampling,
         exif=raw_exif if layout is not None else None,
         exif_layout=layout,
-        icc_profile=icc.carried(img.info.get("icc_profile"), OpaqueAllowance(), notes),
+        icc_profile=icc.carried(img.info.get("icc_profile"), allowance, notes),
         xmp=packet or None,
     )
     return Stored(

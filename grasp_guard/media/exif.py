@@ -251,10 +251,10 @@ def _text(value: bytes, tag: int, order: str) -> bytes | None:
     return value[8:] if tag == _USER_COMMENT else value
 
 
-def _opaque_texts(tiff: bytes, directories: list[tuple[int, list[_Entry]]],
-                  order: str) -> tuple[tuple[int, int], ...]:
+def _opaque_texts(tiff: bytes, directories: list[tuple[int, list[_Entry]]], order: str,
+                  allowance: OpaqueAllowance) -> tuple[tuple[int, int], ...]:
     """(start, end) of the text values (ASCII tags, the user comment, Windows' tags) that
-    hold binary data or encoded runs past one allowance for the block.
+    hold binary data or encoded runs past the file's ``allowance``.
 
     Raises:
         ExifError: values overlapping past ``_MAX_SCANNED`` block lengths in all.
@@ -270,7 +270,6 @@ def _opaque_texts(tiff: bytes, directories: list[tuple[int, list[_Entry]]],
                     values.setdefault((start, min(start + size, len(tiff))), e.tag)
     if sum(end - start for start, end in values) > _MAX_SCANNED * len(tiff):
         raise ExifError("more overlapping text than a camera writes")
-    allowance = OpaqueAllowance()
     found = []
     for (start, end), tag in sorted(values.items()):
         text = _text(tiff[start:end], tag, order)
@@ -284,8 +283,9 @@ def _spans(directories: list[tuple[int, list[_Entry]]]) -> tuple[tuple[int, int]
     return tuple(sorted((at, at + 2 + 12 * len(entries) + 4) for at, entries in directories))
 
 
-def parse(tiff: bytes) -> ExifLayout:
-    """Locate orientation, thumbnail and embedded previews in a TIFF block (no ``Exif`` prefix).
+def parse(tiff: bytes, allowance: OpaqueAllowance | None = None) -> ExifLayout:
+    """Locate orientation, thumbnail and embedded previews in a TIFF block (no ``Exif`` prefix);
+    its text values are held to the file's ``allowance`` (the block's own where None).
 
     Raises:
         ExifError: the header or IFD0 cannot be read.
@@ -330,7 +330,7 @@ def parse(tiff: bytes) -> ExifLayout:
         thumbnail_entries=thumbnail_entries,
         strips=strips,
         directories=_spans(directories),
-        texts=_opaque_texts(tiff, directories, order),
+        texts=_opaque_texts(tiff, directories, order, allowance or OpaqueAllowance()),
         previews=(*previews, *_values_holding_images(tiff, directories, order, known)),
     )
 

@@ -103,9 +103,9 @@ def transform_orientation(properties: tuple[tuple[bytes, bytes], ...]) -> int:
     )
 
 
-def _carried_metadata(items: list[dict[str, Any]], notes: list[str]) -> tuple[dict[str, Any], ...]:
+def _carried_metadata(items: list[dict[str, Any]], notes: list[str],
+                      unknown: OpaqueAllowance) -> tuple[dict[str, Any], ...]:
     carried = []
-    unknown = OpaqueAllowance()
     for item in items:
         kind = str(item.get("type", "")).strip()
         data = item.get("data") or b""
@@ -171,18 +171,18 @@ def _item_index(data: bytes) -> bmff.ItemIndex:
 
 
 def _exif_and_xmp(
-    info: dict[str, Any], notes: list[str]
+    info: dict[str, Any], notes: list[str], allowance: OpaqueAllowance
 ) -> tuple[bytes | None, ExifLayout | None, bytes | None]:
     raw_exif, layout = info.get("exif"), None
     if raw_exif:
         try:
-            layout = exif.parse(exif.split_prefix(raw_exif)[1])
+            layout = exif.parse(exif.split_prefix(raw_exif)[1], allowance)
             notes.extend(layout.notes())
         except exif.ExifError as e:
             notes.append(f"unreadable EXIF dropped ({e})")
     packet = info.get("xmp")
     if packet:
-        packet, removed = xmp.sanitize(packet)
+        packet, removed = xmp.sanitize(packet, allowance)
         notes.extend(xmp.notes(removed))
     return (raw_exif if layout else None), layout, packet or None
 
@@ -216,8 +216,9 @@ def decode(data: bytes, *, max_pixels: int) -> Stored:
         )
     ]
     _dropped(heif_file, primary, data, notes)
-    exif_block, layout, packet = _exif_and_xmp(info, notes)
-    metadata = _carried_metadata(info.get("metadata", []), notes)
+    allowance = OpaqueAllowance()  # the file's, for all its metadata
+    exif_block, layout, packet = _exif_and_xmp(info, notes, allowance)
+    metadata = _carried_metadata(info.get("metadata", []), notes, allowance)
     pixels = np.asarray(primary.to_pillow().convert("RGBA" if primary.has_alpha else "RGB"))
     upright = pixels[:, :, :3]
     coded = transform_orientation(
@@ -244,7 +245,7 @@ def decode(data: bytes, *, max_pixels: int) -> Stored:
         exif=exif_block,
         exif_layout=layout,
         xmp=packet,
-        icc_profile=icc.carried(info.get("icc_profile"), OpaqueAllowance(), notes),
+        icc_profile=icc.carried(info.get("icc_profile"), allowance, notes),
         icc_profile_type=info.get("icc_profile_type"),
         nclx_profile=info.get("nclx_profile"),
         metadata=metadata,

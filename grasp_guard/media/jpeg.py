@@ -194,7 +194,7 @@ def _metadata(data: bytes, notes: list[str]) -> tuple[list[Segment], list[exif.E
             continue
         if segment.marker == APP1 and segment.payload.startswith(exif.PREFIX):
             try:
-                layout = exif.parse(segment.payload[len(exif.PREFIX) :])
+                layout = exif.parse(segment.payload[len(exif.PREFIX) :], unknown)
             except exif.ExifError as e:
                 notes.append(f"unreadable EXIF dropped ({e})")
                 continue

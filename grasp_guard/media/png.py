@@ -208,7 +208,7 @@ def _carry_all(
             kept = None
         elif chunk.type == b"eXIf":
             try:
-                exif_layout = exif.parse(exif.split_prefix(chunk.data)[1])
+                exif_layout = exif.parse(exif.split_prefix(chunk.data)[1], unknown)
                 notes.extend(exif_layout.notes())
             except exif.ExifError as e:
                 notes.append(f"unreadable eXIf dropped ({e})")

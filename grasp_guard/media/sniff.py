@@ -68,8 +68,9 @@ def sniff_format(data: bytes) -> str | None:
 #: (an 18×18 RGB preview is 972 bytes).
 OPAQUE_BYTES_MAX = 1024
 
-# A payload written as text: base64 (wrapped or not), or hex with or without separators.
-# Words, identifiers and digests (a SHA-256 is 64 hex digits) are shorter than ENCODED_RUN.
+# A payload written as text: base64 (wrapped or not, at 16 characters a line or more), or hex
+# with or without separators. Words, identifiers and digests (a SHA-256 is 64 hex digits)
+# are shorter than ENCODED_RUN.
 # The text is first mapped to classes of characters, so that each search runs on a literal
 # prefix or consumes its runs whole: linear, about 0.1 s a megabyte.
 ENCODED_RUN = 128
@@ -87,12 +88,15 @@ def _classes(members: dict[bytes, bytes]) -> bytes:
 
 _AS_BASE64 = _classes({_BASE64_CHARS: b"a", b" \t\r\n": b" "})
 _AS_HEX = _classes({_BASE64_CHARS: b"x", _HEX_CHARS: b"h", b" \t\r\n,:": b"s"})
-_BASE64_RUN = re.compile(b"a" * 48 + rb"a*+(?: *+a{48,}+)*+")  # tokens of 48 or more, wrapped
+_BASE64_RUN = re.compile(b"a" * 16 + rb"a*+(?: *+a{16,}+)*+")  # tokens of 16 or more, wrapped
+# Line breaks XML writes as references (Adobe's XMP Toolkit): blanked, the same length.
+_XML_BREAKS = re.compile(rb"&#(?:x[aAdD]|1[03]);")
 _HEX_RUN = re.compile(rb"hhs(?:s{0,2}+hhs){7}(?:s{0,2}+hhs)*+")  # "a1 b2 c3 …", "a1:b2:…"
 
 
 def encoded_runs(text: bytes) -> list[tuple[int, int]]:
     """(start, end) of each hex or base64 run of :data:`ENCODED_RUN` characters or more."""
+    text = _XML_BREAKS.sub(lambda m: b" " * len(m.group()), text)
     runs = [m.span() for m in _BASE64_RUN.finditer(text.translate(_AS_BASE64))]
     runs += [m.span() for m in _HEX_RUN.finditer(text.translate(_AS_HEX))]
     return sorted(run for run in runs if run[1] - run[0] >= ENCODED_RUN)

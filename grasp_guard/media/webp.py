@@ -133,7 +133,7 @@ def _carry(
             icc_chunk = chunk if icc.carried(chunk.data, allowance, notes) else None
         elif chunk.fourcc == b"EXIF":
             try:
-                layout = exif.parse(exif.split_prefix(chunk.data)[1])
+                layout = exif.parse(exif.split_prefix(chunk.data)[1], allowance)
             except exif.ExifError as e:
                 notes.append(f"unreadable EXIF dropped ({e})")
                 continue

@@ -69,6 +69,14 @@ def test_hex_and_base64_runs_are_cut_from_text(payload: bytes) -> None:
     assert left.startswith(b"before ") and left.endswith(b" after") and len(left) < 64
 
 
+def test_base64_broken_by_xml_line_references_or_short_lines_is_one_run() -> None:
+    text = base64.b64encode(PREVIEW)
+    adobe = b"&#xA;".join(text[i : i + 76] for i in range(0, len(text), 76))  # Adobe's XMP Toolkit
+    short = b"\n".join(text[i : i + 40] for i in range(0, len(text), 40))
+    for wrapped in (adobe, short):
+        assert len(OpaqueAllowance().readable(b"x " + wrapped + b" y")) < 64
+
+
 def test_the_allowance_is_shared_across_a_files_carriers() -> None:
     allowance, run = OpaqueAllowance(), PREVIEW[:400].hex().encode()  # 800 characters
     assert binary_bytes(PREVIEW[:900]) > OPAQUE_BYTES_MAX - len(run)
@@ -135,6 +143,16 @@ def test_exif_text_values_holding_pixels_are_blanked_and_others_kept() -> None:
     assert tags["Exif"][piexif.ExifIFD.UserComment][8:] == bytes(len(PREVIEW))
     assert set(tags["0th"][piexif.ImageIFD.XPComment]) == {0}
     assert any("2 EXIF text value(s) blanked" in n for n in notes)
+
+
+def test_the_allowance_is_the_files_across_exif_blocks() -> None:
+    # two EXIF blocks, each with 900 bytes of hex: the second's passes the file's 1 KB
+    blocks = [piexif.dump({"0th": {piexif.ImageIFD.ImageDescription: PREVIEW[i : i + 450].hex().encode()}})
+              for i in (0, 450)]
+    source = with_segments(encoded(gradient(), "JPEG", quality=85), *(segment(0xE1, b) for b in blocks))
+    out, notes = _round_trip(source)
+    assert PREVIEW[450:900].hex().encode() not in out
+    assert any("1 EXIF text value(s) blanked" in n for n in notes)
 
 
 def test_an_exif_comment_of_writing_is_kept() -> None:
