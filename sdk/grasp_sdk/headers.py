@@ -69,10 +69,12 @@ def get(fields: Fields, name: str) -> str | None:
 
 def content_encoding(fields: Fields) -> str:
     """The body's codings, every ``Content-Encoding`` field joined (a client may send the
-    header twice), ``identity`` left out: ``"identity"`` when there are none."""
-    codings = [c.strip().lower() for k, v in fields if k.lower() == "content-encoding"
-               for c in v.split(",")]
-    return ", ".join(c for c in codings if c not in ("", "identity")) or "identity"
+    header twice), then the transfer codings but ``chunked`` (``Transfer-Encoding: gzip,
+    chunked``: the body arrives dechunked, still compressed), ``identity`` left out:
+    ``"identity"`` when there are none."""
+    codings = [c.strip().lower() for name in ("content-encoding", "transfer-encoding")
+               for k, v in fields if k.lower() == name for c in v.split(",")]
+    return ", ".join(c for c in codings if c not in ("", "identity", "chunked")) or "identity"
 
 
 @dataclass(frozen=True)

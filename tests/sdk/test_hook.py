@@ -22,6 +22,7 @@ from grasp_sdk import (
     rewrite_upload,
     rewrite_upload_sync,
 )
+from grasp_sdk import headers as hdrs
 from grasp_sdk.options import ProtectOptions
 
 SIGV4 = ("AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/s3/aws4_request, "
@@ -483,6 +484,14 @@ async def test_a_content_encoded_body_on_a_block_site_is_inflated_to_look(
     for doubtful, encoding in [(text[:-9], "gzip"), (b"hello", "br")]:  # cut short; unknown
         with pytest.raises(UnprotectableUpload):
             await post(doubtful, encoding)
+
+
+async def test_a_transfer_coded_body_on_a_block_site_is_inflated_to_look(fake_protect, jpeg: bytes) -> None:
+    # Transfer-Encoding: gzip, chunked: the proxy hands the body dechunked, still gzip
+    headers = {"Content-Type": "application/octet-stream", "Transfer-Encoding": "gzip, chunked"}
+    with pytest.raises(UnprotectableUpload, match="gzip"):
+        await rewrite_upload("PUT", "https://h/u", headers, gzip.compress(jpeg), _BLOCK_SITE, fake_protect)
+    assert hdrs.content_encoding((("Transfer-Encoding", "chunked"),)) == "identity"  # no coding of the body
 
 
 @pytest.mark.parametrize("codings", [("identity", "gzip"), ("gzip", "gzip")])
