@@ -241,11 +241,12 @@ def _image_data(
 
 def _text(value: bytes, tag: int, order: str) -> bytes | None:
     """A text value as UTF-8 (None where it does not decode: all of it is then binary)."""
+    even = len(value) // 2 * 2  # a writer's odd last byte (a NUL) is no character
     try:
         if tag in _WINDOWS_TEXTS:
-            return value.decode("utf-16-le").encode()
+            return value[:even].decode("utf-16-le").encode()
         if tag == _USER_COMMENT and value.startswith(b"UNICODE\x00"):
-            return value[8:].decode("utf-16-le" if order == "<" else "utf-16-be").encode()
+            return value[8:even].decode("utf-16-le" if order == "<" else "utf-16-be").encode()
     except UnicodeDecodeError:
         return None
     return value[8:] if tag == _USER_COMMENT else value

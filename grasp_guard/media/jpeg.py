@@ -91,9 +91,10 @@ def _cleaned(segment: Segment, notes: list[str], unknown: OpaqueAllowance) -> Se
     if m == COM:
         return None if is_padding(p) else _readable_comment(segment, notes, unknown)
     if m == APP0 and p.startswith(b"JFIF\x00") and len(p) >= 14:
-        if len(p) > 14:  # a thumbnail, or bytes no reader looks at
+        if len(p) > 14 or p[12] * p[13]:  # a thumbnail, or bytes no reader looks at
             notes.append("JFIF thumbnail removed" if p[12] * p[13] else "JFIF segment cut to its 14 bytes")
-        return segment if len(p) == 14 else Segment(m, p[:12] + b"\x00\x00")
+            return Segment(m, p[:12] + b"\x00\x00")
+        return segment
     if m == APP0 and p.startswith(b"JFXX\x00"):
         notes.append("JFXX thumbnail segment dropped")
         return None

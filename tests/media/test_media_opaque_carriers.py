@@ -267,3 +267,17 @@ def test_jpeg_segments_of_known_kinds_keep_no_raw_pixels(payload: bytes) -> None
     marker = 0xE1 if payload.startswith(b"XMP") else 0xE0
     out, _ = _round_trip(with_segments(encoded(gradient(), "JPEG", quality=85), segment(marker, payload)))
     assert PREVIEW not in out
+
+
+def test_a_jfif_segment_stating_a_thumbnail_it_lacks_states_none() -> None:
+    jfif = b"JFIF\x00\x01\x02\x00\x00\x01\x00\x01\x10\x10"  # 16×16 stated, no pixels after
+    out, _ = _round_trip(with_segments(encoded(gradient(), "JPEG", quality=85), segment(0xE0, jfif)))
+    assert jfif not in out and jfif[:12] + b"\x00\x00" in out
+
+
+def test_a_windows_comment_of_odd_length_is_read_as_text() -> None:
+    comment = "祖母の肖像".encode("utf-16-le") + b"\x00\x00\x00"  # a writer's extra NUL
+    exif = piexif.dump({"0th": {piexif.ImageIFD.XPComment: tuple(comment)}})
+    out, notes = _round_trip(encoded(gradient(), "JPEG", quality=85, exif=exif))
+    assert bytes(piexif.load(_open(out).info["exif"])["0th"][piexif.ImageIFD.XPComment]) == comment
+    assert not any("blanked" in n for n in notes)
