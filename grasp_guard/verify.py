@@ -14,7 +14,8 @@ from grasp_guard.faces.regions import extract_crops, in_image_mask, plan_regions
 from grasp_guard.media import decode
 from grasp_guard.pipeline import Engine, detector_name, shared_default_detector
 
-# Mean DSR (CMUA) over a face's edits at which it counts as protected.
+# DSR (CMUA) over a face's edits, by every editor and at every framing, at which it counts
+# as protected.
 PROTECTED_AT = 0.8
 # Under this PSNR (dB) of the two copies on one grid, the received copy is another photo, or
 # one the site changed past comparing (a protected copy re-encoded by a site sits near 35).
@@ -147,13 +148,21 @@ def aligned(original: np.ndarray, received: np.ndarray) -> tuple[np.ndarray, np.
     return best if best is not None and psnr(*best) >= COMPARABLE_PSNR else None
 
 
-def verdict(dsr: float, dsr_framed: float) -> str:
-    """Judged by the worse of our crop's DSR and the attacker's own framing's: a protection
-    that holds only where our crop lies holds nowhere an attacker crops the face."""
-    worst = min(dsr, dsr_framed)
-    if worst >= PROTECTED_AT:
+def verdict(*dsr: float) -> str:
+    """Judged by the worst of the DSRs given: our crop's and the attacker's own framing's, of
+    every editor, of every face. A protection that holds only where our crop lies holds
+    nowhere an attacker crops the face; one that holds against one editor does not hold
+    against the other, and a photo with one face left open is not protected (a mean would
+    call a face protected against one editor and not the other, or a group photo with one
+    face open, protected)."""
+    if min(dsr) >= PROTECTED_AT:
         return "protected"
-    return "partially protected" if max(dsr, dsr_framed) > 0 else "unprotected"
+    return "partially protected" if max(dsr) > 0 else "unprotected"
+
+
+def _scores(surrogates: dict[str, dict[str, float]]) -> list[float]:
+    """A face's DSRs that its verdict weighs: each editor's, at our crop and framed."""
+    return [s[key] for s in surrogates.values() for key in ("dsr_cmua", "dsr_framed")]
 
 
 def verify(original: bytes, received: bytes, engine: Engine,
@@ -163,8 +172,8 @@ def verify(original: bytes, received: bytes, engine: Engine,
     Both copies go onto one grid, the coarser one's (:func:`aligned`: resized, or the part
     of the original a site's crop kept); faces are found on the original there, and both
     are cut into the crops the protection plans for such an image. ``dsr_framed``: the same
-    with the attacker's crop a few pixels over or 7% off; the verdict is judged by the
-    worse of the two (:func:`verdict`).
+    with the attacker's crop a few pixels over or 7% off. A face's and the photo's DSRs are
+    means (over editors, then faces); their verdicts are the worst case (:func:`verdict`).
 
     Raises:
         NotComparableError: the copies do not line up (:func:`aligned`).
@@ -194,13 +203,14 @@ def verify(original: bytes, received: bytes, engine: Engine,
                 "psnr": round(psnr(cb, ca, in_image_mask(region)), 2),  # not the mirrored padding
                 "dsr_cmua": round(mean, 4),
                 "dsr_framed": round(framed, 4),
-                "verdict": verdict(mean, framed),
+                "verdict": verdict(*_scores(dsr)),
                 "surrogates": dsr,
             })
     overall = float(np.mean([f["dsr_cmua"] for f in faces])) if faces else 0.0
     overall_framed = float(np.mean([f["dsr_framed"] for f in faces])) if faces else 0.0
     return {
-        "verdict": verdict(overall, overall_framed) if faces else "no face found",
+        "verdict": verdict(*(d for f in faces for d in _scores(f["surrogates"])))
+        if faces else "no face found",
         "dsr_cmua": round(overall, 4),
         "dsr_ruiz": round(float(np.mean([s["dsr_ruiz"] for f in faces for s in f["surrogates"].values()])), 4)
         if faces else 0.0,

@@ -141,3 +141,44 @@ def test_a_faces_psnr_is_over_the_photo_not_the_mirrored_padding_past_its_border
     (before,), (after,) = extract_crops(photo, [region]), extract_crops(received, [region])
     assert in_image_mask(region).mean() < 1  # the crop does run past the border
     assert report["faces"][0]["psnr"] == round(psnr(before, after, in_image_mask(region)), 2)
+
+
+@pytest.mark.parametrize(("scores", "expected"), [
+    ((1.0, 1.0, 0.6, 0.6), "partially protected"),  # mean 0.8: one editor still edits it
+    ((1.0, 0.9, 0.8, 0.85), "protected"),
+    ((0.0, 0.0, 0.0, 0.0), "unprotected"),
+])
+def test_the_verdict_is_the_worst_case_not_the_mean(scores: tuple[float, ...],
+                                                     expected: str) -> None:
+    assert verdict(*scores) == expected
+
+
+class _TwoEditors:
+    """An engine whose first editor is disrupted on every face and whose second is not on
+    the second face."""
+
+    labels = ("first", "second")
+
+    def evaluate(self, before: list[np.ndarray], after: list[np.ndarray]) -> list[dict]:
+        def score(dsr: float) -> dict[str, float]:
+            return {"dsr_cmua": dsr, "dsr_ruiz": dsr, "dsr_framed": dsr}
+
+        return [{"first": score(1.0), "second": score(1.0 if i == 0 else 0.6)}
+                for i in range(len(before))]
+
+
+def test_a_face_one_editor_still_edits_leaves_the_photo_not_protected() -> None:
+    from grasp_guard.faces.detect import FaceBox, KnownBoxes
+
+    def encode(rgb: np.ndarray) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(rgb).save(out, "PNG")
+        return out.getvalue()
+
+    photo = data.astronaut()
+    boxes = [FaceBox(40, 40, 120, 120), FaceBox(300, 300, 120, 120)]
+    report = verify(encode(photo), encode(photo), _TwoEditors(),  # type: ignore[arg-type]
+                    detector=KnownBoxes(boxes))
+    assert [f["verdict"] for f in report["faces"]] == ["protected", "partially protected"]
+    assert report["dsr_cmua"] == 0.9  # the mean, as reported
+    assert report["verdict"] == "partially protected"
