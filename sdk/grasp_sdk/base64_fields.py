@@ -1,5 +1,6 @@
 """Images carried as base64 text: JSON string values (at any depth) and urlencoded forms;
-and in JSON, as arrays of byte values (:mod:`grasp_sdk.byte_arrays`).
+and in JSON, as arrays of byte values (:mod:`grasp_sdk.byte_arrays`). JSON written inside a
+JSON string or a form value is read too (:mod:`grasp_sdk.encoded_text`).
 
 Plain base64 and ``data:image/...;base64,`` URIs are both recognised, in standard or
 URL-safe alphabets, padded or not, on one line or wrapped. A replacement is written in
@@ -15,10 +16,11 @@ import binascii
 import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote_plus
 
 from grasp_sdk.byte_arrays import ByteArray, image_array_at
+from grasp_sdk.encoded_text import EncodedText, form_value, json_string
 from grasp_sdk.patterns import name_matches
 from grasp_sdk.sniff import image_type
 from grasp_sdk.splice import Edit, ImageSlot, MalformedBody
@@ -39,6 +41,7 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 _BOM = "\ufeff"
 _NUMBERS = re.compile(r"\[[\d\s,.eE+-]*+\]")  # a flat array of numbers, or of nothing JSON reads
 _ImageArray = tuple[ByteArray, bytes]
+_MAX_NESTING = 3  # JSON within JSON (or a form) read this many levels down
 
 
 @dataclass(frozen=True)
@@ -124,14 +127,17 @@ def _decode(text: str, image_only: bool) -> tuple[Base64Text, bytes] | None:
     return Base64Text(prefix, urlsafe, padded, shown, line_length, line_sep, trailing_sep), data
 
 
-def find_json_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]:
+def find_json_images(body: bytes, fields: Iterable[str] = (), depth: int = 0) -> list[ImageSlot]:
     """Images in the string values of a JSON body, and in its arrays of byte values
-    (:mod:`grasp_sdk.byte_arrays`); raises MalformedBody.
+    (:mod:`grasp_sdk.byte_arrays`), and in JSON written inside its strings; raises
+    MalformedBody.
 
     Args:
         body: the UTF-8 JSON body (after a byte-order mark, as .NET's writers put one).
         fields: keys to consider, at any depth (``*`` wildcards; array items count under
-            the nearest key); empty considers every string value.
+            the nearest key; in JSON inside a string, the string's key considers all its
+            keys); empty considers every string value.
+        depth: how many texts this JSON is written inside.
     """
     fields = tuple(fields)
     try:
@@ -146,17 +152,20 @@ def find_json_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]
     offsets = _byte_offsets(text, [i for _, start, stop, _ in strings for i in (start, stop)])
     for path, start, stop, value in strings:
         key = next((p for p in reversed(path) if isinstance(p, str)), "")
-        if fields and not name_matches(key, fields):
-            continue
+        wanted = not fields or name_matches(key, fields)
         location = "json $" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
         byte_start, byte_stop = offsets[start], offsets[stop]
         if isinstance(value, tuple):  # an image's array of byte values
             array, data = value
-            slots.append(ImageSlot(location, data, image_type(data) or "",
-                                   _array_edits(byte_start, byte_stop, array)))
+            if wanted:
+                slots.append(ImageSlot(location, data, image_type(data) or "",
+                                       _array_edits(byte_start, byte_stop, array)))
             continue
-        decoded = decode_image_text(value)
+        decoded = decode_image_text(value) if wanted else None
         if decoded is None:
+            inner = json_string(text[start + 1:stop - 1], byte_start + 1) if (
+                depth < _MAX_NESTING and looks_like_json(value)) else None
+            slots += json_within(inner, location, () if wanted else fields, depth) if inner else []
             continue
         style, data = decoded
         slash_escaped = "\\/" in text[start:stop]
@@ -168,6 +177,34 @@ def find_json_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]
             exact_size=not style.padding_shown,
         ))
     return slots
+
+
+def looks_like_json(text: str) -> bool:
+    """Whether ``text`` may be a JSON document that holds an image (an object or array)."""
+    return text.lstrip(" \t\r\n")[:1] in ("{", "[")
+
+
+def json_within(inner: EncodedText, location: str, fields: tuple[str, ...],
+                depth: int) -> list[ImageSlot]:
+    """Images in JSON written inside a text of the body (``inner``: a string value, a form
+    value, ``depth`` texts down), put back through that text's escapes; none if the text is
+    no JSON document. ``fields``: the inner keys to consider (empty: all)."""
+    try:
+        body = inner.text.encode("utf-8")
+        slots = find_json_images(body, fields, depth + 1)
+    except (MalformedBody, UnicodeEncodeError):
+        return []
+    return [replace(slot, location=f"{location} → {slot.location}",
+                    edits=_edits_within(inner, body, slot.edits)) for slot in slots]
+
+
+def _edits_within(inner: EncodedText, body: bytes,
+                  edits: Callable[[bytes], list[Edit]]) -> Callable[[bytes], list[Edit]]:
+    def at(byte: int) -> int:
+        return inner.body_offset(len(body[:byte].decode("utf-8")))
+
+    return lambda new: [Edit(at(e.start), at(e.end), inner.encode(e.data.decode("utf-8")))
+                        for e in edits(new)]
 
 
 def _byte_offsets(text: str, positions: list[int]) -> dict[int, int]:
@@ -251,7 +288,8 @@ def _skip_ws(text: str, i: int) -> int:
 
 
 def find_form_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]:
-    """Images in the values of an ``application/x-www-form-urlencoded`` body.
+    """Images in the values of an ``application/x-www-form-urlencoded`` body, and in JSON
+    written in one.
 
     Args:
         body: the form body.
@@ -271,13 +309,16 @@ def find_form_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]
             value = unquote_plus(value_text, errors="strict")
         except UnicodeDecodeError:
             continue
-        if fields and not name_matches(name, fields):
-            continue
-        decoded = decode_image_text(value)
+        wanted = not fields or name_matches(name, fields)
+        value_start = start + len(raw_name) + 1
+        decoded = decode_image_text(value) if wanted else None
         if decoded is None:
+            inner = form_value(value_text, value_start, _requoted(value_text)) if (
+                looks_like_json(value)) else None
+            slots += json_within(inner, f"form field {name!r}", () if wanted else fields,
+                                 0) if inner else []
             continue
         style, data = decoded
-        value_start = start + len(raw_name) + 1
         slots.append(ImageSlot(
             location=f"form field {name!r}",
             data=data,
@@ -293,6 +334,10 @@ def _form_edits(start: int, stop: int, style: Base64Text,
     def edits(new: bytes) -> list[Edit]:
         return [Edit(start, stop, requote(original, style.encode(new)).encode("ascii"))]
     return edits
+
+
+def _requoted(original: str) -> Callable[[str], str]:
+    return lambda text: requote(original, text)
 
 
 def requote(original: str, text: str) -> str:

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from grasp_sdk.base64_fields import Base64Text, decode_image_text
+from grasp_sdk.base64_fields import Base64Text, decode_image_text, find_json_images
 from grasp_sdk.patterns import name_matches
 from grasp_sdk.sniff import image_type
 from grasp_sdk.splice import Edit, ImageSlot, MalformedBody, PinnedBody
 
 _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _PART_LENGTH = re.compile(rb"(?im)^content-length[ \t]*:[ \t]*(\d+)[ \t]*\r?$")
+_JSON_START = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*[{\[]")  # an object or array, after a BOM
 _MAX_BOUNDARY = 200  # RFC 2046 allows 70; be lenient with clients, not unbounded.
 
 
@@ -148,16 +149,16 @@ def find_images(body: bytes, content_type: str, fields: Iterable[str] = ()) -> l
     slots = []
     parts = parse(body, delimiter[4:])
     for part in parts:
-        if fields and not name_matches(part.name or "", fields):
-            continue
+        wanted = not fields or name_matches(part.name or "", fields)
         content = body[part.body_start:part.body_end]
         encode: Callable[[bytes], bytes]
-        media_type, exact_size = image_type(content), False
+        media_type, exact_size = image_type(content) if wanted else None, False
         if media_type is not None:
             data, encode = content, _identity
         else:
-            decoded = _base64_image(content)
+            decoded = _base64_image(content) if wanted else None
             if decoded is None:
+                slots += _json_part(body, part, () if wanted else fields)
                 continue
             style, data = decoded
             media_type = image_type(data) or "application/octet-stream"
@@ -174,6 +175,24 @@ def find_images(body: bytes, content_type: str, fields: Iterable[str] = ()) -> l
     if slots and pinned:
         raise PinnedBody(f"the form carries a checksum of its file ({', '.join(pinned)})")
     return slots
+
+
+def _json_part(body: bytes, part: Part, fields: tuple[str, ...]) -> list[ImageSlot]:
+    """The images in a part that is a JSON document (``fields``: its keys to consider; empty:
+    all); none in a part that states its own length (one edit per image could not keep it)."""
+    if (_PART_LENGTH.search(body, part.header_start, part.body_start)
+            or not _JSON_START.match(body, part.body_start, part.body_end)):
+        return []
+    try:
+        slots = find_json_images(body[part.body_start:part.body_end], fields)
+    except MalformedBody:
+        return []
+    return [replace(slot, location=f"multipart part {part.name!r} → {slot.location}",
+                    edits=_shifted(slot.edits, part.body_start)) for slot in slots]
+
+
+def _shifted(edits: Callable[[bytes], list[Edit]], by: int) -> Callable[[bytes], list[Edit]]:
+    return lambda new: [Edit(e.start + by, e.end + by, e.data) for e in edits(new)]
 
 
 def _is_checksum(name: str) -> bool:

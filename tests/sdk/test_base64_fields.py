@@ -171,3 +171,60 @@ def test_form_fields_filter(jpeg: bytes) -> None:
 ])
 def test_requote(original: str, text: str, expected: str) -> None:
     assert requote(original, text) == expected
+
+
+@pytest.mark.parametrize("dumps", [
+    json.dumps,  # non-ASCII as \u escapes
+    lambda v: json.dumps(v, ensure_ascii=False),
+    lambda v: json.dumps(v).replace("/", "\\/"),  # PHP's json_encode escapes slashes
+])
+def test_json_written_inside_a_json_string(jpeg: bytes, png: bytes, dumps: Callable) -> None:
+    inner = {"caption": "café ☕ \"quoted\"", "photo": base64.b64encode(jpeg).decode(),
+             "more": {"list": [1, "data:image/png;base64," + base64.b64encode(png).decode()]}}
+    body = dumps({"id": "é", "payload": dumps(inner), "n": 2}).encode()
+    slots = find_json_images(body)
+    assert [s.location for s in slots] == ["json $.payload → json $.photo",
+                                           "json $.payload → json $.more.list[1]"]
+    assert [s.data for s in slots] == [jpeg, png]
+    new_body = replace_all(body, slots)
+    outer = json.loads(new_body)
+    got = json.loads(outer["payload"])
+    assert got == {**inner, "photo": base64.b64encode(NEW).decode(),
+                   "more": {"list": [1, "data:image/png;base64," + base64.b64encode(NEW).decode()]}}
+    assert {k: outer[k] for k in ("id", "n")} == {"id": "é", "n": 2}
+    assert new_body.startswith(body[:body.index(b"payload") + 12])  # only the images' spans change
+    assert new_body.endswith(body[-10:])
+
+
+def test_json_inside_json_inside_json(jpeg: bytes) -> None:
+    innermost = json.dumps({"image": base64.b64encode(jpeg).decode()})
+    body = json.dumps({"rpc": [["upload", json.dumps({"args": innermost})]]}).encode()
+    (slot,) = find_json_images(body)
+    assert slot.location == "json $.rpc[0][1] → json $.args → json $.image"
+    new = json.loads(json.loads(json.loads(replace_all(body, [slot]))["rpc"][0][1])["args"])
+    assert new == {"image": base64.b64encode(NEW).decode()}
+
+
+@pytest.mark.parametrize(("fields", "found"), [
+    ((), 1), (("payload",), 1), (("photo",), 1), (("other",), 0)])
+def test_fields_reach_into_json_inside_a_string(jpeg: bytes, fields: tuple[str, ...],
+                                                found: int) -> None:
+    body = json.dumps({"payload": json.dumps({"photo": base64.b64encode(jpeg).decode()})})
+    assert len(find_json_images(body.encode(), fields)) == found
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2", "{} trailing", '{"a": "\\ud83d"}'])
+def test_a_string_that_only_looks_like_json_is_text(text: str) -> None:
+    assert find_json_images(json.dumps({"note": text}).encode()) == []
+
+
+@pytest.mark.parametrize("quote_value", [quote_plus, quote, lambda v: quote(v, safe='{}":,')])
+def test_json_written_in_a_form_value(jpeg: bytes, quote_value: Callable) -> None:
+    payload = json.dumps({"name": "été", "photo": base64.b64encode(jpeg).decode()})
+    body = f"a=1&data={quote_value(payload)}&z=%C3%A9".encode()
+    (slot,) = find_form_images(body)
+    assert slot.location == "form field 'data' → json $.photo" and slot.data == jpeg
+    new_body = replace_all(body, [slot])
+    pairs = dict(parse_qsl(new_body.decode()))
+    assert json.loads(pairs["data"]) == {"name": "été", "photo": base64.b64encode(NEW).decode()}
+    assert new_body.startswith(b"a=1&data=") and new_body.endswith(b"&z=%C3%A9")

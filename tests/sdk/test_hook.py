@@ -283,6 +283,25 @@ async def test_a_block_site_never_lets_an_image_it_cannot_protect_go(
     assert not out.changed and out.body is body
 
 
+async def test_json_written_inside_json_or_a_form_is_protected_on_a_block_site(
+        fake_protect, jpeg: bytes) -> None:
+    # before, a block site refused these (an image it could not read) and a pass site sent
+    # them unprotected
+    document = json.dumps({"caption": "x", "photo": b64(jpeg)})
+    forms = parse_policy("sites:\n  - {name: strict, hosts: ['*'], on_failure: block,"
+                         " max_bytes: 100000, formats: [form_base64, json_base64]}\n")
+    for headers, body, read in [
+        ({"Content-Type": "application/json"}, json.dumps({"payload": document}).encode(),
+         lambda out: json.loads(json.loads(out)["payload"])),
+        ({"Content-Type": "application/x-www-form-urlencoded"},
+         urlencode({"payload": document}).encode(),
+         lambda out: json.loads(dict(parse_qsl(out.decode()))["payload"])),
+    ]:
+        out = await rewrite_upload("POST", "https://h/u", headers, body, forms, fake_protect)
+        assert out.changed and read(out.body)["photo"] == b64(fake_protect.transform(jpeg))
+        assert out.images[0].location.endswith("→ json $.photo")
+
+
 async def test_a_block_site_lets_what_holds_no_image_go(fake_protect) -> None:
     for headers, body in [({"Content-Type": "application/json"}, b'{"text": "hi"'),
                           ({"Content-Type": "text/plain"}, b"hello"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.server
+import json
 import shutil
 import subprocess
 import threading
@@ -242,3 +243,26 @@ def test_fields_filter_parts() -> None:
 def test_malformed_bodies_raise(content_type: str, body: bytes, why: str) -> None:
     with pytest.raises(MalformedBody, match=why):
         multipart.find_images(body, content_type)
+
+
+def _json_part(name: str, document: bytes, extra: bytes = b"") -> bytes:
+    return (b"--b\r\nContent-Disposition: form-data; name=\"caption\"\r\n\r\nhi\r\n"
+            b"--b\r\nContent-Disposition: form-data; name=\"" + name.encode() + b"\"\r\n"
+            b"Content-Type: application/json\r\n" + extra + b"\r\n" + document + b"\r\n--b--\r\n")
+
+
+def test_a_json_part_holding_a_base64_photo(jpeg: bytes) -> None:
+    document = json.dumps({"kind": "avatar", "image": base64.b64encode(jpeg).decode()}).encode()
+    body = _json_part("meta", b"\xef\xbb\xbf " + document)
+    (slot,) = multipart.find_images(body, "multipart/form-data; boundary=b")
+    assert slot.location == "multipart part 'meta' → json $.image" and slot.data == jpeg
+    new = apply_edits(body, slot.edits(JPEG_MAGIC + b"new"))
+    assert new == body.replace(base64.b64encode(jpeg), base64.b64encode(JPEG_MAGIC + b"new"))
+    assert multipart.find_images(body, "multipart/form-data; boundary=b", ["image"])
+    assert not multipart.find_images(body, "multipart/form-data; boundary=b", ["caption"])
+
+
+def test_a_json_part_stating_its_length_is_not_read(jpeg: bytes) -> None:
+    document = json.dumps({"image": base64.b64encode(jpeg).decode()}).encode()
+    body = _json_part("meta", document, b"Content-Length: %d\r\n" % len(document))
+    assert multipart.find_images(body, "multipart/form-data; boundary=b") == []
