@@ -55,7 +55,8 @@ class JpegParams:
 
     Attributes:
         mode: ``L`` or ``RGB``.
-        qtables: the quantisation tables, in Pillow's order and layout.
+        qtables: the quantisation tables in the order the components use them (luma's first),
+            in Pillow's layout.
         subsampling: Pillow's code: 0 (4:4:4), 1 (4:2:2), 2 (4:2:0); -1 for greyscale.
         progressive: whether the source is progressive.
         keep_rgb: an Adobe-marked RGB (untransformed) JPEG, re-encoded without YCbCr.
@@ -238,11 +239,12 @@ def decode(data: bytes, img: Image.Image) -> Stored:
             "unusual chroma subsampling written as 4:4:4 (Pillow writes 4:4:4, 4:2:2, 4:2:0)"
         )
         sampling = 0
-    keep_rgb = img.mode == "RGB" and img.info.get("adobe_transform") == 0
+    # libjpeg reads a JFIF file as YCbCr whatever an Adobe marker says: so is it written
+    keep_rgb = (img.mode == "RGB" and img.info.get("adobe_transform") == 0
+                and "jfif" not in img.info)
     params = JpegParams(
         mode=img.mode,
-        # a 0 entry (off-spec, yet libjpeg reads it) is written as 1, the finest step
-        qtables=tuple(tuple(max(1, q) for q in img.quantization[k]) for k in sorted(img.quantization)),
+        qtables=_qtables_in_use(img),
         subsampling=sampling,
         progressive=bool(img.info.get("progressive") or img.info.get("progression")),
         keep_rgb=keep_rgb,
@@ -251,6 +253,16 @@ def decode(data: bytes, img: Image.Image) -> Stored:
     )
     rgb = np.asarray(img.convert("RGB"))
     return Stored(rgb=rgb, alpha=None, orientation=orientation, params=params, notes=notes)
+
+
+def _qtables_in_use(img: Image.Image) -> tuple[tuple[int, ...], ...]:
+    """The quantisation tables in the order the components use them, luma's first (as
+    the encoder assigns them), whatever numbers the file gave them; a 0 entry (off-spec,
+    yet libjpeg reads it) is written as 1, the finest step."""
+    tables = img.quantization  # type: ignore[attr-defined]
+    used = [q for *_, q in getattr(img, "layer", ()) if q in tables]
+    return tuple(tuple(max(1, v) for v in tables[k])
+                 for k in dict.fromkeys(used or sorted(tables)))
 
 
 def _protected_metadata(params: JpegParams, stored: np.ndarray) -> tuple[bytes, int]:

@@ -370,6 +370,47 @@ def test_adobe_rgb_jpeg_stays_untransformed() -> None:
     assert np.abs(np.asarray(after).astype(int) - protected).mean() < 4
 
 
+def test_a_jfif_file_with_an_adobe_rgb_marker_is_read_and_written_as_ycbcr() -> None:
+    # libjpeg (Pillow, browsers) reads it as YCbCr: the JFIF marker wins. Written untransformed
+    # under the JFIF marker it kept, every reader showed wrong colours (10 dB).
+    ycbcr = encoded(gradient(), "JPEG", quality=90)
+    adobe = segment(0xEE, b"Adobe" + bytes([0, 100, 0, 0, 0, 0, 0]))  # transform 0
+    source = ycbcr[:2] + adobe + ycbcr[2:]
+    assert "jfif" in _open(source).info and _open(source).info["adobe_transform"] == 0
+    image = decode(source)
+    assert not image.params.keep_rgb
+    after = np.asarray(_open(encode(image, image.upright))).astype(int)
+    assert np.abs(after - image.upright).mean() < 2
+
+
+def _swap_table_numbers(jpeg: bytes) -> bytes:
+    """``jpeg`` with quantisation tables 0 and 1 renumbered, and the frame's components with
+    them: luma uses table 1, chroma table 0 (legal, and read the same)."""
+    out, pos = bytearray(jpeg), 2
+    while out[pos + 1] != 0xDA:
+        length = int.from_bytes(out[pos + 2:pos + 4], "big")
+        if out[pos + 1] == 0xDB:
+            at = pos + 4
+            while at < pos + 2 + length:
+                out[at] ^= 1
+                at += 1 + 64 * (2 if out[at] >> 4 else 1)
+        elif out[pos + 1] == 0xC0:
+            for k in range(out[pos + 9]):
+                out[pos + 12 + 3 * k] ^= 1
+        pos += 2 + length
+    return bytes(out)
+
+
+def test_tables_follow_the_components_not_their_numbers() -> None:
+    normal = encoded(gradient(), "JPEG", quality=90)
+    source = _swap_table_numbers(normal)
+    assert _open(source).layer[0][3] == 1
+    np.testing.assert_array_equal(np.asarray(_open(source)), np.asarray(_open(normal)))
+    after = _open(encode(decode(source), decode(source).upright))
+    luma = _open(normal).quantization[0]
+    assert list(after.quantization[after.layer[0][3]]) == list(luma)  # not the chroma table
+
+
 def test_a_large_segment_of_unknown_kind_is_dropped_for_the_pixels_it_may_hold() -> None:
     # a deflated preview shows no signature: an unknown segment that could hold one goes
     pixels = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
