@@ -108,6 +108,12 @@ def _samples8(
     img: Image.Image, colour: int, depth: int, transparent: bool
 ) -> tuple[np.ndarray, int]:
     """8-bit samples and the output colour type (palette and low-bit grey expanded)."""
+    key = img.info.get("transparency")
+    if colour == GREY and depth in (2, 4) and transparent and isinstance(key, int):
+        # Pillow matches the key at its own depth against samples scaled to 8 bits: none match
+        grey = np.asarray(img.convert("L"))
+        alpha = np.where(grey == key * 255 // ((1 << depth) - 1), 0, 255).astype(np.uint8)
+        return np.stack([grey, alpha], axis=-1), GREY_ALPHA
     if colour == PALETTE or depth < 8:
         expanded = np.asarray(img.convert("RGBA" if transparent else "RGB"))
         if colour == PALETTE:

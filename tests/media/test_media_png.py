@@ -94,6 +94,28 @@ def test_palette_images_are_expanded_and_reported(transparency: int | None, mode
     np.testing.assert_array_equal(np.asarray(after)[:, :, :3], protected)
 
 
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_low_bit_grey_keeps_its_transparent_key(depth: int) -> None:
+    top = (1 << depth) - 1
+    levels = np.tile(np.arange(64) % (top + 1), (48, 1))  # every level, the key among them
+    rows = b""
+    for row in levels:  # 64 samples of 1, 2 or 4 bits fill whole bytes
+        bits = "".join(format(v, f"0{depth}b") for v in row)
+        rows += b"\0" + bytes(int(bits[i:i + 8], 2) for i in range(0, len(bits), 8))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    source = (SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 48, depth, 0, 0, 0, 0))
+              + chunk(b"tRNS", struct.pack(">H", top)) + chunk(b"IDAT", zlib.compress(rows))
+              + chunk(b"IEND", b""))
+    image = decode(source)
+    keyed = levels == top  # every sample at the key is transparent (PNG spec, libpng)
+    np.testing.assert_array_equal(image.alpha, np.where(keyed, 0, 255))
+    after = np.asarray(_open(encode(image, image.upright)))
+    np.testing.assert_array_equal(after[:, :, 1], np.where(keyed, 0, 255))
+
+
 def test_one_bit_grey_becomes_8bit_grey() -> None:
     source = encoded(gradient()[:, :, 0] > 128, "PNG")
     image = decode(source)
