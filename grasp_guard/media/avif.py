@@ -2,6 +2,7 @@
 
 libavif rebuilds the whole container, so this is the least faithful format: the chroma
 subsampling is read back from the ``av1C`` box and kept, ICC and XMP are passed through,
+the nclx colour primaries and transfer are written back into libavif's own description,
 EXIF is passed through but Pillow moves its orientation into ``irot``/``imir`` boxes
 (and reads it back from them), and the source's quality is not recorded anywhere, so a
 fixed default is used. Thumbnails and auxiliary items (depth, gain maps) are not carried.
@@ -27,6 +28,7 @@ DEFAULT_QUALITY = 80
 _QUALITY_STEP = 5  # quality levels tried under a byte budget (AVIF encodes are slow)
 _CONTAINERS = {b"meta": 4, b"iprp": 0, b"ipco": 0}  # box types to descend into: header extra bytes
 _HEADER_BYTES = 64 * 1024  # of an item's data, where its sequence header is read
+_SRGB_COLOUR = bytes([0, 1, 0, 13])  # nclx primaries BT.709, transfer sRGB: libavif's own
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class AvifParams:
         exif_layout: its layout.
         icc_profile: ICC bytes, or None.
         xmp: the sanitised XMP packet, or None.
+        colour: the source's nclx colour primaries and transfer characteristics (4 bytes)
+            where libavif would write others (Display P3, PQ or HLG), or None.
     """
 
     subsampling: str
@@ -46,17 +50,49 @@ class AvifParams:
     exif_layout: ExifLayout | None
     icc_profile: bytes | None
     xmp: bytes | None
+    colour: bytes | None = None
 
 
-def _av1_configs(data: bytes, start: int = 0, end: int | None = None) -> list[bytes]:
-    """Every ``av1C`` payload under meta/iprp/ipco."""
+def _properties(data: bytes, kind: bytes, start: int = 0, end: int | None = None) -> list[int]:
+    """Where the payload of every ``kind`` box under meta/iprp/ipco starts, and ends."""
     found = []
-    for kind, lo, hi in boxes(data, start, end):
-        if kind == b"av1C":
-            found.append(data[lo:hi])
-        elif kind in _CONTAINERS:
-            found.extend(_av1_configs(data, lo + _CONTAINERS[kind], hi))
+    for child, lo, hi in boxes(data, start, end):
+        if child == kind:
+            found += [lo, hi]
+        elif child in _CONTAINERS:
+            found.extend(_properties(data, kind, lo + _CONTAINERS[child], hi))
     return found
+
+
+def _av1_configs(data: bytes) -> list[bytes]:
+    """Every ``av1C`` payload under meta/iprp/ipco."""
+    spans = _properties(data, b"av1C")
+    return [data[lo:hi] for lo, hi in zip(spans[::2], spans[1::2], strict=True)]
+
+
+def _nclx_at(data: bytes) -> int | None:
+    """Where the first ``colr`` box of kind ``nclx`` has its colour primaries (then the
+    transfer characteristics, the matrix and the range), or None."""
+    spans = _properties(data, b"colr")
+    return next((lo + 4 for lo, hi in zip(spans[::2], spans[1::2], strict=True)
+                 if hi - lo >= 11 and data[lo:lo + 4] == b"nclx"), None)
+
+
+def _colour(data: bytes) -> bytes | None:
+    """The source's colour primaries and transfer characteristics (4 bytes of its nclx
+    description) where they are not libavif's own (sRGB's: 1 and 13), else None."""
+    at = _nclx_at(data)
+    colour = data[at:at + 4] if at is not None else None
+    return colour if colour not in (None, _SRGB_COLOUR) else None
+
+
+def _with_colour(data: bytes, colour: bytes | None) -> bytes:
+    """``data`` (libavif's output) described with ``colour``: the same pixel values meant in
+    the source's primaries and transfer (matrix and range stay the encoder's, which it used)."""
+    at = _nclx_at(data) if colour is not None else None
+    if at is None or colour is None:
+        return data
+    return data[:at] + colour + data[at + 4:]
 
 
 def _coding(data: bytes) -> tuple[str, int]:
@@ -145,6 +181,7 @@ def decode(data: bytes, img: Image.Image) -> Stored:
         exif_layout=layout,
         icc_profile=icc.carried(img.info.get("icc_profile"), allowance, notes),
         xmp=packet or None,
+        colour=_colour(data),
     )
     return Stored(
         rgb=np.ascontiguousarray(pixels[:, :, :3]),
@@ -198,7 +235,7 @@ def encode(
     def render(level: int) -> bytes:
         out = io.BytesIO()
         pixels.save(out, "AVIF", quality=qualities[level], **settings)
-        return out.getvalue()
+        return _with_colour(out.getvalue(), params.colour)
 
     return fit(
         render,

@@ -85,3 +85,22 @@ def test_exif_the_writer_cannot_rewrite_is_dropped_at_decode() -> None:
     image = decode(source)
     assert any("EXIF dropped" in note for note in image.notes)
     assert _open(encode(image, protect(image.upright))).getexif().get(0x011A) is None
+
+
+def _nclx(data: bytes) -> bytes:
+    at = data.index(b"colrnclx") + 8
+    return data[at:at + 7]
+
+
+@pytest.mark.parametrize(("primaries", "transfer"), [(12, 13), (9, 16), (1, 13)])
+def test_the_nclx_colour_primaries_and_transfer_are_kept(primaries: int, transfer: int) -> None:
+    # Display P3 (phones, Chrome), BT.2020 PQ (HDR): libavif writes sRGB's, and the same values
+    # under other primaries are other colours
+    source = bytearray(encoded(gradient(), "AVIF", quality=90))
+    at = source.index(b"colrnclx") + 8
+    source[at:at + 4] = struct.pack(">HH", primaries, transfer)
+    image = decode(bytes(source))
+    data = encode(image, protect(image.upright))
+    assert _nclx(data)[:4] == struct.pack(">HH", primaries, transfer)
+    assert _nclx(data)[4:] == _nclx(encoded(gradient(), "AVIF"))[4:]  # matrix, range: libavif's
+    assert _open(data).size == _open(bytes(source)).size
