@@ -4,11 +4,13 @@
  * are both recognised, in standard or URL-safe alphabets, padded or not, on one line or
  * wrapped. A replacement is written in the same style and put back minimally: in JSON only
  * the string token changes; in a form only the value, percent-encoded as the client did.
- * In JSON, images written as arrays of byte values are found too (./byte_arrays.js).
+ * In JSON, images written as arrays of byte values are found too (./byte_arrays.js). JSON
+ * written inside a JSON string or a form value is read too (./encoded_text.js).
  */
 
 import { imageArrayAt } from "./byte_arrays.js";
 import { fromBase64, fromLatin1, fromUtf8, latin1, toBase64, utf8 } from "./bytes.js";
+import { formValue, jsonString } from "./encoded_text.js";
 import { nameMatches } from "./patterns.js";
 import { imageType } from "./sniff.js";
 import { MalformedBody } from "./splice.js";
@@ -19,6 +21,9 @@ const MIN_TEXT = 24; // 18 bytes: enough for every magic number imageType knows
 const WS = /[ \t\n\r]*/y;
 const SCALAR = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null/y;
 const UNRESERVED = /^[A-Za-z0-9._~-]$/;
+const JSON_DOCUMENT = /^[ \t\r\n]*[{[]/;  // an object or array
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;  // one half of a pair, which UTF-8 cannot write
+const MAX_NESTING = 3;  // JSON within JSON (or a form) read this many levels down
 
 /** How one image was written as text, to write its replacement the same way. */
 export class Base64Text {
@@ -88,13 +93,16 @@ export function decodeImageText(text) {
 }
 
 /**
- * Images in the string values of a JSON body; throws MalformedBody.
+ * Images in the string values of a JSON body, and in its arrays of byte values
+ * (./byte_arrays.js), and in JSON written inside its strings; throws MalformedBody.
  * @param {Uint8Array} body the UTF-8 JSON body.
  * @param {readonly string[]} [fields] keys to consider, at any depth (`*` wildcards; array
- *   items count under the nearest key); empty considers every string value.
+ *   items count under the nearest key; in JSON inside a string, the string's key considers
+ *   all its keys); empty considers every string value.
+ * @param {number} [depth] how many texts this JSON is written inside.
  * @returns {import("./splice.js").ImageSlot[]}
  */
-export function findJsonImages(body, fields = []) {
+export function findJsonImages(body, fields = [], depth = 0) {
   const strings = [];
   let text;
   try {
@@ -108,15 +116,21 @@ export function findJsonImages(body, fields = []) {
   const slots = [];
   for (const { path, start, end, value, array } of strings) {
     const key = [...path].reverse().find((p) => typeof p === "string") ?? "";
-    if (fields.length && !nameMatches(key, fields)) continue;
+    const wanted = !fields.length || nameMatches(key, fields);
     const location = "json $" + path.map((p) => (typeof p === "number" ? `[${p}]` : `.${p}`)).join("");
     if (array) {  // an image's array of byte values
       const [from, to] = [offsets.get(start), offsets.get(end)];
-      slots.push({ location, data: array.data, mediaType: imageType(array.data), edits: (image) => [{ start: from, end: to, data: utf8(array.style.encode(image)) }] });
+      if (wanted) {
+        slots.push({ location, data: array.data, mediaType: imageType(array.data), edits: (image) => [{ start: from, end: to, data: utf8(array.style.encode(image)) }] });
+      }
       continue;
     }
-    const decoded = decodeImageText(value);
-    if (decoded === null) continue;
+    const decoded = wanted ? decodeImageText(value) : null;
+    if (decoded === null) {
+      const inner = depth < MAX_NESTING && looksLikeJson(value) ? jsonString(text.slice(start + 1, end - 1), offsets.get(start) + 1) : null;
+      if (inner !== null) slots.push(...jsonWithin(inner, location, wanted ? [] : fields, depth));
+      continue;
+    }
     const slashEscaped = text.slice(start, end).includes("\\/");
     slots.push({
       location,
@@ -127,6 +141,41 @@ export function findJsonImages(body, fields = []) {
     });
   }
   return slots;
+}
+
+/** Whether `text` may be a JSON document that holds an image (an object or array). */
+function looksLikeJson(text) {
+  return JSON_DOCUMENT.test(text);
+}
+
+/**
+ * Images in JSON written inside a text of the body (`inner`: a string value, a form value,
+ * `depth` texts down), put back through that text's escapes; none if the text is no JSON
+ * document.
+ * @param {import("./encoded_text.js").EncodedText} inner
+ * @param {string} location where the text is, for reports.
+ * @param {readonly string[]} fields the inner keys to consider (empty: all).
+ * @param {number} depth
+ * @returns {import("./splice.js").ImageSlot[]}
+ */
+function jsonWithin(inner, location, fields, depth) {
+  if (LONE_SURROGATE.test(inner.text)) return [];
+  const body = utf8(inner.text);
+  let slots;
+  try {
+    slots = findJsonImages(body, fields, depth + 1);
+  } catch (error) {
+    if (error instanceof MalformedBody) return [];
+    throw error;
+  }
+  return slots.map((slot) => ({ ...slot, location: `${location} → ${slot.location}`, edits: editsWithin(inner, body, slot.edits) }));
+}
+
+/** `edits` of the inner JSON `body` as edits of the outer body, through `inner`'s escapes. */
+function editsWithin(inner, body, edits) {
+  // the inner edits' byte offsets as offsets into the text (UTF-16 units), then into the body
+  const at = (byte) => inner.bodyOffset(fromUtf8(body.subarray(0, byte)).length);
+  return (image) => edits(image).map((e) => ({ start: at(e.start), end: at(e.end), data: inner.encode(fromUtf8(e.data)) }));
 }
 
 function jsonEdits(start, end, style, slashEscaped) {
@@ -212,7 +261,8 @@ function skipWs(text, i) {
 }
 
 /**
- * Images in the values of an `application/x-www-form-urlencoded` body.
+ * Images in the values of an `application/x-www-form-urlencoded` body, and in JSON written
+ * in one.
  * @param {Uint8Array} body the form body.
  * @param {readonly string[]} [fields] field names to consider (`*` wildcards); empty: all.
  * @returns {import("./splice.js").ImageSlot[]}
@@ -229,10 +279,14 @@ export function findFormImages(body, fields = []) {
     const name = unquotePlus(rawName);
     const value = unquotePlus(rawValue);
     if (name === null || value === null) continue;
-    if (fields.length && !nameMatches(name, fields)) continue;
-    const decoded = decodeImageText(value);
-    if (decoded === null) continue;
+    const wanted = !fields.length || nameMatches(name, fields);
     const valueStart = start + rawName.length + 1;
+    const decoded = wanted ? decodeImageText(value) : null;
+    if (decoded === null) {
+      const inner = looksLikeJson(value) ? formValue(rawValue, valueStart, (text) => requote(rawValue, text)) : null;
+      if (inner !== null) slots.push(...jsonWithin(inner, `form field '${name}'`, wanted ? [] : fields, 0));
+      continue;
+    }
     slots.push({
       location: `form field '${name}'`,
       data: decoded.data,

@@ -1,17 +1,19 @@
 /**
  * Protect the photos of a FormData before the browser serialises it: the entries that are
- * images (File entries by their bytes, text entries holding base64 of one) are replaced by
- * protected copies, every other entry and the order kept. The FormData counterpart of the
- * byte splice in multipart.js, for bodies whose boundary the browser has not chosen yet.
+ * images (File entries by their bytes, text entries holding base64 of one) or JSON documents
+ * holding images (read as a multipart part is) are replaced by protected copies, every other
+ * entry and the order kept. The FormData counterpart of the byte splice in multipart.js, for
+ * bodies whose boundary the browser has not chosen yet.
  */
 
 import { decodeImageText } from "./base64_fields.js";
-import { equal, utf8 } from "./bytes.js";
+import { equal, fromUtf8, utf8 } from "./bytes.js";
 import { UnprotectableUpload } from "./errors.js";
 import { CannotRewrite, LeaveAlone, protectSlots, requireFormat } from "./hook.js";
-import { isChecksum } from "./multipart.js";
+import { isChecksum, jsonContentImages } from "./multipart.js";
 import { nameMatches } from "./patterns.js";
 import { carriesImage, imageType } from "./sniff.js";
+import { applyEdits } from "./splice.js";
 
 const SLICE = 1 << 20;  // bytes of a large file entry looked at at once
 const SLICE_OVERLAP = 8 << 10;  // more than carriesImage reads after an image's start (4 KB)
@@ -78,12 +80,12 @@ async function rewriteFormData(formData, rule, protect) {
   const size = entries.reduce((n, [, v]) => n + (typeof v === "string" ? v.length : v.size), 0);
   if (size > rule.maxBytes) throw new CannotRewrite(`body of about ${size} bytes exceeds max_bytes ${rule.maxBytes}`);
   requireFormat(rule, "multipart");
-  const slots = [];
+  const holders = new Map();  // entry index → the images it holds
   for (const [index, [name, value]] of entries.entries()) {
-    if (rule.fields.length && !nameMatches(name, rule.fields)) continue;
-    const slot = await imageSlot(name, value);
-    if (slot !== null) slots.push({ ...slot, index });
+    const held = await entryImages(name, value, rule.fields);
+    if (held !== null) holders.set(index, held);
   }
+  const slots = [...holders.values()].flatMap((held) => held.slots);
   if (slots.length === 0) {  // none where the policy looks; one elsewhere still goes as it is
     throw new CannotRewrite("no image in the body", "not in a field or format the site's policy protects");
   }
@@ -97,11 +99,14 @@ async function rewriteFormData(formData, rule, protect) {
     protectedBytes: results[i].data.length,
     report: results[i].report,
   }));
-  const replaced = new Map();
-  slots.forEach((slot, i) => {
-    if (!equal(results[i].data, slot.data)) replaced.set(slot.index, slot.replacement(results[i].data));
-  });
-  if (replaced.size === 0) {
+  const protectedData = new Map(slots.map((slot, i) => [slot, results[i].data]));
+  const changed = new Set(slots.filter((slot) => !equal(protectedData.get(slot), slot.data)));
+  const replaced = new Map();  // entry index → its new value
+  for (const [index, held] of holders) {
+    const edits = held.slots.filter((slot) => changed.has(slot)).flatMap((slot) => slot.edits(protectedData.get(slot)));
+    if (edits.length) replaced.set(index, held.rebuild(applyEdits(held.content, edits)));
+  }
+  if (changed.size === 0) {
     return { formData, changed: false, images, reason: "no image needed protection (no face found)" };
   }
   const out = new FormData();
@@ -110,20 +115,34 @@ async function rewriteFormData(formData, rule, protect) {
     if (typeof entry === "string") out.append(name, entry);
     else out.append(name, entry, entry.name);
   });
-  return { formData: out, changed: true, images, reason: `protected ${replaced.size} of ${slots.length} image(s)` };
+  return { formData: out, changed: true, images, reason: `protected ${changed.size} of ${slots.length} image(s)` };
 }
 
-/** The slot of one entry if it holds an image, with how to make its replacement entry. */
-async function imageSlot(name, value) {
-  const location = `multipart part '${name}'`;
+/**
+ * The images one entry holds, as edits of its content, and how to make the entry anew from
+ * new content; null when it holds none. A file is an image by its bytes, a text by its
+ * base64; either may be a JSON document holding images, as a multipart part is read (a
+ * name `fields` does not match is read for the inner keys it does).
+ * @returns {Promise<{content: Uint8Array, slots: import("./splice.js").ImageSlot[],
+ *   rebuild: (content: Uint8Array) => string | File} | null>}
+ */
+async function entryImages(name, value, fields) {
+  const wanted = !fields.length || nameMatches(name, fields);
+  const text = typeof value === "string";
+  const content = text ? utf8(value) : new Uint8Array(await value.arrayBuffer());
+  const whole = wanted ? wholeImage(`multipart part '${name}'`, value, content) : null;
+  const slots = whole ? [whole] : jsonContentImages(content, name, wanted ? [] : fields);
+  if (slots.length === 0) return null;
+  const rebuild = text ? fromUtf8 : (bytes) => new File([bytes], value.name, { type: value.type, lastModified: value.lastModified });
+  return { content, slots, rebuild };
+}
+
+/** The slot of an entry that is an image (a file by its bytes, a text by its base64), or null. */
+function wholeImage(location, value, content) {
+  const replaced = (encode) => (image) => [{ start: 0, end: content.length, data: encode(image) }];
   if (typeof value !== "string") {
-    const data = new Uint8Array(await value.arrayBuffer());
-    const mediaType = imageType(data);
-    if (mediaType === null) return null;
-    return {
-      location, data, mediaType,
-      replacement: (image) => new File([image], value.name, { type: value.type, lastModified: value.lastModified }),
-    };
+    const mediaType = imageType(content);
+    return mediaType === null ? null : { location, data: content, mediaType, edits: replaced((image) => image) };
   }
   const decoded = decodeImageText(value);
   if (decoded === null) return null;
@@ -131,6 +150,6 @@ async function imageSlot(name, value) {
     location,
     data: decoded.data,
     mediaType: imageType(decoded.data) ?? "application/octet-stream",
-    replacement: (image) => decoded.style.encode(image),
+    edits: replaced((image) => utf8(decoded.style.encode(image))),
   };
 }

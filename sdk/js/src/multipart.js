@@ -5,7 +5,7 @@
  * but that part's body (and a part-level Content-Length, if a client sent one).
  */
 
-import { decodeImageText } from "./base64_fields.js";
+import { decodeImageText, findJsonImages } from "./base64_fields.js";
 import { fromLatin1, indexOf, latin1, startsWith, utf8 } from "./bytes.js";
 import { nameMatches } from "./patterns.js";
 import { imageType } from "./sniff.js";
@@ -13,6 +13,7 @@ import { MalformedBody, PinnedBody } from "./splice.js";
 
 const PARAM = /;\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)/g;
 const PART_LENGTH = /^content-length[ \t]*:[ \t]*(\d+)[ \t]*\r?$/im;
+const BOM = utf8("\ufeff");
 const MAX_BOUNDARY = 200; // RFC 2046 allows 70; be lenient with clients, not unbounded.
 const CRLF = utf8("\r\n");
 const DASHES = utf8("--");
@@ -122,7 +123,8 @@ function parseHeaders(block) {
 /**
  * The image parts of a multipart body; throws MalformedBody. A part is an image when its
  * content is one (by magic bytes), or is base64 text of one (X's `media_data` may travel
- * so); the replacement is written the same way.
+ * so); the replacement is written the same way. A part that is a JSON document is read for
+ * images as a JSON body is.
  * @param {Uint8Array} body the whole request body.
  * @param {string} contentType the request's Content-Type (carries the boundary).
  * @param {readonly string[]} [fields] part names to consider (`*` wildcards); empty: all.
@@ -134,16 +136,19 @@ export function findImages(body, contentType, fields = []) {
   const slots = [];
   const parts = parse(body, boundary);
   for (const part of parts) {
-    if (fields.length && !nameMatches(part.name ?? "", fields)) continue;
+    const wanted = !fields.length || nameMatches(part.name ?? "", fields);
     const content = body.subarray(part.bodyStart, part.bodyEnd);
     let data = content;
     let encode = (image) => image;
-    let mediaType = imageType(content);
+    let mediaType = wanted ? imageType(content) : null;
     let exactSize = false;
     if (mediaType === null) {
-      const text = asciiText(content);
+      const text = wanted ? asciiText(content) : null;
       const decoded = text === null ? null : decodeImageText(text);
-      if (decoded === null) continue;
+      if (decoded === null) {
+        slots.push(...jsonPart(body, part, wanted ? [] : fields));
+        continue;
+      }
       data = decoded.data;
       mediaType = imageType(data) ?? "application/octet-stream";
       encode = (image) => fromLatin1(decoded.style.encode(image));
@@ -165,6 +170,47 @@ export function findImages(body, contentType, fields = []) {
     throw new PinnedBody(`the form carries a checksum of its file (${pinned.join(", ")})`);
   }
   return slots;
+}
+
+/**
+ * The images in a part that is a JSON document (`fields`: its keys to consider; empty: all);
+ * none in a part that states its own length (one edit per image could not keep it).
+ */
+function jsonPart(body, part, fields) {
+  if (PART_LENGTH.test(latin1(body.subarray(part.headerStart, part.bodyStart)))) return [];
+  const slots = jsonContentImages(body.subarray(part.bodyStart, part.bodyEnd), part.name, fields);
+  return slots.map((slot) => ({ ...slot, edits: shifted(slot.edits, part.bodyStart) }));
+}
+
+/**
+ * The images in the content of part `name` when it is a JSON document (an object or array,
+ * after a byte-order mark and whitespace), their edits within `content`; `fields`: its keys
+ * to consider (empty: all).
+ * @param {Uint8Array} content
+ * @param {string | null} name
+ * @param {readonly string[]} fields
+ * @returns {import("./splice.js").ImageSlot[]}
+ */
+export function jsonContentImages(content, name, fields) {
+  if (!startsJson(content)) return [];
+  let slots;
+  try {
+    slots = findJsonImages(content, fields);
+  } catch (error) {
+    if (error instanceof MalformedBody) return [];
+    throw error;
+  }
+  return slots.map((slot) => ({ ...slot, location: `multipart part ${pyRepr(name)} → ${slot.location}` }));
+}
+
+function startsJson(bytes) {
+  let i = startsWith(bytes, BOM) ? BOM.length : 0;
+  while ([0x20, 0x09, 0x0d, 0x0a].includes(bytes[i])) i += 1;
+  return bytes[i] === 0x7b || bytes[i] === 0x5b;
+}
+
+function shifted(edits, by) {
+  return (image) => edits(image).map((e) => ({ ...e, start: e.start + by, end: e.end + by }));
 }
 
 const AMZ_CHECKSUM_NOT_DIGESTS = new Set(["x-amz-checksum-algorithm", "x-amz-checksum-type",

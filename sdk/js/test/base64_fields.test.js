@@ -101,3 +101,99 @@ test("JSON after a byte-order mark", () => {
   assert.deepEqual([...out.subarray(0, 3)], [0xef, 0xbb, 0xbf]);
   assert.equal(JSON.parse(fromUtf8(out.subarray(3))).photo, toBase64(flip(JPEG)));
 });
+
+// JSON written inside a JSON string or a form value (as tests/sdk/test_base64_fields.py checks of grasp_sdk)
+
+const PNG = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, ...utf8("IHDR"), ...new Uint8Array(17)]);
+const NEW = flip(JPEG);
+/** Python's json.dumps: every character past ASCII as a \u escape (astral ones as two). */
+const asciiJson = (value) => JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+const phpJson = (value) => asciiJson(value).replaceAll("/", "\\/");  // PHP's json_encode escapes slashes
+/** How JSON is written outside and inside: [outer, inner]. */
+const writers = {
+  "\\u escapes": [asciiJson, asciiJson],
+  "raw UTF-8": [JSON.stringify, JSON.stringify],
+  "escaped slashes": [phpJson, phpJson],
+  "raw UTF-8 inside \\u escapes": [asciiJson, JSON.stringify],
+};
+
+for (const [name, [dumps, innerDumps]] of Object.entries(writers)) {
+  test(`JSON written inside a JSON string is read, the photos put back through its escapes (${name})`, () => {
+    const inner = {
+      caption: "café ☕ 😀 \"quoted\"", photo: toBase64(JPEG), bytes: Array.from(JPEG),
+      more: { list: [1, `data:image/png;base64,${toBase64(PNG)}`] },
+    };
+    const text = dumps({ id: "é😀", payload: innerDumps(inner), n: 2 });
+    const body = utf8(text);
+    const slots = findJsonImages(body);
+    assert.deepEqual(slots.map((s) => s.location), ["json $.payload → json $.photo", "json $.payload → json $.bytes",
+      "json $.payload → json $.more.list[1]"]);
+    assert.deepEqual(slots.map((s) => s.data), [JPEG, JPEG, PNG]);
+    const out = fromUtf8(applyEdits(body, slots.flatMap((s) => s.edits(NEW))));
+    const outer = JSON.parse(out);
+    assert.deepEqual(JSON.parse(outer.payload), {
+      ...inner, photo: toBase64(NEW), bytes: Array.from(NEW), more: { list: [1, `data:image/png;base64,${toBase64(NEW)}`] },
+    });
+    assert.deepEqual([outer.id, outer.n], ["é😀", 2]);
+    // only the images' text changes, written as the writers wrote it
+    const twice = (value) => dumps(innerDumps(value)).slice(3, -3);
+    const array = (data) => JSON.stringify(Array.from(data));
+    assert.equal(out, text.replace(twice(toBase64(JPEG)), twice(toBase64(NEW))).replace(array(JPEG), array(NEW))
+      .replace(twice(toBase64(PNG)), twice(toBase64(NEW))));
+  });
+}
+
+test("JSON inside JSON inside JSON is read, three levels down and no further", () => {
+  const innermost = JSON.stringify({ image: toBase64(JPEG) });
+  const body = utf8(JSON.stringify({ rpc: [["upload", JSON.stringify({ args: innermost })]] }));
+  const [slot] = findJsonImages(body);
+  assert.equal(slot.location, "json $.rpc[0][1] → json $.args → json $.image");
+  const out = JSON.parse(fromUtf8(applyEdits(body, slot.edits(NEW))));
+  assert.deepEqual(JSON.parse(JSON.parse(out.rpc[0][1]).args), { image: toBase64(NEW) });
+  const nested = (levels) => {
+    let text = JSON.stringify({ image: toBase64(JPEG) });
+    for (let i = 0; i < levels; i++) text = JSON.stringify({ [`k${i}`]: text });
+    return utf8(text);
+  };
+  assert.equal(findJsonImages(nested(3)).length, 1);
+  assert.deepEqual(findJsonImages(nested(4)), []);
+});
+
+test("a field name reaches into JSON inside a string: the string's key, or the inner key", () => {
+  const body = utf8(JSON.stringify({ payload: JSON.stringify({ photo: toBase64(JPEG) }) }));
+  for (const [fields, found] of [[[], 1], [["payload"], 1], [["photo"], 1], [["other"], 0]]) {
+    assert.equal(findJsonImages(body, fields).length, found, String(fields));
+  }
+});
+
+test("a string that only looks like JSON is text", () => {
+  const photo = toBase64(JPEG);
+  for (const text of ["{not json", "[1, 2", "{} trailing", '{"a": "\\ud83d"}', `{"a": "\ud83d", "photo": "${photo}"}`]) {
+    assert.deepEqual(findJsonImages(utf8(JSON.stringify({ note: text }))), [], text);
+  }
+  assert.equal(findJsonImages(utf8(JSON.stringify({ note: `{"a": "\ud83d\ude00", "photo": "${photo}"}` }))).length, 1);
+});
+
+const quoting = {
+  "URLSearchParams (+ for a space)": (value) => new URLSearchParams({ v: value }).toString().slice(2),
+  "encodeURIComponent, / kept": (value) => encodeURIComponent(value).replaceAll("%2F", "/"),
+  "JSON's punctuation kept": (value) => encodeURIComponent(value).replace(/%(7B|7D|22|3A|2C)/g, (m) => decodeURIComponent(m)),
+  "lower-case hex": (value) => encodeURIComponent(value).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
+};
+
+for (const [name, quote] of Object.entries(quoting)) {
+  test(`JSON written in a form value is read, the photo put back percent-encoded alike (${name})`, () => {
+    const payload = JSON.stringify({ name: "été 😀", photo: toBase64(JPEG) });
+    const text = `a=1&data=${quote(payload)}&z=%C3%A9`;
+    const body = utf8(text);
+    const [slot, ...rest] = findFormImages(body);
+    assert.deepEqual(rest, []);
+    assert.equal(slot.location, "form field 'data' → json $.photo");
+    assert.deepEqual(slot.data, JPEG);
+    const out = latin1(applyEdits(body, slot.edits(NEW)));
+    assert.deepEqual(JSON.parse(new URLSearchParams(out).get("data")), { name: "été 😀", photo: toBase64(NEW) });
+    assert.equal(out, text.replace(quote(toBase64(JPEG)), quote(toBase64(NEW))));
+    assert.deepEqual(findFormImages(body, ["photo"]).length, 1);
+    assert.deepEqual(findFormImages(body, ["name"]), []);
+  });
+}

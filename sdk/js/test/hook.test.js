@@ -8,8 +8,8 @@ import { test } from "node:test";
 import {
   RewriteError, UnprotectableUpload, UploadBlockedError, loadPolicy, protectRequestBody, rewriteUpload,
 } from "../index.js";
-import { concat, toBase64, utf8 } from "../src/bytes.js";
-import { JPEG, compiledPolicyText, fakeProtect } from "./helpers.js";
+import { concat, fromUtf8, toBase64, utf8 } from "../src/bytes.js";
+import { JPEG, compiledPolicyText, fakeProtect, flip } from "./helpers.js";
 
 const shipped = JSON.parse(compiledPolicyText());
 const generic = shipped.sites.find((s) => s.name === "generic-multipart");
@@ -352,4 +352,49 @@ test("JSON with a byte-order mark is read whatever its label", async () => {
     assert.equal(out.changed, true, contentType);
     assert.deepEqual([...out.body.subarray(0, 3)], [0xef, 0xbb, 0xbf]);
   }
+});
+
+test("JSON written inside JSON, a form value or a multipart part is protected on a block site, as grasp_sdk does", async () => {
+  // before, a block site refused these (an image it could not read) and a pass site sent them unprotected
+  const protect = fakeProtect();
+  const document = JSON.stringify({ caption: "x ☕😀", photo: toBase64(JPEG) });
+  const strict = policyOf({ name: "strict", on_failure: "block", formats: ["form_base64", "json_base64", "multipart"] });
+  const cases = [
+    [{ "Content-Type": "application/json" }, utf8(JSON.stringify({ payload: document })), (out) => JSON.parse(JSON.parse(fromUtf8(out)).payload)],
+    [{ "Content-Type": "application/x-www-form-urlencoded" }, utf8(new URLSearchParams({ payload: document }).toString()),
+      (out) => JSON.parse(new URLSearchParams(fromUtf8(out)).get("payload"))],
+    [FORM, utf8(`--b\r\nContent-Disposition: form-data; name="payload"\r\n\r\n${document}\r\n--b--\r\n`),
+      (out) => JSON.parse(fromUtf8(out).split("\r\n")[3])],
+  ];
+  for (const [headers, body, read] of cases) {
+    const out = await rewriteUpload("POST", "https://h/u", headers, body, strict, protect);
+    assert.ok(out.changed, out.reason);
+    assert.equal(read(out.body).photo, toBase64(flip(JPEG)));
+    assert.match(out.images[0].location, /→ json \$\.photo$/);
+  }
+});
+
+test("a FormData entry that is a JSON document holding photos is protected on a block site, as its multipart part is", async () => {
+  // before, a block site refused these and a pass site sent them unprotected
+  const document = (photo) => JSON.stringify({ caption: "x ☕😀", photo: toBase64(photo), bytes: Array.from(photo) });
+  const form = new FormData();
+  form.append("caption", "hi");
+  form.append("meta", document(JPEG));
+  form.append("file", new File([`\ufeff ${document(JPEG)}`], "meta.json", { type: "application/json", lastModified: 5 }));
+  const send = (policy) => protectRequestBody("https://h/u", { method: "POST", body: form }, { policy, protect: fakeProtect() });
+  const out = await send(BLOCK_SITE);
+  assert.equal(out.reason, "protected 4 of 4 image(s)");
+  assert.deepEqual(out.images.map((image) => image.location), ["multipart part 'meta' → json $.photo", "multipart part 'meta' → json $.bytes",
+    "multipart part 'file' → json $.photo", "multipart part 'file' → json $.bytes"]);
+  const sent = out.init.body;
+  assert.deepEqual([sent.get("caption"), sent.get("meta")], ["hi", document(flip(JPEG))]);
+  const file = sent.get("file");
+  assert.deepEqual([file.name, file.type, file.lastModified], ["meta.json", "application/json", 5]);
+  assert.equal(fromUtf8(new Uint8Array(await file.arrayBuffer())), `\ufeff ${document(flip(JPEG))}`);
+  // a field name reaches into it: the entry's name considers all its keys, another the inner keys it matches
+  for (const [fields, found] of [[["meta"], 2], [["photo"], 2], [["bytes", "file"], 3]]) {
+    const done = await send(policyOf({ name: "strict", on_failure: "block", fields }));
+    assert.equal(done.reason, `protected ${found} of ${found} image(s)`, String(fields));
+  }
+  await assert.rejects(send(policyOf({ name: "strict", on_failure: "block", fields: ["other"] })), UploadBlockedError);
 });

@@ -75,3 +75,32 @@ test("a new image holding the delimiter cannot be put back", () => {
   const [slot] = multipart.findImages(body, "multipart/form-data; boundary=b");
   assert.throws(() => slot.edits(concat([JPEG, utf8("\r\n--b")])), /delimiter/);
 });
+
+/** A form of a text part and a JSON part `name` holding `document` (as tests/sdk/test_multipart.py builds). */
+const jsonPartForm = (name, document, extra = "") => concat([
+  utf8('--b\r\nContent-Disposition: form-data; name="caption"\r\n\r\nhi\r\n' +
+    `--b\r\nContent-Disposition: form-data; name="${name}"\r\nContent-Type: application/json\r\n${extra}\r\n`),
+  document,
+  utf8("\r\n--b--\r\n"),
+]);
+
+test("a JSON part holding a base64 photo is read after a byte-order mark, the photo put back in place", () => {
+  const b64 = toBase64(JPEG);
+  const body = jsonPartForm("meta", concat([Uint8Array.of(0xef, 0xbb, 0xbf), utf8(` ${JSON.stringify({ kind: "avatar ☕😀", image: b64 })}`)]));
+  const [slot, ...rest] = multipart.findImages(body, "multipart/form-data; boundary=b");
+  assert.deepEqual(rest, []);
+  assert.equal(slot.location, "multipart part 'meta' → json $.image");
+  assert.deepEqual(slot.data, JPEG);
+  const out = applyEdits(body, slot.edits(flip(JPEG)));
+  assert.equal(latin1(out), latin1(body).replace(b64, toBase64(flip(JPEG))));
+  assert.equal(multipart.findImages(body, "multipart/form-data; boundary=b", ["image"]).length, 1);
+  assert.equal(multipart.findImages(body, "multipart/form-data; boundary=b", ["meta"]).length, 1);
+  assert.deepEqual(multipart.findImages(body, "multipart/form-data; boundary=b", ["caption"]), []);
+});
+
+test("a JSON part stating its own length is not read", () => {
+  const document = utf8(JSON.stringify({ image: toBase64(JPEG) }));
+  const body = jsonPartForm("meta", document, `Content-Length: ${document.length}\r\n`);
+  assert.deepEqual(multipart.findImages(body, "multipart/form-data; boundary=b"), []);
+  assert.equal(multipart.findImages(jsonPartForm("meta", document), "multipart/form-data; boundary=b").length, 1);
+});
