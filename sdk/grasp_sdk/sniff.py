@@ -146,6 +146,17 @@ _JPEG_STARTS = [
     _base64_start(_SOI, 0),
     *(_base64_start(_SOI + b"\xc0", align, b"\xff\xff\xff\xc0") for align in (1, 2)),
 ]
+# The first 16 values of a JSON array of byte values (Dart's jsonEncode of a Uint8List,
+# Gson's signed byte[]; grasp_sdk.byte_arrays), pretty-printed too: 2.2 KB at most, under
+# what a streamed body holds back (bodies._HOLD). The first three are an image's (JPEG, PNG,
+# GIF, RIFF, an ftyp box's size), unsigned or signed.
+_COMMA = rb"[ \t\r\n]{0,64},[ \t\r\n]{0,64}"
+_ARRAY_HEAD = re.compile(
+    rb"\[[ \t\r\n]{0,64}(?:"
+    + b"|".join(_COMMA.join(start.split(b",")) for start in (
+        b"255,216,255", b"-1,-40,-1", b"137,80,78", b"-119,80,78", b"71,73,70", b"82,73,70",
+        b"0,0,0"))
+    + rb")(?:" + _COMMA + rb"-?\d{1,3}){13}")
 # Where an image starts, one regex so that a body is searched once: a signature, raw or in
 # base64 at each of the three offsets into a 3-byte group an image can start at (gRPC-web
 # text and base64'd containers put it at any), each pinning 44 bits or more (GIF 1 byte into
@@ -171,11 +182,12 @@ _SYMBOL_BEFORE = re.compile(rb"(%2[BbFf]|\\/|[A-Za-z0-9+/_-])" + _BREAK + rb"\Z"
 _BEFORE_WIDTH = 9  # characters of a symbol and a line break: %2F%0D%0A
 
 
-def _jpeg_header(window: bytes) -> bool:
+def _jpeg_header(window: bytes, rest: bytes = b"") -> bool:
     """Whether ``window`` starts as a JPEG: SOI, fill bytes, then a header segment whose
-    length lands on the next marker (or, an APPn too long to see the end of, names itself
-    in ASCII: JFIF, Exif, an XMP namespace; a COM too long to see the end of shows text, see
-    :func:`_comment_text`)."""
+    length lands on the next marker, in the window or in ``rest`` (the bytes after it, where
+    there are any), or, an APPn too long to see the end of, names itself: two ASCII
+    characters (JFIF, Exif, an XMP namespace, MPF, C2PA's JUMBF ``JP``); a COM too long to
+    see the end of shows text, see :func:`_comment_text`."""
     i = 2
     while i < len(window) and window[i] == 0xFF:
         i += 1
@@ -187,10 +199,12 @@ def _jpeg_header(window: bytes) -> bool:
         return False
     if after < len(window):
         return window[after] == 0xFF
+    if after - len(window) < len(rest):
+        return rest[after - len(window)] == 0xFF
     if marker == 0xFE:
         return _comment_text(window[i + 3 :])
-    name = window[i + 3 : i + 7]
-    return 0xE0 <= marker <= 0xEF and len(name) == 4 and all(0x20 < b < 0x7F for b in name)
+    name = window[i + 3 : i + 5]
+    return 0xE0 <= marker <= 0xEF and len(name) == 2 and all(0x20 < b < 0x7F for b in name)
 
 
 def _comment_text(seen: bytes) -> bool:
@@ -250,10 +264,11 @@ def carries_image(body: bytes) -> bool:
     another too (``/9j`` just before ``/9j/4AAQ``), and a body of more than
     ``_MAX_JPEG_STARTS`` SOIs of either kind is taken to carry one (doubt refuses). A base64
     run may be broken into lines (MIME, PEM, a JSON string's ``\\n``), a signature's or an
-    SOI's symbols too."""
+    SOI's symbols too. A JSON array of an image's byte values counts too."""
     start, looked = body.find(_SOI), 0
     while start >= 0:
-        if looked == _MAX_JPEG_STARTS or _jpeg_header(body[start : start + _JPEG_WINDOW]):
+        if looked == _MAX_JPEG_STARTS or _jpeg_header(body[start : start + _JPEG_WINDOW],
+                                                       memoryview(body)[start + _JPEG_WINDOW :]):
             return True
         looked += 1
         start = body.find(_SOI, start + 1)  # every start: one may overlap the one before
@@ -271,7 +286,15 @@ def carries_image(body: bytes) -> bool:
             if run is not None and _jpeg_header(_decoded(run.group(), align)):
                 return True
         m = _IMAGE_START.search(body, m.start() + 1)
-    return False
+    return any(image_type(_array_bytes(m.group())) for m in _ARRAY_HEAD.finditer(body))
+
+
+def _array_bytes(head: bytes) -> bytes:
+    """The bytes of a JSON array's first byte values (signed where one is negative), or
+    b"" where they are no bytes."""
+    values = [int(v) for v in re.findall(rb"-?\d+", head)]
+    low, high = (-128, 127) if min(values) < 0 else (0, 255)
+    return bytes(v & 0xFF for v in values) if low <= min(values) and max(values) <= high else b""
 
 
 def is_complete(data: bytes, media_type: str) -> bool:

@@ -302,6 +302,17 @@ async def test_json_written_inside_json_or_a_form_is_protected_on_a_block_site(
         assert out.images[0].location.endswith("→ json $.photo")
 
 
+async def test_a_block_site_refuses_a_photo_as_byte_values_outside_its_fields(
+        fake_protect, jpeg: bytes) -> None:
+    strict = parse_policy("sites:\n  - {name: strict, hosts: ['*'], on_failure: block,"
+                          " max_bytes: 100000, formats: [json_base64], fields: [avatar]}\n")
+    body = json.dumps({"avatar": b64(jpeg), "photo": list(jpeg)}).encode()
+    with pytest.raises(RewriteError, match="an image outside the fields"):
+        await rewrite_upload("POST", "https://h/u", {"Content-Type": "application/json"}, body,
+                             strict, fake_protect)
+    assert not fake_protect.calls
+
+
 async def test_a_block_site_lets_what_holds_no_image_go(fake_protect) -> None:
     for headers, body in [({"Content-Type": "application/json"}, b'{"text": "hi"'),
                           ({"Content-Type": "text/plain"}, b"hello"),

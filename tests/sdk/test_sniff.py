@@ -196,8 +196,9 @@ def test_a_jpeg_whose_first_segment_is_long_is_found() -> None:
         for body in (b"--x\r\n\r\n" + found, base64.b64encode(found), base64.encodebytes(found)):
             assert carries_image(body), body[:40]
     binary = _segment_first(jpeg, 0xFE, bytes(4800))  # a COM too long to see the end of: not text
-    assert not carries_image(b"--x\r\n\r\n" + binary)
+    assert not carries_image(b"--x\r\n\r\n" + binary[:3000])
     assert not carries_image(base64.b64encode(binary))
+    assert carries_image(b"--x\r\n\r\n" + binary)  # raw, its end is seen past the window
     assert not carries_image(long_comment[:18])  # 12 bytes of it seen: too few to tell text
 
 
@@ -276,7 +277,31 @@ def test_a_long_comment_in_utf8_is_text(text: str) -> None:
             assert carries_image(body), (lead, body[:40])
     for bad in ("\x01", "\x7f", "\x85"):  # control characters: C0, DEL, C1
         found = _segment_first(jpeg, 0xFE, (text * 20 + bad + text * 400).encode())
-        assert not carries_image(b"--x\r\n\r\n" + found)
+        assert not carries_image(b"--x\r\n\r\n" + found[:3000])  # its end not seen
         assert not carries_image(base64.b64encode(found))
     invalid = _segment_first(jpeg, 0xFE, text.encode() * 20 + b"\xff" + text.encode() * 400)
-    assert not carries_image(b"--x\r\n\r\n" + invalid)
+    assert not carries_image(b"--x\r\n\r\n" + invalid[:3000])
+
+
+@pytest.mark.parametrize("name", [b"JP\x00\x01\x00\x00\x00\x01", b"MPF\x00"])
+def test_a_jpeg_whose_first_segment_is_a_long_binary_named_appn_is_found(name: bytes) -> None:
+    # C2PA's JUMBF (APP11) or an MPF (APP2) first, longer than any window
+    jpeg = _photo("JPEG")
+    marker = 0xEB if name.startswith(b"JP") else 0xE2
+    found = _segment_first(jpeg, marker, name + bytes(range(256)) * 40)
+    for body in (b"--x\r\n\r\n" + found, found + b"\r\n--x--", base64.b64encode(found)):
+        assert carries_image(body), body[:40]
+    assert carries_image(found[:3000])  # cut before the segment's end: its name says JPEG
+    assert not carries_image(_segment_first(jpeg, marker, bytes(12000))[:3000])
+
+
+@pytest.mark.parametrize("dumps", [
+    lambda data: json.dumps({"photo": list(data)}),
+    lambda data: json.dumps({"photo": [b - 256 if b > 127 else b for b in data]}),  # Gson
+    lambda data: json.dumps({"photo": list(data)}, indent=8),
+])
+def test_a_photo_as_json_byte_values_is_found(dumps: Callable[[bytes], str]) -> None:
+    assert carries_image(dumps(_photo("JPEG")).encode())
+    assert carries_image(dumps(_photo("PNG")).encode())
+    assert not carries_image(json.dumps({"scores": list(range(300))}).encode())
+    assert not carries_image(json.dumps({"big": [255, 216, 255] + [999] * 20}).encode())

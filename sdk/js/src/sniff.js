@@ -159,11 +159,12 @@ const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/; // all but tab, LF and 
 
 /**
  * Whether `data[start:end]` starts as a JPEG: SOI, fill bytes, then a header segment whose
- * length lands on the next marker (or, an APPn too long to see the end of, names itself in
- * ASCII: JFIF, Exif, an XMP namespace; a COM too long to see the end of shows text, see
- * commentText).
+ * length lands on the next marker, within `data[start:limit]` (the bytes after the window,
+ * where there are any), or, an APPn too long to see the end of, names itself: two ASCII
+ * characters (JFIF, Exif, an XMP namespace, MPF, C2PA's JUMBF `JP`); a COM too long to see
+ * the end of shows text, see commentText.
  */
-function jpegHeader(data, start, end) {
+function jpegHeader(data, start, end, limit = end) {
   const n = end - start;
   let i = 2;
   while (i < n && data[start + i] === 0xff) i++;
@@ -172,10 +173,10 @@ function jpegHeader(data, start, end) {
   const length = (data[start + i + 1] << 8) | data[start + i + 2];
   const after = i + 1 + length;
   if (length < 2) return false;
-  if (after < n) return data[start + after] === 0xff;
+  if (start + after < limit) return data[start + after] === 0xff;
   if (marker === 0xfe) return commentText(data.subarray(start + i + 3, end));
-  if (marker < 0xe0 || marker > 0xef || i + 7 > n) return false;
-  for (let k = start + i + 3; k < start + i + 7; k++) {
+  if (marker < 0xe0 || marker > 0xef || i + 5 > n) return false;
+  for (let k = start + i + 3; k < start + i + 5; k++) {
     if (data[k] <= 0x20 || data[k] >= 0x7f) return false;
   }
   return true;
@@ -281,7 +282,7 @@ function decodedRun(body, at, align) {
  * every start is looked at, one overlapping another too (`/9j` just before `/9j/4AAQ`), and a
  * body of more than MAX_JPEG_STARTS SOIs of either kind is taken to carry one (doubt
  * refuses). A base64 run may be broken into lines (MIME, PEM, a JSON string's `\n`), a
- * signature's or an SOI's symbols too.
+ * signature's or an SOI's symbols too. A JSON array of an image's byte values counts too.
  * @param {Uint8Array} body
  */
 export function carriesImage(body) {
@@ -293,7 +294,7 @@ export function carriesImage(body) {
     for (let p = here.indexOf(0xff, start); p >= 0; p = here.indexOf(0xff, p + 1)) {
       if (body[p + 1] !== 0xd8 || body[p + 2] !== 0xff) continue;
       if (rawStarts++ === MAX_JPEG_STARTS) return true;
-      if (jpegHeader(body, p, Math.min(p + JPEG_WINDOW, body.length))) return true;
+      if (jpegHeader(body, p, Math.min(p + JPEG_WINDOW, body.length), body.length)) return true;
     }
     // signatures and base64 SOIs starting in this window, each SOI checked on its decoded run
     IMAGE_START.lastIndex = 0;
@@ -308,6 +309,30 @@ export function carriesImage(body) {
         if (jpegHeader(decoded, 0, decoded.length)) return true;
       }
       IMAGE_START.lastIndex = m.index + 1; // every start: one may overlap the one before
+    }
+  }
+  return arrayImage(body);
+}
+
+// The first 16 values of a JSON array of byte values (Dart's jsonEncode of a Uint8List,
+// Gson's signed byte[]; byte_arrays.js), pretty-printed too: 2.2 KB at most. The first three
+// are an image's (JPEG, PNG, GIF, RIFF, an ftyp box's size), unsigned or signed.
+const COMMA = "[ \\t\\r\\n]{0,64},[ \\t\\r\\n]{0,64}";
+const ARRAY_HEAD = new RegExp(`\\[[ \\t\\r\\n]{0,64}(?:${
+  ["255,216,255", "-1,-40,-1", "137,80,78", "-119,80,78", "71,73,70", "82,73,70", "0,0,0"]
+    .map((start) => start.split(",").join(COMMA)).join("|")})(?:${COMMA}-?\\d{1,3}){13}`, "g");
+const ARRAY_HEAD_MAX = 2304;
+
+/** Whether `body` holds a JSON array whose first byte values start an image. */
+function arrayImage(body) {
+  for (let start = 0; start < body.length; start += WINDOW) {
+    const text = latin1(body.subarray(start, start + WINDOW + ARRAY_HEAD_MAX));
+    ARRAY_HEAD.lastIndex = 0;
+    for (let m = ARRAY_HEAD.exec(text); m !== null && m.index < WINDOW; m = ARRAY_HEAD.exec(text)) {
+      const values = m[0].match(/-?\d+/g).map(Number);
+      const [low, high] = Math.min(...values) < 0 ? [-128, 127] : [0, 255];
+      if (low <= Math.min(...values) && Math.max(...values) <= high
+          && imageType(Uint8Array.from(values, (v) => v & 0xff)) !== null) return true;
     }
   }
   return false;

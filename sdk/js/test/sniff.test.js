@@ -200,8 +200,9 @@ test("a JPEG whose first segment is long is found, as grasp_sdk finds it", () =>
     }
   }
   const binary = segmentFirst(JPEG, 0xfe, new Uint8Array(4800));  // a COM too long to see the end of: not text
-  assert.equal(carriesImage(concat([utf8("--x\r\n\r\n"), binary])), false);
+  assert.equal(carriesImage(concat([utf8("--x\r\n\r\n"), binary.subarray(0, 3000)])), false);
   assert.equal(carriesImage(utf8(toBase64(binary))), false);
+  assert.equal(carriesImage(concat([utf8("--x\r\n\r\n"), binary])), true);  // raw, its end is seen past the window
   assert.equal(carriesImage(longComment.subarray(0, 18)), false);  // 12 bytes of it seen: too few to tell text
 });
 
@@ -300,10 +301,36 @@ test("a long comment in UTF-8 is text, as grasp_sdk reads it", () => {
     }
     for (const bad of ["\x01", "\x7f", "\x85"]) {  // control characters: C0, DEL, C1
       const found = segmentFirst(JPEG, 0xfe, utf8(text.repeat(20) + bad + text.repeat(400)));
-      assert.equal(carriesImage(concat([utf8("--x\r\n\r\n"), found])), false, JSON.stringify(bad));
+      assert.equal(carriesImage(concat([utf8("--x\r\n\r\n"), found.subarray(0, 3000)])), false, JSON.stringify(bad));
       assert.equal(carriesImage(utf8(toBase64(found))), false, JSON.stringify(bad));
     }
     const invalid = segmentFirst(JPEG, 0xfe, concat([utf8(text.repeat(20)), Uint8Array.of(0xff), utf8(text.repeat(400))]));
-    assert.equal(carriesImage(concat([utf8("--x\r\n\r\n"), invalid])), false);
+    assert.equal(carriesImage(concat([utf8("--x\r\n\r\n"), invalid.subarray(0, 3000)])), false);
   }
+});
+
+test("a JPEG whose first segment is a long binary-named APPn is found, as grasp_sdk finds it", () => {
+  // C2PA's JUMBF (APP11) or an MPF (APP2) first, longer than any window
+  for (const [marker, name] of [[0xeb, [0x4a, 0x50, 0, 1, 0, 0, 0, 1]], [0xe2, [0x4d, 0x50, 0x46, 0]]]) {
+    const payload = concat([Uint8Array.from(name), ...Array.from({ length: 40 }, () => Uint8Array.from({ length: 256 }, (_, i) => i))]);
+    const found = segmentFirst(JPEG, marker, payload);
+    for (const body of [concat([utf8("--x\r\n\r\n"), found]), concat([found, utf8("\r\n--x--")]), utf8(toBase64(found))]) {
+      assert.equal(carriesImage(body), true, latin(body));
+    }
+    assert.equal(carriesImage(found.subarray(0, 3000)), true);  // cut before the segment's end: its name says JPEG
+    assert.equal(carriesImage(segmentFirst(JPEG, marker, new Uint8Array(12000)).subarray(0, 3000)), false);
+  }
+});
+
+test("a photo as JSON byte values is found, as grasp_sdk finds it", () => {
+  const png = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 8);
+  for (const photo of [JPEG, png]) {
+    for (const text of [JSON.stringify({ photo: Array.from(photo) }),
+      JSON.stringify({ photo: Array.from(photo, (b) => (b > 127 ? b - 256 : b)) }),  // Gson's signed byte[]
+      JSON.stringify({ photo: Array.from(photo) }, null, 8)]) {
+      assert.equal(carriesImage(utf8(text)), true, text.slice(0, 40));
+    }
+  }
+  assert.equal(carriesImage(utf8(JSON.stringify({ scores: Array.from({ length: 300 }, (_, i) => i) }))), false);
+  assert.equal(carriesImage(utf8(JSON.stringify({ big: [255, 216, 255, ...Array(20).fill(999)] }))), false);
 });
