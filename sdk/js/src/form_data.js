@@ -59,15 +59,38 @@ export async function protectFormData(formData, { site: rule, protect }) {
  */
 export async function formCarriesImage(formData, limit) {
   for (const [, value] of formData.entries()) {
-    if (typeof value === "string") {
-      if (carriesImage(utf8(value))) return true;
-    } else if (value.size <= limit) {
-      if (carriesImage(new Uint8Array(await value.arrayBuffer()))) return true;
-    } else {
-      for (let at = 0; at < value.size; at += SLICE - SLICE_OVERLAP) {
-        if (carriesImage(new Uint8Array(await value.slice(at, at + SLICE).arrayBuffer()))) return true;
-        if (at + SLICE >= value.size) break;
-      }
+    if (await entryCarriesImage(value, limit)) return true;
+  }
+  return false;
+}
+
+/** Whether one entry's value carries an image (formCarriesImage's reading). */
+async function entryCarriesImage(value, limit) {
+  if (typeof value === "string") return carriesImage(utf8(value));
+  if (value.size <= limit) return carriesImage(new Uint8Array(await value.arrayBuffer()));
+  for (let at = 0; at < value.size; at += SLICE - SLICE_OVERLAP) {
+    if (carriesImage(new Uint8Array(await value.slice(at, at + SLICE).arrayBuffer()))) return true;
+    if (at + SLICE >= value.size) break;
+  }
+  return false;
+}
+
+/**
+ * Whether the form carries an image besides those its `holders` hold (the entries
+ * outside the policy's fields or formats, and what an entry holds beside its images).
+ */
+async function carriesImageOutside(entries, holders, limit) {
+  for (const [index, [, value]] of entries.entries()) {
+    const held = holders.get(index);
+    if (held === undefined) {
+      if (await entryCarriesImage(value, limit)) return true;
+      continue;
+    }
+    try {
+      const rest = applyEdits(held.content, held.slots.flatMap((slot) => slot.edits(new Uint8Array())));
+      if (carriesImage(rest)) return true;
+    } catch {
+      return true;  // its images cannot be cut out: doubt refuses
     }
   }
   return false;
@@ -91,6 +114,9 @@ async function rewriteFormData(formData, rule, protect) {
   }
   const pinned = entries.filter(([name]) => isChecksum(name)).map(([name]) => `'${name}'`);
   if (pinned.length) throw new CannotRewrite(`the form carries a checksum of its file (${pinned.join(", ")})`);
+  if (rule.onFailure === "block" && await carriesImageOutside(entries, holders, rule.maxBytes)) {
+    throw new CannotRewrite("an image outside the fields and formats the site's policy protects goes with the ones it does");
+  }
   const results = await protectSlots(rule, slots, rule.options(), protect);
   const images = slots.map((slot, i) => ({
     location: slot.location,

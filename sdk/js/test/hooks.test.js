@@ -153,6 +153,23 @@ test("protectFormData: the site's fields, base64 text entries, no image at all",
   assert.equal(instagram.reason, "format multipart is not enabled for site 'instagram'");
 });
 
+test("protectFormData: on a block site, a photo outside the policy's fields stops the form", async () => {
+  const x = shipped.sites.find((s) => s.name === "x");
+  const strict = loadPolicy({ ...shipped, sites: [{ ...x, name: "strict-x", on_failure: "block" }] });
+  const form = new FormData();
+  form.append("media_data", toBase64(JPEG));
+  form.append("other", photo());  // not a field the policy protects: it would go as it is
+  const protect = fakeProtect();
+  await assert.rejects(protectFormData(form, { site: strict.get("strict-x"), protect }),
+    (error) => error.onFailure === "block" && /cannot be protected: an image outside/.test(error.message));
+  assert.equal(protect.calls.length, 0);
+  const alone = new FormData();
+  alone.append("media_data", toBase64(JPEG));
+  alone.append("caption", "hello");
+  const out = await protectFormData(alone, { site: strict.get("strict-x"), protect });
+  assert.equal(out.formData.get("media_data"), toBase64(flip(JPEG)));
+});
+
 /** Stands in for XMLHttpRequest: records what reaches the network side. */
 class FakeXHR extends EventTarget {
   constructor() {
