@@ -12,8 +12,9 @@ protected::
         await http.post(url, files={"file": jpeg_bytes})
 
 A body given as a stream (a generator, a file) is read up to the site's ``max_bytes``; a
-longer one goes out untouched. The request the application made is never changed: the
-wrapped transport gets a copy carrying the protected body.
+longer one goes out untouched. The request the application made carries the protected body
+afterwards: a redirect (307, 308: S3's regional one, an upload host's move) is made from it,
+and sends the protected photo to the next host, never the original.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class GraspTransport(httpx.BaseTransport):
         body = read_within(request.stream, rule.max_bytes)
         if not isinstance(body, bytes):
             chunks = self._guard.stream_too_long(request.method, str(request.url), rule, body)
-            return _copy(request, request.headers, _Chunks(chunks))
+            return _replace(request, request.headers, _Chunks(chunks))
         rewrite = self._guard.rewrite_sync(request.method, str(request.url),
                                            request.headers.raw, body, self._protect)
         return _with_body(request, body, rewrite)
@@ -104,7 +105,7 @@ class AsyncGraspTransport(httpx.AsyncBaseTransport):
         body = await aread_within(request.stream, rule.max_bytes)
         if not isinstance(body, bytes):
             chunks = self._guard.astream_too_long(request.method, str(request.url), rule, body)
-            return _copy(request, request.headers, _AsyncChunks(chunks))
+            return _replace(request, request.headers, _AsyncChunks(chunks))
         rewrite = await self._guard.rewrite(request.method, str(request.url),
                                             request.headers.raw, body, self._protect)
         return _with_body(request, body, rewrite)
@@ -139,14 +140,19 @@ def _with_body(request: httpx.Request, body: bytes,
                rewrite: UploadRewrite | None) -> httpx.Request:
     """The request to send: the rewrite, or the original with the body read into memory."""
     if rewrite is None:
-        return _copy(request, request.headers, httpx.ByteStream(body))
+        return _replace(request, request.headers, httpx.ByteStream(body))
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in rewrite.headers]
-    return _copy(request, httpx.Headers(headers), httpx.ByteStream(rewrite.body))
+    return _replace(request, httpx.Headers(headers), httpx.ByteStream(rewrite.body))
 
 
-def _copy(request: httpx.Request, headers: httpx.Headers,
-          stream: httpx.SyncByteStream | httpx.AsyncByteStream) -> httpx.Request:
-    # With stream= httpx adds no header of its own: Content-Length or Transfer-Encoding
-    # stay as the application's request (or the hook's fix-up) has them.
-    return httpx.Request(request.method, request.url, headers=headers, stream=stream,
-                         extensions=request.extensions)
+def _replace(request: httpx.Request, headers: httpx.Headers,
+             stream: httpx.SyncByteStream | httpx.AsyncByteStream) -> httpx.Request:
+    """``request`` itself, now with ``headers`` and ``stream``: the client makes a redirect's
+    request from it. Content-Length or Transfer-Encoding stay as the application's request
+    (or the hook's fix-up) has them."""
+    request.headers = headers
+    request.stream = stream
+    vars(request).pop("_content", None)  # what `request.content` gave: the original's bytes
+    if isinstance(stream, httpx.ByteStream):
+        request.read()
+    return request

@@ -8,8 +8,9 @@ to watch; every upload the policy matches goes out protected::
         http.post(url, files={"file": open("me.jpg", "rb")})
 
 A body given as a stream (a generator, a file) is read up to the site's ``max_bytes``; a
-longer one goes out untouched. The prepared request the session made is never changed: the
-adapter sends a copy carrying the protected body.
+longer one goes out untouched. The prepared request the session made carries the protected
+body afterwards: a redirect (307, 308: S3's regional one, an upload host's move) is made from
+it, and sends the protected photo to the next host, never the original.
 """
 
 from __future__ import annotations
@@ -68,17 +69,16 @@ class GraspAdapter(HTTPAdapter):
         if rule is None:
             return request
         body = read_within(_chunks(request.body), rule.max_bytes)
-        sent = request.copy()
         if not isinstance(body, bytes):
-            sent.body = self._guard.stream_too_long(method, url, rule, body)
-            return sent
+            request.body = self._guard.stream_too_long(method, url, rule, body)
+            return request
         rewrite = self._guard.rewrite_sync(method, url, fields, body, self._protect)
         if rewrite is None:
-            sent.body = body
+            request.body = body
         else:
-            sent.headers = CaseInsensitiveDict(rewrite.headers)
-            sent.body = rewrite.body
-        return sent
+            request.headers = CaseInsensitiveDict(rewrite.headers)
+            request.body = rewrite.body
+        return request
 
 
 def _chunks(body: Any) -> Iterable[bytes]:

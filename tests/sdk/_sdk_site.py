@@ -43,7 +43,8 @@ class LocalSite(ThreadedSite):
     """The recording site and the stand-in service (``POST /v1/protect``) on 127.0.0.1.
 
     Attributes:
-        uploads: what arrived at any path other than the service's, in order.
+        uploads: what arrived at any path other than the service's, in order (one under
+            ``/moved/`` is answered with a 307 to ``localhost``, on no policy's host).
         protected: the images the service was asked to protect.
     """
 
@@ -69,6 +70,8 @@ class LocalSite(ThreadedSite):
         headers = tuple((k.decode("latin-1"), v.decode("latin-1"))
                         for k, v in request.raw_headers)
         self.uploads.append(Upload(headers, body, parts))
+        if request.path.startswith("/moved/"):  # S3's 307 to its regional host, say
+            raise web.HTTPTemporaryRedirect(f"http://localhost:{self.port}/upload")
         return web.Response(text="stored")
 
     async def _protect(self, request: web.Request) -> web.Response:

@@ -31,6 +31,7 @@ from grasp_sdk import (
     SyncGraspClient,
     UnprotectableUpload,
     UploadRewrite,
+    parse_policy,
 )
 from grasp_sdk.httpx_transport import AsyncGraspTransport, GraspTransport
 from grasp_sdk.requests_adapter import GraspAdapter
@@ -269,6 +270,17 @@ def test_file_bodies_are_read_and_protected(site: LocalSite, jpeg: bytes, tmp_pa
     assert only_upload(site).body == jpeg + MARK
 
 
+def test_a_redirect_sends_the_protected_photo_to_a_host_outside_the_policy(
+        site: LocalSite, make_uploader, jpeg: bytes) -> None:
+    # the client makes the 307's request from the application's: it held the original
+    uploader = make_uploader(policy=parse_policy(
+        "sites:\n  - {name: strict, hosts: ['127.0.0.1'], on_failure: block}\n"))
+    follow = {"follow_redirects": True} if uploader.kind.startswith("httpx") else {}
+    assert uploader.post(site.url + "/moved/1", files={"file": ("me.jpg", jpeg)}, **follow) == 200
+    assert [u.header("Host").split(":")[0] for u in site.uploads] == ["127.0.0.1", "localhost"]
+    assert [u.parts["file"] for u in site.uploads] == [jpeg + MARK] * 2
+
+
 def test_service_call_through_the_same_session_is_not_an_upload(site: LocalSite,
                                                                 jpeg: bytes) -> None:
     """A protect function may post through the session it protects."""
@@ -295,20 +307,23 @@ def test_requests_bytes_header_values_are_kept(site: LocalSite, jpeg: bytes) -> 
     assert upload.header("Content-Length") == str(len(upload.body))
 
 
-def test_httpx_wraps_the_given_transport_and_leaves_the_request_alone(
+def test_httpx_wraps_the_given_transport_and_a_redirect_sends_the_protected_photo(
         fake_protect, jpeg: bytes) -> None:
-    sent: list[httpx.Request] = []
+    # S3's 307 to a regional host: the client makes the next request from the application's
+    sent: list[tuple[str, bytes]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        sent.append(request)
+        sent.append((request.url.host, request.read()))
+        if request.url.host == "127.0.0.1":
+            return httpx.Response(307, headers={"Location": "http://elsewhere.test/upload"})
         return httpx.Response(201)
 
     transport = GraspTransport(fake_protect.sync, local_policy(),
                                transport=httpx.MockTransport(handler))
-    with httpx.Client(transport=transport) as http:
+    with httpx.Client(transport=transport, follow_redirects=True) as http:
         request = http.build_request("PUT", "http://127.0.0.1/upload", content=jpeg)
         assert http.send(request).status_code == 201
-    assert request.content == jpeg and request.headers["Content-Length"] == str(len(jpeg))
-    (copy,) = sent
-    assert copy.read() == fake_protect.transform(jpeg)
-    assert copy.headers["Content-Length"] == str(len(copy.content))
+    protected = fake_protect.transform(jpeg)
+    assert sent == [("127.0.0.1", protected), ("elsewhere.test", protected)]
+    assert request.content == protected
+    assert request.headers["Content-Length"] == str(len(protected))
