@@ -5,8 +5,9 @@ buffers candidates; the async ``request`` hook has the protection service rewrit
 candidate through :func:`grasp_sdk.rewrite_upload` and applies the result in one step.
 Whatever fails, the site's ``on_failure`` decides: ``pass`` forwards the original bytes,
 ``block`` answers the client with a JSON refusal. A site with ``chunked_upload`` (X) has
-its split images held and reassembled first (:mod:`proxy_addon.chunked`). What was done is
-recorded in ``flow.metadata["grasp_guard"]``.
+its split images held and reassembled first (:mod:`proxy_addon.chunked`). A protected upload
+its site redirects (307, 308) is protected again where the client repeats it
+(:mod:`proxy_addon.redirects`). What was done is recorded in ``flow.metadata["grasp_guard"]``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from proxy_addon.errors import Undelivered
 from proxy_addon.failure import block_response, describe, undelivered_response
 from proxy_addon.record import METADATA_KEY
 from proxy_addon.record import record as _record
+from proxy_addon.redirects import Protected, Redirects
 from proxy_addon.replay import Forward, Replayer
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ logger = logging.getLogger(__name__)
 Notify = Callable[[http.HTTPFlow, dict[str, Any]], None]
 
 _ACTIONS = {"buffer": "buffered", "stream": "streamed", "ignore": "ignored"}
+_PROTECTED = "grasp_guard.protected"  # flow.metadata: the Protected upload the flow sends
+_REPEAT = "grasp_guard.repeat"  # flow.metadata: the Protected upload the flow may repeat
 # option name -> (GuardSettings field, parser raising ValueError)
 _PARSERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "grasp_policy": ("policy", opts.parse_policy_path),
@@ -79,6 +83,7 @@ class GraspGuard:
         self._protect = protect
         self._cache = ProtectCache()
         self._replayer = Replayer()
+        self._redirects = Redirects()
         self._chunked = ChunkedUploads(lambda: self.settings, self._protect_image, self._cache,
                                        forward or self._replayer)
 
@@ -135,6 +140,12 @@ class GraspGuard:
         matcher = self._matcher
         if matcher is None:
             return
+        repeat = self._redirects.awaited(flow.request.method, flow.request.pretty_url)
+        if repeat is not None and not flow.request.stream:
+            flow.metadata[_REPEAT] = repeat
+            _record(flow, "buffered", "the repeat of a protected upload its site redirected here",
+                    repeat.site)
+            return
         decision = decide(flow.request.method, flow.request.pretty_url, flow.request.headers,
                           matcher, self.settings.max_buffer)
         if decision.action == "refuse" and self.settings.policy is not None:
@@ -161,7 +172,9 @@ class GraspGuard:
             return
         site = record["site"]
         rule = policy.get(site) if site else None
-        if (rule is not None and rule.chunked_upload is not None and not rule.signed
+        repeat: Protected | None = flow.metadata.get(_REPEAT)
+        if (repeat is None and rule is not None and rule.chunked_upload is not None
+                and not rule.signed
                 and record["action"] in ("buffered", "ignored")
                 and not flow.request.stream and flow.request.raw_content is not None):
             started = time.monotonic()
@@ -173,17 +186,26 @@ class GraspGuard:
                 return
         if record["action"] != "buffered":
             return
-        if flow.request.stream or flow.request.raw_content is None:
+        body = flow.request.raw_content
+        if flow.request.stream or body is None:
             _record(flow, "streamed", "the body outgrew stream_large_bodies", site)
             return
+        url = flow.request.pretty_url
+        if repeat is not None:
+            if not repeat.sent_again_in(body):
+                _record(flow, "untouched", "not the body of the protected upload redirected here",
+                        site)
+                return
+            url = repeat.url  # as the policy matched it there
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.settings.timeout_s):
-                rewrite = await self._rewrite(flow, policy)
+                rewrite = await self._rewrite(flow, policy, url)
         except Exception as exc:  # noqa: BLE001 - failure is a policy: pass or block
             self._fail(flow, exc, policy, site, started)
             return
         if rewrite.changed:
+            flow.metadata[_PROTECTED] = Protected.of(url, rewrite.site or site, body)
             message.rewrite(flow.request, rewrite.headers, rewrite.body)
         images = [asdict(image) for image in rewrite.images]
         _record(flow, "protected" if rewrite.changed else "untouched", rewrite.reason,
@@ -193,6 +215,8 @@ class GraspGuard:
         if self._replayer.owns(flow):
             self._replayer.settle(flow)
             return
+        if (protected := flow.metadata.get(_PROTECTED)) is not None:
+            self._redirects.note(flow, protected)
         record = flow.metadata.get(METADATA_KEY)
         policy = self.settings.policy
         rule = policy.get(record["site"]) if record and record["site"] and policy else None
@@ -225,11 +249,11 @@ class GraspGuard:
     def done(self) -> None:
         self._chunked.done()
 
-    async def _rewrite(self, flow: http.HTTPFlow, policy: Policy) -> UploadRewrite:
+    async def _rewrite(self, flow: http.HTTPFlow, policy: Policy, url: str) -> UploadRewrite:
+        """``flow``'s upload rewritten as the policy reads it at ``url``."""
         request = flow.request
         assert request.raw_content is not None
-        args = (request.method, request.pretty_url, message.fields_of(request),
-                request.raw_content, policy)
+        args = (request.method, url, message.fields_of(request), request.raw_content, policy)
         if self._protect is not None:
             return await rewrite_upload(*args, self._protect, cache=self._cache)
         s = self.settings

@@ -187,6 +187,48 @@ async def test_same_length_rewrite_applies_body_and_hook_headers(policy_file: Pa
     assert flow.response is None and notices == []
 
 
+@pytest.mark.parametrize("status", [307, 308])
+async def test_a_redirected_upload_is_protected_where_the_client_repeats_it(
+        policy_file: Path, jpeg: bytes, status: int) -> None:
+    # S3's 307 to its regional host: the client repeats the upload from its own copy, the
+    # original photo, at an address the policy does not name
+    moved = "https://bucket.s3.eu-west-3.example.net/put"
+    addon, tctx = guard(policy_file, "grow")
+    with tctx:
+        first = raw_upload(jpeg, STRICT)
+        await run(addon, first)
+        first.response = http.Response.make(status, b"", {"Location": moved})
+        addon.response(first)
+        repeat = raw_upload(jpeg, moved)
+        record = await run(addon, repeat)
+        other = raw_upload(jpeg + b"\0", moved)  # another body there: not the repeat
+        other_record = await run(addon, other)
+        elsewhere = raw_upload(jpeg, "https://bucket.s3.eu-west-3.example.net/other")
+        addon.requestheaders(elsewhere)
+    assert repeat.request.raw_content == grow(jpeg) == first.request.raw_content
+    assert repeat.request.headers["Content-Length"] == str(len(grow(jpeg)))
+    assert record["action"] == "protected" and record["site"] == "strict"
+    assert other.request.raw_content == jpeg + b"\0" and other_record["action"] == "untouched"
+    assert elsewhere.metadata[METADATA_KEY]["reason"] == "no policy site matches"
+
+
+async def test_a_redirect_is_awaited_for_a_few_minutes_only(policy_file: Path,
+                                                            jpeg: bytes) -> None:
+    now = [0.0]
+    addon, tctx = guard(policy_file, "grow")
+    addon._redirects._clock = lambda: now[0]  # type: ignore[attr-defined]
+    with tctx:
+        first = raw_upload(jpeg, STRICT)
+        await run(addon, first)
+        first.response = http.Response.make(307, b"", {"Location": "/moved"})
+        addon.response(first)
+        now[0] = 301.0
+        late = raw_upload(jpeg, "https://strict.example.com/moved")
+        addon.requestheaders(late)
+    assert late.metadata[METADATA_KEY]["reason"] != (
+        "the repeat of a protected upload its site redirected here")
+
+
 async def test_longer_rewrite_fixes_every_length_header_in_place(policy_file: Path,
                                                                  jpeg: bytes) -> None:
     addon, tctx = guard(policy_file, "grow")
