@@ -97,9 +97,10 @@ function holdShadowChange(input) {
  * form's inputs still being protected, each a promise of whether the page got files (false:
  * refused, or protection failed). `holdChoice.choose(input, files)`: a choice the browser
  * did not make (a drop the extension held), protected and given the same way, and the
- * latest of the input's choices; `holdChoice.isPending(input)`.
+ * latest of the input's choices; `holdChoice.isPending(input)`; `holdChoice.drop(input)`:
+ * the input's choice is not given to it when protected (its form was reset meanwhile).
  * @param {(files: File[]) => Promise<File[] | null>} protectFiles as for interceptChoices.
- * @returns {((event: Event, input: HTMLInputElement) => void) & {choose: (input: HTMLInputElement, files: File[]) => void, isPending: (input: HTMLInputElement) => boolean, pendingIn: (form: HTMLFormElement) => Promise<boolean>[]}}
+ * @returns {((event: Event, input: HTMLInputElement) => void) & {choose: (input: HTMLInputElement, files: File[]) => void, isPending: (input: HTMLInputElement) => boolean, pendingIn: (form: HTMLFormElement) => Promise<boolean>[], drop: (input: HTMLInputElement) => void}}
  */
 export function choiceHolder(protectFiles) {
   const pending = new WeakMap();  // input -> the choice being protected
@@ -134,6 +135,7 @@ export function choiceHolder(protectFiles) {
   holdChoice.choose = choose;
   holdChoice.isPending = (input) => pending.has(input);
   holdChoice.pendingIn = (form) => [...form.elements].filter((el) => pending.has(el)).map((el) => pending.get(el));
+  holdChoice.drop = (input) => { pending.delete(input); };
   return holdChoice;
 }
 
@@ -535,11 +537,22 @@ export function interceptChoices(win, protectFiles, refusesFolder = () => false,
     }, (error) => console.error("GRASP Guard could not protect the photo", error));
   };
   const submits = submitHolder(win, holdChoice);
+  /** A form reset (its reset button, the page's `form.reset()`) while a photo of it is being
+   * protected: the photo is not put back once protected; the user or the page cleared it. */
+  const onReset = (event) => {
+    const form = event.target;
+    if (!event.isTrusted || !(form instanceof win.HTMLFormElement)) return;
+    setTimeout(() => {  // after the page's listeners: one may cancel the reset
+      if (event.defaultPrevented) return;
+      for (const element of form.elements) holdChoice.drop(element);
+    }, 0);
+  };
   const dragFields = (event) => Object.fromEntries(DRAG_FIELDS.map((k) => [k, event[k]]));
   const listeners = {
     input: onChoice,
     change: onChoice,
     submit: submits.submit,
+    reset: onReset,
     invalid: submits.invalid,
     click: submits.activate,
     keydown: submits.activate,

@@ -2,7 +2,8 @@
 at them that the window's listeners never see: a file input made by a script and opened
 without the extension's patched `click`, one in a closed shadow root read by a window
 listener, a document (or an editor's frame) rewritten with `document.open()`, a drop over
-a choice still being protected, and a form whose file input is `required`.
+a choice still being protected, a form whose file input is `required`, and a form reset while
+its photo is being protected.
 
 These tests read only what the page's scripts got, so a stand-in stands for the protection
 service: it "protects" a photo by writing over its camera tag (the same length), at once
@@ -159,6 +160,14 @@ zone.addEventListener("drop", (e) => { e.preventDefault(); note("the page's list
     "pending": """<input type="file" id="field" style="display:block;width:400px;height:100px">
 <script>
 document.getElementById("field").onchange = (e) => note("the page's onchange", e.target.files[0]);
+</script>""",
+    # a form the page resets (its "clear" button calls form.reset()), unless it cancels
+    "resettable": """<form><input type="file" id="field"></form>
+<script>
+const form = document.forms[0];
+document.getElementById("field").onchange = (e) => note("the page's onchange", e.target.files[0]);
+window.cancelResets = false;
+form.onreset = (e) => { if (cancelResets) e.preventDefault(); };
 </script>""",
     # a plain form (no script) whose file input must not be empty
     "required": """<form method="post" enctype="multipart/form-data" action="/upload/required">
@@ -413,3 +422,27 @@ async def test_a_form_with_a_required_photo_submitted_during_protection_posts_it
         await asyncio.sleep(SETTLE_S)
     name_of = names(photo=face_file)
     assert [name_of(photo) for photo in holds_site.posts.get("required", [])] == ["photo protected"]
+
+
+@pytest.mark.parametrize(("cancelled", "expected"), [
+    (False, [("in the input at the end", "no file")]),
+    (True, [("the page's onchange", "photo protected"), ("in the input at the end", "photo protected")]),
+])
+async def test_a_form_reset_during_protection_keeps_the_photo_out(
+        holds_browser: Browser, holds_site: HoldsSite, stand_in: StandIn, face_file: Path,
+        cancelled: bool, expected: list[tuple[str, str]]) -> None:
+    # The user picks a photo, then clears the form (the page's form.reset()) while it is being
+    # protected: the input stays empty, the page gets no photo. A reset the page cancels
+    # leaves the choice standing.
+    stand_in.delays[face_file.read_bytes()] = 3
+    answered = stand_in.answered
+    async with holds_browser.page() as page:
+        await page.open(holds_site.url("resettable"), "document.forms.length === 1")
+        await page.evaluate(f"window.cancelResets = {str(cancelled).lower()}")
+        await page.choose_file("#field", face_file)
+        await page.evaluate("document.forms[0].reset()")
+        await until(lambda: stand_in.answered > answered, READ_S)
+        await asyncio.sleep(SETTLE_S)
+        await page.evaluate("note('in the input at the end', document.getElementById('field').files[0])")
+        read = await what_the_page_read(page, names(photo=face_file), reads=len(expected))
+    assert read == expected
