@@ -140,12 +140,6 @@ class GraspGuard:
         matcher = self._matcher
         if matcher is None:
             return
-        repeat = self._redirects.awaited(flow.request.method, flow.request.pretty_url)
-        if repeat is not None and not flow.request.stream:
-            flow.metadata[_REPEAT] = repeat
-            _record(flow, "buffered", "the repeat of a protected upload its site redirected here",
-                    repeat.site)
-            return
         decision = decide(flow.request.method, flow.request.pretty_url, flow.request.headers,
                           matcher, self.settings.max_buffer)
         if decision.action == "refuse" and self.settings.policy is not None:
@@ -158,6 +152,13 @@ class GraspGuard:
             return
         if flow.request.stream:
             _record(flow, "streamed", "mitmproxy streams this body (stream_large_bodies)")
+            return
+        repeat = self._redirects.awaited(flow.request.method, flow.request.pretty_url,
+                                         _declared_length(flow.request))
+        if repeat is not None:  # its length is the protected upload's: held to compare
+            flow.metadata[_REPEAT] = (repeat, decision)
+            _record(flow, "buffered", "may repeat a protected upload its site redirected here",
+                    repeat.site)
             return
         if decision.action == "stream":
             flow.request.stream = True
@@ -172,7 +173,15 @@ class GraspGuard:
             return
         site = record["site"]
         rule = policy.get(site) if site else None
-        repeat: Protected | None = flow.metadata.get(_REPEAT)
+        repeat, decision = flow.metadata.get(_REPEAT, (None, None))
+        if repeat is not None:
+            if repeat.sent_again_in(flow.request.raw_content or b""):
+                self._redirects.served(flow.request.method, flow.request.pretty_url)
+            else:  # not the repeat: as the policy has it
+                repeat = None
+                record = _record(flow, _ACTIONS[decision.action], decision.reason, decision.site)
+                site = decision.site
+                rule = policy.get(site) if site else None
         if (repeat is None and rule is not None and rule.chunked_upload is not None
                 and not rule.signed
                 and record["action"] in ("buffered", "ignored")
@@ -190,13 +199,7 @@ class GraspGuard:
         if flow.request.stream or body is None:
             _record(flow, "streamed", "the body outgrew stream_large_bodies", site)
             return
-        url = flow.request.pretty_url
-        if repeat is not None:
-            if not repeat.sent_again_in(body):
-                _record(flow, "untouched", "not the body of the protected upload redirected here",
-                        site)
-                return
-            url = repeat.url  # as the policy matched it there
+        url = flow.request.pretty_url if repeat is None else repeat.url  # as the policy matched it
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.settings.timeout_s):
@@ -300,3 +303,9 @@ class GraspGuard:
             except Exception:
                 logger.exception("the GRASP Guard notify hook failed")
 
+
+
+def _declared_length(request: http.Request) -> int | None:
+    """The body length the request's headers declare, or None."""
+    value = request.headers.get("content-length", "")
+    return int(value) if value.isdigit() else None

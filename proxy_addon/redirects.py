@@ -3,7 +3,9 @@
 A client repeats a redirected upload from its own copy of the request, with the original
 photo in it, at an address the policy may not name (S3's regional host, an upload host
 that moved). The proxy notes where each protected upload was sent on; when that address
-gets the same body, it is protected as it was the first time (from the cache: at once).
+gets the same body (the same declared length, then the same bytes), it is protected as
+it was the first time (from the cache: at once), once; any other request there goes as the
+policy has it.
 """
 
 from __future__ import annotations
@@ -29,16 +31,18 @@ class Protected:
     Attributes:
         url: the URL the policy matched.
         site: the policy's site.
-        digest: the SHA-256 of the body the client sent.
+        length: the length of the body the client sent.
+        digest: its SHA-256.
     """
 
     url: str
     site: str
+    length: int
     digest: bytes
 
     @classmethod
     def of(cls, url: str, site: str, body: bytes) -> Protected:
-        return cls(url, site, hashlib.sha256(body).digest())
+        return cls(url, site, len(body), hashlib.sha256(body).digest())
 
     def sent_again_in(self, body: bytes) -> bool:
         """Whether ``body`` is the one the client sent the first time."""
@@ -66,12 +70,17 @@ class Redirects:
         while len(self._noted) > _MAX:
             self._noted.popitem(last=False)
 
-    def awaited(self, method: str, url: str) -> Protected | None:
-        """The protected upload whose repeat ``method`` ``url`` may be, or None."""
+    def awaited(self, method: str, url: str, length: int | None) -> Protected | None:
+        """The protected upload whose repeat ``method`` ``url`` with a body of the declared
+        ``length`` may be, or None."""
         noted = self._noted.get((method, url))
         if noted is None:
             return None
         if noted[1] < self._clock():
             del self._noted[(method, url)]
             return None
-        return noted[0]
+        return noted[0] if noted[0].length == length else None
+
+    def served(self, method: str, url: str) -> None:
+        """The repeat of the upload redirected to ``method`` ``url`` came."""
+        self._noted.pop((method, url), None)
