@@ -1,7 +1,9 @@
 """A bounded in-memory LRU of protected images, so a retried upload is not protected twice.
 
-Keyed by the SHA-256 of the original image and the options. Concurrent requests for the
-same key share one call to the service (a client that retries while the first attempt is
+Keyed by the SHA-256 of the original image and the options; a protected image is its own
+entry too (protected already: it goes as it is), so a body the adapter itself protected,
+sent again (a redirect's repeat), is not protected twice. Concurrent requests for the same
+key share one call to the service (a client that retries while the first attempt is
 still in flight does not start a second optimisation). Synchronous callers (threads) share
 the entries through :meth:`ProtectCache.protect_sync`, though not the calls in flight.
 """
@@ -26,7 +28,8 @@ class ProtectCache:
     """LRU of :class:`ProtectResult` bounded by entry count and total bytes.
 
     Args:
-        max_entries: the most results kept.
+        max_entries: the most entries kept (a protected image is two: its original's and its
+            own).
         max_bytes: the most bytes of original plus protected images kept.
     """
 
@@ -78,7 +81,7 @@ class ProtectCache:
         finally:
             del self._inflight[key]
         future.set_result(result)
-        self._store(key, result, len(data) + len(result.data))
+        self._store(key, data, result)
         return result, False
 
     def protect_sync(self, data: bytes, options: ProtectOptions,
@@ -93,7 +96,7 @@ class ProtectCache:
         if cached is not None:
             return cached, True
         result = protect(data, options)
-        self._store(key, result, len(data) + len(result.data))
+        self._store(key, data, result)
         return result, False
 
     def _lookup(self, key: _Key) -> ProtectResult | None:
@@ -103,7 +106,14 @@ class ProtectCache:
             self._entries.move_to_end(key)
             return self._entries[key][0]
 
-    def _store(self, key: _Key, result: ProtectResult, size: int) -> None:
+    def _store(self, key: _Key, data: bytes, result: ProtectResult) -> None:
+        """Keep ``result`` for ``key`` (the original ``data``), and the protected image as
+        its own result."""
+        self._keep(key, result, len(data) + len(result.data))
+        if result.data != data:
+            self._keep(_key(result.data, key[1]), result, len(result.data))
+
+    def _keep(self, key: _Key, result: ProtectResult, size: int) -> None:
         if size > self.max_bytes:
             return
         with self._lock:

@@ -69,7 +69,7 @@ class GraspTransport(httpx.BaseTransport):
         body = read_within(request.stream, rule.max_bytes)
         if not isinstance(body, bytes):
             chunks = self._guard.stream_too_long(request.method, str(request.url), rule, body)
-            return _replace(request, request.headers, _Chunks(chunks))
+            return _copy(request, _Chunks(chunks))
         rewrite = self._guard.rewrite_sync(request.method, str(request.url),
                                            request.headers.raw, body, self._protect)
         return _with_body(request, body, rewrite)
@@ -105,7 +105,7 @@ class AsyncGraspTransport(httpx.AsyncBaseTransport):
         body = await aread_within(request.stream, rule.max_bytes)
         if not isinstance(body, bytes):
             chunks = self._guard.astream_too_long(request.method, str(request.url), rule, body)
-            return _replace(request, request.headers, _AsyncChunks(chunks))
+            return _copy(request, _AsyncChunks(chunks))
         rewrite = await self._guard.rewrite(request.method, str(request.url),
                                             request.headers.raw, body, self._protect)
         return _with_body(request, body, rewrite)
@@ -145,14 +145,20 @@ def _with_body(request: httpx.Request, body: bytes,
     return _replace(request, httpx.Headers(headers), httpx.ByteStream(rewrite.body))
 
 
-def _replace(request: httpx.Request, headers: httpx.Headers,
-             stream: httpx.SyncByteStream | httpx.AsyncByteStream) -> httpx.Request:
-    """``request`` itself, now with ``headers`` and ``stream``: the client makes a redirect's
-    request from it. Content-Length or Transfer-Encoding stay as the application's request
-    (or the hook's fix-up) has them."""
+def _replace(request: httpx.Request, headers: httpx.Headers, stream: httpx.ByteStream) -> httpx.Request:
+    """``request`` itself, now with ``headers`` and the body ``stream``: the client makes a
+    redirect's request from it. Content-Length or Transfer-Encoding stay as the
+    application's request (or the hook's fix-up) has them."""
     request.headers = headers
     request.stream = stream
     vars(request).pop("_content", None)  # what `request.content` gave: the original's bytes
-    if isinstance(stream, httpx.ByteStream):
-        request.read()
+    request.read()
     return request
+
+
+def _copy(request: httpx.Request,
+          stream: httpx.SyncByteStream | httpx.AsyncByteStream) -> httpx.Request:
+    """A copy of ``request`` sending ``stream``, a body read once (a redirect's request,
+    made from the application's, finds its stream consumed, as httpx says)."""
+    return httpx.Request(request.method, request.url, headers=request.headers, stream=stream,
+                         extensions=request.extensions)

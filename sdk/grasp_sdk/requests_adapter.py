@@ -69,15 +69,16 @@ class GraspAdapter(HTTPAdapter):
         if rule is None:
             return request
         body = read_within(_chunks(request.body), rule.max_bytes)
-        if not isinstance(body, bytes):
-            request.body = self._guard.stream_too_long(method, url, rule, body)
-            return request
+        if not isinstance(body, bytes):  # sent as it streams, from a copy: it is read once
+            sent = request.copy()
+            sent.body = self._guard.stream_too_long(method, url, rule, body)
+            return sent
         rewrite = self._guard.rewrite_sync(method, url, fields, body, self._protect)
-        if rewrite is None:
-            request.body = body
-        else:
+        if rewrite is not None:
             request.headers = CaseInsensitiveDict(rewrite.headers)
-            request.body = rewrite.body
+        request.body = body if rewrite is None else rewrite.body
+        # bytes now, not the file it was read from: a redirect sends them, with no rewind
+        request._body_position = None  # type: ignore[attr-defined]
         return request
 
 

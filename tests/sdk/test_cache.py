@@ -34,11 +34,20 @@ async def test_hit_miss_and_options_in_the_key() -> None:
     assert protect.calls == 2
 
 
+async def test_a_protected_image_is_its_own_result() -> None:
+    # a body the adapter protected, sent again (a redirect's repeat): not protected twice
+    cache, protect = ProtectCache(), Counting()
+    first, _ = await cache.protect(b"a", OPTIONS, protect)
+    again, hit = await cache.protect(first.data, OPTIONS, protect)
+    assert hit and again.data == b"a+" and protect.calls == 1
+    assert cache.protect_sync(b"a+", OPTIONS, protect)[0].data == b"a+" and protect.calls == 1
+
+
 async def test_lru_eviction_by_count_and_bytes() -> None:
-    cache, protect = ProtectCache(max_entries=2, max_bytes=1000), Counting()
+    cache, protect = ProtectCache(max_entries=4, max_bytes=1000), Counting()
     for key in (b"a", b"b", b"a", b"c"):  # "a" used again, so "b" is the oldest
         await cache.protect(key, OPTIONS, protect)
-    assert len(cache) == 2
+    assert len(cache) == 4  # two images: each original, and each protected one as its own
     assert (await cache.protect(b"a", OPTIONS, protect))[1]
     assert not (await cache.protect(b"b", OPTIONS, protect))[1]
     small = ProtectCache(max_bytes=10)
@@ -124,7 +133,7 @@ def test_sync_callers_share_the_entries() -> None:
     for _ in range(2):
         with pytest.raises(ConnectionError):
             cache.protect_sync(b"bad", OPTIONS, protect)
-    assert calls == [b"a", b"bad", b"bad"] and len(cache) == 1
+    assert calls == [b"a", b"bad", b"bad"] and len(cache) == 2  # a, and a protected
 
 
 async def test_sync_and_async_callers_share_one_cache() -> None:

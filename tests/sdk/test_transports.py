@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -279,6 +280,22 @@ def test_a_redirect_sends_the_protected_photo_to_a_host_outside_the_policy(
     assert uploader.post(site.url + "/moved/1", files={"file": ("me.jpg", jpeg)}, **follow) == 200
     assert [u.header("Host").split(":")[0] for u in site.uploads] == ["127.0.0.1", "localhost"]
     assert [u.parts["file"] for u in site.uploads] == [jpeg + MARK] * 2
+
+
+def test_a_file_body_redirected_goes_protected_once(site: LocalSite, jpeg: bytes,
+                                                    tmp_path: Path) -> None:
+    # read from a file: requests rewinds a redirected body it knows the position of
+    photo = tmp_path / "me.jpg"
+    photo.write_bytes(jpeg)
+    site.uploads.clear()
+    policy = parse_policy("sites:\n  - {name: strict, hosts: ['127.0.0.1', localhost],"
+                          " on_failure: block}\n")
+    with SyncGraspClient(site.url) as grasp, requests.Session() as http, photo.open("rb") as body:
+        http.mount("http://", GraspAdapter(grasp, policy))
+        assert http.put(site.url + "/moved/2", data=body,
+                        headers={"Content-Type": "image/jpeg"}).status_code == 200
+    # the target is a policy host too: the body the adapter protected is not protected again
+    assert [u.body for u in site.uploads] == [jpeg + MARK] * 2
 
 
 def test_service_call_through_the_same_session_is_not_an_upload(site: LocalSite,
