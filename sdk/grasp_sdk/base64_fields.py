@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from grasp_sdk.byte_arrays import ByteArray, image_array_at
@@ -41,7 +42,11 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 _BOM = "\ufeff"
 _NUMBERS = re.compile(r"\[[\d\s,.eE+-]*+\]")  # a flat array of numbers, or of nothing JSON reads
 _ImageArray = tuple[ByteArray, bytes]
+_Place = Callable[[list[int]], dict[int, int]]
+_Write = Callable[[str], bytes]
+_WIDE = re.compile("[^\x00-\x7f]")
 _MAX_NESTING = 3  # JSON within JSON (or a form) read this many levels down
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,7 @@ def _decode(text: str, image_only: bool) -> tuple[Base64Text, bytes] | None:
     return Base64Text(prefix, urlsafe, padded, shown, line_length, line_sep, trailing_sep), data
 
 
-def find_json_images(body: bytes, fields: Iterable[str] = (), depth: int = 0) -> list[ImageSlot]:
+def find_json_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]:
     """Images in the string values of a JSON body, and in its arrays of byte values
     (:mod:`grasp_sdk.byte_arrays`), and in JSON written inside its strings; raises
     MalformedBody.
@@ -137,46 +142,12 @@ def find_json_images(body: bytes, fields: Iterable[str] = (), depth: int = 0) ->
         fields: keys to consider, at any depth (``*`` wildcards; array items count under
             the nearest key; in JSON inside a string, the string's key considers all its
             keys); empty considers every string value.
-        depth: how many texts this JSON is written inside.
     """
-    fields = tuple(fields)
     try:
         text = body.decode("utf-8")
-        strings: list[tuple[tuple[str | int, ...], int, int, str | _ImageArray]] = []
-        end = _skip_ws(text, _scan(text, int(text.startswith(_BOM)), (), strings))
-    except (ValueError, RecursionError) as exc:
+    except UnicodeDecodeError as exc:
         raise MalformedBody(f"not JSON: {exc}") from None
-    if end != len(text):
-        raise MalformedBody(f"not JSON: extra data at character {end}")
-    slots = []
-    offsets = _byte_offsets(text, [i for _, start, stop, _ in strings for i in (start, stop)])
-    for path, start, stop, value in strings:
-        key = next((p for p in reversed(path) if isinstance(p, str)), "")
-        wanted = not fields or name_matches(key, fields)
-        location = "json $" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-        byte_start, byte_stop = offsets[start], offsets[stop]
-        if isinstance(value, tuple):  # an image's array of byte values
-            array, data = value
-            if wanted:
-                slots.append(ImageSlot(location, data, image_type(data) or "",
-                                       _array_edits(byte_start, byte_stop, array)))
-            continue
-        decoded = decode_image_text(value) if wanted else None
-        if decoded is None:
-            inner = json_string(text[start + 1:stop - 1], byte_start + 1) if (
-                depth < _MAX_NESTING and looks_like_json(value)) else None
-            slots += json_within(inner, location, () if wanted else fields, depth) if inner else []
-            continue
-        style, data = decoded
-        slash_escaped = "\\/" in text[start:stop]
-        slots.append(ImageSlot(
-            location=location,
-            data=data,
-            media_type=image_type(data) or "application/octet-stream",
-            edits=_json_edits(byte_start, byte_stop, style, slash_escaped),
-            exact_size=not style.padding_shown,
-        ))
-    return slots
+    return _json_slots(text, tuple(fields), 0, _Utf8Offsets(text), _ascii)
 
 
 def looks_like_json(text: str) -> bool:
@@ -184,52 +155,115 @@ def looks_like_json(text: str) -> bool:
     return text.lstrip(" \t\r\n")[:1] in ("{", "[")
 
 
-def json_within(inner: EncodedText, location: str, fields: tuple[str, ...],
-                depth: int) -> list[ImageSlot]:
-    """Images in JSON written inside a text of the body (``inner``: a string value, a form
-    value, ``depth`` texts down), put back through that text's escapes; none if the text is
-    no JSON document. ``fields``: the inner keys to consider (empty: all)."""
-    try:
-        body = inner.text.encode("utf-8")
-        slots = find_json_images(body, fields, depth + 1)
-    except (MalformedBody, UnicodeEncodeError):
+def json_within(inner: EncodedText, location: str, fields: tuple[str, ...], depth: int,
+                place: _Place, write: _Write) -> list[ImageSlot]:
+    """Images in JSON written inside a text (``inner``: a string value, a form value,
+    ``depth`` texts down), put back through that text's escapes; none if the text is no
+    JSON document. ``fields``: the inner keys to consider (empty: all); ``place`` and
+    ``write``: the container's (see :func:`_json_slots`)."""
+    if _LONE_SURROGATE.search(inner.text):  # no UTF-8 text: not JSON a server reads
         return []
-    return [replace(slot, location=f"{location} → {slot.location}",
-                    edits=_edits_within(inner, body, slot.edits)) for slot in slots]
+
+    def place_inner(positions: list[int]) -> dict[int, int]:
+        outer = [inner.outer_offset(p) for p in positions]
+        placed = place(outer)
+        return {p: placed[o] for p, o in zip(positions, outer, strict=True)}
+
+    try:
+        return _json_slots(inner.text, fields, depth + 1, place_inner,
+                           lambda token: write(inner.encode(token)), f"{location} → ")
+    except MalformedBody:
+        return []
 
 
-def _edits_within(inner: EncodedText, body: bytes,
-                  edits: Callable[[bytes], list[Edit]]) -> Callable[[bytes], list[Edit]]:
-    def at(byte: int) -> int:
-        return inner.body_offset(len(body[:byte].decode("utf-8")))
+def _json_slots(text: str, fields: tuple[str, ...], depth: int, place: _Place,
+                write: _Write, prefix: str = "") -> list[ImageSlot]:
+    """The images of the JSON document ``text``; raises MalformedBody.
 
-    return lambda new: [Edit(at(e.start), at(e.end), inner.encode(e.data.decode("utf-8")))
-                        for e in edits(new)]
+    Args:
+        text: the document, as decoded.
+        fields: as for :func:`find_json_images`.
+        depth: how many texts of the body the document is written inside.
+        place: the body's byte offsets of character offsets (ascending) of ``text``.
+        write: new JSON text (a token) as the body's bytes, escaped as ``text`` is there.
+        prefix: put before each slot's location (where ``text`` lies in the body).
+    """
+    try:
+        strings: list[tuple[tuple[str | int, ...], int, int, str | _ImageArray]] = []
+        end = _skip_ws(text, _scan(text, int(text.startswith(_BOM)), (), strings))
+    except (ValueError, RecursionError) as exc:
+        raise MalformedBody(f"not JSON: {exc}") from None
+    if end != len(text):
+        raise MalformedBody(f"not JSON: extra data at character {end}")
+    slots = []
+    offsets = place([i for _, start, stop, _ in strings for i in (start, stop)])
+    for path, start, stop, value in strings:
+        key = next((p for p in reversed(path) if isinstance(p, str)), "")
+        wanted = not fields or name_matches(key, fields)
+        location = prefix + "json $" + "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+        byte_start, byte_stop = offsets[start], offsets[stop]
+        if isinstance(value, tuple):  # an image's array of byte values
+            array, data = value
+            if wanted:
+                slots.append(ImageSlot(location, data, image_type(data) or "",
+                                       _array_edits(byte_start, byte_stop, array, write)))
+            continue
+        decoded = decode_image_text(value) if wanted else None
+        if decoded is None:
+            inner = json_string(text[start + 1:stop - 1], start + 1) if (
+                depth < _MAX_NESTING and looks_like_json(value)) else None
+            if inner is not None:
+                slots += json_within(inner, location, () if wanted else fields, depth, place,
+                                     write)
+            continue
+        style, data = decoded
+        slash_escaped = "\\/" in text[start:stop]
+        slots.append(ImageSlot(
+            location=location,
+            data=data,
+            media_type=image_type(data) or "application/octet-stream",
+            edits=_json_edits(byte_start, byte_stop, style, slash_escaped, write),
+            exact_size=not style.padding_shown,
+        ))
+    return slots
 
 
-def _byte_offsets(text: str, positions: list[int]) -> dict[int, int]:
-    """The UTF-8 byte offset of each of ``positions`` (ascending character offsets) in
-    ``text``, in one pass (one encode of the text before each would be quadratic)."""
-    offsets: dict[int, int] = {}
-    char, byte = 0, 0
-    for position in positions:
-        byte += len(text[char:position].encode("utf-8"))
-        char = position
-        offsets[position] = byte
-    return offsets
+def _ascii(token: str) -> bytes:
+    return token.encode("ascii")
 
 
-def _array_edits(start: int, stop: int, style: ByteArray) -> Callable[[bytes], list[Edit]]:
-    return lambda new: [Edit(start, stop, style.encode(new).encode("ascii"))]
+class _Utf8Offsets:
+    """The UTF-8 byte offsets of character offsets of ``text``, any number of times at the
+    cost of a search (one encode of the text before each would be quadratic)."""
+
+    def __init__(self, text: str) -> None:
+        self._wide: list[int] = []  # the characters past ASCII
+        self._extra: list[int] = [0]  # the bytes past one a character before each of them
+        for match in _WIDE.finditer(text):
+            self._wide.append(match.start())
+            self._extra.append(self._extra[-1] + len(match.group().encode("utf-8")) - 1)
+
+    def __call__(self, positions: list[int]) -> dict[int, int]:
+        return {p: p + self._extra[bisect.bisect_left(self._wide, p)] for p in positions}
 
 
-def _json_edits(start: int, stop: int, style: Base64Text,
-                slash_escaped: bool) -> Callable[[bytes], list[Edit]]:
+def _identity(positions: list[int]) -> dict[int, int]:
+    return {p: p for p in positions}
+
+
+def _array_edits(start: int, stop: int, style: ByteArray,
+                 write: Callable[[str], bytes]) -> Callable[[bytes], list[Edit]]:
+    return lambda new: [Edit(start, stop, write(style.encode(new)))]
+
+
+def _json_edits(start: int, stop: int, style: Base64Text, slash_escaped: bool,
+                write: Callable[[str], bytes]) -> Callable[[bytes], list[Edit]]:
     def edits(new: bytes) -> list[Edit]:
         token = json.dumps(style.encode(new))
         if slash_escaped:
             token = token.replace("/", "\\/")
-        return [Edit(start, stop, token.encode("ascii"))]
+        return [Edit(start, stop, write(token))]
     return edits
 
 
@@ -315,8 +349,9 @@ def find_form_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]
         if decoded is None:
             inner = form_value(value_text, value_start, _requoted(value_text)) if (
                 looks_like_json(value)) else None
-            slots += json_within(inner, f"form field {name!r}", () if wanted else fields,
-                                 0) if inner else []
+            if inner is not None:  # the body is ASCII: its characters are its bytes
+                slots += json_within(inner, f"form field {name!r}", () if wanted else fields, 0,
+                                     _identity, _ascii)
             continue
         style, data = decoded
         slots.append(ImageSlot(

@@ -1,9 +1,11 @@
-"""Text as a body writes it: escaped inside a JSON string, percent-encoded in a form value.
+"""Text as its container writes it: escaped inside a JSON string, percent-encoded in a form
+value.
 
 JSON travels inside such text (an API's ``payload`` field that is itself a JSON document,
-sent as a string or a form value). An image found in that inner JSON is put back by
-rewriting only its own span of the body, written with the same escapes: where each decoded
-character lies in the body is known, and new text is encoded the way the original was.
+sent as a string or a form value), and inside that JSON, more. An image found in the inner
+JSON is put back by rewriting only its own span, written with the same escapes: where each
+decoded character lies in the container's text is known (offsets count the container's
+characters, so that levels compose), and new text is encoded the way the original was.
 """
 
 from __future__ import annotations
@@ -23,51 +25,49 @@ _Piece = tuple[str, str, bool]
 
 
 class EncodedText:
-    """A decoded text and where its characters lie in the body that encodes it.
+    """A decoded text and where its characters lie in the container's text.
 
     Attributes:
         text: the text as decoded.
     """
 
-    def __init__(self, pieces: Iterable[_Piece], body_start: int,
+    def __init__(self, pieces: Iterable[_Piece], start: int,
                  encode: Callable[[str], str]) -> None:
         self._encode = encode
         decoded: list[str] = []
         self._chars: list[int] = []  # where each piece starts in the text
-        self._bytes: list[int] = []  # and in the body
+        self._outer: list[int] = []  # and in the container's text
         self._literal: list[bool] = []
-        char, byte = 0, body_start
+        char, outer = 0, start
         for raw, text, literal in pieces:
             self._chars.append(char)
-            self._bytes.append(byte)
+            self._outer.append(outer)
             self._literal.append(literal)
             decoded.append(text)
             char += len(text)
-            byte += len(raw.encode("utf-8"))
+            outer += len(raw)
         self._chars.append(char)
-        self._bytes.append(byte)
+        self._outer.append(outer)
         self._literal.append(False)
         self.text = "".join(decoded)
 
-    def body_offset(self, char: int) -> int:
-        """The body's byte offset of the text's character offset ``char``; raises ValueError
+    def outer_offset(self, char: int) -> int:
+        """The container's character offset of the text's offset ``char``; raises ValueError
         where ``char`` falls inside an escape."""
         k = bisect.bisect_right(self._chars, char) - 1
         inside = char - self._chars[k]
-        if inside == 0:
-            return self._bytes[k]
-        if not self._literal[k]:
+        if inside and not self._literal[k]:
             raise ValueError(f"character {char} lies inside an escape")
-        return self._bytes[k] + len(self.text[self._chars[k]:char].encode("utf-8"))
+        return self._outer[k] + inside
 
-    def encode(self, text: str) -> bytes:
+    def encode(self, text: str) -> str:
         """``text`` written the way this one was."""
-        return self._encode(text).encode("utf-8")
+        return self._encode(text)
 
 
-def json_string(raw: str, body_start: int) -> EncodedText | None:
+def json_string(raw: str, start: int) -> EncodedText | None:
     """The text of a JSON string token's content ``raw`` (without its quotes), which starts
-    at byte ``body_start`` of the body; None if it is no valid string content."""
+    at character ``start`` of its container; None if it is no valid string content."""
     pieces = _tiled(_JSON_PIECES, raw)
     if pieces is None:
         return None
@@ -78,18 +78,18 @@ def json_string(raw: str, body_start: int) -> EncodedText | None:
         return escaped.replace("/", "\\/") if slashes else escaped
 
     return EncodedText(((p, p if p[0] != "\\" else json.loads(f'"{p}"'), p[0] != "\\")
-                        for p in pieces), body_start, encode)
+                        for p in pieces), start, encode)
 
 
-def form_value(raw: str, body_start: int, encode: Callable[[str], str]) -> EncodedText | None:
+def form_value(raw: str, start: int, encode: Callable[[str], str]) -> EncodedText | None:
     """The text of a percent-encoded form value ``raw`` (ASCII, as sent), which starts at
-    byte ``body_start``; None if it does not decode as UTF-8. ``encode`` writes new text
-    the way ``raw`` was."""
+    character ``start`` of its container; None if it does not decode as UTF-8. ``encode``
+    writes new text the way ``raw`` was."""
     pieces = _tiled(_FORM_PIECES, raw)
     if pieces is None:
         return None
     try:
-        return EncodedText(_form_pieces(pieces), body_start, encode)
+        return EncodedText(_form_pieces(pieces), start, encode)
     except UnicodeDecodeError:
         return None
 
