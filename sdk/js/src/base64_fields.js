@@ -99,48 +99,16 @@ export function decodeImageText(text) {
  * @param {readonly string[]} [fields] keys to consider, at any depth (`*` wildcards; array
  *   items count under the nearest key; in JSON inside a string, the string's key considers
  *   all its keys); empty considers every string value.
- * @param {number} [depth] how many texts this JSON is written inside.
  * @returns {import("./splice.js").ImageSlot[]}
  */
-export function findJsonImages(body, fields = [], depth = 0) {
-  const strings = [];
+export function findJsonImages(body, fields = []) {
   let text;
   try {
     text = fromUtf8(body);
-    const end = skipWs(text, scan(text, text.startsWith("\ufeff") ? 1 : 0, [], strings));  // after a byte-order mark
-    if (end !== text.length) throw new Error(`extra data at character ${end}`);
   } catch (error) {
     throw new MalformedBody(`not JSON: ${error.message}`);
   }
-  const offsets = byteOffsets(text, strings.flatMap((s) => [s.start, s.end]));
-  const slots = [];
-  for (const { path, start, end, value, array } of strings) {
-    const key = [...path].reverse().find((p) => typeof p === "string") ?? "";
-    const wanted = !fields.length || nameMatches(key, fields);
-    const location = "json $" + path.map((p) => (typeof p === "number" ? `[${p}]` : `.${p}`)).join("");
-    if (array) {  // an image's array of byte values
-      const [from, to] = [offsets.get(start), offsets.get(end)];
-      if (wanted) {
-        slots.push({ location, data: array.data, mediaType: imageType(array.data), edits: (image) => [{ start: from, end: to, data: utf8(array.style.encode(image)) }] });
-      }
-      continue;
-    }
-    const decoded = wanted ? decodeImageText(value) : null;
-    if (decoded === null) {
-      const inner = depth < MAX_NESTING && looksLikeJson(value) ? jsonString(text.slice(start + 1, end - 1), offsets.get(start) + 1) : null;
-      if (inner !== null) slots.push(...jsonWithin(inner, location, wanted ? [] : fields, depth));
-      continue;
-    }
-    const slashEscaped = text.slice(start, end).includes("\\/");
-    slots.push({
-      location,
-      data: decoded.data,
-      mediaType: imageType(decoded.data) ?? "application/octet-stream",
-      edits: jsonEdits(offsets.get(start), offsets.get(end), decoded.style, slashEscaped),
-      exactSize: !decoded.style.paddingShown,
-    });
-  }
-  return slots;
+  return jsonSlots(text, fields, 0, utf8Offsets(text), utf8);
 }
 
 /** Whether `text` may be a JSON document that holds an image (an object or array). */
@@ -149,54 +117,132 @@ function looksLikeJson(text) {
 }
 
 /**
- * Images in JSON written inside a text of the body (`inner`: a string value, a form value,
- * `depth` texts down), put back through that text's escapes; none if the text is no JSON
- * document.
+ * Where offsets of a text lie in the body: the body's byte offset of each of `positions`
+ * (offsets of the text, ascending).
+ * @typedef {(positions: number[]) => Map<number, number>} Place
+ */
+
+/**
+ * New JSON text (a token) as the body's bytes, escaped as the text is there.
+ * @typedef {(token: string) => Uint8Array} Write
+ */
+
+/**
+ * Images in JSON written inside a text (`inner`: a string value, a form value, `depth`
+ * texts down), put back through that text's escapes; none if the text is no JSON document.
  * @param {import("./encoded_text.js").EncodedText} inner
  * @param {string} location where the text is, for reports.
  * @param {readonly string[]} fields the inner keys to consider (empty: all).
  * @param {number} depth
+ * @param {Place} place the container's (see jsonSlots).
+ * @param {Write} write the container's.
  * @returns {import("./splice.js").ImageSlot[]}
  */
-function jsonWithin(inner, location, fields, depth) {
-  if (LONE_SURROGATE.test(inner.text)) return [];
-  const body = utf8(inner.text);
-  let slots;
+function jsonWithin(inner, location, fields, depth, place, write) {
+  if (LONE_SURROGATE.test(inner.text)) return [];  // no UTF-8 text: not JSON a server reads
+  const placeInner = (positions) => {
+    const outer = positions.map((p) => inner.outerOffset(p));
+    const placed = place(outer);
+    return new Map(positions.map((p, k) => [p, placed.get(outer[k])]));
+  };
   try {
-    slots = findJsonImages(body, fields, depth + 1);
+    return jsonSlots(inner.text, fields, depth + 1, placeInner, (token) => write(inner.encode(token)), `${location} → `);
   } catch (error) {
     if (error instanceof MalformedBody) return [];
     throw error;
   }
-  return slots.map((slot) => ({ ...slot, location: `${location} → ${slot.location}`, edits: editsWithin(inner, body, slot.edits) }));
 }
 
-/** `edits` of the inner JSON `body` as edits of the outer body, through `inner`'s escapes. */
-function editsWithin(inner, body, edits) {
-  // the inner edits' byte offsets as offsets into the text (UTF-16 units), then into the body
-  const at = (byte) => inner.bodyOffset(fromUtf8(body.subarray(0, byte)).length);
-  return (image) => edits(image).map((e) => ({ start: at(e.start), end: at(e.end), data: inner.encode(fromUtf8(e.data)) }));
+/**
+ * The images of the JSON document `text`; throws MalformedBody.
+ * @param {string} text the document, as decoded.
+ * @param {readonly string[]} fields as for findJsonImages.
+ * @param {number} depth how many texts of the body the document is written inside.
+ * @param {Place} place the body's byte offsets of offsets of `text`.
+ * @param {Write} write new JSON text as the body's bytes, escaped as `text` is there.
+ * @param {string} [prefix] put before each slot's location (where `text` lies in the body).
+ * @returns {import("./splice.js").ImageSlot[]}
+ */
+function jsonSlots(text, fields, depth, place, write, prefix = "") {
+  const strings = [];
+  try {
+    const end = skipWs(text, scan(text, text.startsWith("\ufeff") ? 1 : 0, [], strings));  // after a byte-order mark
+    if (end !== text.length) throw new Error(`extra data at character ${end}`);
+  } catch (error) {
+    throw new MalformedBody(`not JSON: ${error.message}`);
+  }
+  const offsets = place(strings.flatMap((s) => [s.start, s.end]));
+  const slots = [];
+  for (const { path, start, end, value, array } of strings) {
+    const key = [...path].reverse().find((p) => typeof p === "string") ?? "";
+    const wanted = !fields.length || nameMatches(key, fields);
+    const location = prefix + "json $" + path.map((p) => (typeof p === "number" ? `[${p}]` : `.${p}`)).join("");
+    const [from, to] = [offsets.get(start), offsets.get(end)];
+    if (array) {  // an image's array of byte values
+      if (wanted) {
+        slots.push({ location, data: array.data, mediaType: imageType(array.data), edits: (image) => [{ start: from, end: to, data: write(array.style.encode(image)) }] });
+      }
+      continue;
+    }
+    const decoded = wanted ? decodeImageText(value) : null;
+    if (decoded === null) {
+      const inner = depth < MAX_NESTING && looksLikeJson(value) ? jsonString(text.slice(start + 1, end - 1), start + 1) : null;
+      if (inner !== null) slots.push(...jsonWithin(inner, location, wanted ? [] : fields, depth, place, write));
+      continue;
+    }
+    const slashEscaped = text.slice(start, end).includes("\\/");
+    slots.push({
+      location,
+      data: decoded.data,
+      mediaType: imageType(decoded.data) ?? "application/octet-stream",
+      edits: jsonEdits(from, to, decoded.style, slashEscaped, write),
+      exactSize: !decoded.style.paddingShown,
+    });
+  }
+  return slots;
 }
 
-function jsonEdits(start, end, style, slashEscaped) {
+function jsonEdits(start, end, style, slashEscaped, write) {
   return (image) => {
     let token = JSON.stringify(style.encode(image));
     if (slashEscaped) token = token.replaceAll("/", "\\/");
-    return [{ start, end, data: utf8(token) }];
+    return [{ start, end, data: write(token) }];
   };
 }
 
-/** The UTF-8 byte offset of each character index in `indices` (one pass over `text`). */
-function byteOffsets(text, indices) {
-  const offsets = new Map();
-  let char = 0;
-  let byte = 0;
-  for (const index of [...indices].sort((a, b) => a - b)) {
-    byte += utf8(text.slice(char, index)).length;
-    char = index;
-    offsets.set(index, byte);
+/**
+ * The UTF-8 byte offsets of offsets (UTF-16 code units) of `text`, any number of times at
+ * the cost of a search (one encode of the text before each would be quadratic).
+ * @param {string} text
+ * @returns {Place}
+ */
+function utf8Offsets(text) {
+  const wide = [];  // the code units past ASCII
+  const extra = [0];  // the bytes past one a code unit before each of them
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    wide.push(i);
+    // two bytes, or three; a surrogate pair's four bytes are one past each of its two units
+    extra.push(extra[extra.length - 1] + (code < 0x800 || (code >= 0xd800 && code < 0xe000) ? 1 : 2));
   }
-  return offsets;
+  return (positions) => new Map(positions.map((p) => [p, p + extra[countBelow(wide, p)]]));
+}
+
+/** How many of `sorted` (ascending) are below `value`. */
+function countBelow(sorted, value) {
+  let [low, high] = [0, sorted.length];
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (sorted[middle] < value) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** @type {Place} */
+function identity(positions) {
+  return new Map(positions.map((p) => [p, p]));
 }
 
 /**
@@ -284,7 +330,7 @@ export function findFormImages(body, fields = []) {
     const decoded = wanted ? decodeImageText(value) : null;
     if (decoded === null) {
       const inner = looksLikeJson(value) ? formValue(rawValue, valueStart, (text) => requote(rawValue, text)) : null;
-      if (inner !== null) slots.push(...jsonWithin(inner, `form field '${name}'`, wanted ? [] : fields, 0));
+      if (inner !== null) slots.push(...jsonWithin(inner, `form field '${name}'`, wanted ? [] : fields, 0, identity, utf8));  // the body is ASCII: its units are its bytes
       continue;
     }
     slots.push({

@@ -1,82 +1,81 @@
 /**
- * Text as a body writes it: escaped inside a JSON string, percent-encoded in a form value
- * (the port of grasp_sdk/encoded_text.py). JSON travels inside such text (an API's
- * `payload` field that is itself a JSON document, sent as a string or a form value). An
- * image found in that inner JSON is put back by rewriting only its own span of the body,
- * written with the same escapes: where each decoded character lies in the body is known,
- * and new text is encoded the way the original was. Offsets into the text count UTF-16
- * code units, as JS strings do; offsets into the body count bytes.
+ * Text as its container writes it: escaped inside a JSON string, percent-encoded in a form
+ * value (the port of grasp_sdk/encoded_text.py). JSON travels inside such text (an API's
+ * `payload` field that is itself a JSON document, sent as a string or a form value), and
+ * inside that JSON, more. An image found in the inner JSON is put back by rewriting only
+ * its own span, written with the same escapes: where each decoded character lies in the
+ * container's text is known (offsets count the container's UTF-16 code units, as JS strings
+ * do, so that levels compose), and new text is encoded the way the original was.
  */
 
-import { fromUtf8, utf8 } from "./bytes.js";
+import { fromUtf8 } from "./bytes.js";
 
 const JSON_PIECES = /[^\\]+|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\["\\/bfnrt]/y;
 const FORM_PIECES = /[^%+]+|\+|(?:%[0-9A-Fa-f]{2})+/y;
 
 /**
- * One piece of a text: as the body writes it, as decoded, and whether it is its own text
- * (a literal run, where any place inside maps), not an escape.
+ * One piece of a text: as its container writes it, as decoded, and whether it is its own
+ * text (a literal run, where any place inside maps), not an escape.
  * @typedef {{raw: string, text: string, literal: boolean}} Piece
  */
 
-/** A decoded text and where its characters lie in the body that encodes it. */
+/** A decoded text and where its characters lie in the container's text. */
 export class EncodedText {
   #encode;
   #chars = [];  // where each piece starts in the text
-  #bytes = [];  // and in the body
+  #outer = [];  // and in the container's text
   #literal = [];
 
   /**
    * @param {Piece[]} pieces the text's pieces, in order.
-   * @param {number} bodyStart the body's byte offset of the first piece.
+   * @param {number} start the container's offset of the first piece.
    * @param {(text: string) => string} encode writes new text the way this one was.
    */
-  constructor(pieces, bodyStart, encode) {
+  constructor(pieces, start, encode) {
     this.#encode = encode;
     let char = 0;
-    let byte = bodyStart;
+    let outer = start;
     for (const { raw, text, literal } of pieces) {
       this.#chars.push(char);
-      this.#bytes.push(byte);
+      this.#outer.push(outer);
       this.#literal.push(literal);
       char += text.length;
-      byte += literal ? utf8(raw).length : raw.length;  // an escape is ASCII
+      outer += raw.length;
     }
     this.#chars.push(char);
-    this.#bytes.push(byte);
+    this.#outer.push(outer);
     this.#literal.push(false);
     /** The text as decoded. */
     this.text = pieces.map((piece) => piece.text).join("");
   }
 
   /**
-   * The body's byte offset of the text's offset `char`; throws RangeError where `char`
+   * The container's offset of the text's offset `char`; throws RangeError where `char`
    * falls inside an escape.
    */
-  bodyOffset(char) {
+  outerOffset(char) {
     let [low, high] = [0, this.#chars.length - 1];  // the last piece starting at or before char
     while (low < high) {
       const middle = (low + high + 1) >> 1;
       if (this.#chars[middle] <= char) low = middle;
       else high = middle - 1;
     }
-    const start = this.#chars[low];
-    if (char === start) return this.#bytes[low];
-    if (!this.#literal[low]) throw new RangeError(`character ${char} lies inside an escape`);
-    return this.#bytes[low] + utf8(this.text.slice(start, char)).length;
+    const inside = char - this.#chars[low];
+    if (inside && !this.#literal[low]) throw new RangeError(`character ${char} lies inside an escape`);
+    return this.#outer[low] + inside;
   }
 
-  /** `text` written the way this one was, as bytes. */
+  /** `text` written the way this one was. */
   encode(text) {
-    return utf8(this.#encode(text));
+    return this.#encode(text);
   }
 }
 
 /**
  * The text of a JSON string token's content `raw` (without its quotes), which starts at
- * byte `bodyStart` of the body; null if it is no valid string content.
+ * offset `start` of its container; null if it is no valid string content.
  */
-export function jsonString(raw, bodyStart) {
+export function jsonString(raw, start) {
   const pieces = tiled(JSON_PIECES, raw);
   if (pieces === null) return null;
   const slashes = raw.includes("\\/");
@@ -86,15 +85,15 @@ export function jsonString(raw, bodyStart) {
   };
   return new EncodedText(pieces.map((p) => (p[0] === "\\"
     ? { raw: p, text: JSON.parse(`"${p}"`), literal: false }
-    : { raw: p, text: p, literal: true })), bodyStart, encode);
+    : { raw: p, text: p, literal: true })), start, encode);
 }
 
 /**
- * The text of a percent-encoded form value `raw` (ASCII, as sent), which starts at byte
- * `bodyStart`; null if it does not decode as UTF-8. `encode` writes new text the way `raw`
- * was.
+ * The text of a percent-encoded form value `raw` (ASCII, as sent), which starts at offset
+ * `start` of its container; null if it does not decode as UTF-8. `encode` writes new text
+ * the way `raw` was.
  */
-export function formValue(raw, bodyStart, encode) {
+export function formValue(raw, start, encode) {
   const pieces = tiled(FORM_PIECES, raw);
   if (pieces === null) return null;
   let decoded;
@@ -103,7 +102,7 @@ export function formValue(raw, bodyStart, encode) {
   } catch {  // escaped bytes that are not UTF-8
     return null;
   }
-  return new EncodedText(decoded, bodyStart, encode);
+  return new EncodedText(decoded, start, encode);
 }
 
 /** The pieces of one form piece: a run of escaped bytes gives one per character, so each has its place. */
