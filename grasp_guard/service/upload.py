@@ -7,7 +7,9 @@ uploads never touch the disk. Every field counts toward ``max_bytes``, and a for
 at its first field past a bound (their number, a name's length, a repeated option), not once
 it is all in memory. A body the multipart reader cannot parse (boundaries, part headers, a
 part without a name, an encoding that does not decode) is an :class:`InvalidImageError`,
-whatever aiohttp raised.
+whatever aiohttp raised, said in words of its own: aiohttp's messages quote the body's
+bytes (a part's first hundred, the image's). A raw body is read in chunks against
+``max_bytes`` too: a compressed one (``Content-Encoding: gzip``) is inflated no further.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import contextlib
 from collections.abc import Iterable, Iterator
 
 from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 
 from grasp_guard.errors import ConfigError, ImageTooLargeError, InvalidImageError
@@ -42,8 +44,22 @@ def _parsing() -> Iterator[None]:
     try:
         yield
     except _MALFORMED as exc:
-        detail = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
-        raise InvalidImageError(f"malformed multipart body: {detail}") from exc
+        raise InvalidImageError(f"malformed multipart body: {_what(exc)}") from exc
+
+
+def _what(exc: Exception) -> str:
+    """What ``exc`` says of a malformed body, without its quotes of the body."""
+    if isinstance(exc, LineTooLong):
+        return "a part's header line is too long (no blank line after its headers?)"
+    if isinstance(exc, HttpProcessingError):
+        return "a part's headers do not parse"
+    if isinstance(exc, (BadContentDispositionHeader, BadContentDispositionParam)):
+        return "a part's Content-Disposition does not parse"
+    if isinstance(exc, web.RequestPayloadError):
+        return "its Content-Encoding does not decode"
+    if isinstance(exc, ValueError):
+        return "its boundaries do not parse (none at its start, or one that is malformed)"
+    return f"it does not parse ({type(exc).__name__})"
 
 
 def _unique(pairs: Iterable[tuple[str, str]], where: str) -> dict[str, str]:
@@ -113,6 +129,21 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[bytes, 
     return image, fields
 
 
+async def _read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The raw body, in chunks up to ``max_bytes`` (``request.read()`` would raise the
+    reader's buffers to the app's limit: a gzip bomb inflated 25 MB a step)."""
+    data = bytearray()
+    try:
+        while chunk := await request.content.read(_CHUNK):
+            data += chunk
+            if len(data) > max_bytes:
+                raise ImageTooLargeError(f"the request body exceeds {max_bytes} bytes")
+    except web.RequestPayloadError as exc:  # a Content-Encoding that does not decode
+        raise InvalidImageError("the request body cannot be read: its Content-Encoding "
+                                "does not decode") from exc
+    return bytes(data)
+
+
 async def read_upload(request: web.Request, max_bytes: int) -> tuple[bytes, dict[str, str]]:
     """The image bytes and the option parameters of a protect request.
 
@@ -130,12 +161,7 @@ async def read_upload(request: web.Request, max_bytes: int) -> tuple[bytes, dict
                              "string and the form")
         params.update(fields)
     else:
-        try:
-            data = await request.read()
-        except web.HTTPRequestEntityTooLarge as exc:
-            raise ImageTooLargeError(f"the request body exceeds {max_bytes} bytes") from exc
-        except web.RequestPayloadError as exc:  # a Content-Encoding that does not decode
-            raise InvalidImageError(f"the request body cannot be read: {exc}") from exc
+        data = await _read_body(request, max_bytes)
     if not data:
         raise InvalidImageError("the request carries no image (empty body)")
     return data, params

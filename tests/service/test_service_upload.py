@@ -93,3 +93,36 @@ async def test_a_body_whose_encoding_does_not_decode_is_an_invalid_image(
                              headers={"Content-Type": content_type, "Content-Encoding": encoding})
     assert resp.status == 400, await resp.text()
     assert (await resp.json())["error"]["kind"] == "invalid_image"
+
+
+async def test_a_compressed_body_is_inflated_no_further_than_the_limit(
+        service: ServiceFactory) -> None:
+    # 2 MB of gzip inflating to 2 GB: request.read() raised aiohttp's buffers to the app's
+    # limit and inflated 25 MB a step, hundreds of MB a request
+    import io
+    import tracemalloc
+    import zlib
+
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(2**20)
+    bomb = b"".join(deflate.compress(zeros) for _ in range(2048)) + deflate.flush()
+    client = await service()
+    tracemalloc.start()
+    try:
+        resp = await client.post("/v1/protect", data=io.BytesIO(bomb), headers={
+            "Content-Type": "image/jpeg", "Content-Encoding": "gzip"})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert resp.status == 413 and (await resp.json())["error"]["kind"] == "too_large"
+    assert peak < 96 * 2**20, f"{peak / 2**20:.0f} MiB held"
+
+
+async def test_a_malformed_form_is_not_quoted_back(service: ServiceFactory) -> None:
+    # aiohttp's message quotes the line's first bytes: here the image's
+    secret = b"\xff\xd8\xff\xe0PRIVATE-PIXELS" + b"p" * 9000
+    content_type, body = form(b'Content-Disposition: form-data; name="image"\r\n' + secret)
+    client = await service()
+    resp = await client.post("/v1/protect", data=body, headers={"Content-Type": content_type})
+    assert resp.status == 400
+    assert b"PRIVATE" not in await resp.read()
