@@ -236,3 +236,25 @@ def test_psnr_and_ssim_over_a_mask_count_only_its_pixels() -> None:
         psnr(a, b, np.zeros((32, 32), bool))
     with pytest.raises(ValueError, match="inside"):
         ssim(a, b, inside[:16])
+
+
+def test_a_large_images_ssim_is_skimages_taken_in_bands_of_bounded_memory() -> None:
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)  # two and a bit bands
+    b = np.clip(a.astype(int) + rng.integers(-9, 10, a.shape), 0, 255).astype(np.uint8)
+    expected = structural_similarity(a, b, channel_axis=2, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False, data_range=255)
+    assert metrics.ssim(a, b) == pytest.approx(expected, abs=1e-12)
+    # a 2000 x 1500 photo at once: about 750 MB of float64 maps
+    code = ("import resource, numpy as np\n"
+            "from grasp_guard.defense.metrics import ssim\n"
+            "a = np.zeros((2000, 1500, 3), np.uint8); b = a.copy(); b[::7] = 9\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "ssim(a, b)\n"
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
+    grown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, timeout=300).stdout
+    assert int(grown) < 300, f"{grown.strip()} MB"
