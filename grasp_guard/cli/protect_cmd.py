@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,9 +77,23 @@ def refusal(images: list[tuple[Path, Path]], outputs: list[Path], out: str,
         blocking = _file_in_the_way(folder)
         if blocking is not None:
             return f"{blocking} is a file, not a folder for the outputs"
+        unwritable = _unwritable(folder)
+        if unwritable is not None:
+            return f"cannot write the outputs in {folder}: {unwritable}"
     if report is not None and not report.parent.is_dir():
         return f"the report's folder {report.parent} does not exist"
     return None
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why no file can be made in ``folder`` (or in the first of its parents that exists,
+    where the rest will be made), else None: tried with a file no one sees, at once gone."""
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def _file_in_the_way(folder: Path) -> Path | None:

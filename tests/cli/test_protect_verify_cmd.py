@@ -52,6 +52,18 @@ def test_never_overwrites_without_permission(photos: Path) -> None:
     assert src.read_bytes() == before
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_output_folder_no_file_can_be_made_in_is_refused_before_any_work(
+        photos: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # /proc takes no new file: found once the whole protection had run, before
+    def no_engine(*_: object) -> None:
+        raise AssertionError("the engine was loaded")
+
+    monkeypatch.setattr("grasp_guard.cli.protect_cmd.engine_from_args", no_engine)
+    assert main(["protect", str(photos / "face.jpg"), "-o", "/proc/grasp-guard/out.jpg"]) == 2
+    assert "cannot write the outputs in /proc/grasp-guard" in capsys.readouterr().err
+
+
 def test_unknown_site_is_an_error(photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["protect", str(photos / "face.jpg"), "-o", str(tmp_path / "x.jpg"),
                  "--site", "no-such-site"]) == 1
