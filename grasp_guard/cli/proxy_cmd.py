@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import signal
 import sys
+import urllib.request
 from pathlib import Path
 
 from grasp_sdk.policy import POLICY_ENV, default_policy_path
@@ -115,6 +117,8 @@ def _proxy(args: argparse.Namespace) -> int:
             wait_listening(_connect_host(args.host), args.port, proxy)
             print(_banner(args.host, args.port, proxy.pid, policy_path, services, len(hosts),
                           confdir / CA_CERT), flush=True)
+            if (warning := _slow_device_warning(services[0], args.timeout)) is not None:
+                print(warning, file=sys.stderr, flush=True)
             status = supervise(proxy, children)
     except LaunchError as exc:
         if args.traceback:
@@ -124,6 +128,26 @@ def _proxy(args: argparse.Namespace) -> int:
     if status == -signal.SIGINT:
         return ExitStatus.INTERRUPTED
     return ExitStatus.OK if status <= 0 else ExitStatus.ERROR
+
+
+# Under this many seconds per upload, a face protected on a CPU (minutes with `balanced`)
+# is not protected in time.
+_CPU_TIMEOUT_S = 1800.0
+
+
+def _slow_device_warning(service: str, timeout_s: float) -> str | None:
+    """A warning when ``service`` protects on a CPU and uploads wait less than it takes."""
+    try:
+        with urllib.request.urlopen(service.rstrip("/") + "/readyz", timeout=5) as resp:
+            device = str(json.load(resp).get("device", ""))
+    except (OSError, ValueError, AttributeError):  # not known: no warning
+        return None
+    if not device.startswith("cpu") or timeout_s >= _CPU_TIMEOUT_S:
+        return None
+    return (f"grasp-guard proxy: warning: the service protects on a CPU, minutes a face; an "
+            f"upload waits --timeout {timeout_s:g} s, then goes as its site's on_failure says "
+            f"(pass: unprotected). On a CPU, give it --timeout {_CPU_TIMEOUT_S:g} and the "
+            "service a deadline_s as long (README: \"On a CPU\").")
 
 
 def _connect_host(host: str) -> str:
