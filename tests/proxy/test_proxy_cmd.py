@@ -62,6 +62,7 @@ def test_a_service_on_a_cpu_is_said_to_outlast_the_proxys_wait(device: str, time
         warning = _slow_device_warning(f"http://127.0.0.1:{server.server_address[1]}", timeout_s)
     finally:
         server.shutdown()
+        server.server_close()
     assert (warning is not None) is warned
     if warned:
         assert "--timeout 1800" in warning and "pass: unprotected" in warning
