@@ -314,7 +314,10 @@ def _summary(report: dict[str, Any], changed: bool) -> str:
          f"(DSR CMUA {report['dsr_cmua']:.2f}, Ruiz {report['dsr_ruiz']:.2f}; "
          f"with the attacker's own framing {report['dsr_framed']:.2f})"),
     ]
-    if report["dsr_cmua"] >= PROTECTED_AT > report["dsr_framed"]:
+    edits = [s for face in report["faces"] for s in face["surrogates"].values()]
+    ours = min((s["dsr_cmua"] for s in edits), default=report["dsr_cmua"])
+    framed = min((s["dsr_framed"] for s in edits), default=report["dsr_framed"])
+    if ours >= PROTECTED_AT > framed:  # the verdict's worst case, as verify judges it
         lines.append("  (protected at our own crop of the face only: the verdict also weighs an "
                      + ("attacker's crop; `--preset balanced` optimises for any framing, minutes "
                         "per face on a CPU)" if upload["preset"] == "fast" else

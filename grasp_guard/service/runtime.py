@@ -41,11 +41,16 @@ def load_engine(settings: Settings) -> Engine:
 
 
 def deadline_error(deadline_s: float, started: bool) -> DeadlineExceededError:
-    """The error of a request that ran out of its deadline (503 queued, 504 optimising)."""
-    where = "while optimising" if started else "before its optimisation began"
-    return DeadlineExceededError(
-        f"the request ran out of its {deadline_s:g} s deadline {where}; its work was dropped",
-        started=started)
+    """The error of a request that ran out of its deadline (503 queued, 504 under way). Work
+    under way is not stopped part-way (a batch on the device, a photo's decode or finish in
+    a thread): its answer is dropped, the work may run on a while."""
+    if started:
+        what = ("while being protected; its answer is dropped (work under way finishes in the "
+                "background)")
+    else:
+        what = "before its optimisation began; its work was dropped"
+    return DeadlineExceededError(f"the request ran out of its {deadline_s:g} s deadline {what}",
+                                 started=started)
 
 
 class Runtime(abc.ABC):

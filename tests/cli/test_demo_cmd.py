@@ -42,12 +42,20 @@ def test_metadata_report_tells_kept_tags_from_lost_ones() -> None:
         "kept": {}, "lost": ["Make", "Model", "DateTimeOriginal"], "thumbnail": "removed"}
 
 
-def _report(dsr: float, framed: float, preset: str = "fast") -> dict[str, object]:
+def _report(dsr: float, framed: float, preset: str = "fast",
+            second: tuple[float, float] | None = None) -> dict[str, object]:
+    """A demo report of one face; ``second``: a second surrogate's DSR and framed DSR."""
+    edits = {"reference": (dsr, framed), **({"cyclegan-vintage": second} if second else {})}
+    surrogates = {name: {"dsr_cmua": d, "dsr_ruiz": d, "dsr_framed": f, "distortion": 0.1}
+                  for name, (d, f) in edits.items()}
+    mean = sum(d for d, _ in edits.values()) / len(edits)
+    mean_framed = sum(f for _, f in edits.values()) / len(edits)
     return {"upload": {"bytes_received": 10, "bytes_sent": 10, "preset": preset},
-            "faces": [], "psnr": 45.0,
-            "ssim": 0.99, "verdict": verdict(dsr, framed), "dsr_cmua": dsr, "dsr_ruiz": dsr,
-            "dsr_framed": framed, "surrogates": ["reference"],
-            "metadata": {"kept": {}, "lost": [], "thumbnail": "none"}}
+            "faces": [{"box": [0, 0, 10, 10], "psnr": 40.0, "surrogates": surrogates}],
+            "psnr": 45.0, "ssim": 0.99,
+            "verdict": verdict(*(v for pair in edits.values() for v in pair)),
+            "dsr_cmua": mean, "dsr_ruiz": mean, "dsr_framed": mean_framed,
+            "surrogates": list(edits), "metadata": {"kept": {}, "lost": [], "thumbnail": "none"}}
 
 
 def test_the_summary_says_when_the_protection_holds_at_our_crop_only() -> None:
@@ -57,6 +65,9 @@ def test_the_summary_says_when_the_protection_holds_at_our_crop_only() -> None:
     # already on the framing-robust preset: no advice to switch to it
     balanced = _summary(_report(1.0, 0.75, preset="balanced"), changed=True)
     assert "our own crop of the face only" in balanced and "--preset" not in balanced
+    # one editor at our crop only: the framed mean (0.85) hid it; the verdict does not
+    mixed = _summary(_report(1.0, 1.0, preset="balanced", second=(1.0, 0.7)), changed=True)
+    assert "verdict: partially protected" in mixed and "our own crop of the face only" in mixed
 
 
 @pytest.mark.slow
