@@ -126,7 +126,9 @@ async def rewrite_upload(
             timeout, a result that breaks the size or format contract).
         UnprotectableUpload: on a ``block`` site, the body carries an image it cannot rewrite.
     """
-    plan = _plan(method, url, headers, body, policy)
+    # Reading a large body (a JSON document of many strings, JSON inside JSON) takes a while
+    # in pure Python: off the event loop, which a proxy's every other request shares.
+    plan = await asyncio.to_thread(_plan, method, url, headers, body, policy)
     if isinstance(plan, UploadRewrite):
         return plan
     outcomes = await asyncio.gather(

@@ -625,3 +625,31 @@ async def test_a_header_stating_a_parts_digest_keeps_the_part(
     out = await rewrite_upload("POST", "https://site.test/api/upload", headers, body, policy,
                                fake_protect)
     assert out.changed
+
+
+async def test_reading_a_large_body_leaves_the_event_loop_free(policy: Policy, fake_protect,
+                                                                jpeg: bytes) -> None:
+    # 150k strings: over a second of pure Python, during which a proxy answered no one
+    import asyncio
+    import time
+
+    body = json.dumps({"tags": [f"tag {i}" for i in range(150_000)], "photo": b64(jpeg)}).encode()
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    started = time.perf_counter()
+    out = await rewrite_upload("POST", "https://site.test/api",
+                               {"Content-Type": "application/json"}, body, policy, fake_protect)
+    took = time.perf_counter() - started
+    ticker.cancel()
+    assert out.changed
+    longest = max(gaps, default=took)
+    assert longest < max(0.25, took / 3), f"the loop stood still {longest:.2f} s of {took:.2f}"
