@@ -147,12 +147,14 @@ _JPEG_STARTS = [
     *(_base64_start(_SOI + b"\xc0", align, b"\xff\xff\xff\xc0") for align in (1, 2)),
 ]
 # The first 16 values of a JSON array of byte values (Dart's jsonEncode of a Uint8List,
-# Gson's signed byte[]; grasp_sdk.byte_arrays), pretty-printed too: 2.2 KB at most, under
-# what a streamed body holds back (bodies._HOLD). The first three are an image's (JPEG, PNG,
-# GIF, RIFF, an ftyp box's size), unsigned or signed.
-_COMMA = rb"[ \t\r\n]{0,64},[ \t\r\n]{0,64}"
+# Gson's signed byte[]; grasp_sdk.byte_arrays), pretty-printed too, or percent-encoded in a
+# form (URLSearchParams writes `%5B255%2C216`): 2.1 KB at most, under what a streamed body
+# holds back (bodies._HOLD). The first three are an image's (JPEG, PNG, GIF, RIFF, an ftyp
+# box's size), unsigned or signed.
+_SPACE = rb"(?:[ \t\r\n]{0,64}|(?:\+|%20|%0[AaDd]|%09){0,16})"
+_COMMA = _SPACE + rb"(?:,|%2[Cc])" + _SPACE
 _ARRAY_HEAD = re.compile(
-    rb"\[[ \t\r\n]{0,64}(?:"
+    rb"(?:\[|%5[Bb])" + _SPACE + rb"(?:"
     + b"|".join(_COMMA.join(start.split(b",")) for start in (
         b"255,216,255", b"-1,-40,-1", b"137,80,78", b"-119,80,78", b"71,73,70", b"82,73,70",
         b"0,0,0"))
@@ -292,7 +294,7 @@ def carries_image(body: bytes) -> bool:
 def _array_bytes(head: bytes) -> bytes:
     """The bytes of a JSON array's first byte values (signed where one is negative), or
     b"" where they are no bytes."""
-    values = [int(v) for v in re.findall(rb"-?\d+", head)]
+    values = [int(v) for v in re.findall(rb"-?\d+", re.sub(rb"%[0-9A-Fa-f]{2}", b" ", head))]
     low, high = (-128, 127) if min(values) < 0 else (0, 255)
     return bytes(v & 0xFF for v in values) if low <= min(values) and max(values) <= high else b""
 

@@ -305,3 +305,7 @@ def test_a_photo_as_json_byte_values_is_found(dumps: Callable[[bytes], str]) -> 
     assert carries_image(dumps(_photo("PNG")).encode())
     assert not carries_image(json.dumps({"scores": list(range(300))}).encode())
     assert not carries_image(json.dumps({"big": [255, 216, 255] + [999] * 20}).encode())
+    # in a form, percent-encoded, as URLSearchParams writes it
+    form = urllib.parse.urlencode({"photo": json.dumps(list(_photo("JPEG")))}).encode()
+    assert carries_image(form) and b"%5B255%2C" in form
+    assert not carries_image(urllib.parse.urlencode({"n": json.dumps(list(range(300)))}).encode())

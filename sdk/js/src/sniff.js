@@ -315,10 +315,12 @@ export function carriesImage(body) {
 }
 
 // The first 16 values of a JSON array of byte values (Dart's jsonEncode of a Uint8List,
-// Gson's signed byte[]; byte_arrays.js), pretty-printed too: 2.2 KB at most. The first three
-// are an image's (JPEG, PNG, GIF, RIFF, an ftyp box's size), unsigned or signed.
-const COMMA = "[ \\t\\r\\n]{0,64},[ \\t\\r\\n]{0,64}";
-const ARRAY_HEAD = new RegExp(`\\[[ \\t\\r\\n]{0,64}(?:${
+// Gson's signed byte[]; byte_arrays.js), pretty-printed too, or percent-encoded in a form
+// (URLSearchParams writes `%5B255%2C216`): 2.1 KB at most. The first three are an image's
+// (JPEG, PNG, GIF, RIFF, an ftyp box's size), unsigned or signed.
+const SPACE = "(?:[ \\t\\r\\n]{0,64}|(?:\\+|%20|%0[AaDd]|%09){0,16})";
+const COMMA = `${SPACE}(?:,|%2[Cc])${SPACE}`;
+const ARRAY_HEAD = new RegExp(`(?:\\[|%5[Bb])${SPACE}(?:${
   ["255,216,255", "-1,-40,-1", "137,80,78", "-119,80,78", "71,73,70", "82,73,70", "0,0,0"]
     .map((start) => start.split(",").join(COMMA)).join("|")})(?:${COMMA}-?\\d{1,3}){13}`, "g");
 const ARRAY_HEAD_MAX = 2304;
@@ -329,7 +331,7 @@ function arrayImage(body) {
     const text = latin1(body.subarray(start, start + WINDOW + ARRAY_HEAD_MAX));
     ARRAY_HEAD.lastIndex = 0;
     for (let m = ARRAY_HEAD.exec(text); m !== null && m.index < WINDOW; m = ARRAY_HEAD.exec(text)) {
-      const values = m[0].match(/-?\d+/g).map(Number);
+      const values = m[0].replace(/%[0-9A-Fa-f]{2}/g, " ").match(/-?\d+/g).map(Number);
       const [low, high] = Math.min(...values) < 0 ? [-128, 127] : [0, 255];
       if (low <= Math.min(...values) && Math.max(...values) <= high
           && imageType(Uint8Array.from(values, (v) => v & 0xff)) !== null) return true;

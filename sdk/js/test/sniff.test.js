@@ -333,4 +333,9 @@ test("a photo as JSON byte values is found, as grasp_sdk finds it", () => {
   }
   assert.equal(carriesImage(utf8(JSON.stringify({ scores: Array.from({ length: 300 }, (_, i) => i) }))), false);
   assert.equal(carriesImage(utf8(JSON.stringify({ big: [255, 216, 255, ...Array(20).fill(999)] }))), false);
+  // in a form, percent-encoded, as URLSearchParams writes it
+  const form = new URLSearchParams({ photo: JSON.stringify(Array.from(JPEG)) }).toString();
+  assert.ok(form.includes("%5B255%2C"));
+  assert.equal(carriesImage(utf8(form)), true);
+  assert.equal(carriesImage(utf8(new URLSearchParams({ n: JSON.stringify(Array.from({ length: 300 }, (_, i) => i)) }).toString())), false);
 });
