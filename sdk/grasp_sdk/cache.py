@@ -108,10 +108,11 @@ class ProtectCache:
 
     def _store(self, key: _Key, data: bytes, result: ProtectResult) -> None:
         """Keep ``result`` for ``key`` (the original ``data``), and the protected image as
-        its own result."""
-        self._keep(key, result, len(data) + len(result.data))
+        its own result: that one first, so that under pressure it goes before the original's
+        (a retry of the original is the common case)."""
         if result.data != data:
             self._keep(_key(result.data, key[1]), result, len(result.data))
+        self._keep(key, result, len(data) + len(result.data))
 
     def _keep(self, key: _Key, result: ProtectResult, size: int) -> None:
         if size > self.max_bytes:

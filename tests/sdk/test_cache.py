@@ -41,13 +41,19 @@ async def test_a_protected_image_is_its_own_result() -> None:
     again, hit = await cache.protect(first.data, OPTIONS, protect)
     assert hit and again.data == b"a+" and protect.calls == 1
     assert cache.protect_sync(b"a+", OPTIONS, protect)[0].data == b"a+" and protect.calls == 1
+    # under pressure the original's entry stays: a retry is the common case
+    for small in (ProtectCache(max_entries=1), ProtectCache(max_bytes=25)):
+        counting = Counting()
+        await small.protect(b"0123456789", OPTIONS, counting)
+        assert (await small.protect(b"0123456789", OPTIONS, counting))[1]
+        assert counting.calls == 1
 
 
 async def test_lru_eviction_by_count_and_bytes() -> None:
-    cache, protect = ProtectCache(max_entries=4, max_bytes=1000), Counting()
+    cache, protect = ProtectCache(max_entries=3, max_bytes=1000), Counting()
     for key in (b"a", b"b", b"a", b"c"):  # "a" used again, so "b" is the oldest
         await cache.protect(key, OPTIONS, protect)
-    assert len(cache) == 4  # two images: each original, and each protected one as its own
+    assert len(cache) == 3  # a, c and c protected: a protected image's own entry goes first
     assert (await cache.protect(b"a", OPTIONS, protect))[1]
     assert not (await cache.protect(b"b", OPTIONS, protect))[1]
     small = ProtectCache(max_bytes=10)
