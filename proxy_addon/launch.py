@@ -141,19 +141,27 @@ def wait_listening(host: str, port: int, proc: subprocess.Popen[bytes],
     raise LaunchError(f"nothing listens on {host}:{port} after {timeout_s:.0f} s")
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 300.0) -> None:
-    """Wait until the service at ``url`` answers ``GET /readyz`` with 200."""
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 300.0,
+               token: str | None = None) -> None:
+    """Wait until the service at ``url`` answers ``GET /readyz`` with 200 (asked with the
+    bearer ``token`` it asks for, if any)."""
     deadline = time.monotonic() + timeout_s
+    request = urllib.request.Request(url.rstrip("/") + "/readyz", headers=bearer(token))
     while time.monotonic() < deadline:
         _check_alive(proc)
         try:
-            with urllib.request.urlopen(url.rstrip("/") + "/readyz", timeout=2) as resp:
+            with urllib.request.urlopen(request, timeout=2) as resp:
                 if resp.status == 200:
                     return
         except (OSError, urllib.error.URLError):
             pass
         time.sleep(0.25)
     raise LaunchError(f"the service at {url} was not ready after {timeout_s:.0f} s")
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    """The headers that carry ``token`` to the service, if there is one."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def _check_alive(proc: subprocess.Popen[bytes]) -> None:

@@ -26,6 +26,7 @@ from proxy_addon.launch import (
     DEFAULT_CONFDIR,
     AddonOptions,
     LaunchError,
+    bearer,
     child,
     free_port,
     mitmdump_command,
@@ -108,7 +109,7 @@ def _proxy(args: argparse.Namespace) -> int:
                 children.append(serve)
                 print(f"grasp-guard proxy: starting the protection service on {services[0]} "
                       "(loading the models)...", file=sys.stderr, flush=True)
-                wait_ready(services[0], serve)
+                wait_ready(services[0], serve, token=env.get(TOKEN_ENV))
             options = AddonOptions(policy_path, services, args.timeout, args.max_buffer)
             argv = mitmdump_command(host=args.host, port=args.port, confdir=confdir,
                                     allow_hosts=hosts, stream_large_bodies=args.max_buffer,
@@ -117,7 +118,8 @@ def _proxy(args: argparse.Namespace) -> int:
             wait_listening(_connect_host(args.host), args.port, proxy)
             print(_banner(args.host, args.port, proxy.pid, policy_path, services, len(hosts),
                           confdir / CA_CERT), flush=True)
-            if (warning := _slow_device_warning(services[0], args.timeout)) is not None:
+            if (warning := _slow_device_warning(services[0], args.timeout,
+                                                env.get(TOKEN_ENV))) is not None:
                 print(warning, file=sys.stderr, flush=True)
             status = supervise(proxy, children)
     except LaunchError as exc:
@@ -135,10 +137,11 @@ def _proxy(args: argparse.Namespace) -> int:
 _CPU_TIMEOUT_S = 1800.0
 
 
-def _slow_device_warning(service: str, timeout_s: float) -> str | None:
+def _slow_device_warning(service: str, timeout_s: float, token: str | None = None) -> str | None:
     """A warning when ``service`` protects on a CPU and uploads wait less than it takes."""
+    request = urllib.request.Request(service.rstrip("/") + "/readyz", headers=bearer(token))
     try:
-        with urllib.request.urlopen(service.rstrip("/") + "/readyz", timeout=5) as resp:
+        with urllib.request.urlopen(request, timeout=5) as resp:
             device = str(json.load(resp).get("device", ""))
     except (OSError, ValueError, AttributeError):  # not known: no warning
         return None

@@ -46,7 +46,12 @@ def test_a_service_on_a_cpu_is_said_to_outlast_the_proxys_wait(device: str, time
     from grasp_guard.cli.proxy_cmd import _slow_device_warning
 
     class Ready(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
+        def do_GET(self) -> None:  # behind a token, as `serve` with one is
+            if self.headers.get("Authorization") != "Bearer s3cret":
+                self.send_response(401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = json.dumps({"status": "ready", "device": device}).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -59,7 +64,8 @@ def test_a_service_on_a_cpu_is_said_to_outlast_the_proxys_wait(device: str, time
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        warning = _slow_device_warning(f"http://127.0.0.1:{server.server_address[1]}", timeout_s)
+        warning = _slow_device_warning(f"http://127.0.0.1:{server.server_address[1]}", timeout_s,
+                                       "s3cret")
     finally:
         server.shutdown()
         server.server_close()

@@ -117,6 +117,26 @@ def test_wait_ready_waits_for_readyz_200() -> None:
     assert next(answers, None) is None
 
 
+def test_wait_ready_asks_with_the_services_token() -> None:
+    # `proxy --with-service` under a token: /readyz answered 401 until the launch gave up
+    class Guarded(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok = self.headers.get("Authorization") == "Bearer s3cret"
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Guarded) as server, child(SLEEP) as proc:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        wait_ready(url, proc, timeout_s=10, token="s3cret")
+        with pytest.raises(LaunchError, match="not ready"):
+            wait_ready(url, proc, timeout_s=1)
+        server.shutdown()
+
+
 def test_supervise_forwards_signals_to_every_child() -> None:
     with child(SLEEP) as main, child(SLEEP) as other:
         timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
