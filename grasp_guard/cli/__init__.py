@@ -51,8 +51,10 @@ def _register_missing(sub: argparse._SubParsersAction, name: str, extras: str,  
                       exc: ImportError) -> None:
     """``name``, whose module needs what is not installed: it says what to install."""
     needs = f"pip install 'grasp-guard[{extras}]'" if extras else "pip install grasp-guard"
-    command = sub.add_parser(name, help=f"(not installed: {needs})", add_help=False)
-    command.add_argument("rest", nargs=argparse.REMAINDER)
+    # every argument, options and --help too, is the command's: it says what to install
+    command = sub.add_parser(name, help=f"(not installed: {needs})", add_help=False,
+                             prefix_chars="\0")
+    command.add_argument("rest", nargs="*")
 
     def missing(_args: argparse.Namespace) -> int:
         print(f"grasp-guard: error: `{name}` needs what this install lacks ({exc}): {needs}",

@@ -7,6 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 # What the base install (the SDK's: aiohttp, PyYAML) lacks.
 _ABSENT = ("torch", "numpy", "PIL", "cv2", "mitmproxy", "skimage", "cryptography", "onnx")
 
@@ -27,10 +29,12 @@ def test_help_lists_every_command_and_what_each_missing_one_needs() -> None:
     assert "Work with the per-site upload policy." in out.stdout
 
 
-def test_a_command_that_needs_the_engine_says_what_to_install() -> None:
-    out = _cli("protect", "me.jpg", "-o", "out.jpg")
+@pytest.mark.parametrize("argv", [("protect", "me.jpg", "-o", "out.jpg"), ("protect", "--help"),
+                                  ("protect", "-o", "out.jpg", "me.jpg"), ("serve", "--port", "1")])
+def test_a_command_that_needs_the_engine_says_what_to_install(argv: tuple[str, ...]) -> None:
+    out = _cli(*argv)
     assert out.returncode == 1 and "Traceback" not in out.stderr
-    assert "`protect` needs what this install lacks" in out.stderr
+    assert f"`{argv[0]}` needs what this install lacks" in out.stderr
     assert "pip install 'grasp-guard[engine]'" in out.stderr
 
 
