@@ -153,12 +153,12 @@ class GraspGuard:
         if flow.request.stream:
             _record(flow, "streamed", "mitmproxy streams this body (stream_large_bodies)")
             return
-        repeat = self._redirects.awaited(flow.request.method, flow.request.pretty_url,
-                                         _declared_length(flow.request))
-        if repeat is not None:  # its length is the protected upload's: held to compare
-            flow.metadata[_REPEAT] = (repeat, decision)
+        repeats = self._redirects.awaited(flow.request.method, flow.request.pretty_url,
+                                          _declared_length(flow.request))
+        if repeats:  # its length is a protected upload's (or not declared): held to compare
+            flow.metadata[_REPEAT] = (repeats, decision)
             _record(flow, "buffered", "may repeat a protected upload its site redirected here",
-                    repeat.site)
+                    repeats[0].site)
             return
         if decision.action == "stream":
             flow.request.stream = True
@@ -173,15 +173,16 @@ class GraspGuard:
             return
         site = record["site"]
         rule = policy.get(site) if site else None
-        repeat, decision = flow.metadata.get(_REPEAT, (None, None))
+        repeats, decision = flow.metadata.get(_REPEAT, ([], None))
+        repeat = next((r for r in repeats if r.sent_again_in(flow.request.raw_content or b"")),
+                      None)
         if repeat is not None:
-            if repeat.sent_again_in(flow.request.raw_content or b""):
-                self._redirects.served(flow.request.method, flow.request.pretty_url)
-            else:  # not the repeat: as the policy has it
-                repeat = None
-                record = _record(flow, _ACTIONS[decision.action], decision.reason, decision.site)
-                site = decision.site
-                rule = policy.get(site) if site else None
+            self._redirects.served(flow.request.method, flow.request.pretty_url, repeat)
+            site, rule = repeat.site, policy.get(repeat.site)
+        elif decision is not None:  # not a repeat: as the policy has it
+            record = _record(flow, _ACTIONS[decision.action], decision.reason, decision.site)
+            site = decision.site
+            rule = policy.get(site) if site else None
         if (repeat is None and rule is not None and rule.chunked_upload is not None
                 and not rule.signed
                 and record["action"] in ("buffered", "ignored")

@@ -3,9 +3,9 @@
 A client repeats a redirected upload from its own copy of the request, with the original
 photo in it, at an address the policy may not name (S3's regional host, an upload host
 that moved). The proxy notes where each protected upload was sent on; when that address
-gets the same body (the same declared length, then the same bytes), it is protected as
-it was the first time (from the cache: at once), once; any other request there goes as the
-policy has it.
+gets the same body (the same declared length, or none declared, then the same bytes), it
+is protected as it was the first time (from the cache: at once), once; any other request
+there goes as the policy has it. Several uploads may be redirected to one address.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from mitmproxy import http
 
@@ -54,7 +54,7 @@ class Redirects:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._noted: OrderedDict[tuple[str, str], tuple[Protected, float]] = OrderedDict()
+        self._noted: OrderedDict[tuple[str, str], list[tuple[Protected, float]]] = OrderedDict()
 
     def note(self, flow: http.HTTPFlow, upload: Protected) -> None:
         """Note ``flow``'s redirect, if its answer is one, of the protected ``upload``."""
@@ -64,23 +64,42 @@ class Redirects:
         location = response.headers.get("location")
         if not location:
             return
-        key = (flow.request.method, urljoin(flow.request.pretty_url, location))
-        self._noted.pop(key, None)
-        self._noted[key] = (upload, self._clock() + _TTL_S)
+        key = (flow.request.method, _normal(urljoin(flow.request.pretty_url, location)))
+        kept = [(u, at) for u, at in self._noted.pop(key, []) if u.digest != upload.digest]
+        self._noted[key] = [*kept, (upload, self._clock() + _TTL_S)]
         while len(self._noted) > _MAX:
             self._noted.popitem(last=False)
 
-    def awaited(self, method: str, url: str, length: int | None) -> Protected | None:
-        """The protected upload whose repeat ``method`` ``url`` with a body of the declared
-        ``length`` may be, or None."""
-        noted = self._noted.get((method, url))
-        if noted is None:
-            return None
-        if noted[1] < self._clock():
-            del self._noted[(method, url)]
-            return None
-        return noted[0] if noted[0].length == length else None
+    def awaited(self, method: str, url: str, length: int | None) -> list[Protected]:
+        """The protected uploads whose repeat ``method`` ``url`` with a body of the declared
+        ``length`` (None: not declared, a chunked body) may be."""
+        key = (method, _normal(url))
+        now = self._clock()
+        live = [(u, at) for u, at in self._noted.get(key, []) if at >= now]
+        if not live:
+            self._noted.pop(key, None)
+            return []
+        self._noted[key] = live
+        return [u for u, _ in live if length is None or u.length == length]
 
-    def served(self, method: str, url: str) -> None:
-        """The repeat of the upload redirected to ``method`` ``url`` came."""
-        self._noted.pop((method, url), None)
+    def served(self, method: str, url: str, upload: Protected) -> None:
+        """The repeat of ``upload``, redirected to ``method`` ``url``, came."""
+        key = (method, _normal(url))
+        left = [(u, at) for u, at in self._noted.get(key, []) if u is not upload]
+        if left:
+            self._noted[key] = left
+        else:
+            self._noted.pop(key, None)
+
+
+def _normal(url: str) -> str:
+    """``url`` as a client sends it: no fragment, the scheme and host in lower case, no
+    default port."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    if port is not None and (parts.scheme.lower(), port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    return urlunsplit((parts.scheme.lower(), host, parts.path or "/", parts.query, ""))

@@ -241,11 +241,37 @@ async def test_a_redirect_is_awaited_for_a_few_minutes_only(policy_file: Path,
         await run(addon, first)
         first.response = http.Response.make(307, b"", {"Location": "/moved"})
         addon.response(first)
+        now[0] = 299.0
+        in_time = raw_upload(jpeg, "https://strict.example.com/moved")
+        addon.requestheaders(in_time)
         now[0] = 301.0
         late = raw_upload(jpeg, "https://strict.example.com/moved")
         addon.requestheaders(late)
-    assert late.metadata[METADATA_KEY]["reason"] != (
-        "the repeat of a protected upload its site redirected here")
+    assert in_time.metadata[METADATA_KEY]["reason"].startswith("may repeat a protected upload")
+    assert not late.metadata[METADATA_KEY]["reason"].startswith("may repeat a protected upload")
+
+
+@pytest.mark.parametrize(("location", "length"), [
+    ("https://bucket.s3.eu-west-3.example.net/put", None),  # a chunked repeat: no length
+    ("https://bucket.s3.eu-west-3.example.net/put#part", "same"),  # clients drop a fragment
+    ("https://Bucket.S3.eu-west-3.example.net:443/put", "same"),  # the host as clients send it
+])
+async def test_a_repeat_is_known_however_its_address_and_length_are_written(
+        policy_file: Path, jpeg: bytes, location: str, length: str | None) -> None:
+    moved = "https://bucket.s3.eu-west-3.example.net/put"
+    addon, tctx = guard(policy_file, "grow")
+    with tctx:
+        other = jpeg + bytes(7)  # a second upload redirected to the same address
+        for photo in (jpeg, other):
+            first = raw_upload(photo, STRICT)
+            await run(addon, first)
+            first.response = http.Response.make(307, b"", {"Location": location})
+            addon.response(first)
+        headers = [("Content-Type", "image/jpeg")] + (
+            [("Content-Length", str(len(jpeg)))] if length else [("Transfer-Encoding", "chunked")])
+        repeat = make_flow(moved, jpeg, headers)
+        record = await run(addon, repeat)
+    assert repeat.request.raw_content == grow(jpeg) and record["action"] == "protected"
 
 
 async def test_longer_rewrite_fixes_every_length_header_in_place(policy_file: Path,
