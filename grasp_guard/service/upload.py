@@ -56,7 +56,7 @@ def _what(exc: Exception) -> str:
     if isinstance(exc, (BadContentDispositionHeader, BadContentDispositionParam)):
         return "a part's Content-Disposition does not parse"
     if isinstance(exc, web.RequestPayloadError):
-        return "its Content-Encoding does not decode"
+        return "it does not read (a Content-Encoding that does not decode, a broken chunk)"
     if isinstance(exc, ValueError):
         return "its boundaries do not parse (none at its start, or one that is malformed)"
     return f"it does not parse ({type(exc).__name__})"
@@ -138,9 +138,9 @@ async def _read_body(request: web.Request, max_bytes: int) -> bytes:
             data += chunk
             if len(data) > max_bytes:
                 raise ImageTooLargeError(f"the request body exceeds {max_bytes} bytes")
-    except web.RequestPayloadError as exc:  # a Content-Encoding that does not decode
-        raise InvalidImageError("the request body cannot be read: its Content-Encoding "
-                                "does not decode") from exc
+    except web.RequestPayloadError as exc:  # a Content-Encoding that does not decode, ...
+        raise InvalidImageError("the request body cannot be read (a Content-Encoding that "
+                                "does not decode, a broken chunk)") from exc
     return bytes(data)
 
 
