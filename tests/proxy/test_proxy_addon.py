@@ -251,6 +251,17 @@ async def test_a_redirect_is_awaited_for_a_few_minutes_only(policy_file: Path,
     assert not late.metadata[METADATA_KEY]["reason"].startswith("may repeat a protected upload")
 
 
+async def test_a_redirect_to_no_address_a_client_can_use_is_no_error(
+        policy_file: Path, jpeg: bytes) -> None:
+    addon, tctx = guard(policy_file, "grow")
+    with tctx:
+        first = raw_upload(jpeg, STRICT)
+        await run(addon, first)
+        first.response = http.Response.make(307, b"", {"Location": "https://host:port/x"})
+        addon.response(first)  # raised ValueError from urlsplit's port
+        assert first.request.raw_content == grow(jpeg)
+
+
 @pytest.mark.parametrize(("location", "length"), [
     ("https://bucket.s3.eu-west-3.example.net/put", None),  # a chunked repeat: no length
     ("https://bucket.s3.eu-west-3.example.net/put#part", "same"),  # clients drop a fragment
