@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from grasp_sdk.sniff import image_type
+from grasp_sdk.sniff import byte_values, image_type
 
 _INTEGER = r"-?(?:0|[1-9]\d{0,2})"
 # The first 16 values: enough for image_type, and the only part of an array not an image's
@@ -47,23 +47,14 @@ def image_array_at(text: str, i: int) -> tuple[int, ByteArray, bytes] | None:
     values; None when it is not (its first 16 values are no image's start, or a value is
     no byte). Raises ValueError where an image's array is not valid JSON."""
     head = _HEAD.match(text, i)
-    if head is None or image_type(_as_bytes([int(v) for v in _VALUE.findall(head.group())])) is None:
+    if head is None or image_type(byte_values([int(v) for v in _VALUE.findall(head.group())])) is None:
         return None
     values, end = _DECODER.raw_decode(text, i)
     if not all(type(v) is int for v in values):
         return None
-    data = _as_bytes(values)
+    data = byte_values(values)
     close = end - 1
     while text[close - 1] in " \t\r\n":
         close -= 1
     style = ByteArray(min(values) < 0, head.group(1), head.group(2), text[close : end - 1])
     return (end, style, data) if data else None
-
-
-def _as_bytes(values: list[int]) -> bytes:
-    """The bytes of byte values (0 to 255, or -128 to 127 when one is negative), or b"" where
-    they are not."""
-    signed = min(values) < 0
-    if min(values) < (-128 if signed else 0) or max(values) > (127 if signed else 255):
-        return b""
-    return bytes(n & 0xFF for n in values) if signed else bytes(values)

@@ -292,11 +292,18 @@ def carries_image(body: bytes) -> bool:
 
 
 def _array_bytes(head: bytes) -> bytes:
-    """The bytes of a JSON array's first byte values (signed where one is negative), or
-    b"" where they are no bytes."""
-    values = [int(v) for v in re.findall(rb"-?\d+", re.sub(rb"%[0-9A-Fa-f]{2}", b" ", head))]
-    low, high = (-128, 127) if min(values) < 0 else (0, 255)
-    return bytes(v & 0xFF for v in values) if low <= min(values) and max(values) <= high else b""
+    """The bytes of a JSON array's first byte values (see :func:`byte_values`)."""
+    return byte_values([int(v) for v in re.findall(
+        rb"-?\d+", re.sub(rb"%[0-9A-Fa-f]{2}", b" ", head))])
+
+
+def byte_values(values: list[int]) -> bytes:
+    """The bytes of byte values (0 to 255, or -128 to 127 when one is negative: Java's
+    ``byte``), or b"" where they are not."""
+    signed = min(values) < 0
+    if min(values) < (-128 if signed else 0) or max(values) > (127 if signed else 255):
+        return b""
+    return bytes(n & 0xFF for n in values)
 
 
 def is_complete(data: bytes, media_type: str) -> bool:

@@ -6,7 +6,7 @@
  * the array's own spacing.
  */
 
-import { imageType } from "./sniff.js";
+import { byteValues, imageType } from "./sniff.js";
 
 const INTEGER = "-?(?:0|[1-9]\\d{0,2})";
 // The first 16 values: enough for imageType, and all of an array not an image's read here;
@@ -46,7 +46,7 @@ export function imageArrayAt(text, i) {
   HEAD.lastIndex = i;
   const head = HEAD.exec(text);
   if (head === null) return null;
-  const start = asBytes(head[0].match(VALUE).map(Number));
+  const start = byteValues(head[0].match(VALUE).map(Number));
   if (start === null || imageType(start) === null) return null;
   const end = arrayEnd(text, i);
   if (end === null) return null;
@@ -57,7 +57,7 @@ export function imageArrayAt(text, i) {
     return null;  // the generic scan says what is wrong
   }
   if (!values.every(Number.isInteger)) return null;
-  const data = asBytes(values);
+  const data = byteValues(values);
   if (data === null) return null;
   let close = end - 1;
   while (" \t\r\n".includes(text[close - 1])) close -= 1;
@@ -74,12 +74,4 @@ function arrayEnd(text, i) {
     if (!number && c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return null;
   }
   return null;
-}
-
-/** The bytes of byte values (0 to 255, or -128 to 127 when one is negative), or null. */
-function asBytes(values) {
-  const signed = values.some((v) => v < 0);
-  const [low, high] = signed ? [-128, 127] : [0, 255];
-  if (values.some((v) => v < low || v > high)) return null;
-  return Uint8Array.from(values, (v) => v & 0xff);
 }

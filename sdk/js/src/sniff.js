@@ -325,16 +325,27 @@ const ARRAY_HEAD = new RegExp(`(?:\\[|%5[Bb])${SPACE}(?:${
     .map((start) => start.split(",").join(COMMA)).join("|")})(?:${COMMA}-?\\d{1,3}){13}`, "g");
 const ARRAY_HEAD_MAX = 2304;
 
+/**
+ * The bytes of byte values (0 to 255, or -128 to 127 when one is negative: Java's `byte`),
+ * or null where they are not.
+ * @param {number[]} values
+ * @returns {Uint8Array | null}
+ */
+export function byteValues(values) {
+  const signed = values.some((v) => v < 0);
+  const [low, high] = signed ? [-128, 127] : [0, 255];
+  if (values.some((v) => v < low || v > high)) return null;
+  return Uint8Array.from(values, (v) => v & 0xff);
+}
+
 /** Whether `body` holds a JSON array whose first byte values start an image. */
 function arrayImage(body) {
   for (let start = 0; start < body.length; start += WINDOW) {
     const text = latin1(body.subarray(start, start + WINDOW + ARRAY_HEAD_MAX));
     ARRAY_HEAD.lastIndex = 0;
     for (let m = ARRAY_HEAD.exec(text); m !== null && m.index < WINDOW; m = ARRAY_HEAD.exec(text)) {
-      const values = m[0].replace(/%[0-9A-Fa-f]{2}/g, " ").match(/-?\d+/g).map(Number);
-      const [low, high] = Math.min(...values) < 0 ? [-128, 127] : [0, 255];
-      if (low <= Math.min(...values) && Math.max(...values) <= high
-          && imageType(Uint8Array.from(values, (v) => v & 0xff)) !== null) return true;
+      const bytes = byteValues(m[0].replace(/%[0-9A-Fa-f]{2}/g, " ").match(/-?\d+/g).map(Number));
+      if (bytes !== null && imageType(bytes) !== null) return true;
     }
   }
   return false;
