@@ -53,12 +53,13 @@ class AvifParams:
     colour: bytes | None = None
 
 
-def _properties(data: bytes, kind: bytes, start: int = 0, end: int | None = None) -> list[int]:
-    """Where the payload of every ``kind`` box under meta/iprp/ipco starts, and ends."""
+def _properties(data: bytes, kind: bytes, start: int = 0,
+                end: int | None = None) -> list[tuple[int, int]]:
+    """Where the payload of every ``kind`` box under meta/iprp/ipco starts and ends."""
     found = []
     for child, lo, hi in boxes(data, start, end):
         if child == kind:
-            found += [lo, hi]
+            found.append((lo, hi))
         elif child in _CONTAINERS:
             found.extend(_properties(data, kind, lo + _CONTAINERS[child], hi))
     return found
@@ -66,15 +67,13 @@ def _properties(data: bytes, kind: bytes, start: int = 0, end: int | None = None
 
 def _av1_configs(data: bytes) -> list[bytes]:
     """Every ``av1C`` payload under meta/iprp/ipco."""
-    spans = _properties(data, b"av1C")
-    return [data[lo:hi] for lo, hi in zip(spans[::2], spans[1::2], strict=True)]
+    return [data[lo:hi] for lo, hi in _properties(data, b"av1C")]
 
 
 def _nclx_at(data: bytes) -> int | None:
     """Where the first ``colr`` box of kind ``nclx`` has its colour primaries (then the
     transfer characteristics, the matrix and the range), or None."""
-    spans = _properties(data, b"colr")
-    return next((lo + 4 for lo, hi in zip(spans[::2], spans[1::2], strict=True)
+    return next((lo + 4 for lo, hi in _properties(data, b"colr")
                  if hi - lo >= 11 and data[lo:lo + 4] == b"nclx"), None)
 
 
@@ -83,16 +82,14 @@ def _colour(data: bytes) -> bytes | None:
     description) where they are not libavif's own (sRGB's: 1 and 13), else None."""
     at = _nclx_at(data)
     colour = data[at:at + 4] if at is not None else None
-    return colour if colour not in (None, _SRGB_COLOUR) else None
+    return colour if colour != _SRGB_COLOUR else None
 
 
 def _with_colour(data: bytes, colour: bytes | None) -> bytes:
     """``data`` (libavif's output) described with ``colour``: the same pixel values meant in
     the source's primaries and transfer (matrix and range stay the encoder's, which it used)."""
-    at = _nclx_at(data) if colour is not None else None
-    if at is None or colour is None:
-        return data
-    return data[:at] + colour + data[at + 4:]
+    at = None if colour is None else _nclx_at(data)
+    return data if at is None or colour is None else data[:at] + colour + data[at + 4:]
 
 
 def _coding(data: bytes) -> tuple[str, int]:

@@ -253,12 +253,12 @@ def _identity(positions: list[int]) -> dict[int, int]:
 
 
 def _array_edits(start: int, stop: int, style: ByteArray,
-                 write: Callable[[str], bytes]) -> Callable[[bytes], list[Edit]]:
+                 write: _Write) -> Callable[[bytes], list[Edit]]:
     return lambda new: [Edit(start, stop, write(style.encode(new)))]
 
 
 def _json_edits(start: int, stop: int, style: Base64Text, slash_escaped: bool,
-                write: Callable[[str], bytes]) -> Callable[[bytes], list[Edit]]:
+                write: _Write) -> Callable[[bytes], list[Edit]]:
     def edits(new: bytes) -> list[Edit]:
         token = json.dumps(style.encode(new))
         if slash_escaped:
