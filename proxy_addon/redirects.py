@@ -73,6 +73,8 @@ class Redirects:
     def awaited(self, method: str, url: str, length: int | None) -> list[Protected]:
         """The protected uploads whose repeat ``method`` ``url`` with a body of the declared
         ``length`` (None: not declared, a chunked body) may be."""
+        if not self._noted:  # every request asks: most when no upload was redirected
+            return []
         key = (method, _normal(url))
         now = self._clock()
         live = [(u, at) for u, at in self._noted.get(key, []) if at >= now]
