@@ -269,13 +269,15 @@ def _json_edits(start: int, stop: int, style: Base64Text, slash_escaped: bool,
 
 def _scan(text: str, i: int, path: tuple[str | int, ...],
           out: list[tuple[tuple[str | int, ...], int, int, str | _ImageArray]]) -> int:
-    """Scan one JSON value at ``i``, recording string values and images' arrays of byte
-    values with their spans; its end."""
+    """Scan one JSON value at ``i``, recording string values long enough to hold an image
+    (as base64 or as JSON written inside) and images' arrays of byte values with their
+    spans; its end."""
     i = _skip_ws(text, i)
     c = text[i:i + 1]
     if c == '"':
         value, end = _DECODER.raw_decode(text, i)
-        out.append((path, i, end, value))
+        if len(value) >= _MIN_TEXT:  # a short one kept would only be work for the collector
+            out.append((path, i, end, value))
         return int(end)
     array = image_array_at(text, i) if c == "[" else None
     if array is not None:
