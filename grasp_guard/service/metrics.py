@@ -20,6 +20,7 @@ class ServiceMetrics:
 
     Attributes:
         queue_depth: requests admitted and not yet answered.
+        uploads_arriving: uploads whose bodies are being read (before admission).
         crops_pending: face crops waiting for the device.
         batch_size: crops per optimisation batch.
         queue_wait: seconds a crop waited between its request's submission and its batch.
@@ -30,7 +31,8 @@ class ServiceMetrics:
         errors: error answers, by kind (the ``kind`` of the JSON error body).
         admitted: requests whose crops were queued for the device.
         refused: requests answered 429, by reason (``deadline``: they would not finish in
-            time; ``queue_full``: every request slot was taken).
+            time; ``queue_full``: every request slot was taken; ``uploads_full``: every
+            upload slot was).
         expected_seconds: at each admission decision, how long the request's crops were
             expected to take until optimised (queue ahead, batching, its own work).
         backlog_seconds: expected seconds until the device has optimised every waiting crop.
@@ -43,6 +45,8 @@ class ServiceMetrics:
         r = self.registry
         self.queue_depth = Gauge("grasp_queue_depth", "Requests admitted and not yet answered.",
                                  registry=r)
+        self.uploads_arriving = Gauge("grasp_uploads_arriving",
+                                      "Uploads whose bodies are being read.", registry=r)
         self.crops_pending = Gauge("grasp_crops_pending", "Face crops waiting for the device.",
                                    registry=r)
         self.batch_size = Histogram("grasp_batch_size", "Face crops per optimisation batch.",

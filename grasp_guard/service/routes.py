@@ -16,6 +16,7 @@ from grasp_guard.service.keys import CPU, METRICS, RUNTIME, SETTINGS
 from grasp_guard.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from grasp_guard.service.report import REPORT_HEADER, compact_report, report_header
 from grasp_guard.service.runtime import Runtime, deadline_error
+from grasp_guard.service.settings import Settings
 from grasp_guard.service.upload import read_upload
 
 
@@ -27,18 +28,30 @@ def _options(params: dict[str, str]) -> ProtectOptions:
         raise ConfigError(str(exc)) from exc
 
 
-async def _protect_admitted(request: web.Request, runtime: Runtime,
-                            cpu: CpuStage) -> tuple[bytes, str, dict[str, Any]]:
-    """Read and prepare one image in time, then have the runtime optimise and finish it."""
-    settings = request.app[SETTINGS]
+async def _receive(request: web.Request,
+                   settings: Settings) -> tuple[bytes, dict[str, str]]:
+    """The upload's image and options, read within ``upload_timeout_s`` and one second more
+    for every ``upload_min_rate`` bytes that arrive: a slow link gets the time its photo
+    needs, a client that trickles bytes to hold a slot does not."""
+    due = asyncio.get_running_loop().time() + settings.upload_timeout_s
+    try:
+        async with asyncio.timeout_at(due) as timer:
+            def arrived(n: int) -> None:
+                nonlocal due
+                due += n / settings.upload_min_rate
+                timer.reschedule(due)
+            return await read_upload(request, settings.max_bytes, arrived)
+    except TimeoutError as exc:  # the client's upload, not the service, was too slow
+        raise web.HTTPRequestTimeout(
+            text=f"the upload did not arrive in time ({settings.upload_timeout_s:g} s, one "
+                 f"more for every {settings.upload_min_rate} bytes)") from exc
+
+
+async def _protect_admitted(data: bytes, params: dict[str, str], settings: Settings,
+                            runtime: Runtime, cpu: CpuStage) -> tuple[bytes, str, dict[str, Any]]:
+    """Prepare one arrived image in time, then have the runtime optimise and finish it."""
     loop = asyncio.get_running_loop()
     start = loop.time()
-    try:
-        async with asyncio.timeout_at(start + settings.deadline_s):
-            data, params = await read_upload(request, settings.max_bytes)
-    except TimeoutError as exc:  # the client's upload, not the service, was too slow
-        raise web.HTTPRequestTimeout(text=f"the upload did not arrive within the "
-                                          f"{settings.deadline_s:g} s deadline") from exc
     try:
         async with asyncio.timeout_at(start + settings.deadline_s):
             options = _options(params)
@@ -55,13 +68,20 @@ async def _protect_admitted(request: web.Request, runtime: Runtime,
 
 
 async def protect(request: web.Request) -> web.Response:
-    """``POST /v1/protect``: the protected image, its report in ``X-Grasp-Report``."""
+    """``POST /v1/protect``: the protected image, its report in ``X-Grasp-Report``. The body
+    arrives before the request is admitted (its own slots and timeout), so that a slow
+    client holds none of the slots of the work."""
     metrics = request.app[METRICS]
     runtime = request.app[RUNTIME]
+    settings = request.app[SETTINGS]
     started = time.perf_counter()
     try:
+        runtime.check_room()
+        with runtime.receive():
+            data, params = await _receive(request, settings)
         with runtime.admit():
-            out, mime, report = await _protect_admitted(request, runtime, request.app[CPU])
+            out, mime, report = await _protect_admitted(data, params, settings, runtime,
+                                                        request.app[CPU])
     finally:
         metrics.request_seconds.observe(time.perf_counter() - started)
     metrics.images.labels("protected" if report["protected"] else "unchanged").inc()

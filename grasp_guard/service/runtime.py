@@ -1,7 +1,8 @@
 """What a running service holds: the request slots, and the engine that optimises crops.
 
 :class:`Runtime` admits requests up to ``queue_size`` at a time (the rest get 429 at once),
-refuses them while loading or shutting down (503) and drains on shutdown; a backend fills in
+and before that lets up to ``upload_slots`` bodies arrive (so a slow upload holds no request
+slot), refuses them while loading or shutting down (503) and drains on shutdown; a backend fills in
 how admitted crops become a protected image. :class:`LocalRuntime` is the default backend:
 the engine on its device thread in this process, its models loaded and warmed up in the
 background so that ``/healthz`` answers at once and ``/readyz`` turns 200 when they are
@@ -70,6 +71,7 @@ class Runtime(abc.ABC):
         self.error: str | None = None
         self.draining = False
         self.in_flight = 0
+        self.arriving = 0
         self._quiet = asyncio.Event()
         self._quiet.set()
 
@@ -115,6 +117,39 @@ class Runtime(abc.ABC):
             return f"the queue is full ({self.in_flight} requests)"
         return None
 
+    def check_room(self) -> None:
+        """Raise now what :meth:`admit` would: a request the queue cannot take is refused
+        before its body is read.
+
+        Raises:
+            ServiceUnavailableError: loading, failed, or shutting down.
+            QueueFullError: every request slot is taken.
+        """
+        reason = "the service is shutting down" if self.draining else self.unavailable_reason()
+        if reason is not None:
+            raise ServiceUnavailableError(reason)
+        if self.in_flight >= self.settings.queue_size:
+            self.metrics.refused.labels("queue_full").inc()
+            raise QueueFullError(f"the queue is full ({self.in_flight} requests); retry later")
+
+    @contextlib.contextmanager
+    def receive(self) -> Iterator[None]:
+        """Hold one of the ``upload_slots`` while an upload's body arrives.
+
+        Raises:
+            QueueFullError: every upload slot is taken.
+        """
+        if self.arriving >= self.settings.upload_slots:
+            self.metrics.refused.labels("uploads_full").inc()
+            raise QueueFullError(f"{self.arriving} uploads are arriving; retry later")
+        self.arriving += 1
+        self.metrics.uploads_arriving.set(self.arriving)
+        try:
+            yield
+        finally:
+            self.arriving -= 1
+            self.metrics.uploads_arriving.set(self.arriving)
+
     @contextlib.contextmanager
     def admit(self) -> Iterator[None]:
         """Hold one of the ``queue_size`` request slots for the block.
@@ -123,12 +158,7 @@ class Runtime(abc.ABC):
             ServiceUnavailableError: loading, failed, or shutting down.
             QueueFullError: every slot is taken.
         """
-        reason = "the service is shutting down" if self.draining else self.unavailable_reason()
-        if reason is not None:
-            raise ServiceUnavailableError(reason)
-        if self.in_flight >= self.settings.queue_size:
-            self.metrics.refused.labels("queue_full").inc()
-            raise QueueFullError(f"the queue is full ({self.in_flight} requests); retry later")
+        self.check_room()
         self.in_flight += 1
         self._quiet.clear()
         self.metrics.queue_depth.set(self.in_flight)

@@ -95,11 +95,16 @@ class Settings:
         max_batch: the most face crops optimised together in one batch.
         gather_ms: how long the oldest waiting crop waits for others to fill its batch.
         queue_size: requests admitted at once (decoding, queued or optimising); beyond: 429.
+        upload_slots: uploads whose bodies are arriving at once, before admission (a slow
+            client holds none of the ``queue_size`` slots); beyond: 429.
+        upload_timeout_s: seconds an upload's body may take to arrive, one more for every
+            ``upload_min_rate`` bytes received (Apache's mod_reqtimeout rule); beyond: 408.
+        upload_min_rate: bytes a second an upload keeps its time with (see above).
         max_bytes: the largest request body, in bytes; beyond: 413.
         max_pixels: the largest decoded image, in pixels; beyond: 413.
-        deadline_s: seconds a request may take once admitted; a request expected to take
-            longer is refused (429); one that still runs out of it is answered 503 (still
-            queued) or 504 (optimising), and its work is dropped.
+        deadline_s: seconds a request may take once admitted (its body arrived); a request
+            expected to take longer is refused (429); one that still runs out of it is
+            answered 503 (still queued) or 504 (optimising), and its work is dropped.
         admission_prior_s: seconds a face crop is assumed to take, with no gain from
             batching, until a batch of its kind (crop size, preset, site) has been timed.
         admission_retime_s: seconds after which a kind's timings are due a fresh one: with
@@ -136,6 +141,9 @@ class Settings:
     max_batch: int = 8
     gather_ms: float = 20.0
     queue_size: int = 32
+    upload_slots: int = 32
+    upload_timeout_s: float = 30.0
+    upload_min_rate: int = 8192
     max_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 50_000_000
     deadline_s: float = 120.0
@@ -186,6 +194,12 @@ class Settings:
                "a number in 0..1000", self.gather_ms)
         _check(_is_int(self.queue_size) and self.queue_size >= 1, "queue_size", "an int ≥ 1",
                self.queue_size)
+        _check(_is_int(self.upload_slots) and self.upload_slots >= 1, "upload_slots",
+               "an int ≥ 1", self.upload_slots)
+        _check(_is_number(self.upload_timeout_s) and self.upload_timeout_s > 0,
+               "upload_timeout_s", "> 0", self.upload_timeout_s)
+        _check(_is_int(self.upload_min_rate) and self.upload_min_rate >= 1, "upload_min_rate",
+               "an int ≥ 1 (bytes a second)", self.upload_min_rate)
         _check(_is_int(self.max_bytes) and self.max_bytes >= 1024, "max_bytes", "an int ≥ 1024",
                self.max_bytes)
         _check(_is_int(self.max_pixels) and self.max_pixels >= 64 * 64, "max_pixels",

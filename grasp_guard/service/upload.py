@@ -15,7 +15,7 @@ bytes (a part's first hundred, the image's). A raw body is read in chunks agains
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
@@ -36,6 +36,9 @@ _CHUNK = 64 * 1024
 # Content-Encoding does not decode (RequestPayloadError).
 _MALFORMED = (HttpProcessingError, ValueError, RuntimeError, AssertionError,
               BadContentDispositionHeader, BadContentDispositionParam, web.RequestPayloadError)
+
+#: Told the length of each piece of the body as it arrives.
+Arrived = Callable[[int], None]
 
 
 @contextlib.contextmanager
@@ -71,17 +74,19 @@ def _unique(pairs: Iterable[tuple[str, str]], where: str) -> dict[str, str]:
     return params
 
 
-async def _read_part(part: BodyPartReader, limit: int) -> bytes | None:
+async def _read_part(part: BodyPartReader, limit: int, arrived: Arrived) -> bytes | None:
     """The part's bytes, or None when it is longer than ``limit``."""
     data = bytearray()
     while chunk := await part.read_chunk(_CHUNK):
+        arrived(len(chunk))
         data += chunk
         if len(data) > limit:
             return None
     return bytes(data)
 
 
-async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[bytes, dict[str, str]]:
+async def _read_multipart(request: web.Request, max_bytes: int,
+                          arrived: Arrived) -> tuple[bytes, dict[str, str]]:
     with _parsing():
         reader = await request.multipart()
     image: bytes | None = None
@@ -104,7 +109,7 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[bytes, 
             if image is not None:
                 raise ConfigError(f"the form has more than one {IMAGE_FIELD!r} field")
             with _parsing():
-                image = await _read_part(part, max_bytes - total)
+                image = await _read_part(part, max_bytes - total, arrived)
             if image is None:
                 raise ImageTooLargeError(f"the request body exceeds {max_bytes} bytes")
             total += len(image)
@@ -114,7 +119,7 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[bytes, 
         if len(fields) == MAX_FIELDS:
             raise ConfigError(f"the form has more than {MAX_FIELDS} option fields")
         with _parsing():
-            value = await _read_part(part, MAX_OPTION_BYTES)
+            value = await _read_part(part, MAX_OPTION_BYTES, arrived)
         if value is None:
             raise ConfigError(f"form field {name!r} is longer than {MAX_OPTION_BYTES} bytes")
         total += len(value)
@@ -129,12 +134,13 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[bytes, 
     return image, fields
 
 
-async def _read_body(request: web.Request, max_bytes: int) -> bytes:
+async def _read_body(request: web.Request, max_bytes: int, arrived: Arrived) -> bytes:
     """The raw body, in chunks up to ``max_bytes`` (``request.read()`` would raise the
     reader's buffers to the app's limit: a gzip bomb inflated 25 MB a step)."""
     data = bytearray()
     try:
         while chunk := await request.content.read(_CHUNK):
+            arrived(len(chunk))
             data += chunk
             if len(data) > max_bytes:
                 raise ImageTooLargeError(f"the request body exceeds {max_bytes} bytes")
@@ -144,8 +150,10 @@ async def _read_body(request: web.Request, max_bytes: int) -> bytes:
     return bytes(data)
 
 
-async def read_upload(request: web.Request, max_bytes: int) -> tuple[bytes, dict[str, str]]:
-    """The image bytes and the option parameters of a protect request.
+async def read_upload(request: web.Request, max_bytes: int,
+                      arrived: Arrived) -> tuple[bytes, dict[str, str]]:
+    """The image bytes and the option parameters of a protect request; ``arrived`` is told
+    the length of each piece of the body as it is read.
 
     Raises:
         InvalidImageError: no image (an empty body, a form without ``image``, a malformed form).
@@ -154,14 +162,14 @@ async def read_upload(request: web.Request, max_bytes: int) -> tuple[bytes, dict
     """
     params = _unique(request.query.items(), "query string")
     if request.content_type.startswith("multipart/"):
-        data, fields = await _read_multipart(request, max_bytes)
+        data, fields = await _read_multipart(request, max_bytes, arrived)
         both = set(params) & set(fields)
         if both:
             raise ConfigError(f"option(s) {', '.join(sorted(both))} given in both the query "
                              "string and the form")
         params.update(fields)
     else:
-        data = await _read_body(request, max_bytes)
+        data = await _read_body(request, max_bytes, arrived)
     if not data:
         raise InvalidImageError("the request carries no image (empty body)")
     return data, params

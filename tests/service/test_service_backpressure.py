@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import time
 from collections import Counter
@@ -139,18 +140,100 @@ async def test_deadline_while_optimising_is_504_and_while_queued_is_503(
     assert resp.status == 200 and len(spy.batches) == 2
 
 
-async def test_an_upload_that_stalls_is_the_clients_timeout_not_an_overload(
-        service: ServiceFactory, face_jpeg: bytes) -> None:
-    client = await service(deadline_s=1.0)
+async def _start_upload(client: Any, data: bytes, sent: int) -> tuple[Any, Any]:
+    """Open a raw-image upload of ``data`` and send its first ``sent`` bytes only."""
     reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
     writer.write(b"POST /v1/protect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-                 b"Content-Length: %d\r\n\r\n" % len(face_jpeg) + face_jpeg[:100])
-    await writer.drain()  # and the rest never comes
+                 b"Content-Length: %d\r\n\r\n" % len(data) + data[:sent])
+    await writer.drain()
+    return reader, writer
+
+
+async def _answer(reader: Any, writer: Any) -> tuple[bytes, bytes]:
     head, _, body = (await asyncio.wait_for(reader.read(4096), 10)).partition(b"\r\n\r\n")
     writer.close()
+    return head, body
+
+
+async def test_an_upload_that_stalls_is_the_clients_timeout_not_an_overload(
+        service: ServiceFactory, face_jpeg: bytes) -> None:
+    client = await service(upload_timeout_s=1.0)
+    head, body = await _answer(*await _start_upload(client, face_jpeg, 100))  # no more comes
     assert head.startswith(b"HTTP/1.1 408") and b"Retry-After" not in head
-    assert b'"kind": "request_timeout"' in body and b"did not arrive within" in body
-    assert client.app[RUNTIME].in_flight == 0
+    assert b'"kind": "request_timeout"' in body and b"did not arrive in time" in body
+    assert client.app[RUNTIME].in_flight == 0 and client.app[RUNTIME].arriving == 0
+
+
+async def test_a_slow_upload_holds_no_request_slot(service: ServiceFactory,
+                                                   face_jpeg: bytes) -> None:
+    # One request slot: while a client sends its photo a byte now and then (slowloris), the
+    # others are served, not refused 429 for as long as its time lasts.
+    client = await service(queue_size=1, upload_timeout_s=30.0)
+    slow = await _start_upload(client, face_jpeg, 100)
+    for _ in range(3):
+        resp = await client.post("/v1/protect", data=face_jpeg, params={"preset": "fast"})
+        assert resp.status == 200, await resp.text()
+    assert client.app[RUNTIME].arriving == 1
+    slow[1].close()
+
+
+async def test_a_trickled_upload_runs_out_of_time_and_a_steady_one_does_not(
+        service: ServiceFactory, face_jpeg: bytes) -> None:
+    # 0.5 s, and a second more for every 100 kB: a client that sends 50 bytes every 0.05 s
+    # (1 kB/s) is cut off about 0.5 s in, though it never stops sending; one that sends
+    # 400 kB/s takes longer than 0.5 s and is served.
+    client = await service(upload_timeout_s=0.5, upload_min_rate=100_000)
+    photo = face_jpeg + b"\0" * (400_000 - len(face_jpeg))  # JPEG decoders stop at EOI
+    reader, writer = await _start_upload(client, photo, 0)
+
+    async def trickle() -> None:
+        with contextlib.suppress(ConnectionError):
+            for i in range(0, len(photo), 50):
+                writer.write(photo[i:i + 50])
+                await writer.drain()
+                await asyncio.sleep(0.05)
+
+    sending = asyncio.create_task(trickle())
+    started = time.monotonic()
+    head, _ = await _answer(reader, writer)
+    took = time.monotonic() - started
+    sending.cancel()
+    assert head.startswith(b"HTTP/1.1 408") and took < 2.0, (head, took)
+    reader, writer = await _start_upload(client, photo, 0)
+    for i in range(0, len(photo), 20_000):
+        writer.write(photo[i:i + 20_000])
+        await writer.drain()
+        await asyncio.sleep(0.05)
+    head, _ = await _answer(reader, writer)
+    assert head.startswith(b"HTTP/1.1 200"), head
+
+
+async def test_uploads_past_their_slots_are_refused_at_once(service: ServiceFactory,
+                                                            face_jpeg: bytes) -> None:
+    client = await service(upload_slots=1)
+    slow = await _start_upload(client, face_jpeg, 100)
+    while client.app[RUNTIME].arriving == 0:
+        await asyncio.sleep(0.01)
+    resp = await client.post("/v1/protect", data=face_jpeg, params={"preset": "fast"})
+    assert resp.status == 429 and "Retry-After" in resp.headers
+    assert "uploads are arriving" in (await resp.json())["error"]["message"]
+    assert 'grasp_refused_total{reason="uploads_full"} 1.0' in await (
+        await client.get("/metrics")).text()
+    slow[1].close()
+
+
+async def test_a_full_queue_refuses_before_the_body_arrives(service: ServiceFactory,
+                                                            spy: SpyEngine,
+                                                            face_jpeg: bytes) -> None:
+    client = await service(queue_size=1)
+    spy.gate.clear()
+    held = asyncio.create_task(client.post("/v1/protect", data=face_jpeg,
+                                           params={"preset": "fast"}))
+    await wait_for(spy.entered)
+    head, _ = await _answer(*await _start_upload(client, face_jpeg, 100))  # the rest never sent
+    assert head.startswith(b"HTTP/1.1 429")
+    spy.gate.set()
+    assert (await held).status == 200
 
 
 async def test_shutdown_finishes_the_in_flight_request(service: ServiceFactory, spy: SpyEngine,
