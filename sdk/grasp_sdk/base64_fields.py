@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, unquote_to_bytes
 
 from grasp_sdk.byte_arrays import ByteArray, image_array_at
 from grasp_sdk.encoded_text import EncodedText, form_value, json_string
@@ -342,11 +342,21 @@ def find_form_images(body: bytes, fields: Iterable[str] = ()) -> list[ImageSlot]
         try:
             name = unquote_plus(raw_name.decode("ascii"), errors="strict")
             value_text = raw_value.decode("ascii")
-            value = unquote_plus(value_text, errors="strict")
         except UnicodeDecodeError:
             continue
         wanted = not fields or name_matches(name, fields)
         value_start = start + len(raw_name) + 1
+        raw = unquote_to_bytes(value_text.replace("+", " ")) if wanted else b""
+        media_type = image_type(raw)
+        if media_type is not None:  # the image's own bytes (requests' data={"photo": bytes})
+            slots.append(ImageSlot(f"form field {name!r}", raw, media_type,
+                                   _form_byte_edits(value_start, value_start + len(raw_value),
+                                                    value_text)))
+            continue
+        try:
+            value = unquote_plus(value_text, errors="strict")
+        except UnicodeDecodeError:
+            continue
         decoded = decode_image_text(value) if wanted else None
         if decoded is None:
             inner = form_value(value_text, value_start, _requoted(value_text)) if (
@@ -373,16 +383,26 @@ def _form_edits(start: int, stop: int, style: Base64Text,
     return edits
 
 
+def _form_byte_edits(start: int, stop: int, original: str) -> Callable[[bytes], list[Edit]]:
+    return lambda new: [Edit(start, stop, requote_bytes(original, new).encode("ascii"))]
+
+
 def _requoted(original: str) -> Callable[[str], str]:
     return lambda text: requote(original, text)
 
 
 def requote(original: str, text: str) -> str:
-    """Percent-encode ``text`` the way ``original`` (a raw form value) was encoded.
+    """Percent-encode ``text`` the way ``original`` (a raw form value) was encoded: see
+    :func:`requote_bytes`; characters past ASCII are written as their UTF-8 bytes (as forms
+    encode them)."""
+    return requote_bytes(original, text.encode("utf-8"))
+
+
+def requote_bytes(original: str, data: bytes) -> str:
+    """Percent-encode ``data`` the way ``original`` (a raw form value) was encoded.
 
     A byte the original escaped is escaped the same way (hex case included), one it left
-    literal stays literal; bytes it did not contain are escaped unless unreserved, and
-    characters past ASCII are written as their UTF-8 bytes (as forms encode them).
+    literal stays literal; bytes it did not contain are escaped unless unreserved.
     """
     seen: dict[int, str] = {}
     lower_hex = False
@@ -393,7 +413,7 @@ def requote(original: str, text: str) -> str:
         elif match.group(2) != "+" and ord(match.group(2)) < 0x80:
             seen.setdefault(ord(match.group(2)), match.group(2))
     out = []
-    for byte in text.encode("utf-8"):
+    for byte in data:
         if byte in seen:
             out.append(seen[byte])
         elif byte < 0x80 and _UNRESERVED.fullmatch(chr(byte)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode
 
@@ -251,3 +252,22 @@ def test_short_strings_leave_the_collector_idle(jpeg: bytes) -> None:
         gc.callbacks.remove(count)
     assert [s.location for s in slots] == ["json $.photo"]
     assert len(passes) < 20, f"{len(passes)} collections, {passes.count(2)} of them full"
+
+
+@pytest.mark.parametrize("quote_bytes", [
+    lambda d: urlencode({"caption": "me", "photo": d}).encode(),  # requests' data={...}
+    lambda d: ("caption=me&photo=" + re.sub("%..", lambda m: m.group().lower(),
+                                             quote(d, safe=""))).encode(),
+])
+def test_an_images_own_bytes_percent_encoded_in_a_form(jpeg: bytes,
+                                                       quote_bytes: Callable) -> None:
+    body = quote_bytes(jpeg)
+    slots = find_form_images(body, ["photo"])
+    assert [(s.location, s.data, s.media_type) for s in slots] == [
+        ("form field 'photo'", jpeg, "image/jpeg")]
+    out = replace_all(body, slots)
+    assert dict(parse_qsl(out.decode(), encoding="latin-1")) == {
+        "caption": "me", "photo": NEW.decode("latin-1")}
+    assert out.startswith(b"caption=me&photo=")
+    assert bool(re.search(b"%[a-f]", out)) == bool(re.search(b"%[a-f]", body))  # its hex case
+    assert find_form_images(body, ["caption"]) == []

@@ -309,3 +309,43 @@ def test_a_photo_as_json_byte_values_is_found(dumps: Callable[[bytes], str]) -> 
     form = urllib.parse.urlencode({"photo": json.dumps(list(_photo("JPEG")))}).encode()
     assert carries_image(form) and b"%5B255%2C" in form
     assert not carries_image(urllib.parse.urlencode({"n": json.dumps(list(range(300)))}).encode())
+
+
+def _binary_string(data: bytes) -> str:
+    return data.decode("latin-1")  # FileReader.readAsBinaryString: a byte a character
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP"])
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda b: b"caption=me&photo=" + urllib.parse.quote_from_bytes(b).encode(),  # requests
+        lambda b: json.dumps({"photo": _binary_string(b)}, ensure_ascii=False).encode(),
+        lambda b: json.dumps({"photo": _binary_string(b)}).encode(),  # \u00ff escapes
+        lambda b: b"photo=" + urllib.parse.quote(_binary_string(b)).encode(),  # encodeURIComponent
+        lambda b: json.dumps({"photo": base64.b64encode(b).decode()}).encode("utf-16"),
+        lambda b: json.dumps({"photo": base64.b64encode(b).decode()}).encode("utf-16-le"),
+        lambda b: json.dumps({"photo": base64.b64encode(b).decode()}).encode("utf-32-be"),
+        lambda b: json.dumps({"avatar": "\\x" + b.hex()}).encode(),  # Postgres bytea
+        lambda b: json.dumps({"photo": b.hex().upper()}).encode(),
+        lambda b: json.dumps({"photo": {str(i): v for i, v in enumerate(b)}}).encode(),
+        lambda b: json.dumps({"photo": {str(i): v for i, v in enumerate(b)}}, indent=2).encode(),
+    ],
+    ids=["percent-bytes", "binary-string", "binary-string-escaped", "binary-string-percent",
+         "utf-16", "utf-16-le", "utf-32-be", "bytea-hex", "hex-upper", "typed-array-object",
+         "typed-array-object-indented"],
+)
+def test_an_image_is_found_as_bytes_written_as_text(fmt: str,
+                                                    wrap: Callable[[bytes], bytes]) -> None:
+    assert carries_image(wrap(_photo(fmt)))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [json.dumps({"colour": "#ffd8ff", "name": "Zoë"}, ensure_ascii=False).encode(),
+     json.dumps({"bio": "Chloé à Orléans"}).encode("utf-16"),
+     b"q=%C3%A9t%C3%A9&hash=ffd8ff00aa", json.dumps({"ids": {"0": 1, "1": 2}}).encode(),
+     "ÿØÿ is three letters".encode()],
+)
+def test_text_that_only_looks_like_written_bytes(body: bytes) -> None:
+    assert not carries_image(body)
