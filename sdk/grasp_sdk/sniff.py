@@ -276,10 +276,12 @@ def _writings(body: bytes, depth: int = 2) -> Iterator[bytes]:
     those in turn (``depth`` writings deep): percent-encoded (``requests``' form of a bytes
     value, ``http_build_query``), UTF-16 or UTF-32 text (.NET's ``Encoding.Unicode``), a
     binary string (a byte a character: ``readAsBinaryString``, as UTF-8 or ``\\u00XX``
-    escapes), and hex runs from an image's signature on (``bytes.hex()``, Postgres ``\\x``)."""
+    escapes), a JSON string's text where it is JSON again (an escaped backslash: PHP's
+    ``\\\\\\/`` for ``/``, JSON written inside a JSON string), and hex runs from an
+    image's signature on (``bytes.hex()``, Postgres ``\\x``)."""
     yield body
     if depth:
-        for read in (_percent_decoded, _wide_text_as_utf8, _binary_string):
+        for read in (_percent_decoded, _wide_text_as_utf8, _binary_string, _json_unescaped):
             view = read(body)
             if view is not None:
                 yield from _writings(view, depth - 1)
@@ -340,6 +342,18 @@ def _hex(data: bytes) -> bytes:
     """A regex of ``data`` in hex of either case (not ``(?i)``: it slows the search)."""
     return re.sub(rb"[a-f]", lambda m: b"[" + m.group() + m.group().upper() + b"]",
                   data.hex().encode())
+
+
+_JSON_BYTE_ESCAPE = re.compile(rb'\\(["\\/bfnrt])')
+_JSON_BYTE_ESCAPED = {k.encode(): v.encode() for k, v in _JSON_ESCAPED.items()}
+
+
+def _json_unescaped(body: bytes) -> bytes | None:
+    """A JSON string's escapes read (but ``\\u``), where the body escapes a backslash: JSON
+    whose strings hold JSON, one level down; None where it does not."""
+    if b"\\\\" not in body:
+        return None
+    return _JSON_BYTE_ESCAPE.sub(lambda m: _JSON_BYTE_ESCAPED[m.group(1)], body)
 
 
 _HEX_START = re.compile(b"|".join([

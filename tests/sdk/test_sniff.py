@@ -330,10 +330,14 @@ def _binary_string(data: bytes) -> str:
         lambda b: json.dumps({"photo": b.hex().upper()}).encode(),
         lambda b: json.dumps({"photo": {str(i): v for i, v in enumerate(b)}}).encode(),
         lambda b: json.dumps({"photo": {str(i): v for i, v in enumerate(b)}}, indent=2).encode(),
+        lambda b: json.dumps({"payload": json.dumps(  # PHP: json_encode's \/ inside JSON
+            {"photo": base64.b64encode(b).decode()}).replace("/", "\\/")}).encode(),
+        lambda b: json.dumps({"payload": json.dumps({"inner": json.dumps(
+            {"photo": base64.b64encode(b).decode()}).replace("/", "\\/")})}).encode(),
     ],
     ids=["percent-bytes", "binary-string", "binary-string-escaped", "binary-string-percent",
          "utf-16", "utf-16-le", "utf-32-be", "bytea-hex", "hex-upper", "typed-array-object",
-         "typed-array-object-indented"],
+         "typed-array-object-indented", "json-in-json", "json-in-json-in-json"],
 )
 def test_an_image_is_found_as_bytes_written_as_text(fmt: str,
                                                     wrap: Callable[[bytes], bytes]) -> None:
