@@ -286,10 +286,14 @@ export interface FormDataRewrite {
 
 /**
  * Protect the image entries (files by their bytes, base64 text) of a FormData going to
- * `site`; the other entries and the order kept.
+ * `site`; the other entries and the order kept. `headers` and `url`, the request's, are read
+ * for a digest of an image stated beside it (the form is then left alone).
  * @throws RewriteError an image could not be protected; apply `error.onFailure`.
  */
-export function protectFormData(formData: FormData, context: { site: SiteRule; protect: ProtectFn }): Promise<FormDataRewrite>;
+export function protectFormData(
+  formData: FormData,
+  context: { site: SiteRule; protect: ProtectFn; headers?: HeadersInit | [string, string][]; url?: string },
+): Promise<FormDataRewrite>;
 
 /** What the request-level hooks need. */
 export interface GuardOptions {

@@ -1,16 +1,17 @@
 /**
  * Protect the photos of a FormData before the browser serialises it: the entries that are
- * images (File entries by their bytes, text entries holding base64 of one) or JSON documents
- * holding images (read as a multipart part is) are replaced by protected copies, every other
- * entry and the order kept. The FormData counterpart of the byte splice in multipart.js, for
- * bodies whose boundary the browser has not chosen yet.
+ * images (File entries by their bytes, text or File entries holding base64 of one) or JSON
+ * documents holding images (read as a multipart part is) are replaced by protected copies,
+ * every other entry and the order kept. The FormData counterpart of the byte splice in
+ * multipart.js, for bodies whose boundary the browser has not chosen yet.
  */
 
 import { decodeImageText } from "./base64_fields.js";
 import { equal, fromUtf8, utf8 } from "./bytes.js";
 import { UnprotectableUpload } from "./errors.js";
-import { CannotRewrite, LeaveAlone, protectSlots, requireFormat } from "./hook.js";
-import { isChecksum, jsonContentImages } from "./multipart.js";
+import { headerTokens, normalise } from "./headers.js";
+import { CannotRewrite, LeaveAlone, digestStatedBeside, outside, protectSlots, requireFormat } from "./hook.js";
+import { decodeImageContent, isChecksum, jsonContentImages } from "./multipart.js";
 import { nameMatches } from "./patterns.js";
 import { carriesImage, imageType } from "./sniff.js";
 import { applyEdits } from "./splice.js";
@@ -30,17 +31,19 @@ const SLICE_OVERLAP = 8 << 10;  // more than carriesImage reads after an image's
 /**
  * Protect the image entries of `formData` per one site's rule.
  * @param {FormData} formData
- * @param {{site: import("./policy.js").SiteRule, protect: import("./client.js").ProtectFn}} context
- *   the rule of the site it goes to (`policy.match(method, url)` or `policy.get(name)`) and
- *   how to protect one image.
+ * @param {{site: import("./policy.js").SiteRule, protect: import("./client.js").ProtectFn,
+ *   headers?: HeadersInit | [string, string][], url?: string}} context the rule of the site
+ *   it goes to (`policy.match(method, url)` or `policy.get(name)`), how to protect one image,
+ *   and the request's headers and URL, which may state the digest of an image.
  * @returns {Promise<FormDataRewrite>}
  * @throws {import("./errors.js").RewriteError} an image could not be protected: apply
  *   `error.onFailure`; on a `block` site, an UnprotectableUpload when the form carries an
- *   image it cannot rewrite (signed, too big, a checksum of its file, an incomplete image).
+ *   image it cannot rewrite (signed, too big, a checksum or digest of its file, an
+ *   incomplete image).
  */
-export async function protectFormData(formData, { site: rule, protect }) {
+export async function protectFormData(formData, { site: rule, protect, headers = [], url = "" }) {
   try {
-    return await rewriteFormData(formData, rule, protect);
+    return await rewriteFormData(formData, rule, protect, headerTokens(normalise(headers), url));
   } catch (error) {
     if (error instanceof CannotRewrite && rule.onFailure === "block" && await formCarriesImage(formData, rule.maxBytes)) {
       throw new UnprotectableUpload(`the image this form carries cannot be protected: ${error.why}`,
@@ -86,17 +89,28 @@ async function carriesImageOutside(entries, holders, limit) {
       if (await entryCarriesImage(value, limit)) return true;
       continue;
     }
-    try {
-      const rest = applyEdits(held.content, held.slots.flatMap((slot) => slot.edits(new Uint8Array())));
-      if (carriesImage(rest)) return true;
-    } catch {
-      return true;  // its images cannot be cut out: doubt refuses
-    }
+    const rest = outside(held.content, held.slots);
+    if (rest === null || carriesImage(rest)) return true;  // its images cannot be cut out: doubt refuses
   }
   return false;
 }
 
-async function rewriteFormData(formData, rule, protect) {
+/**
+ * What the form sends beside the images its `holders` hold, as the rest of its multipart
+ * body reads: each entry's name, a file's name, and its content with those images cut out.
+ */
+async function besideImages(entries, holders) {
+  const texts = [];
+  for (const [index, [name, value]] of entries.entries()) {
+    const held = holders.get(index);
+    const rest = held ? outside(held.content, held.slots) : await contentOf(value);
+    texts.push(name, rest ?? "");
+    if (typeof value !== "string") texts.push(value.name);
+  }
+  return texts;
+}
+
+async function rewriteFormData(formData, rule, protect, elsewhere) {
   const entries = [...formData.entries()];
   if (entries.length === 0) throw new LeaveAlone("empty body");
   if (rule.signed) throw new CannotRewrite("the policy marks this site's uploads as signed");
@@ -114,6 +128,8 @@ async function rewriteFormData(formData, rule, protect) {
   }
   const pinned = entries.filter(([name]) => isChecksum(name)).map(([name]) => `'${name}'`);
   if (pinned.length) throw new CannotRewrite(`the form carries a checksum of its file (${pinned.join(", ")})`);
+  const stated = await digestStatedBeside(slots, null, await besideImages(entries, holders), elsewhere);
+  if (stated) throw new CannotRewrite(stated);
   if (rule.onFailure === "block" && await carriesImageOutside(entries, holders, rule.maxBytes)) {
     throw new CannotRewrite("an image outside the fields and formats the site's policy protects goes with the ones it does");
   }
@@ -146,8 +162,8 @@ async function rewriteFormData(formData, rule, protect) {
 
 /**
  * The images one entry holds, as edits of its content, and how to make the entry anew from
- * new content; null when it holds none. A file is an image by its bytes, a text by its
- * base64; either may be a JSON document holding images, as a multipart part is read (a
+ * new content; null when it holds none. A file is an image by its bytes or base64, a text by
+ * its base64; either may be a JSON document holding images, as a multipart part is read (a
  * name `fields` does not match is read for the inner keys it does).
  * @returns {Promise<{content: Uint8Array, slots: import("./splice.js").ImageSlot[],
  *   rebuild: (content: Uint8Array) => string | File} | null>}
@@ -155,7 +171,7 @@ async function rewriteFormData(formData, rule, protect) {
 async function entryImages(name, value, fields) {
   const wanted = !fields.length || nameMatches(name, fields);
   const text = typeof value === "string";
-  const content = text ? utf8(value) : new Uint8Array(await value.arrayBuffer());
+  const content = await contentOf(value);
   const whole = wanted ? wholeImage(`multipart part '${name}'`, value, content) : null;
   const slots = whole ? [whole] : jsonContentImages(content, name, wanted ? [] : fields);
   if (slots.length === 0) return null;
@@ -163,19 +179,27 @@ async function entryImages(name, value, fields) {
   return { content, slots, rebuild };
 }
 
-/** The slot of an entry that is an image (a file by its bytes, a text by its base64), or null. */
+/** An entry's content: a text's UTF-8, a file's bytes. */
+async function contentOf(value) {
+  return typeof value === "string" ? utf8(value) : new Uint8Array(await value.arrayBuffer());
+}
+
+/**
+ * The slot of an entry that is an image, or null: a file by its bytes, else by its base64 (a
+ * text, or a file of ASCII text as a multipart part is read), written back the same way.
+ */
 function wholeImage(location, value, content) {
   const replaced = (encode) => (image) => [{ start: 0, end: content.length, data: encode(image) }];
-  if (typeof value !== "string") {
-    const mediaType = imageType(content);
-    return mediaType === null ? null : { location, data: content, mediaType, edits: replaced((image) => image) };
-  }
-  const decoded = decodeImageText(value);
+  const text = typeof value === "string";
+  const mediaType = text ? null : imageType(content);
+  if (mediaType !== null) return { location, data: content, mediaType, edits: replaced((image) => image) };
+  const decoded = text ? decodeImageText(value) : decodeImageContent(content);
   if (decoded === null) return null;
   return {
     location,
     data: decoded.data,
     mediaType: imageType(decoded.data) ?? "application/octet-stream",
     edits: replaced((image) => utf8(decoded.style.encode(image))),
+    exactSize: !decoded.style.paddingShown,
   };
 }

@@ -44,6 +44,21 @@ export function get(fields, name) {
 }
 
 /**
+ * The body's codings: every Content-Encoding field joined (a client may send the header
+ * twice), then the transfer codings but `chunked` (`Transfer-Encoding: gzip, chunked`: the
+ * body arrives dechunked, still compressed), `identity` left out; "identity" when there are
+ * none. grasp_sdk's `content_encoding`.
+ * @param {[string, string][]} fields
+ * @returns {string}
+ */
+export function contentEncoding(fields) {
+  const codings = ["content-encoding", "transfer-encoding"].flatMap((name) => fields
+    .filter(([key]) => key.toLowerCase() === name)
+    .flatMap(([, value]) => value.split(",").map((coding) => coding.trim().toLowerCase())));
+  return codings.filter((coding) => !["", "identity", "chunked"].includes(coding)).join(", ") || "identity";
+}
+
+/**
  * What the headers allow done to the body.
  * @typedef {{reason: string | null, lengthLocked: boolean}} BodyConstraints
  */
@@ -55,7 +70,7 @@ export function get(fields, name) {
  * @returns {BodyConstraints}
  */
 export function constraints(fields, url) {
-  const encoding = (get(fields, "content-encoding") ?? "identity").trim().toLowerCase();
+  const encoding = contentEncoding(fields);
   if (encoding !== "identity") return refuse(`body is content-encoded (${encoding})`);
   for (const name of OFFSET_HEADERS) {
     const offset = get(fields, name);

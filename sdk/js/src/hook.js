@@ -108,9 +108,9 @@ const INFLATED = new Set(["gzip", "x-gzip", "deflate"]);
  * refuses too. grasp_sdk's `_carries_image`.
  */
 async function carriesImageAsSent(fields, body, limit) {
-  const encoding = (hdrs.get(fields, "content-encoding") ?? "identity").trim().toLowerCase();
+  const encoding = hdrs.contentEncoding(fields);
   if (carriesImage(body)) return true;  // as it is, or a photo put after a compressed stream
-  if (encoding === "" || encoding === "identity") return false;
+  if (encoding === "identity") return false;
   if (!INFLATED.has(encoding)) return true;
   const format = body[0] === 0x1f && body[1] === 0x8b ? "gzip" : "deflate";
   const chunks = [];
@@ -164,7 +164,7 @@ async function rewrite(rule, url, fields, body, protect) {
     throw new CannotRewrite("no image in the body", "not in a field or format the site's policy protects");
   }
   const rest = outside(body, slots);
-  const statedBeside = await digestStatedBeside(slots, body, rest, hdrs.headerTokens(fields, url));
+  const statedBeside = await digestStatedBeside(slots, body, [rest ?? new Uint8Array(0)], hdrs.headerTokens(fields, url));
   if (statedBeside) throw new CannotRewrite(statedBeside);
   if (rule.onFailure === "block" && (rest === null || carriesImage(rest))) {
     throw new CannotRewrite("an image outside the fields and formats the site's policy protects goes with the ones it does");
@@ -289,7 +289,7 @@ export function requireFormat(rule, format) {
 
 
 /** `body` with the images of `slots` cut out, or null if they cannot be. */
-function outside(body, slots) {
+export function outside(body, slots) {
   try {
     return applyEdits(body, slots.flatMap((slot) => slot.edits(new Uint8Array(0))));
   } catch {  // MalformedBody among them
@@ -298,14 +298,20 @@ function outside(body, slots) {
 }
 
 /**
- * Why the images may not change if the rest of the body, a header or the URL states the
- * digest of one (a checksum the site would hold the protected image to), else null. A
- * whole-body image's own digest in the headers is `statedDigestOfBody`'s to find.
+ * Why the images may not change if the rest of the body (`rest`: its texts or bytes), a
+ * header or the URL (`elsewhere`: their tokens) states the digest of one (a checksum the
+ * site would hold the protected image to), else null. A whole-body image's own digest in the
+ * headers is `statedDigestOfBody`'s to find (`body`: null where no image is the whole body).
+ * @param {import("./splice.js").ImageSlot[]} slots
+ * @param {Uint8Array | null} body
+ * @param {Iterable<string | Uint8Array>} rest
+ * @param {{fromHex: Set<string>, fromBase64: Set<string>}} elsewhere
+ * @returns {Promise<string | null>}
  */
-async function digestStatedBeside(slots, body, rest, elsewhere) {
-  const beside = digestTokens([rest ?? new Uint8Array(0)]);
+export async function digestStatedBeside(slots, body, rest, elsewhere) {
+  const beside = digestTokens(rest);
   for (const slot of slots) {
-    const tokens = slot.data.length !== body.length ? joinTokens(beside, elsewhere) : beside;
+    const tokens = slot.data.length !== body?.length ? joinTokens(beside, elsewhere) : beside;
     const algorithm = await new Digests(slot.data).statedIn(tokens);
     if (algorithm) {
       return `the upload states the ${algorithm} digest of ${slot.location} beside it, which cannot be recomputed`;

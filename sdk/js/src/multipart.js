@@ -143,8 +143,7 @@ export function findImages(body, contentType, fields = []) {
     let mediaType = wanted ? imageType(content) : null;
     let exactSize = false;
     if (mediaType === null) {
-      const text = wanted ? asciiText(content) : null;
-      const decoded = text === null ? null : decodeImageText(text);
+      const decoded = wanted ? decodeImageContent(content) : null;
       if (decoded === null) {
         slots.push(...jsonPart(body, part, wanted ? [] : fields));
         continue;
@@ -223,8 +222,13 @@ export function isChecksum(name) {
     (lname.startsWith("x-amz-checksum-") && !AMZ_CHECKSUM_NOT_DIGESTS.has(lname));
 }
 
-function asciiText(bytes) {
-  return bytes.every((b) => b < 0x80) ? latin1(bytes) : null;
+/**
+ * Decode a part's `content` if it is ASCII text of an image's base64 (or a base64 data URI).
+ * @param {Uint8Array} content
+ * @returns {{style: import("./base64_fields.js").Base64Text, data: Uint8Array} | null}
+ */
+export function decodeImageContent(content) {
+  return content.every((b) => b < 0x80) ? decodeImageText(latin1(content)) : null;
 }
 
 /** Python's repr of a part name (`'media'`, or `None`), so reports read alike. */

@@ -73,7 +73,7 @@ async function rewriteBody(url, init, rule, options) {
       }
       return { changed: false, images: [], reason: limits.reason };
     }
-    const done = await protectFormData(body, { site: rule, protect });
+    const done = await protectFormData(body, { site: rule, protect, headers, url });
     return { changed: done.changed, images: done.images, reason: done.reason, init: { body: done.formData } };
   }
   const read = await readBody(body);

@@ -183,6 +183,25 @@ test("a content-encoded body on a block site is inflated to look, as grasp_sdk d
   await assert.rejects(post(utf8("hello"), "br"), UnprotectableUpload);  // cannot tell: doubt refuses
 });
 
+test("every Content-Encoding field and the Transfer-Encoding codings but chunked say how the body is sent, as grasp_sdk reads them", async () => {
+  const plain = utf8(JSON.stringify({ photo: toBase64(JPEG) }));
+  const gzipped = new Uint8Array(await new Response(
+    new Blob([plain]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+  const json = ["Content-Type", "application/json"];
+  const compressed = [
+    [["Transfer-Encoding", "gzip, chunked"]],
+    [["Content-Encoding", "identity"], ["Content-Encoding", "gzip"]],
+  ];
+  for (const codings of compressed) {
+    await assert.rejects(rewriteUpload("POST", "https://h/u", [json, ...codings], gzipped, BLOCK_SITE, fakeProtect()),
+      (e) => e instanceof UnprotectableUpload && /: body is content-encoded \(gzip\)$/.test(e.message));
+    const passed = await rewriteUpload("POST", "https://h/u", [json, ...codings], gzipped, PASS_SITE, fakeProtect());
+    assert.deepEqual([passed.changed, passed.reason], [false, "body is content-encoded (gzip)"]);
+  }
+  const chunked = await rewriteUpload("POST", "https://h/u", [json, ["Transfer-Encoding", "chunked"]], plain, BLOCK_SITE, fakeProtect());
+  assert.equal(chunked.changed, true);  // chunked alone is how it travels, not a coding of the body
+});
+
 test("a signed FormData whose Blob holds a data URL of a photo is refused on a block site, as its bytes would be", async () => {
   const form = new FormData();
   form.append("payload", new Blob([utf8(`data:image/jpeg;base64,${toBase64(JPEG)}`)]));

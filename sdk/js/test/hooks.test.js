@@ -2,6 +2,7 @@
 // protectFormData, on every body kind a page sends, with on_failure pass and block.
 
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { test } from "node:test";
 
 import {
@@ -354,4 +355,37 @@ test("protectFormData: a form carrying a checksum of its file is left alone, as 
   const out = await protectRequestBody(MASTODON, { method: "POST", body: form }, { policy, protect });
   assert.deepEqual([out.changed, out.reason], [false, "the form carries a checksum of its file ('x-amz-checksum-sha256')"]);
   assert.equal(protect.calls.length, 0);
+});
+
+test("protectRequestBody: a FormData stating its photo's digest in a field, a file name or a header is left alone, as its bytes would be", async () => {
+  const sha256 = createHash("sha256").update(JPEG).digest("hex");
+  const md5 = createHash("md5").update(JPEG).digest("base64");
+  const inField = new FormData();
+  inField.append("sha256", sha256);
+  inField.append("file", photo());
+  const inName = new FormData();
+  inName.append("file", new File([JPEG], `${sha256}.jpg`, { type: "image/jpeg" }));
+  const bare = new FormData();
+  bare.append("file", photo());
+  const protect = fakeProtect();
+  for (const [body, headers, algorithm] of [[inField, {}, "sha256"], [inName, {}, "sha256"], [bare, { "X-File-MD5": md5 }, "md5"]]) {
+    const out = await protectRequestBody(MASTODON, { method: "POST", body, headers }, { policy, protect });
+    assert.deepEqual([out.changed, out.reason],
+      [false, `the upload states the ${algorithm} digest of multipart part 'file' beside it, which cannot be recomputed`]);
+    await assert.rejects(protectRequestBody("https://strict.example/up", { method: "POST", body, headers }, { policy, protect }),
+      (error) => error instanceof UploadBlockedError && /cannot be protected: the upload states/.test(error.message));
+  }
+  assert.equal(protect.calls.length, 0);
+});
+
+test("protectRequestBody: a FormData file holding a photo's base64 is protected and written back as base64, as its multipart part is", async () => {
+  const dataUrl = (image) => `data:image/jpeg;base64,${toBase64(image)}`;
+  const form = new FormData();
+  form.append("file", new Blob([dataUrl(JPEG)], { type: "text/plain" }), "image.txt");
+  for (const url of [MASTODON, "https://strict.example/up"]) {
+    const out = await protectRequestBody(url, { method: "POST", body: form }, { policy, protect: fakeProtect() });
+    assert.deepEqual([out.changed, out.reason], [true, "protected 1 of 1 image(s)"]);
+    const sent = out.init.body.get("file");
+    assert.deepEqual([sent.name, sent.type, await sent.text()], ["image.txt", "text/plain", dataUrl(flip(JPEG))]);
+  }
 });
