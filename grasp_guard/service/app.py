@@ -17,7 +17,7 @@ from aiohttp.typedefs import Middleware
 
 from grasp_guard.errors import ConfigError
 from grasp_guard.service.auth import bearer_auth
-from grasp_guard.service.cors import origin_guard
+from grasp_guard.service.cors import cors_headers, origin_guard
 from grasp_guard.service.cpu import CpuStage
 from grasp_guard.service.keys import CPU, METRICS, RUNTIME, SETTINGS
 from grasp_guard.service.metrics import ServiceMetrics
@@ -114,5 +114,6 @@ def create_app(settings: Settings | None = None, *,
     app.cleanup_ctx.append(cpu_context)
     app.cleanup_ctx.append(runtime_context(runtime_class(settings.backend), engine_factory))
     app.on_shutdown.append(_drain)
+    app.on_response_prepare.append(cors_headers(settings.cors_origins))
     setup_routes(app)
     return app

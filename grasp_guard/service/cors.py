@@ -5,12 +5,13 @@ browser sends ``Origin`` with every cross-origin request a page or an extension 
 web page that tries to use the local service — a ``fetch``, a form post, a preflight — is
 refused before any work is done, whether or not the service asks for a token. An allowed
 origin gets its preflight answered here (before the bearer check: a preflight carries no
-``Authorization``) and the CORS headers on every answer, errors included.
+``Authorization``) and the CORS headers on every answer, errors included, as the answer's
+headers go out (``on_response_prepare``: an answer streamed by its handler included).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
@@ -24,16 +25,26 @@ EXPOSED_HEADERS = f"{REPORT_HEADER}, Retry-After"
 PREFLIGHT_MAX_AGE_S = 600
 
 
-def _allow(response: web.StreamResponse, origin: str) -> None:
-    response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
-    response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = EXPOSED_HEADERS
-    response.headers.add(hdrs.VARY, hdrs.ORIGIN)
+def cors_headers(origins: Iterable[str]) -> Callable[[web.Request, web.StreamResponse],
+                                                     Awaitable[None]]:
+    """An ``on_response_prepare`` callback putting the CORS headers on every answer to an
+    allowed origin as its headers go out: errors, preflights and streamed answers alike."""
+    allowed = frozenset(origins)
+
+    async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin in allowed:
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+            response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = EXPOSED_HEADERS
+            response.headers.add(hdrs.VARY, hdrs.ORIGIN)
+
+    return add_cors_headers
 
 
 def origin_guard(origins: Iterable[str]) -> Middleware:
     """A middleware refusing (403, ``forbidden_origin``) any request whose ``Origin`` is not
-    one of ``origins``, answering the preflights of those that are, and adding their CORS
-    headers. Requests without ``Origin`` pass untouched."""
+    one of ``origins``, and answering the preflights of those that are (their CORS headers:
+    :func:`cors_headers`). Requests without ``Origin`` pass untouched."""
     allowed = frozenset(origins)
 
     @web.middleware
@@ -46,20 +57,17 @@ def origin_guard(origins: Iterable[str]) -> Middleware:
                 request, 403, "forbidden_origin",
                 f"requests from the browser origin {origin!r} are refused; allow an origin "
                 "with cors_origins in the service settings")
-        preflight = (request.method == hdrs.METH_OPTIONS
-                     and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers)
-        if preflight:
-            response: web.StreamResponse = web.Response(status=204, headers={
-                hdrs.ACCESS_CONTROL_ALLOW_METHODS: ALLOWED_METHODS,
-                hdrs.ACCESS_CONTROL_ALLOW_HEADERS: ALLOWED_HEADERS,
-                hdrs.ACCESS_CONTROL_MAX_AGE: str(PREFLIGHT_MAX_AGE_S),
-            })
-            if request.headers.get("Access-Control-Request-Private-Network") == "true":
-                # Chromium's Private Network Access: the service lives on loopback.
-                response.headers["Access-Control-Allow-Private-Network"] = "true"
-        else:
-            response = await handler(request)
-        _allow(response, origin)
-        return response
+        if (request.method != hdrs.METH_OPTIONS
+                or hdrs.ACCESS_CONTROL_REQUEST_METHOD not in request.headers):
+            return await handler(request)
+        preflight = web.Response(status=204, headers={
+            hdrs.ACCESS_CONTROL_ALLOW_METHODS: ALLOWED_METHODS,
+            hdrs.ACCESS_CONTROL_ALLOW_HEADERS: ALLOWED_HEADERS,
+            hdrs.ACCESS_CONTROL_MAX_AGE: str(PREFLIGHT_MAX_AGE_S),
+        })
+        if request.headers.get("Access-Control-Request-Private-Network") == "true":
+            # Chromium's Private Network Access: the service lives on loopback.
+            preflight.headers["Access-Control-Allow-Private-Network"] = "true"
+        return preflight
 
     return guard_origin

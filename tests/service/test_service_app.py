@@ -243,3 +243,21 @@ async def test_each_app_has_its_own_registry(service: ServiceFactory, noface_png
     assert (await first.post("/v1/protect", data=noface_png)).status == 200
     m = _samples(await (await second.get("/metrics")).text())
     assert m.get('grasp_images_total{outcome="unchanged"}', 0) == 0
+
+
+async def test_an_answer_is_not_kept_while_its_connection_waits(service: ServiceFactory,
+                                                               face_jpeg: bytes) -> None:
+    # aiohttp keeps a connection's last answer until its next request (keep-alive): a
+    # returned Response kept its whole image, one per idle client
+    import gc
+
+    from aiohttp import web
+
+    client = await service()
+    resp = await client.post("/v1/protect", data=face_jpeg, params={"preset": "fast"})
+    image = await resp.read()
+    assert resp.status == 200 and resp.headers.get("Connection", "keep-alive") == "keep-alive"
+    gc.collect()
+    kept = [o for o in gc.get_objects()
+            if type(o) is web.Response and isinstance(o.body, bytes) and o.body == image]
+    assert not kept
