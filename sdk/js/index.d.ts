@@ -353,7 +353,11 @@ export function patchXMLHttpRequest(XHR: { prototype: XMLHttpRequest }, options:
 export function imageType(data: Uint8Array): string | null;
 /** Whether `data` is a whole image of `mediaType` rather than a piece of one. */
 export function isComplete(data: Uint8Array, mediaType: string): boolean;
-/** Whether `body` holds an image anywhere: raw, or base64 (standard, URL-safe, percent-encoded, JSON-escaped). */
+/**
+ * Whether `body` holds an image anywhere: raw, or base64 (standard, URL-safe, percent-encoded,
+ * JSON-escaped), or its bytes written as text a server reads back (percent-encoded, UTF-16/32
+ * text, a binary string, hex, a typed array as `JSON.stringify` writes it, JSON in a JSON string).
+ */
 export function carriesImage(body: Uint8Array): boolean;
 
 /** One image inside a body, and the edits that put a replacement in its place. */

@@ -12,7 +12,7 @@ import { imageArrayAt } from "./byte_arrays.js";
 import { fromBase64, fromLatin1, fromUtf8, latin1, toBase64, utf8 } from "./bytes.js";
 import { formValue, jsonString } from "./encoded_text.js";
 import { nameMatches } from "./patterns.js";
-import { imageType } from "./sniff.js";
+import { imageType, unquoteToBytes } from "./sniff.js";
 import { MalformedBody } from "./splice.js";
 
 const DATA_URI = /^data:[\w.+-]+\/[\w.+-]+(?:;[^;,]*)*?;base64,/i;
@@ -307,8 +307,8 @@ function skipWs(text, i) {
 }
 
 /**
- * Images in the values of an `application/x-www-form-urlencoded` body, and in JSON written
- * in one.
+ * Images in the values of an `application/x-www-form-urlencoded` body (their own bytes
+ * percent-encoded, or base64), and in JSON written in one.
  * @param {Uint8Array} body the form body.
  * @param {readonly string[]} [fields] field names to consider (`*` wildcards); empty: all.
  * @returns {import("./splice.js").ImageSlot[]}
@@ -323,10 +323,18 @@ export function findFormImages(body, fields = []) {
     if (eq < 0 || !/^[\x00-\x7f]*$/.test(pair)) continue;
     const [rawName, rawValue] = [pair.slice(0, eq), pair.slice(eq + 1)];
     const name = unquotePlus(rawName);
-    const value = unquotePlus(rawValue);
-    if (name === null || value === null) continue;
+    if (name === null) continue;
     const wanted = !fields.length || nameMatches(name, fields);
     const valueStart = start + rawName.length + 1;
+    const raw = wanted ? unquotePlusToBytes(rawValue) : new Uint8Array(0);
+    const mediaType = imageType(raw);
+    if (mediaType !== null) {  // the image's own bytes (requests' data={"photo": bytes})
+      const edits = formEdits(valueStart, valueStart + rawValue.length, (image) => requoteBytes(rawValue, image));
+      slots.push({ location: `form field '${name}'`, data: raw, mediaType, edits });
+      continue;
+    }
+    const value = unquotePlus(rawValue);
+    if (value === null) continue;
     const decoded = wanted ? decodeImageText(value) : null;
     if (decoded === null) {
       const inner = looksLikeJson(value) ? formValue(rawValue, valueStart, (text) => requote(rawValue, text)) : null;
@@ -337,47 +345,51 @@ export function findFormImages(body, fields = []) {
       location: `form field '${name}'`,
       data: decoded.data,
       mediaType: imageType(decoded.data) ?? "application/octet-stream",
-      edits: (image) => [{
-        start: valueStart,
-        end: valueStart + rawValue.length,
-        data: fromLatin1(requote(rawValue, decoded.style.encode(image))),
-      }],
+      edits: formEdits(valueStart, valueStart + rawValue.length, (image) => requote(rawValue, decoded.style.encode(image))),
       exactSize: !decoded.style.paddingShown,
     });
   }
   return slots;
 }
 
+/** The edits that write a new image as `write(image)` (percent-encoded) over `start:end`. */
+function formEdits(start, end, write) {
+  return (image) => [{ start, end, data: fromLatin1(write(image)) }];
+}
+
 /**
- * Python's `unquote_plus(text, errors="strict")`: `+` is a space, `%XX` a byte (an invalid
- * escape stays as written), the bytes UTF-8; null when they are not UTF-8.
+ * Python's `unquote_plus(text, errors="strict")`: the bytes of unquotePlusToBytes as UTF-8;
+ * null when they are not UTF-8.
  */
 function unquotePlus(text) {
-  const bytes = [];
-  const source = text.replaceAll("+", " ");
-  for (let i = 0; i < source.length; i++) {
-    const hex = source.slice(i + 1, i + 3);
-    if (source[i] === "%" && /^[0-9A-Fa-f]{2}$/.test(hex)) {
-      bytes.push(parseInt(hex, 16));
-      i += 2;
-    } else {
-      bytes.push(source.charCodeAt(i));
-    }
-  }
   try {
-    return fromUtf8(new Uint8Array(bytes));
+    return fromUtf8(unquotePlusToBytes(text));
   } catch {
     return null;
   }
 }
 
+/** The bytes of form text (ASCII): `+` is a space, `%XX` a byte (an invalid escape stays as written). */
+function unquotePlusToBytes(text) {
+  return unquoteToBytes(fromLatin1(text.replaceAll("+", " ")));
+}
+
 /**
- * Percent-encode `text` the way `original` (a raw form value) was encoded: a byte the
- * original escaped is escaped the same way (hex case included), one it left literal stays
- * literal; bytes it did not contain are escaped unless unreserved, and characters past
- * ASCII are written as their UTF-8 bytes (as forms encode them).
+ * Percent-encode `text` the way `original` (a raw form value) was encoded: see requoteBytes;
+ * characters past ASCII are written as their UTF-8 bytes (as forms encode them).
  */
 export function requote(original, text) {
+  return requoteBytes(original, utf8(text));
+}
+
+/**
+ * Percent-encode `data` the way `original` (a raw form value) was encoded: a byte the
+ * original escaped is escaped the same way (hex case included), one it left literal stays
+ * literal; bytes it did not contain are escaped unless unreserved.
+ * @param {string} original
+ * @param {Uint8Array} data
+ */
+export function requoteBytes(original, data) {
   const seen = new Map();
   let lowerHex = false;
   for (const match of original.matchAll(/%([0-9A-Fa-f]{2})|([\s\S])/g)) {
@@ -390,7 +402,7 @@ export function requote(original, text) {
     }
   }
   let out = "";
-  for (const byte of utf8(text)) {
+  for (const byte of data) {
     if (seen.has(byte)) {
       out += seen.get(byte);
     } else if (byte < 0x80 && UNRESERVED.test(String.fromCharCode(byte))) {

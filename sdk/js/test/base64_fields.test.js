@@ -8,7 +8,7 @@ import { decodeImageText, findFormImages, findJsonImages } from "../index.js";
 import { requote } from "../src/base64_fields.js";
 import { fromUtf8, latin1, toBase64, utf8 } from "../src/bytes.js";
 import { MalformedBody, applyEdits } from "../src/splice.js";
-import { JPEG, flip } from "./helpers.js";
+import { JPEG, asciiJson, flip, quoteBytes } from "./helpers.js";
 
 const B64 = toBase64(JPEG);
 
@@ -107,7 +107,6 @@ test("JSON after a byte-order mark", () => {
 const PNG = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, ...utf8("IHDR"), ...new Uint8Array(17)]);
 const NEW = flip(JPEG);
 /** Python's json.dumps: every character past ASCII as a \u escape (astral ones as two). */
-const asciiJson = (value) => JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 const phpJson = (value) => asciiJson(value).replaceAll("/", "\\/");  // PHP's json_encode escapes slashes
 /** How JSON is written outside and inside: [outer, inner]. */
 const writers = {
@@ -210,5 +209,27 @@ for (const [name, quote] of Object.entries(quoting)) {
     assert.equal(out, text.replace(quote(toBase64(JPEG)), quote(toBase64(NEW))));
     assert.deepEqual(findFormImages(body, ["photo"]).length, 1);
     assert.deepEqual(findFormImages(body, ["name"]), []);
+  });
+}
+
+/** The fields of a form, each value's bytes as latin-1 (Python's parse_qsl(encoding="latin-1")). */
+const formFields = (text) => Object.fromEntries(text.split("&").map((pair) => pair.split("=").map((part) =>
+  part.replaceAll("+", " ").replace(/%([0-9A-Fa-f]{2})/g, (_, hex) => String.fromCharCode(parseInt(hex, 16))))));
+
+const quotingBytes = {
+  "urlencode, as requests' data={...} writes it": (data) => quoteBytes(data, "+"),
+  "lower-case hex": (data) => quoteBytes(data).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
+};
+
+for (const [name, quote] of Object.entries(quotingBytes)) {
+  test(`an image's own bytes percent-encoded in a form are found, and put back percent-encoded alike (${name})`, () => {
+    const body = utf8(`caption=me&photo=${quote(JPEG)}`);
+    const slots = findFormImages(body, ["photo"]);
+    assert.deepEqual(slots.map((s) => [s.location, s.data, s.mediaType]), [["form field 'photo'", JPEG, "image/jpeg"]]);
+    const out = latin1(applyEdits(body, slots[0].edits(NEW)));
+    assert.deepEqual(formFields(out), { caption: "me", photo: latin1(NEW) });
+    assert.ok(out.startsWith("caption=me&photo="));
+    assert.equal(/%[a-f]/.test(out), /%[a-f]/.test(latin1(body)));  // its hex case
+    assert.deepEqual(findFormImages(body, ["caption"]), []);
   });
 }

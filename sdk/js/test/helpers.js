@@ -13,6 +13,20 @@ export const CASES = JSON.parse(readFileSync(`${REPO}tests/policy_cases.json`, "
 /** A small, whole JPEG (8 x 8). */
 export const JPEG = fromBase64(CASES.images.jpeg);
 
+/** JSON with every character past ASCII `\u`-escaped, as Python's json.dumps writes it. */
+export const asciiJson = (value) => JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+
+/**
+ * `data` percent-encoded as Python's `quote_from_bytes(data, safe="")` writes it: each byte
+ * but the unreserved as `%XX`, a space as `space` (`+`: `quote_plus`, as `urlencode` writes it).
+ */
+export function quoteBytes(data, space = "%20") {
+  return Array.from(data, (byte) => {
+    const c = String.fromCharCode(byte);
+    return /[A-Za-z0-9_.~-]/.test(c) ? c : byte === 0x20 ? space : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }).join("");
+}
+
 /** The stand-in service's edit: four bytes near the end inverted (same length, same type). */
 export function flip(data) {
   const out = data.slice();

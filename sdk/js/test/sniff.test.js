@@ -5,8 +5,8 @@ import { createCipheriv } from "node:crypto";
 import { test } from "node:test";
 
 import { carriesImage, imageType, isComplete } from "../index.js";
-import { concat, toBase64, utf8 } from "../src/bytes.js";
-import { JPEG } from "./helpers.js";
+import { concat, fromBase64, latin1, toBase64, utf8 } from "../src/bytes.js";
+import { JPEG, asciiJson, quoteBytes } from "./helpers.js";
 
 const ftyp = (brand, compatible = []) => {
   const box = utf8(`....ftyp${brand}\0\0\0\0${compatible.join("")}`);
@@ -338,4 +338,58 @@ test("a photo as JSON byte values is found, as grasp_sdk finds it", () => {
   assert.ok(form.includes("%5B255%2C"));
   assert.equal(carriesImage(utf8(form)), true);
   assert.equal(carriesImage(utf8(new URLSearchParams({ n: JSON.stringify(Array.from({ length: 300 }, (_, i) => i)) }).toString())), false);
+});
+
+// 8 x 8 photos of one colour, as PIL writes them (tests/sdk/test_sniff.py's _photo)
+const PHOTOS = {
+  JPEG,
+  PNG: fromBase64("iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFElEQVR4nGOM0uBiwAaYsIoOWgkAc6AAnMiFg8YAAAAASUVORK5CYII="),
+  GIF: fromBase64("R0lGODdhCAAIAIEAAFooCgAAAAAAAAAAACwAAAAACAAIAAAIDwABCBxIsKDBgwgTKkwYEAA7"),
+  WEBP: fromBase64("UklGRjQAAABXRUJQVlA4ICgAAACQAQCdASoIAAgAAUAmJZACdLoAA5gA/vjqf/c2OcWzu/1XiDM9ZAAA"),
+};
+const binaryString = latin1;  // FileReader.readAsBinaryString: a byte a character
+const hexOf = (data) => Array.from(data, (b) => b.toString(16).padStart(2, "0")).join("");
+const utf16le = (text) => new Uint8Array(Buffer.from(text, "utf16le"));
+const utf32be = (text) => {
+  const out = new DataView(new ArrayBuffer(text.length * 4));
+  [...text].forEach((c, i) => out.setUint32(4 * i, c.codePointAt(0)));
+  return new Uint8Array(out.buffer);
+};
+const base64Json = (data) => JSON.stringify({ photo: toBase64(data) });
+
+const writtenAsText = {
+  "percent-bytes": (b) => utf8(`caption=me&photo=${quoteBytes(b)}`),  // requests
+  "binary-string": (b) => utf8(JSON.stringify({ photo: binaryString(b) })),
+  "binary-string-escaped": (b) => utf8(asciiJson({ photo: binaryString(b) })),  // \u00ff escapes
+  "binary-string-percent": (b) => utf8(`photo=${encodeURIComponent(binaryString(b))}`),
+  "utf-16": (b) => utf16le(`\ufeff${base64Json(b)}`),
+  "utf-16-le": (b) => utf16le(base64Json(b)),
+  "utf-32-be": (b) => utf32be(base64Json(b)),
+  "bytea-hex": (b) => utf8(JSON.stringify({ avatar: `\\x${hexOf(b)}` })),  // Postgres bytea
+  "hex-upper": (b) => utf8(JSON.stringify({ photo: hexOf(b).toUpperCase() })),
+  "typed-array-object": (b) => utf8(JSON.stringify({ photo: b })),  // a Uint8Array
+  "typed-array-object-indented": (b) => utf8(JSON.stringify({ photo: b }, null, 2)),
+  "json-in-json": (b) => utf8(JSON.stringify({ payload: base64Json(b).replaceAll("/", "\\/") })),  // PHP
+  "json-in-json-in-json": (b) => utf8(JSON.stringify({
+    payload: JSON.stringify({ inner: base64Json(b).replaceAll("/", "\\/") }) })),
+};
+
+for (const [name, wrap] of Object.entries(writtenAsText)) {
+  test(`an image is found as bytes written as text (${name}), as grasp_sdk finds it`, () => {
+    for (const [format, photo] of Object.entries(PHOTOS)) {
+      const body = wrap(photo);
+      assert.equal(carriesImage(body), true, `${format}: ${latin(body)}`);
+    }
+  });
+}
+
+test("text that only looks like written bytes is none, as grasp_sdk reads it", () => {
+  const bodies = [
+    utf8(JSON.stringify({ colour: "#ffd8ff", name: "Zoë" })),
+    utf16le(`\ufeff${asciiJson({ bio: "Chloé à Orléans" })}`),
+    utf8("q=%C3%A9t%C3%A9&hash=ffd8ff00aa"),
+    utf8(JSON.stringify({ ids: { 0: 1, 1: 2 } })),
+    utf8("ÿØÿ is three letters"),
+  ];
+  for (const body of bodies) assert.equal(carriesImage(body), false, latin(body));
 });
