@@ -89,6 +89,13 @@ class GraspConfig:
             this power (0: every size weighs the same). A large face's small editing sizes see
             its perturbation averaged over many pixels, only its low band, and their gradient
             shrinks with it: weighed up, they get their share of the steps.
+        size_balance: combine an editor's sizes by their gradients rather than their
+            losses: each size's defense gradient is scaled to unit RMS per sample before the
+            weighted sum (``shrink_weighting`` and ``solved_weight`` then weigh directions of
+            one strength), so the size whose edit sees the perturbation whole (a large
+            crop's 512 px) and one that sees its low band only (its 128 px) pull alike
+            whatever their gradients' scales. One backward pass per size instead of one for
+            the sum (the same work, but the shared view's). Excludes ``feature_weight``.
         solved_weight: the weight, relative to 1, of an editing target (editor and size) a
             sample already disrupted at the last check, on every view it judges: under 1
             the steps go to the sizes still missing rather than on pushing a disrupted one
@@ -162,6 +169,7 @@ class GraspConfig:
     spend_budget: bool = True
     scale_sampling: ScaleSampling = "all"
     shrink_weighting: float = 0.0
+    size_balance: bool = False
     solved_weight: float = 1.0
     precision: Precision = "float32"
     normalize: bool = True
@@ -231,6 +239,8 @@ class GraspConfig:
                self.input_diversity)
         _check(0 < self.diversity_prob <= 1, "diversity_prob", "in (0, 1]", self.diversity_prob)
         _check(self.feature_weight >= 0, "feature_weight", "≥ 0", self.feature_weight)
+        _check(not (self.size_balance and self.feature_weight), "size_balance",
+               "off where feature_weight is on", self.size_balance)
         _check(self.init in INITS, "init", f"one of {INITS}", self.init)
         _check(0 < self.init_scale <= 1, "init_scale", "in (0, 1]", self.init_scale)
         _check(self.check_every >= 1, "check_every", "≥ 1", self.check_every)

@@ -117,6 +117,21 @@ def _validate(x: torch.Tensor, editors: Sequence[Editor],
                          f"got {len(conditions)}")
 
 
+#: Per editor (by id), its sizes' (weight, term) pairs: losses (n_a,) or gradients.
+_Terms = dict[int, list[tuple[torch.Tensor, torch.Tensor]]]
+
+
+def _over_editors(terms: _Terms) -> torch.Tensor:
+    """Each editor's weighted mean of its terms, then the mean over editors; a weight (n_a,)
+    applies per sample whatever the terms' shape."""
+    def weighted(w: torch.Tensor, term: torch.Tensor) -> torch.Tensor:
+        return w.view(-1, *(1,) * (term.dim() - 1)) * term
+
+    return torch.stack([sum(weighted(w, term) for w, term in v)
+                        / sum(w for w, _ in v).view(-1, *(1,) * (v[0][1].dim() - 1))
+                        for v in terms.values()]).mean(dim=0)
+
+
 def _rms_normalise(g: torch.Tensor) -> torch.Tensor:
     rms = g.flatten(1).square().mean(dim=1).sqrt().view(-1, 1, 1, 1)
     return g / rms.clamp_min(torch.finfo(g.dtype).tiny)
@@ -364,14 +379,16 @@ class _Run:
                                 self.targets[k].resolution) for k in chosen]
         return x_t, clean_t, [(clean.float(), mask) for clean, mask in refs]
 
-    def _defense_loss(self, x_in: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int],
-                      refs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """L_def of the active samples, (n_a,): D(G_m(R_m(x'), c), y[m, c]) averaged over each
-        editor's edits and sizes, then over editors, so every editor weighs the same however
-        many edits it makes (five StarGAN edits do not outvote one CycleGAN translation).
-        Within an editor each size weighs ``loss_weight``, times ``solved_weight`` where the
-        sample disrupted it at the last check."""
-        per_editor: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+    def _defense_terms(self, x_in: torch.Tensor, idx: torch.Tensor, chosen: Sequence[int],
+                       refs: list[tuple[torch.Tensor, torch.Tensor]]) -> _Terms:
+        """The terms of L_def of the active samples, per editor a (weight, loss) per size,
+        (n_a,) each: D(G_m(R_m(x'), c), y[m, c]) averaged over the size's edits. L_def
+        averages them over each editor's sizes, then over editors (:func:`_over_editors`),
+        so every editor weighs the same however many edits it makes (five StarGAN edits do
+        not outvote one CycleGAN translation). Within an editor each size weighs
+        ``loss_weight``, times ``solved_weight`` where the sample disrupted it at the last
+        check."""
+        per_editor: _Terms = {}
         settled = torch.where(self.solved[idx], self.cfg.solved_weight, 1.0)
         for k, (clean, mask) in zip(chosen, refs):
             t = self.targets[k]
@@ -386,8 +403,7 @@ class _Run:
                 pairs = pairs.clamp_min(_LOG_FLOOR).log()
             weight = self.loss_weight[k] * settled[:, k]
             per_editor.setdefault(id(t.editor), []).append((weight, pairs.mean(dim=1)))
-        return torch.stack([sum(w * loss for w, loss in v) / sum(w for w, _ in v)
-                            for v in per_editor.values()]).mean(dim=0)
+        return per_editor
 
     def _pair_stats(self, x_in: torch.Tensor, idx: torch.Tensor,
                     refs: list[tuple[torch.Tensor, torch.Tensor]]
@@ -445,7 +461,8 @@ class _Run:
             x_in, clean_in, refs = xp, xa, self._stored_refs(idx, chosen)
         tapped = [self.targets[k] for k in chosen] if cfg.feature_weight > 0 else []
         with features.FeatureTap([t.editor for t in tapped]) as tap:
-            l_def = self._defense_loss(x_in, idx, chosen, refs)
+            terms = self._defense_terms(x_in, idx, chosen, refs)
+        l_def = _over_editors(terms)
         if tapped:
             with self._editing(True):
                 l_feat = features.feature_loss(
@@ -463,7 +480,12 @@ class _Run:
                                              cfg.lf_levels, cfg.lf_band)
             (g,) = torch.autograd.grad(l_lf.sum(), d, retain_graph=True)
             visuals.append((cfg.lambda_lf, -g))
-        (g_d,) = torch.autograd.grad(l_def.sum(), d)
+        if cfg.size_balance:
+            g_d = _over_editors({
+                e: [(w, _rms_normalise(torch.autograd.grad(loss.sum(), d, retain_graph=True)[0]))
+                    for w, loss in v] for e, v in terms.items()})
+        else:
+            (g_d,) = torch.autograd.grad(l_def.sum(), d)
         weights = [w for w, _ in visuals]
         grads = [g_d] + [g for _, g in visuals]
         if cfg.normalize:

@@ -9,7 +9,7 @@ from test_defense_grasp import crops, tiny_stargan
 
 from grasp_guard.defense.baselines import pgd_l2_config
 from grasp_guard.defense.config import GraspConfig
-from grasp_guard.defense.grasp import _Run, grasp
+from grasp_guard.defense.grasp import _over_editors, _Run, grasp
 from grasp_guard.defense.metrics import editing_resolutions, evaluate_defense, evaluate_editing
 from grasp_guard.errors import ConfigError
 from grasp_guard.models.editor import Editor, EditorInfo
@@ -143,14 +143,14 @@ def test_every_editor_weighs_the_same_in_the_defense_loss(monkeypatch: pytest.Mo
     cfg = GraspConfig(psnr_budget=40.0, steps=1, early_stop=False, lambda_ssim=0.0,
                       lambda_lf=0.0, objective="mean", normalize=False, init="uniform")
     captured: list[torch.Tensor] = []
-    original = _Run._defense_loss
+    original = _Run._defense_terms
 
-    def spy(self: _Run, *args: object) -> torch.Tensor:
-        loss = original(self, *args)  # type: ignore[arg-type]
-        captured.append(loss.detach())
-        return loss
+    def spy(self: _Run, *args: object) -> dict:
+        terms = original(self, *args)  # type: ignore[arg-type]
+        captured.append(_over_editors(terms).detach())
+        return terms
 
-    monkeypatch.setattr(_Run, "_defense_loss", spy)
+    monkeypatch.setattr(_Run, "_defense_terms", spy)
     grasp(crops(), [few, many], cfg)
     grasp(crops(), [few], cfg)
     grasp(crops(), [many], cfg)
@@ -412,3 +412,23 @@ def test_solved_weight_moves_the_steps_off_a_size_already_disrupted(
     assert small_size_share(0.1) < 0.5 * small_size_share(1.0)
     with pytest.raises(ConfigError, match="solved_weight"):
         cfg.replace(solved_weight=0.0)
+
+
+def test_size_balance_gives_every_size_a_pull_of_one_strength() -> None:
+    x = crops(2, size=(32, 32))
+    cfg = GraspConfig(psnr_budget=40.0, early_stop=False, steps=10, lambda_ssim=0.0,
+                      lambda_lf=0.0, step_rule="l2", objective="mean")
+
+    def small_size_share(**changes: object) -> float:
+        delta = grasp(x, [SizeChannelEditor(32, (8,))], cfg.replace(**changes)).images - x
+        energy = delta.pow(2).sum(dim=(0, 2, 3))
+        return float(energy[0] / (energy[0] + energy[1]))
+
+    # by their losses the 8-px view (channel 0, the crop shrunk 4x) takes a small share of
+    # the steps; by unit gradients the two sizes take even shares, and a weight then says
+    # how much more one gets
+    assert small_size_share() < 0.1
+    assert 0.35 < small_size_share(size_balance=True) < 0.65
+    assert small_size_share(size_balance=True, shrink_weighting=1.0) > 0.8
+    with pytest.raises(ConfigError, match="size_balance"):
+        cfg.replace(size_balance=True, feature_weight=0.1)
