@@ -4,6 +4,15 @@ Only the bytes that must change are touched, so every tag, the maker notes and t
 internal offsets stay byte-identical. piexif would re-serialise the whole block instead
 (moving maker notes whose offsets are absolute, dropping what it does not know, and failing
 outright on some camera files), so it is not used to write.
+
+Values that may hold the original's pixels where no signature shows them, text (ASCII, the
+user comment, Windows' tags) and binary (BYTE, SBYTE, UNDEFINED), count against the file's
+:class:`OpaqueAllowance` and are blanked past it. A maker note is camera data, kept whole
+when it reads as vendors write theirs: a directory of known entry types, at its start or
+after a vendor header, in no more bytes than one JPEG APP1 holds (cameras write the same
+maker note in their JPEGs). One that does not (raw pixels, a bare file) is charged as any
+binary value. Inside a directory-shaped maker note only images (JPEG, TIFF, BMP, PNG, ...)
+are looked for: the bound is the vendor's layout, not the bytes of each value.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .jpeg_segments import find_embedded_jpegs
+from .jpeg_segments import embedded_jpeg_end, find_embedded_jpegs
 from .orientation import normalise
 from .sniff import OpaqueAllowance, holds_image
 from .thumbnail import jpeg_thumbnail
@@ -38,8 +47,12 @@ _MAX_IFDS = 64  # a block links at most this many directories here; loops and bo
 _MAX_PIECES = 4096  # strips and tiles in all; a block with more is dropped as unreadable
 _MAX_SCANNED = 4  # tag values scanned for images, in block lengths; past it, unreadable
 _MAX_ENTRIES = 8192  # entries of all directories together: a camera writes a few hundred
-_ASCII, _SHORT, _LONG, _IFD = 2, 3, 4, 13
+_BYTE, _ASCII, _SHORT, _LONG, _SBYTE, _UNDEFINED, _IFD = 1, 2, 3, 4, 6, 7, 13
+_OPAQUE_TYPES = frozenset({_BYTE, _ASCII, _SBYTE, _UNDEFINED})
 _USER_COMMENT = 0x9286  # an 8-byte character code, then the text
+_MAKER_NOTE = 0x927C
+_MAKER_HEADER = 24  # a vendor header before the maker note's directory: Nikon's is 18 bytes
+_MAKER_ENTRIES = 1024  # entries in a maker note's directory: cameras write tens
 _WINDOWS_TEXTS = range(0x9C9B, 0x9CA0)  # XPTitle … XPSubject: UTF-16LE
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
 _THUMB_SCALES = (1.0, 2.0, 4.0)  # coarser tables when the block would overflow its segment
@@ -71,8 +84,8 @@ class ExifLayout:
         strips: (start, end) of raw image data (strips or tiles) of any directory in the block.
         previews: (start, end) of other JPEG images inside the block (maker-note previews).
         directories: (start, end) of each directory's entries, kept whatever overlaps them.
-        texts: (start, end) of text values holding binary data or hex or base64 runs past
-            the block's :class:`OpaqueAllowance` (a comment holding raw pixels).
+        opaque: (start, end) of text and binary values holding binary data or hex or base64
+            runs past the block's :class:`OpaqueAllowance` (a comment holding raw pixels).
     """
 
     byte_order: str
@@ -84,7 +97,7 @@ class ExifLayout:
     strips: tuple[tuple[int, int], ...]
     previews: tuple[tuple[int, int], ...]
     directories: tuple[tuple[int, int], ...] = ()
-    texts: tuple[tuple[int, int], ...] = ()
+    opaque: tuple[tuple[int, int], ...] = ()
 
     def notes(self) -> list[str]:
         """What :func:`protect` will change, in words for the report."""
@@ -99,8 +112,8 @@ class ExifLayout:
             notes.append("uncompressed image data inside EXIF blanked")
         if self.previews:
             notes.append(f"{len(self.previews)} preview image(s) inside EXIF (maker notes) blanked")
-        if self.texts:
-            notes.append(f"{len(self.texts)} EXIF text value(s) blanked: binary, hex or base64 "
+        if self.opaque:
+            notes.append(f"{len(self.opaque)} EXIF value(s) blanked: binary, hex or base64 "
                          "data in them may be the original's pixels")
         return notes
 
@@ -217,25 +230,27 @@ def _image_data(
     """(start, end) of every directory's strips and tiles: raw pixels a thumbnail may hold.
 
     Raises:
-        ExifError: more than ``_MAX_PIECES`` of them (no camera writes that many).
+        ExifError: more than ``_MAX_PIECES`` of them (no camera writes that many), or strips
+            or tiles whose offsets or lengths cannot be read (their pixels could not be told
+            apart from the rest).
     """
     ranges: set[tuple[int, int]] = set()
     for _, entries in directories:
         tags = {e.tag: e for e in entries}
         for offsets, counts in _IMAGE_DATA:
-            if offsets in tags and counts in tags:
-                if tags[offsets].count + len(ranges) > _MAX_PIECES:
-                    raise ExifError(f"more than {_MAX_PIECES} strips or tiles")
-                try:
-                    ranges.update(
-                        _ranges(
-                            _integers(tiff, tags[offsets], order),
-                            _integers(tiff, tags[counts], order),
-                            len(tiff),
-                        )
-                    )
-                except ExifError as e:
-                    logger.debug("unreadable image data entries (%s)", e)
+            if offsets not in tags:
+                continue
+            if tags[offsets].count + len(ranges) > _MAX_PIECES:
+                raise ExifError(f"more than {_MAX_PIECES} strips or tiles")
+            if counts not in tags:
+                raise ExifError(f"image data at tag 0x{offsets:04X} without its byte counts")
+            ranges.update(
+                _ranges(
+                    _integers(tiff, tags[offsets], order),
+                    _integers(tiff, tags[counts], order),
+                    len(tiff),
+                )
+            )
     return tuple(sorted(ranges))
 
 
@@ -252,10 +267,29 @@ def _text(value: bytes, tag: int, order: str) -> bytes | None:
     return value[8:] if tag == _USER_COMMENT else value
 
 
-def _opaque_texts(tiff: bytes, directories: list[tuple[int, list[_Entry]]], order: str,
-                  allowance: OpaqueAllowance) -> tuple[tuple[int, int], ...]:
-    """(start, end) of the text values (ASCII tags, the user comment, Windows' tags) that
-    hold binary data or encoded runs past the file's ``allowance``.
+def _reads_as_maker_note(note: bytes, block_size: int) -> bool:
+    """Whether a maker note is laid out as vendors write theirs (see the module docstring):
+    a directory of 1 to ``_MAKER_ENTRIES`` entries, each of a known type and a value no
+    longer than the block, at an even offset up to ``_MAKER_HEADER``, in either byte order."""
+    if len(note) > MAX_JPEG_EXIF:
+        return False
+    for at in range(0, min(_MAKER_HEADER, len(note) - 2) + 1, 2):
+        for order in "<>":
+            (count,) = struct.unpack_from(order + "H", note, at)
+            if not 0 < count <= _MAKER_ENTRIES or at + 2 + 12 * count > len(note):
+                continue
+            fields = struct.unpack_from(order + "HHII" * count, note, at + 2)
+            if all(kind in _TYPE_SIZES and _TYPE_SIZES[kind] * n <= block_size
+                   for kind, n in zip(fields[1::4], fields[2::4], strict=True)):
+                return True
+    return False
+
+
+def _opaque_values(tiff: bytes, directories: list[tuple[int, list[_Entry]]], order: str,
+                   allowance: OpaqueAllowance) -> tuple[tuple[int, int], ...]:
+    """(start, end) of the text values (ASCII tags, the user comment, Windows' tags) and
+    binary ones (BYTE, SBYTE, UNDEFINED; a maker note that reads as one aside) that hold
+    binary data or encoded runs past the file's ``allowance``.
 
     Raises:
         ExifError: values overlapping past ``_MAX_SCANNED`` block lengths in all.
@@ -264,15 +298,17 @@ def _opaque_texts(tiff: bytes, directories: list[tuple[int, list[_Entry]]], orde
     for _, entries in directories:
         for e in entries:
             size = _TYPE_SIZES.get(e.type, 1) * e.count
-            is_text = e.type == _ASCII or e.tag == _USER_COMMENT or e.tag in _WINDOWS_TEXTS
-            if is_text and size > 4:
+            opaque = e.type in _OPAQUE_TYPES or e.tag == _USER_COMMENT or e.tag in _WINDOWS_TEXTS
+            if opaque and size > 4:
                 start = _unpack(tiff, order + "I", e.field)
                 if 8 <= start < len(tiff):
                     values.setdefault((start, min(start + size, len(tiff))), e.tag)
     if sum(end - start for start, end in values) > _MAX_SCANNED * len(tiff):
-        raise ExifError("more overlapping text than a camera writes")
+        raise ExifError("more overlapping text or binary values than a camera writes")
     found = []
     for (start, end), tag in sorted(values.items()):
+        if tag == _MAKER_NOTE and _reads_as_maker_note(tiff[start:end], len(tiff)):
+            continue
         text = _text(tiff[start:end], tag, order)
         if text is None or allowance.readable(text) != text:
             found.append((start, end))
@@ -286,7 +322,8 @@ def _spans(directories: list[tuple[int, list[_Entry]]]) -> tuple[tuple[int, int]
 
 def parse(tiff: bytes, allowance: OpaqueAllowance | None = None) -> ExifLayout:
     """Locate orientation, thumbnail and embedded previews in a TIFF block (no ``Exif`` prefix);
-    its text values are held to the file's ``allowance`` (the block's own where None).
+    its text and binary values are held to the file's ``allowance`` (the block's own where
+    None).
 
     Raises:
         ExifError: the header or IFD0 cannot be read.
@@ -313,9 +350,10 @@ def parse(tiff: bytes, allowance: OpaqueAllowance | None = None) -> ExifLayout:
                 start = _integers(tiff, tags[_THUMB_OFFSET], order)[0]
                 length = _integers(tiff, tags[_THUMB_LENGTH], order)[0]
                 if 0 < start and 0 < length and start + length <= len(tiff):
-                    # a length that stops short of the image's end would leave its tail
-                    eoi = tiff.find(b"\xff\xd9", start + length - 2)
-                    thumbnail = (start, max(start + length, eoi + 2))
+                    # a length that stops short of the image's end would leave its tail;
+                    # one past it (a pad byte counted) ends where it says
+                    end = embedded_jpeg_end(tiff, start) or 0
+                    thumbnail = (start, max(start + length, end))
                     thumbnail_entries = (tags[_THUMB_OFFSET], tags[_THUMB_LENGTH])
         except ExifError as e:
             logger.debug("unreadable IFD1 (%s): it will be unlinked", e)
@@ -331,7 +369,7 @@ def parse(tiff: bytes, allowance: OpaqueAllowance | None = None) -> ExifLayout:
         thumbnail_entries=thumbnail_entries,
         strips=strips,
         directories=_spans(directories),
-        texts=_opaque_texts(tiff, directories, order, allowance or OpaqueAllowance()),
+        opaque=_opaque_values(tiff, directories, order, allowance or OpaqueAllowance()),
         previews=(*previews, *_values_holding_images(tiff, directories, order, known)),
     )
 
@@ -339,9 +377,10 @@ def parse(tiff: bytes, allowance: OpaqueAllowance | None = None) -> ExifLayout:
 def _values_holding_images(tiff: bytes, directories: list[tuple[int, list[_Entry]]],
                            order: str, known: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """(start, end) of every tag value that holds an image other than the ``known`` ones
-    (base64 in an XMP packet, tag 700, or in a comment)."""
+    (base64 in an XMP packet, tag 700, or in a comment; a TIFF in a maker note). The
+    block's own header, which reads as a TIFF's, is not one."""
     blanked = bytearray(tiff)
-    for start, end in known:
+    for start, end in [(0, 8), *known]:
         blanked[start:end] = bytes(end - start)
     if not holds_image(bytes(blanked)):  # one pass over the block decides most
         return []
@@ -412,7 +451,7 @@ def protect(
     written over the old one; when it cannot be (no ``stored`` pixels, it would not fit
     ``max_len``, or its IFD1 entries cannot be rewritten) IFD1 is unlinked. Raw image data
     (any directory's strips and tiles), preview JPEGs elsewhere in the block (maker notes)
-    and text values holding opaque data (``layout.texts``) are overwritten with zeros.
+    and values holding opaque data (``layout.opaque``) are overwritten with zeros.
     Everything else, the orientation tag included, is left byte-identical.
 
     Args:
@@ -423,7 +462,7 @@ def protect(
     """
     buf = bytearray(tiff)
     old_thumbnail = tiff[slice(*layout.thumbnail)] if layout.thumbnail else None
-    copies = [*layout.previews, *layout.strips, *layout.texts,
+    copies = [*layout.previews, *layout.strips, *layout.opaque,
               *([layout.thumbnail] if layout.thumbnail else [])]
     for start, end in copies:
         buf[start:end] = bytes(end - start)

@@ -1,6 +1,7 @@
 """ICC colour profiles checked for what they may hide: a profile is carried only when it reads
 as one (its size, ``acsp`` signature and tag table in bounds) and holds no image, and the
-bytes its tags do not account for count against the file's :class:`OpaqueAllowance`."""
+bytes its registered tags do not account for (gaps, private tags) count against the file's
+:class:`OpaqueAllowance`. The data of registered tags is not checked: it is colour."""
 
 from __future__ import annotations
 
@@ -9,11 +10,22 @@ from .sniff import OpaqueAllowance, holds_image
 HEADER = 128
 MAX_TAGS = 1024  # profiles hold tens; a printer's a few hundred at most
 _ALIGNMENT = 3  # tags start on 4-byte boundaries: up to 3 padding bytes between them
+# The tag signatures of ICC.1 (v4.4, and v2's since dropped); any other is a private tag.
+_REGISTERED = frozenset({
+    b"A2B0", b"A2B1", b"A2B2", b"B2A0", b"B2A1", b"B2A2", b"B2D0", b"B2D1", b"B2D2", b"B2D3",
+    b"D2B0", b"D2B1", b"D2B2", b"D2B3", b"bXYZ", b"bTRC", b"calt", b"targ", b"chad", b"chrm",
+    b"cicp", b"clro", b"clrt", b"clot", b"ciis", b"cprt", b"dmnd", b"dmdd", b"gamt", b"kTRC",
+    b"gXYZ", b"gTRC", b"lumi", b"meas", b"meta", b"wtpt", b"ncl2", b"resp", b"rig0", b"pre0",
+    b"pre1", b"pre2", b"desc", b"pseq", b"psid", b"rXYZ", b"rTRC", b"rig2", b"tech", b"vued",
+    b"view", b"bkpt", b"crdi", b"devs", b"ncol", b"psd0", b"psd1", b"psd2", b"psd3", b"ps2s",
+    b"ps2i", b"scrd", b"scrn", b"bfd ",
+})  # fmt: skip
 
 
 def unaccounted(profile: bytes) -> int | None:
-    """How many bytes of ``profile`` lie outside its header, tag table and tags (alignment
-    padding aside, and bytes past its stated size included); None when it is not a profile."""
+    """How many bytes of ``profile`` lie outside its header, tag table and registered tags
+    (alignment padding aside; a private tag's bytes, and bytes past its stated size,
+    included); None when it is not a profile."""
     if len(profile) < HEADER + 4 or profile[36:40] != b"acsp":
         return None
     size = int.from_bytes(profile[0:4], "big")
@@ -27,7 +39,8 @@ def unaccounted(profile: bytes) -> int | None:
         length = int.from_bytes(profile[entry + 8 : entry + 12], "big")
         if offset < table_end or offset + length > size:
             return None
-        spans.append((offset, offset + length))
+        if profile[entry : entry + 4] in _REGISTERED:
+            spans.append((offset, offset + length))
     gaps, covered = 0, 0
     for start, end in sorted(spans):
         gaps += max(0, start - covered - _ALIGNMENT)
@@ -45,7 +58,7 @@ def refusal(profile: bytes, allowance: OpaqueAllowance) -> str | None:
     if holds_image(profile):
         return "ICC profile dropped: it holds an image"
     if not allowance.spend(extra):
-        return f"ICC profile dropped: {extra} bytes in it belong to no tag"
+        return f"ICC profile dropped: {extra} bytes in it belong to no registered tag"
     return None
 
 

@@ -4,11 +4,11 @@ The pixels are re-encoded by Pillow (libjpeg) with the source's tables; the new 
 coding segments then follow the source's own APPn/COM segments, carried in their order,
 so JFIF/Adobe markers, ICC chunks, XMP, comments and DPI stay byte-identical. Only what
 holds an unprotected copy of the image changes: the EXIF thumbnail (regenerated), JFIF
-thumbnails, Photoshop thumbnails and its copies of EXIF and XMP, XMP thumbnails, extended
-XMP, FlashPix previews, JUMBF/C2PA boxes, MPO secondary frames and data after the image;
-and any segment, comments included, that still holds an image once cleaned (raw or base64)
-is dropped, as is an APP segment of unknown kind larger than 1 KB (raw or deflated pixels
-show no signature).
+thumbnails, Photoshop thumbnails and its copies of EXIF and XMP (its other resources and
+IPTC previews: :mod:`photoshop`), XMP thumbnails, extended XMP, FlashPix previews,
+JUMBF/C2PA boxes, MPO secondary frames and data after the image; and any segment, comments
+included, that still holds an image once cleaned (raw or base64) is dropped, as is an APP
+segment of unknown kind larger than 1 KB (raw or deflated pixels show no signature).
 """
 
 from __future__ import annotations
@@ -115,14 +115,13 @@ def _cleaned(segment: Segment, notes: list[str], unknown: OpaqueAllowance) -> Se
         notes.append("APP11 (JUMBF/C2PA) dropped: its thumbnail and signature no longer match")
         return None
     if _is_photoshop(segment):
-        stripped = photoshop.without_thumbnails(p[len(PHOTOSHOP) :])
-        if stripped is None:
+        resources = photoshop.cleaned(p[len(PHOTOSHOP) :], unknown)
+        if resources is None:
             notes.append("Photoshop resources (APP13) dropped: unreadable, they may hold a "
                          "thumbnail")
             return None
-        if stripped[1]:
-            notes.append("Photoshop thumbnail resource removed (or a copy of EXIF or XMP)")
-        return Segment(m, PHOTOSHOP + stripped[0])
+        notes.extend(resources[1])
+        return Segment(m, PHOTOSHOP + resources[0])
     if m == APP14 and p.startswith(b"Adobe") and len(p) >= ADOBE_LENGTH:
         # Adobe's colour transform (decoders need it for RGB): its own 12 bytes, no more
         if len(p) > ADOBE_LENGTH:

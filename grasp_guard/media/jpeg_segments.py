@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 SOI = 0xD8
@@ -51,6 +52,10 @@ MAX_EMBEDDED_SEGMENTS = 256
 # Stray bytes between an embedded JPEG's header segments skipped in all (its first segment
 # must follow SOI at once): a preview made to fail a strict parse still counts as one.
 _EXTRANEOUS = 16
+# Where an embedded JPEG may start: SOI and a marker; or, SOI's first byte wrong (Minolta
+# writes its maker-note previews so, and exiv2 and ExifTool fix it on reading), SOI and a
+# marker a header opens with (tables, APPn, a frame).
+_EMBEDDED_START = re.compile(rb"\xff\xd8\xff|.\xd8\xff[\xc0-\xcf\xdb\xe0-\xef]", re.DOTALL)
 
 
 def split_header(data: bytes, start: int = 0, max_segments: int | None = None,
@@ -67,8 +72,13 @@ def split_header(data: bytes, start: int = 0, max_segments: int | None = None,
     """
     if data[start : start + 2] != b"\xff\xd8":
         raise ValueError("missing JPEG SOI marker")
+    return _segments(data, start + 2, max_segments, extraneous)
+
+
+def _segments(data: bytes, pos: int, max_segments: int | None,
+              extraneous: int) -> tuple[list[Segment], int]:
+    """:func:`split_header` from the first marker after SOI, at ``pos``."""
     segments: list[Segment] = []
-    pos = start + 2
     while True:
         if segments and pos < len(data) and data[pos] != 0xFF:
             skipped = data.find(b"\xff", pos, pos + extraneous + 1) - pos
@@ -104,14 +114,17 @@ def split_header(data: bytes, start: int = 0, max_segments: int | None = None,
 def embedded_jpeg_end(data: bytes, start: int) -> int | None:
     """End offset of a JPEG image that starts at ``start`` inside a blob, or None.
 
-    The candidate must parse as a header with a frame (SOF) segment (a few stray bytes
-    between its segments skipped, as libjpeg decodes it anyway); it ends after the
-    next EOI marker, or at the end of the blob when it was cut short. One whose header runs
-    past :data:`MAX_EMBEDDED_SEGMENTS` is taken for an image to the blob's end: dropping too
-    much keeps no original pixels, and each candidate costs a bounded walk.
+    SOI's first byte may be wrong (as in Minolta's previews: readers fix it). The candidate
+    must parse as a header with a frame (SOF) segment (a few stray bytes between its
+    segments skipped, as libjpeg decodes it anyway); it ends after the next EOI marker, or
+    at the end of the blob when it was cut short. One whose header runs past
+    :data:`MAX_EMBEDDED_SEGMENTS` is taken for an image to the blob's end: dropping too much
+    keeps no original pixels, and each candidate costs a bounded walk.
     """
+    if data[start + 1 : start + 2] != b"\xd8":
+        return None
     try:
-        segments, sos = split_header(data, start, MAX_EMBEDDED_SEGMENTS, _EXTRANEOUS)
+        segments, sos = _segments(data, start + 2, MAX_EMBEDDED_SEGMENTS, _EXTRANEOUS)
     except HeaderTooLong:
         return len(data)
     except ValueError:
@@ -130,17 +143,18 @@ def find_embedded_jpegs(data: bytes, skip: tuple[int, int] | None = None) -> lis
         skip: a (start, end) range not to search (a thumbnail already accounted for).
     """
     found: list[tuple[int, int]] = []
-    pos = data.find(b"\xff\xd8\xff")
-    while pos >= 0:
+    match = _EMBEDDED_START.search(data)
+    while match:
+        pos = match.start()
         if skip is not None and skip[0] <= pos < skip[1]:
-            pos = data.find(b"\xff\xd8\xff", skip[1])
+            match = _EMBEDDED_START.search(data, skip[1])
             continue
         end = embedded_jpeg_end(data, pos)
         if end is None:
-            pos = data.find(b"\xff\xd8\xff", pos + 1)
+            match = _EMBEDDED_START.search(data, pos + 1)
             continue
         found.append((pos, end))
-        pos = data.find(b"\xff\xd8\xff", end)
+        match = _EMBEDDED_START.search(data, end)
     return found
 
 

@@ -1,25 +1,45 @@
-"""Photoshop image resource blocks (JPEG APP13, PNG raw profiles): their thumbnails removed.
+"""Photoshop image resource blocks (JPEG APP13, PNG raw profiles): what may hold pixels removed.
 
 A resource stream is a run of ``8BIM`` records; records 0x0409 and 0x040C hold a JPEG
 thumbnail of the photo, and 0x0422, 0x0423 and 0x0424 copies of its EXIF and XMP (each may
-hold a thumbnail of its own; the photo's own EXIF and XMP carry that metadata). A stream over 64 KB is split across consecutive APP13 segments,
-each starting with ``Photoshop 3.0``: readers join them, and the JPEG codec does too.
+hold a thumbnail of its own; the photo's own EXIF and XMP carry that metadata): they are
+removed. Record 0x0404 holds IPTC-IIM datasets, text in binary framing: its preview datasets
+(2:200–2:202) are removed, and the rest is carried if its binary bytes fit the file's
+:class:`OpaqueAllowance`. Records of the small fixed-size kinds Photoshop writes (resolution,
+print flags, halftoning, ...) are carried, one of each kind; any other (plug-ins', paths,
+slices, print settings) counts against the allowance and is dropped past it. A stream over
+64 KB is split across consecutive APP13 segments, each starting with ``Photoshop 3.0``:
+readers join them, and the JPEG codec does too.
 """
 
 from __future__ import annotations
 
 import struct
 
+from .sniff import OpaqueAllowance
+
 PHOTOSHOP = b"Photoshop 3.0\x00"
+IPTC_PREVIEW_NOTE = "IPTC preview (datasets 2:200–2:202) removed"
+_THUMBNAIL_NOTE = "Photoshop thumbnail resource removed (or a copy of EXIF or XMP)"
 _THUMBNAILS = frozenset({0x0409, 0x040C, 0x0422, 0x0423, 0x0424})
+_IPTC = 0x0404
+# The most bytes of each fixed-size kind: too few to hold a preview, once each.
+_SMALL = {
+    0x03ED: 16, 0x03F3: 9, 0x03F5: 72, 0x03F8: 112, 0x0406: 7, 0x040A: 1, 0x040D: 4,
+    0x0414: 4, 0x0419: 4, 0x0425: 16, 0x0426: 14, 0x0428: 12, 0x2710: 10,
+}  # fmt: skip
+_IPTC_PREVIEWS = range(200, 203)  # record 2's ObjectPreviewFileFormat, …Version, …Data
 _SIGNATURES = frozenset({b"8BIM", b"MeSa", b"PHUT", b"AgHg", b"DCSR"})
 
 
-def without_thumbnails(resources: bytes) -> tuple[bytes, int] | None:
-    """The resource stream without its thumbnail records, and how many went; None when the
-    stream cannot be walked (a record that runs past its end, an unknown signature)."""
+def cleaned(resources: bytes, allowance: OpaqueAllowance) -> tuple[bytes, list[str]] | None:
+    """The resource stream without what may hold the photo's pixels (see the module
+    docstring), and notes on what went; None when the stream cannot be walked (a record
+    that runs past its end, an unknown signature)."""
     out = bytearray()
-    pos, removed = 0, 0
+    notes: list[str] = []
+    small = dict(_SMALL)
+    pos = 0
     try:
         while pos + 12 <= len(resources):
             if resources[pos : pos + 4] not in _SIGNATURES:
@@ -30,14 +50,62 @@ def without_thumbnails(resources: bytes) -> tuple[bytes, int] | None:
             end = size_pos + 4 + size + (size & 1)
             if end > len(resources) + (size & 1):
                 return None
-            if struct.unpack_from(">H", resources, pos + 4)[0] in _THUMBNAILS:
-                removed += 1
-            else:
+            (kind,) = struct.unpack_from(">H", resources, pos + 4)
+            data = resources[size_pos + 4 : size_pos + 4 + size]
+            kept, note = _kept(kind, data, allowance, small)
+            if kept == data:
                 out += resources[pos:end]
+            elif kept is not None:
+                out += resources[pos:size_pos] + struct.pack(">I", len(kept)) + kept
+                out += bytes(len(kept) & 1)
+            if note:
+                notes.append(note)
             pos = end
     except (struct.error, IndexError):
         return None
-    return bytes(out + resources[pos:]), removed
+    return bytes(out + resources[pos:]), list(dict.fromkeys(notes))
+
+
+def _kept(kind: int, data: bytes, allowance: OpaqueAllowance,
+          small: dict[int, int]) -> tuple[bytes | None, str | None]:
+    """What of one record's ``data`` is carried (None: the record goes), and a note on what
+    went; ``small`` holds the fixed-size kinds not seen yet."""
+    if kind in _THUMBNAILS:
+        return None, _THUMBNAIL_NOTE
+    if kind == _IPTC:
+        iim = iptc(data, allowance)
+        if iim is None:
+            return None, ("IPTC resource dropped: binary data in it may be the original's "
+                          "pixels")
+        return iim, None if iim == data else IPTC_PREVIEW_NOTE
+    if len(data) <= small.pop(kind, -1) or allowance.admits(data):
+        return data, None
+    return None, (f"Photoshop resource 0x{kind:04X} dropped: its {len(data)} bytes may be the "
+                  "original's pixels")
+
+
+def iptc(iim: bytes, allowance: OpaqueAllowance) -> bytes | None:
+    """IPTC-IIM datasets without a preview (2:200–2:202), or None when they cannot be walked
+    or their binary bytes do not fit the file's ``allowance``; zero padding after the last
+    is kept."""
+    out, pos = bytearray(), 0
+    while pos < len(iim) and iim[pos] == 0x1C:
+        if pos + 5 > len(iim):
+            return None
+        length, head = int.from_bytes(iim[pos + 3 : pos + 5], "big"), 5
+        if length & 0x8000:  # extended: the next (length & 0x7FFF) bytes hold the length
+            head += length & 0x7FFF
+            length = int.from_bytes(iim[pos + 5 : pos + head], "big")
+        end = pos + head + length
+        if end > len(iim):
+            return None
+        if not (iim[pos + 1] == 2 and iim[pos + 2] in _IPTC_PREVIEWS):
+            out += iim[pos:end]
+        pos = end
+    if any(iim[pos:]):
+        return None
+    kept = iim if len(out) == pos else bytes(out + iim[pos:])
+    return kept if allowance.readable(kept) == kept else None
 
 
 def split(resources: bytes, max_payload: int) -> list[bytes]:

@@ -1,6 +1,7 @@
 """PNG text chunks that may hold a copy of the image, cleaned: XMP packets (in any of tEXt,
-zTXt and iTXt) and ImageMagick's raw profiles, hex-encoded EXIF, XMP or Photoshop resources
-(``Raw profile type exif``), each rewritten without its thumbnails and embedded previews."""
+zTXt and iTXt) and ImageMagick's raw profiles, hex-encoded EXIF, XMP, IPTC or Photoshop
+resources (``Raw profile type exif``), each rewritten without its thumbnails and embedded
+previews."""
 
 from __future__ import annotations
 
@@ -136,12 +137,15 @@ def _without_previews(profile: str, data: bytes, name: str, notes: list[str],
         notes.extend(xmp.notes(removed))
         return cleaned
     if profile == "8bim":
-        stripped = photoshop.without_thumbnails(data)
-        if stripped is not None and stripped[1]:
-            notes.append(f"Photoshop thumbnail resource removed (or a copy of EXIF or XMP) from {name!r}")
-        return None if stripped is None else stripped[0]
+        resources = photoshop.cleaned(data, allowance)
+        if resources is not None:
+            notes.extend(f"{note} from {name!r}" for note in resources[1])
+        return None if resources is None else resources[0]
     if profile in ("icc", "icm"):
         return None if icc.refusal(data, allowance) else data
-    if profile == "iptc":  # text in binary framing: carried whole if its text is writing
-        return data if allowance.readable(data) == data else None
+    if profile == "iptc":
+        iim = photoshop.iptc(data, allowance)
+        if iim is not None and iim != data:
+            notes.append(f"{photoshop.IPTC_PREVIEW_NOTE} from {name!r}")
+        return iim
     return data if allowance.admits(data) else None

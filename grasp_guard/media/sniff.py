@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import struct
 
 from grasp_sdk.sniff import carries_image
 
@@ -11,15 +12,20 @@ from .jpeg_segments import find_embedded_jpegs
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _ISOBMFF_IMAGE_BRANDS = frozenset({b"mif1", b"msf1", b"miaf"})
-# Signatures of images other than JPEG (which gets a full header check) inside a blob: long
+# Signatures of images other than JPEG and TIFF (which get a header check) inside a blob: long
 # enough that one turning up by chance in metadata is not a concern. Any ISO-BMFF file counts
 # (a motion photo's video holds the original frames as much as a HEIF thumbnail does): its
 # ftyp box, a size under 64 KB and a brand after it, so that text saying "giftypes" is not one.
+# A BMP: "BM", its size, four reserved zero bytes, its pixels' offset and a DIB header's size.
 _EMBEDDED_SIGNATURE = re.compile(
     rb"\x89PNG\r\n\x1a\n|GIF8[79]a|RIFF....WEBP|\x00\x00\x00\x0cJXL \r\n\x87\n"
-    rb"|\x00\x00..ftyp[\x20-\x7e]{4}",
+    rb"|\x00\x00..ftyp[\x20-\x7e]{4}|BM....\x00{4}....[\x0c\x28\x34\x38\x40\x6c\x7c]\x00{3}",
     re.DOTALL,
 )
+_TIFF_HEADER = re.compile(rb"II\*\x00|MM\x00\*")
+_TIFF_PIXELS = frozenset({0x0111, 0x0144})  # StripOffsets, TileOffsets
+_TIFF_ENTRIES = 64  # of a candidate's first directory, looked at: writers put those tags early
+_TIFF_HEADERS = 64  # candidates looked at; a blob of more is taken for one holding an image
 
 
 def _isobmff_format(data: bytes) -> str | None:
@@ -63,9 +69,9 @@ def sniff_format(data: bytes) -> str | None:
 
 #: The most bytes one file carries in forms that may hold the original's pixels where no
 #: signature shows them, raw or deflated, whole or split: blocks of unknown kind (private PNG
-#: chunks, unknown WebP chunks or APP segments, HEIF metadata items), binary bytes or long
-#: hex/base64 runs in text and comments, and bytes an ICC profile's tags do not account for
-#: (an 18×18 RGB preview is 972 bytes).
+#: chunks, unknown WebP chunks or APP segments, HEIF metadata items, Photoshop resources),
+#: binary bytes or long hex/base64 runs in text, comments and binary EXIF values, and bytes
+#: an ICC profile's registered tags do not account for (an 18×18 RGB preview is 972 bytes).
 OPAQUE_BYTES_MAX = 1024
 
 # A payload written as text: base64 (wrapped or not, at 16 characters a line or more), or hex
@@ -150,8 +156,29 @@ class OpaqueAllowance:
         return text if pos == 0 else bytes(kept + text[pos:])
 
 
+def _holds_tiff(blob: bytes) -> bool:
+    """Whether ``blob`` holds a TIFF image: its header, then a first directory inside the blob
+    naming strips or tiles (an EXIF block's, or a maker note's, names none)."""
+    for seen, match in enumerate(_TIFF_HEADER.finditer(blob)):
+        if seen == _TIFF_HEADERS:
+            return True
+        start = match.start()
+        order = "<" if blob[start] == ord("I") else ">"
+        if start + 8 > len(blob):
+            break
+        offset = struct.unpack_from(order + "I", blob, start + 4)[0]
+        ifd = start + offset
+        if offset < 8 or ifd + 2 > len(blob):
+            continue
+        count = min(struct.unpack_from(order + "H", blob, ifd)[0], _TIFF_ENTRIES,
+                    (len(blob) - ifd - 2) // 12)
+        if _TIFF_PIXELS.intersection(struct.unpack_from(f"{order}{6 * count}H", blob, ifd + 2)[::6]):
+            return True
+    return False
+
+
 def holds_image(blob: bytes) -> bool:
-    """Whether a metadata blob carries an image: a JPEG, PNG, GIF, WebP, JXL or ISO-BMFF file,
-    raw or base64 (a text property holding a preview, as XMP thumbnails do)."""
+    """Whether a metadata blob carries an image: a JPEG, PNG, GIF, WebP, JXL, TIFF, BMP or
+    ISO-BMFF file, raw or base64 (a text property holding a preview, as XMP thumbnails do)."""
     return (_EMBEDDED_SIGNATURE.search(blob) is not None or bool(find_embedded_jpegs(blob))
-            or carries_image(blob))
+            or _holds_tiff(blob) or carries_image(blob))

@@ -161,12 +161,13 @@ def xmp_packet(body: bytes = b"") -> bytes:
     )
 
 
-def icc_profile(size: int = 600) -> bytes:
-    """An ICC profile's structure of ``size`` bytes: its header, and one private tag filling
-    the rest (carried as it is; only the structure is checked)."""
+def icc_profile(size: int = 600, tag: bytes = b"grsp") -> bytes:
+    """An ICC profile's structure of ``size`` bytes: its header, and one tag filling the rest
+    (a private one, whose bytes count against the file's allowance, unless ``tag`` names a
+    registered one, whose data is carried unchecked)."""
     data = bytes((i * 31 + 7) % 256 for i in range(size - 144))
     header = size.to_bytes(4, "big") + bytes(32) + b"acsp" + bytes(88)
-    table = (1).to_bytes(4, "big") + b"grsp" + (144).to_bytes(4, "big") + len(data).to_bytes(4, "big")
+    table = (1).to_bytes(4, "big") + tag + (144).to_bytes(4, "big") + len(data).to_bytes(4, "big")
     return header + table + data
 
 

@@ -225,7 +225,7 @@ def _strip(index: int) -> dict[int, tuple[int, list[int]]]:
         ([{**_strip(0), 0x0112: (3, [1])}], {}, 0),  # IFD0's own strip
         ([{0x0112: (3, [1])}, {0x0103: (3, [1])}, _strip(2)], {0: 1, 1: 2}, 2),  # IFD2
         ([{0x014A: (4, [-2, -3])}, {0x0103: (3, [1])}, _strip(2)], {}, 2),  # a SubIFD
-        ([{0x8769: (4, [-2])}, {**_strip(1), 0x0144: (4, [-100 - 1])}], {}, 1),  # EXIF IFD, tiles
+        ([{0x8769: (4, [-2])}, {0x0144: (4, [-100 - 1]), 0x0145: (4, [48])}], {}, 1),  # EXIF IFD, tiles
     ],
 )
 def test_raw_image_data_of_every_directory_is_blanked(
@@ -267,3 +267,53 @@ def test_a_strip_that_claims_the_directory_leaves_its_tags() -> None:
     out = exif.protect(tiff, exif.parse(tiff), None)
     assert exif.parse(out).orientation == 6 and out[8 : 8 + 2 + 12 * 3] == tiff[8 : 8 + 2 + 12 * 3]
     assert not any(out[8 + 2 + 12 * 3 + 4 :])  # the rest, the strip's, is blanked
+
+
+@pytest.mark.parametrize("first", [b"\x00", b"\xbc"])
+def test_a_maker_note_preview_whose_first_byte_is_wrong_is_blanked(first: bytes) -> None:
+    preview = first + thumbnail_jpeg((10, 20, 30), size=(24, 16))[1:]
+    tiff = _tiff(exif_bytes(1, None, maker_note=b"MLT0" + preview))
+    out = exif.protect(tiff, exif.parse(tiff), gradient())
+    assert preview[1:] in tiff and preview[1:] not in out
+
+
+def _ifd(entries: list[tuple[int, int, int, bytes]], next_offset: int) -> bytes:
+    body = struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        body += struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\x00")
+    return body + struct.pack("<I", next_offset)
+
+
+@pytest.mark.parametrize("counts", [None, (9, 1, struct.pack("<i", 3600))])  # absent, SLONG
+def test_raw_thumbnail_strips_of_unreadable_length_make_the_block_unreadable(counts) -> None:
+    raw = bytes(range(256)) * 14  # a 40×30 RGB thumbnail's bytes, near enough
+    entries = [(0x0100, 3, 1, b"\x28\x00"), (0x0101, 3, 1, b"\x1e\x00"), (0x0103, 3, 1, b"\x01\x00"),
+               (0x0111, 4, 1, b"")]
+    if counts is not None:
+        entries.append((0x0117, *counts))
+    ifd1_at = 8 + 18
+    data_at = ifd1_at + 2 + 12 * len(entries) + 4
+    entries[3] = (0x0111, 4, 1, struct.pack("<I", data_at))
+    tiff = (b"II*\x00" + struct.pack("<I", 8) + _ifd([(0x0112, 3, 1, b"\x01\x00")], ifd1_at)
+            + _ifd(entries, 0) + raw)
+    with pytest.raises(exif.ExifError, match="0x0111|0x0117"):
+        exif.parse(tiff)
+
+
+def test_a_thumbnail_length_past_its_end_leaves_what_follows() -> None:
+    # a writer counts the pad byte after an odd-length thumbnail; a maker note follows it,
+    # its own preview's EOI further on: the thumbnail ends where its length says
+    thumb = thumbnail_jpeg() + b"\x00"
+    note = b"GraspMN\x00SerialNumber=12345678\x00" + thumbnail_jpeg((10, 10, 10), (8, 8))
+    ifd1_at, exif_at = 8 + 30, 8 + 30 + 42
+    thumb_at = exif_at + 18
+    tiff = (b"II*\x00" + struct.pack("<I", 8)
+            + _ifd([(0x0112, 3, 1, b"\x01\x00"), (0x8769, 4, 1, struct.pack("<I", exif_at))], ifd1_at)
+            + _ifd([(0x0103, 3, 1, b"\x06\x00"), (0x0201, 4, 1, struct.pack("<I", thumb_at)),
+                    (0x0202, 4, 1, struct.pack("<I", len(thumb)))], 0)
+            + _ifd([(0x927C, 7, len(note), struct.pack("<I", thumb_at + len(thumb)))], 0)
+            + thumb + note)
+    layout = exif.parse(tiff)
+    assert layout.thumbnail == (thumb_at, thumb_at + len(thumb))
+    out = exif.protect(tiff, layout, gradient())
+    assert b"GraspMN\x00SerialNumber=12345678\x00" in out

@@ -72,7 +72,7 @@ def test_greyscale_stays_greyscale() -> None:
 
 
 def test_metadata_is_carried_byte_identical() -> None:
-    icc = icc_profile(70_000)  # spans two APP2 segments
+    icc = icc_profile(70_000, b"A2B0")  # spans two APP2 segments
     source = encoded(
         gradient(),
         "JPEG",
@@ -415,13 +415,13 @@ def test_a_large_segment_of_unknown_kind_is_dropped_for_the_pixels_it_may_hold()
     # a deflated preview shows no signature: an unknown segment that could hold one goes
     pixels = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
     preview = b"VENDOR\x00" + zlib.compress(pixels.tobytes())
-    source = with_segments(encoded(gradient(), "JPEG", quality=85, icc_profile=icc_profile(70_000)),
+    source = with_segments(encoded(gradient(), "JPEG", quality=85, icc_profile=icc_profile(70_000, b"A2B0")),
                            segment(0xE9, b"vendor data"), segment(0xE3, preview))
     image = decode(source)
     assert any("APP3 segment of unknown kind dropped" in n for n in image.notes)
     out = encode(image, protect(image.upright))
     assert _app_payloads(out, 0xE3) == [] and _app_payloads(out, 0xE9) == [b"vendor data"]
-    assert _open(out).info["icc_profile"] == icc_profile(70_000)  # known, however large
+    assert _open(out).info["icc_profile"] == icc_profile(70_000, b"A2B0")  # known, however large
 
 
 def test_a_preview_split_across_small_segments_of_unknown_kind_is_dropped() -> None:

@@ -130,3 +130,12 @@ def test_segment_payload_limit() -> None:
     with pytest.raises(ValueError):
         Segment(COM, bytes(MAX_PAYLOAD + 1)).to_bytes()
     assert len(Segment(COM, bytes(MAX_PAYLOAD)).to_bytes()) == MAX_PAYLOAD + MIN_PADDING
+
+
+@pytest.mark.parametrize("first", [b"\x00", b"\xbc"])
+def test_a_preview_whose_first_byte_is_wrong_is_found(first: bytes) -> None:
+    # Minolta writes its maker-note previews so; exiv2 and ExifTool fix the byte on reading
+    preview = first + thumbnail_jpeg()[1:]
+    blob = b"MLT0" + preview + b"tail"
+    assert find_embedded_jpegs(blob) == [(4, 4 + len(preview))]
+    assert find_embedded_jpegs(b"\x00\xd8\xff\x00 not a header" + blob[4:8]) == []

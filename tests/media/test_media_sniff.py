@@ -70,3 +70,16 @@ def test_a_container_inside_metadata_is_found(blob: bytes) -> None:
 )
 def test_plain_metadata_holds_no_image(blob: bytes) -> None:
     assert not holds_image(blob)
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "BMP"])
+def test_an_uncompressed_image_file_inside_metadata_is_found(fmt: str) -> None:
+    assert holds_image(b"Kodak\x00" + _tiny(fmt) + b"\x00tail")
+
+
+def test_a_tiff_header_naming_no_pixels_is_no_image() -> None:
+    # an EXIF block, or a maker note with a TIFF header of its own (Nikon's)
+    exif = Image.Exif()
+    exif[0x010F] = "GraspCam"
+    assert not holds_image(b"Nikon\x00\x02\x10\x00\x00" + exif.tobytes())
+    assert not holds_image(b"MM\x00*\x00\x00\x01\x00")  # its directory out of the blob
