@@ -301,9 +301,12 @@ def _percent_decoded(body: bytes) -> bytes | None:
 # UTF-32 first: its little-endian mark starts as UTF-16's does
 _MARKS = ((b"\xff\xfe\0\0", "utf-32-le"), (b"\0\0\xfe\xff", "utf-32-be"),
           (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
-# where a text of ASCII characters (a JSON body's start) has its zero bytes, without a mark
-_ZEROS = {(False, True, False, True): "utf-16-le", (True, False, True, False): "utf-16-be",
-          (False, True, True, True): "utf-32-le", (True, True, True, False): "utf-32-be"}
+# where a text of characters under U+0100 (a JSON body's start) has its zero bytes, without
+# a mark: over the first _WIDE_HEAD bytes, so that a video's box size (00 00 00 18) is no
+# UTF-32
+_ZEROS = (("utf-16-le", (False, True)), ("utf-16-be", (True, False)),
+          ("utf-32-le", (False, True, True, True)), ("utf-32-be", (True, True, True, False)))
+_WIDE_HEAD = 64
 
 
 def _wide_text_as_utf8(body: bytes) -> bytes | None:
@@ -311,8 +314,12 @@ def _wide_text_as_utf8(body: bytes) -> bytes | None:
     for mark, codec in _MARKS:
         if body.startswith(mark):
             return body[len(mark):].decode(codec, "replace").encode("utf-8", "replace")
-    codec = _ZEROS.get(tuple(b == 0 for b in body[:4]))
-    return body.decode(codec, "replace").encode("utf-8", "replace") if codec else None
+    head = body[:_WIDE_HEAD]
+    for codec, zeros in _ZEROS:
+        if len(head) >= len(zeros) and all(
+                (b == 0) == zeros[i % len(zeros)] for i, b in enumerate(head)):
+            return body.decode(codec, "replace").encode("utf-8", "replace")
+    return None
 
 
 # an image's signature in a binary string, in UTF-8 or escaped in JSON: JPEG's ÿØÿ, PNG's
@@ -348,10 +355,20 @@ _JSON_BYTE_ESCAPE = re.compile(rb'\\(["\\/bfnrt])')
 _JSON_BYTE_ESCAPED = {k.encode(): v.encode() for k, v in _JSON_ESCAPED.items()}
 
 
+# an escape escaped, what base64 in JSON written inside a JSON string shows that the body's
+# own scan cannot read through: a slash escaped inside (\\/, or PHP's \\\/ throughout), a
+# line break (\\n), a \\u escape
+_ESCAPED_TWICE = re.compile(rb"\\\\(?:\\?/|[nru])")
+
+
 def _json_unescaped(body: bytes) -> bytes | None:
-    """A JSON string's escapes read (but ``\\u``), where the body escapes a backslash: JSON
-    whose strings hold JSON, one level down; None where it does not."""
-    if b"\\\\" not in body:
+    """A JSON string's escapes read (but ``\\u``), where the body is UTF-8 text that escapes
+    an escape: JSON whose strings hold JSON, one level down; None where it is not."""
+    if not _ESCAPED_TWICE.search(body):
+        return None
+    try:
+        body.decode("utf-8")  # binary fails at once: its copy would only cost time
+    except UnicodeDecodeError:
         return None
     return _JSON_BYTE_ESCAPE.sub(lambda m: _JSON_BYTE_ESCAPED[m.group(1)], body)
 
@@ -361,18 +378,24 @@ _HEX_START = re.compile(b"|".join([
     _hex(b"RIFF") + b"[0-9A-Fa-f]{8}" + _hex(b"WEBP"),
     _hex(b"ftyp") + b"(?:" + b"|".join(map(_hex, _IMAGE_BRANDS)) + b")"]))
 _HEX_RUN = re.compile(rb"[0-9A-Fa-f]+")
+_HEX_SHORTEST = 2 * 7  # an SOI, a marker, its length and the next byte
 # What a body with more starts than are looked at is taken for (doubt refuses): a JPEG's
 # start with a header.
 _DOUBT = _SOI + b"\xe0\0\x02\xff"
 
 
 def _hex_runs(body: bytes) -> Iterator[bytes]:
-    """The bytes of each hex run from an image's signature on (``_JPEG_WINDOW`` of them)."""
-    for count, m in enumerate(_HEX_START.finditer(body)):
-        if count == _MAX_JPEG_STARTS:
+    """The bytes of each hex run from an image's signature on (``_JPEG_WINDOW`` of them) long
+    enough to show a JPEG's header: a colour (``#ffd8ff``) is none, however many there are."""
+    looked = 0
+    for m in _HEX_START.finditer(body):
+        run = _HEX_RUN.match(body, m.start(), m.start() + 2 * _JPEG_WINDOW).group()
+        if len(run) < _HEX_SHORTEST:
+            continue
+        if looked == _MAX_JPEG_STARTS:
             yield _DOUBT
             return
-        run = _HEX_RUN.match(body, m.start(), m.start() + 2 * _JPEG_WINDOW).group()
+        looked += 1
         yield bytes.fromhex(run[:len(run) // 2 * 2].decode())
 
 

@@ -334,10 +334,14 @@ def _binary_string(data: bytes) -> str:
             {"photo": base64.b64encode(b).decode()}).replace("/", "\\/")}).encode(),
         lambda b: json.dumps({"payload": json.dumps({"inner": json.dumps(
             {"photo": base64.b64encode(b).decode()}).replace("/", "\\/")})}).encode(),
+        lambda b: json.dumps({"payload": json.dumps(  # PHP throughout: \\\/
+            {"photo": base64.b64encode(b).decode()}).replace("/", "\\/")}).replace(
+            "/", "\\/").encode(),
     ],
     ids=["percent-bytes", "binary-string", "binary-string-escaped", "binary-string-percent",
          "utf-16", "utf-16-le", "utf-32-be", "bytea-hex", "hex-upper", "typed-array-object",
-         "typed-array-object-indented", "json-in-json", "json-in-json-in-json"],
+         "typed-array-object-indented", "json-in-json", "json-in-json-in-json",
+         "json-in-json-php"],
 )
 def test_an_image_is_found_as_bytes_written_as_text(fmt: str,
                                                     wrap: Callable[[bytes], bytes]) -> None:
@@ -353,3 +357,15 @@ def test_an_image_is_found_as_bytes_written_as_text(fmt: str,
 )
 def test_text_that_only_looks_like_written_bytes(body: bytes) -> None:
     assert not carries_image(body)
+
+
+def test_written_bytes_are_read_only_where_they_may_be() -> None:
+    # a design file's colour, however often (each start counted toward the doubt limit
+    # refused one of 4097 of them), and a video read as UTF-32 (its box size 00 00 00 18)
+    # or JSON unescaped: copies that only cost time
+    from grasp_sdk import sniff
+
+    assert not carries_image(json.dumps({"fills": ["#ffd8ff"] * 5000}).encode())
+    video = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2" + bytes(range(256)) * 64
+    assert sniff._wide_text_as_utf8(video) is None
+    assert sniff._json_unescaped(b'{"path": "C:\\\\Users\\\\me"}') is None
