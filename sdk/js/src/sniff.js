@@ -346,15 +346,20 @@ export function unquoteToBytes(data) {
 // UTF-32 first: its little-endian mark starts as UTF-16's does
 const MARKS = [[[0xff, 0xfe, 0, 0], "utf-32le"], [[0, 0, 0xfe, 0xff], "utf-32be"],
   [[0xff, 0xfe], "utf-16le"], [[0xfe, 0xff], "utf-16be"]];
-// where a text of ASCII characters (a JSON body's start) has its zero bytes (1), without a mark
-const ZEROS = new Map([["0101", "utf-16le"], ["1010", "utf-16be"], ["0111", "utf-32le"], ["1110", "utf-32be"]]);
+// where a text of characters under U+0100 (a JSON body's start) has its zero bytes (1),
+// without a mark: over the first WIDE_HEAD bytes, so that a video's box size (00 00 00 18)
+// is no UTF-32
+const ZEROS = [["utf-16le", [0, 1]], ["utf-16be", [1, 0]], ["utf-32le", [0, 1, 1, 1]], ["utf-32be", [1, 1, 1, 0]]];
+const WIDE_HEAD = 64;
 
 /** UTF-16 or UTF-32 text, by its mark or its zero bytes, as UTF-8; null for other bytes. */
 function wideTextAsUtf8(body) {
   const marked = MARKS.find(([mark]) => startsWith(body, mark));
   if (marked) return utf8(wideText(body.subarray(marked[0].length), marked[1]));
-  const encoding = ZEROS.get(Array.from(body.subarray(0, 4), (b) => Number(b === 0)).join(""));
-  return encoding ? utf8(wideText(body, encoding)) : null;
+  const head = body.subarray(0, WIDE_HEAD);
+  const zeroed = ZEROS.find(([, zeros]) => head.length >= zeros.length
+    && head.every((b, i) => Number(b === 0) === zeros[i % zeros.length]));
+  return zeroed ? utf8(wideText(body, zeroed[0])) : null;
 }
 
 /** `data` decoded as UTF-16 or UTF-32 (`encoding`), what is no character as U+FFFD. */
@@ -417,19 +422,35 @@ function jsonEscape(text, i) {
   return JSON_ESCAPED.has(text[i + 1]) ? [JSON_ESCAPED.get(text[i + 1]), i + 1] : [0x5c, i];
 }
 
+// an escape escaped, what base64 in JSON written inside a JSON string shows that the body's
+// own scan cannot read through: a slash escaped inside (\\/, or PHP's \\\/ throughout), a
+// line break (\\n), a \\u escape
+const ESCAPED_TWICE = /\\\\(?:\\?\/|[nru])/g;
+const UTF8_ONLY = new TextDecoder("utf-8", { fatal: true });
+
 /**
- * A JSON string's escapes read (but `\\u`), where the body escapes a backslash: JSON whose
- * strings hold JSON, one level down; null where it does not.
+ * A JSON string's escapes read (but `\\u`), where the body is UTF-8 text that escapes an
+ * escape: JSON whose strings hold JSON, one level down; null where it is not.
  */
 function jsonUnescaped(body) {
   const escaped = (i) => body[i] === 0x5c && JSON_ESCAPED.has(String.fromCharCode(body[i + 1]));
-  if (!body.some((b, i) => b === 0x5c && body[i + 1] === 0x5c)) return null;
+  if (!found(body, ESCAPED_TWICE) || !isUtf8(body)) return null;
   const out = new Uint8Array(body.length);
   let n = 0;
   for (let i = 0; i < body.length; i++) {
     out[n++] = escaped(i) ? JSON_ESCAPED.get(String.fromCharCode(body[++i])) : body[i];
   }
   return out.subarray(0, n);
+}
+
+/** Whether `body` is UTF-8 text (binary fails at once: its copy would only cost time). */
+function isUtf8(body) {
+  try {
+    UTF8_ONLY.decode(body);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A regex source of `bytes` (latin-1) in hex of either case, as grasp_sdk writes it. */
@@ -442,19 +463,25 @@ const HEX_START = new RegExp([
   hex("\xff\xd8\xff"), hex("\x89PNG\r\n\x1a\n"), `${hex("GIF8")}3[79]61`,
   `${hex("RIFF")}[0-9A-Fa-f]{8}${hex("WEBP")}`, `${hex("ftyp")}(?:${IMAGE_BRANDS.map(hex).join("|")})`,
 ].join("|"), "g");
+const HEX_SHORTEST = 7; // bytes: an SOI, a marker, its length and the next byte
 // What a body with more starts than are looked at is taken for (doubt refuses): a JPEG's
 // start with a header.
 const DOUBT = Uint8Array.of(0xff, 0xd8, 0xff, 0xe0, 0, 2, 0xff);
 
-/** The bytes of each hex run from an image's signature on (JPEG_WINDOW of them). */
+/**
+ * The bytes of each hex run from an image's signature on (JPEG_WINDOW of them) long enough
+ * to show a JPEG's header: a colour (`#ffd8ff`) is none, however many there are.
+ */
 function* hexRuns(body) {
   let looked = 0;
   for (const [at] of windowMatches(body, HEX_START, OVERLAP)) {
+    const run = hexBytes(body, at);
+    if (run.length < HEX_SHORTEST) continue;
     if (looked++ === MAX_JPEG_STARTS) {
       yield DOUBT;
       return;
     }
-    yield hexBytes(body, at);
+    yield run;
   }
 }
 

@@ -372,6 +372,8 @@ const writtenAsText = {
   "json-in-json": (b) => utf8(JSON.stringify({ payload: base64Json(b).replaceAll("/", "\\/") })),  // PHP
   "json-in-json-in-json": (b) => utf8(JSON.stringify({
     payload: JSON.stringify({ inner: base64Json(b).replaceAll("/", "\\/") }) })),
+  "json-in-json-php": (b) => utf8(JSON.stringify({ payload: base64Json(b).replaceAll("/", "\\/") })
+    .replaceAll("/", "\\/")),  // PHP throughout: \\\/
 };
 
 for (const [name, wrap] of Object.entries(writtenAsText)) {
@@ -382,6 +384,11 @@ for (const [name, wrap] of Object.entries(writtenAsText)) {
     }
   });
 }
+
+test("a design file's colour is no hex image however often it is written, as grasp_sdk reads it", () => {
+  // each start counted toward the doubt limit refused one of 4097 of them
+  assert.equal(carriesImage(utf8(JSON.stringify({ fills: Array(5000).fill("#ffd8ff") }))), false);
+});
 
 test("text that only looks like written bytes is none, as grasp_sdk reads it", () => {
   const bodies = [
