@@ -5,9 +5,9 @@ thumbnail of the photo, and 0x0422, 0x0423 and 0x0424 copies of its EXIF and XMP
 hold a thumbnail of its own; the photo's own EXIF and XMP carry that metadata): they are
 removed. Record 0x0404 holds IPTC-IIM datasets, text in binary framing: its preview datasets
 (2:200–2:202) are removed, and the rest is carried if its binary bytes fit the file's
-:class:`OpaqueAllowance`. Records of the small fixed-size kinds Photoshop writes (resolution,
-print flags, halftoning, ...) are carried, one of each kind; any other (plug-ins', paths,
-slices, print settings) counts against the allowance and is dropped past it. A stream over
+:class:`OpaqueAllowance`. Records of Photoshop's own kinds (settings, print info, paths,
+slices, descriptors: no pixels) are carried where no image shows in them; any other (a
+plug-in's, an unknown kind) counts against the allowance and is dropped past it. A stream over
 64 KB is split across consecutive APP13 segments, each starting with ``Photoshop 3.0``:
 readers join them, and the JPEG codec does too.
 """
@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import struct
 
-from .sniff import OpaqueAllowance
+from .sniff import OpaqueAllowance, holds_image
 
 PHOTOSHOP = b"Photoshop 3.0\x00"
 IPTC_PREVIEW_NOTE = "IPTC preview (datasets 2:200–2:202) removed"
 _THUMBNAIL_NOTE = "Photoshop thumbnail resource removed (or a copy of EXIF or XMP)"
 _THUMBNAILS = frozenset({0x0409, 0x040C, 0x0422, 0x0423, 0x0424})
 _IPTC = 0x0404
-# The most bytes of each fixed-size kind: too few to hold a preview, once each.
-_SMALL = {
-    0x03ED: 16, 0x03F3: 9, 0x03F5: 72, 0x03F8: 112, 0x0406: 7, 0x040A: 1, 0x040D: 4,
-    0x0414: 4, 0x0419: 4, 0x0425: 16, 0x0426: 14, 0x0428: 12, 0x2710: 10,
-}  # fmt: skip
+# Photoshop's own kinds (its documented IDs: resolution, print info and style, version,
+# grid, slices, paths, descriptors, ImageReady's, print flags), none of which holds pixels
+# but the thumbnails and copies above; plug-ins' (0x0FA0-0x1387) and unknown kinds are not.
+_OWN = (range(0x03E8, 0x0BB9), range(0x1B58, 0x1B5B), range(0x2710, 0x2711))
 _IPTC_PREVIEWS = range(200, 203)  # record 2's ObjectPreviewFileFormat, …Version, …Data
 _SIGNATURES = frozenset({b"8BIM", b"MeSa", b"PHUT", b"AgHg", b"DCSR"})
 
@@ -38,7 +37,6 @@ def cleaned(resources: bytes, allowance: OpaqueAllowance) -> tuple[bytes, list[s
     that runs past its end, an unknown signature)."""
     out = bytearray()
     notes: list[str] = []
-    small = dict(_SMALL)
     pos = 0
     try:
         while pos + 12 <= len(resources):
@@ -52,7 +50,7 @@ def cleaned(resources: bytes, allowance: OpaqueAllowance) -> tuple[bytes, list[s
                 return None
             (kind,) = struct.unpack_from(">H", resources, pos + 4)
             data = resources[size_pos + 4 : size_pos + 4 + size]
-            kept, note = _kept(kind, data, allowance, small)
+            kept, note = _kept(kind, data, allowance)
             if kept == data:
                 out += resources[pos:end]
             elif kept is not None:
@@ -66,10 +64,10 @@ def cleaned(resources: bytes, allowance: OpaqueAllowance) -> tuple[bytes, list[s
     return bytes(out + resources[pos:]), list(dict.fromkeys(notes))
 
 
-def _kept(kind: int, data: bytes, allowance: OpaqueAllowance,
-          small: dict[int, int]) -> tuple[bytes | None, str | None]:
+def _kept(kind: int, data: bytes,
+          allowance: OpaqueAllowance) -> tuple[bytes | None, str | None]:
     """What of one record's ``data`` is carried (None: the record goes), and a note on what
-    went; ``small`` holds the fixed-size kinds not seen yet."""
+    went."""
     if kind in _THUMBNAILS:
         return None, _THUMBNAIL_NOTE
     if kind == _IPTC:
@@ -78,7 +76,7 @@ def _kept(kind: int, data: bytes, allowance: OpaqueAllowance,
             return None, ("IPTC resource dropped: binary data in it may be the original's "
                           "pixels")
         return iim, None if iim == data else IPTC_PREVIEW_NOTE
-    if len(data) <= small.pop(kind, -1) or allowance.admits(data):
+    if (any(kind in own for own in _OWN) and not holds_image(data)) or allowance.admits(data):
         return data, None
     return None, (f"Photoshop resource 0x{kind:04X} dropped: its {len(data)} bytes may be the "
                   "original's pixels")

@@ -321,6 +321,20 @@ def test_a_photoshop_resource_of_unknown_data_past_the_allowance_is_dropped() ->
     assert f"Photoshop resource 0x0FA0 dropped: its {len(PREVIEW)} bytes may be the original's pixels" in notes
 
 
+def test_photoshops_own_resources_are_kept_whatever_their_size() -> None:
+    # a "Save As JPEG" writes version info, print info and style, grid, slices and paths:
+    # settings, kilobytes of them, no pixels
+    own = [RESOLUTION, (0x0421, b"\x00\x00\x00\x01\x01" + "Adobe Photoshop".encode("utf-16-be") * 4),
+           (0x043A, bytes(range(256)) * 4), (0x043B, bytes(range(200)) * 3),
+           (0x0408, bytes(16)), (0x041A, bytes(range(128)) * 6), (0x07D0, bytes(26) * 40)]
+    stream = _resources(own)
+    source = with_segments(encoded(gradient(), "JPEG", quality=85),
+                           segment(0xED, b"Photoshop 3.0\x00" + stream))
+    out, notes = _round_trip(source)
+    assert [s.payload for s in split_header(out)[0] if s.marker == 0xED] == [b"Photoshop 3.0\x00" + stream]
+    assert not [n for n in notes if "Photoshop" in n]
+
+
 def test_iptc_preview_datasets_are_removed_and_the_rest_kept() -> None:
     caption = (2, 120, b"Grandmother in the garden")
     iim = _iim((2, 0, b"\x00\x04"), caption, (2, 200, b"\x00\x05"), (2, 201, b"\x00\x01"), (2, 202, TIFF))
