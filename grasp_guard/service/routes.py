@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -19,6 +20,8 @@ from grasp_guard.service.runtime import Runtime, deadline_error
 from grasp_guard.service.settings import Settings
 from grasp_guard.service.upload import read_upload
 
+logger = logging.getLogger(__name__)
+
 
 def _options(params: dict[str, str]) -> ProtectOptions:
     """The request's options; a bad one is the client's error (ConfigError, 400)."""
@@ -31,20 +34,22 @@ def _options(params: dict[str, str]) -> ProtectOptions:
 async def _receive(request: web.Request,
                    settings: Settings) -> tuple[bytes, dict[str, str]]:
     """The upload's image and options, read within ``upload_timeout_s`` and one second more
-    for every ``upload_min_rate`` bytes that arrive: a slow link gets the time its photo
-    needs, a client that trickles bytes to hold a slot does not."""
-    due = asyncio.get_running_loop().time() + settings.upload_timeout_s
+    for every ``upload_min_rate`` bytes that arrive, ``upload_max_s`` at most: a slow link
+    gets the time its photo needs, a client that trickles bytes to hold a slot does not."""
+    start = asyncio.get_running_loop().time()
+    due = start + settings.upload_timeout_s
     try:
         async with asyncio.timeout_at(due) as timer:
             def arrived(n: int) -> None:
                 nonlocal due
-                due += n / settings.upload_min_rate
+                due = min(due + n / settings.upload_min_rate, start + settings.upload_max_s)
                 timer.reschedule(due)
             return await read_upload(request, settings.max_bytes, arrived)
     except TimeoutError as exc:  # the client's upload, not the service, was too slow
         raise web.HTTPRequestTimeout(
             text=f"the upload did not arrive in time ({settings.upload_timeout_s:g} s, one "
-                 f"more for every {settings.upload_min_rate} bytes)") from exc
+                 f"more for every {settings.upload_min_rate} bytes, "
+                 f"{settings.upload_max_s:g} s at most)") from exc
 
 
 async def _protect_admitted(data: bytes, params: dict[str, str], settings: Settings,
@@ -94,9 +99,12 @@ async def protect(request: web.Request) -> web.StreamResponse:
         hdrs.CACHE_CONTROL: "no-store",
     })
     response.content_length = len(out)
-    await response.prepare(request)
-    await response.write(out)
-    await response.write_eof()
+    try:
+        await response.prepare(request)
+        await response.write(out)
+        await response.write_eof()
+    except ConnectionError:  # the client hung up while its answer went: nobody to tell
+        logger.info("POST /v1/protect: the client hung up while its answer was sent")
     return response
 
 

@@ -100,6 +100,7 @@ class Settings:
         upload_timeout_s: seconds an upload's body may take to arrive, one more for every
             ``upload_min_rate`` bytes received (Apache's mod_reqtimeout rule); beyond: 408.
         upload_min_rate: bytes a second an upload keeps its time with (see above).
+        upload_max_s: the most seconds an upload may take to arrive, whatever its rate.
         max_bytes: the largest request body, in bytes; beyond: 413.
         max_pixels: the largest decoded image, in pixels; beyond: 413.
         deadline_s: seconds a request may take once admitted (its body arrived); a request
@@ -144,6 +145,7 @@ class Settings:
     upload_slots: int = 32
     upload_timeout_s: float = 30.0
     upload_min_rate: int = 8192
+    upload_max_s: float = 300.0
     max_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 50_000_000
     deadline_s: float = 120.0
@@ -200,6 +202,8 @@ class Settings:
                "upload_timeout_s", "> 0", self.upload_timeout_s)
         _check(_is_int(self.upload_min_rate) and self.upload_min_rate >= 1, "upload_min_rate",
                "an int ≥ 1 (bytes a second)", self.upload_min_rate)
+        _check(_is_number(self.upload_max_s) and self.upload_max_s >= self.upload_timeout_s,
+               "upload_max_s", "≥ upload_timeout_s", self.upload_max_s)
         _check(_is_int(self.max_bytes) and self.max_bytes >= 1024, "max_bytes", "an int ≥ 1024",
                self.max_bytes)
         _check(_is_int(self.max_pixels) and self.max_pixels >= 64 * 64, "max_pixels",

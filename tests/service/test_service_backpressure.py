@@ -208,6 +208,24 @@ async def test_a_trickled_upload_runs_out_of_time_and_a_steady_one_does_not(
     assert head.startswith(b"HTTP/1.1 200"), head
 
 
+async def test_an_upload_past_its_longest_time_is_cut_off_whatever_its_rate(
+        service: ServiceFactory, face_jpeg: bytes) -> None:
+    client = await service(upload_timeout_s=0.3, upload_min_rate=1, upload_max_s=0.6)
+    reader, writer = await _start_upload(client, face_jpeg, 0)
+
+    async def steady() -> None:
+        with contextlib.suppress(ConnectionError):
+            for i in range(0, len(face_jpeg), 20):
+                writer.write(face_jpeg[i:i + 20])
+                await writer.drain()
+                await asyncio.sleep(0.05)
+
+    sending = asyncio.create_task(steady())
+    head, body = await _answer(reader, writer)
+    sending.cancel()
+    assert head.startswith(b"HTTP/1.1 408") and b"0.6 s at most" in body
+
+
 async def test_uploads_past_their_slots_are_refused_at_once(service: ServiceFactory,
                                                             face_jpeg: bytes) -> None:
     client = await service(upload_slots=1)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from _service_helpers import SpyEngine, wait_for
 from aiohttp import ClientSession, web
 
 from grasp_guard.service import SERVER_OPTIONS, Settings, create_app
-from grasp_guard.service.keys import RUNTIME
+from grasp_guard.service.keys import METRICS, RUNTIME
 
 
 async def _post_and_hang_up(port: int, body: bytes) -> asyncio.StreamWriter:
@@ -50,4 +51,37 @@ async def test_a_client_that_hangs_up_gives_its_slot_and_crops_back(
         assert len(spy.batches) == 1, "the crop of a client that went away reached the device"
     finally:
         spy.gate.set()
+        await runner.cleanup()
+
+
+async def test_a_client_that_hangs_up_while_its_answer_goes_is_no_error(
+        spy: SpyEngine, face_jpeg: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the answer is written by the handler: a connection lost there, in an app served
+    # without handler cancellation, was a logged 500
+    from grasp_guard.service import routes
+
+    big = b"\xff\xd8" + bytes(64 * 2**20)  # past any socket buffer: the write waits on it
+
+    async def admitted(*args: object) -> tuple[bytes, str, dict]:
+        return big, "image/jpeg", {"protected": True, "faces": 1}
+
+    monkeypatch.setattr(routes, "_protect_admitted", admitted)
+    app = create_app(Settings(), engine_factory=lambda _: spy)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        async with ClientSession() as session:
+            while (await session.get(f"http://127.0.0.1:{port}/readyz")).status != 200:
+                await asyncio.sleep(0.02)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /v1/protect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(face_jpeg) + face_jpeg)
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.read(65536)  # the answer under way
+        writer.transport.abort()
+        await asyncio.sleep(1.0)
+        assert 'grasp_errors_total{kind="internal"}' not in app[METRICS].render().decode()
+    finally:
         await runner.cleanup()
