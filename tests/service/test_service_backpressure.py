@@ -149,6 +149,15 @@ async def _start_upload(client: Any, data: bytes, sent: int) -> tuple[Any, Any]:
     return reader, writer
 
 
+async def _send_in_pieces(writer: Any, data: bytes, piece: int) -> None:
+    """Send ``data`` ``piece`` bytes every 0.05 s, until it is sent or the server hangs up."""
+    with contextlib.suppress(ConnectionError):
+        for i in range(0, len(data), piece):
+            writer.write(data[i:i + piece])
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+
 async def _answer(reader: Any, writer: Any) -> tuple[bytes, bytes]:
     head, _, body = (await asyncio.wait_for(reader.read(4096), 10)).partition(b"\r\n\r\n")
     writer.close()
@@ -185,25 +194,14 @@ async def test_a_trickled_upload_runs_out_of_time_and_a_steady_one_does_not(
     client = await service(upload_timeout_s=0.5, upload_min_rate=100_000)
     photo = face_jpeg + b"\0" * (400_000 - len(face_jpeg))  # JPEG decoders stop at EOI
     reader, writer = await _start_upload(client, photo, 0)
-
-    async def trickle() -> None:
-        with contextlib.suppress(ConnectionError):
-            for i in range(0, len(photo), 50):
-                writer.write(photo[i:i + 50])
-                await writer.drain()
-                await asyncio.sleep(0.05)
-
-    sending = asyncio.create_task(trickle())
+    sending = asyncio.create_task(_send_in_pieces(writer, photo, 50))
     started = time.monotonic()
     head, _ = await _answer(reader, writer)
     took = time.monotonic() - started
     sending.cancel()
     assert head.startswith(b"HTTP/1.1 408") and took < 2.0, (head, took)
     reader, writer = await _start_upload(client, photo, 0)
-    for i in range(0, len(photo), 20_000):
-        writer.write(photo[i:i + 20_000])
-        await writer.drain()
-        await asyncio.sleep(0.05)
+    await _send_in_pieces(writer, photo, 20_000)
     head, _ = await _answer(reader, writer)
     assert head.startswith(b"HTTP/1.1 200"), head
 
@@ -212,15 +210,7 @@ async def test_an_upload_past_its_longest_time_is_cut_off_whatever_its_rate(
         service: ServiceFactory, face_jpeg: bytes) -> None:
     client = await service(upload_timeout_s=0.3, upload_min_rate=1, upload_max_s=0.6)
     reader, writer = await _start_upload(client, face_jpeg, 0)
-
-    async def steady() -> None:
-        with contextlib.suppress(ConnectionError):
-            for i in range(0, len(face_jpeg), 20):
-                writer.write(face_jpeg[i:i + 20])
-                await writer.drain()
-                await asyncio.sleep(0.05)
-
-    sending = asyncio.create_task(steady())
+    sending = asyncio.create_task(_send_in_pieces(writer, face_jpeg, 20))
     head, body = await _answer(reader, writer)
     sending.cancel()
     assert head.startswith(b"HTTP/1.1 408") and b"0.6 s at most" in body
