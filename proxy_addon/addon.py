@@ -42,7 +42,7 @@ from proxy_addon.errors import Undelivered
 from proxy_addon.failure import block_response, describe, undelivered_response
 from proxy_addon.record import METADATA_KEY
 from proxy_addon.record import record as _record
-from proxy_addon.redirects import Protected, Redirects
+from proxy_addon.redirects import Protected, Redirects, sent_again
 from proxy_addon.replay import Forward, Replayer
 
 logger = logging.getLogger(__name__)
@@ -174,8 +174,7 @@ class GraspGuard:
         site = record["site"]
         rule = policy.get(site) if site else None
         repeats, decision = flow.metadata.get(_REPEAT, ([], None))
-        repeat = next((r for r in repeats if r.sent_again_in(flow.request.raw_content or b"")),
-                      None)
+        repeat = sent_again(repeats, flow.request.raw_content or b"")
         if repeat is not None:
             self._redirects.served(flow.request.method, flow.request.pretty_url, repeat)
             site, rule = repeat.site, policy.get(repeat.site)
@@ -303,7 +302,6 @@ class GraspGuard:
                 self._notify(flow, record)
             except Exception:
                 logger.exception("the GRASP Guard notify hook failed")
-
 
 
 def _declared_length(request: http.Request) -> int | None:

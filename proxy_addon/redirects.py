@@ -44,9 +44,14 @@ class Protected:
     def of(cls, url: str, site: str, body: bytes) -> Protected:
         return cls(url, site, len(body), hashlib.sha256(body).digest())
 
-    def sent_again_in(self, body: bytes) -> bool:
-        """Whether ``body`` is the one the client sent the first time."""
-        return hashlib.sha256(body).digest() == self.digest
+
+def sent_again(repeats: list[Protected], body: bytes) -> Protected | None:
+    """The upload of ``repeats`` whose body ``body`` is (the client sending it again), or
+    None; ``body`` is hashed once, however many uploads went to its address."""
+    if not repeats:
+        return None
+    digest = hashlib.sha256(body).digest()
+    return next((r for r in repeats if r.digest == digest), None)
 
 
 class Redirects:
