@@ -462,12 +462,10 @@ class _Run:
         tapped = [self.targets[k] for k in chosen] if cfg.feature_weight > 0 else []
         with features.FeatureTap([t.editor for t in tapped]) as tap:
             terms = self._defense_terms(x_in, idx, chosen, refs)
-        l_def = _over_editors(terms)
         if tapped:
             with self._editing(True):
                 l_feat = features.feature_loss(
                     tap, [(t.editor, t.conditions[idx], t.resolution) for t in tapped], clean_in)
-            l_def = l_def + cfg.feature_weight * l_feat.float()
         s = losses.ssim(xp, xa, inside=self._inside(idx))
         visuals: list[tuple[torch.Tensor | float, torch.Tensor]] = []
         if cfg.lambda_ssim > 0:
@@ -485,6 +483,9 @@ class _Run:
                 e: [(w, _rms_normalise(torch.autograd.grad(loss.sum(), d, retain_graph=True)[0]))
                     for w, loss in v] for e, v in terms.items()})
         else:
+            l_def = _over_editors(terms)
+            if tapped:
+                l_def = l_def + cfg.feature_weight * l_feat.float()
             (g_d,) = torch.autograd.grad(l_def.sum(), d)
         weights = [w for w, _ in visuals]
         grads = [g_d] + [g for _, g in visuals]
