@@ -338,21 +338,19 @@ def _binary_string(body: bytes) -> bytes | None:
     past U+00FF is ``?``. None for a body with no image's signature written so."""
     if not _BINARY_SIGNATURE.search(body):
         return None
-    text = _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1)
-                            else _JSON_ESCAPED[m.group(2)], body.decode("utf-8", "replace"))
-    return text.encode("latin-1", "replace")
+    return _json_unescape(body.decode("utf-8", "replace")).encode("latin-1", "replace")
 
 
+def _json_unescape(text: str) -> str:
+    """``text`` with JSON's string escapes read."""
+    return _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1)
+                            else _JSON_ESCAPED[m.group(2)], text)
 
 
 def _hex(data: bytes) -> bytes:
     """A regex of ``data`` in hex of either case (not ``(?i)``: it slows the search)."""
     return re.sub(rb"[a-f]", lambda m: b"[" + m.group() + m.group().upper() + b"]",
                   data.hex().encode())
-
-
-_JSON_BYTE_ESCAPE = re.compile(rb'\\(["\\/bfnrt])')
-_JSON_BYTE_ESCAPED = {k.encode(): v.encode() for k, v in _JSON_ESCAPED.items()}
 
 
 # an escape escaped, what base64 in JSON written inside a JSON string shows that the body's
@@ -362,15 +360,15 @@ _ESCAPED_TWICE = re.compile(rb"\\\\(?:\\?/|[nru])")
 
 
 def _json_unescaped(body: bytes) -> bytes | None:
-    """A JSON string's escapes read (but ``\\u``), where the body is UTF-8 text that escapes
-    an escape: JSON whose strings hold JSON, one level down; None where it is not."""
+    """A JSON string's escapes read, where the body is UTF-8 text that escapes an escape:
+    JSON whose strings hold JSON, one level down; None where it is not."""
     if not _ESCAPED_TWICE.search(body):
         return None
     try:
-        body.decode("utf-8")  # binary fails at once: its copy would only cost time
+        text = body.decode("utf-8")  # binary fails at once: its copy would only cost time
     except UnicodeDecodeError:
         return None
-    return _JSON_BYTE_ESCAPE.sub(lambda m: _JSON_BYTE_ESCAPED[m.group(1)], body)
+    return _json_unescape(text).encode("utf-8", "replace")
 
 
 _HEX_START = re.compile(b"|".join([
