@@ -154,7 +154,7 @@ class GraspGuard:
             _record(flow, "streamed", "mitmproxy streams this body (stream_large_bodies)")
             return
         repeats = self._redirects.awaited(flow.request.method, flow.request.pretty_url,
-                                          _declared_length(flow.request))
+                                          decision.length)
         if repeats:  # its length is a protected upload's (or not declared): held to compare
             flow.metadata[_REPEAT] = (repeats, decision)
             _record(flow, "buffered", "may repeat a protected upload its site redirected here",
@@ -302,9 +302,3 @@ class GraspGuard:
                 self._notify(flow, record)
             except Exception:
                 logger.exception("the GRASP Guard notify hook failed")
-
-
-def _declared_length(request: http.Request) -> int | None:
-    """The body length the request's headers declare, or None."""
-    value = request.headers.get("content-length", "")
-    return int(value) if value.isdigit() else None

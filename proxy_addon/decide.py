@@ -72,11 +72,13 @@ class Decision:
             image a ``block`` site would get unprotected).
         reason: why, in words.
         site: the policy site the request matched, if any.
+        length: the body length its ``Content-Length`` declares, if it declares one.
     """
 
     action: Action
     reason: str
     site: str | None = None
+    length: int | None = None
 
 
 def decide(method: str, url: str, headers: Mapping[str, str], policy: Matcher,
@@ -107,12 +109,13 @@ def decide(method: str, url: str, headers: Mapping[str, str], policy: Matcher,
         "no policy site matches"
     if why_not is None:
         assert rule is not None
-        return Decision("buffer", f"candidate upload for site {rule.name!r}", rule.name)
+        return Decision("buffer", f"candidate upload for site {rule.name!r}", rule.name, length)
     too_long = length is not None and rule is not None and length > min(rule.max_bytes, max_buffer)
     if too_long and rule.on_failure == "block" and _declares_image(headers):
-        return Decision("refuse", f"{why_not}: the image cannot be protected", rule.name)
+        return Decision("refuse", f"{why_not}: the image cannot be protected", rule.name, length)
     small = length is not None and length <= SMALL_BODY
-    return Decision("ignore" if small else "stream", why_not, rule.name if rule else None)
+    return Decision("ignore" if small else "stream", why_not, rule.name if rule else None,
+                    length)
 
 
 def _not_a_candidate(rule: SiteRule, headers: Mapping[str, str], length: int | None,
